@@ -1,0 +1,1 @@
+"""custsync's connectors: one module per system, behind the Protocols of custsync.engine.ports."""

@@ -1,0 +1,1 @@
+"""A local test double of the Shopify GraphQL Admin API (customers subset)."""

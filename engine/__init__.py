@@ -1,0 +1,1 @@
+"""custsync's engine: load, validate, compile, enrich, evaluate, decide, plan, apply."""

@@ -1,0 +1,77 @@
+"""The ``custsync`` command.
+
+One module per command group registers its subcommands (``register(subparsers)``); each
+handler takes the parsed arguments and returns an exit code from :mod:`..exitcodes`.
+Results go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .. import exitcodes
+from ..errors import CustsyncError, UsageError
+
+#: command modules, in help order
+COMMAND_MODULES = (
+    "validate",
+    "rules",
+    "plan",
+    "sync",
+    "runs",
+    "schedule",
+    "orders",
+    "countries",
+    "erp",
+    "sandbox",
+    "demo",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with EX_USAGE (64) instead of 2 on a usage error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="custsync",
+        description="Keep customers in sync between an ERP and Shopify.",
+    )
+    parser.add_argument("--version", action="version", version="custsync 0.1.0")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return exitcodes.USAGE
+    try:
+        return int(handler(args))
+    except UsageError as exc:
+        print(f"custsync: error: {exc.render()}", file=sys.stderr)
+        return exitcodes.USAGE
+    except CustsyncError as exc:
+        print(f"custsync: error: {exc.render()}", file=sys.stderr)
+        return exitcodes.ERROR
+    except KeyboardInterrupt:
+        print("custsync: interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+
+
+def run() -> NoReturn:  # pragma: no cover - console entry
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Load YAML while keeping the line and column of every node.
+
+``load_yaml`` returns plain Python data plus a map from JSON pointer (``/rules/2/when``) to the
+1-based (line, column) where that node starts, so that schema errors and semantic errors can
+be reported as ``path:line:col``. Duplicate mapping keys are an error (PyYAML silently keeps
+the last one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass(slots=True)
+class LoadedDocument:
+    path: str
+    data: Any
+    positions: dict[str, Position] = field(default_factory=dict)
+    #: (pointer, message) of structural problems found while loading (duplicate keys, ...)
+    problems: list[tuple[str, Position, str]] = field(default_factory=list)
+
+    def position(self, pointer: str) -> Position:
+        """The position of ``pointer``, else of its nearest existing parent, else 1:1."""
+        probe = pointer
+        while True:
+            if probe in self.positions:
+                return self.positions[probe]
+            if not probe:
+                return Position(1, 1)
+            probe = probe.rsplit("/", 1)[0]
+
+
+class YamlSyntaxError(Exception):
+    """A YAML syntax error with its position."""
+
+    def __init__(self, path: str, position: Position, message: str) -> None:
+        super().__init__(f"{path}:{position.line}:{position.column}: {message}")
+        self.path = path
+        self.position = position
+        self.message = message
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _pos(node: Node) -> Position:
+    mark = node.start_mark
+    return Position(mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, doc: LoadedDocument) -> None:
+        self.doc = doc
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def build(self, node: Node, pointer: str) -> Any:
+        self.doc.positions[pointer] = _pos(node)
+        if isinstance(node, MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    key = str(key)
+                child = f"{pointer}/{_escape(str(key))}"
+                if key in result:
+                    self.doc.problems.append(
+                        (child, _pos(key_node), f"duplicate key {key!r} (the first is ignored)")
+                    )
+                result[key] = self.build(value_node, child)
+            return result
+        if isinstance(node, SequenceNode):
+            return [self.build(item, f"{pointer}/{index}") for index, item in enumerate(node.value)]
+        if isinstance(node, ScalarNode):
+            return self.constructor.construct_object(node, deep=True)
+        raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+
+def load_yaml_text(text: str, path: str) -> LoadedDocument:
+    """Parse ``text`` (one YAML document) keeping positions; raise YamlSyntaxError."""
+    doc = LoadedDocument(path=path, data=None)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise YamlSyntaxError(path, position, f"YAML syntax: {message}") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - other YAML errors carry no mark
+        raise YamlSyntaxError(path, Position(1, 1), f"YAML: {exc}") from None
+    if node is None:
+        doc.data = None
+        doc.positions[""] = Position(1, 1)
+        return doc
+    try:
+        doc.data = _Builder(doc).build(node, "")
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        raise YamlSyntaxError(path, position, f"YAML: {exc.problem}") from None
+    return doc
+
+
+def load_yaml(path: str | Path) -> LoadedDocument:
+    """Read and parse a YAML file; non-UTF-8 content is a YamlSyntaxError with its offset."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise YamlSyntaxError(
+            str(path), Position(line, column), f"not UTF-8 (byte 0x{raw[exc.start]:02x})"
+        ) from None
+    return load_yaml_text(text, str(path))

@@ -1,0 +1,213 @@
+"""The narrow interfaces between the engine and its connectors.
+
+The engine depends on these Protocols only; concrete connectors live in
+``custsync.connectors`` and are found by URL scheme through entry points
+(``custsync.erp_connectors``, ``custsync.shopify_connectors``), see :mod:`.registry`.
+
+Reading and writing are separate interfaces: ``custsync plan`` only ever obtains the
+``*Reader`` side, so a dry run cannot write by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from .model import (
+    CountrySetup,
+    ErpCustomer,
+    ErpReference,
+    Link,
+    ShopifyAddress,
+    ShopifyCustomer,
+    ShopifyOrder,
+)
+
+# --------------------------------------------------------------------------------------------
+# ERP
+# --------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ErpReader(Protocol):
+    def reference(self) -> ErpReference:
+        """Countries, company information and customer templates."""
+        ...
+
+    def iter_customers(self, changed_since: datetime | None = None) -> Iterator[ErpCustomer]:
+        """All customers in number order, or those modified after ``changed_since``."""
+        ...
+
+    def get_customer(self, no: str) -> ErpCustomer | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ErpWriteResult:
+    """Outcome of one ERP write. ``ok`` False means a per-record failure (run continues)."""
+
+    ok: bool
+    no: str | None = None
+    message: str = ""
+    etag: str | None = None
+
+
+@runtime_checkable
+class ErpWriter(ErpReader, Protocol):
+    def create_customer(
+        self, fields: Mapping[str, Any], template_code: str | None, idempotency_key: str
+    ) -> ErpWriteResult:
+        """Create a customer from a template plus ``fields``; numbers come from the number
+        series. ``idempotency_key`` (e.g. the Shopify gid) lets a resumed run find a customer
+        it created before a crash instead of creating it twice."""
+        ...
+
+    def update_customer(
+        self, no: str, changes: Mapping[str, Any], expected_etag: str | None = None
+    ) -> ErpWriteResult:
+        """Write only ``changes``; refuse when ``expected_etag`` is given and differs."""
+        ...
+
+    def find_by_idempotency_key(self, key: str) -> ErpCustomer | None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Shopify
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInput:
+    """What custsync writes to a Shopify customer; ``None`` means "leave unchanged"."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    #: the default address; its ``id`` set means "update that MailingAddress"
+    address: ShopifyAddress | None = None
+    tags: tuple[str, ...] | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShopifyWriteResult:
+    """Outcome of one Shopify write; ``errors`` are Shopify's userErrors messages."""
+
+    ok: bool
+    customer: ShopifyCustomer | None = None
+    errors: tuple[str, ...] = ()
+    #: a key identifying the input in a bulk mutation (the ERP customer no.)
+    key: str = ""
+
+
+@runtime_checkable
+class ShopifyReader(Protocol):
+    def iter_customers(self, updated_since: datetime | None = None) -> Iterator[ShopifyCustomer]:
+        """All customers, or those updated after ``updated_since``, oldest update first."""
+        ...
+
+    def get_customer(self, customer_id: str) -> ShopifyCustomer | None: ...
+
+    def find_by_email(self, email: str) -> ShopifyCustomer | None:
+        """Exact match ignoring case (Shopify search is tokenised: results are re-checked)."""
+        ...
+
+    def find_by_phone(self, phone_e164: str) -> ShopifyCustomer | None:
+        """Exact match on ``+`` and digits."""
+        ...
+
+    def get_order(self, order_id: str) -> ShopifyOrder | None: ...
+
+    def shipping_countries(self) -> Sequence[str]:
+        """ISO codes of the countries the shop ships to (for ``countries init``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ShopifyWriter(ShopifyReader, Protocol):
+    def create_customer(self, data: CustomerInput) -> ShopifyWriteResult: ...
+
+    def update_customer(self, customer_id: str, data: CustomerInput) -> ShopifyWriteResult: ...
+
+    def send_invite(self, customer_id: str) -> ShopifyWriteResult: ...
+
+    def bulk_create_customers(
+        self, items: Iterable[tuple[str, CustomerInput]]
+    ) -> Iterator[ShopifyWriteResult]:
+        """Create many customers (key, input); one result per item, keyed."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# State store
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    shop: str
+    direction: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"  # running | succeeded | failed | abandoned
+    counts: Mapping[str, int] = field(default_factory=dict)
+    error: str = ""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Links, cursors, own-write times, run log and leases. Writes are transactional."""
+
+    def links(self, shop: str) -> Iterator[Link]: ...
+
+    def link_for_shopify(self, shop: str, shopify_id: str) -> Link | None: ...
+
+    def link_for_erp(self, shop: str, erp_no: str) -> Link | None: ...
+
+    def save_link(self, link: Link) -> None: ...
+
+    def drop_link(self, shop: str, shopify_id: str) -> None: ...
+
+    def cursor(self, shop: str, direction: str) -> datetime | None: ...
+
+    def advance_cursor(self, shop: str, direction: str, run_started_at: datetime) -> None: ...
+
+    def start_run(self, shop: str, direction: str, started_at: datetime) -> int: ...
+
+    def record_outcome(
+        self,
+        run_id: int,
+        record: str,
+        action: str,
+        status: str,
+        reason: str = "",
+        rules: Sequence[str] = (),
+    ) -> None: ...
+
+    def finish_run(
+        self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
+    ) -> None: ...
+
+    def runs(self, shop: str | None = None, limit: int = 20) -> list[RunRecord]: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
+
+    def renew_lease(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration-side sources the engine reads (kept here so connectors can supply them)
+# --------------------------------------------------------------------------------------------
+
+
+class CountrySetupSource(Protocol):
+    def country_setups(self, shop: str) -> Mapping[str, CountrySetup]: ...

@@ -1,0 +1,31 @@
+"""Where the shipped rules and the JSON Schemas are, in a checkout and in an installed wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _folder(name: str) -> Path:
+    in_checkout = _CHECKOUT / name
+    if in_checkout.is_dir():
+        return in_checkout
+    spec = importlib.util.find_spec(f"custsync.{name}")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    raise FileNotFoundError(f"custsync's {name}/ folder is missing from this installation")
+
+
+def shipped_rules_dir() -> Path:
+    return _folder("rules")
+
+
+def schemas_dir() -> Path:
+    return _folder("schemas")
+
+
+def schema_path(name: str) -> Path:
+    """``schema_path("rules")`` -> .../schemas/rules.schema.json"""
+    return schemas_dir() / f"{name}.schema.json"

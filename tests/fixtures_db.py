@@ -1,0 +1,1 @@
+"""Pytest fixtures for SQL databases: SQLite files and the PostgreSQL server."""
