@@ -1,0 +1,52 @@
+"""Find connectors by URL scheme through entry points, so the engine imports no connector.
+
+``sqlite:///erp.db`` -> group ``custsync.erp_connectors``, name ``sqlite``;
+``postgresql+psycopg://...`` -> name ``postgresql`` (the driver part is ignored);
+``https://shop.myshopify.com`` -> group ``custsync.shopify_connectors``, name ``https``.
+The entry point names an object with ``open_reader(url, **options)`` and
+``open_writer(url, **options)``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from .errors import ConfigError
+
+ERP_GROUP = "custsync.erp_connectors"
+SHOPIFY_GROUP = "custsync.shopify_connectors"
+
+
+def scheme_of(url: str) -> str:
+    scheme, sep, _ = url.partition(":")
+    if not sep or not scheme:
+        raise ConfigError(f"connector URL {url!r} has no scheme (e.g. sqlite:///erp.db)")
+    return scheme.split("+", 1)[0].lower()
+
+
+def _factory(group: str, url: str) -> Any:
+    scheme = scheme_of(url)
+    found = entry_points(group=group, name=scheme)
+    if not found:
+        known = sorted(ep.name for ep in entry_points(group=group))
+        raise ConfigError(
+            f"no connector for URL scheme {scheme!r} ({group}); known: {', '.join(known)}"
+        )
+    return next(iter(found)).load()
+
+
+def open_erp_reader(url: str, **options: Any) -> Any:
+    return _factory(ERP_GROUP, url).open_reader(url, **options)
+
+
+def open_erp_writer(url: str, **options: Any) -> Any:
+    return _factory(ERP_GROUP, url).open_writer(url, **options)
+
+
+def open_shopify_reader(url: str, **options: Any) -> Any:
+    return _factory(SHOPIFY_GROUP, url).open_reader(url, **options)
+
+
+def open_shopify_writer(url: str, **options: Any) -> Any:
+    return _factory(SHOPIFY_GROUP, url).open_writer(url, **options)
