@@ -211,3 +211,30 @@ class StateStore(Protocol):
 
 class CountrySetupSource(Protocol):
     def country_setups(self, shop: str) -> Mapping[str, CountrySetup]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Per-record problems a reader found in its source (bad rows are reported, not fatal)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A record a reader could not read and skipped, with where it is.
+
+    ``kind`` names the record kind (``erp_customer``, ``shopify_customer``, ``link``, ``order``,
+    ``country``, ``template``); ``record`` is the record's key when it could be read (an ERP
+    customer no., a Shopify gid), else ``""``; ``location`` is ``file:line`` or similar.
+    """
+
+    kind: str
+    location: str
+    message: str
+    record: str = ""
+
+
+@runtime_checkable
+class ReportsProblems(Protocol):
+    """Optional reader capability: the bad records it skipped so far (plan shows them)."""
+
+    def problems(self) -> Sequence[SourceProblem]: ...
