@@ -1,0 +1,727 @@
+"""Scheduled sync: cron per shop and direction, one run per shop at a time, retries.
+
+How it works (see docs/scheduling.md for the user's view):
+
+* Every (shop, direction) with a cron expression is a :class:`JobSpec`. Its next slot is the
+  first cron time after the start of its last run in the state store's run log, so a restart
+  neither re-runs a slot nor runs every slot missed during downtime: one catch-up run, then
+  the next slot after that run. A job that never ran waits for its first slot.
+* Before a run the scheduler takes the lease ``shop:<name>`` in the state store (shared by
+  every process and machine using the same state database). A held lease means another
+  process is syncing the shop: the slot is skipped with a log line. While the run lasts a
+  heartbeat thread renews the lease; a crashed holder stops renewing and its lease expires.
+* A failed run is retried with exponential backoff and jitter up to ``retries`` times, then
+  reported. The scheduler never moves a cursor: the sync job advances it only on success.
+* A stop request (SIGTERM/SIGINT in the CLI) sets the :class:`StopToken`; the job finishes the
+  current record and returns, the scheduler releases the lease and returns.
+
+The job itself is injected (:data:`Job`), so this module does not depend on the sync code.
+Jobs run one at a time in the calling thread: the rule engine is not thread-safe, so a
+deployment scales by running more instances, not threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from croniter import croniter
+
+from . import exitcodes
+from .clock import Clock, SystemClock, as_utc
+from .errors import ConfigError, FatalError
+from .ports import RunRecord
+
+__all__ = [
+    "DIRECTIONS",
+    "Job",
+    "JobHealth",
+    "JobSpec",
+    "RunOutcome",
+    "RunReport",
+    "ScheduleState",
+    "Scheduler",
+    "StopToken",
+    "backoff_delay",
+    "format_counts",
+    "job_health",
+    "jobs_from_config",
+    "last_run_start",
+    "lease_holder",
+    "lease_name",
+    "make_holder_id",
+    "next_slot",
+    "parse_cron",
+]
+
+log = logging.getLogger("custsync.schedule")
+
+#: directions a shop's schedule can name, in run order when both are due together
+DIRECTIONS: tuple[str, ...] = ("import", "export")
+
+#: run statuses (the run log's vocabulary, plus ``partial`` from the sync job)
+SUCCEEDED = "succeeded"
+PARTIAL = "partial"  # finished, some records failed; the sync job did not advance the cursor
+FAILED = "failed"
+ABANDONED = "abandoned"  # stopped early on request; the cursor did not advance
+SKIPPED = "skipped"  # not a run: the lease was held elsewhere or the slot was already run
+
+_COUNT_ORDER = ("created", "updated", "linked", "skipped", "failed")
+_EMPTY_COUNTS: Mapping[str, int] = MappingProxyType({})
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+class StopToken(threading.Event):
+    """Set when the current run should stop after the record it is working on.
+
+    A ``threading.Event`` (so it can be passed wherever an Event is expected) with the reason
+    it was set, for the log.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def stop(self, reason: str) -> None:
+        if not self.is_set():
+            self.reason = reason
+        self.set()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One scheduled job: a shop's direction on a cron expression."""
+
+    shop: str
+    direction: str
+    cron: str
+    retries: int = 3
+    retry_backoff_seconds: float = 30.0
+    #: the shop's configuration, handed to the job unchanged
+    shop_config: Any = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.shop}/{self.direction}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What a job returns.
+
+    ``status`` is one of succeeded, partial, failed, abandoned. ``retriable`` False says a
+    retry cannot help (bad configuration, authentication). ``run_id`` is the run-log entry
+    the job wrote itself; when it is None the scheduler records the run.
+    """
+
+    status: str
+    counts: Mapping[str, int] = field(default_factory=lambda: _EMPTY_COUNTS)
+    error: str = ""
+    retriable: bool = True
+    run_id: int | None = None
+
+
+#: the injected job: (shop configuration, direction, stop token) -> outcome
+Job = Callable[[Any, str, StopToken], RunOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """What the scheduler did for one due slot (after retries)."""
+
+    shop: str
+    direction: str
+    slot: datetime
+    status: str
+    attempts: int = 0
+    counts: Mapping[str, int] = field(default_factory=lambda: _EMPTY_COUNTS)
+    error: str = ""
+    holder: str | None = None  # who held the lease when skipped
+
+
+class ScheduleState(Protocol):
+    """The part of :class:`~.ports.StateStore` the scheduler uses."""
+
+    def start_run(self, shop: str, direction: str, started_at: datetime) -> int: ...
+
+    def finish_run(
+        self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
+    ) -> None: ...
+
+    def runs(self, shop: str | None = None, limit: int = 20) -> list[RunRecord]: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
+
+    def renew_lease(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def parse_cron(expression: str, where: str = "schedule") -> str:
+    """Check a cron expression (5 fields, UTC); ConfigError naming ``where`` if invalid."""
+    text = (expression or "").strip()
+    if not croniter.is_valid(text) or len(text.split()) != 5:
+        raise ConfigError(
+            f"{where}: invalid cron expression {expression!r} "
+            "(five fields: minute hour day-of-month month day-of-week, e.g. '*/15 * * * *')"
+        )
+    return text
+
+
+def next_slot(cron: str, after: datetime) -> datetime:
+    """The first cron time strictly after ``after`` (UTC)."""
+    nxt = croniter(cron, as_utc(after)).get_next(datetime)
+    return as_utc(nxt)
+
+
+def backoff_delay(
+    attempt: int, base: float, rng: random.Random | None = None, cap: float = 3600.0
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based).
+
+    Exponential (base, 2*base, 4*base, ...) capped at ``cap``, with "equal jitter": half
+    the delay is fixed, half random, so instances that failed together do not retry together.
+    """
+    delay = min(cap, max(0.0, base) * (2 ** max(0, attempt - 1)))
+    rand = (rng or random).random()
+    return delay / 2 + rand * delay / 2
+
+
+def lease_name(shop: str) -> str:
+    return f"shop:{shop}"
+
+
+def make_holder_id() -> str:
+    """``hostname:pid:random``: unique per process, readable in logs and ``status``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def lease_holder(state: object, name: str) -> str | None:
+    """Who holds lease ``name`` now, if the store can tell (None when free or unknown)."""
+    getter = getattr(state, "lease_holder", None)
+    if getter is None:
+        return None
+    try:
+        found = getter(name)
+    except Exception:  # a diagnostic only: never fail a run over it
+        log.debug("lease_holder(%s) failed", name, exc_info=True)
+        return None
+    if found is None:
+        return None
+    holder = getattr(found, "holder", found)
+    return str(holder) if holder else None
+
+
+def last_run_start(state: ScheduleState, shop: str, direction: str) -> datetime | None:
+    """Start time of the newest run of ``shop``/``direction`` in the run log."""
+    latest: datetime | None = None
+    for run in state.runs(shop=shop, limit=200):
+        if run.shop != shop or run.direction != direction:
+            continue
+        started = as_utc(run.started_at)
+        if latest is None or started > latest:
+            latest = started
+    return latest
+
+
+def format_counts(counts: Mapping[str, int]) -> str:
+    """``created=3 updated=1 skipped=2 failed=0`` (the usual four always, others after)."""
+    parts = [f"{key}={int(counts.get(key, 0))}" for key in _COUNT_ORDER if key != "linked"]
+    if "linked" in counts:
+        parts.insert(2, f"linked={int(counts['linked'])}")
+    parts += [f"{key}={int(value)}" for key, value in sorted(counts.items())
+              if key not in _COUNT_ORDER]
+    return " ".join(parts)
+
+
+def safe_error(text: str, limit: int = 300) -> str:
+    """One line, e-mail addresses masked, bounded length: fit for a log line."""
+    one_line = " ".join(str(text).split())
+    masked = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", one_line)
+    return masked if len(masked) <= limit else masked[: limit - 3] + "..."
+
+
+def stamp(when: datetime) -> str:
+    """``2026-11-28T10:15:00Z``"""
+    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _field(obj: Any, *names: str) -> Any:
+    """A field of a config object or mapping, by its first present name."""
+    for name in names:
+        if isinstance(obj, Mapping):
+            if name in obj:
+                return obj[name]
+        elif hasattr(obj, name):
+            return getattr(obj, name)
+    return None
+
+
+def jobs_from_config(config: Any, shops: Sequence[str] = ()) -> list[JobSpec]:
+    """The scheduled jobs of a config: one per shop and direction with a cron expression.
+
+    ``shops`` limits them to the named shops (ConfigError for a name not in the config).
+    """
+    all_shops = list(_field(config, "shops") or ())
+    names = [str(_field(shop, "name")) for shop in all_shops]
+    unknown = [s for s in shops if s not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown shop {', '.join(map(repr, unknown))}; the config has: "
+            f"{', '.join(names) or '(no shops)'}"
+        )
+    specs: list[JobSpec] = []
+    for index, shop in enumerate(all_shops):
+        name = names[index]
+        if shops and name not in shops:
+            continue
+        schedule = _field(shop, "schedule")
+        if schedule is None:
+            continue
+        retries = _field(schedule, "retries")
+        backoff = _field(schedule, "retry_backoff_seconds")
+        for direction in DIRECTIONS:
+            cron = _field(schedule, direction, f"{direction}_", f"{direction}_cron")
+            if not cron:
+                continue
+            where = f"shops[{index}] ({name}).schedule.{direction}"
+            specs.append(JobSpec(
+                shop=name,
+                direction=direction,
+                cron=parse_cron(str(cron), where),
+                retries=3 if retries is None else int(retries),
+                retry_backoff_seconds=30.0 if backoff is None else float(backoff),
+                shop_config=shop,
+            ))
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# Lease heartbeat
+# --------------------------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """Renews a lease every ``interval`` seconds in a daemon thread while a run lasts.
+
+    When a renewal is refused (the lease expired and someone else took it), ``lost`` is set
+    and the run's stop token is triggered: two writers for one shop must never overlap. A
+    renewal that raises (database briefly unavailable) is retried at the next beat.
+    """
+
+    def __init__(
+        self,
+        state: ScheduleState,
+        name: str,
+        holder: str,
+        ttl: float,
+        interval: float,
+        token: StopToken,
+    ) -> None:
+        self._state = state
+        self._name = name
+        self._holder = holder
+        self._ttl = ttl
+        self._interval = interval
+        self._token = token
+        self._done = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease {name}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=max(1.0, self._interval))
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                renewed = self._state.renew_lease(self._name, self._holder, self._ttl)
+            except Exception as exc:
+                log.warning("lease %s: renewal failed, retrying: %s", self._name,
+                            safe_error(str(exc)))
+                continue
+            if not renewed:
+                self.lost.set()
+                self._token.stop(f"lease {self._name} lost")
+                return
+
+
+# --------------------------------------------------------------------------------------------
+# The scheduler
+# --------------------------------------------------------------------------------------------
+
+
+class Scheduler:
+    """Runs :class:`JobSpec` s on their cron schedules through an injected :data:`Job`.
+
+    ``clock`` supplies time and sleeping (tests pass a :class:`~.clock.ManualClock`);
+    ``rng`` the backoff jitter; ``holder`` the lease holder id. ``lease_ttl`` is how long a
+    crashed holder blocks a shop; the heartbeat renews every ``lease_ttl / 3`` seconds.
+    ``max_sleep`` bounds one idle sleep so a changed wall clock is noticed.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[JobSpec],
+        job: Job,
+        state: ScheduleState,
+        *,
+        clock: Clock | None = None,
+        holder: str | None = None,
+        lease_ttl: float = 60.0,
+        heartbeat_interval: float | None = None,
+        rng: random.Random | None = None,
+        max_backoff: float = 3600.0,
+        max_sleep: float = 60.0,
+    ) -> None:
+        if lease_ttl <= 0:
+            raise ValueError("lease_ttl must be positive")
+        self.jobs = list(jobs)
+        self._job = job
+        self._state = state
+        self._clock: Clock = clock or SystemClock()
+        self.holder = holder or make_holder_id()
+        self.lease_ttl = float(lease_ttl)
+        self._interval = heartbeat_interval or self.lease_ttl / 3
+        self._rng = rng or random.Random()
+        self._max_backoff = max_backoff
+        self._max_sleep = max_sleep
+        self._stop = StopToken()
+        self._current: StopToken | None = None
+        self._lock = threading.Lock()
+        self._next: dict[str, datetime] = {}
+
+    # ---- control -------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Finish the current record, then stop (safe to call from a signal handler)."""
+        with self._lock:
+            current = self._current
+        self._stop.stop(reason)
+        if current is not None:
+            current.stop(reason)
+
+    # ---- planning --------------------------------------------------------------------------
+
+    def plan(self, *, run_never_run: bool = False) -> dict[str, datetime]:
+        """Compute each job's next slot from the run log (and remember it).
+
+        A job with runs is due at the first slot after its newest run's start (in the past
+        after downtime: one catch-up run). A job without runs waits for its next slot, or
+        is due now with ``run_never_run`` (``schedule --once`` from an external cron).
+        """
+        now = self._clock.now()
+        for spec in self.jobs:
+            last = last_run_start(self._state, spec.shop, spec.direction)
+            if last is not None:
+                self._next[spec.key] = next_slot(spec.cron, last)
+            elif run_never_run:
+                self._next[spec.key] = now
+            else:
+                self._next[spec.key] = next_slot(spec.cron, now)
+        return dict(self._next)
+
+    def next_runs(self) -> dict[str, datetime]:
+        return dict(self._next)
+
+    def due(self) -> list[JobSpec]:
+        """Jobs whose next slot has come, earliest first (import before export on a tie)."""
+        now = self._clock.now()
+        order = {d: i for i, d in enumerate(DIRECTIONS)}
+        ready = [s for s in self.jobs if self._next.get(s.key, now) <= now]
+        return sorted(ready, key=lambda s: (self._next.get(s.key, now), order.get(s.direction, 9)))
+
+    # ---- loops -----------------------------------------------------------------------------
+
+    def run_pending(self) -> list[RunReport]:
+        """Run every due job once (in slot order) and schedule its next slot."""
+        reports: list[RunReport] = []
+        for spec in self.due():
+            if self.stopping:
+                break
+            slot = self._next.get(spec.key, self._clock.now())
+            reports.append(self.run_job(spec, slot))
+            self._next[spec.key] = next_slot(spec.cron, max(self._clock.now(), slot))
+        return reports
+
+    def run_forever(self) -> int:
+        """Run jobs as they fall due until stopped; returns the exit code (0 on a clean stop)."""
+        self._log(f"scheduler started holder={self.holder} jobs={len(self.jobs)} "
+                  f"lease_ttl={self.lease_ttl:g}s")
+        if not self._next:
+            self.plan()
+        self._log_next()
+        while not self.stopping:
+            ran = self.run_pending()
+            if ran and not self.stopping:
+                self._log_next(only={f"{r.shop}/{r.direction}" for r in ran})
+            if self.stopping:
+                break
+            wake = min(self._next.values(), default=None)
+            if wake is None:
+                self._log("no scheduled jobs; waiting for a stop signal")
+                delay = self._max_sleep
+            else:
+                delay = (wake - self._clock.now()).total_seconds()
+            if delay > 0:
+                self._clock.sleep(min(delay, self._max_sleep), self._stop)
+        self._log(f"scheduler stopped ({self._stop.reason or 'stop requested'})")
+        return exitcodes.OK
+
+    def run_once(self) -> tuple[list[RunReport], int]:
+        """``schedule --once``: run every due job (never-run jobs count as due), then return.
+
+        Exit code: 1 when a run failed after its retries, 3 when one finished with failed
+        records, else 0 (a slot skipped because another process holds the lease is fine).
+        """
+        self.plan(run_never_run=True)
+        reports = self.run_pending()
+        if not reports:
+            self._log("nothing due")
+        statuses = {r.status for r in reports}
+        if FAILED in statuses:
+            return reports, exitcodes.ERROR
+        if PARTIAL in statuses:
+            return reports, exitcodes.PARTIAL
+        return reports, exitcodes.OK
+
+    # ---- one slot -------------------------------------------------------------------------
+
+    def run_job(self, spec: JobSpec, slot: datetime) -> RunReport:
+        """Run one due slot of ``spec`` under the shop lease, with retries."""
+        name = lease_name(spec.shop)
+        if not self._state.acquire_lease(name, self.holder, self.lease_ttl):
+            other = lease_holder(self._state, name) or "another process"
+            self._log(f"skipped: {spec.shop} is being synced by {other} "
+                      f"(direction={spec.direction} slot={stamp(slot)})")
+            return RunReport(spec.shop, spec.direction, slot, SKIPPED, holder=other)
+        token = StopToken()
+        with self._lock:
+            self._current = token
+        if self.stopping:
+            token.stop(self._stop.reason)
+        try:
+            with _Heartbeat(self._state, name, self.holder, self.lease_ttl, self._interval,
+                            token) as heartbeat:
+                # Another instance may have run this slot between our wake-up and our lease.
+                last = last_run_start(self._state, spec.shop, spec.direction)
+                if last is not None and last >= slot:
+                    self._log(f"skipped: {spec.shop} direction={spec.direction} slot "
+                              f"{stamp(slot)} already ran at {stamp(last)}")
+                    return RunReport(spec.shop, spec.direction, slot, SKIPPED)
+                return self._attempts(spec, slot, token, heartbeat)
+        finally:
+            with self._lock:
+                self._current = None
+            try:
+                self._state.release_lease(name, self.holder)
+            except Exception as exc:  # it expires by itself after the TTL
+                log.warning("lease %s: release failed (expires in %gs): %s", name,
+                            self.lease_ttl, safe_error(str(exc)))
+
+    def _attempts(
+        self, spec: JobSpec, slot: datetime, token: StopToken, heartbeat: _Heartbeat
+    ) -> RunReport:
+        attempts_allowed = max(0, spec.retries) + 1
+        outcome = RunOutcome(ABANDONED)
+        attempt = 0
+        while attempt < attempts_allowed:
+            attempt += 1
+            outcome = self._one_attempt(spec, token, attempt, attempts_allowed)
+            if heartbeat.lost.is_set():
+                self._log(f"shop={spec.shop} direction={spec.direction} lease lost during "
+                          "the run: stopped after the current record")
+                break
+            if outcome.status != FAILED or not outcome.retriable or token.is_set():
+                break
+            if attempt >= attempts_allowed:
+                self._log(f"shop={spec.shop} direction={spec.direction} status=failed "
+                          f"gave up after {attempt} attempt{'s' if attempt > 1 else ''}: "
+                          f"{safe_error(outcome.error)}")
+                break
+            delay = backoff_delay(attempt, spec.retry_backoff_seconds, self._rng,
+                                  self._max_backoff)
+            self._log(f"shop={spec.shop} direction={spec.direction} retry "
+                      f"{attempt}/{attempts_allowed - 1} in {delay:.1f}s")
+            if self._clock.sleep(delay, token):
+                break  # stop requested while waiting to retry
+        return RunReport(spec.shop, spec.direction, slot, outcome.status, attempt,
+                         outcome.counts, outcome.error)
+
+    def _one_attempt(
+        self, spec: JobSpec, token: StopToken, attempt: int, allowed: int
+    ) -> RunOutcome:
+        started = self._clock.now()
+        try:
+            outcome = self._job(spec.shop_config, spec.direction, token)
+        except (FatalError, ConfigError) as exc:
+            outcome = RunOutcome(FAILED, error=exc.render(), retriable=False)
+        except Exception as exc:  # a failed run must not stop the scheduler
+            log.debug("job %s raised", spec.key, exc_info=True)
+            outcome = RunOutcome(FAILED, error=f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            # hard interrupt (second signal): leave a truthful run log entry, then unwind
+            self._record(spec, started, RunOutcome(ABANDONED, error="interrupted"))
+            raise
+        if outcome.run_id is None:
+            outcome = self._record(spec, started, outcome)
+        finished = self._clock.now()
+        duration = (finished - started).total_seconds()
+        line = (f"{stamp(started)} shop={spec.shop} direction={spec.direction} "
+                f"status={outcome.status} {format_counts(outcome.counts)} "
+                f"duration={duration:.1f}s")
+        if allowed > 1 and (attempt > 1 or outcome.status == FAILED):
+            line += f" attempt={attempt}/{allowed}"
+        if outcome.error:
+            line += f' error="{safe_error(outcome.error)}"'
+        if outcome.status == ABANDONED and token.reason:
+            line += f' reason="{token.reason}"'
+        log.info(line)
+        return outcome
+
+    def _record(self, spec: JobSpec, started: datetime, outcome: RunOutcome) -> RunOutcome:
+        """Write a run-log entry for a job that did not write its own."""
+        try:
+            run_id = self._state.start_run(spec.shop, spec.direction, started)
+            self._state.finish_run(run_id, outcome.status, dict(outcome.counts),
+                                   safe_error(outcome.error, 2000))
+        except Exception as exc:
+            log.warning("run log: could not record %s run: %s", spec.key, safe_error(str(exc)))
+            return outcome
+        return RunOutcome(outcome.status, outcome.counts, outcome.error, outcome.retriable,
+                          run_id)
+
+    # ---- logging ---------------------------------------------------------------------------
+
+    def _log(self, message: str) -> None:
+        log.info("%s %s", stamp(self._clock.now()), message)
+
+    def _log_next(self, only: Iterable[str] | None = None) -> None:
+        keys = set(only) if only is not None else None
+        for spec in self.jobs:
+            if keys is not None and spec.key not in keys:
+                continue
+            when = self._next.get(spec.key)
+            if when is not None:
+                self._log(f"next shop={spec.shop} direction={spec.direction} "
+                          f"at={stamp(when)} cron=\"{spec.cron}\"")
+
+
+# --------------------------------------------------------------------------------------------
+# Health (``custsync status``)
+# --------------------------------------------------------------------------------------------
+
+_FAILURE_STATUSES = frozenset({FAILED, PARTIAL})
+
+
+@dataclass(frozen=True, slots=True)
+class JobHealth:
+    """The health of one scheduled job, computed from the run log and the lease.
+
+    ``lag_seconds`` is now minus the start of the last successful run: everything changed
+    before that moment has been synced. ``consecutive_failures`` counts failed and partial
+    runs since the last success (abandoned and running runs are neither).
+    """
+
+    shop: str
+    direction: str
+    cron: str
+    last_success: datetime | None
+    lag_seconds: float | None
+    last_failure: RunRecord | None
+    consecutive_failures: int
+    lease_holder: str | None
+    next_run: datetime | None
+    running: bool
+    problems: tuple[str, ...] = ()
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def job_health(
+    state: ScheduleState,
+    specs: Sequence[JobSpec],
+    now: datetime,
+    *,
+    max_lag: float | None = None,
+    max_failures: int | None = None,
+    history: int = 500,
+) -> list[JobHealth]:
+    """Health per job. A job is unhealthy when its last success is older than ``max_lag``
+    seconds (or it has failed runs and no success at all), or when it has at least
+    ``max_failures`` consecutive failures. A job that never ran is healthy (pending)."""
+    now = as_utc(now)
+    result: list[JobHealth] = []
+    by_shop: dict[str, list[RunRecord]] = {}
+    for spec in specs:
+        if spec.shop not in by_shop:
+            by_shop[spec.shop] = sorted(
+                (r for r in state.runs(shop=spec.shop, limit=history) if r.shop == spec.shop),
+                key=lambda r: (as_utc(r.started_at), r.id),
+                reverse=True,
+            )
+        runs = [r for r in by_shop[spec.shop] if r.direction == spec.direction]
+        success = next((r for r in runs if r.status == SUCCEEDED), None)
+        failure = next((r for r in runs if r.status in _FAILURE_STATUSES), None)
+        consecutive = 0
+        for run in runs:
+            if run.status == SUCCEEDED:
+                break
+            if run.status in _FAILURE_STATUSES:
+                consecutive += 1
+        last_success = as_utc(success.started_at) if success else None
+        lag = (now - last_success).total_seconds() if last_success else None
+        next_run = next_slot(spec.cron, as_utc(runs[0].started_at)) if runs else next_slot(
+            spec.cron, now)
+        problems: list[str] = []
+        if max_lag is not None:
+            if lag is not None and lag > max_lag:
+                problems.append(f"last success {lag:.0f}s ago (more than {max_lag:g}s)")
+            elif lag is None and failure is not None:
+                problems.append("no successful run yet, only failures")
+        if max_failures is not None and consecutive >= max_failures:
+            problems.append(f"{consecutive} consecutive failures")
+        result.append(JobHealth(
+            shop=spec.shop,
+            direction=spec.direction,
+            cron=spec.cron,
+            last_success=last_success,
+            lag_seconds=lag,
+            last_failure=failure,
+            consecutive_failures=consecutive,
+            lease_holder=lease_holder(state, lease_name(spec.shop)),
+            next_run=next_run,
+            running=bool(runs) and runs[0].status == "running",
+            problems=tuple(problems),
+        ))
+    return result
