@@ -1,0 +1,1099 @@
+"""The state store: links, cursors, own-write times, run log, leases and an intent journal.
+
+One SQL database through SQLAlchemy Core: a SQLite file by default
+(``sqlite:///custsync-state.db``), PostgreSQL by URL (``postgresql+psycopg://...``). Every
+write is one transaction; the schema is created on open and carries a version
+(``state_schema``). Tables (all prefixed ``state_`` so the state may share a database with the
+ERP tables):
+
+=====================  ========================================================================
+``state_link``         Shopify customer <-> ERP customer per shop, unique both ways per shop,
+                       with ``last_import_at``, ``last_export_at`` and
+                       ``own_write_shopify_updated_at`` (Shopify ``updated_at`` right after our
+                       own last write, so our exports do not come back as imports)
+``state_address_link`` Shopify MailingAddress gid -> ERP customer no. per shop (bill-to links)
+``state_cursor``       per shop and direction: the *start* time of the last successful run
+``state_run``          one row per run: shop, direction, started/finished, status, counts, error
+``state_outcome``      one row per record of a run: key, action, status, reason, rule ids
+``state_lease``        named leases for the scheduler (one holder, expiry)
+``state_intent``       the crash-safe apply journal (see :meth:`SqlStateStore.begin_intent`)
+=====================  ========================================================================
+
+The small SQL helpers at the top (:func:`make_engine`, :class:`UtcDateTime`) are shared with
+the SQL ERP connector: SQLite gets a busy timeout, WAL, foreign keys and ``BEGIN IMMEDIATE``
+for write transactions (so two processes writing at once queue instead of deadlocking).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+
+from .clock import as_utc
+from .errors import ConfigError, FatalError, RecordError, RetriableError
+from .model import Link
+from .ports import RunRecord
+
+__all__ = [
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "Health",
+    "Intent",
+    "LinkConflictError",
+    "Outcome",
+    "SqlStateStore",
+    "StateStore",
+    "UtcDateTime",
+    "database_errors",
+    "display_url",
+    "make_engine",
+    "open_store",
+    "write_transaction",
+]
+
+SCHEMA_VERSION = 1
+DEFAULT_URL = "sqlite:///custsync-state.db"
+RUN_STATUSES = ("running", "succeeded", "failed", "abandoned")
+OUTCOME_STATUSES = ("ok", "failed", "skipped")
+INTENT_STATUSES = ("pending", "done", "failed")
+_SQLITE_BUSY_SECONDS = 30.0
+_ERROR_MAX = 2000
+
+# --------------------------------------------------------------------------------------------
+# Shared SQL helpers (also used by custsync.connectors.erp_sql)
+# --------------------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores naive UTC text (always with microseconds,
+    so text order is time order). Reading gives aware UTC datetimes on both.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # e.g. a raw text column read through a function
+            value = datetime.fromisoformat(value)
+        return as_utc(value)
+
+
+def display_url(url: str | URL) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"invalid database URL {display_url(url)!r} "
+            "(examples: sqlite:///erp.db, postgresql+psycopg://user@host/db)"
+        ) from None
+
+
+def make_engine(url: str, *, read_only: bool = False, must_exist: bool = False) -> Engine:
+    """An Engine for ``url`` with custsync's settings.
+
+    SQLite files: busy timeout, foreign keys, ``BEGIN`` per transaction (``BEGIN IMMEDIATE``
+    inside :func:`write_transaction`); ``read_only`` opens the file with ``mode=ro`` (then it
+    must exist); ``must_exist`` refuses a missing file instead of creating an empty database.
+    Other backends get ``pool_pre_ping``.
+    """
+    parsed = _parse_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed, read_only=read_only, must_exist=must_exist)
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if read_only and parsed.get_backend_name() == "postgresql":
+            options["execution_options"] = {"postgresql_readonly": True}
+        return sa.create_engine(parsed, **options)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"no database driver for {display_url(parsed)}: {exc} "
+            "(PostgreSQL needs the 'postgres' extra: pip install 'custsync[postgres]')"
+        ) from None
+
+
+def _sqlite_engine(parsed: URL, *, read_only: bool, must_exist: bool) -> Engine:
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if not in_memory:
+        path = Path(database)
+        if (read_only or must_exist) and not path.is_file():
+            raise ConfigError(
+                f"database file {database} does not exist ({display_url(parsed)})"
+            )
+        if read_only:
+            parsed = parsed.set(
+                database=f"file:{path.resolve()}", query={"mode": "ro", "uri": "true"}
+            )
+    engine = sa.create_engine(parsed, connect_args={"timeout": _SQLITE_BUSY_SECONDS})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions would defer
+        # the write lock and deadlock two writers instead of queueing them).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("custsync_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: on SQLite ``BEGIN IMMEDIATE`` (the write lock up front)."""
+    with engine.connect() as connection:
+        connection.execution_options(custsync_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection
+
+
+def enable_wal(engine: Engine) -> None:
+    """SQLite files: write-ahead logging, so readers never block writers (persists in the file)."""
+    if engine.dialect.name != "sqlite" or (engine.url.database or ":memory:") == ":memory:":
+        return
+    raw = engine.raw_connection()  # outside any transaction, as the pragma requires
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+    finally:
+        raw.close()
+
+
+@contextmanager
+def database_errors(what: str, url: str | URL) -> Iterator[None]:
+    """Turn driver errors into custsync errors: lost connection / locked -> retriable,
+    anything else (missing tables, permissions) -> fatal. Never shows the password."""
+    try:
+        yield
+    except DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        where = display_url(url)
+        if exc.connection_invalidated or _is_transient(exc):
+            raise RetriableError(f"{what}: database {where} unavailable: {detail}") from None
+        raise FatalError(f"{what}: database {where}: {detail}") from None
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if isinstance(exc, sa.exc.OperationalError):
+        text = str(exc.orig).lower()
+        return any(
+            word in text
+            for word in ("locked", "busy", "connection", "timeout", "timed out", "server closed")
+        )
+    return False
+
+
+def _db_now(connection: Connection) -> datetime:
+    """The database server's clock (one clock for every process and machine)."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        value = connection.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+        return as_utc(value)
+    if name == "sqlite":
+        text = connection.exec_driver_sql(
+            "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+        ).scalar_one()
+        return as_utc(datetime.fromisoformat(text))
+    return utcnow()
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table(
+    "state_schema",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+link_table = sa.Table(
+    "state_link",
+    metadata,
+    sa.Column("shop", sa.String(100), primary_key=True),
+    sa.Column("shopify_id", sa.String(255), primary_key=True),
+    sa.Column("erp_no", sa.String(50), nullable=False),
+    sa.Column("last_import_at", UtcDateTime),
+    sa.Column("last_export_at", UtcDateTime),
+    sa.Column("own_write_shopify_updated_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("shop", "erp_no", name="uq_state_link_erp"),
+)
+
+address_link_table = sa.Table(
+    "state_address_link",
+    metadata,
+    sa.Column("shop", sa.String(100), primary_key=True),
+    sa.Column("address_id", sa.String(255), primary_key=True),
+    sa.Column("shopify_id", sa.String(255), nullable=False, server_default=""),
+    sa.Column("erp_no", sa.String(50), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_state_address_link_erp", "shop", "erp_no"),
+)
+
+cursor_table = sa.Table(
+    "state_cursor",
+    metadata,
+    sa.Column("shop", sa.String(100), primary_key=True),
+    sa.Column("direction", sa.String(20), primary_key=True),
+    sa.Column("value", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+run_table = sa.Table(
+    "state_run",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("shop", sa.String(100), nullable=False),
+    sa.Column("direction", sa.String(20), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_state_run_shop", "shop", "direction", "started_at"),
+)
+
+outcome_table = sa.Table(
+    "state_outcome",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id", sa.Integer, sa.ForeignKey("state_run.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("record", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Index("ix_state_outcome_run", "run_id", "status"),
+)
+
+lease_table = sa.Table(
+    "state_lease",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+intent_table = sa.Table(
+    "state_intent",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id", sa.Integer, sa.ForeignKey("state_run.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("record", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False, server_default=""),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Index("ix_state_intent_status", "status", "run_id"),
+    sa.Index("ix_state_intent_key", "idempotency_key"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Records returned by the query methods
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One record's outcome in a run (``custsync runs RUN_ID`` lists them)."""
+
+    run_id: int
+    record: str
+    action: str
+    status: str  # ok | failed | skipped
+    reason: str = ""
+    rules: tuple[str, ...] = ()
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Status of one shop and direction, for ``custsync status`` / health checks."""
+
+    shop: str
+    direction: str
+    cursor: datetime | None = None
+    last_success: RunRecord | None = None
+    last_failure: RunRecord | None = None  # failed or abandoned
+    consecutive_failures: int = 0  # failed/abandoned runs since the last success
+    running: RunRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A journal entry of the crash-safe apply (see :meth:`SqlStateStore.begin_intent`)."""
+
+    id: int
+    run_id: int
+    shop: str
+    direction: str
+    record: str
+    action: str
+    idempotency_key: str
+    status: str  # pending | done | failed
+    target: str = ""
+    error: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+class LinkConflictError(RecordError):
+    """The ERP customer is already linked to another Shopify customer of the shop."""
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+class SqlStateStore:
+    """SQLAlchemy implementation of :class:`custsync.engine.ports.StateStore`.
+
+    Open with :meth:`open` (creates the schema when missing). ``clock`` gives the time for
+    bookkeeping columns; lease times come from the *database* clock unless a test passes
+    ``now``, so processes on different machines agree on expiry.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._engine = engine
+        self._url = engine.url
+        self._clock = clock
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, url: str = DEFAULT_URL, *, clock: Callable[[], datetime] = utcnow
+    ) -> SqlStateStore:
+        """Open (and create or check the schema of) the state database at ``url``."""
+        store = cls(make_engine(url), clock=clock)
+        store.create_all()
+        return store
+
+    def create_all(self) -> None:
+        """Create missing tables and record the schema version; refuse a newer schema."""
+        with database_errors("opening the state store", self._url):
+            enable_wal(self._engine)
+            metadata.create_all(self._engine)
+            with write_transaction(self._engine) as conn:
+                version = conn.execute(sa.select(schema_table.c.version)).scalar()
+                if version is None:
+                    conn.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))
+                elif version > SCHEMA_VERSION:
+                    raise FatalError(
+                        f"state database {display_url(self._url)} has schema version {version}; "
+                        f"this custsync knows up to {SCHEMA_VERSION}: upgrade custsync"
+                    )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> SqlStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return display_url(self._url)
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        with database_errors(what, self._url), write_transaction(self._engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        with database_errors(what, self._url), self._engine.connect() as conn:
+            yield conn
+
+    # ---- links -------------------------------------------------------------------------
+
+    def links(self, shop: str) -> Iterator[Link]:
+        """Every link of ``shop`` (in Shopify id order), with its address ids."""
+        with self._read("reading links") as conn:
+            addresses = self._address_ids(conn, shop)
+            rows = conn.execute(
+                sa.select(link_table)
+                .where(link_table.c.shop == shop)
+                .order_by(link_table.c.shopify_id)
+            ).all()
+        for row in rows:
+            yield _link(row, addresses.get((row.shopify_id, row.erp_no), ()))
+
+    def link_for_shopify(self, shop: str, shopify_id: str) -> Link | None:
+        return self._one_link(link_table.c.shopify_id == shopify_id, shop)
+
+    def link_for_erp(self, shop: str, erp_no: str) -> Link | None:
+        return self._one_link(link_table.c.erp_no == erp_no, shop)
+
+    def link_for_address(self, shop: str, address_id: str) -> str | None:
+        """The ERP customer no. linked to a Shopify MailingAddress (bill-to link), if any."""
+        with self._read("reading address links") as conn:
+            return conn.execute(
+                sa.select(address_link_table.c.erp_no).where(
+                    address_link_table.c.shop == shop,
+                    address_link_table.c.address_id == address_id,
+                )
+            ).scalar()
+
+    def address_links(self, shop: str) -> dict[str, str]:
+        """All address links of ``shop``: MailingAddress gid -> ERP customer no."""
+        with self._read("reading address links") as conn:
+            rows = conn.execute(
+                sa.select(address_link_table.c.address_id, address_link_table.c.erp_no).where(
+                    address_link_table.c.shop == shop
+                )
+            ).all()
+        return {row.address_id: row.erp_no for row in rows}
+
+    def _one_link(self, condition: Any, shop: str) -> Link | None:
+        with self._read("reading links") as conn:
+            row = conn.execute(
+                sa.select(link_table).where(link_table.c.shop == shop, condition)
+            ).first()
+            if row is None:
+                return None
+            addresses = self._address_ids(conn, shop, row.shopify_id)
+        return _link(row, addresses.get((row.shopify_id, row.erp_no), ()))
+
+    @staticmethod
+    def _address_ids(
+        conn: Connection, shop: str, shopify_id: str | None = None
+    ) -> dict[tuple[str, str], tuple[str, ...]]:
+        query = sa.select(address_link_table).where(address_link_table.c.shop == shop)
+        if shopify_id is not None:
+            query = query.where(address_link_table.c.shopify_id == shopify_id)
+        found: dict[tuple[str, str], list[str]] = {}
+        for row in conn.execute(query.order_by(address_link_table.c.address_id)):
+            found.setdefault((row.shopify_id, row.erp_no), []).append(row.address_id)
+        return {key: tuple(ids) for key, ids in found.items()}
+
+    def save_link(self, link: Link) -> None:
+        """Insert or update the link of ``link.shopify_id`` in ``link.shop``.
+
+        Timestamps that are ``None`` keep their stored value (so saving a fresh
+        ``Link(shop, id, no)`` never forgets our own-write time); they are reset when the link
+        moves to another ERP customer. ``address_ids`` are added as address links to
+        ``link.erp_no`` (existing address links are kept; use :meth:`drop_address_link`).
+        Raises :class:`LinkConflictError` when the ERP customer is linked to another Shopify
+        customer of the shop (unlink that one first).
+        """
+        with self._write("saving a link") as conn:
+            self._save_link(conn, link)
+
+    def _save_link(self, conn: Connection, link: Link) -> None:
+        now = self._clock()
+        other = conn.execute(
+            sa.select(link_table.c.shopify_id).where(
+                link_table.c.shop == link.shop,
+                link_table.c.erp_no == link.erp_no,
+                link_table.c.shopify_id != link.shopify_id,
+            )
+        ).scalar()
+        if other is not None:
+            raise LinkConflictError(
+                f"ERP customer {link.erp_no} is already linked to Shopify customer {other} "
+                f"in shop {link.shop}",
+                record=link.shopify_id,
+                reason_code="erp-customer-linked-elsewhere",
+            )
+        stamps = {
+            "last_import_at": link.last_import_at,
+            "last_export_at": link.last_export_at,
+            "own_write_shopify_updated_at": link.own_write_shopify_updated_at,
+        }
+        current = conn.execute(
+            sa.select(link_table).where(
+                link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id
+            )
+        ).first()
+        if current is None:
+            conn.execute(
+                link_table.insert().values(
+                    shop=link.shop,
+                    shopify_id=link.shopify_id,
+                    erp_no=link.erp_no,
+                    created_at=now,
+                    updated_at=now,
+                    **stamps,
+                )
+            )
+        else:
+            moved = current.erp_no != link.erp_no
+            values = {
+                name: value for name, value in stamps.items() if value is not None or moved
+            }
+            conn.execute(
+                link_table.update()
+                .where(link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id)
+                .values(erp_no=link.erp_no, updated_at=now, **values)
+            )
+        for address_id in link.address_ids:
+            self._save_address_link(conn, link.shop, address_id, link.erp_no, link.shopify_id)
+
+    def save_address_link(
+        self, shop: str, address_id: str, erp_no: str, shopify_id: str = ""
+    ) -> None:
+        """Link a Shopify MailingAddress to an ERP customer (each bill-to its own customer)."""
+        with self._write("saving an address link") as conn:
+            self._save_address_link(conn, shop, address_id, erp_no, shopify_id)
+
+    def _save_address_link(
+        self, conn: Connection, shop: str, address_id: str, erp_no: str, shopify_id: str
+    ) -> None:
+        key = (address_link_table.c.shop == shop, address_link_table.c.address_id == address_id)
+        values = {"erp_no": erp_no, "shopify_id": shopify_id, "updated_at": self._clock()}
+        if conn.execute(address_link_table.update().where(*key).values(**values)).rowcount == 0:
+            conn.execute(
+                address_link_table.insert().values(shop=shop, address_id=address_id, **values)
+            )
+
+    def drop_address_link(self, shop: str, address_id: str) -> None:
+        with self._write("dropping an address link") as conn:
+            conn.execute(
+                address_link_table.delete().where(
+                    address_link_table.c.shop == shop,
+                    address_link_table.c.address_id == address_id,
+                )
+            )
+
+    def drop_link(self, shop: str, shopify_id: str) -> None:
+        """Remove the link (and the customer's address links), e.g. its ERP customer is gone."""
+        with self._write("dropping a link") as conn:
+            conn.execute(
+                link_table.delete().where(
+                    link_table.c.shop == shop, link_table.c.shopify_id == shopify_id
+                )
+            )
+            conn.execute(
+                address_link_table.delete().where(
+                    address_link_table.c.shop == shop,
+                    address_link_table.c.shopify_id == shopify_id,
+                )
+            )
+
+    # ---- cursors -----------------------------------------------------------------------
+
+    def cursor(self, shop: str, direction: str) -> datetime | None:
+        """The start time of the last successful run of ``shop``/``direction``, if any."""
+        with self._read("reading a cursor") as conn:
+            return conn.execute(
+                sa.select(cursor_table.c.value).where(
+                    cursor_table.c.shop == shop, cursor_table.c.direction == direction
+                )
+            ).scalar()
+
+    def advance_cursor(self, shop: str, direction: str, run_started_at: datetime) -> None:
+        """Store ``run_started_at`` (the run's *start*) as the cursor; never moves backwards.
+
+        Call it only after the run succeeded: a failed run leaves the cursor where it was.
+        """
+        value = _aware(run_started_at, "run_started_at")
+        with self._write("advancing a cursor") as conn:
+            key = (cursor_table.c.shop == shop, cursor_table.c.direction == direction)
+            current = conn.execute(sa.select(cursor_table.c.value).where(*key)).scalar()
+            if current is None:
+                conn.execute(
+                    cursor_table.insert().values(
+                        shop=shop, direction=direction, value=value, updated_at=self._clock()
+                    )
+                )
+            elif value > current:
+                conn.execute(
+                    cursor_table.update()
+                    .where(*key)
+                    .values(value=value, updated_at=self._clock())
+                )
+
+    def reset_cursor(self, shop: str, direction: str) -> None:
+        """Forget the cursor (the next run reads everything again)."""
+        with self._write("resetting a cursor") as conn:
+            conn.execute(
+                cursor_table.delete().where(
+                    cursor_table.c.shop == shop, cursor_table.c.direction == direction
+                )
+            )
+
+    # ---- run log -----------------------------------------------------------------------
+
+    def start_run(self, shop: str, direction: str, started_at: datetime) -> int:
+        """Record a new run (status ``running``); returns its id."""
+        with self._write("starting a run") as conn:
+            result = conn.execute(
+                run_table.insert().values(
+                    shop=shop,
+                    direction=direction,
+                    started_at=_aware(started_at, "started_at"),
+                    status="running",
+                    counts={},
+                    error="",
+                )
+                .returning(run_table.c.id)
+            )
+            return int(result.scalar_one())
+
+    def record_outcome(
+        self,
+        run_id: int,
+        record: str,
+        action: str,
+        status: str,
+        reason: str = "",
+        rules: Sequence[str] = (),
+    ) -> None:
+        """One record's outcome: ``status`` ok | failed | skipped, with reason and rule ids."""
+        self.record_outcomes([Outcome(run_id, record, action, status, reason, tuple(rules))])
+
+    def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        """Many outcomes in one transaction (faster than one call per record)."""
+        now = self._clock()
+        rows = []
+        for item in outcomes:
+            if item.status not in OUTCOME_STATUSES:
+                raise ValueError(f"outcome status {item.status!r} not in {OUTCOME_STATUSES}")
+            rows.append(
+                {
+                    "run_id": item.run_id,
+                    "record": item.record,
+                    "action": item.action,
+                    "status": item.status,
+                    "reason": item.reason,
+                    "rules": list(item.rules),
+                    "recorded_at": item.recorded_at or now,
+                }
+            )
+        if rows:
+            with self._write("recording outcomes") as conn:
+                conn.execute(outcome_table.insert(), rows)
+
+    def finish_run(
+        self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
+    ) -> None:
+        """Close a run: ``succeeded``, ``failed`` or ``abandoned``, with counts and error."""
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"finish status {status!r} must be succeeded, failed or abandoned")
+        with self._write("finishing a run") as conn:
+            conn.execute(
+                run_table.update()
+                .where(run_table.c.id == run_id)
+                .values(
+                    status=status,
+                    finished_at=self._clock(),
+                    counts=dict(counts),
+                    error=error[:_ERROR_MAX],
+                )
+            )
+
+    def abandon_running(
+        self,
+        shop: str | None = None,
+        direction: str | None = None,
+        error: str = "the process running it stopped",
+    ) -> list[int]:
+        """Mark runs still ``running`` as ``abandoned`` (call while holding the shop's lease,
+        when a previous process died); returns their ids. Their pending intents stay pending
+        for the next run to finish."""
+        with self._write("abandoning runs") as conn:
+            query = sa.select(run_table.c.id).where(run_table.c.status == "running")
+            if shop is not None:
+                query = query.where(run_table.c.shop == shop)
+            if direction is not None:
+                query = query.where(run_table.c.direction == direction)
+            ids = [int(i) for i in conn.execute(query).scalars()]
+            if ids:
+                conn.execute(
+                    run_table.update()
+                    .where(run_table.c.id.in_(ids))
+                    .values(status="abandoned", finished_at=self._clock(), error=error)
+                )
+        return ids
+
+    def runs(
+        self,
+        shop: str | None = None,
+        limit: int = 20,
+        *,
+        direction: str | None = None,
+        status: str | None = None,
+    ) -> list[RunRecord]:
+        """The latest runs, newest first."""
+        query = sa.select(run_table)
+        if shop is not None:
+            query = query.where(run_table.c.shop == shop)
+        if direction is not None:
+            query = query.where(run_table.c.direction == direction)
+        if status is not None:
+            query = query.where(run_table.c.status == status)
+        query = query.order_by(run_table.c.started_at.desc(), run_table.c.id.desc()).limit(limit)
+        with self._read("reading runs") as conn:
+            return [_run(row) for row in conn.execute(query)]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        with self._read("reading a run") as conn:
+            row = conn.execute(sa.select(run_table).where(run_table.c.id == run_id)).first()
+        return None if row is None else _run(row)
+
+    def outcomes(
+        self, run_id: int, status: str | None = None, limit: int | None = None
+    ) -> list[Outcome]:
+        """A run's record outcomes in the order recorded (``status`` filters)."""
+        query = sa.select(outcome_table).where(outcome_table.c.run_id == run_id)
+        if status is not None:
+            query = query.where(outcome_table.c.status == status)
+        query = query.order_by(outcome_table.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read("reading outcomes") as conn:
+            return [
+                Outcome(
+                    run_id=row.run_id,
+                    record=row.record,
+                    action=row.action,
+                    status=row.status,
+                    reason=row.reason,
+                    rules=tuple(row.rules or ()),
+                    recorded_at=row.recorded_at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def failures(self, run_id: int) -> list[Outcome]:
+        """The records that failed in a run."""
+        return self.outcomes(run_id, status="failed")
+
+    def health(self, shop: str | None = None) -> list[Health]:
+        """Per shop and direction that ever ran: cursor, last success, last failure,
+        consecutive failures since the last success, and a run in progress."""
+        with self._read("reading run health") as conn:
+            pairs_query = sa.select(run_table.c.shop, run_table.c.direction).distinct()
+            if shop is not None:
+                pairs_query = pairs_query.where(run_table.c.shop == shop)
+            pairs = sorted((row.shop, row.direction) for row in conn.execute(pairs_query))
+            result = []
+            for pair_shop, pair_direction in pairs:
+                result.append(self._health(conn, pair_shop, pair_direction))
+        return result
+
+    def _health(self, conn: Connection, shop: str, direction: str) -> Health:
+        base = (run_table.c.shop == shop, run_table.c.direction == direction)
+        newest = (run_table.c.started_at.desc(), run_table.c.id.desc())
+
+        def latest(*condition: Any) -> RunRecord | None:
+            row = conn.execute(
+                sa.select(run_table).where(*base, *condition).order_by(*newest).limit(1)
+            ).first()
+            return None if row is None else _run(row)
+
+        failed = run_table.c.status.in_(("failed", "abandoned"))
+        success = latest(run_table.c.status == "succeeded")
+        count_query = sa.select(sa.func.count()).select_from(run_table).where(*base, failed)
+        if success is not None:
+            count_query = count_query.where(
+                sa.or_(
+                    run_table.c.started_at > success.started_at,
+                    sa.and_(
+                        run_table.c.started_at == success.started_at,
+                        run_table.c.id > success.id,
+                    ),
+                )
+            )
+        cursor = conn.execute(
+            sa.select(cursor_table.c.value).where(
+                cursor_table.c.shop == shop, cursor_table.c.direction == direction
+            )
+        ).scalar()
+        return Health(
+            shop=shop,
+            direction=direction,
+            cursor=cursor,
+            last_success=success,
+            last_failure=latest(failed),
+            consecutive_failures=int(conn.execute(count_query).scalar_one()),
+            running=latest(run_table.c.status == "running"),
+        )
+
+    # ---- leases ------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, holder: str, ttl_seconds: float, now: datetime | None = None
+    ) -> bool:
+        """Take the lease ``name`` for ``holder`` for ``ttl_seconds``; True when taken.
+
+        Atomic across processes and machines: one conditional UPDATE (the lease is expired
+        or already ours), else an INSERT that the primary key lets only one contender win.
+        Re-acquiring a lease one holds extends it. Times are the database's clock unless
+        ``now`` is given (tests).
+        """
+        try:
+            with self._write("acquiring a lease") as conn:
+                current = _aware(now, "now") if now is not None else _db_now(conn)
+                expires = current + timedelta(seconds=ttl_seconds)
+                updated = conn.execute(
+                    lease_table.update()
+                    .where(
+                        lease_table.c.name == name,
+                        sa.or_(lease_table.c.expires_at <= current, lease_table.c.holder == holder),
+                    )
+                    .values(holder=holder, acquired_at=current, expires_at=expires)
+                ).rowcount
+                if updated:
+                    return True
+                exists = conn.execute(
+                    sa.select(lease_table.c.name).where(lease_table.c.name == name)
+                ).first()
+                if exists is not None:
+                    return False
+                conn.execute(
+                    lease_table.insert().values(
+                        name=name, holder=holder, acquired_at=current, expires_at=expires
+                    )
+                )
+                return True
+        except IntegrityError:  # another contender inserted it first
+            return False
+
+    def renew_lease(
+        self, name: str, holder: str, ttl_seconds: float, now: datetime | None = None
+    ) -> bool:
+        """Extend the lease while ``holder`` still holds it; False means it was lost (stop
+        working: someone else may have taken it after it expired)."""
+        with self._write("renewing a lease") as conn:
+            current = _aware(now, "now") if now is not None else _db_now(conn)
+            updated = conn.execute(
+                lease_table.update()
+                .where(lease_table.c.name == name, lease_table.c.holder == holder)
+                .values(expires_at=current + timedelta(seconds=ttl_seconds))
+            ).rowcount
+        return bool(updated)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (only if ``holder`` holds it)."""
+        with self._write("releasing a lease") as conn:
+            conn.execute(
+                lease_table.delete().where(
+                    lease_table.c.name == name, lease_table.c.holder == holder
+                )
+            )
+
+    def lease_holder(self, name: str, now: datetime | None = None) -> str | None:
+        """Who holds ``name`` now (``None`` if nobody or the lease expired)."""
+        lease = self.lease(name)
+        if lease is None:
+            return None
+        with self._read("reading a lease") as conn:
+            current = _aware(now, "now") if now is not None else _db_now(conn)
+        return lease.holder if lease.expires_at > current else None
+
+    def lease(self, name: str) -> Lease | None:
+        """The stored lease row (expired or not)."""
+        with self._read("reading a lease") as conn:
+            row = conn.execute(sa.select(lease_table).where(lease_table.c.name == name)).first()
+        if row is None:
+            return None
+        return Lease(row.name, row.holder, row.acquired_at, row.expires_at)
+
+    # ---- intent journal (crash-safe apply) ---------------------------------------------
+
+    def begin_intent(self, run_id: int, record: str, action: str, idempotency_key: str) -> int:
+        """Journal a write *before* doing it; returns the intent id.
+
+        The apply loop, per record that writes::
+
+            intent = store.begin_intent(run_id, decision.record, "create", key)
+            result = erp.create_customer(fields, template, idempotency_key=key)
+            if result.ok:
+                store.complete_intent(intent, target=result.no, link=Link(shop, gid, result.no))
+            else:
+                store.fail_intent(intent, result.message)
+
+        ``idempotency_key`` is what the target system can be searched by afterwards (the
+        Shopify gid passed to ``ErpWriter.create_customer``; for Shopify creates e.g. the ERP
+        customer no. or the e-mail). After a crash, :meth:`pending_intents` lists what may be
+        half applied: look the key up in the target (``ErpWriter.find_by_idempotency_key``);
+        found -> :meth:`complete_intent` (with its link), not found -> redo it or
+        :meth:`fail_intent`. Nothing is ever created twice.
+        """
+        with self._write("journaling an intent") as conn:
+            result = conn.execute(
+                intent_table.insert().values(
+                    run_id=run_id,
+                    record=record,
+                    action=action,
+                    idempotency_key=idempotency_key,
+                    status="pending",
+                    created_at=self._clock(),
+                )
+                .returning(intent_table.c.id)
+            )
+            return int(result.scalar_one())
+
+    def complete_intent(self, intent_id: int, target: str = "", link: Link | None = None) -> None:
+        """Mark an intent done, saving ``link`` in the same transaction (so a crash leaves
+        either both or neither). ``target`` is the written record's id (ERP no., gid)."""
+        with self._write("completing an intent") as conn:
+            if link is not None:
+                self._save_link(conn, link)
+            conn.execute(
+                intent_table.update()
+                .where(intent_table.c.id == intent_id)
+                .values(status="done", target=target, finished_at=self._clock())
+            )
+
+    def fail_intent(self, intent_id: int, error: str) -> None:
+        """Mark an intent failed: the write did not happen (a per-record failure)."""
+        with self._write("failing an intent") as conn:
+            conn.execute(
+                intent_table.update()
+                .where(intent_table.c.id == intent_id)
+                .values(status="failed", error=error[:_ERROR_MAX], finished_at=self._clock())
+            )
+
+    def pending_intents(
+        self, shop: str | None = None, direction: str | None = None
+    ) -> list[Intent]:
+        """Intents never completed nor failed (their run crashed), oldest first."""
+        return self._intents(intent_table.c.status == "pending", shop, direction)
+
+    def intent_for_key(self, idempotency_key: str) -> Intent | None:
+        """The newest intent with this idempotency key, whatever its status."""
+        found = self._intents(intent_table.c.idempotency_key == idempotency_key, None, None)
+        return found[-1] if found else None
+
+    def _intents(self, condition: Any, shop: str | None, direction: str | None) -> list[Intent]:
+        query = (
+            sa.select(intent_table, run_table.c.shop, run_table.c.direction)
+            .join(run_table, run_table.c.id == intent_table.c.run_id)
+            .where(condition)
+        )
+        if shop is not None:
+            query = query.where(run_table.c.shop == shop)
+        if direction is not None:
+            query = query.where(run_table.c.direction == direction)
+        with self._read("reading intents") as conn:
+            return [
+                Intent(
+                    id=row.id,
+                    run_id=row.run_id,
+                    shop=row.shop,
+                    direction=row.direction,
+                    record=row.record,
+                    action=row.action,
+                    idempotency_key=row.idempotency_key,
+                    status=row.status,
+                    target=row.target,
+                    error=row.error,
+                    created_at=row.created_at,
+                )
+                for row in conn.execute(query.order_by(intent_table.c.id))
+            ]
+
+
+def _link(row: Any, address_ids: tuple[str, ...]) -> Link:
+    return Link(
+        shop=row.shop,
+        shopify_id=row.shopify_id,
+        erp_no=row.erp_no,
+        address_ids=address_ids,
+        last_import_at=row.last_import_at,
+        last_export_at=row.last_export_at,
+        own_write_shopify_updated_at=row.own_write_shopify_updated_at,
+    )
+
+
+def _run(row: Any) -> RunRecord:
+    counts = row.counts
+    if isinstance(counts, str):  # pragma: no cover - JSON stored as text by other tools
+        counts = json.loads(counts)
+    return RunRecord(
+        id=int(row.id),
+        shop=row.shop,
+        direction=row.direction,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        counts=_counts(counts),
+        error=row.error or "",
+    )
+
+
+def _counts(counts: Any) -> dict[str, int]:
+    return {str(key): int(value) for key, value in (counts or {}).items()}
+
+
+def open_store(url: str = DEFAULT_URL, **options: Any) -> SqlStateStore:
+    """Open the state store at ``url`` (schema created when missing)."""
+    return SqlStateStore.open(url, **options)
+
+
+#: The brief's spelling: ``StateStore.open(url)``.
+StateStore = SqlStateStore
