@@ -1,0 +1,517 @@
+"""The plan: every decision of a dry run, with its summary, warnings and source fingerprints.
+
+:func:`build_plan` reads the ERP and the shops through *readers* only and asks the
+:class:`~custsync.engine.decide.Engine` for one Decision per record and direction; it never
+receives or builds a writer, so planning cannot change anything. ``custsync sync`` applies a
+Plan, and ``sync --plan FILE`` applies a saved one: :func:`plan_to_json` /
+:func:`plan_from_json` round-trip it (``format_version`` "1.0", schema
+``schemas/plan.schema.json``).
+
+Decisions are kept in a deterministic order: direction (import, export, order), then shop,
+then record key (numbers inside keys compare as numbers, so ``Customer/9`` < ``Customer/10``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .model import (
+    Action,
+    Decision,
+    Direction,
+    ErpCustomer,
+    FieldChange,
+    FiredRule,
+    Link,
+    ShopifyAddress,
+    ShopifyCustomer,
+    ShopifyOrder,
+)
+from .ports import ErpReader, ReportsProblems, ShopifyReader, SourceProblem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .rulefile import RuleSet
+
+__all__ = [
+    "DIRECTION_ORDER",
+    "FORMAT_VERSION",
+    "Plan",
+    "PlanSummary",
+    "PlanWarning",
+    "build_plan",
+    "decision_sort_key",
+    "file_fingerprint",
+    "plan_from_json",
+    "plan_to_dict",
+    "plan_to_json",
+    "validate_plan_data",
+]
+
+FORMAT_VERSION = "1.0"
+
+#: the order of directions in a plan (and in which ``sync`` applies them)
+DIRECTION_ORDER: tuple[Direction, ...] = (Direction.IMPORT, Direction.EXPORT, Direction.ORDER)
+
+#: summary keys, in display order
+_ACTIONS: tuple[Action, ...] = (
+    Action.CREATE,
+    Action.UPDATE,
+    Action.LINK,
+    Action.SKIP,
+    Action.NOOP,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Something the user should know that is not a decision (e.g. a bad record skipped)."""
+
+    code: str  # kebab-case, e.g. "bad-record"
+    message: str
+    location: str = ""  # "world/erp_customers.csv:7"
+    record: str = ""
+    shop: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    """Counts by action, overall and per direction (computed from the decisions)."""
+
+    counts: Mapping[str, int]
+    by_direction: Mapping[str, Mapping[str, int]]
+
+    @property
+    def changes(self) -> int:
+        return sum(
+            self.counts[action.value] for action in (Action.CREATE, Action.UPDATE, Action.LINK)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A dry run's result. ``fingerprints`` digest what the plan was computed from (rules,
+    config, each source) so that ``sync --plan`` can tell a stale plan from a current one."""
+
+    created_at: datetime
+    shops: tuple[str, ...]
+    directions: tuple[Direction, ...]
+    decisions: tuple[Decision, ...]
+    warnings: tuple[PlanWarning, ...] = ()
+    fingerprints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def summary(self) -> PlanSummary:
+        overall: Counter[str] = Counter()
+        per: dict[str, Counter[str]] = {}
+        for decision in self.decisions:
+            overall[decision.action.value] += 1
+            per.setdefault(decision.direction.value, Counter())[decision.action.value] += 1
+        return PlanSummary(
+            counts={action.value: overall[action.value] for action in _ACTIONS},
+            by_direction={
+                direction.value: {
+                    action.value: per[direction.value][action.value] for action in _ACTIONS
+                }
+                for direction in DIRECTION_ORDER
+                if direction.value in per
+            },
+        )
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying would write anything (create, update or link)."""
+        return any(decision.is_change for decision in self.decisions)
+
+
+# --------------------------------------------------------------------------------------------
+# Ordering
+# --------------------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural(text: str) -> tuple[tuple[int, int, str], ...]:
+    return tuple(
+        (1, int(part), "") if part.isdigit() else (0, 0, part)
+        for part in _DIGITS.split(text)
+        if part
+    )
+
+
+def decision_sort_key(decision: Decision) -> tuple[Any, ...]:
+    """Direction (import, export, order), shop, record key with numbers compared as numbers."""
+    return (
+        DIRECTION_ORDER.index(decision.direction),
+        decision.shop,
+        _natural(decision.record),
+        decision.record,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Building a plan
+# --------------------------------------------------------------------------------------------
+
+
+def _digest(items: Iterable[Any]) -> str:
+    """A short stable digest of records (their reprs are deterministic: frozen dataclasses)."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(repr(item).encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+def _problems(reader: object) -> Sequence[SourceProblem]:
+    return reader.problems() if isinstance(reader, ReportsProblems) else ()
+
+
+def _after(moment: datetime | None, cursor: datetime | None) -> bool:
+    return cursor is None or moment is None or moment > cursor
+
+
+def _bad_record_decisions(
+    problems: Sequence[SourceProblem],
+    shops: Sequence[str],
+    directions: Sequence[Direction],
+    taken: set[tuple[Direction, str, str]],
+) -> tuple[list[Decision], list[PlanWarning]]:
+    """A bad record with a readable key becomes a skip in its own direction; the rest (bad
+    reference rows, links, records without a key, duplicates) become warnings."""
+    decisions: list[Decision] = []
+    warnings: list[PlanWarning] = []
+    natural = {"erp_customer": Direction.EXPORT, "shopify_customer": Direction.IMPORT}
+    for problem in problems:
+        direction = natural.get(problem.kind)
+        targets = [
+            shop
+            for shop in shops
+            if direction is not None
+            and direction in directions
+            and problem.record
+            and (direction, shop, problem.record) not in taken
+        ]
+        if not targets:
+            warnings.append(
+                PlanWarning(
+                    "bad-record",
+                    f"{problem.kind.replace('_', ' ')} skipped: {problem.message}",
+                    problem.location,
+                    problem.record,
+                )
+            )
+            continue
+        for shop in targets:
+            assert direction is not None
+            taken.add((direction, shop, problem.record))
+            decisions.append(
+                Decision(
+                    direction=direction,
+                    action=Action.SKIP,
+                    shop=shop,
+                    record=problem.record,
+                    erp_no=problem.record if direction is Direction.EXPORT else None,
+                    shopify_id=problem.record if direction is Direction.IMPORT else None,
+                    reason_code="bad-record",
+                    message=f"{problem.location}: {problem.message}",
+                )
+            )
+    return decisions, warnings
+
+
+def _resolve_order(order: ShopifyOrder, reader: ShopifyReader) -> ShopifyOrder:
+    """An order whose customer is given by id only gets the full customer from the shop."""
+    customer = order.customer
+    if customer is None or customer.email or customer.addresses or customer.first_name:
+        return order
+    found = reader.get_customer(customer.id)
+    return dataclasses.replace(order, customer=found) if found is not None else order
+
+
+def build_plan(
+    *,
+    shops: Sequence[Any],
+    rules: RuleSet | None,
+    erp: ErpReader,
+    shopify: Mapping[str, ShopifyReader],
+    links: Iterable[Link] = (),
+    directions: Sequence[Direction | str] = (Direction.IMPORT, Direction.EXPORT),
+    orders: Mapping[str, Sequence[ShopifyOrder]] | None = None,
+    cursors: Mapping[tuple[str, str], datetime | None] | None = None,
+    engine: Any = None,
+    fingerprints: Mapping[str, str] | None = None,
+    warnings: Iterable[PlanWarning] = (),
+    now: datetime | None = None,
+) -> Plan:
+    """Decide every record of ``shops`` and return the Plan. Read-only by construction.
+
+    ``shops`` are :class:`~custsync.engine.world.ShopContext` objects; ``shopify`` maps each
+    shop name to its reader; ``links`` are all stored links (filtered per shop here).
+    ``cursors`` maps (shop, direction) to the last successful run's start: only Shopify
+    customers updated after the import cursor are imported and only ERP customers modified
+    after the export cursor are exported (records without a timestamp always are). ``orders``
+    maps shop names to orders to map (direction ``order``). ``engine`` defaults to
+    ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config).
+    """
+    from .world import World  # the decide stage; imported here to keep plan/render light
+
+    if engine is None:
+        from .decide import Engine
+
+        engine = Engine(rules)
+    wanted = tuple(Direction(direction) for direction in directions)
+    cursors = cursors or {}
+    all_links = list(links)
+    erp_customers: list[ErpCustomer] = list(erp.iter_customers())
+    reference = erp.reference()
+    digests: dict[str, str] = {
+        "erp": _digest(erp_customers),
+        "erp_reference": _digest([reference]),
+    }
+    decisions: list[Decision] = []
+    problems: list[SourceProblem] = list(_problems(erp))
+    for shop in shops:
+        reader = shopify[shop.name]
+        customers: list[ShopifyCustomer] = list(reader.iter_customers())
+        shop_links = sorted(
+            (link for link in all_links if link.shop == shop.name), key=lambda link: link.shopify_id
+        )
+        digests[f"shopify:{shop.name}"] = _digest(customers)
+        digests[f"links:{shop.name}"] = _digest(shop_links)
+        world = World(erp_customers, reference, customers, shop_links)
+        if Direction.IMPORT in wanted:
+            cursor = cursors.get((shop.name, Direction.IMPORT.value))
+            for customer in customers:
+                if _after(customer.updated_at, cursor):
+                    decisions.append(engine.decide_import(world, shop, customer))
+        if Direction.EXPORT in wanted:
+            cursor = cursors.get((shop.name, Direction.EXPORT.value))
+            for erp_customer in erp_customers:
+                if _after(erp_customer.modified_at, cursor):
+                    decisions.append(engine.decide_export(world, shop, erp_customer))
+        for order in (orders or {}).get(shop.name, ()):
+            decisions.append(engine.decide_order(world, shop, _resolve_order(order, reader)))
+        problems.extend(_problems(reader))
+    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
+    bad, problem_warnings = _bad_record_decisions(
+        _unique(problems), [shop.name for shop in shops], wanted, taken
+    )
+    decisions.extend(bad)
+    digests.update(fingerprints or {})
+    return Plan(
+        created_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        shops=tuple(shop.name for shop in shops),
+        directions=tuple(
+            d for d in DIRECTION_ORDER if d in wanted or (d is Direction.ORDER and orders)
+        ),
+        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+        warnings=(*warnings, *problem_warnings),
+        fingerprints=MappingProxyType(dict(sorted(digests.items()))),
+    )
+
+
+def _unique(problems: Iterable[SourceProblem]) -> list[SourceProblem]:
+    """Readers of several shops may share a folder: report each problem once."""
+    seen: dict[tuple[str, str, str], SourceProblem] = {}
+    for problem in problems:
+        seen.setdefault((problem.kind, problem.location, problem.message), problem)
+    return list(seen.values())
+
+
+def file_fingerprint(paths: Iterable[str | Path]) -> str:
+    """A digest of files' names and contents (e.g. the rule files or the config file)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(str(path.name).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"")
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+#: payload keys whose values are records (decoded back into them by plan_from_json)
+_PAYLOAD_RECORDS: Mapping[str, type] = MappingProxyType({"address": ShopifyAddress})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(item) for item in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _decision_to_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "direction": decision.direction.value,
+        "action": decision.action.value,
+        "shop": decision.shop,
+        "record": decision.record,
+        "label": decision.label,
+        "erp_no": decision.erp_no,
+        "shopify_id": decision.shopify_id,
+        "new_link": decision.new_link,
+        "changes": [
+            {"field": change.field, "old": _jsonable(change.old), "new": _jsonable(change.new)}
+            for change in decision.changes
+        ],
+        "reason_code": decision.reason_code,
+        "message": decision.message,
+        "rules": [
+            {"id": rule.id, "decision": rule.decision, "file": rule.file, "line": rule.line}
+            for rule in decision.rules
+        ],
+        "payload": _jsonable(decision.payload),
+        "source_version": decision.source_version,
+        "target_version": decision.target_version,
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready data (full values: e-mails and phones are not masked)."""
+    summary = plan.summary
+    return {
+        "format_version": plan.format_version,
+        "created_at": _jsonable(plan.created_at),
+        "shops": list(plan.shops),
+        "directions": [direction.value for direction in plan.directions],
+        "summary": {
+            **summary.counts,
+            "changes": summary.changes,
+            "by_direction": {key: dict(value) for key, value in summary.by_direction.items()},
+        },
+        "decisions": [_decision_to_dict(decision) for decision in plan.decisions],
+        "warnings": [_jsonable(warning) for warning in plan.warnings],
+        "fingerprints": dict(plan.fingerprints),
+    }
+
+
+def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
+    return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False) + "\n"
+
+
+def _schema() -> Any:
+    from .resources import schema_path
+
+    return json.loads(schema_path("plan").read_text(encoding="utf-8"))
+
+
+def validate_plan_data(data: Any, source: str = "plan") -> None:
+    """Check plan JSON against ``schemas/plan.schema.json``; ConfigError naming the spot."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda error: list(error.absolute_path))
+    if errors:
+        first = errors[0]
+        pointer = "".join(f"/{part}" for part in first.absolute_path)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {pointer or '/'}: {first.message}{more}", file=source)
+
+
+def _payload_from(data: Mapping[str, Any]) -> dict[str, Any]:
+    payload = dict(data)
+    for key, record_type in _PAYLOAD_RECORDS.items():
+        value = payload.get(key)
+        if isinstance(value, dict):
+            names = {f.name for f in dataclasses.fields(record_type)}
+            if set(value) <= names:
+                payload[key] = record_type(**value)
+    return payload
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def plan_from_json(text: str | bytes, source: str = "plan") -> Plan:
+    """Read a saved plan (``custsync plan --out``); a ConfigError names what is wrong."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{source}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if isinstance(version, str) and version.split(".", 1)[0] != FORMAT_VERSION.split(".", 1)[0]:
+        raise ConfigError(
+            f"{source}: plan format_version {version} is not supported "
+            f"(this custsync reads {FORMAT_VERSION.split('.', 1)[0]}.x); plan again"
+        )
+    validate_plan_data(data, source)
+    decisions = tuple(
+        Decision(
+            direction=Direction(item["direction"]),
+            action=Action(item["action"]),
+            shop=item["shop"],
+            record=item["record"],
+            erp_no=item.get("erp_no"),
+            shopify_id=item.get("shopify_id"),
+            changes=tuple(
+                FieldChange(change["field"], change.get("old"), change.get("new"))
+                for change in item.get("changes", ())
+            ),
+            reason_code=item.get("reason_code"),
+            message=item.get("message"),
+            rules=tuple(
+                FiredRule(
+                    rule["id"], rule.get("file", ""), rule.get("line", 0), rule.get("decision", "")
+                )
+                for rule in item.get("rules", ())
+            ),
+            new_link=bool(item.get("new_link", False)),
+            payload=MappingProxyType(_payload_from(item.get("payload") or {})),
+            source_version=item.get("source_version"),
+            target_version=item.get("target_version"),
+            label=item.get("label") or "",
+        )
+        for item in data["decisions"]
+    )
+    created_at = _when(data["created_at"])
+    assert created_at is not None  # the schema requires it
+    return Plan(
+        created_at=created_at,
+        shops=tuple(data["shops"]),
+        directions=tuple(Direction(direction) for direction in data["directions"]),
+        decisions=decisions,
+        warnings=tuple(
+            PlanWarning(
+                warning["code"],
+                warning["message"],
+                warning.get("location", ""),
+                warning.get("record", ""),
+                warning.get("shop", ""),
+            )
+            for warning in data.get("warnings", ())
+        ),
+        fingerprints=MappingProxyType(dict(data.get("fingerprints", {}))),
+        format_version=data["format_version"],
+    )

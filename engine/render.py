@@ -1,0 +1,307 @@
+"""Rendering a Plan as text (like a Terraform plan) or JSON. Computes nothing.
+
+The text plan masks customer contact data (e-mail ``j***@example.com``, phone ``+1 41* *** **34``:
+first three and last two digits kept) because it ends up in terminals, CI logs and tickets.
+The JSON plan keeps full values: it is the machine-readable record that ``sync --plan``
+applies. Neither ever contains an access token (a Plan holds none).
+
+Colours only on a terminal (rich decides; ``NO_COLOR`` is respected).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import mask_email
+from .model import Action, Decision, Direction
+from .plan import Plan, plan_to_json
+
+__all__ = [
+    "mask_phone",
+    "mask_text",
+    "print_plan",
+    "render_json",
+    "render_rich",
+    "render_text",
+]
+
+_SYMBOL_STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.LINK: "cyan",
+    Action.SKIP: "red",
+}
+_LEGEND = {
+    Action.CREATE: "create",
+    Action.UPDATE: "update",
+    Action.LINK: "link",
+    Action.SKIP: "skip",
+}
+_DIRECTION_TITLE = {
+    Direction.IMPORT: "import (Shopify -> ERP)",
+    Direction.EXPORT: "export (ERP -> Shopify)",
+    Direction.ORDER: "order mapping (Shopify order -> ERP customer)",
+}
+
+# --------------------------------------------------------------------------------------------
+# Masking
+# --------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+#: phone-like: a leading "+", or nine and more digits (dates have eight)
+_PHONE = re.compile(r"(?<![\w/])\+?\d[\d ().-]{5,}\d(?![\w/])")
+
+
+def mask_phone(value: str) -> str:
+    """Keep the first three and the last two digits, and the formatting; star the rest."""
+    digits = sum(ch.isdigit() for ch in value)
+    if digits == 0:
+        return value
+    keep_head, keep_tail = (3, 2) if digits > 6 else (0, 1)
+    out, seen = [], 0
+    for ch in value:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= keep_head or seen > digits - keep_tail else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _mask_phone_match(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if text.startswith("+") or sum(ch.isdigit() for ch in text) >= 9:
+        return mask_phone(text)
+    return text
+
+
+def mask_text(text: str) -> str:
+    """Mask e-mail addresses and phone numbers inside free text (labels, messages)."""
+    return _PHONE.sub(_mask_phone_match, _EMAIL.sub(lambda m: mask_email(m.group(0)), text))
+
+
+def _sensitive(name: str) -> str | None:
+    last = name.rsplit(".", 1)[-1].lower()
+    if "email" in last or "e_mail" in last:
+        return "email"
+    if "phone" in last:
+        return "phone"
+    return None
+
+
+def _show(name: str, value: Any) -> str:
+    """A value for the text plan: quoted text (masked if sensitive), ``(none)`` for None."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        value = json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
+        return mask_text(value)
+    kind = _sensitive(name)
+    if kind == "email":
+        value = mask_text(value)
+    elif kind == "phone":
+        value = mask_phone(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
+    value = _plain(value)
+    if isinstance(value, dict):
+        for key in value:
+            yield from _flatten(f"{prefix}.{key}" if prefix else key, value[key])
+    else:
+        yield prefix, value
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------------
+
+Segment = tuple[str, str]  # (text, rich style)
+Line = list[Segment]
+
+
+def _relative(path: str, base_dir: Path | None) -> str:
+    if base_dir is None or not path:
+        return path
+    try:
+        return str(Path(path).resolve().relative_to(base_dir.resolve()))
+    except ValueError:
+        return path
+
+
+def _header(decision: Decision) -> Line:
+    action = decision.action
+    if decision.direction is Direction.EXPORT:
+        target, target_id, source = "shopify customer", decision.shopify_id, "erp"
+    elif decision.direction is Direction.ORDER:
+        target, target_id, source = "erp customer", decision.erp_no, "shopify order"
+    else:
+        target, target_id, source = "erp customer", decision.erp_no, "shopify"
+    if not target_id:
+        target_id = "(new)" if action is Action.CREATE else "(none)"
+    line: Line = [
+        (action.symbol, f"bold {_SYMBOL_STYLE.get(action, '')}".strip()),
+        (f" {target} ", "bold"),
+        (target_id, "bold"),
+        (f" <- {source} {decision.record}", ""),
+    ]
+    if decision.label:
+        line.append((f" {json.dumps(mask_text(decision.label), ensure_ascii=False)}", ""))
+    if decision.new_link and action not in (Action.CREATE, Action.LINK, Action.SKIP):
+        line.append(("  (and link)", "cyan"))
+    return line
+
+
+def _block(decision: Decision, base_dir: Path | None) -> list[Line]:
+    lines = [_header(decision)]
+    items: list[tuple[str, str, str]] = []  # (name, shown value, style)
+    for change in decision.changes:
+        if decision.action is Action.CREATE and change.old in (None, ""):
+            shown = _show(change.field, change.new)
+        else:
+            shown = f"{_show(change.field, change.old)} -> {_show(change.field, change.new)}"
+        items.append((change.field, shown, _SYMBOL_STYLE.get(decision.action, "")))
+    for key in sorted(decision.payload):
+        for name, value in _flatten(key, decision.payload[key]):
+            if value in (None, "", [], {}) or ("." in name and value is False):
+                continue  # empty parts of nested records are noise
+            items.append((name, _show(name, value), "dim"))
+    width = max((len(name) for name, _, _ in items), default=0) + 1
+    for name, shown, style in items:
+        lines.append([("    ", ""), (f"{name + ':':<{width}} ", style), (shown, "")])
+    if decision.action is Action.SKIP or decision.reason_code:
+        reason = decision.reason_code or "no-reason"
+        message = f": {mask_text(decision.message)}" if decision.message else ""
+        lines.append([("    reason: ", "red"), (f"{reason}{message}", "")])
+    elif decision.message:
+        lines.append([("    note: ", "dim"), (mask_text(decision.message), "")])
+    if decision.rules:
+        rules = ", ".join(
+            f"{rule.decision + '/' if rule.decision else ''}{rule.id} "
+            f"({_relative(rule.file, base_dir)}:{rule.line})"
+            for rule in decision.rules
+        )
+        lines.append([(f"    # rules: {rules}", "dim")])
+    return lines
+
+
+def _summary_line(plan: Plan) -> Line:
+    counts = plan.summary.counts
+    unchanged = counts["noop"]
+    if not any(counts[key] for key in ("create", "update", "link", "skip")):
+        tail = (
+            f" {unchanged} record{'s' if unchanged != 1 else ''} already in sync."
+            if unchanged
+            else ""
+        )
+        return [("No changes.", "bold green"), (tail, "")]
+    text = (
+        f"Plan: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['link']} to link, {counts['skip']} skipped"
+    )
+    text += f" ({unchanged} unchanged)." if unchanged else "."
+    return [(text, "bold")]
+
+
+def _lines(plan: Plan, base_dir: Path | None) -> list[Line]:
+    shown = [decision for decision in plan.decisions if decision.action is not Action.NOOP]
+    lines: list[Line] = []
+    directions = ", ".join(direction.value for direction in plan.directions) or "nothing"
+    shops = ", ".join(plan.shops) or "(none)"
+    lines.append(
+        [
+            (
+                f"custsync plan: shop{'s' if len(plan.shops) != 1 else ''} {shops}; {directions}",
+                "bold",
+            )
+        ]
+    )
+    if shown:
+        in_use = [action for action in _LEGEND if any(d.action is action for d in shown)]
+        legend: Line = [("Symbols:", "")]
+        for action in in_use:
+            legend += [
+                ("  ", ""),
+                (action.symbol, f"bold {_SYMBOL_STYLE[action]}"),
+                (f" {_LEGEND[action]}", ""),
+            ]
+        lines += [[], legend]
+    group: tuple[Direction, str] | None = None
+    for decision in shown:
+        if (decision.direction, decision.shop) != group:
+            group = (decision.direction, decision.shop)
+            lines += [
+                [],
+                [(f"# shop {decision.shop}: {_DIRECTION_TITLE[decision.direction]}", "bold")],
+            ]
+        lines.append([])
+        lines += _block(decision, base_dir)
+    if plan.warnings:
+        lines += [[], [("Warnings:", "bold yellow")]]
+        for warning in plan.warnings:
+            where = f"{warning.location}: " if warning.location else ""
+            shop = f"shop {warning.shop}: " if warning.shop else ""
+            lines.append([("  ! ", "yellow"), (f"{where}{shop}{mask_text(warning.message)}", "")])
+    lines += [[], _summary_line(plan)]
+    return lines
+
+
+def render_text(plan: Plan, *, base_dir: str | Path | None = None) -> str:
+    """The plain text plan. ``base_dir``: rule files under it are shown relative to it."""
+    base = Path(base_dir) if base_dir is not None else None
+    return "\n".join("".join(text for text, _ in line) for line in _lines(plan, base)) + "\n"
+
+
+def render_rich(plan: Plan, *, base_dir: str | Path | None = None) -> Any:
+    """The text plan as a ``rich.text.Text`` with styles (for a terminal)."""
+    from rich.text import Text
+
+    base = Path(base_dir) if base_dir is not None else None
+    text = Text()
+    for line in _lines(plan, base):
+        for segment, style in line:
+            text.append(segment, style=style or None)
+        text.append("\n")
+    return text
+
+
+def render_json(plan: Plan) -> str:
+    """The JSON plan (full values; ``format_version`` first)."""
+    return plan_to_json(plan)
+
+
+def print_plan(
+    plan: Plan, stream: IO[str], *, output: str = "text", base_dir: str | Path | None = None
+) -> None:
+    """Write the plan to ``stream``: colours only when it is a terminal and NO_COLOR unset."""
+    if output == "json":
+        stream.write(render_json(plan))
+        return
+    isatty = getattr(stream, "isatty", None)
+    if not (callable(isatty) and isatty()):
+        stream.write(render_text(plan, base_dir=base_dir))
+        return
+    from rich.console import Console
+
+    console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False, markup=False)
+    console.print(render_rich(plan, base_dir=base_dir), end="")
