@@ -44,6 +44,8 @@ from .ports import RunRecord
 
 __all__ = [
     "DIRECTIONS",
+    "HealthRow",
+    "HealthSource",
     "Job",
     "JobHealth",
     "JobSpec",
@@ -62,6 +64,8 @@ __all__ = [
     "make_holder_id",
     "next_slot",
     "parse_cron",
+    "safe_error",
+    "stamp",
 ]
 
 log = logging.getLogger("custsync.schedule")
@@ -76,6 +80,7 @@ FAILED = "failed"
 ABANDONED = "abandoned"  # stopped early on request; the cursor did not advance
 SKIPPED = "skipped"  # not a run: the lease was held elsewhere or the slot was already run
 
+_RUN_LOG_STATUSES = frozenset({SUCCEEDED, FAILED, ABANDONED})
 _COUNT_ORDER = ("created", "updated", "linked", "skipped", "failed")
 _EMPTY_COUNTS: Mapping[str, int] = MappingProxyType({})
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -537,6 +542,7 @@ class Scheduler:
                     self._log(f"skipped: {spec.shop} direction={spec.direction} slot "
                               f"{stamp(slot)} already ran at {stamp(last)}")
                     return RunReport(spec.shop, spec.direction, slot, SKIPPED)
+                self._abandon_stale_runs(spec.shop)
                 return self._attempts(spec, slot, token, heartbeat)
         finally:
             with self._lock:
@@ -546,6 +552,22 @@ class Scheduler:
             except Exception as exc:  # it expires by itself after the TTL
                 log.warning("lease %s: release failed (expires in %gs): %s", name,
                             self.lease_ttl, safe_error(str(exc)))
+
+    def _abandon_stale_runs(self, shop: str) -> None:
+        """Runs of ``shop`` still "running" while we hold its lease belong to a process that
+        died: mark them abandoned so ``runs`` and ``status`` tell the truth."""
+        abandon = getattr(self._state, "abandon_running", None)
+        if abandon is None:
+            return
+        try:
+            ids = abandon(shop=shop, error="the process running it stopped (lease expired)")
+        except Exception as exc:
+            log.warning("run log: could not close stale runs of %s: %s", shop,
+                        safe_error(str(exc)))
+            return
+        if ids:
+            self._log(f"shop={shop} marked {len(ids)} run(s) of a stopped process abandoned: "
+                      + ", ".join(map(str, ids)))
 
     def _attempts(
         self, spec: JobSpec, slot: datetime, token: StopToken, heartbeat: _Heartbeat
@@ -609,10 +631,13 @@ class Scheduler:
 
     def _record(self, spec: JobSpec, started: datetime, outcome: RunOutcome) -> RunOutcome:
         """Write a run-log entry for a job that did not write its own."""
+        status, error = outcome.status, outcome.error
+        if status not in _RUN_LOG_STATUSES:  # the run log knows succeeded/failed/abandoned
+            error = error or f"run finished with status {status}"
+            status = FAILED
         try:
             run_id = self._state.start_run(spec.shop, spec.direction, started)
-            self._state.finish_run(run_id, outcome.status, dict(outcome.counts),
-                                   safe_error(outcome.error, 2000))
+            self._state.finish_run(run_id, status, dict(outcome.counts), safe_error(error, 2000))
         except Exception as exc:
             log.warning("run log: could not record %s run: %s", spec.key, safe_error(str(exc)))
             return outcome
@@ -639,16 +664,30 @@ class Scheduler:
 # Health (``custsync status``)
 # --------------------------------------------------------------------------------------------
 
-_FAILURE_STATUSES = frozenset({FAILED, PARTIAL})
+class HealthRow(Protocol):
+    """One (shop, direction) of the state store's ``health()`` (see :class:`.state.Health`)."""
+
+    shop: str
+    direction: str
+    last_success: RunRecord | None
+    last_failure: RunRecord | None
+    consecutive_failures: int
+    running: RunRecord | None
+
+
+class HealthSource(Protocol):
+    def health(self, shop: str | None = None) -> Sequence[HealthRow]: ...
+
+    def lease_holder(self, name: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class JobHealth:
-    """The health of one scheduled job, computed from the run log and the lease.
+    """The health of one scheduled job: the run log's view plus lag, lease and next run.
 
     ``lag_seconds`` is now minus the start of the last successful run: everything changed
-    before that moment has been synced. ``consecutive_failures`` counts failed and partial
-    runs since the last success (abandoned and running runs are neither).
+    before that moment has been synced. ``consecutive_failures`` (failed or abandoned runs
+    since the last success) and ``last_failure`` come from the state store.
     """
 
     shop: str
@@ -659,8 +698,8 @@ class JobHealth:
     last_failure: RunRecord | None
     consecutive_failures: int
     lease_holder: str | None
-    next_run: datetime | None
-    running: bool
+    next_run: datetime
+    running: RunRecord | None
     problems: tuple[str, ...] = ()
 
     @property
@@ -669,40 +708,36 @@ class JobHealth:
 
 
 def job_health(
-    state: ScheduleState,
+    state: HealthSource,
     specs: Sequence[JobSpec],
     now: datetime,
     *,
     max_lag: float | None = None,
     max_failures: int | None = None,
-    history: int = 500,
 ) -> list[JobHealth]:
-    """Health per job. A job is unhealthy when its last success is older than ``max_lag``
-    seconds (or it has failed runs and no success at all), or when it has at least
-    ``max_failures`` consecutive failures. A job that never ran is healthy (pending)."""
+    """Health per scheduled job.
+
+    Unhealthy when the last success is older than ``max_lag`` seconds (or there are failed
+    runs and no success at all), or with ``max_failures`` or more consecutive failures. A job
+    that never ran is healthy (pending its first slot).
+    """
     now = as_utc(now)
+    rows: dict[tuple[str, str], HealthRow] = {}
+    for shop in dict.fromkeys(spec.shop for spec in specs):
+        rows.update({(row.shop, row.direction): row for row in state.health(shop)})
+    holders = {shop: lease_holder(state, lease_name(shop))
+               for shop in dict.fromkeys(spec.shop for spec in specs)}
     result: list[JobHealth] = []
-    by_shop: dict[str, list[RunRecord]] = {}
     for spec in specs:
-        if spec.shop not in by_shop:
-            by_shop[spec.shop] = sorted(
-                (r for r in state.runs(shop=spec.shop, limit=history) if r.shop == spec.shop),
-                key=lambda r: (as_utc(r.started_at), r.id),
-                reverse=True,
-            )
-        runs = [r for r in by_shop[spec.shop] if r.direction == spec.direction]
-        success = next((r for r in runs if r.status == SUCCEEDED), None)
-        failure = next((r for r in runs if r.status in _FAILURE_STATUSES), None)
-        consecutive = 0
-        for run in runs:
-            if run.status == SUCCEEDED:
-                break
-            if run.status in _FAILURE_STATUSES:
-                consecutive += 1
+        row = rows.get((spec.shop, spec.direction))
+        success = row.last_success if row else None
+        failure = row.last_failure if row else None
+        running = row.running if row else None
         last_success = as_utc(success.started_at) if success else None
         lag = (now - last_success).total_seconds() if last_success else None
-        next_run = next_slot(spec.cron, as_utc(runs[0].started_at)) if runs else next_slot(
-            spec.cron, now)
+        starts = [as_utc(r.started_at) for r in (success, failure, running) if r is not None]
+        next_run = next_slot(spec.cron, max(starts) if starts else now)
+        consecutive = row.consecutive_failures if row else 0
         problems: list[str] = []
         if max_lag is not None:
             if lag is not None and lag > max_lag:
@@ -719,9 +754,9 @@ def job_health(
             lag_seconds=lag,
             last_failure=failure,
             consecutive_failures=consecutive,
-            lease_holder=lease_holder(state, lease_name(spec.shop)),
+            lease_holder=holders[spec.shop],
             next_run=next_run,
-            running=bool(runs) and runs[0].status == "running",
+            running=running,
             problems=tuple(problems),
         ))
     return result

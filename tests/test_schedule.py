@@ -7,6 +7,7 @@ import random
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from custsync.engine import exitcodes
@@ -25,6 +26,7 @@ from custsync.engine.schedule import (
     next_slot,
     safe_error,
 )
+from custsync.engine.state import SqlStateStore
 
 T0 = datetime(2026, 11, 28, 10, 7, tzinfo=UTC)
 
@@ -49,6 +51,7 @@ class MemoryState:
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
     ) -> None:
+        assert status in ("succeeded", "failed", "abandoned"), status  # as the real store
         with self._lock:
             old = self.run_log[run_id - 1]
             self.run_log[run_id - 1] = RunRecord(
@@ -357,6 +360,9 @@ def test_partial_run_is_not_retried(clock: ManualClock, state: MemoryState) -> N
     job = StubJob(clock, RunOutcome("partial", {"created": 2, "failed": 1}))
     report = make([spec()], job, state, clock).run_job(spec(), T0)
     assert (report.status, report.attempts) == ("partial", 1)
+    # the run log has no "partial": it is a failed run (the cursor did not advance)
+    assert [(r.status, r.error) for r in state.run_log] == [
+        ("failed", "run finished with status partial")]
 
 
 def test_job_that_records_its_own_run_is_not_recorded_twice(
@@ -489,17 +495,25 @@ def test_jobs_from_config_errors_say_where() -> None:
         jobs_from_config({"shops": [{"name": "main"}]}, ["nope"])
 
 
-def test_health_reports_lag_failures_and_lease(clock: ManualClock, state: MemoryState) -> None:
-    state.add_run("main", "import", T0 - timedelta(hours=2), "succeeded")
-    state.add_run("main", "import", T0 - timedelta(hours=1), "failed", "HTTP 503")
-    state.add_run("main", "import", T0 - timedelta(minutes=30), "partial", "1 record failed")
-    state.add_run("main", "export", T0 - timedelta(minutes=5), "succeeded")
-    state.leases["shop:main"] = ("h:1:aa", T0 + timedelta(seconds=30))
-    specs = [spec(), spec(direction="export", cron="0 * * * *"),
-             spec(shop="outlet", cron="0 3 * * *")]
+def test_health_reports_lag_failures_and_lease(tmp_path: Path) -> None:
+    store = SqlStateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        for started, status, error in [
+            (T0 - timedelta(hours=2), "succeeded", ""),
+            (T0 - timedelta(hours=1), "failed", "HTTP 503"),
+            (T0 - timedelta(minutes=30), "failed", "1 record failed"),
+        ]:
+            store.finish_run(store.start_run("main", "import", started), status, {}, error)
+        store.finish_run(store.start_run("main", "export", T0 - timedelta(minutes=5)),
+                         "succeeded", {"created": 1})
+        assert store.acquire_lease("shop:main", "h:1:aa", 30)
+        specs = [spec(), spec(direction="export", cron="0 * * * *"),
+                 spec(shop="outlet", cron="0 3 * * *")]
 
-    health = {h.shop + "/" + h.direction: h
-              for h in job_health(state, specs, T0, max_lag=3600, max_failures=3)}
+        health = {h.shop + "/" + h.direction: h
+                  for h in job_health(store, specs, T0, max_lag=3600, max_failures=3)}
+    finally:
+        store.close()
     imp = health["main/import"]
     assert imp.lag_seconds == 7200
     assert imp.consecutive_failures == 2
@@ -510,8 +524,13 @@ def test_health_reports_lag_failures_and_lease(clock: ManualClock, state: Memory
     assert health["main/export"].healthy and health["main/export"].lag_seconds == 300
     pending = health["outlet/import"]
     assert pending.healthy and pending.last_success is None and pending.lag_seconds is None
+    assert pending.next_run == datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
-    strict = job_health(state, specs[:1], T0, max_failures=2)[0]
+    store = SqlStateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        strict = job_health(store, specs[:1], T0, max_failures=2)[0]
+    finally:
+        store.close()
     assert strict.problems == ("2 consecutive failures",)
 
 

@@ -1,18 +1,241 @@
-"""`custsync schedule` (placeholder: registered so the command list is complete)."""
+"""``custsync schedule``: run each shop's sync on its cron schedule, in the foreground.
+
+::
+
+    custsync schedule [-c CONFIG] [--shop NAME]... [--once] [--lease-ttl SECONDS] [--state URL]
+
+Log lines go to stdout (one per run). The first SIGTERM/SIGINT finishes the current record and
+exits 0; a second one aborts at once (exit 130). ``--once`` runs every due job once and exits
+(for cron users and tests). The helpers for loading the config and opening the state store
+are shared with ``custsync runs`` / ``custsync status`` (:mod:`.runs`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from .. import exitcodes
+from ..errors import ConfigError, UsageError
+from ..schedule import (
+    Job,
+    JobSpec,
+    RunOutcome,
+    Scheduler,
+    StopToken,
+    jobs_from_config,
+)
+
+DEFAULT_CONFIG = "custsync.yaml"
+DEFAULT_STATE_URL = "sqlite:///custsync-state.db"
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("schedule", help="(not implemented yet)")
+    parser = subparsers.add_parser(
+        "schedule",
+        help="run each shop's sync on its cron schedule (long-running)",
+        description=(
+            "Run every shop's import and export on the cron expressions in the config "
+            "(shops[].schedule), in the foreground, until SIGTERM/SIGINT. One shop is never "
+            "synced twice at once, also across processes and machines sharing the state "
+            "database."
+        ),
+    )
+    add_config_options(parser)
+    parser.add_argument(
+        "--shop",
+        dest="shops",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only schedule this shop (repeatable; default: every shop with a schedule)",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run every due job once and exit (jobs that never ran count as due)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=_positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a crashed instance blocks a shop (default 60; renewed every TTL/3)",
+    )
     parser.set_defaults(handler=_run)
 
 
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"configuration file (default: ./{DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--state",
+        dest="state_url",
+        metavar="URL",
+        help="state database URL (default: the config's state.url)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Shared with runs.py
+# --------------------------------------------------------------------------------------------
+
+
+def load_config(path: str) -> Any:
+    """The typed config of ``path`` (ConfigError with a location when it is invalid)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: configuration file not found (use -c FILE)")
+    from ..config import load_config as _load
+
+    return _load(path)
+
+
+def state_url_of(config: Any, override: str | None) -> str:
+    if override:
+        return override
+    state = getattr(config, "state", None)
+    url = getattr(state, "url", None) or getattr(config, "state_url", None)
+    if isinstance(state, dict):
+        url = state.get("url")
+    return str(url or DEFAULT_STATE_URL)
+
+
+def open_state(url: str, *, read_only: bool = False) -> Any:
+    """The state store at ``url``; read-only opens an existing database without creating it."""
+    from ..state import SqlStateStore, make_engine, open_store
+
+    if read_only:
+        return SqlStateStore(make_engine(url, read_only=True, must_exist=True))
+    return open_store(url)
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("custsync schedule: not implemented yet")
-    return exitcodes.ERROR
+    config = load_config(args.config)
+    specs = jobs_from_config(config, args.shops)
+    if not specs:
+        raise ConfigError(
+            f"{args.config}: no shop has a schedule; add e.g. "
+            "shops[].schedule: {import: '*/15 * * * *', export: '0 * * * *'}"
+        )
+    state = open_state(state_url_of(config, args.state_url))
+    try:
+        scheduler = Scheduler(specs, make_job(config, state), state, lease_ttl=args.lease_ttl)
+        with _log_to_stdout(), stop_on_signals(scheduler):
+            if args.once:
+                return scheduler.run_once()[1]
+            return scheduler.run_forever()
+    finally:
+        state.close()
+
+
+def make_job(config: Any, state: Any) -> Job:
+    """THE wiring between the scheduler and the real sync job.
+
+    ``custsync.engine.sync.run_sync(config, shop, direction, *, stop, state)`` does one run
+    of one shop and direction: it records the run in the state store, honours ``stop``
+    between records and advances the cursor only on success.
+    """
+    try:
+        from ..sync import run_sync  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise UsageError(
+            "this build of custsync has no sync job yet (custsync.engine.sync); "
+            "`custsync schedule` cannot run"
+        ) from None
+
+    def job(shop: Any, direction: str, stop: StopToken) -> RunOutcome:
+        result = run_sync(config, shop.name, direction, stop=stop, state=state)
+        return outcome_of(result)
+
+    return job
+
+
+def outcome_of(result: Any) -> RunOutcome:
+    """A sync result (status, counts, error[, run_id]) as the scheduler's RunOutcome."""
+    return RunOutcome(
+        status=str(result.status),
+        counts=dict(getattr(result, "counts", {}) or {}),
+        error=str(getattr(result, "error", "") or ""),
+        retriable=bool(getattr(result, "retriable", True)),
+        run_id=getattr(result, "run_id", None),
+    )
+
+
+@contextmanager
+def _log_to_stdout() -> Iterator[None]:
+    """The scheduler's log lines on stdout, one per line, flushed (journald, docker logs)."""
+    logger = logging.getLogger("custsync.schedule")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+@contextmanager
+def stop_on_signals(scheduler: Scheduler) -> Iterator[None]:
+    """First SIGTERM/SIGINT: stop after the current record. Second: abort (KeyboardInterrupt,
+    which the CLI turns into exit 130)."""
+    received: list[str] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        received.append(name)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        logging.getLogger("custsync.schedule").info(
+            "%s received: stopping after the current record (send again to abort)", name
+        )
+        scheduler.request_stop(name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+__all__ = [
+    "JobSpec",
+    "add_config_options",
+    "load_config",
+    "make_job",
+    "open_state",
+    "outcome_of",
+    "register",
+    "state_url_of",
+    "stop_on_signals",
+]
