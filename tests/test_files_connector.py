@@ -1,0 +1,313 @@
+"""The files connector: a world kept in a folder (YAML, JSON Lines, CSV)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from custsync.connectors import files
+from custsync.connectors.files import load_links, load_orders
+from custsync.engine import registry
+from custsync.engine.errors import ConfigError
+from custsync.engine.ports import ErpReader, ReportsProblems, ShopifyReader
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "world"
+
+
+def _write(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The example world
+# --------------------------------------------------------------------------------------------
+
+
+def test_example_world_reads_through_the_registry() -> None:
+    erp = registry.open_erp_reader(f"files:{EXAMPLE}")
+    shop = registry.open_shopify_reader(f"files://{EXAMPLE}")
+    assert isinstance(erp, ErpReader) and isinstance(shop, ShopifyReader)
+    assert isinstance(erp, ReportsProblems) and isinstance(shop, ReportsProblems)
+
+    numbers = [customer.no for customer in erp.iter_customers()]
+    assert numbers == sorted(numbers) and len(numbers) == 12 and "C00130" not in numbers
+    reference = erp.reference()
+    assert {c.code: c.iso_code for c in reference.countries}["EL"] == "GR"
+    assert reference.company.country_code == "US"
+    assert {t.code for t in reference.templates} == {"US-RETAIL", "EU-RETAIL"}
+    muller = erp.get_customer("C00040")
+    assert muller is not None and muller.name == "Hans Müller"
+    assert muller.extra["gen_bus_posting_group"] == "EU"
+    assert muller.modified_at == datetime(2026, 1, 11, 9, tzinfo=UTC)
+
+    ids = [customer.id for customer in shop.iter_customers()]
+    assert ids[0] == "gid://shopify/Customer/1001" and len(ids) == 8
+    since = datetime(2026, 2, 2, tzinfo=UTC)
+    assert [c.id for c in shop.iter_customers(since)] == [
+        "gid://shopify/Customer/1004",
+        "gid://shopify/Customer/1005",
+        "gid://shopify/Customer/1006",
+        "gid://shopify/Customer/1007",
+        "gid://shopify/Customer/1008",
+    ]
+    jane = shop.get_customer("gid://shopify/Customer/1001")
+    assert jane is not None and jane.default_address is not None
+    assert jane.default_address.id == "gid://shopify/MailingAddress/5001"
+    assert shop.find_by_email("john.smith@example.com").id.endswith("/1002")  # type: ignore[union-attr]
+    assert shop.find_by_phone("+30 210 555 0303").id.endswith("/1003")  # type: ignore[union-attr]
+    assert shop.find_by_email("nobody@example.com") is None
+    assert list(shop.shipping_countries()) == ["DE", "GR", "JP", "US"]
+
+    order = shop.get_order("7001")
+    assert order is not None and order.customer is not None
+    assert order.customer.email == "jane.doe@example.com"  # resolved from the id
+    assert shop.get_order("gid://shopify/Order/7003").customer is None  # type: ignore[union-attr]
+
+
+def test_example_world_bad_records_are_reported_with_their_line() -> None:
+    erp = files.erp.open_reader(f"files:{EXAMPLE}")
+    shop = files.shopify.open_reader(str(EXAMPLE))
+    [erp_problem] = erp.problems()
+    assert erp_problem.location.endswith("erp_customers.csv:14")
+    assert erp_problem.record == "C00130"
+    assert "'modified_at'" in erp_problem.message and "'yesterday'" in erp_problem.message
+    [shop_problem] = shop.problems()
+    assert shop_problem.location.endswith("shopify_customers.yaml:77")
+    assert shop_problem.record == "gid://shopify/Customer/1009"
+
+
+def test_relative_url_resolves_against_base_dir() -> None:
+    reader = files.erp.open_reader("files:./world", base_dir=EXAMPLE.parent)
+    assert reader.get_customer("C00010") is not None
+
+
+def test_writers_are_refused() -> None:
+    with pytest.raises(ConfigError, match="read-only; use it with plan"):
+        registry.open_erp_writer(f"files:{EXAMPLE}")
+    with pytest.raises(ConfigError, match="read-only"):
+        registry.open_shopify_writer(f"files:{EXAMPLE}")
+
+
+def test_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        files.erp.open_reader(f"files:{tmp_path / 'nope'}")
+    with pytest.raises(ConfigError, match="names no folder"):
+        files.erp.open_reader("files:")
+
+
+def test_two_files_of_one_kind_are_ambiguous(tmp_path: Path) -> None:
+    _write(tmp_path, "erp_customers.yaml", "[]\n")
+    _write(tmp_path, "erp_customers.csv", "no\n")
+    with pytest.raises(ConfigError, match=r"erp_customers.yaml, erp_customers.csv exist; keep one"):
+        files.erp.open_reader(str(tmp_path))
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+# --------------------------------------------------------------------------------------------
+
+
+def test_csv_not_utf8_names_file_line_and_byte(tmp_path: Path) -> None:
+    _write(tmp_path, "erp_customers.csv", b"no,name\nC1,Ann\nC2,M\xfcller\n")
+    with pytest.raises(ConfigError) as exc:
+        files.erp.open_reader(str(tmp_path))
+    assert exc.value.render() == (
+        f"{tmp_path}/erp_customers.csv:3:5: not UTF-8 (byte 0xfc); save the file as UTF-8"
+    )
+
+
+def test_csv_unknown_and_missing_columns(tmp_path: Path) -> None:
+    _write(tmp_path, "erp_customers.csv", "no,name,emial\nC1,Ann,a@example.com\n")
+    with pytest.raises(ConfigError, match=r"erp_customers.csv:1: unknown column 'emial'; known"):
+        files.erp.open_reader(str(tmp_path))
+    _write(tmp_path, "erp_customers.csv", "name,email\nAnn,a@example.com\n")
+    with pytest.raises(ConfigError, match=r"erp_customers.csv:1: missing column 'no'"):
+        files.erp.open_reader(str(tmp_path))
+
+
+def test_csv_bad_rows_are_skipped_and_the_rest_is_read(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "erp_customers.csv",
+        "no,name,tax_liable,modified_at\n"
+        "C1,Ann,true,2026-01-01T00:00:00\n"
+        "C2,Bob,maybe,2026-01-01\n"
+        "C3,Cid\n"
+        ",Nameless,false,\n"
+        "C1,Ann again,false,\n"
+        "\n"
+        "C4,Dee,no,\n",
+    )
+    reader = files.erp.open_reader(str(tmp_path))
+    assert [c.no for c in reader.iter_customers()] == ["C1", "C4"]
+    c1 = reader.get_customer("C1")
+    assert c1 is not None and c1.extra["tax_liable"] is True
+    assert c1.modified_at == datetime(2026, 1, 1, tzinfo=UTC)  # naive = UTC
+    problems = {p.location.rsplit(":", 1)[1]: p for p in reader.problems()}
+    assert set(problems) == {"3", "4", "5", "6"}
+    assert problems["3"].record == "C2"
+    assert problems["3"].message == "field 'tax_liable': expected true or false, got 'maybe'"
+    assert problems["4"].message == "the row has 2 values, the header has 4 columns"
+    assert problems["5"].message == "field 'no' is required"
+    assert "duplicate 'C1' (first at" in problems["6"].message and "csv:2)" in problems["6"].message
+
+
+def test_csv_quoted_multiline_values_keep_row_numbers(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "erp_customers.csv",
+        'no,address\nC1,"line one\nline two"\nC2,x\nC3,"unterminated\n',
+    )
+    with pytest.raises(ConfigError, match=r"erp_customers.csv:\d+: CSV:"):
+        files.erp.open_reader(str(tmp_path))
+    _write(tmp_path, "erp_customers.csv", 'no,address,modified_at\nC1,"a\nb",\nC2,x,bad\n')
+    reader = files.erp.open_reader(str(tmp_path))
+    [problem] = reader.problems()
+    assert problem.location.endswith(":4")
+
+
+def test_shopify_csv_flat_format_with_address_rows(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "shopify_customers.csv",
+        "id,first_name,email,tags,updated_at,address_id,address_default,address_city,address_country_code\n"
+        "11,Ann,ann@example.com,vip;b2b,2026-01-01T00:00:00Z,71,true,Berlin,DE\n"
+        "11,,,,,72,false,Paris,FR\n"
+        "12,Bob,bob@example.com,,,,,,\n"
+        "13,Cid,,,,,perhaps,,\n",
+    )
+    reader = files.shopify.open_reader(str(tmp_path))
+    ann = reader.get_customer("gid://shopify/Customer/11")
+    assert ann is not None and ann.tags == ("vip", "b2b")
+    assert [a.city for a in ann.addresses] == ["Berlin", "Paris"]
+    assert ann.addresses[1].id == "gid://shopify/MailingAddress/72"
+    bob = reader.get_customer("gid://shopify/Customer/12")
+    assert bob is not None and bob.addresses == ()
+    [problem] = reader.problems()
+    assert problem.record == "gid://shopify/Customer/13" and "'default'" in problem.message
+
+
+# --------------------------------------------------------------------------------------------
+# YAML and JSON Lines
+# --------------------------------------------------------------------------------------------
+
+
+def test_yaml_record_problems_name_the_field_and_line(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "shopify_customers.yaml",
+        "- id: 1\n"
+        "  emial: a@example.com\n"
+        "- just text\n"
+        "- id: abc\n"
+        "- id: 2\n"
+        "  addresses:\n"
+        "    - {city: Rome, default: sometimes}\n"
+        "- id: 3\n"
+        "  first_name: [not, text]\n"
+        "- id: 4\n"
+        "  first_name: Dee\n",
+    )
+    reader = files.shopify.open_reader(str(tmp_path))
+    assert [c.id for c in reader.iter_customers()] == ["gid://shopify/Customer/4"]
+    messages = {p.location.rsplit(":", 1)[1]: p.message for p in reader.problems()}
+    assert messages == {
+        "1": "unknown field 'emial' for a Shopify customer",
+        "3": "expected a mapping of fields for a Shopify customer, got 'just text'",
+        "4": "field 'id': 'abc' is neither a number nor gid://shopify/Customer/...",
+        "5": "addresses[0]: field 'default': expected true or false, got 'sometimes'",
+        "8": "field 'first_name': expected text, got list ['not', 'text']",
+    }
+
+
+def test_yaml_file_level_errors(tmp_path: Path) -> None:
+    _write(tmp_path, "countries.yaml", "code: US\n")
+    with pytest.raises(ConfigError, match=r"countries.yaml:1: expected a list of records"):
+        files.erp.open_reader(str(tmp_path))
+    _write(tmp_path, "countries.yaml", "- {code: US\n")
+    with pytest.raises(ConfigError, match=r"countries.yaml:2:1: YAML syntax"):
+        files.erp.open_reader(str(tmp_path))
+    _write(tmp_path, "countries.yaml", "countries:\n  - {code: US, iso_code: us}\n")
+    assert files.erp.open_reader(str(tmp_path)).reference().countries[0].iso_code == "US"
+    _write(tmp_path, "company.yaml", "name: X\ncountry: US\n")
+    with pytest.raises(ConfigError, match=r"company.yaml:1: unknown field 'country'"):
+        files.erp.open_reader(str(tmp_path))
+
+
+def test_jsonl_bad_line_is_skipped(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "erp_customers.jsonl",
+        '{"no": "C1", "name": "Ann"}\n\n{"no": "C2", "name": \n{"no": 3, "phone": 4155550101}\n',
+    )
+    reader = files.erp.open_reader(str(tmp_path))
+    assert [c.no for c in reader.iter_customers()] == ["3", "C1"]  # number order
+    assert reader.get_customer("3").phone == "4155550101"  # type: ignore[union-attr]
+    [problem] = reader.problems()
+    assert problem.location.endswith("erp_customers.jsonl:3")
+    assert problem.message.startswith("not valid JSON")
+
+
+def test_templates_need_scalar_fields(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "templates.yaml",
+        "- {code: A, fields: {payment_terms_code: 14D}}\n- {code: B, fields: {x: [1]}}\n",
+    )
+    reader = files.erp.open_reader(str(tmp_path))
+    assert [t.code for t in reader.reference().templates] == ["A"]
+    assert "field 'fields.x': expected a single value" in reader.problems()[0].message
+
+
+# --------------------------------------------------------------------------------------------
+# Links and orders
+# --------------------------------------------------------------------------------------------
+
+
+def test_load_links_csv_and_problems(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "links.csv",
+        "shop,shopify_id,erp_no,address_ids,last_import_at\n"
+        "main,1,C1,71;72,2026-01-01T00:00:00Z\n"
+        "main,2,,,\n"
+        "main,gid://shopify/Customer/1,C9,,\n",
+    )
+    loaded = load_links(path)
+    [link] = loaded.records
+    assert link.shopify_id == "gid://shopify/Customer/1" and link.erp_no == "C1"
+    assert link.address_ids == (
+        "gid://shopify/MailingAddress/71",
+        "gid://shopify/MailingAddress/72",
+    )
+    assert loaded.problems[0].message == "field 'erp_no' is required"
+    assert "duplicate 'main/gid://shopify/Customer/1'" in loaded.problems[1].message
+    assert load_links(tmp_path / "..").records == ()  # a folder without links
+    with pytest.raises(ConfigError, match="no such file"):
+        load_links(tmp_path / "missing.csv")
+
+
+def test_load_orders_json_list(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "my-orders.json",
+        '[{"id": 1, "name": "#1", "customer": {"id": 5, "email": "a@example.com"}},'
+        ' {"id": 2, "ship_to": {"country_code": "US", "zipp": "1"}}]',
+    )
+    loaded = load_orders(path)
+    [order] = loaded.records
+    assert order.id == "gid://shopify/Order/1"
+    assert order.customer is not None and order.customer.email == "a@example.com"
+    [problem] = loaded.problems
+    assert problem.location.endswith("my-orders.json:[1]")
+    assert problem.message == "ship_to: unknown field 'zipp' for the order's ship_to"
+    _write(tmp_path, "bad.json", "[1,")
+    with pytest.raises(ConfigError, match=r"bad.json:1:\d+: not valid JSON"):
+        load_orders(tmp_path / "bad.json")
