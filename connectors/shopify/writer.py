@@ -1,0 +1,255 @@
+"""Writing customers (implements ``ShopifyWriter``).
+
+Every Shopify ``userErrors`` entry becomes a per-record failure
+(``ShopifyWriteResult(ok=False, errors=(message, ...))``); so does a record whose request
+kept failing transiently. Only :class:`~custsync.engine.errors.FatalError` (bad token,
+missing scope, invalid document) propagates and stops the run.
+
+Create exactly once: when the answer to a ``customerCreate`` is lost (timeout, dropped
+connection, 5xx), the customer is looked up by e-mail, then phone (exact) before anything is
+re-sent; a customer found is the one we created. Without an e-mail or phone to look for, the
+create is reported as failed with an "outcome unknown" message rather than risked twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from custsync.engine.errors import RetriableError, mask_email
+from custsync.engine.model import ShopifyAddress, ShopifyCustomer
+from custsync.engine.ports import CustomerInput, ShopifyWriteResult
+
+from . import documents as docs
+from .client import GraphQLClient, OutcomeUnknown
+from .mapping import BadRecord, address_input, customer_input, parse_customer, user_error_messages
+from .reader import ShopifyGraphQLReader
+
+log = logging.getLogger("custsync.shopify")
+
+_BULK_MODES = ("auto", "always", "never")
+_TAKEN = "has already been taken"
+
+
+def _failed(*errors: str, key: str = "") -> ShopifyWriteResult:
+    return ShopifyWriteResult(ok=False, errors=tuple(errors), key=key)
+
+
+def _same_address(a: ShopifyAddress, b: ShopifyAddress) -> bool:
+    def norm(x: ShopifyAddress) -> tuple[str, ...]:
+        return tuple(
+            v.strip().lower()
+            for v in (x.address1, x.address2, x.zip, x.city, x.country_code, x.last_name)
+        )
+
+    return norm(a) == norm(b)
+
+
+class ShopifyGraphQLWriter(ShopifyGraphQLReader):
+    """A reader that can also write. ``bulk_writes``: ``auto`` runs a bulk mutation for
+    :meth:`bulk_create_customers` batches of at least ``bulk_write_threshold`` customers."""
+
+    def __init__(
+        self,
+        client: GraphQLClient,
+        *,
+        bulk_writes: str = "auto",
+        bulk_write_threshold: int = 250,
+        **reader_options: object,
+    ) -> None:
+        super().__init__(client, **reader_options)  # type: ignore[arg-type]
+        if bulk_writes not in _BULK_MODES:
+            from custsync.engine.errors import ConfigError
+
+            raise ConfigError(f"Shopify bulk_writes must be one of {', '.join(_BULK_MODES)}")
+        self.bulk_writes = bulk_writes
+        self.bulk_write_threshold = int(bulk_write_threshold)
+
+    # -- create ------------------------------------------------------------------------------
+
+    def create_customer(self, data: CustomerInput) -> ShopifyWriteResult:
+        variables = {"input": customer_input(data, with_address=True)}
+        label = mask_email(data.email or "") or "(no e-mail)"
+        unknown = ""
+        for attempt in range(1, self.client.retry.max_attempts + 1):
+            try:
+                response = self.client.execute(docs.CUSTOMER_CREATE, variables)
+            except OutcomeUnknown as exc:
+                unknown = exc.message
+                log.warning("Shopify customerCreate %s: %s; looking it up", label, exc.message)
+                found, checked = self._find_created(data)
+                if found is not None:
+                    log.info("Shopify customerCreate %s: found, it was created", label)
+                    return ShopifyWriteResult(ok=True, customer=found)
+                if not checked:
+                    return _failed(
+                        f"outcome unknown ({exc.message}) and the customer could not be "
+                        "looked up; check Shopify before creating it again"
+                    )
+                self.client.sleep(self.client.retry.delay(attempt, self.bulk.rng))
+                continue
+            except RetriableError as exc:
+                return _failed(exc.message)
+            payload = response.data.get("customerCreate") or {}
+            errors = user_error_messages(payload.get("userErrors"))
+            if errors:
+                if unknown and any(_TAKEN in error for error in errors):
+                    # our lost attempt did create it; the lookup ran before Shopify's index
+                    found, _ = self._find_created(data)
+                    if found is not None:
+                        return ShopifyWriteResult(ok=True, customer=found)
+                log.info("Shopify customerCreate %s refused: %s", label, "; ".join(errors))
+                return _failed(*errors)
+            return self._result(payload.get("customer"))
+        return _failed(
+            f"outcome unknown after {self.client.retry.max_attempts} attempts: {unknown}"
+        )
+
+    def _find_created(self, data: CustomerInput) -> tuple[ShopifyCustomer | None, bool]:
+        """(customer, checked): look a possibly created customer up by e-mail, then phone."""
+        if not (data.email or data.phone):
+            return None, False
+        try:
+            if data.email:
+                found = self.find_by_email(data.email)
+                if found is not None:
+                    return found, True
+            if data.phone:
+                return self.find_by_phone(data.phone), True
+        except RetriableError:
+            return None, False
+        return None, True
+
+    def _result(self, node: object) -> ShopifyWriteResult:
+        if not node:
+            return _failed("Shopify returned no customer")
+        try:
+            return ShopifyWriteResult(ok=True, customer=parse_customer(node))
+        except BadRecord as exc:
+            return _failed(f"Shopify returned an unreadable customer: {exc}")
+
+    # -- update ------------------------------------------------------------------------------
+
+    def update_customer(self, customer_id: str, data: CustomerInput) -> ShopifyWriteResult:
+        """Send only the fields ``data`` sets; the address goes to its MailingAddress."""
+        fields = customer_input(data, with_address=False)
+        customer: ShopifyCustomer | None = None
+        try:
+            if fields:
+                fields["id"] = customer_id
+                payload = self._idempotent(docs.CUSTOMER_UPDATE, {"input": fields})
+                root = payload.get("customerUpdate") or {}
+                errors = user_error_messages(root.get("userErrors"))
+                if errors:
+                    return _failed(*errors)
+                result = self._result(root.get("customer"))
+                if not result.ok:
+                    return result
+                customer = result.customer
+            if data.address is not None:
+                errors = self._write_address(customer_id, data.address)
+                if errors:
+                    return _failed(*errors)
+                customer = self.get_customer(customer_id)  # current updatedAt and addresses
+        except RetriableError as exc:
+            return _failed(exc.message)
+        return ShopifyWriteResult(ok=True, customer=customer)
+
+    def _idempotent(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Send a mutation that is safe to repeat (same values), resending on lost answers."""
+        for attempt in range(1, self.client.retry.max_attempts + 1):
+            try:
+                return dict(self.client.execute(document, variables).data)
+            except OutcomeUnknown as exc:
+                if attempt == self.client.retry.max_attempts:
+                    raise RetriableError(exc.message) from exc
+                self.client.sleep(self.client.retry.delay(attempt, self.bulk.rng))
+        raise AssertionError("unreachable")
+
+    def _write_address(self, customer_id: str, address: ShopifyAddress) -> tuple[str, ...]:
+        variables: dict[str, Any] = {"customerId": customer_id, "address": address_input(address)}
+        if address.id:
+            variables["addressId"] = address.id
+            payload = self._idempotent(docs.CUSTOMER_ADDRESS_UPDATE, variables)
+            root = payload.get("customerAddressUpdate") or {}
+            return user_error_messages(root.get("userErrors"))
+        for attempt in range(1, self.client.retry.max_attempts + 1):
+            try:
+                payload = dict(self.client.execute(docs.CUSTOMER_ADDRESS_CREATE, variables).data)
+            except OutcomeUnknown as exc:
+                current = self.get_customer(customer_id)
+                if current and any(_same_address(a, address) for a in current.addresses):
+                    return ()
+                if attempt == self.client.retry.max_attempts:
+                    raise RetriableError(exc.message) from exc
+                self.client.sleep(self.client.retry.delay(attempt, self.bulk.rng))
+                continue
+            root = payload.get("customerAddressCreate") or {}
+            return user_error_messages(root.get("userErrors"))
+        raise AssertionError("unreachable")
+
+    # -- invite ------------------------------------------------------------------------------
+
+    def send_invite(self, customer_id: str) -> ShopifyWriteResult:
+        """Send the account invite e-mail (the customer's state becomes INVITED)."""
+        for attempt in range(1, self.client.retry.max_attempts + 1):
+            try:
+                data = self.client.execute(docs.CUSTOMER_SEND_INVITE, {"customerId": customer_id})
+            except OutcomeUnknown as exc:
+                current = self.get_customer(customer_id)
+                if current is not None and current.state == "INVITED":
+                    return ShopifyWriteResult(ok=True, customer=current)
+                if attempt == self.client.retry.max_attempts:
+                    return _failed(exc.message)
+                self.client.sleep(self.client.retry.delay(attempt, self.bulk.rng))
+                continue
+            except RetriableError as exc:
+                return _failed(exc.message)
+            root = data.data.get("customerSendAccountInviteEmail") or {}
+            errors = user_error_messages(root.get("userErrors"))
+            if errors:
+                return _failed(*errors)
+            return ShopifyWriteResult(ok=True, customer=self.get_customer(customer_id))
+        return _failed("invite not sent")
+
+    # -- bulk --------------------------------------------------------------------------------
+
+    def bulk_create_customers(
+        self, items: Iterable[tuple[str, CustomerInput]]
+    ) -> Iterator[ShopifyWriteResult]:
+        """Create many customers; one result per item, keyed (order may differ).
+
+        Batches of at least ``bulk_write_threshold`` go through one bulk mutation (staged
+        upload, ``bulkOperationRunMutation``, result file); smaller ones customer by customer.
+        """
+        batch = list(items)
+        use_bulk = self.bulk_writes == "always" or (
+            self.bulk_writes == "auto" and len(batch) >= self.bulk_write_threshold
+        )
+        if not use_bulk:
+            for key, data in batch:
+                yield replace(self.create_customer(data), key=key)
+            return
+        log.info("Shopify: creating %d customers by bulk mutation", len(batch))
+        lines = ({"input": customer_input(data, with_address=True)} for _, data in batch)
+        for result in self.bulk.run_mutation(docs.BULK_CUSTOMER_CREATE, lines):
+            key, item = batch[result.line]
+            if result.missing:
+                # no outcome for this line: it may have been applied before the job failed
+                found, _ = self._find_created(item)
+                if found is not None:
+                    yield ShopifyWriteResult(ok=True, customer=found, key=key)
+                else:
+                    yield _failed(result.error, key=key)
+                continue
+            if result.data is None:
+                yield _failed(result.error or "no result for this customer", key=key)
+                continue
+            root = result.data.get("customerCreate") or {}
+            errors = user_error_messages(root.get("userErrors"))
+            if errors:
+                yield _failed(*errors, key=key)
+            else:
+                yield replace(self._result(root.get("customer")), key=key)
