@@ -27,6 +27,8 @@ class LoadedDocument:
     path: str
     data: Any
     positions: dict[str, Position] = field(default_factory=dict)
+    #: JSON pointer of a mapping entry -> where its *key* starts (for "unknown property" errors)
+    key_positions: dict[str, Position] = field(default_factory=dict)
     #: (pointer, message) of structural problems found while loading (duplicate keys, ...)
     problems: list[tuple[str, Position, str]] = field(default_factory=list)
 
@@ -40,15 +42,24 @@ class LoadedDocument:
                 return Position(1, 1)
             probe = probe.rsplit("/", 1)[0]
 
+    def key_position(self, pointer: str) -> Position:
+        """Where the key of the mapping entry ``pointer`` starts; else :meth:`position`."""
+        found = self.key_positions.get(pointer)
+        return found if found is not None else self.position(pointer)
+
 
 class YamlSyntaxError(Exception):
-    """A YAML syntax error with its position."""
+    """A file that is not a YAML document, with the position of the problem.
 
-    def __init__(self, path: str, position: Position, message: str) -> None:
+    ``code`` is ``yaml`` for syntax errors and ``encoding`` for content that is not UTF-8.
+    """
+
+    def __init__(self, path: str, position: Position, message: str, code: str = "yaml") -> None:
         super().__init__(f"{path}:{position.line}:{position.column}: {message}")
         self.path = path
         self.position = position
         self.message = message
+        self.code = code
 
 
 def _escape(token: str) -> str:
@@ -75,6 +86,7 @@ class _Builder:
                 if not isinstance(key, str | int | float | bool) or key is None:
                     key = str(key)
                 child = f"{pointer}/{_escape(str(key))}"
+                self.doc.key_positions[child] = _pos(key_node)
                 if key in result:
                     self.doc.problems.append(
                         (child, _pos(key_node), f"duplicate key {key!r} (the first is ignored)")
@@ -123,6 +135,9 @@ def load_yaml(path: str | Path) -> LoadedDocument:
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         raise YamlSyntaxError(
-            str(path), Position(line, column), f"not UTF-8 (byte 0x{raw[exc.start]:02x})"
+            str(path),
+            Position(line, column),
+            f"not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+            code="encoding",
         ) from None
     return load_yaml_text(text, str(path))

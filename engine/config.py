@@ -1,0 +1,734 @@
+"""The configuration file (``custsync.yaml``): schema, checks, and the typed :class:`Config`.
+
+::
+
+    # yaml-language-server: $schema=./schemas/config.schema.json
+    erp:   {url: "sqlite:///erp.db"}
+    state: {url: "sqlite:///custsync-state.db"}
+    rules: [./my-rules]
+    shops:
+      - name: main
+        shopify: {url: https://my-shop.myshopify.com, access_token_env: SHOPIFY_TOKEN}
+        settings: {customer_import: all_customers}
+        countries: [{iso_code: US, customer_template_code: US-RETAIL}]
+        schedule: {import: "*/15 * * * *", export: "0 * * * *", retries: 3}
+
+:func:`load_config` returns the config and every diagnostic (``path:line:col``). Relative
+paths (rule folders, ``sqlite:///file.db``, ``files:./world``) are resolved against the
+config file's folder. Access tokens never appear in the file, only the name of the
+environment variable holding one; no message here echoes a URL or a token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pycountry
+from croniter import croniter
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from . import vocabulary
+from .diagnostics import Diagnostic, Severity, at, has_errors, raise_on_errors, sort_diagnostics
+from .errors import ConfigError
+from .load import LoadedDocument, YamlSyntaxError, load_yaml_text
+from .model import CountrySetup, ShopSettings, TaxArea
+from .validate import (
+    SCHEMA_DIALECT,
+    default_schema_diagnostics,
+    did_you_mean,
+    json_pointer,
+    read_document,
+    schema_diagnostics,
+)
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "DEFAULT_CONFIG_YAML",
+    "DEFAULT_STATE_URL",
+    "Config",
+    "ConfigReport",
+    "ScheduleConfig",
+    "ShopConfig",
+    "config_schema",
+    "default_config",
+    "load_config",
+    "load_config_text",
+    "read_config",
+    "require_config",
+]
+
+DEFAULT_API_VERSION = "2026-07"
+DEFAULT_STATE_URL = "sqlite:///custsync-state.db"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_BACKOFF_SECONDS = 30.0
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_API_VERSION_PATTERN = r"^(\d{4}-(01|04|07|10)|unstable)$"
+_SECRET_KEYS = re.compile(r"(access_?token|token|password|secret|api_?key)$", re.IGNORECASE)
+#: Shopify token prefixes (admin API, custom app, private app, shared secret)
+_TOKEN_LOOKALIKE = re.compile(r"^(shp(at|ca|pa|ss)_|[0-9a-f]{32,}$)", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed config
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """Cron expressions per direction (None: not scheduled) and the retry policy."""
+
+    import_cron: str | None = None
+    export_cron: str | None = None
+    retries: int = DEFAULT_RETRIES
+    retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class ShopConfig:
+    name: str
+    shopify_url: str
+    api_version: str = DEFAULT_API_VERSION
+    #: name of the environment variable holding the Admin API access token ("" = none needed)
+    access_token_env: str = ""
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    settings: ShopSettings = field(default_factory=ShopSettings)
+    #: ISO 3166-1 alpha-2 code -> per-country setup
+    country_setups: Mapping[str, CountrySetup] = field(default_factory=lambda: MappingProxyType({}))
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    erp_url: str
+    state_url: str
+    rule_dirs: tuple[Path, ...]
+    shops: tuple[ShopConfig, ...]
+    #: the config file (None for an embedded default); relative paths were resolved against
+    #: its folder, ``base_dir``
+    path: Path | None = None
+    base_dir: Path | None = None
+
+    def shop(self, name: str | None = None) -> ShopConfig:
+        """The shop called ``name``; without a name, the only shop (ConfigError otherwise)."""
+        names = [shop.name for shop in self.shops]
+        if name is None:
+            if len(self.shops) == 1:
+                return self.shops[0]
+            raise ConfigError(f"the config has several shops; name one of: {', '.join(names)}")
+        for shop in self.shops:
+            if shop.name == name:
+                return shop
+        raise ConfigError(
+            f"unknown shop {name!r}{did_you_mean(name, names)}; the config has: "
+            f"{', '.join(names) or '(no shops)'}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReport:
+    """Everything :func:`read_config` found: the config (None on errors), the diagnostics,
+    and the rule folders it names (resolved, even when other parts are invalid)."""
+
+    config: Config | None
+    diagnostics: list[Diagnostic]
+    rule_dirs: tuple[Path, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+
+
+def _settings_schema() -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for item in dataclasses.fields(ShopSettings):
+        default = item.default
+        fact = vocabulary.FACTS.get(f"settings.{item.name}")
+        prop: dict[str, Any] = {
+            "type": "boolean" if isinstance(default, bool) else "string",
+            "default": default,
+        }
+        if fact is not None:
+            prop["description"] = fact.description
+            if fact.values:
+                prop["enum"] = list(fact.values)
+        properties[item.name] = prop
+    return {
+        "title": "Shop settings",
+        "description": "Behaviour switches of one shop; the rules read them as settings.*.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def _cron(description: str) -> dict[str, Any]:
+    return {
+        "description": f"{description} (cron: minute hour day month weekday; quote it)",
+        "type": ["string", "null"],
+        "examples": ["*/15 * * * *", "0 * * * *", "@hourly"],
+    }
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of ``custsync.yaml``; settings come from ShopSettings and the
+    vocabulary's ``settings.*`` facts."""
+    text = {"type": "string"}
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$comment": "Generated by `python -m custsync.engine.validate --write-schema`.",
+        "title": "custsync configuration",
+        "description": (
+            "Connectors, rule folders and shops. Name this schema in the file with "
+            "'# yaml-language-server: $schema=<path>/config.schema.json'. Relative paths are "
+            "relative to the config file."
+        ),
+        "type": "object",
+        "required": ["erp", "shops"],
+        "additionalProperties": False,
+        "properties": {
+            "$schema": text,
+            "erp": {
+                "description": "Where the ERP customers are.",
+                "type": "object",
+                "required": ["url"],
+                "additionalProperties": False,
+                "properties": {
+                    "url": {
+                        "description": "ERP connector URL.",
+                        "type": "string",
+                        "minLength": 1,
+                        "examples": [
+                            "sqlite:///erp.db",
+                            "postgresql+psycopg://user@localhost/erp",
+                            "files:./world",
+                        ],
+                    }
+                },
+            },
+            "state": {
+                "description": "Where links, cursors and the run log are kept.",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "url": {
+                        "description": "State store URL (SQLite file or PostgreSQL).",
+                        "type": "string",
+                        "minLength": 1,
+                        "default": DEFAULT_STATE_URL,
+                    }
+                },
+            },
+            "rules": {
+                "description": "User rule folders, applied in order over the shipped rules.",
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "examples": [["./my-rules"]],
+            },
+            "shops": {
+                "description": "The Shopify stores kept in sync.",
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/shop"},
+            },
+        },
+        "$defs": {
+            "shop": {
+                "type": "object",
+                "required": ["name", "shopify"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {
+                        "description": "Short unique name (used in state, logs, --shop).",
+                        "type": "string",
+                        "pattern": _NAME_PATTERN,
+                        "x-form": "letters, digits, '-', '_' and '.', e.g. main",
+                    },
+                    "shopify": {"$ref": "#/$defs/shopify"},
+                    "settings": _settings_schema(),
+                    "countries": {
+                        "description": "Per-country setups (behaviour.md §1).",
+                        "type": "array",
+                        "items": {"$ref": "#/$defs/country"},
+                    },
+                    "schedule": {"$ref": "#/$defs/schedule"},
+                },
+            },
+            "shopify": {
+                "description": "The store and how to reach it.",
+                "type": "object",
+                "required": ["url"],
+                "additionalProperties": False,
+                "properties": {
+                    "url": {
+                        "description": "Store URL, a local sandbox, or a world in files.",
+                        "type": "string",
+                        "minLength": 1,
+                        "examples": [
+                            "https://my-shop.myshopify.com",
+                            "http://127.0.0.1:8765",
+                            "files:./world",
+                        ],
+                    },
+                    "api_version": {
+                        "description": "Admin API version.",
+                        "type": "string",
+                        "pattern": _API_VERSION_PATTERN,
+                        "x-form": "YYYY-01/04/07/10 or unstable, e.g. 2026-07",
+                        "default": DEFAULT_API_VERSION,
+                    },
+                    "access_token_env": {
+                        "description": (
+                            "Name of the environment variable that holds the Admin API access "
+                            "token (never the token itself)."
+                        ),
+                        "type": "string",
+                        "pattern": _ENV_PATTERN,
+                        "x-form": "an environment variable name, e.g. SHOPIFY_TOKEN",
+                        "examples": ["SHOPIFY_TOKEN"],
+                    },
+                    "timeout_seconds": {
+                        "description": "HTTP timeout per request.",
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 600,
+                        "default": DEFAULT_TIMEOUT_SECONDS,
+                    },
+                },
+            },
+            "country": {
+                "description": "Setup for one country (ISO 3166-1 alpha-2).",
+                "type": "object",
+                "required": ["iso_code"],
+                "additionalProperties": False,
+                "properties": {
+                    "iso_code": {
+                        "description": "ISO 3166-1 alpha-2 code in capitals, e.g. US.",
+                        "type": "string",
+                        "examples": ["US", "DE", "GB"],
+                    },
+                    "default_customer_no": {
+                        "description": "Sell-to/bill-to customer for orders shipped here.",
+                        "type": "string",
+                        "default": "",
+                    },
+                    "customer_template_code": {
+                        "description": "Template for customers created with an address here.",
+                        "type": "string",
+                        "default": "",
+                    },
+                    "tax_areas": {
+                        "description": "Tax areas; also the county code <-> name table.",
+                        "type": "array",
+                        "items": {"$ref": "#/$defs/tax_area"},
+                    },
+                },
+            },
+            "tax_area": {
+                "type": "object",
+                "required": ["county"],
+                "additionalProperties": False,
+                "properties": {
+                    "county": {"description": "County/province name.", **text},
+                    "county_code": {"description": "Its code.", **text, "default": ""},
+                    "tax_area_code": {"description": "ERP tax area.", **text, "default": ""},
+                    "tax_liable": {"type": "boolean", "default": False},
+                    "vat_bus_posting_group": {**text, "default": ""},
+                },
+            },
+            "schedule": {
+                "description": "When `custsync schedule` runs this shop.",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "import": _cron("Import Shopify -> ERP"),
+                    "export": _cron("Export ERP -> Shopify"),
+                    "retries": {
+                        "description": "Retries of a failed run.",
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 100,
+                        "default": DEFAULT_RETRIES,
+                    },
+                    "retry_backoff_seconds": {
+                        "description": "First pause before a retry (doubles each time).",
+                        "type": "number",
+                        "minimum": 0,
+                        "default": DEFAULT_RETRY_BACKOFF_SECONDS,
+                    },
+                },
+            },
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(config_schema())
+
+
+def _rewrite(doc: LoadedDocument, error: ValidationError) -> list[Diagnostic] | None:
+    """Keys that look like secrets get their own message (and their value is never shown)."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, Mapping):
+        return None
+    secrets = [str(key) for key in error.instance if _SECRET_KEYS.search(str(key))]
+    if not secrets:
+        return None
+    pointer = json_pointer(error.absolute_path)
+    out = [
+        at(
+            doc,
+            f"{pointer}/{key}",
+            "secret-in-file",
+            f"{key!r}: secrets do not belong in the config file; put the token in an "
+            "environment variable and name that variable with access_token_env",
+            key=True,
+        )
+        for key in secrets
+    ]
+    others = default_schema_diagnostics(doc, _validator(), error)
+    return out + [d for d in others if d.pointer not in {f"{pointer}/{k}" for k in secrets}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantic checks (tolerant of parts the schema rejected)
+# ---------------------------------------------------------------------------------------------
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _iso_hint(value: str) -> str:
+    try:
+        found = pycountry.countries.lookup(value)
+    except LookupError:
+        return ""
+    return f" (did you mean {found.alpha_2!r}?)"
+
+
+class _ConfigChecker:
+    def __init__(self, doc: LoadedDocument, base_dir: Path) -> None:
+        self.doc = doc
+        self.base_dir = base_dir
+        self.out: list[Diagnostic] = []
+
+    def add(self, pointer: str, code: str, message: str, *, warning: bool = False) -> None:
+        severity = Severity.WARNING if warning else Severity.ERROR
+        self.out.append(at(self.doc, pointer, code, message, severity))
+
+    def run(self) -> list[Diagnostic]:
+        data = _mapping(self.doc.data)
+        for index, folder in enumerate(_list(data.get("rules"))):
+            if isinstance(folder, str) and folder:
+                path = _resolve_path(folder, self.base_dir)
+                if not path.exists():
+                    self.add(f"/rules/{index}", "io", f"rule folder {folder!r} does not exist")
+                elif not path.is_dir() and path.suffix not in (".yaml", ".yml"):
+                    self.add(f"/rules/{index}", "io", f"{folder!r} is not a folder")
+        names: dict[str, int] = {}
+        for index, shop in enumerate(_list(data.get("shops"))):
+            shop = _mapping(shop)
+            pointer = f"/shops/{index}"
+            name = shop.get("name")
+            if isinstance(name, str):
+                if name in names:
+                    self.add(
+                        f"{pointer}/name",
+                        "duplicate-shop",
+                        f"shop name {name!r} is already used by shops/{names[name]}",
+                    )
+                names.setdefault(name, index)
+            self.shopify(_mapping(shop.get("shopify")), f"{pointer}/shopify")
+            self.settings(_mapping(shop.get("settings")), f"{pointer}/settings")
+            self.countries(_list(shop.get("countries")), f"{pointer}/countries")
+            self.schedule(_mapping(shop.get("schedule")), f"{pointer}/schedule")
+        return self.out
+
+    def shopify(self, shopify: Mapping[str, Any], pointer: str) -> None:
+        env = shopify.get("access_token_env")
+        if isinstance(env, str) and _TOKEN_LOOKALIKE.search(env):
+            self.add(
+                f"{pointer}/access_token_env",
+                "secret-in-file",
+                "this looks like an access token itself; put the token in an environment "
+                "variable and write that variable's name here",
+            )
+        url = shopify.get("url")
+        if isinstance(url, str) and url.lower().startswith("https://") and not env:
+            self.add(
+                pointer,
+                "missing-token-env",
+                "a store reached over https needs access_token_env (the name of the "
+                "environment variable holding the Admin API access token)",
+            )
+        if isinstance(url, str) and not re.match(r"^(https?://|files:)", url, re.IGNORECASE):
+            self.add(
+                f"{pointer}/url",
+                "url",
+                "expected an https:// store URL, an http:// sandbox URL or files:FOLDER",
+            )
+
+    def settings(self, settings: Mapping[str, Any], pointer: str) -> None:
+        if (
+            settings.get("shopify_can_update_customers") is True
+            and settings.get("can_update_shopify_customers") is True
+        ):
+            self.add(
+                f"{pointer}/can_update_shopify_customers",
+                "update-flags",
+                "shopify_can_update_customers and can_update_shopify_customers are both true; "
+                "choose one direction for updates of linked customers",
+            )
+
+    def countries(self, countries: list[Any], pointer: str) -> None:
+        seen: dict[str, int] = {}
+        for index, country in enumerate(countries):
+            country = _mapping(country)
+            child = f"{pointer}/{index}"
+            code = country.get("iso_code")
+            if isinstance(code, bool):
+                continue  # the schema reports it (NO read as false)
+            if isinstance(code, str):
+                if pycountry.countries.get(alpha_2=code) is None or code != code.upper():
+                    self.add(
+                        f"{child}/iso_code",
+                        "iso-code",
+                        f"{code!r} is not an ISO 3166-1 alpha-2 country code (two capitals, "
+                        f"e.g. US){_iso_hint(code)}",
+                    )
+                elif code in seen:
+                    self.add(
+                        f"{child}/iso_code",
+                        "duplicate-country",
+                        f"country {code} is already set up at {pointer}/{seen[code]}",
+                    )
+                seen.setdefault(code, index)
+            self.tax_areas(_list(country.get("tax_areas")), f"{child}/tax_areas")
+
+    def tax_areas(self, rows: list[Any], pointer: str) -> None:
+        for key in ("county", "county_code"):
+            seen: dict[str, int] = {}
+            for index, row in enumerate(rows):
+                value = _mapping(row).get(key)
+                if not isinstance(value, str) or not value:
+                    continue
+                if value in seen:
+                    self.add(
+                        f"{pointer}/{index}/{key}",
+                        "duplicate-county",
+                        f"{key} {value!r} is already in {pointer}/{seen[value]}; county lookups "
+                        "use the first row",
+                        warning=True,
+                    )
+                seen.setdefault(value, index)
+
+    def schedule(self, schedule: Mapping[str, Any], pointer: str) -> None:
+        for direction in ("import", "export"):
+            expression = schedule.get(direction)
+            if isinstance(expression, str) and not croniter.is_valid(expression):
+                self.add(
+                    f"{pointer}/{direction}",
+                    "cron",
+                    f"{expression!r} is not a cron expression (minute hour day month weekday, "
+                    "e.g. '*/15 * * * *')",
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the typed config
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_path(text: str, base_dir: Path) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def _resolve_url(url: str, base_dir: Path) -> str:
+    """Relative SQLite files and ``files:`` folders are relative to the config file."""
+    scheme, sep, rest = url.partition(":")
+    if not sep:
+        return url
+    if scheme.split("+", 1)[0].lower() == "sqlite" and rest.startswith("///"):
+        target, query_sep, query = rest[3:].partition("?")
+        if target and target != ":memory:" and not target.startswith("/"):
+            return f"{scheme}:///{_resolve_path(target, base_dir)}{query_sep}{query}"
+        return url
+    if scheme.lower() == "files" and not rest.startswith("/"):
+        return f"files:{_resolve_path(rest, base_dir)}"
+    return url
+
+
+def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config:
+    shops = []
+    for shop in data["shops"]:
+        shopify = shop["shopify"]
+        settings = ShopSettings(**dict(shop.get("settings") or {}))
+        setups = {
+            country["iso_code"]: CountrySetup(
+                iso_code=country["iso_code"],
+                default_customer_no=country.get("default_customer_no") or "",
+                customer_template_code=country.get("customer_template_code") or "",
+                tax_areas=tuple(TaxArea(**row) for row in country.get("tax_areas") or ()),
+            )
+            for country in shop.get("countries") or ()
+        }
+        schedule = shop.get("schedule") or {}
+        shops.append(
+            ShopConfig(
+                name=shop["name"],
+                shopify_url=_resolve_url(shopify["url"], base_dir),
+                api_version=shopify.get("api_version", DEFAULT_API_VERSION),
+                access_token_env=shopify.get("access_token_env", ""),
+                timeout_seconds=float(shopify.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+                settings=settings,
+                country_setups=MappingProxyType(setups),
+                schedule=ScheduleConfig(
+                    import_cron=schedule.get("import") or None,
+                    export_cron=schedule.get("export") or None,
+                    retries=int(schedule.get("retries", DEFAULT_RETRIES)),
+                    retry_backoff_seconds=float(
+                        schedule.get("retry_backoff_seconds", DEFAULT_RETRY_BACKOFF_SECONDS)
+                    ),
+                ),
+            )
+        )
+    state = data.get("state") or {}
+    return Config(
+        erp_url=_resolve_url(data["erp"]["url"], base_dir),
+        state_url=_resolve_url(state.get("url", DEFAULT_STATE_URL), base_dir),
+        rule_dirs=tuple(_resolve_path(folder, base_dir) for folder in data.get("rules") or ()),
+        shops=tuple(shops),
+        path=path,
+        base_dir=base_dir,
+    )
+
+
+def _report(doc: LoadedDocument, base_dir: Path, path: Path | None) -> ConfigReport:
+    diagnostics: list[Diagnostic] = [
+        at(doc, pointer, "duplicate-key", message, key=True)
+        for pointer, _position, message in doc.problems
+    ]
+    data = doc.data
+    rule_dirs = tuple(
+        _resolve_path(folder, base_dir)
+        for folder in _list(_mapping(data).get("rules"))
+        if isinstance(folder, str) and folder
+    )
+    if data is None:
+        diagnostics.append(
+            at(doc, "", "empty", "the file is empty; a config needs at least 'erp' and 'shops'")
+        )
+        return ConfigReport(None, sort_diagnostics(diagnostics), rule_dirs)
+    diagnostics.extend(schema_diagnostics(doc, _validator(), _rewrite))
+    diagnostics.extend(_ConfigChecker(doc, base_dir).run())
+    diagnostics = sort_diagnostics(diagnostics)
+    if has_errors(diagnostics):
+        return ConfigReport(None, diagnostics, rule_dirs)
+    return ConfigReport(_build(data, base_dir, path), diagnostics, rule_dirs)
+
+
+def read_config(path: str | Path) -> ConfigReport:
+    """Load and check ``path``; never raises for bad input."""
+    file = Path(path)
+    doc, problems = read_document(file)
+    base_dir = file.resolve().parent
+    if doc is None:
+        return ConfigReport(None, problems)
+    return _report(doc, base_dir, file.resolve())
+
+
+def load_config(path: str | Path) -> tuple[Config | None, list[Diagnostic]]:
+    """The typed config of ``path`` (None when there is any error) and every diagnostic."""
+    report = read_config(path)
+    return report.config, report.diagnostics
+
+
+def require_config(path: str | Path) -> Config:
+    """:func:`load_config`, raising :class:`~.errors.DiagnosticsError` on errors."""
+    config, diagnostics = load_config(path)
+    raise_on_errors(diagnostics)
+    if config is None:  # pragma: no cover - errors raised above
+        raise ConfigError(f"{path}: invalid configuration")
+    return config
+
+
+def load_config_text(
+    text: str, path: str = "<config>", base_dir: Path | None = None
+) -> tuple[Config | None, list[Diagnostic]]:
+    """Like :func:`load_config` for text (embedded configs, tests)."""
+    base = base_dir if base_dir is not None else Path.cwd()
+    try:
+        doc = load_yaml_text(text, path)
+    except YamlSyntaxError as exc:
+        position = exc.position
+        return None, [
+            Diagnostic(
+                path, position.line, position.column, Severity.ERROR, exc.code, "", exc.message
+            )
+        ]
+    report = _report(doc, base, None)
+    return report.config, report.diagnostics
+
+
+DEFAULT_CONFIG_YAML = """\
+# custsync configuration. Relative paths are relative to this file.
+erp: {url: "sqlite:///erp.db"}
+state: {url: "sqlite:///custsync-state.db"}
+rules: []                                   # your rule folders, applied over the shipped rules
+shops:
+  - name: main
+    shopify:
+      url: "http://127.0.0.1:8765"          # the local sandbox; a store: https://NAME.myshopify.com
+      api_version: "2026-07"
+      access_token_env: SHOPIFY_TOKEN       # the token itself is never in this file
+      timeout_seconds: 30
+    settings:
+      customer_import: with_order_import
+      customer_mapping_type: by_email_phone
+      shopify_can_update_customers: false
+      can_update_shopify_customers: false
+      auto_create_unknown_customers: false
+      customer_template_code: ""
+      default_customer_no: ""
+      export_customers: false
+      name_source: company_name
+      name_2_source: first_and_last_name
+      contact_source: first_and_last_name
+      county_source: code
+      send_invite_email: false
+    countries: []
+    schedule: {import: "*/15 * * * *", export: "0 * * * *", retries: 3, retry_backoff_seconds: 30}
+"""
+
+
+def default_config(
+    base_dir: Path | None = None, *, shopify_url: str | None = None, erp_url: str | None = None
+) -> Config:
+    """The embedded default (also the demo's): one shop ``main`` with behaviour.md's default
+    settings. ``base_dir`` anchors the SQLite files (default: the working folder)."""
+    config, diagnostics = load_config_text(DEFAULT_CONFIG_YAML, "<default config>", base_dir)
+    raise_on_errors(diagnostics)
+    assert config is not None
+    if shopify_url is not None:
+        shop = dataclasses.replace(config.shops[0], shopify_url=shopify_url)
+        config = dataclasses.replace(config, shops=(shop,))
+    if erp_url is not None:
+        config = dataclasses.replace(config, erp_url=erp_url)
+    return config

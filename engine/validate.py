@@ -1,0 +1,1333 @@
+"""Validate rule files: JSON Schema, then semantic checks; load the effective rule set.
+
+Everything here reports :class:`~.diagnostics.Diagnostic` lists (``path:line:col``) and never
+raises on bad input: a bad file is reported and the others are still checked, so one run
+shows every problem.
+
+* :func:`rules_schema` builds ``schemas/rules.schema.json`` from :mod:`.vocabulary` (the
+  committed file is for editors; validation always uses the freshly built one, and a test
+  checks that the committed file is up to date).
+* :func:`validate_rule_document` checks one loaded file (schema, duplicate keys, facts,
+  values, parameters, durable-rules limits).
+* :func:`check_rule_files` checks a set of files together (duplicate ids, ``disable``,
+  unreachable rules, decisions without a fallback, facts per decision).
+* :func:`load_rule_set` reads the shipped folder and the user folders and merges them.
+
+``python -m custsync.engine.validate --write-schema`` regenerates both JSON Schemas;
+``--reference-md`` prints the rule reference tables; ``--update-docs FILE`` rewrites the
+generated section of a Markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from . import vocabulary
+from .diagnostics import Diagnostic, Severity, at, has_errors, sort_diagnostics
+from .errors import ConfigError
+from .load import LoadedDocument, YamlSyntaxError, load_yaml
+from .model import ERP_CUSTOMER_FIELDS, ERP_FIELD_LENGTHS, ERP_TEMPLATE_FIELDS
+from .resources import schema_path, shipped_rules_dir
+from .rulefile import (
+    GROUP_KEYS,
+    OPERATORS,
+    TEMPLATE_PLACEHOLDER,
+    FactRef,
+    Rule,
+    RuleFile,
+    RuleSet,
+    Template,
+    build_rule_file,
+    merge_rule_files,
+)
+
+__all__ = [
+    "MAX_FACTS_PER_DECISION",
+    "MAX_IN_VALUES",
+    "check_rule_files",
+    "default_schema_diagnostics",
+    "did_you_mean",
+    "json_pointer",
+    "load_rule_set",
+    "read_document",
+    "reference_markdown",
+    "require_rule_set",
+    "rules_schema",
+    "schema_diagnostics",
+    "validate_rule_document",
+]
+
+#: durable-rules hangs at 512 equality alternatives on one property; stay far below.
+MAX_IN_VALUES = 100
+#: durable-rules accepts at most 252 properties per message (nested ones count).
+MAX_FACTS_PER_DECISION = 200
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+FACT_NAME_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)+$"
+_GENERATED = (
+    "Generated from engine/vocabulary.py by `python -m custsync.engine.validate "
+    "--write-schema`; do not edit by hand."
+)
+_REGEX_OPERATORS = frozenset({"matches", "match", "regex", "mt", "pattern", "like"})
+_ANY_BRACES = re.compile(r"\{([^{}]*)\}")
+_IMPORT_FIELDS = frozenset(ERP_CUSTOMER_FIELDS) | frozenset(ERP_TEMPLATE_FIELDS)
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` or ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _esc(token: Any) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def json_pointer(path: Iterable[Any]) -> str:
+    return "".join(f"/{_esc(part)}" for part in path)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__  # date, datetime (YAML timestamps)
+
+
+_TYPE_WORDS = {
+    "string": "a text",
+    "boolean": "true or false",
+    "integer": "a whole number",
+    "number": "a number",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _type_words(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_WORDS.get(name, name) for name in names)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _choices(values: Iterable[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule-file JSON Schema, generated from the vocabulary
+# ---------------------------------------------------------------------------------------------
+
+_OPERATOR_DOCS: Mapping[str, tuple[str, dict[str, Any]]] = {
+    "eq": ("The fact equals this value.", {"$ref": "#/$defs/scalar"}),
+    "ne": ("The fact is absent or differs from this value.", {"$ref": "#/$defs/scalar"}),
+    "in": (
+        f"The fact equals one of these values (at most {MAX_IN_VALUES}).",
+        {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/scalar"}},
+    ),
+    "not_in": (
+        f"The fact is absent or equals none of these values (at most {MAX_IN_VALUES}).",
+        {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/scalar"}},
+    ),
+    "present": (
+        "true: the fact has a value; false: it is absent (empty values are absent).",
+        {"type": "boolean"},
+    ),
+    "lt": ("The fact is less than this number.", {"type": "number"}),
+    "lte": ("The fact is less than or equal to this number.", {"type": "number"}),
+    "gt": ("The fact is greater than this number.", {"type": "number"}),
+    "gte": ("The fact is greater than or equal to this number.", {"type": "number"}),
+}
+
+_JSON_TYPES = {vocabulary.STRING: "string", vocabulary.BOOL: "boolean", vocabulary.INT: "integer"}
+
+
+def _fact_description(spec: vocabulary.FactSpec) -> str:
+    text = f"{spec.description} ({_TYPE_WORDS[_JSON_TYPES[spec.type]]}"
+    if spec.values:
+        text += f": {' | '.join(spec.values)}"
+    text += ")"
+    if spec.scopes:
+        text += f". Decisions: {', '.join(sorted(spec.scopes))}"
+    return text
+
+
+def _param_schema(param: vocabulary.ParamSpec) -> dict[str, Any]:
+    literal: dict[str, Any] = {"type": _JSON_TYPES[param.type]}
+    if param.values:
+        literal["enum"] = list(param.values)
+    description = param.description or ""
+    if param.fact_ref:
+        extra = "a literal or {fact: name}"
+        if param.type == vocabulary.STRING:
+            extra += "; texts may hold {fact.name} placeholders"
+        description = f"{description} ({extra})" if description else extra.capitalize()
+        schema: dict[str, Any] = {"anyOf": [literal, {"$ref": "#/$defs/fact_ref"}]}
+    else:
+        description = f"{description} (a literal)" if description else "A literal."
+        schema = dict(literal)
+    schema["description"] = description
+    return schema
+
+
+def _action_def(spec: vocabulary.ActionSpec) -> dict[str, Any]:
+    properties: dict[str, Any] = {"action": {"const": spec.name}}
+    for param in spec.params:
+        properties[param.name] = _param_schema(param)
+    return {
+        "description": spec.description,
+        "type": "object",
+        "required": ["action", *(p.name for p in spec.params if p.required)],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def rules_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a rule file, from :mod:`.vocabulary`."""
+    decisions = vocabulary.DECISIONS
+    defs: dict[str, Any] = {
+        "scalar": {
+            "title": "a value",
+            "description": "A text, number or true/false. Empty facts are absent: use present.",
+            "type": ["string", "number", "boolean"],
+        },
+        "operators": {
+            "title": "a mapping of operators",
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                op: {"description": _OPERATOR_DOCS[op][0], **_OPERATOR_DOCS[op][1]}
+                for op in OPERATORS
+            },
+        },
+        "condition": {
+            "description": "A value (the fact equals it) or a mapping of operators.",
+            "anyOf": [{"$ref": "#/$defs/scalar"}, {"$ref": "#/$defs/operators"}],
+        },
+        "fact_ref": {
+            "title": "{fact: name}",
+            "description": "The value of a fact.",
+            "type": "object",
+            "required": ["fact"],
+            "additionalProperties": False,
+            "properties": {
+                "fact": {
+                    "type": "string",
+                    "description": "A fact name, e.g. lookup.email_customer_no.",
+                    "examples": sorted(vocabulary.FACTS),
+                }
+            },
+        },
+        "when": {
+            "title": "Conditions",
+            "description": (
+                "Conditions over facts; all must hold. Omitted or empty: the rule always holds."
+            ),
+            "type": "object",
+            "properties": {
+                "any": {
+                    "description": "At least one of these groups of conditions holds.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/$defs/when"},
+                },
+                "all": {
+                    "description": "Every one of these groups of conditions holds.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/$defs/when"},
+                },
+                **{
+                    name: {
+                        "description": _fact_description(spec),
+                        "$ref": "#/$defs/condition",
+                        **({"examples": list(spec.values)} if spec.values else {}),
+                    }
+                    for name, spec in sorted(vocabulary.FACTS.items())
+                },
+            },
+            "additionalProperties": {"$ref": "#/$defs/condition"},
+        },
+        "rule": {
+            "type": "object",
+            "required": ["id", "then"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {
+                    "type": "string",
+                    "pattern": RULE_ID_PATTERN,
+                    "description": (
+                        "Unique id (letters, digits, - _ .). A rule with the same id in a "
+                        "later rule folder replaces this one."
+                    ),
+                    "examples": ["match-by-email"],
+                },
+                "description": {"type": "string", "description": "What the rule is for."},
+                "priority": {
+                    "type": "integer",
+                    "default": 0,
+                    "description": "Higher runs first; equal priorities keep file order.",
+                },
+                "enabled": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "false turns the rule off (e.g. in an override).",
+                },
+                "when": {"$ref": "#/$defs/when"},
+                "then": {
+                    "description": "The action and its parameters.",
+                    "type": "object",
+                    "required": ["action"],
+                    "properties": {"action": {"type": "string"}},
+                },
+            },
+        },
+    }
+    branches: list[dict[str, Any]] = []
+    for name, decision in decisions.items():
+        actions = decision.actions
+        then_def = f"then_{name}"
+        defs[then_def] = {
+            "type": "object",
+            "required": ["action"],
+            "properties": {
+                "action": {
+                    "description": f"What a rule of {name} does.",
+                    "enum": list(actions),
+                    "enumDescriptions": [a.description for a in actions.values()],
+                }
+            },
+            "allOf": [
+                {
+                    "if": {"properties": {"action": {"const": action}}, "required": ["action"]},
+                    "then": {"$ref": f"#/$defs/action_{name}_{action}"},
+                }
+                for action in actions
+            ],
+        }
+        for action, spec in actions.items():
+            defs[f"action_{name}_{action}"] = _action_def(spec)
+        branches.append(
+            {
+                "if": {"properties": {"decision": {"const": name}}, "required": ["decision"]},
+                "then": {
+                    "properties": {
+                        "rules": {
+                            "items": {"properties": {"then": {"$ref": f"#/$defs/{then_def}"}}}
+                        }
+                    }
+                },
+            }
+        )
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$comment": _GENERATED,
+        "title": "custsync rule file",
+        "description": (
+            "Rules for one decision of custsync. Name this schema in the file with "
+            "'# yaml-language-server: $schema=<path>/rules.schema.json'."
+        ),
+        "type": "object",
+        "required": ["decision"],
+        "additionalProperties": False,
+        "properties": {
+            "$schema": {"type": "string"},
+            "decision": {
+                "description": "The decision this file's rules contribute to.",
+                "enum": list(decisions),
+                "enumDescriptions": [
+                    f"{d.kind}, {d.direction}: {d.description}" for d in decisions.values()
+                ],
+            },
+            "description": {"type": "string", "description": "What the file is for."},
+            "disable": {
+                "description": "Rule ids (usually shipped ones) to turn off.",
+                "type": "array",
+                "items": {"type": "string", "pattern": RULE_ID_PATTERN},
+            },
+            "rules": {
+                "description": "The rules.",
+                "type": "array",
+                "items": {"$ref": "#/$defs/rule"},
+            },
+        },
+        "allOf": branches,
+        "$defs": defs,
+    }
+
+
+@lru_cache(maxsize=1)
+def _rules_validator() -> Draft202012Validator:
+    return Draft202012Validator(rules_schema())
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema errors -> diagnostics
+# ---------------------------------------------------------------------------------------------
+
+#: A hook that may turn a schema error into specific diagnostics (or None: use the default).
+Rewrite = Callable[[LoadedDocument, ValidationError], "list[Diagnostic] | None"]
+
+
+def _resolve(validator: Draft202012Validator, schema: Any) -> Any:
+    """A local ``{"$ref": "#/..."}`` replaced by its target."""
+    if isinstance(schema, Mapping) and str(schema.get("$ref", "")).startswith("#/"):
+        return _lookup(validator.schema, schema["$ref"])
+    return schema
+
+
+def _lookup(root: Mapping[str, Any], ref: str) -> Any:
+    node: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _branch_titles(validator: Draft202012Validator, error: ValidationError) -> str:
+    titles = []
+    for branch in error.validator_value:
+        resolved = _resolve(validator, branch)
+        if isinstance(resolved, Mapping):
+            title = resolved.get("title") or (
+                _type_words(resolved["type"]) if "type" in resolved else None
+            )
+            if title:
+                titles.append(str(title))
+    return " or ".join(titles) if titles else "a different value"
+
+
+def default_schema_diagnostics(
+    doc: LoadedDocument, validator: Draft202012Validator, error: ValidationError
+) -> list[Diagnostic]:
+    pointer = json_pointer(error.absolute_path)
+    kind = error.validator
+    value = error.instance
+    if kind == "additionalProperties" and isinstance(value, Mapping):
+        allowed = list(error.schema.get("properties", {}))
+        out = []
+        for key in value:
+            if key in allowed:
+                continue
+            hint = did_you_mean(str(key), allowed)
+            if not hint and 0 < len(allowed) <= 12:
+                hint = f"; allowed: {_choices(allowed)}"
+            out.append(
+                at(
+                    doc,
+                    f"{pointer}/{_esc(key)}",
+                    "schema",
+                    f"unknown property {str(key)!r}{hint}",
+                    key=True,
+                )
+            )
+        return out
+    if kind == "required" and isinstance(value, Mapping):
+        return [
+            at(doc, pointer, "schema", f"missing required property {name!r}")
+            for name in error.validator_value
+            if name not in value
+        ]
+    if kind == "type":
+        message = f"expected {_type_words(error.validator_value)}, got {_json_type(value)}"
+        expected = error.validator_value
+        if expected == "string" and isinstance(value, bool):
+            message += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
+        elif expected == "string" and isinstance(value, int | float):
+            message += " (quote the value to make it a text)"
+        elif expected == "string" and not isinstance(value, Mapping | list):
+            message += " (quote the value)"
+        return [at(doc, pointer, "schema", message)]
+    if kind == "enum":
+        allowed = [str(v) for v in error.validator_value]
+        hint = did_you_mean(str(value), allowed)
+        return [
+            at(doc, pointer, "schema", f"{_short(value)} is not one of: {_choices(allowed)}{hint}")
+        ]
+    if kind == "const":
+        return [at(doc, pointer, "schema", f"expected {error.validator_value!r}")]
+    if kind in ("anyOf", "oneOf"):
+        message = f"expected {_branch_titles(validator, error)}, got {_json_type(value)}"
+        types = [_resolve(validator, b).get("type") for b in error.validator_value]
+        if "string" in types and isinstance(value, bool | int | float):
+            message += " (quote the value to make it a text)"
+        return [at(doc, pointer, "schema", message)]
+    if kind == "pattern":
+        form = error.schema.get("x-form") or f"the pattern {error.validator_value}"
+        return [at(doc, pointer, "schema", f"does not have the expected form: {form}")]
+    if kind == "minItems":
+        return [at(doc, pointer, "schema", f"needs at least {error.validator_value} item(s)")]
+    if kind == "minProperties":
+        return [at(doc, pointer, "schema", "must not be empty")]
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least",
+            "exclusiveMinimum": "more than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[kind]
+        return [at(doc, pointer, "schema", f"must be {words} {error.validator_value}")]
+    if kind == "uniqueItems":
+        return [at(doc, pointer, "schema", "items must be unique")]
+    # Anything else: jsonschema's own message, without echoing the value.
+    return [at(doc, pointer, "schema", f"does not satisfy '{kind}' of the schema")]
+
+
+def schema_diagnostics(
+    doc: LoadedDocument, validator: Draft202012Validator, rewrite: Rewrite | None = None
+) -> list[Diagnostic]:
+    """Every schema error of ``doc`` as diagnostics; for anyOf/oneOf the most relevant branch
+    error. Messages never echo texts of unknown meaning beyond short enum values."""
+    out: list[Diagnostic] = []
+    for error in validator.iter_errors(doc.data):
+        shown = best_match([error]) if error.context else error
+        if shown is None:  # pragma: no cover - best_match of a non-empty list
+            continue
+        special = rewrite(doc, shown) if rewrite else None
+        out.extend(
+            special if special is not None else default_schema_diagnostics(doc, validator, shown)
+        )
+    return out
+
+
+def _rule_rewrite(doc: LoadedDocument, error: ValidationError) -> list[Diagnostic] | None:
+    """Rule-file messages: actions, parameters, operators."""
+    path = list(error.absolute_path)
+    decision = doc.data.get("decision") if isinstance(doc.data, Mapping) else None
+    pointer = json_pointer(path)
+    if path == ["decision"] and error.validator == "enum":
+        return [
+            at(
+                doc,
+                pointer,
+                "unknown-decision",
+                f"unknown decision {_short(error.instance)}; expected one of: "
+                f"{_choices(vocabulary.DECISIONS)}{did_you_mean(str(error.instance), vocabulary.DECISIONS)}",
+            )
+        ]
+    in_then = len(path) >= 3 and path[0] == "rules" and path[2] == "then"
+    if in_then and path[3:] == ["action"] and error.validator == "enum":
+        action = str(error.instance)
+        actions = list(vocabulary.DECISIONS[str(decision)].actions)
+        owners = [d for d, spec in vocabulary.DECISIONS.items() if action in spec.actions]
+        if owners:
+            return [
+                at(
+                    doc,
+                    pointer,
+                    "misplaced-action",
+                    f"action {action!r} belongs to decision {', '.join(owners)}, not {decision}; "
+                    f"expected one of: {_choices(actions)}",
+                )
+            ]
+        return [
+            at(
+                doc,
+                pointer,
+                "unknown-action",
+                f"unknown action {_short(error.instance)} for decision {decision}; expected one "
+                f"of: {_choices(actions)}{did_you_mean(action, actions)}",
+            )
+        ]
+    if in_then and len(path) == 3 and isinstance(error.instance, Mapping):
+        action = str(error.instance.get("action"))
+        if error.validator == "required":
+            return [
+                at(doc, pointer, "missing-param", f"action {action!r} needs parameter {name!r}")
+                for name in error.validator_value
+                if name not in error.instance
+            ]
+        if error.validator == "additionalProperties":
+            allowed = [p for p in error.schema.get("properties", {}) if p != "action"]
+            return [
+                at(
+                    doc,
+                    f"{pointer}/{_esc(key)}",
+                    "unknown-param",
+                    f"action {action!r} has no parameter {str(key)!r}"
+                    + (
+                        did_you_mean(str(key), allowed)
+                        or (f"; it takes: {_choices(allowed)}" if allowed else "; it takes none")
+                    ),
+                    key=True,
+                )
+                for key in error.instance
+                if key != "action" and key not in allowed
+            ]
+    in_when = len(path) >= 3 and path[0] == "rules" and path[2] == "when"
+    if (
+        in_when
+        and error.validator == "additionalProperties"
+        and isinstance(error.instance, Mapping)
+    ):
+        allowed = list(OPERATORS)
+        out = []
+        for key in error.instance:
+            if key in allowed:
+                continue
+            child = f"{pointer}/{_esc(key)}"
+            if str(key) in _REGEX_OPERATORS:
+                out.append(
+                    at(
+                        doc,
+                        child,
+                        "unsupported-operator",
+                        f"{str(key)!r}: regular expressions are not supported (durable-rules "
+                        "matches whole strings only and silently ignores \\d, ^, $); compute a "
+                        "fact in Python instead",
+                        key=True,
+                    )
+                )
+            else:
+                out.append(
+                    at(
+                        doc,
+                        child,
+                        "unknown-operator",
+                        f"unknown operator {str(key)!r}{did_you_mean(str(key), allowed)}; "
+                        f"operators: {_choices(allowed)}",
+                        key=True,
+                    )
+                )
+        return out
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One rule document
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Cond:
+    fact: str
+    op: str
+    value: Any
+    key_pointer: str  # the fact's key
+    value_pointer: str
+
+
+def _walk_when(data: Any, pointer: str) -> Iterator[_Cond]:
+    if not isinstance(data, Mapping):
+        return
+    for key, value in data.items():
+        child = f"{pointer}/{_esc(key)}"
+        if key in GROUP_KEYS:
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    yield from _walk_when(item, f"{child}/{index}")
+            continue
+        if isinstance(value, Mapping):
+            for op, operand in value.items():
+                yield _Cond(str(key), str(op), operand, child, f"{child}/{_esc(op)}")
+        else:
+            yield _Cond(str(key), "eq", value, child, child)
+
+
+class _RuleChecker:
+    """Semantic checks of one rule document, tolerant of parts the schema rejected."""
+
+    def __init__(self, doc: LoadedDocument) -> None:
+        self.doc = doc
+        self.out: list[Diagnostic] = []
+        data = doc.data if isinstance(doc.data, Mapping) else {}
+        decision = data.get("decision")
+        self.decision = decision if isinstance(decision, str) else ""
+        self.spec = vocabulary.DECISIONS.get(self.decision)
+        self.scope = vocabulary.facts_for(self.decision) if self.spec else vocabulary.FACTS
+
+    def add(
+        self, pointer: str, code: str, message: str, *, warning: bool = False, key: bool = False
+    ) -> None:
+        severity = Severity.WARNING if warning else Severity.ERROR
+        self.out.append(at(self.doc, pointer, code, message, severity, key=key))
+
+    def fact(self, name: str, pointer: str, *, key: bool = False) -> vocabulary.FactSpec | None:
+        """The fact ``name`` if it exists and is in scope; else report it."""
+        spec = vocabulary.FACTS.get(name)
+        if spec is None:
+            self.add(
+                pointer,
+                "unknown-fact",
+                f"unknown fact {name!r}{did_you_mean(name, self.scope)}",
+                key=key,
+            )
+            return None
+        if self.spec is not None and name not in self.scope:
+            self.add(
+                pointer,
+                "fact-scope",
+                f"fact {name!r} is not available in decision {self.decision} (it is for: "
+                f"{', '.join(sorted(spec.scopes))}){did_you_mean(name, self.scope)}",
+                key=key,
+            )
+            return None
+        return spec
+
+    def run(self) -> list[Diagnostic]:
+        data = self.doc.data
+        if not isinstance(data, Mapping):
+            return self.out
+        rules = data.get("rules")
+        if not isinstance(rules, list):
+            return self.out
+        for index, rule in enumerate(rules):
+            if not isinstance(rule, Mapping):
+                continue
+            pointer = f"/rules/{index}"
+            for cond in _walk_when(rule.get("when"), f"{pointer}/when"):
+                self.condition(cond)
+            then = rule.get("then")
+            if isinstance(then, Mapping) and self.spec is not None:
+                self.then(then, f"{pointer}/then")
+        return self.out
+
+    # --- conditions -----------------------------------------------------------------------
+
+    def condition(self, cond: _Cond) -> None:
+        spec = self.fact(cond.fact, cond.key_pointer, key=True)
+        if spec is None or cond.op not in OPERATORS:
+            return
+        if cond.op in ("eq", "ne"):
+            self.value(spec, cond.op, cond.value, cond.value_pointer)
+        elif cond.op in ("in", "not_in") and isinstance(cond.value, list):
+            if len(cond.value) > MAX_IN_VALUES:
+                self.add(
+                    cond.value_pointer,
+                    "in-too-long",
+                    f"{len(cond.value)} values; at most {MAX_IN_VALUES} are allowed "
+                    "(durable-rules hangs on 512 alternatives); compute a fact in Python",
+                )
+            for position, item in enumerate(cond.value):
+                self.value(spec, cond.op, item, f"{cond.value_pointer}/{position}")
+        elif cond.op in ("lt", "lte", "gt", "gte") and spec.type != vocabulary.INT:
+            self.add(
+                cond.value_pointer,
+                "fact-type",
+                f"operator {cond.op!r} compares numbers; fact {spec.name!r} is "
+                f"{_TYPE_WORDS[_JSON_TYPES[spec.type]]}",
+            )
+
+    def value(self, spec: vocabulary.FactSpec, op: str, value: Any, pointer: str) -> None:
+        if value is None or isinstance(value, Mapping | list):
+            return  # the schema reports it
+        kind = _TYPE_WORDS[_JSON_TYPES[spec.type]]
+        if spec.type == vocabulary.BOOL and not isinstance(value, bool):
+            self.add(pointer, "fact-type", f"fact {spec.name!r} is {kind}, not {_short(value)}")
+            return
+        if spec.type == vocabulary.INT and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            self.add(pointer, "fact-type", f"fact {spec.name!r} is {kind}, not {_short(value)}")
+            return
+        if spec.type == vocabulary.STRING:
+            if not isinstance(value, str):
+                hint = " (YAML reads yes/no/on/off as booleans)" if isinstance(value, bool) else ""
+                self.add(
+                    pointer,
+                    "fact-type",
+                    f"fact {spec.name!r} is a text; quote the value: '{value}'{hint}",
+                )
+                return
+            if value == "":
+                better = "{present: false}" if op in ("eq", "in") else "{present: true}"
+                self.add(
+                    pointer,
+                    "empty-value",
+                    f"empty facts are absent, so comparing with '' never matches; use {better}",
+                    warning=True,
+                )
+                return
+            if spec.values and value not in spec.values:
+                self.add(
+                    pointer,
+                    "fact-value",
+                    f"{value!r} is not a value of {spec.name}; expected one of: "
+                    f"{_choices(spec.values)}{did_you_mean(value, spec.values)}",
+                )
+
+    # --- actions and parameters -------------------------------------------------------------
+
+    def then(self, then: Mapping[str, Any], pointer: str) -> None:
+        assert self.spec is not None
+        action = self.spec.actions.get(str(then.get("action")))
+        if action is None:
+            return  # the schema reports it
+        params = {p.name: p for p in action.params}
+        for name, value in then.items():
+            param = params.get(str(name))
+            if param is None:
+                continue
+            child = f"{pointer}/{_esc(name)}"
+            if isinstance(value, Mapping) and set(value) == {"fact"} and param.fact_ref:
+                if isinstance(value["fact"], str):
+                    self.param_fact(param, value["fact"], f"{child}/fact")
+            elif isinstance(value, str):
+                self.template(param, value, child)
+        if self.decision == "import_fields":
+            self.import_field(then, pointer)
+
+    def param_fact(self, param: vocabulary.ParamSpec, name: str, pointer: str) -> None:
+        spec = self.fact(name, pointer)
+        if spec is None:
+            return
+        if param.type in (vocabulary.BOOL, vocabulary.INT) and spec.type != param.type:
+            self.add(
+                pointer,
+                "param-type",
+                f"parameter {param.name!r} is {_TYPE_WORDS[_JSON_TYPES[param.type]]}; "
+                f"fact {name!r} is {_TYPE_WORDS[_JSON_TYPES[spec.type]]}",
+            )
+        elif param.values and spec.values and not set(spec.values) <= set(param.values):
+            extra = sorted(set(spec.values) - set(param.values))
+            self.add(
+                pointer,
+                "param-value",
+                f"fact {name!r} may be {_choices(extra)}, which parameter {param.name!r} "
+                f"does not accept (it takes: {_choices(param.values)})",
+                warning=True,
+            )
+
+    def template(self, param: vocabulary.ParamSpec, text: str, pointer: str) -> None:
+        placeholders = TEMPLATE_PLACEHOLDER.findall(text)
+        if placeholders and not param.fact_ref:
+            self.add(
+                pointer,
+                "placeholder",
+                f"parameter {param.name!r} is a literal; {{{placeholders[0]}}} would not "
+                "be filled in",
+            )
+            return
+        for name in placeholders:
+            self.fact(name, pointer)
+        for inner in _ANY_BRACES.findall(text):
+            if not TEMPLATE_PLACEHOLDER.fullmatch(f"{{{inner}}}"):
+                self.add(
+                    pointer,
+                    "placeholder",
+                    f"'{{{inner}}}' is not a fact placeholder and is shown as written; "
+                    "placeholders look like {shopify.email}",
+                    warning=True,
+                )
+
+    def import_field(self, then: Mapping[str, Any], pointer: str) -> None:
+        name = then.get("field")
+        if not isinstance(name, str):
+            return
+        if name not in _IMPORT_FIELDS:
+            self.add(
+                f"{pointer}/field",
+                "unknown-field",
+                f"unknown ERP customer field {name!r}{did_you_mean(name, _IMPORT_FIELDS)}",
+            )
+            return
+        length = then.get("max_length")
+        limit = ERP_FIELD_LENGTHS.get(name)
+        if isinstance(length, int) and limit is not None and length > limit:
+            self.add(
+                f"{pointer}/max_length",
+                "max-length",
+                f"ERP field {name!r} holds at most {limit} characters",
+                warning=True,
+            )
+
+
+def validate_rule_document(doc: LoadedDocument) -> list[Diagnostic]:
+    """Schema and semantic diagnostics of one loaded rule file (sorted)."""
+    out: list[Diagnostic] = [
+        at(doc, pointer, "duplicate-key", message, key=True)
+        for pointer, _position, message in doc.problems
+    ]
+    if doc.data is None:
+        out.append(
+            at(doc, "", "empty", "the file is empty; a rule file needs 'decision' and 'rules'")
+        )
+        return sort_diagnostics(out)
+    out.extend(schema_diagnostics(doc, _rules_validator(), _rule_rewrite))
+    out.extend(_RuleChecker(doc).run())
+    return sort_diagnostics(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# A set of rule files
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRuleFile:
+    """A rule file with the folder it came from (0 = first folder, usually the shipped one)."""
+
+    folder: int
+    doc: LoadedDocument
+    rule_file: RuleFile | None  # None when the file has errors
+
+
+def _raw_rules(doc: LoadedDocument) -> Iterator[tuple[str, str]]:
+    """(id, pointer) of every rule with a textual id, even in files with errors."""
+    data = doc.data
+    if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
+        return
+    for index, rule in enumerate(data["rules"]):
+        if isinstance(rule, Mapping) and isinstance(rule.get("id"), str):
+            yield rule["id"], f"/rules/{index}/id"
+
+
+def _decision_of(doc: LoadedDocument) -> str:
+    data = doc.data
+    value = data.get("decision") if isinstance(data, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
+def _where(doc: LoadedDocument, pointer: str) -> str:
+    position = doc.position(pointer)
+    return f"{doc.path}:{position.line}"
+
+
+def _rule_facts(rule: Rule) -> set[str]:
+    names: set[str] = set()
+    stack: list[Any] = [rule.when]
+    while stack:
+        item = stack.pop()
+        if hasattr(item, "items"):
+            stack.extend(item.items)
+        else:
+            names.add(item.fact)
+    for param in rule.params.values():
+        if isinstance(param, FactRef):
+            names.add(param.name)
+        elif isinstance(param, Template):
+            names.update(param.facts)
+    return names
+
+
+def check_rule_files(files: Sequence[LoadedRuleFile]) -> list[Diagnostic]:
+    """Checks across files: duplicate ids, ``disable``, and (when every file is valid)
+    unreachable rules, choice decisions without a fallback, facts per decision."""
+    out: list[Diagnostic] = []
+    # id -> (decision, folder, doc, pointer) of its first definition
+    seen: dict[str, tuple[str, int, LoadedDocument, str]] = {}
+    for item in files:
+        decision = _decision_of(item.doc)
+        for rule_id, pointer in _raw_rules(item.doc):
+            first = seen.get(rule_id)
+            if first is None:
+                seen[rule_id] = (decision, item.folder, item.doc, pointer)
+                continue
+            first_decision, first_folder, first_doc, first_pointer = first
+            where = _where(first_doc, first_pointer)
+            if first_decision != decision:
+                out.append(
+                    at(
+                        item.doc,
+                        pointer,
+                        "duplicate-id",
+                        f"rule id {rule_id!r} is already used by decision "
+                        f"{first_decision} ({where}); ids are unique across decisions",
+                    )
+                )
+            elif first_folder == item.folder:
+                out.append(
+                    at(
+                        item.doc,
+                        pointer,
+                        "duplicate-id",
+                        f"duplicate rule id {rule_id!r} (first at {where}); to replace "
+                        "a rule, give the new one the same id in a later rule folder",
+                    )
+                )
+            else:
+                seen[rule_id] = (decision, item.folder, item.doc, pointer)  # an override
+    for item in files:
+        data = item.doc.data
+        disable = data.get("disable") if isinstance(data, Mapping) else None
+        if not isinstance(disable, list):
+            continue
+        for index, rule_id in enumerate(disable):
+            if isinstance(rule_id, str) and rule_id not in seen:
+                out.append(
+                    at(
+                        item.doc,
+                        f"/disable/{index}",
+                        "unknown-disable",
+                        f"no rule has the id {rule_id!r}{did_you_mean(rule_id, seen)}",
+                        Severity.WARNING,
+                    )
+                )
+    if any(item.rule_file is None for item in files) or has_errors(out):
+        return out
+    rule_set = merge_rule_files([item.rule_file for item in files if item.rule_file])
+    docs = {item.doc.path: item.doc for item in files}
+    out.extend(_check_rule_set(rule_set, docs))
+    return out
+
+
+def _check_rule_set(rule_set: RuleSet, docs: Mapping[str, LoadedDocument]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+
+    def rule_diag(rule: Rule, code: str, message: str, severity: Severity) -> Diagnostic:
+        doc = docs.get(rule.location.file)
+        if doc is not None:
+            return at(doc, rule.pointer, code, message, severity)
+        return Diagnostic(
+            rule.location.file,
+            rule.location.line,
+            rule.location.column,
+            severity,
+            code,
+            rule.pointer,
+            message,
+        )
+
+    for decision, rules in rule_set.decisions.items():
+        spec = vocabulary.DECISIONS.get(decision)
+        if spec is None or not rules:
+            continue
+        if spec.kind in ("choice", "assign"):
+            out.extend(_unreachable(spec, rules, rule_diag))
+        if spec.kind == "choice" and not any(rule.always_holds for rule in rules):
+            last = rules[-1]
+            out.append(
+                rule_diag(
+                    last,
+                    "no-fallback",
+                    f"no rule of decision {decision} always holds: a record may match none of its "
+                    f"rules (it is then reported at run time); add a last rule without 'when'",
+                    Severity.WARNING,
+                )
+            )
+        facts: set[str] = set()
+        for rule in rules:
+            facts |= _rule_facts(rule)
+        if len(facts) > MAX_FACTS_PER_DECISION:
+            out.append(
+                rule_diag(
+                    rules[0],
+                    "too-many-facts",
+                    f"decision {decision} reads {len(facts)} facts; at most "
+                    f"{MAX_FACTS_PER_DECISION} are allowed (durable-rules takes 252 properties per "
+                    "record)",
+                    Severity.ERROR,
+                )
+            )
+    return out
+
+
+def _unreachable(
+    spec: vocabulary.DecisionSpec,
+    rules: Sequence[Rule],
+    rule_diag: Callable[[Rule, str, str, Severity], Diagnostic],
+) -> list[Diagnostic]:
+    """Rules after one that always holds (per assigned field for ``assign`` decisions)."""
+    out: list[Diagnostic] = []
+    winners: dict[Any, Rule] = {}
+    for rule in rules:  # best first
+        group: Any = rule.params.get("field") if spec.kind == "assign" else None
+        winner = winners.get(group)
+        if winner is not None:
+            what = f" for field {group!r}" if spec.kind == "assign" else ""
+            out.append(
+                rule_diag(
+                    rule,
+                    "unreachable",
+                    f"rule {rule.id!r} can never fire{what}: rule {winner.id!r} "
+                    f"({winner.location.file}:{winner.location.line}, priority {winner.priority}) "
+                    "comes first and always holds",
+                    Severity.WARNING,
+                )
+            )
+        elif rule.always_holds:
+            winners[group] = rule
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading files and folders
+# ---------------------------------------------------------------------------------------------
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it."""
+    try:
+        return (
+            str(path.resolve().relative_to(Path.cwd().resolve()))
+            if path.is_absolute()
+            else str(path)
+        )
+    except ValueError:
+        return str(path)
+
+
+def read_document(
+    path: Path, shown: str | None = None
+) -> tuple[LoadedDocument | None, list[Diagnostic]]:
+    """Load a YAML file; unreadable files, non-UTF-8 and syntax errors become diagnostics."""
+    name = shown if shown is not None else display_path(path)
+    try:
+        doc = load_yaml(path)
+    except YamlSyntaxError as exc:
+        return None, [
+            Diagnostic(
+                name,
+                exc.position.line,
+                exc.position.column,
+                Severity.ERROR,
+                exc.code,
+                "",
+                exc.message,
+            )
+        ]
+    except IsADirectoryError:
+        return None, [Diagnostic(name, 0, 0, Severity.ERROR, "io", "", "is a folder, not a file")]
+    except FileNotFoundError:
+        return None, [Diagnostic(name, 0, 0, Severity.ERROR, "io", "", "no such file")]
+    except OSError as exc:
+        return None, [
+            Diagnostic(
+                name, 0, 0, Severity.ERROR, "io", "", f"cannot read the file: {exc.strerror or exc}"
+            )
+        ]
+    doc.path = name
+    return doc, []
+
+
+def _rule_paths(folder: Path, *, shipped: bool) -> tuple[list[Path], list[Diagnostic]]:
+    shown = display_path(folder)
+    if folder.is_file():
+        return [folder], []
+    if not folder.exists():
+        return [], [Diagnostic(shown, 0, 0, Severity.ERROR, "io", "", "rule folder does not exist")]
+    try:
+        paths = sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and not p.is_dir()
+        )
+    except OSError as exc:
+        return [], [
+            Diagnostic(
+                shown,
+                0,
+                0,
+                Severity.ERROR,
+                "io",
+                "",
+                f"cannot read the rule folder: {exc.strerror or exc}",
+            )
+        ]
+    if not paths and not shipped:
+        return [], [
+            Diagnostic(
+                shown,
+                0,
+                0,
+                Severity.WARNING,
+                "empty-folder",
+                "",
+                "no *.yaml rule files in this folder (sub-folders are not read)",
+            )
+        ]
+    return paths, []
+
+
+def load_rule_set(
+    dirs: Sequence[Path | str], include_shipped: bool = True
+) -> tuple[RuleSet | None, list[Diagnostic]]:
+    """Load the shipped rules (``rules/*.yaml``; sub-folders such as ``rules/tests`` hold rule
+    tests and are skipped), then each user folder in order; validate everything; merge.
+
+    Returns the effective :class:`RuleSet` (None when there is any error) and every
+    diagnostic, sorted. A user path may also name a single rule file.
+    """
+    folders: list[tuple[Path, bool]] = []
+    diagnostics: list[Diagnostic] = []
+    if include_shipped:
+        try:
+            folders.append((shipped_rules_dir(), True))
+        except FileNotFoundError as exc:
+            diagnostics.append(Diagnostic("rules", 0, 0, Severity.ERROR, "io", "", str(exc)))
+    folders.extend((Path(d), False) for d in dirs)
+    loaded: list[LoadedRuleFile] = []
+    for index, (folder, shipped) in enumerate(folders):
+        paths, problems = _rule_paths(folder, shipped=shipped)
+        diagnostics.extend(problems)
+        for path in paths:
+            doc, problems = read_document(path)
+            diagnostics.extend(problems)
+            if doc is None:
+                continue
+            file_diagnostics = validate_rule_document(doc)
+            diagnostics.extend(file_diagnostics)
+            rule_file = None if has_errors(file_diagnostics) else build_rule_file(doc)
+            loaded.append(LoadedRuleFile(index, doc, rule_file))
+    diagnostics.extend(check_rule_files(loaded))
+    diagnostics = sort_diagnostics(diagnostics)
+    if has_errors(diagnostics):
+        return None, diagnostics
+    return merge_rule_files([item.rule_file for item in loaded if item.rule_file]), diagnostics
+
+
+def require_rule_set(dirs: Sequence[Path | str], include_shipped: bool = True) -> RuleSet:
+    """:func:`load_rule_set`, raising :class:`~.errors.DiagnosticsError` on errors."""
+    rule_set, diagnostics = load_rule_set(dirs, include_shipped)
+    if rule_set is None:
+        from .diagnostics import raise_on_errors
+
+        raise_on_errors(diagnostics)
+        raise ConfigError("the rules are invalid")  # pragma: no cover - errors raised above
+    return rule_set
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated artefacts: schemas and the Markdown reference
+# ---------------------------------------------------------------------------------------------
+
+
+def schema_text(schema: Mapping[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def generated_schemas() -> dict[str, str]:
+    """Schema name -> file content, for ``schemas/``."""
+    from .config import config_schema
+
+    return {"rules": schema_text(rules_schema()), "config": schema_text(config_schema())}
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference_markdown() -> str:
+    """The decision, action and fact tables of the rule reference (Markdown)."""
+    lines = ["### Decisions and actions", ""]
+    for name, spec in vocabulary.DECISIONS.items():
+        lines += [f"#### `{name}` ({spec.kind}, {spec.direction})", "", _md(spec.description), ""]
+        lines += ["| action | parameters | what it does |", "|---|---|---|"]
+        for action in spec.actions.values():
+            params = []
+            for param in action.params:
+                words = _TYPE_WORDS[_JSON_TYPES[param.type]]
+                if param.values:
+                    words = " \\| ".join(param.values)
+                flags = "" if param.required else ", optional"
+                ref = "" if param.fact_ref else ", literal only"
+                params.append(f"`{param.name}` ({words}{flags}{ref})")
+            lines.append(
+                f"| `{action.name}` | {'; '.join(params) or '-'} | {_md(action.description)} |"
+            )
+        lines.append("")
+    lines += [
+        "### Facts",
+        "",
+        "Scope `all` means every decision; otherwise the decisions listed.",
+        "",
+    ]
+    lines += ["| fact | type | values | scope | meaning |", "|---|---|---|---|---|"]
+    for name, fact in sorted(vocabulary.FACTS.items()):
+        values = ", ".join(f"`{v}`" for v in fact.values)
+        lines.append(
+            f"| `{name}` | {_JSON_TYPES[fact.type]} | {values} | {_scope_words(fact.scopes)} | "
+            f"{_md(fact.description)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _scope_words(scopes: frozenset[str]) -> str:
+    if not scopes:
+        return "all"
+    directions = sorted(
+        {vocabulary.DECISIONS[d].direction for d in scopes if d in vocabulary.DECISIONS}
+    )
+    covered = {d for d, spec in vocabulary.DECISIONS.items() if spec.direction in directions}
+    if covered == set(scopes):
+        return " + ".join(f"{d} decisions" for d in directions)
+    return ", ".join(sorted(scopes))
+
+
+BEGIN_MARK = (
+    "<!-- BEGIN GENERATED: rule vocabulary (python -m custsync.engine.validate --update-docs) -->"
+)
+END_MARK = "<!-- END GENERATED: rule vocabulary -->"
+
+
+def updated_docs(text: str) -> str:
+    """``text`` with the section between the markers replaced by :func:`reference_markdown`."""
+    start = text.find(BEGIN_MARK)
+    end = text.find(END_MARK)
+    if start < 0 or end < start:
+        raise ConfigError(f"the markers {BEGIN_MARK!r} ... {END_MARK!r} are missing")
+    return text[: start + len(BEGIN_MARK)] + "\n\n" + reference_markdown() + "\n" + text[end:]
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m custsync.engine.validate",
+        description="Regenerate the JSON Schemas and the rule reference from the vocabulary.",
+    )
+    parser.add_argument(
+        "--write-schema",
+        action="store_true",
+        help="write schemas/rules.schema.json and schemas/config.schema.json",
+    )
+    parser.add_argument(
+        "--reference-md",
+        action="store_true",
+        help="print the decision/action/fact tables as Markdown",
+    )
+    parser.add_argument(
+        "--update-docs", metavar="FILE", help="rewrite the generated section of a Markdown file"
+    )
+    args = parser.parse_args(argv)
+    if not (args.write_schema or args.reference_md or args.update_docs):
+        parser.print_usage(sys.stderr)
+        return 64
+    if args.write_schema:
+        for name, text in generated_schemas().items():
+            path = schema_path(name)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
+    if args.reference_md:
+        sys.stdout.write(reference_markdown())
+    if args.update_docs:
+        path = Path(args.update_docs)
+        path.write_text(updated_docs(path.read_text(encoding="utf-8")), encoding="utf-8")
+        print(f"updated {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
