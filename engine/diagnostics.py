@@ -143,14 +143,14 @@ def render_json(diagnostics: Sequence[Diagnostic]) -> list[dict[str, Any]]:
 
 
 def summary(diagnostics: Sequence[Diagnostic], checked: str = "") -> str:
-    """``invalid: 2 errors, 1 warning`` / ``valid: 1 warning`` (+ what was checked)."""
+    """``invalid: 2 errors, 1 warning`` / ``valid: no problems`` (+ what was checked)."""
     errors, warnings = count(set(diagnostics))
     verdict = "invalid" if errors else "valid"
     parts = [_plural(errors, "error")] if errors else []
-    if warnings or not errors:
+    if warnings:
         parts.append(_plural(warnings, "warning"))
     tail = f" ({checked})" if checked else ""
-    return f"{verdict}: {', '.join(parts)}{tail}"
+    return f"{verdict}: {', '.join(parts) or 'no problems'}{tail}"
 
 
 def raise_on_errors(diagnostics: Sequence[Diagnostic]) -> None:
