@@ -204,6 +204,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _unquoted_no_keys(doc: LoadedDocument) -> None:
+    """YAML 1.1 reads the key ``no`` as ``false``: give ERP customers their ``no`` back, so
+    ``- {no: C00010}`` works as written (positions included)."""
+    world = doc.data.get("world") if isinstance(doc.data, dict) else None
+    customers = world.get("erp_customers") if isinstance(world, dict) else None
+    for index, item in enumerate(customers if isinstance(customers, list) else ()):
+        if isinstance(item, dict) and False in item and "no" not in item:
+            item["no"] = item.pop(False)
+            base = f"/world/erp_customers/{index}"
+            if f"{base}/False" in doc.positions:
+                doc.positions[f"{base}/no"] = doc.positions[f"{base}/False"]
+
+
 def _pointer(path: Iterable[Any]) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
@@ -488,6 +501,7 @@ def load_test_file(path: str | Path) -> TestFile:
         Diagnostic(doc.path, pos.line, pos.column, Severity.ERROR, "yaml", pointer, message)
         for pointer, pos, message in doc.problems
     ]
+    _unquoted_no_keys(doc)
     doc.data = _jsonable(doc.data)
     problems += _schema_problems(doc)
     if problems:
@@ -613,6 +627,12 @@ def compare(
     }
     fired = [rule.id for rule in decision.rules]
     changes = {change.field: _plain(change.new) for change in decision.changes}
+    # a field "changes" only when its value does: a create that sets "" leaves it empty
+    effective = {
+        change.field
+        for change in decision.changes
+        if not (change.old == change.new or (_empty(change.old) and _empty(change.new)))
+    }
     for key, want in expect.items():
         if key in scalars:
             got = scalars[key]
@@ -626,11 +646,18 @@ def compare(
             if not ok:
                 mismatches.append(f"message: {want!r} not in {message!r}")
             actual_view[key] = want if ok else message
+        elif key == "changes" and not want:
+            # ``changes: {}`` asserts that nothing changes at all
+            if effective:
+                mismatches.append(f"changes: expected none, got {', '.join(sorted(effective))}")
+                actual_view[key] = {name: changes[name] for name in sorted(effective)}
+            else:
+                actual_view[key] = {}
         elif key == "changes":
             view: dict[str, Any] = {}
             for name, new in (want or {}).items():
                 if new is None:
-                    ok = name not in changes
+                    ok = name not in effective
                     if not ok:
                         mismatches.append(
                             f"changes.{name}: expected unchanged, got {_show(changes[name])}"
@@ -700,12 +727,14 @@ def load_rules(extra_dirs: Sequence[Path] = ()) -> RuleSet:
     Uses the validator (which reports every problem with its position) when it is installed;
     raises DiagnosticsError / ConfigError for invalid rules.
     """
-    dirs = [shipped_rules_dir(), *extra_dirs]
     loader = getattr(_engine_module("validate"), "load_rule_set", None)
-    if loader is not None:
-        rule_set: RuleSet = loader(dirs)
-        return rule_set
-    return _load_rules_unvalidated(dirs)  # pragma: no cover - fallback before validate landed
+    if loader is None:  # pragma: no cover - fallback before validate landed
+        return _load_rules_unvalidated([shipped_rules_dir(), *extra_dirs])
+    rule_set, diagnostics = loader(list(extra_dirs))
+    if rule_set is None:
+        raise DiagnosticsError([d for d in diagnostics if d.is_error] or list(diagnostics))
+    result: RuleSet = rule_set
+    return result
 
 
 def _engine_module(name: str) -> Any:
