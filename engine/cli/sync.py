@@ -1,18 +1,230 @@
-"""`custsync sync` (placeholder: registered so the command list is complete)."""
+"""``custsync sync``: apply the plan (or a saved one) to the ERP and the shops."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .. import exitcodes
+from ..errors import ConfigError, UsageError
+
+log = logging.getLogger("custsync.sync")
+
+LEASE_TTL_SECONDS = 120.0
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("sync", help="(not implemented yet)")
+    parser = subparsers.add_parser(
+        "sync",
+        help="apply the plan: import, export updates, export creates; then advance cursors",
+        description=(
+            "Plan and apply a customer sync for each configured shop (or --shop). Runs are "
+            "recorded in the state store (`custsync runs`); a cursor advances only when every "
+            "record of its direction succeeded. A killed run is resumed by running the same "
+            "command again."
+        ),
+    )
+    parser.add_argument("--config", default="custsync.yaml", help="config file (custsync.yaml)")
+    parser.add_argument("--shop", action="append", default=[], help="only this shop (repeatable)")
+    parser.add_argument(
+        "--direction", choices=("import", "export", "both"), default="both", help="default: both"
+    )
+    parser.add_argument("--rules", action="append", default=[], help="extra rule folder")
+    parser.add_argument("--plan", dest="plan_file", help="apply exactly this saved plan (JSON)")
+    parser.add_argument(
+        "--full", action="store_true", help="ignore cursors: consider every record once"
+    )
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the plan first")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
 
 
+class _Stop(threading.Event):
+    reason = ""
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
+@contextmanager
+def _signals(stop: _Stop) -> Iterator[None]:
+    """SIGINT/SIGTERM: finish the current record, then stop (a second one interrupts)."""
+    previous: dict[signal.Signals, Any] = {}
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.stop(f"{signal.Signals(signum).name} received")
+        print(
+            f"custsync: {signal.Signals(signum).name}: stopping after the current record",
+            file=sys.stderr,
+        )
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+class _LeaseKeeper:
+    """Holds the shop lease for the run and renews it in the background."""
+
+    def __init__(self, state: Any, name: str, holder: str, stop: _Stop) -> None:
+        self.state, self.name, self.holder, self.stop = state, name, holder, stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="lease")
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+        self.state.release_lease(self.name, self.holder)
+
+    def _renew(self) -> None:
+        while not self._done.wait(LEASE_TTL_SECONDS / 3):
+            try:
+                if not self.state.renew_lease(self.name, self.holder, LEASE_TTL_SECONDS):
+                    self.stop.stop("lost the shop lease")
+            except Exception as exc:  # the lease expires by itself; keep trying
+                log.warning("renewing lease %s failed: %s", self.name, exc)
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("custsync sync: not implemented yet")
-    return exitcodes.ERROR
+    from ..config import require_config
+    from ..plan import plan_from_json
+    from ..schedule import lease_name, make_holder_id
+    from ..state import open_store
+    from ..sync import run_sync
+    from ..validate import require_rule_set
+
+    config_path = Path(args.config)
+    if not config_path.exists():
+        raise UsageError(f"{config_path}: no such config file (see `custsync validate --help`)")
+    config = require_config(config_path)
+    rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
+    shops = [s for s in config.shops if not args.shop or s.name in args.shop]
+    unknown = set(args.shop) - {s.name for s in config.shops}
+    if unknown:
+        raise UsageError(f"unknown shop(s): {', '.join(sorted(unknown))}")
+    saved = None
+    if args.plan_file:
+        try:
+            saved = plan_from_json(Path(args.plan_file).read_bytes(), args.plan_file)
+        except OSError as exc:
+            raise ConfigError(f"{args.plan_file}: {exc.strerror}") from None
+        shops = [s for s in shops if s.name in saved.shops]
+
+    stop = _Stop()
+    results = []
+    worst = exitcodes.OK
+    state = open_store(config.state_url)
+    holder = make_holder_id()
+    with _signals(stop):
+        try:
+            for shop in shops:
+                if stop.is_set():
+                    break
+                name = lease_name(shop.name)
+                if not state.acquire_lease(name, holder, LEASE_TTL_SECONDS):
+                    other = state.lease_holder(name) or "another process"
+                    print(
+                        f"custsync: shop {shop.name} is being synced by {other}; try later",
+                        file=sys.stderr,
+                    )
+                    worst = max(worst, exitcodes.LOCKED)
+                    continue
+                with _LeaseKeeper(state, name, holder, stop):
+                    result = run_sync(
+                        config,
+                        shop.name,
+                        args.direction,
+                        rules=rules,
+                        state=state,
+                        stop=stop,
+                        plan=saved,
+                        full=args.full,
+                        progress=not args.no_progress and args.output == "text",
+                        on_planned=_plan_printer(args) if args.verbose else None,
+                    )
+                results.append(result)
+                worst = max(worst, _exit_code(result.status))
+        finally:
+            state.close()
+    _print_results(results, args.output)
+    return worst
+
+
+def _plan_printer(args: argparse.Namespace) -> Any:
+    def show(plan: Any) -> None:
+        from ..render import render_text
+
+        sys.stdout.write(render_text(plan))
+        sys.stdout.write("\n")
+
+    return show
+
+
+def _exit_code(status: str) -> int:
+    return {
+        "succeeded": exitcodes.OK,
+        "partial": exitcodes.PARTIAL,
+        "abandoned": exitcodes.INTERRUPTED,
+    }.get(status, exitcodes.ERROR)
+
+
+_ORDER = ("created", "updated", "linked", "unchanged", "skipped", "failed")
+
+
+def _print_results(results: list[Any], output: str) -> None:
+    if output == "json":
+        payload = [
+            {
+                "shop": r.shop,
+                "status": r.status,
+                "counts": {key: r.counts.get(key, 0) for key in _ORDER},
+                "error": r.error,
+                "runs": list(r.run_ids),
+                "failures": [
+                    {
+                        "direction": f.decision.direction.value,
+                        "record": f.decision.record,
+                        "message": f.message,
+                    }
+                    for f in r.failures
+                ],
+            }
+            for r in results
+        ]
+        print(json.dumps(payload, indent=2))
+        return
+    for r in results:
+        counts = ", ".join(f"{r.counts.get(key, 0)} {key}" for key in _ORDER)
+        runs = ", ".join(str(i) for i in r.run_ids)
+        print(f"Sync {r.shop}: {r.status}. {counts}. (run {runs})")
+        for failure in r.failures[:20]:
+            print(
+                f"  ! {failure.decision.direction.value} {failure.decision.record}: "
+                f"{failure.message}"
+            )
+        if len(r.failures) > 20:
+            print(f"  ... and {len(r.failures) - 20} more: custsync runs --failures RUN_ID")
+        if r.error:
+            print(f"  error: {r.error}")

@@ -1,0 +1,432 @@
+"""Apply decisions through the connectors' writers, crash-safely.
+
+One :class:`Applier` per shop and run. For every decision it writes the target record, saves
+the link, and records the record's outcome in the run log. Writes that create a record are
+journaled as *intents* in the state store before they are sent (see
+``SqlStateStore.begin_intent``) and carry an idempotency key, so a run killed at any point can
+be resumed by the same command without duplicates and without lost links:
+
+* ERP creates pass ``idempotency_key = "<shop>:<shopify gid>"`` to the ERP, which stores it on
+  the customer; before creating, the ERP is asked for that key, and a customer found there is
+  linked instead of created again.
+* Shopify creates are journaled with ``"<shop>:<erp no>"``; a pending intent (the process died
+  after sending) is settled by looking the customer up by e-mail (exact) before anything is
+  re-sent. Shopify's own "Email has already been taken" answer is settled the same way: an
+  unlinked customer with that e-mail is adopted, never duplicated.
+
+Per-record failures (validation, ``userErrors``, a stale etag, retries exhausted) never stop
+the run; a :class:`~.errors.FatalError` (authentication, schema) does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import FatalError, RetriableError, mask_email
+from .model import Action, Decision, Direction, Link, ShopifyAddress
+from .ports import CustomerInput, ErpWriter, ShopifyWriter
+
+log = logging.getLogger("custsync.apply")
+
+__all__ = ["Applier", "RecordOutcome", "customer_input"]
+
+#: outcome statuses, as the run log stores them
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+_ADDRESS_FIELDS = (
+    "company",
+    "first_name",
+    "last_name",
+    "address1",
+    "address2",
+    "zip",
+    "city",
+    "country_code",
+    "province_code",
+    "province",
+    "phone",
+)
+_CUSTOMER_FIELDS = ("first_name", "last_name", "email", "phone", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What applying one decision did."""
+
+    decision: Decision
+    status: str  # ok | failed | skipped
+    message: str = ""
+    erp_no: str | None = None
+    shopify_id: str | None = None
+
+    @property
+    def counted_as(self) -> str:
+        """The summary bucket: created, updated, linked, unchanged, skipped or failed."""
+        if self.status == FAILED:
+            return "failed"
+        if self.status == SKIPPED:
+            return "skipped"
+        return {
+            Action.CREATE: "created",
+            Action.UPDATE: "updated",
+            Action.LINK: "linked",
+            Action.NOOP: "unchanged",
+        }.get(self.decision.action, "skipped")
+
+
+def _split_address_field(name: str) -> str | None:
+    for prefix in ("address.", "default_address.", "address_"):
+        if name.startswith(prefix) and name[len(prefix) :] in _ADDRESS_FIELDS:
+            return name[len(prefix) :]
+    return None
+
+
+def customer_input(decision: Decision) -> CustomerInput:
+    """The Shopify write for an export decision: its changed fields, the address by gid.
+
+    Customer fields are named as on the customer (``first_name``, ``email``...); default
+    address fields as ``address.<field>``. A full address in ``payload["address"]`` (a mapping
+    or a ShopifyAddress) is the base the changed address fields are laid over, so that an
+    address update always carries the complete address Shopify validates.
+    """
+    values: dict[str, Any] = {}
+    address_values: dict[str, Any] = {}
+    for change in decision.changes:
+        sub = _split_address_field(change.field)
+        if sub is not None:
+            address_values[sub] = "" if change.new is None else change.new
+        elif change.field in _CUSTOMER_FIELDS:
+            values[change.field] = "" if change.new is None else change.new
+    base = decision.payload.get("address")
+    address: ShopifyAddress | None = None
+    if isinstance(base, ShopifyAddress):
+        address = replace(base, **address_values) if address_values else base
+    elif isinstance(base, Mapping):
+        merged = {k: v for k, v in base.items() if k in (*_ADDRESS_FIELDS, "id", "default")}
+        merged.update(address_values)
+        address = ShopifyAddress(**merged)
+    elif address_values:
+        address = ShopifyAddress(**address_values)
+    address_id = decision.payload.get("address_id")
+    if address is not None and address_id and not address.id:
+        address = replace(address, id=str(address_id))
+    if address is not None and decision.action is not Action.CREATE and not address_values:
+        address = None  # nothing of the address changed: do not send it
+    return CustomerInput(address=address, **values)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Applier:
+    """Applies one shop's decisions of one run (not thread-safe; one per run)."""
+
+    def __init__(
+        self,
+        *,
+        shop: str,
+        run_id: int,
+        state: Any,
+        erp: ErpWriter | None = None,
+        shopify: ShopifyWriter | None = None,
+        now: Callable[[], datetime] = _now,
+    ) -> None:
+        self.shop = shop
+        self.run_id = run_id
+        self.state = state
+        self.erp = erp
+        self.shopify = shopify
+        self._now = now
+
+    # ---- entry points ---------------------------------------------------------------------
+
+    def apply(self, decision: Decision) -> RecordOutcome:
+        """Apply one decision and record its outcome. Raises only FatalError."""
+        try:
+            outcome = self._dispatch(decision)
+        except FatalError:
+            raise
+        except RetriableError as exc:
+            outcome = RecordOutcome(decision, FAILED, f"gave up after retries: {exc.render()}")
+        except Exception as exc:  # a failing record never stops the run
+            log.debug("applying %s failed", decision.record, exc_info=True)
+            outcome = RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}")
+        self._record(outcome)
+        return outcome
+
+    def resume_pending(self) -> list[RecordOutcome]:
+        """Settle the intents of earlier runs of this shop that died mid-write."""
+        settled: list[RecordOutcome] = []
+        for intent in self.state.pending_intents(shop=self.shop):
+            try:
+                settled.append(self._settle(intent))
+            except FatalError:
+                raise
+            except Exception as exc:
+                self.state.fail_intent(intent.id, f"could not settle: {exc}")
+        return settled
+
+    # ---- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self, decision: Decision) -> RecordOutcome:
+        if decision.action is Action.SKIP:
+            return RecordOutcome(decision, SKIPPED, decision.message or decision.reason_code or "")
+        if decision.direction is Direction.IMPORT:
+            return self._apply_import(decision)
+        if decision.direction is Direction.EXPORT:
+            return self._apply_export(decision)
+        if decision.direction is Direction.ORDER:
+            return self._apply_order(decision)
+        raise ValueError(f"unknown direction {decision.direction!r}")  # pragma: no cover
+
+    # ---- import: Shopify -> ERP ------------------------------------------------------------
+
+    def _erp(self) -> ErpWriter:
+        if self.erp is None:
+            raise FatalError("no ERP writer for this run")
+        return self.erp
+
+    def _apply_import(self, decision: Decision) -> RecordOutcome:
+        gid = decision.shopify_id or decision.record
+        if decision.action is Action.NOOP:
+            return RecordOutcome(decision, OK, "no change", decision.erp_no, gid)
+        if decision.action is Action.CREATE:
+            return self._import_create(decision, gid)
+        erp_no = decision.erp_no
+        if not erp_no:
+            return RecordOutcome(decision, FAILED, "decision names no ERP customer")
+        if decision.action is Action.UPDATE:
+            expected = decision.payload.get("erp_etag") or None
+            result = self._erp().update_customer(
+                erp_no, decision.change_dict(), expected_etag=expected
+            )
+            if not result.ok:
+                return RecordOutcome(decision, FAILED, result.message, erp_no, gid)
+        self._save_link(gid, erp_no, decision, last_import_at=self._now())
+        return RecordOutcome(decision, OK, "", erp_no, gid)
+
+    def _import_create(self, decision: Decision, gid: str) -> RecordOutcome:
+        erp = self._erp()
+        key = f"{self.shop}:{gid}"
+        existing = erp.find_by_idempotency_key(key)
+        if existing is not None:
+            self._save_link(gid, existing.no, decision, last_import_at=self._now())
+            return RecordOutcome(
+                decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
+            )
+        template = decision.payload.get("template_code") or None
+        intent = self.state.begin_intent(self.run_id, decision.record, "erp.create", key)
+        result = erp.create_customer(decision.change_dict(), template, key)
+        if not result.ok or not result.no:
+            self.state.fail_intent(intent, result.message or "create failed")
+            return RecordOutcome(decision, FAILED, result.message or "create failed", None, gid)
+        self.state.complete_intent(
+            intent, target=result.no, link=self._link(gid, result.no, decision, self._now())
+        )
+        return RecordOutcome(decision, OK, "", result.no, gid)
+
+    # ---- export: ERP -> Shopify ------------------------------------------------------------
+
+    def _shopify(self) -> ShopifyWriter:
+        if self.shopify is None:
+            raise FatalError("no Shopify writer for this run")
+        return self.shopify
+
+    def _apply_export(self, decision: Decision) -> RecordOutcome:
+        erp_no = decision.erp_no or decision.record
+        if decision.action is Action.NOOP:
+            return RecordOutcome(decision, OK, "no change", erp_no, decision.shopify_id)
+        if decision.action is Action.CREATE:
+            return self._export_create(decision, erp_no)
+        gid = decision.shopify_id
+        if not gid:
+            return RecordOutcome(decision, FAILED, "decision names no Shopify customer")
+        updated_at: datetime | None = None
+        if decision.action is Action.UPDATE and decision.changes:
+            result = self._shopify().update_customer(gid, customer_input(decision))
+            if not result.ok:
+                return RecordOutcome(decision, FAILED, "; ".join(result.errors), erp_no, gid)
+            updated_at = result.customer.updated_at if result.customer else None
+        self._save_link(gid, erp_no, decision, last_export_at=self._now(), own_write=updated_at)
+        return RecordOutcome(decision, OK, "", erp_no, gid)
+
+    def _export_create(self, decision: Decision, erp_no: str) -> RecordOutcome:
+        shopify = self._shopify()
+        key = f"{self.shop}:{erp_no}"
+        data = customer_input(decision)
+        intent = self.state.begin_intent(self.run_id, decision.record, "shopify.create", key)
+        result = shopify.create_customer(data)
+        if result.ok and result.customer is not None:
+            gid = result.customer.id
+            self.state.complete_intent(
+                intent,
+                target=gid,
+                link=self._link(
+                    gid,
+                    erp_no,
+                    decision,
+                    self._now(),
+                    export=True,
+                    own_write=result.customer.updated_at,
+                ),
+            )
+            if decision.payload.get("send_invite"):
+                invite = shopify.send_invite(gid)
+                if not invite.ok:
+                    return RecordOutcome(
+                        decision,
+                        OK,
+                        "created; the invite e-mail failed: " + "; ".join(invite.errors),
+                        erp_no,
+                        gid,
+                    )
+            return RecordOutcome(decision, OK, "", erp_no, gid)
+        message = "; ".join(result.errors) or "create failed"
+        if "already been taken" in message and data.email:
+            adopted = self._adopt_existing(decision, erp_no, data.email, intent)
+            if adopted is not None:
+                return adopted
+        self.state.fail_intent(intent, message)
+        return RecordOutcome(decision, FAILED, message, erp_no, None)
+
+    def _adopt_existing(
+        self, decision: Decision, erp_no: str, email: str, intent: int
+    ) -> RecordOutcome | None:
+        """Shopify says the e-mail exists: adopt that customer when it is linked to nobody
+        (it may be the one an interrupted run created); otherwise leave the failure."""
+        found = self._shopify().find_by_email(email)
+        if found is None:
+            return None
+        other = self.state.link_for_shopify(self.shop, found.id)
+        if other is not None and other.erp_no != erp_no:
+            return None
+        self.state.complete_intent(
+            intent,
+            target=found.id,
+            link=self._link(found.id, erp_no, decision, self._now(), export=True),
+        )
+        return RecordOutcome(
+            decision,
+            OK,
+            f"adopted the existing Shopify customer with e-mail {mask_email(email)}",
+            erp_no,
+            found.id,
+        )
+
+    # ---- order mapping ---------------------------------------------------------------------
+
+    def _apply_order(self, decision: Decision) -> RecordOutcome:
+        """An order decision names its customer; a nested import decision creates it first."""
+        nested = decision.payload.get("import_decision")
+        if isinstance(nested, Decision) and nested.action is not Action.SKIP:
+            outcome = self._apply_import(nested)
+            if outcome.status != OK:
+                return RecordOutcome(decision, FAILED, outcome.message)
+            return RecordOutcome(decision, OK, "", outcome.erp_no, decision.shopify_id)
+        return RecordOutcome(decision, OK, "", decision.erp_no, decision.shopify_id)
+
+    # ---- resume ----------------------------------------------------------------------------
+
+    def _settle(self, intent: Any) -> RecordOutcome:
+        decision = Decision(
+            direction=Direction.IMPORT if intent.action == "erp.create" else Direction.EXPORT,
+            action=Action.CREATE,
+            shop=self.shop,
+            record=intent.record,
+        )
+        if intent.action == "erp.create":
+            found = self._erp().find_by_idempotency_key(intent.idempotency_key)
+            if found is None:
+                self.state.fail_intent(intent.id, "not applied before the crash; re-planned")
+                return RecordOutcome(decision, SKIPPED, "not applied before the crash")
+            self.state.complete_intent(
+                intent.id,
+                target=found.no,
+                link=self._link(intent.record, found.no, decision, self._now()),
+            )
+            return RecordOutcome(decision, OK, "settled after a crash", found.no, intent.record)
+        if intent.action == "shopify.create":
+            erp_no = intent.idempotency_key.split(":", 1)[-1]
+            customer = self._erp().get_customer(erp_no) if self.erp is not None else None
+            email = _first_email(customer.email) if customer is not None else ""
+            created = self._shopify().find_by_email(email) if email else None
+            if created is None:
+                self.state.fail_intent(intent.id, "not applied before the crash; re-planned")
+                return RecordOutcome(decision, SKIPPED, "not applied before the crash")
+            self.state.complete_intent(
+                intent.id,
+                target=created.id,
+                link=self._link(created.id, erp_no, decision, self._now(), export=True),
+            )
+            return RecordOutcome(decision, OK, "settled after a crash", erp_no, created.id)
+        self.state.fail_intent(intent.id, f"unknown intent action {intent.action!r}")
+        return RecordOutcome(decision, SKIPPED, "unknown intent")
+
+    # ---- links and run log -----------------------------------------------------------------
+
+    def _link(
+        self,
+        gid: str,
+        erp_no: str,
+        decision: Decision,
+        when: datetime,
+        *,
+        export: bool = False,
+        own_write: datetime | None = None,
+    ) -> Link:
+        existing = self.state.link_for_shopify(self.shop, gid)
+        base = existing if existing is not None and existing.erp_no == erp_no else None
+        address_ids = tuple(base.address_ids) if base is not None else ()
+        extra = decision.payload.get("address_ids") or ()
+        address_ids = tuple(dict.fromkeys((*address_ids, *extra)))
+        return Link(
+            shop=self.shop,
+            shopify_id=gid,
+            erp_no=erp_no,
+            address_ids=address_ids,
+            last_import_at=when if not export else (base.last_import_at if base else None),
+            last_export_at=when if export else (base.last_export_at if base else None),
+            own_write_shopify_updated_at=own_write
+            or (base.own_write_shopify_updated_at if base else None),
+        )
+
+    def _save_link(
+        self,
+        gid: str,
+        erp_no: str,
+        decision: Decision,
+        *,
+        last_import_at: datetime | None = None,
+        last_export_at: datetime | None = None,
+        own_write: datetime | None = None,
+    ) -> None:
+        when = last_export_at or last_import_at or self._now()
+        link = self._link(
+            gid, erp_no, decision, when, export=last_export_at is not None, own_write=own_write
+        )
+        self.state.save_link(link)
+
+    def _record(self, outcome: RecordOutcome) -> None:
+        decision = outcome.decision
+        reason = outcome.message or decision.reason_code or ""
+        if decision.action is Action.SKIP and decision.reason_code:
+            reason = f"{decision.reason_code}: {decision.message or ''}".rstrip(": ")
+        self.state.record_outcome(
+            self.run_id,
+            decision.record,
+            f"{decision.direction.value}.{decision.action.value}",
+            outcome.status,
+            reason,
+            [rule.id for rule in decision.rules],
+        )
+
+
+def _first_email(value: str) -> str:
+    for separator in (";", ","):
+        value = value.split(separator, 1)[0]
+    return value.strip()

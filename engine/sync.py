@@ -1,0 +1,477 @@
+"""A shop's sync run: read incrementally, plan, apply, remember.
+
+``custsync sync``, ``custsync schedule`` and ``custsync demo`` all run :func:`run_sync`. One
+run of one shop:
+
+1. note the run's start time; settle intents a crashed earlier run left pending;
+2. read what changed: Shopify customers updated after the import cursor, ERP customers
+   modified after the export cursor (our own writes are not echoed back), and for those the
+   Shopify counterparts the export rules need (the linked customer by id, an unlinked one by
+   e-mail and phone) — API calls proportional to the changes, not to the store's size;
+3. plan with the rule engine (exactly what ``custsync plan`` shows);
+4. apply in the reference connector's order: import, export updates, export creates; a
+   failing record is reported and the run goes on;
+5. advance each direction's cursor to the run's start time only when every record of that
+   direction succeeded and the run was not stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .apply import FAILED, Applier, RecordOutcome
+from .decide import Engine
+from .errors import ConfigError, FatalError, RetriableError, StalePlanError
+from .model import Action, Decision, Direction, ErpCustomer, Link, ShopifyCustomer
+from .plan import DIRECTION_ORDER, Plan, decision_sort_key
+from .ports import ErpReader, ShopifyReader
+from .world import ShopContext, World
+
+log = logging.getLogger("custsync.sync")
+
+__all__ = [
+    "SyncInputs",
+    "SyncResult",
+    "plan_shop",
+    "read_inputs",
+    "run_sync",
+    "sync_shop",
+]
+
+#: above this many export candidates without a cursor, read the whole store once (bulk)
+#: instead of looking each customer up by e-mail and phone
+FULL_READ_THRESHOLD = 500
+
+SUCCEEDED, PARTIAL, FAILED_RUN, ABANDONED = "succeeded", "partial", "failed", "abandoned"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def shop_context(shop_config: Any) -> ShopContext:
+    return ShopContext(
+        name=shop_config.name,
+        settings=shop_config.settings,
+        country_setups=shop_config.country_setups,
+    )
+
+
+def directions_for(direction: str) -> tuple[Direction, ...]:
+    if direction in ("both", "all"):
+        return (Direction.IMPORT, Direction.EXPORT)
+    try:
+        return (Direction(direction),)
+    except ValueError:
+        raise ConfigError(f"unknown direction {direction!r}; use import, export or both") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SyncInputs:
+    """What one run of one shop decides over."""
+
+    world: World
+    imports: list[ShopifyCustomer] = field(default_factory=list)
+    exports: list[ErpCustomer] = field(default_factory=list)
+    api_reads: int = 0
+
+
+def _first_email(value: str) -> str:
+    for separator in (";", ","):
+        value = value.split(separator, 1)[0]
+    return value.strip()
+
+
+def read_inputs(
+    shop: ShopContext,
+    *,
+    erp: ErpReader,
+    shopify: ShopifyReader,
+    links: Iterable[Link],
+    cursors: Mapping[str, datetime | None],
+    directions: Sequence[Direction],
+    full: bool = False,
+) -> SyncInputs:
+    """Read the changed records and the counterparts their rules need (read-only)."""
+    shop_links = [link for link in links if link.shop == shop.name]
+    by_erp = {link.erp_no: link for link in shop_links}
+    erp_customers = list(erp.iter_customers())
+    world = World(erp_customers, erp.reference(), (), shop_links)
+    inputs = SyncInputs(world=world)
+
+    if Direction.IMPORT in directions:
+        since = None if full else cursors.get(Direction.IMPORT.value)
+        for changed in shopify.iter_customers(updated_since=since):
+            world.add_shopify(changed)
+            inputs.imports.append(changed)
+
+    if Direction.EXPORT in directions:
+        since = None if full else cursors.get(Direction.EXPORT.value)
+        for customer in erp_customers:
+            if (
+                since is not None
+                and customer.modified_at is not None
+                and (customer.modified_at <= since)
+            ):
+                continue
+            link = by_erp.get(customer.no)
+            if (
+                link is not None
+                and link.last_import_at is not None
+                and customer.modified_at is not None
+                and customer.modified_at <= link.last_import_at
+            ):
+                continue  # our own import wrote this change: do not echo it back
+            inputs.exports.append(customer)
+        if since is None and len(inputs.exports) > FULL_READ_THRESHOLD:
+            # first export of a large ERP: one full read beats two searches per customer
+            for existing in shopify.iter_customers():
+                world.add_shopify(existing)
+        else:
+            for customer in inputs.exports:
+                link = by_erp.get(customer.no)
+                if link is not None and world.shopify_customer(link.shopify_id) is None:
+                    found = shopify.get_customer(link.shopify_id)
+                    inputs.api_reads += 1
+                    if found is not None:
+                        world.add_shopify(found)
+                email = _first_email(customer.email)
+                if email and "@" in email and world.shopify_by_email(email) is None:
+                    inputs.api_reads += 1
+                    by_email = shopify.find_by_email(email)
+                    if by_email is not None:
+                        world.add_shopify(by_email)
+                e164 = world.erp_e164(customer)
+                if e164 and world.shopify_by_phone(e164) is None:
+                    inputs.api_reads += 1
+                    by_phone = shopify.find_by_phone(e164)
+                    if by_phone is not None:
+                        world.add_shopify(by_phone)
+    return inputs
+
+
+def plan_shop(
+    engine: Engine,
+    shop: ShopContext,
+    inputs: SyncInputs,
+    directions: Sequence[Direction],
+) -> list[Decision]:
+    decisions: list[Decision] = []
+    if Direction.IMPORT in directions:
+        decisions.extend(engine.decide_import(inputs.world, shop, c) for c in inputs.imports)
+    if Direction.EXPORT in directions:
+        decisions.extend(engine.decide_export(inputs.world, shop, c) for c in inputs.exports)
+    return decisions
+
+
+# --------------------------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A rich progress bar on a terminal, a log line every few seconds otherwise."""
+
+    def __init__(self, total: int, label: str, *, enabled: bool = True) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self._last = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+        if enabled and total and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+        elif time.monotonic() - self._last >= 5.0:
+            self._last = time.monotonic()
+            log.info("%s: %d/%d records", self.label, self.done, self.total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    shop: str
+    status: str  # succeeded | partial | failed | abandoned
+    counts: Mapping[str, int]
+    error: str = ""
+    run_ids: tuple[int, ...] = ()
+    failures: tuple[RecordOutcome, ...] = ()
+    plan: Plan | None = None
+    api_reads: int = 0
+    #: False when retrying cannot help (configuration, authentication, a stale plan)
+    retriable: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCEEDED
+
+    @property
+    def run_id(self) -> int | None:
+        """The run-log entry, when the run had one direction (the scheduler's case)."""
+        return self.run_ids[0] if len(self.run_ids) == 1 else None
+
+
+def _apply_order(decision: Decision) -> tuple[int, int]:
+    """Import first, then export updates, then export creates (behaviour.md §7)."""
+    if decision.direction is Direction.IMPORT:
+        return (0, 0)
+    if decision.direction is Direction.EXPORT:
+        return (1, 1 if decision.action is Action.CREATE else 0)
+    return (2, 0)
+
+
+def check_plan_current(plan: Plan, erp: ErpReader, shopify: ShopifyReader) -> None:
+    """Refuse a saved plan whose targets changed since it was made (Terraform ``-out``)."""
+    stale: list[str] = []
+    for decision in plan.decisions:
+        if not decision.is_change or decision.target_version is None:
+            continue
+        current: str | None = None
+        if decision.direction is Direction.IMPORT and decision.erp_no:
+            customer = erp.get_customer(decision.erp_no)
+            current = _erp_version(customer)
+        elif decision.direction is Direction.EXPORT and decision.shopify_id:
+            found = shopify.get_customer(decision.shopify_id)
+            current = _shopify_version(found)
+        else:
+            continue
+        if current != decision.target_version:
+            stale.append(f"{decision.direction.value} {decision.record}")
+    if stale:
+        more = f" (and {len(stale) - 5} more)" if len(stale) > 5 else ""
+        raise StalePlanError(
+            "the plan is stale: its targets changed since it was made: "
+            + ", ".join(stale[:5])
+            + more
+            + "; make a new plan"
+        )
+
+
+def _erp_version(customer: ErpCustomer | None) -> str | None:
+    if customer is None:
+        return None
+    if customer.etag:
+        return customer.etag
+    return customer.modified_at.isoformat() if customer.modified_at else None
+
+
+def _shopify_version(customer: ShopifyCustomer | None) -> str | None:
+    if customer is None or customer.updated_at is None:
+        return None
+    return customer.updated_at.isoformat()
+
+
+def sync_shop(
+    shop_config: Any,
+    direction: str = "both",
+    *,
+    rules: Any,
+    state: Any,
+    erp: Any,
+    shopify: Any,
+    stop: Any = None,
+    plan: Plan | None = None,
+    full: bool = False,
+    progress: bool = True,
+    now: Callable[[], datetime] = _now,
+    on_planned: Callable[[Plan], None] | None = None,
+) -> SyncResult:
+    """Run one shop's sync with the given writers; see the module docstring.
+
+    ``plan`` applies a saved plan instead of planning (refused when stale). ``stop`` is an
+    Event-like object checked between records: when set, the run ends after the current
+    record as ``abandoned`` and no cursor moves.
+    """
+    shop = shop_context(shop_config)
+    wanted = directions_for(direction)
+    started = now()
+    run_ids: dict[Direction, int] = {
+        d: state.start_run(shop.name, d.value, started) for d in wanted
+    }
+    counts: dict[Direction, dict[str, int]] = {d: {} for d in wanted}
+    failures: list[RecordOutcome] = []
+    appliers = {
+        d: Applier(
+            shop=shop.name, run_id=run_ids[d], state=state, erp=erp, shopify=shopify, now=now
+        )
+        for d in wanted
+    }
+    status = SUCCEEDED
+    error = ""
+    retriable = True
+    api_reads = 0
+    try:
+        for d in wanted:
+            for settled in appliers[d].resume_pending():
+                log.info(
+                    "settled %s %s after an interrupted run: %s",
+                    d.value,
+                    settled.decision.record,
+                    settled.message,
+                )
+        if plan is None:
+            cursors = {d.value: state.cursor(shop.name, d.value) for d in wanted}
+            inputs = read_inputs(
+                shop,
+                erp=erp,
+                shopify=shopify,
+                links=state.links(shop.name),
+                cursors=cursors,
+                directions=wanted,
+                full=full,
+            )
+            api_reads = inputs.api_reads
+            decisions = plan_shop(Engine(rules), shop, inputs, wanted)
+            plan = Plan(
+                created_at=started.replace(microsecond=0),
+                shops=(shop.name,),
+                directions=tuple(d for d in DIRECTION_ORDER if d in wanted),
+                decisions=tuple(sorted(decisions, key=decision_sort_key)),
+            )
+        else:
+            check_plan_current(plan, erp, shopify)
+        if on_planned is not None:
+            on_planned(plan)
+        ordered = sorted(
+            (d for d in plan.decisions if d.shop == shop.name and d.direction in wanted),
+            key=_apply_order,
+        )
+        bar = Progress(len(ordered), f"sync {shop.name}", enabled=progress)
+        try:
+            for decision in ordered:
+                if stop is not None and stop.is_set():
+                    status = ABANDONED
+                    error = getattr(stop, "reason", "") or "stop requested"
+                    break
+                outcome = appliers[decision.direction].apply(decision)
+                bucket = counts[decision.direction]
+                bucket[outcome.counted_as] = bucket.get(outcome.counted_as, 0) + 1
+                if outcome.status == FAILED:
+                    failures.append(outcome)
+                bar.advance()
+        finally:
+            bar.close()
+    except (FatalError, ConfigError) as exc:
+        status, error, retriable = FAILED_RUN, exc.render(), False
+    except RetriableError as exc:
+        status, error = FAILED_RUN, exc.render()
+    finished_status = status
+    for d in wanted:
+        failed_here = [f for f in failures if f.decision.direction is d]
+        if status == SUCCEEDED and failed_here:
+            run_status, run_error = "failed", f"{len(failed_here)} record(s) failed"
+            finished_status = PARTIAL
+        elif status == SUCCEEDED:
+            run_status, run_error = "succeeded", ""
+            state.advance_cursor(shop.name, d.value, started)
+        elif status == ABANDONED:
+            run_status, run_error = "abandoned", error
+        else:
+            run_status, run_error = "failed", error
+        state.finish_run(run_ids[d], run_status, counts[d], run_error)
+    total: dict[str, int] = {}
+    for bucket in counts.values():
+        for key, value in bucket.items():
+            total[key] = total.get(key, 0) + value
+    return SyncResult(
+        shop=shop.name,
+        status=finished_status,
+        counts=total,
+        error=error,
+        run_ids=tuple(run_ids.values()),
+        failures=tuple(failures),
+        plan=plan,
+        api_reads=api_reads,
+        retriable=retriable,
+    )
+
+
+def open_shopify_writer_for(shop_config: Any) -> Any:
+    from .registry import open_shopify_writer
+
+    return open_shopify_writer(
+        shop_config.shopify_url,
+        token_env=shop_config.access_token_env or None,
+        api_version=shop_config.api_version,
+        timeout=shop_config.timeout_seconds,
+    )
+
+
+def run_sync(
+    config: Any,
+    shop_name: str,
+    direction: str = "both",
+    *,
+    state: Any,
+    stop: Any = None,
+    rules: Any = None,
+    plan: Plan | None = None,
+    full: bool = False,
+    progress: bool = False,
+    on_planned: Callable[[Plan], None] | None = None,
+) -> SyncResult:
+    """One run of a configured shop: opens the ERP and Shopify writers named in ``config``
+    and calls :func:`sync_shop`. The caller holds the shop lease (``sync`` and ``schedule``
+    both do)."""
+    from .registry import open_erp_writer
+    from .validate import require_rule_set
+
+    shop_config = next((s for s in config.shops if s.name == shop_name), None)
+    if shop_config is None:
+        raise ConfigError(f"no shop named {shop_name!r} in the configuration")
+    if rules is None:
+        rules = require_rule_set(list(config.rule_dirs))
+    erp = open_erp_writer(config.erp_url)
+    try:
+        shopify = open_shopify_writer_for(shop_config)
+        try:
+            return sync_shop(
+                shop_config,
+                direction,
+                rules=rules,
+                state=state,
+                erp=erp,
+                shopify=shopify,
+                stop=stop,
+                plan=plan,
+                full=full,
+                progress=progress,
+                on_planned=on_planned,
+            )
+        finally:
+            shopify.close()
+    finally:
+        erp.close()
