@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import exitcodes
-from ..errors import CustsyncError, UsageError
+from ..errors import CustsyncError, DiagnosticsError, UsageError
 
 #: command modules, in help order
 COMMAND_MODULES = (
@@ -60,8 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return exitcodes.USAGE
+    _configure_logging()
     try:
         return int(handler(args))
+    except DiagnosticsError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic.render(), file=sys.stderr)
+        count = len(exc.diagnostics)
+        print(
+            f"custsync: {count} error{'s' if count != 1 else ''}; nothing was done", file=sys.stderr
+        )
+        return exitcodes.ERROR
     except UsageError as exc:
         print(f"custsync: error: {exc.render()}", file=sys.stderr)
         return exitcodes.USAGE
@@ -71,6 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("custsync: interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED
+
+
+def _configure_logging() -> None:
+    """Warnings and errors of every module on stderr, as plain lines (commands that want
+    more, such as ``schedule``, add their own handlers)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+    logging.getLogger("custsync.sync").setLevel(logging.INFO)
 
 
 def run() -> NoReturn:  # pragma: no cover - console entry
