@@ -30,12 +30,10 @@ from .model import (
     Action,
     Decision,
     Direction,
-    ErpCustomer,
     FieldChange,
     FiredRule,
     Link,
     ShopifyAddress,
-    ShopifyCustomer,
     ShopifyOrder,
 )
 from .ports import ErpReader, ReportsProblems, ShopifyReader, SourceProblem
@@ -178,10 +176,6 @@ def _problems(reader: object) -> Sequence[SourceProblem]:
     return reader.problems() if isinstance(reader, ReportsProblems) else ()
 
 
-def _after(moment: datetime | None, cursor: datetime | None) -> bool:
-    return cursor is None or moment is None or moment > cursor
-
-
 def _bad_record_decisions(
     problems: Sequence[SourceProblem],
     shops: Sequence[str],
@@ -259,63 +253,71 @@ def build_plan(
 
     ``shops`` are :class:`~custsync.engine.world.ShopContext` objects; ``shopify`` maps each
     shop name to its reader; ``links`` are all stored links (filtered per shop here).
-    ``cursors`` maps (shop, direction) to the last successful run's start: only Shopify
-    customers updated after the import cursor are imported and only ERP customers modified
-    after the export cursor are exported (records without a timestamp always are). ``orders``
+    ``cursors`` maps (shop, direction) to the last successful run's start; records are read
+    and selected exactly as ``custsync sync`` does (:func:`custsync.engine.sync.read_inputs`:
+    Shopify customers updated after the import cursor, ERP customers modified after the
+    export cursor and not just written by our own import). ``orders``
     maps shop names to orders to map (direction ``order``). ``engine`` defaults to
     ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config).
     """
-    from .world import World  # the decide stage; imported here to keep plan/render light
+    # the decide stage and the sync's reading, imported here to keep plan/render light and
+    # to plan exactly what ``custsync sync`` would apply
+    from .sync import plan_shop, read_inputs
 
     if engine is None:
         from .decide import Engine
 
+        if rules is None:
+            raise ConfigError("build_plan needs the rules (or an engine)")
         engine = Engine(rules)
     wanted = tuple(Direction(direction) for direction in directions)
+    customer_directions = tuple(d for d in wanted if d is not Direction.ORDER)
     cursors = cursors or {}
     all_links = list(links)
-    erp_customers: list[ErpCustomer] = list(erp.iter_customers())
-    reference = erp.reference()
-    digests: dict[str, str] = {
-        "erp": _digest(erp_customers),
-        "erp_reference": _digest([reference]),
-    }
+    digests: dict[str, str] = {}
     decisions: list[Decision] = []
-    problems: list[SourceProblem] = list(_problems(erp))
+    problems: list[SourceProblem] = []
     for shop in shops:
         reader = shopify[shop.name]
-        customers: list[ShopifyCustomer] = list(reader.iter_customers())
-        shop_links = sorted(
-            (link for link in all_links if link.shop == shop.name), key=lambda link: link.shopify_id
+        inputs = read_inputs(
+            shop,
+            erp=erp,
+            shopify=reader,
+            links=all_links,
+            cursors={
+                direction.value: cursors.get((shop.name, direction.value))
+                for direction in (Direction.IMPORT, Direction.EXPORT)
+            },
+            directions=customer_directions,
         )
-        digests[f"shopify:{shop.name}"] = _digest(customers)
-        digests[f"links:{shop.name}"] = _digest(shop_links)
-        world = World(erp_customers, reference, customers, shop_links)
-        if Direction.IMPORT in wanted:
-            cursor = cursors.get((shop.name, Direction.IMPORT.value))
-            for customer in customers:
-                if _after(customer.updated_at, cursor):
-                    decisions.append(engine.decide_import(world, shop, customer))
-        if Direction.EXPORT in wanted:
-            cursor = cursors.get((shop.name, Direction.EXPORT.value))
-            for erp_customer in erp_customers:
-                if _after(erp_customer.modified_at, cursor):
-                    decisions.append(engine.decide_export(world, shop, erp_customer))
+        world = inputs.world
+        decisions.extend(plan_shop(engine, shop, inputs, customer_directions))
         for order in (orders or {}).get(shop.name, ()):
-            decisions.append(engine.decide_order(world, shop, _resolve_order(order, reader)))
+            resolved = _resolve_order(order, reader)
+            if resolved.customer is not None and resolved.customer.id:
+                world.add_shopify(resolved.customer)
+            decisions.append(engine.decide_order(world, shop, resolved))
+        digests.setdefault("erp", _digest(world.erp.values()))
+        digests.setdefault("erp_reference", _digest([world.reference]))
+        digests[f"shopify:{shop.name}"] = _digest(
+            world.shopify[key] for key in sorted(world.shopify)
+        )
+        digests[f"links:{shop.name}"] = _digest(
+            sorted((link for link in all_links if link.shop == shop.name), key=repr)
+        )
         problems.extend(_problems(reader))
+    problems[:0] = _problems(erp)
     taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
     bad, problem_warnings = _bad_record_decisions(
         _unique(problems), [shop.name for shop in shops], wanted, taken
     )
     decisions.extend(bad)
     digests.update(fingerprints or {})
+    planned = set(wanted) | ({Direction.ORDER} if orders else set())
     return Plan(
         created_at=(now or datetime.now(UTC)).replace(microsecond=0),
         shops=tuple(shop.name for shop in shops),
-        directions=tuple(
-            d for d in DIRECTION_ORDER if d in wanted or (d is Direction.ORDER and orders)
-        ),
+        directions=tuple(d for d in DIRECTION_ORDER if d in planned),
         decisions=tuple(sorted(decisions, key=decision_sort_key)),
         warnings=(*warnings, *problem_warnings),
         fingerprints=MappingProxyType(dict(sorted(digests.items()))),
