@@ -1,0 +1,254 @@
+"""Seed the double from files or records, and persist it back to a file.
+
+A seed file is JSON or YAML: either a list of customers, or a mapping with ``customers``,
+optional ``orders`` and optional ``shop``. Customers are written in snake_case like
+:class:`custsync.engine.model.ShopifyCustomer` (``first_name``, ``addresses[].country_code``)
+or in the API's camelCase (``firstName``, ``addresses[].countryCode``); both may be mixed.
+The first address (or the one with ``default: true``) is the default address.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from custsync.engine.errors import ConfigError
+
+from .store import Store, WriteRejected
+
+if TYPE_CHECKING:
+    from custsync.engine.model import ShopifyCustomer
+
+_CUSTOMER_KEYS = {
+    "id": "id",
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "email": "email",
+    "phone": "phone",
+    "state": "state",
+    "tags": "tags",
+    "note": "note",
+    "locale": "locale",
+    "tax_exempt": "taxExempt",
+    "updated_at": "updatedAt",
+    "created_at": "createdAt",
+    "addresses": "addresses",
+}
+_ADDRESS_KEYS = {
+    "id": "id",
+    "default": "default",
+    "company": "company",
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "address1": "address1",
+    "address2": "address2",
+    "zip": "zip",
+    "city": "city",
+    "country_code": "countryCode",
+    "country": "country",
+    "province_code": "provinceCode",
+    "province": "province",
+    "phone": "phone",
+}
+_ORDER_KEYS = {
+    "id": "id",
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "customer_id": "customerId",
+    "customer_email": "customerEmail",
+    "created_at": "createdAt",
+    "updated_at": "updatedAt",
+    "billing_address": "billingAddress",
+    "shipping_address": "shippingAddress",
+}
+_SHOP_KEYS = {
+    "name": "name",
+    "email": "email",
+    "currency_code": "currencyCode",
+    "country_code": "countryCode",
+    "ships_to_countries": "shipsToCountries",
+    "myshopify_domain": "myshopifyDomain",
+}
+
+
+class SeedError(ValueError):
+    """A seed record that is not understood; ``where`` is a JSON pointer."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+def _camel(record: Any, keys: Mapping[str, str], where: str) -> dict[str, Any]:
+    if not isinstance(record, Mapping):
+        raise SeedError(where, f"expected a mapping, got {type(record).__name__}")
+    allowed = set(keys) | set(keys.values())
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key not in allowed:
+            raise SeedError(f"{where}/{key}", f"unknown field {key!r} (known: "
+                            f"{', '.join(sorted(keys))})")
+        out[keys.get(key, key)] = value
+    return out
+
+
+def _datetime_text(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        text = value.isoformat()
+        return text.replace("+00:00", "Z")
+    return value
+
+
+def customer_record(record: Any, where: str = "") -> dict[str, Any]:
+    """One customer (snake_case, camelCase or a ShopifyCustomer) as camelCase input."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        record = dataclasses.asdict(record)
+        record.pop("default_address", None)
+        if not record.get("id"):
+            record.pop("id", None)
+    data = _camel(record, _CUSTOMER_KEYS, where)
+    for key in ("updatedAt", "createdAt"):
+        if key in data:
+            data[key] = _datetime_text(data[key])
+    if data.get("tags") is not None:
+        tags = data["tags"]
+        data["tags"] = [tags] if isinstance(tags, str) else list(tags)
+    for key in [k for k, v in data.items() if v is None or v == ""]:
+        if key != "note":
+            data.pop(key)
+    addresses = []
+    for i, item in enumerate(data.get("addresses") or []):
+        address = _camel(item, _ADDRESS_KEYS, f"{where}/addresses/{i}")
+        address = {k: v for k, v in address.items() if v not in (None, "")}
+        addresses.append(address)
+    if addresses:
+        addresses.sort(key=lambda a: not a.get("default", False))
+        for address in addresses:
+            address.pop("default", None)
+        data["addresses"] = addresses
+    else:
+        data.pop("addresses", None)
+    return data
+
+
+def customers_from_any(records: Iterable[Any], where: str = "") -> list[dict[str, Any]]:
+    return [customer_record(r, f"{where}/{i}") for i, r in enumerate(records)]
+
+
+def order_record(record: Any, where: str = "") -> dict[str, Any]:
+    data = _camel(record, _ORDER_KEYS, where)
+    for key in ("billingAddress", "shippingAddress"):
+        if data.get(key) is not None:
+            address = _camel(data[key], _ADDRESS_KEYS, f"{where}/{key}")
+            address.pop("default", None)
+            data[key] = address
+    return data
+
+
+def seed_store(store: Store, document: Any, source: str = "seed") -> None:
+    """Load a parsed seed document; every problem is reported at once as a ConfigError."""
+    if isinstance(document, list):
+        document = {"customers": document}
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"{source}: expected a list of customers or a mapping with "
+                          "'customers', 'orders', 'shop'")
+    unknown = set(document) - {"customers", "orders", "shop"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))} "
+                          "(known: customers, orders, shop)")
+    problems: list[str] = []
+    if document.get("shop") is not None:
+        try:
+            store.shop.update(_camel(document["shop"], _SHOP_KEYS, "/shop"))
+        except SeedError as exc:
+            problems.append(str(exc))
+    for kind, convert in (("customers", customer_record), ("orders", order_record)):
+        items = document.get(kind) or []
+        if not isinstance(items, list):
+            problems.append(f"/{kind}: expected a list")
+            continue
+        for i, item in enumerate(items):
+            where = f"/{kind}/{i}"
+            try:
+                record = convert(item, where)
+                if kind == "customers":
+                    store.load([record])
+                else:
+                    store.load([], [record])
+            except SeedError as exc:
+                problems.append(str(exc))
+            except WriteRejected as exc:
+                for err in exc.errors:
+                    field = "/".join(err.field) if err.field else ""
+                    problems.append(f"{where}{'/' + field if field else ''}: {err.message}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        detail = "\n".join(f"  {source}: {p}" for p in problems)
+        raise ConfigError(f"{source}: {problems[0]}{more}\n{detail}", problems=problems)
+
+
+def read_seed_file(path: str | Path) -> Any:
+    """Parse a JSON or YAML seed file (a ConfigError names the file and the position)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read seed file: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from exc
+
+
+def load_seed_file(store: Store, path: str | Path) -> None:
+    seed_store(store, read_seed_file(path), str(path))
+
+
+def save_store(store: Store, path: str | Path) -> None:
+    """Write the store atomically (JSON, or YAML for ``.yaml``/``.yml``)."""
+    path = Path(path)
+    document = store.dump()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    else:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def seed_from_models(target: Any, customers: Iterable[ShopifyCustomer]) -> list[str]:
+    """Add :class:`ShopifyCustomer` records to a double (or its store); returns their gids.
+
+    Ids of the records are kept when they are Shopify gids and still free; otherwise the
+    double assigns new ones (for the demo, seed with ``id=""``).
+    """
+    store: Store = getattr(target, "store", target)
+    ids = []
+    for i, customer in enumerate(customers):
+        created = store.load([customer_record(customer, f"/{i}")])
+        ids.append(str(created[0]["id"]))
+    return ids

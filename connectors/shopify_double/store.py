@@ -1,0 +1,694 @@
+"""The double's in-memory shop: customers, addresses, orders, with Shopify's write rules.
+
+Records are plain dicts in the API's camelCase (``id``, ``firstName``, ``updatedAt``, ...), so
+what a test reads from :meth:`Store.customers` looks like what the API returns. Every write
+goes through this class, under one lock, with the validation messages Shopify answers with
+(captured live, see ``../shared/shopify/captures``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import normalize
+from .search import compile_query
+
+CUSTOMER_GID = "gid://shopify/Customer/"
+ADDRESS_GID = "gid://shopify/MailingAddress/"
+ORDER_GID = "gid://shopify/Order/"
+ADDRESS_SUFFIX = "?model_name=CustomerAddress"
+
+_ADDRESS_FIELDS = (
+    "firstName",
+    "lastName",
+    "company",
+    "address1",
+    "address2",
+    "city",
+    "province",
+    "provinceCode",
+    "country",
+    "countryCode",
+    "zip",
+    "phone",
+)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class UserError:
+    """One userError: ``field`` is the input path (``None`` for the record as a whole)."""
+
+    field: tuple[str, ...] | None
+    message: str
+    code: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "field": list(self.field) if self.field is not None else None,
+            "message": self.message,
+            "code": self.code,
+        }
+
+
+class WriteRejected(Exception):
+    """A write refused with userErrors; nothing was changed."""
+
+    def __init__(self, errors: list[UserError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+def iso(moment: datetime) -> str:
+    """Shopify's DateTime format: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def gid_number(gid: str | None) -> int | None:
+    """``gid://shopify/Customer/42`` -> 42 (``?model_name=...`` ignored); ``None`` if not one."""
+    if not gid:
+        return None
+    match = re.fullmatch(r"gid://shopify/[A-Za-z]+/(\d+)(\?.*)?", gid.strip())
+    return int(match.group(1)) if match else None
+
+
+def gid_type(gid: str | None) -> str | None:
+    match = re.fullmatch(r"gid://shopify/([A-Za-z]+)/\d+(\?.*)?", (gid or "").strip())
+    return match.group(1) if match else None
+
+
+def address_gid(number: int) -> str:
+    return f"{ADDRESS_GID}{number}{ADDRESS_SUFFIX}"
+
+
+class Store:
+    """Customers and orders of one shop; thread-safe (one re-entrant lock)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        shop: Mapping[str, Any] | None = None,
+        first_id: int = 1001,
+    ) -> None:
+        self.lock = threading.RLock()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._ids = itertools.count(first_id)
+        self._customers: dict[int, dict[str, Any]] = {}
+        self._orders: dict[int, dict[str, Any]] = {}
+        self.invites: list[dict[str, Any]] = []  #: account invites "sent" (customer id, email)
+        self.shop: dict[str, Any] = {
+            "id": "gid://shopify/Shop/1",
+            "name": "custsync sandbox",
+            "email": "shop@example.com",
+            "contactEmail": "shop@example.com",
+            "myshopifyDomain": "custsync-sandbox.myshopify.com",
+            "currencyCode": "USD",
+            "ianaTimezone": "Etc/UTC",
+            "countryCode": "US",
+            "shipsToCountries": ["US", "CA", "GB", "NL", "BE", "DE", "FR"],
+        }
+        if shop:
+            self.shop.update(shop)
+
+    # ------------------------------------------------------------------ reading (public API)
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def customers(self) -> list[dict[str, Any]]:
+        """All customers as stored (deep copies), in id order, each with its ``defaultAddress``."""
+        with self.lock:
+            return [self._public(c) for _, c in sorted(self._customers.items())]
+
+    def customer(self, gid: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.get_customer(gid)
+            return self._public(found) if found else None
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self._customers)
+
+    def orders(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [copy.deepcopy(o) for _, o in sorted(self._orders.items())]
+
+    def _public(self, customer: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(dict(customer))
+        out["defaultAddress"] = copy.deepcopy(self.default_address(customer))
+        return out
+
+    # ------------------------------------------------------------------ internal reads
+
+    def get_customer(self, gid: str | None) -> dict[str, Any] | None:
+        if gid_type(gid) != "Customer":
+            return None
+        number = gid_number(gid)
+        return self._customers.get(number) if number is not None else None
+
+    def get_order(self, gid: str | None) -> dict[str, Any] | None:
+        if gid_type(gid) != "Order":
+            return None
+        number = gid_number(gid)
+        return self._orders.get(number) if number is not None else None
+
+    def find_address(self, gid: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(customer, address) owning a MailingAddress gid."""
+        number = gid_number(gid)
+        if number is None or gid_type(gid) != "MailingAddress":
+            return None
+        for customer in self._customers.values():
+            for address in customer["addresses"]:
+                if gid_number(address["id"]) == number:
+                    return customer, address
+        return None
+
+    def all_customers(self) -> list[dict[str, Any]]:
+        return [c for _, c in sorted(self._customers.items())]
+
+    def all_orders(self) -> list[dict[str, Any]]:
+        return [o for _, o in sorted(self._orders.items())]
+
+    def default_address(self, customer: Mapping[str, Any]) -> dict[str, Any] | None:
+        for address in customer["addresses"]:
+            if address["id"] == customer.get("defaultAddressId"):
+                return dict(address)
+        return None
+
+    def orders_of(self, customer: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [o for o in self.all_orders() if o.get("customerId") == customer["id"]]
+
+    def by_email(self, email: str | None) -> dict[str, Any] | None:
+        key = normalize.email_key(email)
+        if not key:
+            return None
+        for customer in self.all_customers():
+            if normalize.email_key(customer.get("email")) == key:
+                return customer
+        return None
+
+    def by_phone(self, phone: str | None) -> dict[str, Any] | None:
+        if not phone:
+            return None
+        wanted = normalize.e164(phone, self.shop["countryCode"]) or phone
+        for customer in self.all_customers():
+            if customer.get("phone") == wanted:
+                return customer
+        return None
+
+    def search_customers(
+        self, query: str | None, warnings: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        predicate = compile_query(
+            query,
+            {
+                "email": lambda c: c.get("email"),
+                "phone": lambda c: [c.get("phone")]
+                + [a.get("phone") for a in c["addresses"] if a.get("phone")],
+                "first_name": lambda c: c.get("firstName"),
+                "last_name": lambda c: c.get("lastName"),
+                "tag": lambda c: c.get("tags"),
+                "state": lambda c: c.get("state"),
+                "country": lambda c: [a.get("countryCode") for a in c["addresses"]]
+                + [a.get("country") for a in c["addresses"]],
+                "company": lambda c: [a.get("company") for a in c["addresses"]],
+                "city": lambda c: [a.get("city") for a in c["addresses"]],
+                "note": lambda c: c.get("note"),
+            },
+            time_fields={
+                "updated_at": lambda c: parse_iso(c.get("updatedAt")),
+                "created_at": lambda c: parse_iso(c.get("createdAt")),
+                "customer_date": lambda c: parse_iso(c.get("createdAt")),
+            },
+            numeric_fields={
+                "id": lambda c: gid_number(c["id"]),
+                "orders_count": lambda c: len(self.orders_of(c)),
+            },
+            now=self.now(),
+            warnings=warnings,
+        )
+        return [c for c in self.all_customers() if predicate(c)]
+
+    def search_orders(
+        self, query: str | None, warnings: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        predicate = compile_query(
+            query,
+            {
+                "name": lambda o: o.get("name"),
+                "email": lambda o: o.get("email"),
+                "phone": lambda o: o.get("phone"),
+            },
+            time_fields={
+                "updated_at": lambda o: parse_iso(o.get("updatedAt")),
+                "created_at": lambda o: parse_iso(o.get("createdAt")),
+            },
+            numeric_fields={
+                "id": lambda o: gid_number(o["id"]),
+                "customer_id": lambda o: gid_number(o.get("customerId")),
+            },
+            now=self.now(),
+            warnings=warnings,
+        )
+        return [o for o in self.all_orders() if predicate(o)]
+
+    # ------------------------------------------------------------------ writes
+
+    def _stamp(self, customer: dict[str, Any]) -> None:
+        """``updatedAt`` moves on every write: at least one second past its previous value
+        (Shopify's DateTime has whole seconds; a cursor on it must see every write)."""
+        now = self.now().replace(microsecond=0)
+        previous = parse_iso(customer.get("updatedAt"))
+        if previous is not None and now <= previous:
+            now = previous + timedelta(seconds=1)
+        customer["updatedAt"] = iso(now)
+
+    def _check_unique(
+        self, errors: list[UserError], prefix: tuple[str, ...], email: str | None,
+        phone: str | None, own_id: str | None,
+    ) -> None:
+        other = self.by_email(email) if email else None
+        if other is not None and other["id"] != own_id:
+            errors.append(UserError((*prefix, "email"), "Email has already been taken", "TAKEN"))
+        other = self.by_phone(phone) if phone else None
+        if other is not None and other["id"] != own_id:
+            errors.append(UserError((*prefix, "phone"), "Phone has already been taken", "TAKEN"))
+
+    def _scalars(
+        self, data: Mapping[str, Any], prefix: tuple[str, ...], errors: list[UserError]
+    ) -> dict[str, Any]:
+        """Normalise the scalar fields present in ``data``; problems go to ``errors``."""
+        out: dict[str, Any] = {}
+        if "firstName" in data:
+            out["firstName"] = normalize.blank_to_none(data["firstName"])
+        if "lastName" in data:
+            out["lastName"] = normalize.blank_to_none(data["lastName"])
+        if "note" in data:
+            out["note"] = data["note"]
+        for field, message in normalize.name_problems(
+            out.get("firstName"), out.get("lastName"), out.get("note")
+        ):
+            errors.append(UserError((*prefix, field), message, "TOO_LONG"))
+        if "email" in data:
+            value, problems = normalize.email(data["email"])
+            out["email"] = value
+            errors.extend(UserError((*prefix, f), m, "INVALID") for f, m in problems)
+        if "phone" in data:
+            value, problems = normalize.phone(data["phone"], self.shop["countryCode"])
+            out["phone"] = value
+            errors.extend(UserError((*prefix, f), m, "INVALID") for f, m in problems)
+        if "tags" in data:
+            tag_list, problems = normalize.tags(data["tags"])
+            out["tags"] = tag_list if tag_list is not None else []
+            errors.extend(UserError((*prefix, f), m, "INVALID") for f, m in problems)
+        if "locale" in data and data["locale"] is not None:
+            if not normalize.locale_ok(str(data["locale"])):
+                errors.append(UserError((*prefix, "locale"), "Locale is invalid", "INVALID"))
+            out["locale"] = data["locale"]
+        if "taxExempt" in data and data["taxExempt"] is not None:
+            out["taxExempt"] = bool(data["taxExempt"])
+        if "taxExemptions" in data and data["taxExemptions"] is not None:
+            out["taxExemptions"] = list(data["taxExemptions"])
+        return out
+
+    def _address(
+        self,
+        data: Mapping[str, Any],
+        prefix: tuple[str, ...],
+        errors: list[UserError],
+        base: Mapping[str, Any] | None = None,
+        owner: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A stored address from input ``data`` over ``base`` (for updates)."""
+        address: dict[str, Any] = {k: (base or {}).get(k) for k in _ADDRESS_FIELDS}
+        for key in ("firstName", "lastName", "company", "address1", "address2", "city", "zip"):
+            if key in data:
+                address[key] = normalize.blank_to_none(data[key])
+                if address[key] and len(address[key]) > normalize.MAX_TEXT:
+                    errors.append(UserError((*prefix, key), f"{_label(key)} is too long "
+                                            "(maximum is 255 characters)", "TOO_LONG"))
+        if "phone" in data:
+            value, problems = normalize.phone(data["phone"], self.shop["countryCode"])
+            address["phone"] = value
+            errors.extend(UserError((*prefix, f), m, "INVALID") for f, m in problems)
+        country_input = data.get("countryCode") or data.get("country")
+        if "countryCode" in data or "country" in data:
+            if country_input:
+                found = normalize.country(str(country_input))
+                if found is None:
+                    errors.append(UserError((*prefix, "country"), "Country is invalid", "INVALID"))
+                    address["countryCode"] = address["country"] = None
+                else:
+                    address["countryCode"], address["country"] = found
+            else:
+                address["countryCode"] = address["country"] = None
+        province_input = data.get("provinceCode") or data.get("province")
+        if "provinceCode" in data or "province" in data:
+            address["provinceCode"] = address["province"] = None
+            if province_input and address.get("countryCode"):
+                found_province = normalize.province(address["countryCode"], str(province_input))
+                if found_province is False:
+                    errors.append(
+                        UserError((*prefix, "province"), "Province is invalid", "INVALID")
+                    )
+                elif isinstance(found_province, tuple):
+                    address["provinceCode"], address["province"] = found_province
+        if owner is not None:  # Shopify fills a blank address name from the customer
+            address["firstName"] = address.get("firstName") or owner.get("firstName")
+            address["lastName"] = address.get("lastName") or owner.get("lastName")
+        return address
+
+    def _identity_ok(self, customer: Mapping[str, Any]) -> bool:
+        return any(customer.get(k) for k in ("firstName", "lastName", "email", "phone"))
+
+    def create_customer(
+        self, data: Mapping[str, Any], *, prefix: tuple[str, ...] = (),
+        identity_field: tuple[str, ...] | None = None, created_at: str | None = None,
+        updated_at: str | None = None,
+    ) -> dict[str, Any]:
+        """customerCreate. Raises :class:`WriteRejected` with userErrors."""
+        with self.lock:
+            errors: list[UserError] = []
+            if data.get("id"):
+                errors.append(UserError((*prefix, "id"), "Cannot specify ID on creation",
+                                        "INVALID"))
+            fields = self._scalars(data, prefix, errors)
+            customer: dict[str, Any] = {
+                "id": "",
+                "firstName": None,
+                "lastName": None,
+                "email": None,
+                "phone": None,
+                "locale": "en",
+                "note": None,
+                "state": "DISABLED",
+                "tags": [],
+                "taxExempt": False,
+                "taxExemptions": [],
+                "verifiedEmail": True,
+                "createdAt": "",
+                "updatedAt": "",
+                "addresses": [],
+                "defaultAddressId": None,
+            }
+            customer.update(fields)
+            if not self._identity_ok(customer):
+                errors.append(UserError(identity_field, "A name, phone number, or email address "
+                                        "must be present", "INVALID"))
+            self._check_unique(errors, prefix, customer["email"], customer["phone"], None)
+            addresses = []
+            for i, item in enumerate(data.get("addresses") or []):
+                addresses.append(self._address(item, (*prefix, "addresses", str(i)), errors,
+                                               owner=customer))
+            if errors:
+                raise WriteRejected(errors)
+            number = next(self._ids)
+            customer["id"] = f"{CUSTOMER_GID}{number}"
+            for address in addresses:
+                address["id"] = address_gid(next(self._ids))
+            customer["addresses"] = addresses
+            customer["defaultAddressId"] = addresses[0]["id"] if addresses else None
+            stamp = iso(self.now())
+            customer["createdAt"] = created_at or stamp
+            customer["updatedAt"] = updated_at or stamp
+            self._customers[number] = customer
+            return customer
+
+    def update_customer(
+        self, gid: str | None, data: Mapping[str, Any], *, prefix: tuple[str, ...] = (),
+        identity_field: tuple[str, ...] | None = None, replace_addresses: bool = False,
+        not_found: UserError | None = None,
+    ) -> dict[str, Any]:
+        """customerUpdate (and customerSet's update). Unchanged on any error."""
+        with self.lock:
+            customer = self.get_customer(gid)
+            if customer is None:
+                raise WriteRejected([not_found or UserError(("id",), "Customer does not exist",
+                                                           "NOT_FOUND")])
+            errors: list[UserError] = []
+            fields = self._scalars(data, prefix, errors)
+            merged = {**customer, **fields}
+            if not self._identity_ok(merged):
+                errors.append(UserError(identity_field, "A name, phone number, or email address "
+                                        "must be present", "INVALID"))
+            self._check_unique(errors, prefix, fields.get("email"), fields.get("phone"),
+                               customer["id"])
+            addresses = [dict(a) for a in customer["addresses"]]
+            default_id = customer.get("defaultAddressId")
+            new_items = data.get("addresses")
+            if new_items is not None:
+                if replace_addresses:
+                    addresses = []
+                for i, item in enumerate(new_items):
+                    path = (*prefix, "addresses", str(i))
+                    existing = next((a for a in addresses if item.get("id") and
+                                     gid_number(a["id"]) == gid_number(item["id"])), None)
+                    if item.get("id") and existing is None and not replace_addresses:
+                        errors.append(UserError((*path, "id"), "Customer address does not exist",
+                                                "NOT_FOUND"))
+                        continue
+                    if existing is not None:
+                        existing.update(self._address(item, path, errors, base=existing))
+                    else:
+                        fresh = self._address(item, path, errors, owner=merged)
+                        fresh["id"] = ""
+                        addresses.append(fresh)
+                if replace_addresses:
+                    default_id = None
+            if errors:
+                raise WriteRejected(errors)
+            for address in addresses:
+                if not address["id"]:
+                    address["id"] = address_gid(next(self._ids))
+            if default_id not in {a["id"] for a in addresses}:
+                default_id = addresses[0]["id"] if addresses else None
+            customer.update(fields)
+            customer["addresses"] = addresses
+            customer["defaultAddressId"] = default_id
+            self._stamp(customer)
+            return customer
+
+    def delete_customer(self, gid: str | None) -> str:
+        with self.lock:
+            customer = self.get_customer(gid)
+            if customer is None:
+                raise WriteRejected([UserError(("id",), "Customer can't be found", "NOT_FOUND")])
+            if self.orders_of(customer):
+                raise WriteRejected([UserError(
+                    ("id",), "Customer can\u2019t be deleted because they have associated orders",
+                    "INVALID")])
+            number = gid_number(customer["id"])
+            assert number is not None
+            del self._customers[number]
+            return str(customer["id"])
+
+    def send_invite(self, gid: str | None, email: Mapping[str, Any] | None) -> dict[str, Any]:
+        with self.lock:
+            customer = self.get_customer(gid)
+            if customer is None:
+                raise WriteRejected([UserError(("customerId",), "Customer can't be found",
+                                               "NOT_FOUND")])
+            email = email or {}
+            if "subject" in email and not (email.get("subject") or "").strip():
+                raise WriteRejected([UserError(("email", "subject"), "Subject can't be blank",
+                                               "INVALID")])
+            to = email.get("to") or customer.get("email")
+            if email.get("to") and normalize.email(email["to"])[1]:
+                raise WriteRejected([UserError(("email", "to"), "To is invalid", "INVALID")])
+            if not to:
+                raise WriteRejected([UserError(("customerId",), "Error sending account invite "
+                                               "to customer.", "INVALID")])
+            if customer["state"] != "ENABLED":
+                customer["state"] = "INVITED"
+            self._stamp(customer)
+            self.invites.append({"customerId": customer["id"], "to": to,
+                                 "subject": email.get("subject")})
+            return customer
+
+    def add_address(
+        self, customer_gid: str | None, data: Mapping[str, Any], set_default: bool
+    ) -> dict[str, Any]:
+        with self.lock:
+            customer = self.get_customer(customer_gid)
+            if customer is None:
+                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
+                                               "NOT_FOUND")])
+            errors: list[UserError] = []
+            address = self._address(data, ("address",), errors, owner=customer)
+            if errors:
+                raise WriteRejected(errors)
+            address["id"] = address_gid(next(self._ids))
+            customer["addresses"].append(address)
+            if set_default or not customer.get("defaultAddressId"):
+                customer["defaultAddressId"] = address["id"]
+            self._stamp(customer)
+            return address
+
+    def update_address(
+        self, customer_gid: str | None, address_gid_: str | None, data: Mapping[str, Any],
+        set_default: bool,
+    ) -> dict[str, Any]:
+        """Raises LookupError for an unknown address id (Shopify: top-level "invalid id")."""
+        with self.lock:
+            found = self.find_address(address_gid_)
+            if found is None:
+                raise LookupError("invalid id")
+            customer = self.get_customer(customer_gid)
+            if customer is None:
+                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
+                                               "NOT_FOUND")])
+            owner, address = found
+            if owner is not customer:
+                raise WriteRejected([UserError(("addressId",), "Address does not exist",
+                                               "NOT_FOUND")])
+            if "id" in data and gid_number(data.get("id")) != gid_number(address_gid_):
+                raise WriteRejected([UserError(("addressId",), "The id of the address does not "
+                                               "match the id in the input", "INVALID")])
+            errors: list[UserError] = []
+            updated = self._address(data, ("address",), errors, base=address)
+            if errors:
+                raise WriteRejected(errors)
+            address.update(updated)
+            if set_default:
+                customer["defaultAddressId"] = address["id"]
+            self._stamp(customer)
+            return address
+
+    def delete_address(self, customer_gid: str | None, address_gid_: str | None) -> str:
+        with self.lock:
+            found = self.find_address(address_gid_)
+            if found is None:
+                raise LookupError("invalid id")
+            customer = self.get_customer(customer_gid)
+            if customer is None:
+                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
+                                               "NOT_FOUND")])
+            owner, address = found
+            if owner is not customer:
+                raise WriteRejected([UserError(("addressId",), "Address does not exist",
+                                               "NOT_FOUND")])
+            customer["addresses"] = [a for a in customer["addresses"] if a is not address]
+            if customer.get("defaultAddressId") == address["id"]:
+                remaining = customer["addresses"]
+                customer["defaultAddressId"] = remaining[0]["id"] if remaining else None
+            self._stamp(customer)
+            return str(address["id"])
+
+    def set_default_address(self, customer_gid: str | None, address_gid_: str | None
+                            ) -> dict[str, Any]:
+        with self.lock:
+            found = self.find_address(address_gid_)
+            if found is None:
+                raise LookupError("invalid id")
+            customer = self.get_customer(customer_gid)
+            if customer is None:
+                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
+                                               "NOT_FOUND")])
+            owner, address = found
+            if owner is customer:
+                customer["defaultAddressId"] = address["id"]
+                self._stamp(customer)
+            return customer
+
+    # ------------------------------------------------------------------ seeding
+
+    def add_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Seed an order (the API offers no order writes to the connector)."""
+        with self.lock:
+            number = next(self._ids)
+            now = iso(self.now())
+            errors: list[UserError] = []
+            order: dict[str, Any] = {
+                "id": f"{ORDER_GID}{number}",
+                "name": data.get("name") or f"#{1000 + len(self._orders) + 1}",
+                "email": data.get("email"),
+                "phone": normalize.phone(data.get("phone"), self.shop["countryCode"])[0],
+                "customerId": data.get("customerId"),
+                "createdAt": data.get("createdAt") or now,
+                "updatedAt": data.get("updatedAt") or now,
+                "billingAddress": None,
+                "shippingAddress": None,
+            }
+            for key in ("billingAddress", "shippingAddress"):
+                if data.get(key):
+                    address = self._address(data[key], (key,), errors)
+                    address["id"] = f"{ADDRESS_GID}{next(self._ids)}?model_name=Address"
+                    order[key] = address
+            if errors:
+                raise WriteRejected(errors)
+            self._orders[number] = order
+            return order
+
+    def load(self, customers: Iterable[Mapping[str, Any]],
+             orders: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+        """Seed camelCase records; a record that breaks Shopify's rules raises WriteRejected.
+        Returns the customers created."""
+        created: list[dict[str, Any]] = []
+        with self.lock:
+            for data in customers:
+                payload = {k: v for k, v in data.items()
+                           if k not in ("id", "createdAt", "updatedAt", "state")}
+                customer = self.create_customer(payload, created_at=data.get("createdAt"),
+                                                updated_at=data.get("updatedAt"))
+                if data.get("state"):
+                    customer["state"] = data["state"]
+                for address, item in zip(customer["addresses"], data.get("addresses") or [],
+                                         strict=False):
+                    seeded = gid_number(item.get("id"))
+                    if seeded is not None:
+                        address["id"] = address_gid(seeded)
+                        self._bump(seeded)
+                if customer["addresses"]:
+                    customer["defaultAddressId"] = customer["addresses"][0]["id"]
+                created.append(customer)
+                number = gid_number(data.get("id"))
+                if number is not None and number not in self._customers:
+                    old = gid_number(customer["id"])
+                    assert old is not None
+                    del self._customers[old]
+                    customer["id"] = f"{CUSTOMER_GID}{number}"
+                    self._customers[number] = customer
+                    self._bump(number)
+            for data in orders:
+                order = dict(data)
+                if order.get("customerEmail") and not order.get("customerId"):
+                    owner = self.by_email(order["customerEmail"])
+                    order["customerId"] = owner["id"] if owner else None
+                self.add_order(order)
+        return created
+
+    def _bump(self, number: int) -> None:
+        """Keep generated ids above seeded ones."""
+        current = next(self._ids)
+        self._ids = itertools.count(max(current, number + 1))
+
+    def dump(self) -> dict[str, Any]:
+        """Everything as one JSON-able document (the ``--persist`` format)."""
+        with self.lock:
+            customers = []
+            for customer in self.all_customers():
+                out = copy.deepcopy(customer)
+                default = out.pop("defaultAddressId", None)
+                out["addresses"].sort(key=lambda a: a["id"] != default)
+                customers.append(out)
+            orders = copy.deepcopy(self.all_orders())
+            return {"shop": dict(self.shop), "customers": customers, "orders": orders}
+
+
+def _label(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z0-9])", r" \1", key).capitalize()
