@@ -150,9 +150,7 @@ def _sqlite_engine(parsed: URL, *, read_only: bool, must_exist: bool) -> Engine:
     if not in_memory:
         path = Path(database)
         if (read_only or must_exist) and not path.is_file():
-            raise ConfigError(
-                f"database file {database} does not exist ({display_url(parsed)})"
-            )
+            raise ConfigError(f"database file {database} does not exist")
         if read_only:
             parsed = parsed.set(
                 database=f"file:{path.resolve()}", query={"mode": "ro", "uri": "true"}
@@ -422,19 +420,33 @@ class SqlStateStore:
     ``now``, so processes on different machines agree on expiry.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lease_clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._engine = engine
         self._url = engine.url
         self._clock = clock
+        self._lease_clock = lease_clock
 
     # ---- lifecycle ---------------------------------------------------------------------
 
     @classmethod
     def open(
-        cls, url: str = DEFAULT_URL, *, clock: Callable[[], datetime] = utcnow
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lease_clock: Callable[[], datetime] | None = None,
     ) -> SqlStateStore:
-        """Open (and create or check the schema of) the state database at ``url``."""
-        store = cls(make_engine(url), clock=clock)
+        """Open (and create or check the schema of) the state database at ``url``.
+
+        ``lease_clock`` replaces the database clock for leases (a scheduler test passes its
+        manual clock's ``now``)."""
+        store = cls(make_engine(url), clock=clock, lease_clock=lease_clock)
         store.create_all()
         return store
 
@@ -590,9 +602,7 @@ class SqlStateStore:
             )
         else:
             moved = current.erp_no != link.erp_no
-            values = {
-                name: value for name, value in stamps.items() if value is not None or moved
-            }
+            values = {name: value for name, value in stamps.items() if value is not None or moved}
             conn.execute(
                 link_table.update()
                 .where(link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id)
@@ -670,9 +680,7 @@ class SqlStateStore:
                 )
             elif value > current:
                 conn.execute(
-                    cursor_table.update()
-                    .where(*key)
-                    .values(value=value, updated_at=self._clock())
+                    cursor_table.update().where(*key).values(value=value, updated_at=self._clock())
                 )
 
     def reset_cursor(self, shop: str, direction: str) -> None:
@@ -690,7 +698,8 @@ class SqlStateStore:
         """Record a new run (status ``running``); returns its id."""
         with self._write("starting a run") as conn:
             result = conn.execute(
-                run_table.insert().values(
+                run_table.insert()
+                .values(
                     shop=shop,
                     direction=direction,
                     started_at=_aware(started_at, "started_at"),
@@ -884,6 +893,13 @@ class SqlStateStore:
 
     # ---- leases ------------------------------------------------------------------------
 
+    def _lease_now(self, conn: Connection, now: datetime | None) -> datetime:
+        if now is not None:
+            return _aware(now, "now")
+        if self._lease_clock is not None:
+            return _aware(self._lease_clock(), "lease clock")
+        return _db_now(conn)
+
     def acquire_lease(
         self, name: str, holder: str, ttl_seconds: float, now: datetime | None = None
     ) -> bool:
@@ -892,11 +908,11 @@ class SqlStateStore:
         Atomic across processes and machines: one conditional UPDATE (the lease is expired
         or already ours), else an INSERT that the primary key lets only one contender win.
         Re-acquiring a lease one holds extends it. Times are the database's clock unless
-        ``now`` is given (tests).
+        ``now`` (or the store's ``lease_clock``) is given.
         """
         try:
             with self._write("acquiring a lease") as conn:
-                current = _aware(now, "now") if now is not None else _db_now(conn)
+                current = self._lease_now(conn, now)
                 expires = current + timedelta(seconds=ttl_seconds)
                 updated = conn.execute(
                     lease_table.update()
@@ -928,7 +944,7 @@ class SqlStateStore:
         """Extend the lease while ``holder`` still holds it; False means it was lost (stop
         working: someone else may have taken it after it expired)."""
         with self._write("renewing a lease") as conn:
-            current = _aware(now, "now") if now is not None else _db_now(conn)
+            current = self._lease_now(conn, now)
             updated = conn.execute(
                 lease_table.update()
                 .where(lease_table.c.name == name, lease_table.c.holder == holder)
@@ -951,7 +967,7 @@ class SqlStateStore:
         if lease is None:
             return None
         with self._read("reading a lease") as conn:
-            current = _aware(now, "now") if now is not None else _db_now(conn)
+            current = self._lease_now(conn, now)
         return lease.holder if lease.expires_at > current else None
 
     def lease(self, name: str) -> Lease | None:
@@ -985,7 +1001,8 @@ class SqlStateStore:
         """
         with self._write("journaling an intent") as conn:
             result = conn.execute(
-                intent_table.insert().values(
+                intent_table.insert()
+                .values(
                     run_id=run_id,
                     record=record,
                     action=action,

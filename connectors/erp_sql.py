@@ -1,0 +1,758 @@
+"""The SQL ERP connector: a Business Central-shaped customer database through SQLAlchemy.
+
+URLs: ``sqlite:///erp.db`` (a file; the default), ``postgresql+psycopg://user@host/db`` or any
+SQLAlchemy URL. The schema is in :mod:`.erp_sql_schema`; ``custsync erp init`` creates it.
+
+* :func:`open_reader` -> :class:`SqlErpReader` (``ErpReader``): no write methods; SQLite files
+  are opened read-only.
+* :func:`open_writer` -> :class:`SqlErpWriter` (``ErpWriter``): creates customers from a
+  template with a number from the number series (allocated inside the create transaction,
+  so concurrent creates never collide), updates only the given fields with an etag check,
+  and finds a customer it created before a crash by its idempotency key. Per-record problems
+  (unknown template, text too long, stale etag) come back as ``ErpWriteResult(ok=False)``;
+  only database trouble raises (``RetriableError`` when the database is unreachable or locked,
+  ``FatalError`` otherwise).
+
+Etag semantics (kept compatible with Business Central's OData etags): the etag is an opaque
+string that changes on every write of the record (here the row version); ``modified_at`` is
+the UTC time of the last write (BC: ``lastModifiedDateTime``) and ``changed_since`` selects
+records with ``modified_at`` strictly after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pycountry
+import sqlalchemy as sa
+from custsync.engine.errors import ConfigError, FatalError
+from custsync.engine.model import (
+    ERP_CUSTOMER_FIELDS,
+    ERP_TEMPLATE_FIELDS,
+    CompanyInfo,
+    Country,
+    CustomerTemplate,
+    ErpCustomer,
+    ErpReference,
+)
+from custsync.engine.ports import ErpWriteResult, SourceProblem
+from custsync.engine.state import (
+    database_errors,
+    display_url,
+    enable_wal,
+    make_engine,
+    utcnow,
+    write_transaction,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from . import erp_sql_schema as schema
+
+__all__ = [
+    "InitReport",
+    "LoadProblem",
+    "LoadReport",
+    "LoadRow",
+    "SqlErpReader",
+    "SqlErpWriter",
+    "open_reader",
+    "open_writer",
+]
+
+log = logging.getLogger(__name__)
+
+_STREAM_BATCH = 500
+_MAX_NUMBER_TRIES = 1000
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0", ""})
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+
+def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
+    """``(value, None)`` ready for the column ``name``, or ``(None, problem)``."""
+    if name in schema.BOOLEAN_FIELDS:
+        if isinstance(value, bool):
+            return value, None
+        text = "" if value is None else str(value).strip().lower()
+        if text in _TRUE:
+            return True, None
+        if text in _FALSE:
+            return False, None
+        return None, "not a boolean (use true/false, yes/no or 1/0)"
+    if value is None:
+        value = ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None, f"must be text, not {type(value).__name__}"
+    text = str(value)
+    limit = schema.FIELD_LENGTHS.get(name)
+    if limit is not None and len(text) > limit:
+        return None, f"too long ({len(text)} characters, max {limit})"
+    return text, None
+
+
+def _customer(row: Any) -> ErpCustomer:
+    values = row._mapping
+    return ErpCustomer(
+        **{name: values[name] for name in ERP_CUSTOMER_FIELDS},
+        extra={name: values[name] for name in ERP_TEMPLATE_FIELDS},
+        modified_at=values["modified_at"],
+        etag=str(values["row_version"]),
+    )
+
+
+def _template(row: Any) -> CustomerTemplate:
+    values = row._mapping
+    defaults = {
+        name: values[name] for name in ERP_TEMPLATE_FIELDS if values[name] not in ("", None, False)
+    }
+    return CustomerTemplate(code=values["code"], description=values["description"], fields=defaults)
+
+
+class _Refused(Exception):
+    """A per-record refusal inside a write transaction (rolls it back)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Reader
+# --------------------------------------------------------------------------------------------
+
+
+class SqlErpReader:
+    """``ErpReader`` over the SQL ERP schema. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, engine: Engine, *, check_schema: bool = True) -> None:
+        self._engine = engine
+        self._url = engine.url
+        if check_schema:
+            try:
+                self._check_schema()
+            except BaseException:
+                engine.dispose()
+                raise
+
+    @property
+    def url(self) -> str:
+        """The database URL without its password."""
+        return display_url(self._url)
+
+    def __enter__(self) -> SqlErpReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        with database_errors(what, self._url), self._engine.connect() as conn:
+            yield conn
+
+    def _check_schema(self) -> None:
+        hint = f"run `custsync erp init --erp {self.url}` first"
+        try:
+            with self._read("opening the ERP database") as conn:
+                version = conn.execute(sa.select(schema.schema_table.c.version)).scalar()
+        except FatalError as exc:
+            if "no such table" in exc.message or "does not exist" in exc.message:
+                raise ConfigError(
+                    f"ERP database {self.url} has no custsync schema: {hint}"
+                ) from None
+            raise
+        if version is None:
+            raise ConfigError(f"ERP database {self.url} has no custsync schema: {hint}")
+        if version > schema.SCHEMA_VERSION:
+            raise FatalError(
+                f"ERP database {self.url} has schema version {version}; this custsync knows "
+                f"up to {schema.SCHEMA_VERSION}: upgrade custsync"
+            )
+
+    # ---- ErpReader ---------------------------------------------------------------------
+
+    def reference(self) -> ErpReference:
+        """Countries (by code), the company and the customer templates (by code)."""
+        with self._read("reading ERP reference data") as conn:
+            countries = tuple(
+                Country(row.code, row.iso_code, row.name)
+                for row in conn.execute(sa.select(schema.country).order_by(schema.country.c.code))
+            )
+            row = conn.execute(sa.select(schema.company).where(schema.company.c.id == 1)).first()
+            company = CompanyInfo(row.name, row.country_code) if row else CompanyInfo()
+            templates = tuple(
+                _template(t)
+                for t in conn.execute(
+                    sa.select(schema.customer_template).order_by(schema.customer_template.c.code)
+                )
+            )
+        return ErpReference(countries=countries, company=company, templates=templates)
+
+    def iter_customers(self, changed_since: datetime | None = None) -> Iterator[ErpCustomer]:
+        """Customers in number order, streamed in batches; with ``changed_since`` only those
+        whose ``modified_at`` is after it."""
+        query = sa.select(schema.customer).order_by(schema.customer.c.no)
+        if changed_since is not None:
+            if changed_since.tzinfo is None:
+                raise ValueError("changed_since must be timezone-aware (UTC)")
+            query = query.where(schema.customer.c.modified_at > changed_since)
+        with self._read("reading ERP customers") as conn:
+            result = conn.execution_options(yield_per=_STREAM_BATCH).execute(query)
+            for row in result:
+                yield _customer(row)
+
+    def get_customer(self, no: str) -> ErpCustomer | None:
+        return self._one(schema.customer.c.no == no)
+
+    def find_by_idempotency_key(self, key: str) -> ErpCustomer | None:
+        """The customer created with this idempotency key (e.g. the Shopify gid), if any."""
+        if not key:
+            return None
+        return self._one(schema.customer.c.idempotency_key == key)
+
+    def _one(self, condition: Any) -> ErpCustomer | None:
+        with self._read("reading an ERP customer") as conn:
+            row = conn.execute(sa.select(schema.customer).where(condition)).first()
+        return None if row is None else _customer(row)
+
+    def problems(self) -> Sequence[SourceProblem]:
+        """``ReportsProblems``: a typed SQL table has no unreadable rows."""
+        return ()
+
+    def count_customers(self) -> int:
+        with self._read("counting ERP customers") as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(schema.customer)).scalar_one()
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRow:
+    """One data row of a load file: its line number and its values by column."""
+
+    line: int
+    values: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProblem:
+    line: int
+    column: str
+    message: str
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """What ``load`` did: nothing at all when ``problems`` is not empty."""
+
+    kind: str
+    problems: list[LoadProblem] = field(default_factory=list)
+    inserted: int = 0
+    updated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    countries_added: int
+    template_added: bool
+    series: str
+
+
+class SqlErpWriter(SqlErpReader):
+    """``ErpWriter`` over the SQL ERP schema, plus the admin operations of ``custsync erp``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        number_series: str = schema.CUSTOMER_SERIES,
+        clock: Callable[[], datetime] = utcnow,
+        check_schema: bool = True,
+    ) -> None:
+        super().__init__(engine, check_schema=check_schema)
+        self._series = number_series
+        self._clock = clock
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        with database_errors(what, self._url), write_transaction(self._engine) as conn:
+            yield conn
+
+    # ---- ErpWriter ---------------------------------------------------------------------
+
+    def create_customer(
+        self, fields: Mapping[str, Any], template_code: str | None, idempotency_key: str
+    ) -> ErpWriteResult:
+        """Create a customer: the template's defaults, then ``fields``; the number is
+        ``fields["no"]`` if given, else the next of the number series. A customer already
+        created with ``idempotency_key`` is returned as is (ok, nothing written)."""
+        try:
+            with self._write("creating an ERP customer") as conn:
+                if idempotency_key:
+                    existing = conn.execute(
+                        sa.select(schema.customer.c.no, schema.customer.c.row_version).where(
+                            schema.customer.c.idempotency_key == idempotency_key
+                        )
+                    ).first()
+                    if existing is not None:
+                        return ErpWriteResult(
+                            True,
+                            existing.no,
+                            "already created (same idempotency key)",
+                            str(existing.row_version),
+                        )
+                values = self._customer_values(conn, fields)
+                if template_code:
+                    template = conn.execute(
+                        sa.select(schema.customer_template).where(
+                            schema.customer_template.c.code == template_code
+                        )
+                    ).first()
+                    if template is None:
+                        raise _Refused(f"unknown customer template {template_code!r}")
+                    defaults = {name: template._mapping[name] for name in ERP_TEMPLATE_FIELDS}
+                    values = {**defaults, **values}
+                no = values.pop("no", "") or self._next_number(conn)
+                if _exists(conn, no):
+                    raise _Refused(f"customer {no} already exists")
+                conn.execute(
+                    schema.customer.insert().values(
+                        no=no,
+                        **values,
+                        template_code=template_code or "",
+                        idempotency_key=idempotency_key or None,
+                        modified_at=self._clock(),
+                        row_version=1,
+                    )
+                )
+                return ErpWriteResult(True, no, "created", "1")
+        except _Refused as exc:
+            return ErpWriteResult(False, message=str(exc))
+        except IntegrityError:
+            # a concurrent create with the same idempotency key or number won the race
+            found = self.find_by_idempotency_key(idempotency_key)
+            if found is not None:
+                return ErpWriteResult(
+                    True, found.no, "already created (same idempotency key)", found.etag
+                )
+            return ErpWriteResult(False, message="customer number already taken, retry")
+
+    def update_customer(
+        self, no: str, changes: Mapping[str, Any], expected_etag: str | None = None
+    ) -> ErpWriteResult:
+        """Write only ``changes`` (bumping the row version and ``modified_at``); refused when
+        ``expected_etag`` is given and the customer changed since."""
+        try:
+            with self._write("updating an ERP customer") as conn:
+                if "no" in changes and changes["no"] != no:
+                    raise _Refused("the customer number cannot be changed")
+                values = self._customer_values(
+                    conn, {k: v for k, v in changes.items() if k != "no"}
+                )
+                table = schema.customer
+                current = conn.execute(
+                    sa.select(table.c.row_version).where(table.c.no == no)
+                ).scalar()
+                if current is None:
+                    raise _Refused(f"customer {no} does not exist")
+                if expected_etag is not None and expected_etag != str(current):
+                    raise _Refused(
+                        f"customer {no} was changed in the ERP since it was read "
+                        f"(etag {current}, expected {expected_etag})"
+                    )
+                if not values:
+                    return ErpWriteResult(True, no, "nothing to change", str(current))
+                new_version = conn.execute(
+                    table.update()
+                    .where(table.c.no == no, table.c.row_version == current)
+                    .values(**values, row_version=current + 1, modified_at=self._clock())
+                    .returning(table.c.row_version)
+                ).scalar()
+                if new_version is None:  # pragma: no cover - the row is locked by the tx
+                    raise _Refused(f"customer {no} was changed concurrently")
+                return ErpWriteResult(True, no, "updated", str(new_version))
+        except _Refused as exc:
+            return ErpWriteResult(False, no, str(exc))
+
+    def _customer_values(self, conn: Connection, fields: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(fields) - set(schema.CUSTOMER_WRITABLE))
+        if unknown:
+            raise _Refused(f"unknown customer field(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        problems = []
+        for name, raw in fields.items():
+            value, problem = coerce_value(name, raw)
+            if problem:
+                problems.append(f"{name}: {problem}")
+            values[name] = value
+        if problems:
+            raise _Refused("; ".join(problems))
+        country_code = values.get("country_code")
+        if country_code and country_code not in _country_codes(conn):
+            raise _Refused(f"country_code: unknown country/region code {country_code!r}")
+        return values
+
+    def _next_number(self, conn: Connection) -> str:
+        return self._next_numbers(conn, 1)[0]
+
+    def _next_numbers(self, conn: Connection, count: int) -> list[str]:
+        """The next ``count`` free numbers of the series, skipping numbers already used.
+
+        The counter moves inside the caller's transaction: the series row stays locked until
+        commit (concurrent creates queue) and a rollback gives the numbers back."""
+        series = schema.number_series
+        found: list[str] = []
+        for _ in range(_MAX_NUMBER_TRIES):
+            need = count - len(found)
+            if need <= 0:
+                return found
+            row = conn.execute(
+                series.update()
+                .where(series.c.code == self._series)
+                .values(last_no=series.c.last_no + need)
+                .returning(series.c.prefix, series.c.width, series.c.last_no)
+            ).first()
+            if row is None:
+                raise _Refused(
+                    f"number series {self._series!r} does not exist (run custsync erp init)"
+                )
+            candidates = [
+                f"{row.prefix}{n:0{row.width}d}"
+                for n in range(row.last_no - need + 1, row.last_no + 1)
+            ]
+            if len(candidates[-1]) > schema.FIELD_LENGTHS["no"]:
+                raise _Refused(
+                    f"number series {self._series!r} is exhausted ({candidates[-1]} too long)"
+                )
+            taken = _existing_keys(conn, schema.customer.c.no, candidates)
+            found += [no for no in candidates if no not in taken]
+        raise _Refused(f"number series {self._series!r}: no free number found")
+
+    # ---- admin: custsync erp init / load ----------------------------------------------
+
+    def initialize(
+        self,
+        *,
+        with_defaults: bool = False,
+        number_prefix: str | None = None,
+        number_width: int | None = None,
+        company_name: str | None = None,
+        company_country: str | None = None,
+    ) -> InitReport:
+        """Create missing tables and seed countries and the number series (idempotent: never
+        overwrites rows, except the series' prefix/width and the company when given)."""
+        with database_errors("creating the ERP schema", self._url):
+            enable_wal(self._engine)
+            schema.metadata.create_all(self._engine)
+        with self._write("seeding the ERP database") as conn:
+            version = conn.execute(sa.select(schema.schema_table.c.version)).scalar()
+            if version is None:
+                conn.execute(
+                    schema.schema_table.insert().values(id=1, version=schema.SCHEMA_VERSION)
+                )
+            existing = _country_codes(conn)
+            added = 0
+            for code, iso in schema.SEED_COUNTRIES:
+                if code not in existing:
+                    found = pycountry.countries.get(alpha_2=iso)
+                    name = getattr(found, "name", iso)[:50]
+                    conn.execute(schema.country.insert().values(code=code, iso_code=iso, name=name))
+                    added += 1
+            series = schema.number_series
+            row = conn.execute(sa.select(series).where(series.c.code == self._series)).first()
+            if row is None:
+                conn.execute(
+                    series.insert().values(
+                        code=self._series,
+                        prefix="C" if number_prefix is None else number_prefix,
+                        width=5 if number_width is None else number_width,
+                        last_no=0,
+                    )
+                )
+            elif number_prefix is not None or number_width is not None:
+                conn.execute(
+                    series.update()
+                    .where(series.c.code == self._series)
+                    .values(
+                        prefix=row.prefix if number_prefix is None else number_prefix,
+                        width=row.width if number_width is None else number_width,
+                    )
+                )
+            if company_name is not None or company_country is not None:
+                current = conn.execute(sa.select(schema.company)).first()
+                values = {
+                    "name": (current.name if current else "")
+                    if company_name is None
+                    else company_name,
+                    "country_code": (current.country_code if current else "")
+                    if company_country is None
+                    else company_country,
+                }
+                if current is None:
+                    conn.execute(schema.company.insert().values(id=1, **values))
+                else:
+                    conn.execute(schema.company.update().values(**values))
+            template_added = False
+            if with_defaults:
+                template = schema.customer_template
+                code = str(schema.DEFAULT_TEMPLATE["code"])
+                if (
+                    conn.execute(sa.select(template.c.code).where(template.c.code == code)).first()
+                    is None
+                ):
+                    conn.execute(template.insert().values(**schema.DEFAULT_TEMPLATE))
+                    template_added = True
+        return InitReport(added, template_added, self._series)
+
+    def load(self, kind: str, rows: Sequence[LoadRow], *, update: bool = False) -> LoadReport:
+        """Validate every row, then write all of them in one transaction, or nothing.
+
+        ``kind`` is ``customers``, ``countries`` or ``templates``; rows carry only the columns
+        of the file (an update writes only those). An existing key is a problem unless
+        ``update``. A customer row with a blank ``no`` gets the next number of the series.
+        """
+        if kind not in schema.LOAD_COLUMNS:
+            raise ConfigError(f"unknown load kind {kind!r} (customers, countries or templates)")
+        report = LoadReport(kind)
+        try:
+            with self._write(f"loading {kind}") as conn:
+                if kind == "customers":
+                    self._load_customers(conn, rows, update, report)
+                elif kind == "countries":
+                    self._load_keyed(conn, schema.country, rows, update, report)
+                else:
+                    self._load_keyed(conn, schema.customer_template, rows, update, report)
+                if report.problems:
+                    raise _Refused("rolled back")
+        except _Refused:
+            report.inserted = report.updated = 0
+        return report
+
+    def _check_row(
+        self, row: LoadRow, columns: Sequence[str], report: LoadReport
+    ) -> dict[str, Any] | None:
+        values: dict[str, Any] = {}
+        ok = True
+        for name, raw in row.values.items():
+            if name not in columns:
+                report.problems.append(LoadProblem(row.line, name, "unknown column"))
+                ok = False
+                continue
+            value, problem = coerce_value(name, raw)
+            if problem:
+                report.problems.append(LoadProblem(row.line, name, problem))
+                ok = False
+            values[name] = value
+        return values if ok else None
+
+    def _load_customers(
+        self, conn: Connection, rows: Sequence[LoadRow], update: bool, report: LoadReport
+    ) -> None:
+        table = schema.customer
+        columns = schema.LOAD_COLUMNS["customers"]
+        countries = _country_codes(conn)
+        wanted = [r.values.get("no", "") for r in rows if r.values.get("no")]
+        existing = _existing_keys(conn, table.c.no, wanted)
+        seen: dict[str, int] = {}
+        checked: list[dict[str, Any]] = []
+        for row in rows:
+            values = self._check_row(row, columns, report)
+            no = row.values.get("no", "")
+            if no:
+                if no in seen:
+                    report.problems.append(
+                        LoadProblem(row.line, "no", f"customer {no} is also on line {seen[no]}")
+                    )
+                seen.setdefault(no, row.line)
+                if no in existing and not update:
+                    report.problems.append(
+                        LoadProblem(
+                            row.line,
+                            "no",
+                            f"customer {no} already exists (use --update to update it)",
+                        )
+                    )
+            country_code = row.values.get("country_code", "")
+            if country_code and country_code not in countries:
+                report.problems.append(
+                    LoadProblem(
+                        row.line, "country_code", f"unknown country/region code {country_code!r}"
+                    )
+                )
+            if values is not None:
+                checked.append(values)
+        if report.problems:
+            return
+        now = self._clock()
+        updates = [v for v in checked if v.get("no", "") in existing]
+        explicit = [v for v in checked if v.get("no", "") and v["no"] not in existing]
+        blank = [v for v in checked if not v.get("no", "")]
+        _execute_grouped(
+            conn,
+            table.update()
+            .where(table.c.no == sa.bindparam("_key"))
+            .values(row_version=table.c.row_version + 1, modified_at=now),
+            [
+                {**{k: v for k, v in values.items() if k != "no"}, "_key": values["no"]}
+                for values in updates
+            ],
+        )
+        # explicit numbers first, so that the series skips them
+        _execute_grouped(
+            conn,
+            table.insert(),
+            [{**values, "modified_at": now, "row_version": 1} for values in explicit],
+        )
+        if blank:
+            try:
+                numbers = self._next_numbers(conn, len(blank))
+            except _Refused as exc:
+                report.problems.append(LoadProblem(0, "no", str(exc)))
+                return
+            _execute_grouped(
+                conn,
+                table.insert(),
+                [
+                    {**values, "no": no, "modified_at": now, "row_version": 1}
+                    for values, no in zip(blank, numbers, strict=True)
+                ],
+            )
+        report.updated = len(updates)
+        report.inserted = len(explicit) + len(blank)
+
+    def _load_keyed(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        rows: Sequence[LoadRow],
+        update: bool,
+        report: LoadReport,
+    ) -> None:
+        key = table.c.code
+        columns = [c.name for c in table.columns]
+        noun = "country" if table is schema.country else "template"
+        existing = _existing_keys(conn, key, [r.values.get("code", "") for r in rows])
+        seen: dict[str, int] = {}
+        checked = []
+        for row in rows:
+            values = self._check_row(row, columns, report)
+            code = row.values.get("code", "")
+            if not code:
+                report.problems.append(LoadProblem(row.line, "code", "missing (required)"))
+            elif code in seen:
+                report.problems.append(
+                    LoadProblem(row.line, "code", f"{noun} {code} is also on line {seen[code]}")
+                )
+            elif code in existing and not update:
+                report.problems.append(
+                    LoadProblem(
+                        row.line,
+                        "code",
+                        f"{noun} {code} already exists (use --update to update it)",
+                    )
+                )
+            seen.setdefault(code, row.line)
+            iso = row.values.get("iso_code", "")
+            if table is schema.country and iso and pycountry.countries.get(alpha_2=iso) is None:
+                report.problems.append(
+                    LoadProblem(row.line, "iso_code", f"{iso!r} is not an ISO 3166-1 alpha-2 code")
+                )
+            if values is not None:
+                checked.append(values)
+        if report.problems:
+            return
+        for values in checked:
+            code = values["code"]
+            if code in existing:
+                changes = {k: v for k, v in values.items() if k != "code"}
+                if changes:
+                    conn.execute(table.update().where(key == code).values(**changes))
+                report.updated += 1
+            else:
+                conn.execute(table.insert().values(**values))
+                report.inserted += 1
+
+
+def _execute_grouped(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """executemany, grouped by the set of columns (each group compiles once)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for group in groups.values():
+        conn.execute(statement, group)
+
+
+def _exists(conn: Connection, no: str) -> bool:
+    return (
+        conn.execute(sa.select(schema.customer.c.no).where(schema.customer.c.no == no)).first()
+        is not None
+    )
+
+
+def _country_codes(conn: Connection) -> set[str]:
+    return set(conn.execute(sa.select(schema.country.c.code)).scalars())
+
+
+def _existing_keys(conn: Connection, column: Any, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = sorted({k for k in keys if k})
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Factories (entry points ``custsync.erp_connectors``: sqlite, postgresql)
+# --------------------------------------------------------------------------------------------
+
+
+def open_reader(url: str, *, read_only: bool = True, **options: Any) -> SqlErpReader:
+    """A reader (no write methods). SQLite files open read-only and must exist."""
+    _ignore(options)
+    return SqlErpReader(_engine(url, read_only=read_only, must_exist=True))
+
+
+def open_writer(
+    url: str,
+    *,
+    number_series: str = schema.CUSTOMER_SERIES,
+    clock: Callable[[], datetime] = utcnow,
+    create: bool = False,
+    **options: Any,
+) -> SqlErpWriter:
+    """A writer. ``create=True`` (``custsync erp init``) allows a database without the schema
+    (and a new SQLite file); call :meth:`SqlErpWriter.initialize` then."""
+    _ignore(options)
+    engine = _engine(url, must_exist=not create)
+    return SqlErpWriter(engine, number_series=number_series, clock=clock, check_schema=not create)
+
+
+def _engine(url: str, *, read_only: bool = False, must_exist: bool) -> Engine:
+    try:
+        return make_engine(url, read_only=read_only, must_exist=must_exist)
+    except ConfigError as exc:
+        if "does not exist" in exc.message:
+            raise ConfigError(
+                f"ERP {exc.message}: run `custsync erp init --erp {display_url(url)}` first"
+            ) from None
+        raise
+
+
+def _ignore(options: Mapping[str, Any]) -> None:
+    if options:
+        log.debug("erp_sql: ignoring options %s", ", ".join(sorted(options)))
