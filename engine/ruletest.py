@@ -571,14 +571,15 @@ def _empty(value: Any) -> bool:
 
 
 def _matches(actual: Any, expected: Any) -> bool:
-    """Partial match: mappings check only the expected keys (``null`` = absent or empty),
+    """Partial match: mappings check only the expected keys (``null`` = absent, empty or
+    false),
     lists match element by element, a number matches its text."""
     if isinstance(expected, Mapping):
         if not isinstance(actual, Mapping):
             return False
         for key, want in expected.items():
             if want is None:
-                if not _empty(actual.get(key)):
+                if not _empty(actual.get(key)) and actual.get(key) is not False:
                     return False
             elif key not in actual or not _matches(actual[key], want):
                 return False

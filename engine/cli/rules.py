@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,10 +129,13 @@ def _checked_dirs(raw: Sequence[str]) -> list[Path]:
 
 
 def _display(path: str | Path) -> str:
-    """A path relative to the working folder when it is below it."""
+    """A path relative to the working folder when it is inside it, else as it is."""
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return str(path)
     try:
-        return os.path.relpath(path) if Path(path).is_absolute() else str(path)
-    except ValueError:  # pragma: no cover - another drive on Windows
+        return str(candidate.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
         return str(path)
 
 
@@ -293,7 +295,8 @@ def _list(args: argparse.Namespace) -> int:
     for name in names:
         spec = DECISIONS.get(name)
         rules = rule_set.rules(name)
-        header = f"{name} ({spec.kind}, {len(rules)} rules)" if spec else name
+        count = f"{len(rules)} rule{'' if len(rules) == 1 else 's'}"
+        header = f"{name} ({spec.kind}, {count})" if spec else f"{name} ({count})"
         if spec:
             header += f": {spec.description}"
         lines = [header]
