@@ -421,7 +421,15 @@ _FACT_LIST: list[FactSpec] = [
     *_facts(
         _IMPORT_AND_ORDER,
         "caller",
-        [("template_code", STRING, "template given by the caller (order import)")],
+        [
+            ("template_code", STRING, "template given by the caller (order import)"),
+            (
+                "allow_create",
+                BOOL,
+                "set by an order mapping: whether it may create the customer (absent on a "
+                "customer sync)",
+            ),
+        ],
     ),
     *_facts(
         _IMPORT_AND_ORDER,
@@ -515,6 +523,11 @@ _FACT_LIST: list[FactSpec] = [
             ("duplicate_in_batch", BOOL, "another customer of this export has it"),
             ("duplicate_in_shopify", BOOL, "another Shopify customer has it"),
         ],
+    ),
+    *_facts(
+        _EXPORT,
+        "export",
+        [("requested", BOOL, "a user named this customer for export (create even when off)")],
     ),
     *_facts(
         _EXPORT,

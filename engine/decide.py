@@ -1,0 +1,813 @@
+"""The decide API: per record and direction, one :class:`~.model.Decision`.
+
+``Engine(rules)`` compiles the rule set once (one durable-rules Host); then
+
+* :meth:`Engine.decide_import` - a Shopify customer -> create / update / link / skip / noop of
+  an ERP customer (decisions import_selection, import_match, import_update or import_create,
+  import_fields);
+* :meth:`Engine.decide_order` - a Shopify order -> its sell-to/bill-to ERP customer
+  (order_method, order_fallback, and for a customer it imports the nested import decision);
+* :meth:`Engine.decide_export` - an ERP customer -> create / adopt / update / skip of a Shopify
+  customer (export_action, export_requirements, export_person_name, export_company,
+  export_province);
+* :meth:`Engine.plan_shop` - every record of a world for the given directions.
+
+Python only computes facts (enrich.py) and carries out the winning rules' actions; *which*
+rule wins is always durable-rules' answer. A record for which no rule of a choice decision
+holds is a skip with reason ``no-rule``. A record that cannot be evaluated at all is a skip
+with reason ``record-error``; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from . import enrich, names
+from .compile import compile_rule_set
+from .enrich import Facts
+from .errors import mask_email
+from .evaluate import DEFAULT_CACHE_SIZE, EvalStats, Evaluator
+from .model import (
+    ERP_CUSTOMER_FIELDS,
+    ERP_FIELD_LENGTHS,
+    Action,
+    Decision,
+    Direction,
+    ErpCustomer,
+    FieldChange,
+    FiredRule,
+    ShopifyCustomer,
+    ShopifyOrder,
+)
+from .rulefile import FactRef, Rule, RuleSet, Template
+from .world import ShopContext, World
+
+__all__ = ["SHOPIFY_ADDRESS_FIELDS", "SHOPIFY_CUSTOMER_FIELDS", "Engine", "ShopContext", "World"]
+
+#: Shopify customer fields an export writes
+SHOPIFY_CUSTOMER_FIELDS = ("first_name", "last_name", "email", "phone")
+#: default-address fields an export writes (reported as ``address.<field>`` changes)
+SHOPIFY_ADDRESS_FIELDS = (
+    "company",
+    "first_name",
+    "last_name",
+    "address1",
+    "address2",
+    "zip",
+    "city",
+    "country_code",
+    "province_code",
+    "province",
+    "phone",
+)
+#: Shopify's limit for address first/last names as the reference connector cuts them
+ADDRESS_NAME_LENGTH = 50
+
+_EMAIL_IN_TEXT = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+)\}")
+
+
+def mask_text(text: str) -> str:
+    """Mask every e-mail address in a message (``j***@example.com``)."""
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
+
+
+def fired_rule(rule: Rule) -> FiredRule:
+    return FiredRule(rule.id, rule.location.file, rule.location.line, rule.decision)
+
+
+@dataclass(slots=True)
+class _Trail:
+    """The rules that contributed to one decision, in the order they were applied."""
+
+    rules: list[FiredRule]
+
+    def add(self, *rules: Rule) -> None:
+        for rule in rules:
+            self.rules.append(fired_rule(rule))
+
+    def frozen(self) -> tuple[FiredRule, ...]:
+        return tuple(self.rules)
+
+
+class _NoRule(Exception):
+    def __init__(self, decision: str) -> None:
+        super().__init__(decision)
+        self.decision = decision
+
+
+class Engine:
+    """Decides what to do with each record, by the rules of ``rules``."""
+
+    def __init__(self, rules: RuleSet, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        self.rules = rules
+        self._evaluator = Evaluator(compile_rule_set(rules), cache_size=cache_size)
+
+    # --- introspection ---------------------------------------------------------------------
+
+    @property
+    def stats(self) -> EvalStats:
+        """Engine calls, cache hits and time inside durable-rules (for benchmarks)."""
+        return self._evaluator.stats
+
+    @property
+    def evaluator(self) -> Evaluator:
+        return self._evaluator
+
+    def fired(self, decision: str, facts: Mapping[str, Any]) -> tuple[Rule, ...]:
+        """The rules of ``decision`` that fire for ``facts`` (winner only for a choice)."""
+        return self._evaluator.fired(decision, facts)
+
+    def _choice(self, decision: str, facts: Mapping[str, Any]) -> Rule:
+        fired = self._evaluator.fired(decision, facts)
+        if not fired:
+            raise _NoRule(decision)
+        return fired[0]
+
+    # --- public API ------------------------------------------------------------------------
+
+    def decide_import(
+        self,
+        world: World,
+        shop: ShopContext,
+        customer: ShopifyCustomer,
+        *,
+        caller_template: str | None = None,
+    ) -> Decision:
+        """What the customer sync does with one Shopify customer (behaviour.md §3, §5)."""
+        try:
+            return self._import(world, shop, customer, caller_template=caller_template)
+        except Exception as exc:  # one bad record never stops the run
+            return _error(Direction.IMPORT, shop, customer.id, exc)
+
+    def decide_order(self, world: World, shop: ShopContext, order: ShopifyOrder) -> Decision:
+        """Which ERP customer gets a Shopify order (behaviour.md §4)."""
+        try:
+            return self._order(world, shop, order)
+        except Exception as exc:
+            return _error(Direction.ORDER, shop, order.id, exc)
+
+    def decide_export(
+        self, world: World, shop: ShopContext, customer: ErpCustomer, *, requested: bool = False
+    ) -> Decision:
+        """What the export does with one ERP customer (behaviour.md §6). ``requested``: a user
+        named this customer (created even when ``export_customers`` is off)."""
+        try:
+            return self._export(world, shop, customer, requested=requested)
+        except Exception as exc:
+            return _error(Direction.EXPORT, shop, customer.no, exc)
+
+    def plan_shop(
+        self,
+        world: World,
+        shop: ShopContext,
+        directions: Sequence[str] = ("import", "export"),
+    ) -> list[Decision]:
+        """Decisions for every record of ``world`` (behaviour.md §7).
+
+        import: every Shopify customer of the world (the selection rules decide which are
+        processed); export: linked ERP customers when ``can_update_shopify_customers``, unlinked
+        ones when ``export_customers``, in number order.
+        """
+        decisions: list[Decision] = []
+        wanted = {str(direction) for direction in directions}
+        if "import" in wanted:
+            decisions.extend(
+                self.decide_import(world, shop, customer) for customer in world.shopify.values()
+            )
+        if "export" in wanted:
+            settings = shop.settings
+            for customer in world.erp.values():
+                linked = world.link_for_erp(shop.name, customer.no) is not None
+                if (linked and settings.can_update_shopify_customers) or (
+                    not linked and settings.export_customers
+                ):
+                    decisions.append(self.decide_export(world, shop, customer))
+        return decisions
+
+    # --- import ------------------------------------------------------------------------------
+
+    def _import(
+        self,
+        world: World,
+        shop: ShopContext,
+        customer: ShopifyCustomer,
+        *,
+        caller_template: str | None,
+        select: bool = True,
+        allow_create: bool | None = None,
+        direction: Direction = Direction.IMPORT,
+    ) -> Decision:
+        facts = enrich.import_facts(
+            world, shop, customer, caller_template=caller_template, allow_create=allow_create
+        )
+        trail = _Trail([])
+        base = _Base(
+            direction=direction,
+            shop=shop.name,
+            record=customer.id,
+            shopify_id=customer.id,
+            source_version=enrich.source_version_of(customer.updated_at),
+            label=_shopify_label(customer),
+        )
+        try:
+            if select:
+                rule = self._choice("import_selection", facts)
+                trail.add(rule)
+                if rule.action == "skip":
+                    return base.skip(rule, facts, trail)
+            rule = self._choice("import_match", facts)
+            trail.add(rule)
+            if rule.action == "match":
+                return self._import_matched(world, shop, customer, facts, rule, trail, base)
+            return self._import_create(facts, trail, base)
+        except _NoRule as missing:
+            return base.no_rule(missing.decision, trail)
+
+    def _import_matched(
+        self,
+        world: World,
+        shop: ShopContext,
+        customer: ShopifyCustomer,
+        facts: Facts,
+        match: Rule,
+        trail: _Trail,
+        base: _Base,
+    ) -> Decision:
+        erp_no = str(resolve(match.params.get("customer_no"), facts) or "")
+        erp = world.erp_customer(erp_no)
+        if erp is None:
+            return base.make(
+                Action.SKIP,
+                trail,
+                reason_code="match-unknown-customer",
+                message=f"rule {match.id} matched ERP customer {erp_no!r}, which does not exist",
+            )
+        method = str(resolve(match.params.get("method"), facts) or "")
+        enrich.add_erp_facts(facts, erp)
+        link = world.link_for_shopify(shop.name, customer.id)
+        new_link = link is None or link.erp_no != erp.no
+        common: dict[str, Any] = {
+            "erp_no": erp.no,
+            "new_link": new_link,
+            "target_version": _erp_version(erp),
+            "payload": _payload(match_method=method),
+        }
+        rule = self._choice("import_update", facts)
+        trail.add(rule)
+        if rule.action == "skip":
+            return base.skip(rule, facts, trail, **common)
+        if rule.action == "update":
+            changes = self._import_changes(facts, trail, erp)
+            if changes:
+                return base.make(Action.UPDATE, trail, changes=changes, **common)
+        return base.make(Action.LINK if new_link else Action.NOOP, trail, **common)
+
+    def _import_create(
+        self,
+        facts: Facts,
+        trail: _Trail,
+        base: _Base,
+        *,
+        extra_payload: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        rule = self._choice("import_create", facts)
+        trail.add(rule)
+        if rule.action == "skip":
+            return base.skip(rule, facts, trail)
+        template = str(resolve(rule.params.get("template"), facts) or "").strip()
+        if not template:
+            return base.make(
+                Action.SKIP,
+                trail,
+                reason_code="no-template",
+                message=f"not created: rule {rule.id} chose an empty template",
+            )
+        changes = self._import_changes(facts, trail, None)
+        payload = {"template_code": template, **(extra_payload or {})}
+        address_id = facts.get("address.id")
+        if address_id:
+            payload["address_id"] = address_id
+        return base.make(
+            Action.CREATE, trail, changes=changes, new_link=True, payload=_payload(**payload)
+        )
+
+    def _import_changes(
+        self, facts: Facts, trail: _Trail, erp: ErpCustomer | None
+    ) -> tuple[FieldChange, ...]:
+        """The ERP fields per the import_fields rules: per field, the best rule wins."""
+        chosen: dict[str, Any] = {}
+        decided: set[str] = set()
+        for rule in self._evaluator.fired("import_fields", facts):
+            field = str(resolve(rule.params.get("field"), facts) or "")
+            if not field or field in decided:
+                continue
+            decided.add(field)
+            trail.add(rule)
+            if rule.action != "set":
+                continue
+            value = resolve(rule.params.get("value"), facts)
+            if value is None:
+                value = ""
+            if isinstance(value, str):
+                value = " ".join(value.split())
+                limit = ERP_FIELD_LENGTHS.get(field)
+                max_length = rule.params.get("max_length")
+                if isinstance(max_length, int) and not isinstance(max_length, bool):
+                    limit = min(limit, max_length) if limit else max_length
+                if limit:
+                    value = value[:limit].rstrip()
+            chosen[field] = value
+        changes: list[FieldChange] = []
+        order = {name: index for index, name in enumerate(ERP_CUSTOMER_FIELDS)}
+        for field in sorted(chosen, key=lambda f: (order.get(f, len(order)), f)):
+            new = chosen[field]
+            if erp is None:
+                if new not in ("", None):
+                    changes.append(FieldChange(field, None, new))
+                continue
+            old = erp.get(field)
+            if not _same(old, new):
+                changes.append(FieldChange(field, old, new))
+        return tuple(changes)
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def _order(self, world: World, shop: ShopContext, order: ShopifyOrder) -> Decision:
+        facts = enrich.order_facts(world, shop, order)
+        trail = _Trail([])
+        customer = order.customer
+        base = _Base(
+            direction=Direction.ORDER,
+            shop=shop.name,
+            record=order.id,
+            shopify_id=customer.id if customer is not None else None,
+            label=order.name or order.id,
+        )
+        try:
+            rule = self._choice("order_method", facts)
+            trail.add(rule)
+            method = rule.action
+            nested: Decision | None = None
+            found: str | None = None
+            why = ""
+            if rule.action == "skip":
+                return base.skip(rule, facts, trail)
+            if rule.action == "use_customer":
+                wanted = str(resolve(rule.params.get("customer_no"), facts) or "").strip()
+                found, why = _existing(world, wanted, rule)
+            elif rule.action == "by_email_phone":
+                allow = bool(resolve(rule.params.get("allow_create"), facts))
+                if customer is None:
+                    why = "the order has no Shopify customer"
+                else:
+                    nested = self._import(
+                        world,
+                        shop,
+                        customer,
+                        caller_template=_order_template(shop, order),
+                        select=False,
+                        allow_create=allow,
+                        direction=Direction.IMPORT,
+                    )
+                    found = nested.erp_no
+                    why = nested.message or ""
+            elif rule.action == "by_bill_to":
+                allow = bool(resolve(rule.params.get("allow_create"), facts))
+                found = facts.get("lookup.bill_to_customer_no") or facts.get(
+                    "lookup.bill_to_name_customer_no"
+                )
+                if found is None:
+                    nested = self._bill_to_create(world, shop, order, allow)
+                    why = nested.message or ""
+            if nested is not None and nested.action is Action.CREATE:
+                return base.make(
+                    Action.CREATE,
+                    trail,
+                    new_link=True,
+                    payload=_payload(
+                        method=method, sell_to=None, bill_to=None, **{"import": nested}
+                    ),
+                )
+            if found:
+                return base.make(
+                    Action.LINK,
+                    trail,
+                    erp_no=found,
+                    payload=_order_payload(method, found, nested),
+                )
+            # --- fallback --------------------------------------------------------------------
+            facts["order.method"] = method
+            fallback = self._choice("order_fallback", facts)
+            trail.add(fallback)
+            if fallback.action == "use_customer":
+                wanted = str(resolve(fallback.params.get("customer_no"), facts) or "").strip()
+                found, why_not = _existing(world, wanted, fallback)
+                if found:
+                    return base.make(
+                        Action.LINK,
+                        trail,
+                        erp_no=found,
+                        payload=_order_payload("fallback", found, nested),
+                    )
+                return base.make(Action.SKIP, trail, reason_code="order-unmapped", message=why_not)
+            decision = base.skip(fallback, facts, trail)
+            if why and decision.message:
+                decision = _with_message(decision, f"{decision.message} ({mask_text(why)})")
+            return decision
+        except _NoRule as missing:
+            return base.no_rule(missing.decision, trail)
+
+    def _bill_to_create(
+        self, world: World, shop: ShopContext, order: ShopifyOrder, allow: bool
+    ) -> Decision:
+        """Create an ERP customer from the order's bill-to (by_bill_to, nothing found)."""
+        customer = order.customer or ShopifyCustomer(
+            id=order.id, email=order.email, phone=order.phone
+        )
+        bill_to = order.bill_to
+        facts = enrich.import_facts(
+            world,
+            shop,
+            customer,
+            caller_template=_order_template(shop, order),
+            allow_create=allow,
+            address=bill_to,
+        )
+        trail = _Trail([])
+        base = _Base(
+            direction=Direction.IMPORT,
+            shop=shop.name,
+            record=customer.id,
+            shopify_id=order.customer.id if order.customer is not None else None,
+            label=_shopify_label(customer),
+        )
+        try:
+            return self._import_create(
+                facts,
+                trail,
+                base,
+                extra_payload={"bill_to_address_id": bill_to.id} if bill_to and bill_to.id else {},
+            )
+        except _NoRule as missing:
+            return base.no_rule(missing.decision, trail)
+
+    # --- export ------------------------------------------------------------------------------
+
+    def _export(
+        self, world: World, shop: ShopContext, customer: ErpCustomer, *, requested: bool
+    ) -> Decision:
+        facts = enrich.export_facts(world, shop, customer, requested=requested)
+        trail = _Trail([])
+        base = _Base(
+            direction=Direction.EXPORT,
+            shop=shop.name,
+            record=customer.no,
+            erp_no=customer.no,
+            source_version=_erp_version(customer),
+            label=_erp_label(customer),
+        )
+        try:
+            action_rule = self._choice("export_action", facts)
+            trail.add(action_rule)
+            if action_rule.action == "skip":
+                return base.skip(
+                    action_rule, facts, trail, shopify_id=facts.get("shopify_match.id")
+                )
+            requirements = self._evaluator.fired("export_requirements", facts)
+            if requirements:
+                trail.add(*requirements)
+                reasons = [
+                    str(resolve(rule.params.get("reason"), facts) or rule.id)
+                    for rule in requirements
+                ]
+                messages = [_message(rule, facts) for rule in requirements]
+                return base.make(
+                    Action.SKIP,
+                    trail,
+                    reason_code=reasons[0],
+                    message="; ".join(m for m in messages if m),
+                    payload=_payload(reasons=tuple(reasons)),
+                )
+            person = self._choice("export_person_name", facts)
+            trail.add(person)
+            split: tuple[str, str] | None = None
+            if person.action == "split":
+                text = str(resolve(person.params.get("text"), facts) or "")
+                source = str(resolve(person.params.get("source"), facts) or "")
+                split = names.split(text, source)
+            company_rule = self._choice("export_company", facts)
+            trail.add(company_rule)
+            company = ""
+            if company_rule.action == "set_company":
+                company = str(resolve(company_rule.params.get("value"), facts) or "").strip()
+            province_rule = self._choice("export_province", facts)
+            trail.add(province_rule)
+            if province_rule.action == "skip":
+                return base.skip(province_rule, facts, trail)
+            province_code = province_name = ""
+            if province_rule.action == "set_province":
+                province_code = str(resolve(province_rule.params.get("code"), facts) or "")
+                province_name = str(resolve(province_rule.params.get("name"), facts) or "")
+            desired = _desired_shopify(
+                customer, facts, split, company, province_code, province_name
+            )
+            return self._export_action(
+                world, shop, customer, facts, action_rule, desired, trail, base
+            )
+        except _NoRule as missing:
+            return base.no_rule(missing.decision, trail)
+
+    def _export_action(
+        self,
+        world: World,
+        shop: ShopContext,
+        customer: ErpCustomer,
+        facts: Facts,
+        rule: Rule,
+        desired: _Desired,
+        trail: _Trail,
+        base: _Base,
+    ) -> Decision:
+        invite = bool(facts.get("settings.send_invite_email"))
+        if rule.action == "create":
+            changes, address = desired.changes(None)
+            return base.make(
+                Action.CREATE,
+                trail,
+                changes=changes,
+                new_link=True,
+                payload=_payload(address=address, send_invite=invite),
+            )
+        if rule.action == "adopt":
+            target_id = str(resolve(rule.params.get("shopify_id"), facts) or "")
+            allowed = bool(resolve(rule.params.get("update"), facts))
+            target = world.shopify_customer(target_id)
+            common: dict[str, Any] = {
+                "shopify_id": target_id,
+                "new_link": True,
+                "target_version": _shopify_version(target),
+            }
+            by = str(facts.get("shopify_match.by") or "")
+            if allowed:
+                changes, address = desired.changes(target)
+                if changes:
+                    return base.make(
+                        Action.UPDATE,
+                        trail,
+                        changes=changes,
+                        payload=_payload(adopt=True, matched_by=by, address=address),
+                        **common,
+                    )
+            return base.make(
+                Action.LINK, trail, payload=_payload(adopt=True, matched_by=by), **common
+            )
+        # update a linked customer
+        target_id = str(facts.get("shopify_link.shopify_id") or "")
+        target = world.shopify_customer(target_id)
+        changes, address = desired.changes(target)
+        common = {"shopify_id": target_id, "target_version": _shopify_version(target)}
+        if not changes:
+            return base.make(Action.NOOP, trail, **common)
+        return base.make(
+            Action.UPDATE, trail, changes=changes, payload=_payload(address=address), **common
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# building decisions
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    direction: Direction
+    shop: str
+    record: str
+    erp_no: str | None = None
+    shopify_id: str | None = None
+    source_version: str | None = None
+    label: str = ""
+
+    def make(self, action: Action, trail: _Trail, **fields: Any) -> Decision:
+        values: dict[str, Any] = {
+            "direction": self.direction,
+            "action": action,
+            "shop": self.shop,
+            "record": self.record,
+            "erp_no": self.erp_no,
+            "shopify_id": self.shopify_id,
+            "source_version": self.source_version,
+            "label": self.label,
+            "rules": trail.frozen(),
+        }
+        values.update(fields)
+        if values.get("message"):
+            values["message"] = mask_text(str(values["message"]))
+        return Decision(**values)
+
+    def skip(self, rule: Rule, facts: Mapping[str, Any], trail: _Trail, **fields: Any) -> Decision:
+        reason = str(resolve(rule.params.get("reason"), facts) or rule.id)
+        return self.make(
+            Action.SKIP, trail, reason_code=reason, message=_message(rule, facts), **fields
+        )
+
+    def no_rule(self, decision: str, trail: _Trail) -> Decision:
+        return self.make(
+            Action.SKIP,
+            trail,
+            reason_code="no-rule",
+            message=f"no rule of decision {decision} holds for this record",
+            payload=_payload(decision=decision),
+        )
+
+
+def _error(direction: Direction, shop: ShopContext, record: str, exc: Exception) -> Decision:
+    text = mask_text(str(exc))[:300]
+    return Decision(
+        direction=direction,
+        action=Action.SKIP,
+        shop=shop.name,
+        record=record,
+        reason_code="record-error",
+        message=f"could not evaluate this record: {type(exc).__name__}: {text}",
+    )
+
+
+def _with_message(decision: Decision, message: str) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, message=mask_text(message))
+
+
+def _payload(**values: Any) -> Mapping[str, Any]:
+    return MappingProxyType({k: v for k, v in values.items() if v is not None})
+
+
+def _order_payload(method: str, erp_no: str, nested: Decision | None) -> Mapping[str, Any]:
+    values: dict[str, Any] = {"method": method, "sell_to": erp_no, "bill_to": erp_no}
+    if nested is not None:
+        values["import"] = nested
+    return _payload(**values)
+
+
+def _existing(world: World, wanted: str, rule: Rule) -> tuple[str | None, str]:
+    if not wanted:
+        return None, f"rule {rule.id} names no customer (the setting is blank)"
+    if world.erp_customer(wanted) is None and world.erp:
+        return None, f"customer {wanted} named by rule {rule.id} does not exist in the ERP"
+    return wanted, ""
+
+
+def _order_template(shop: ShopContext, order: ShopifyOrder) -> str | None:
+    """The template an order passes to its customer import: its country's template."""
+    setup = shop.setup(enrich.order_country(order))
+    return (setup.customer_template_code or None) if setup is not None else None
+
+
+def resolve(param: Any, facts: Mapping[str, Any]) -> Any:
+    """A rule parameter's value: a fact reference, a ``{fact.name}`` template, a literal."""
+    if isinstance(param, FactRef):
+        return facts.get(param.name)
+    if isinstance(param, Template):
+        return render(param.text, facts)
+    return param
+
+
+def render(text: str, facts: Mapping[str, Any]) -> str:
+    """Fill ``{fact.name}`` placeholders (absent facts render as ``(none)``), masking e-mails."""
+
+    def value(match: re.Match[str]) -> str:
+        found = facts.get(match.group(1))
+        if found is None or found == "":
+            return "(none)"
+        if isinstance(found, bool):
+            return "true" if found else "false"
+        return mask_text(str(found))
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def _message(rule: Rule, facts: Mapping[str, Any]) -> str:
+    value = resolve(rule.params.get("message"), facts)
+    return mask_text(str(value)) if value else rule.description
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(new, bool) or isinstance(old, bool):
+        return bool(old) == bool(new)
+    return (old if old is not None else "") == (new if new is not None else "")
+
+
+def _erp_version(customer: ErpCustomer | None) -> str | None:
+    if customer is None:
+        return None
+    if customer.etag:
+        return customer.etag
+    return customer.modified_at.isoformat() if customer.modified_at is not None else None
+
+
+def _shopify_version(customer: ShopifyCustomer | None) -> str | None:
+    if customer is None or customer.updated_at is None:
+        return None
+    return customer.updated_at.isoformat()
+
+
+def _shopify_label(customer: ShopifyCustomer) -> str:
+    name = " ".join(p for p in (customer.first_name.strip(), customer.last_name.strip()) if p)
+    email = customer.email.strip()
+    if email:
+        return f"{name} <{mask_email(email)}>" if name else f"<{mask_email(email)}>"
+    return name or customer.id
+
+
+def _erp_label(customer: ErpCustomer) -> str:
+    email = enrich.first_email(customer.email)
+    name = customer.name.strip()[:60]
+    return f"{name} <{mask_email(email)}>" if email else name
+
+
+# ---------------------------------------------------------------------------------------------
+# the Shopify customer an export wants
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Desired:
+    customer: Mapping[str, str]  # SHOPIFY_CUSTOMER_FIELDS -> value ("" = leave as is)
+    address: Mapping[str, str]  # SHOPIFY_ADDRESS_FIELDS -> value ("" = clear)
+
+    def changes(
+        self, target: ShopifyCustomer | None
+    ) -> tuple[tuple[FieldChange, ...], Mapping[str, Any] | None]:
+        """Changes against ``target`` (None: a create, every filled field) and the address
+        payload (the whole desired default address, with the id of the one to update)."""
+        changes: list[FieldChange] = []
+        for field in SHOPIFY_CUSTOMER_FIELDS:
+            new = self.customer.get(field, "")
+            if not new:
+                continue  # an empty ERP value never clears a Shopify customer field
+            old = getattr(target, field) if target is not None else None
+            if not _shopify_equal(field, old, new):
+                changes.append(FieldChange(field, old, new))
+        current = target.default_address if target is not None else None
+        address_changed = False
+        for field in SHOPIFY_ADDRESS_FIELDS:
+            new = self.address.get(field, "")
+            old = getattr(current, field) if current is not None else None
+            if target is None and not new:
+                continue
+            if not _shopify_equal(field, old, new):
+                changes.append(FieldChange(f"address.{field}", old, new))
+                address_changed = True
+        if not address_changed:
+            return tuple(changes), None
+        address: dict[str, Any] = dict(self.address)
+        if current is not None and current.id:
+            address["id"] = current.id
+        return tuple(changes), MappingProxyType(address)
+
+
+def _shopify_equal(field: str, old: Any, new: str) -> bool:
+    old_text = str(old or "").strip()
+    if field == "email":
+        return old_text.casefold() == new.casefold()
+    if field in ("country_code", "province_code"):
+        return old_text.upper() == new.upper()
+    return old_text == new
+
+
+def _desired_shopify(
+    customer: ErpCustomer,
+    facts: Mapping[str, Any],
+    split: tuple[str, str] | None,
+    company: str,
+    province_code: str,
+    province_name: str,
+) -> _Desired:
+    first, last = split if split is not None else ("", "")
+    phone = str(facts.get("phone.e164") or "")
+    wanted = {
+        "first_name": first,
+        "last_name": last,
+        "email": str(facts.get("email.first") or ""),
+        "phone": phone,
+    }
+    address = {
+        "company": company,
+        "first_name": first[:ADDRESS_NAME_LENGTH].rstrip(),
+        "last_name": last[:ADDRESS_NAME_LENGTH].rstrip(),
+        "address1": customer.address.strip(),
+        "address2": customer.address_2.strip(),
+        "zip": customer.post_code.strip(),
+        "city": customer.city.strip(),
+        "country_code": str(facts.get("country.iso_code") or ""),
+        "province_code": province_code,
+        "province": province_name,
+        "phone": phone,
+    }
+    return _Desired(MappingProxyType(wanted), MappingProxyType(address))

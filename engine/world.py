@@ -1,0 +1,287 @@
+"""The in-memory world a plan is made against: records plus the indexes the facts read.
+
+Built once per run/plan and read-only afterwards. Memory is the records plus a handful of
+dicts; nothing per evaluated record is kept. Lookups that need phonenumbers (E.164) parse
+only the few candidates a cheap digit-suffix index returns, never the whole ERP.
+
+"Number order" is the order of ERP customer numbers as text (``sorted``), which is how the
+ERP lists them; the first customer in that order wins every tie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import pycountry
+
+from . import phones
+from .model import (
+    CountrySetup,
+    ErpCustomer,
+    ErpReference,
+    Link,
+    ShopifyCustomer,
+    ShopSettings,
+    TaxArea,
+)
+
+_NO_SETUPS: Mapping[str, CountrySetup] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ShopContext:
+    """One shop as the engine sees it: its name, settings and per-country setups (ISO keys)."""
+
+    name: str
+    settings: ShopSettings = field(default_factory=ShopSettings)
+    country_setups: Mapping[str, CountrySetup] = field(default_factory=lambda: _NO_SETUPS)
+
+    def setup(self, iso_code: str | None) -> CountrySetup | None:
+        """The per-country setup for an ISO code (any case), or None."""
+        if not iso_code:
+            return None
+        code = iso_code.strip().upper()
+        found = self.country_setups.get(code)
+        if found is None and code != iso_code:
+            found = self.country_setups.get(iso_code)
+        return found
+
+    def tax_areas(self, iso_code: str | None) -> tuple[TaxArea, ...]:
+        setup = self.setup(iso_code)
+        return setup.tax_areas if setup is not None else ()
+
+
+def _add(index: dict[str, str | list[str]], key: str, no: str) -> None:
+    """Append ``no`` to a compact multi-map (a single value is stored without a list)."""
+    present = index.get(key)
+    if present is None:
+        index[key] = no
+    elif isinstance(present, list):
+        if present[-1] != no:
+            present.append(no)
+    elif present != no:
+        index[key] = [present, no]
+
+
+def _values(index: Mapping[str, str | list[str]], key: str) -> list[str]:
+    present = index.get(key)
+    if present is None:
+        return []
+    return present if isinstance(present, list) else [present]
+
+
+def _iso_known(code: str) -> bool:
+    return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None
+
+
+def bill_to_key(
+    name: str, address: str, address_2: str, post_code: str, city: str, country_iso: str
+) -> tuple[str, ...]:
+    """Equality key of a name and address: name and address lines ignoring case, zip, city and
+    country exactly."""
+    return (
+        " ".join(name.split()).casefold(),
+        " ".join(address.split()).casefold(),
+        " ".join(address_2.split()).casefold(),
+        post_code.strip(),
+        city.strip(),
+        country_iso.strip().upper(),
+    )
+
+
+class World:
+    """ERP customers, ERP reference data, Shopify customers and links, with their indexes."""
+
+    def __init__(
+        self,
+        erp_customers: Iterable[ErpCustomer],
+        reference: ErpReference | None = None,
+        shopify_customers: Iterable[ShopifyCustomer] = (),
+        links: Iterable[Link] = (),
+    ) -> None:
+        self.reference = reference or ErpReference()
+        # --- ERP reference ----------------------------------------------------------------
+        self._erp_to_iso: dict[str, str] = {}
+        self._iso_to_erp: dict[str, str] = {}
+        for country in self.reference.countries:
+            code = country.code.strip().upper()
+            iso = country.iso_code.strip().upper()
+            self._erp_to_iso.setdefault(code, iso)
+            if iso and (iso not in self._iso_to_erp or code == iso):
+                self._iso_to_erp[iso] = country.code.strip()
+        self.template_codes = frozenset(t.code for t in self.reference.templates)
+        # --- ERP customers, in number order -----------------------------------------------
+        by_no = {c.no: c for c in erp_customers if c.no}
+        self.erp: dict[str, ErpCustomer] = {no: by_no[no] for no in sorted(by_no)}
+        del by_no
+        self._email: dict[str, str] = {}
+        self._phone: dict[str, str | list[str]] = {}
+        for no, customer in self.erp.items():
+            email = customer.email.strip().casefold()
+            if email:
+                self._email.setdefault(email, no)
+            if customer.phone:
+                for key in phones.suffix_keys(customer.phone):
+                    _add(self._phone, key, no)
+        self._bill_to: dict[tuple[str, ...], str] | None = None  # built on first use
+        # --- Shopify customers --------------------------------------------------------------
+        self.shopify: dict[str, ShopifyCustomer] = {}
+        self._shopify_email: dict[str, str] = {}
+        self._shopify_phone: dict[str, str] = {}
+        for shopify_customer in shopify_customers:
+            self.add_shopify(shopify_customer)
+        # --- links --------------------------------------------------------------------------
+        self._links: dict[tuple[str, str], Link] = {}
+        self._links_by_erp: dict[tuple[str, str], Link] = {}
+        self._address_links: dict[tuple[str, str], str] = {}
+        for link in links:
+            self._links[(link.shop, link.shopify_id)] = link
+            self._links_by_erp.setdefault((link.shop, link.erp_no), link)
+            for address_id in link.address_ids:
+                self._address_links[(link.shop, address_id)] = link.erp_no
+
+    # --- building ------------------------------------------------------------------------------
+
+    def add_shopify(self, customer: ShopifyCustomer) -> None:
+        """Add (or replace) a Shopify customer, e.g. one fetched for an order."""
+        self.shopify[customer.id] = customer
+        email = customer.email.strip().casefold()
+        if email:
+            self._shopify_email.setdefault(email, customer.id)
+        phone = phones.normal_e164(customer.phone)
+        if phone:
+            self._shopify_phone.setdefault(phone, customer.id)
+
+    # --- countries -----------------------------------------------------------------------------
+
+    def iso_for_erp_country(self, code: str | None) -> str:
+        """ISO code of an ERP country code: from the ERP country table (blank when the row has
+        none); a code missing from the table counts as ISO when it is a known ISO code."""
+        value = (code or "").strip().upper()
+        if not value:
+            return ""
+        if value in self._erp_to_iso:
+            return self._erp_to_iso[value]
+        return value if _iso_known(value) else ""
+
+    def erp_country_for_iso(self, iso_code: str | None) -> str:
+        """The ERP country whose ISO code is ``iso_code``, else the ISO code itself."""
+        value = (iso_code or "").strip().upper()
+        return self._iso_to_erp.get(value, value)
+
+    def customer_country(self, customer: ErpCustomer) -> tuple[str, str, bool]:
+        """(ERP country code, its ISO code, whether the company's country was used)."""
+        code = customer.country_code.strip()
+        from_company = False
+        if not code:
+            code = self.reference.company.country_code.strip()
+            from_company = bool(code)
+        return code, self.iso_for_erp_country(code), from_company
+
+    def customer_region(self, customer: ErpCustomer) -> str:
+        return self.customer_country(customer)[1]
+
+    def erp_e164(self, customer: ErpCustomer) -> str | None:
+        """The ERP customer's phone in E.164, read in its country; None when invalid."""
+        if not customer.phone:
+            return None
+        return phones.to_e164(customer.phone, self.customer_region(customer) or None)
+
+    # --- ERP lookups ---------------------------------------------------------------------------
+
+    def erp_customer(self, no: str | None) -> ErpCustomer | None:
+        return self.erp.get(no) if no else None
+
+    def erp_by_email(self, email: str | None) -> str | None:
+        """First ERP customer (number order) whose e-mail equals ``email`` ignoring case."""
+        value = (email or "").strip().casefold()
+        return self._email.get(value) if value else None
+
+    def _phone_candidates(self, key: str) -> list[str]:
+        return _values(self._phone, key) if key else []
+
+    def erp_by_e164(self, e164: str | None, exclude: str | None = None) -> str | None:
+        """First ERP customer whose phone, read in its own country, is this E.164 number."""
+        if not e164:
+            return None
+        for no in self._phone_candidates(phones.suffix_key(e164)):
+            if no == exclude:
+                continue
+            if self.erp_e164(self.erp[no]) == e164:
+                return no
+        return None
+
+    def erp_by_phone_digits(self, phone: str | None) -> str | None:
+        """First ERP customer by the reference connector's digit rule (see phones.py).
+
+        Candidates share the last :data:`phones.SUFFIX_DIGITS` digits, so extra ERP digits are
+        found in front of those (a country code, a trunk zero); numbers shorter than that are
+        not matched by digits (they would match almost any phone).
+        """
+        wanted = phones.digits(phone)
+        if len(wanted) < phones.MIN_DIGIT_RULE_DIGITS:
+            return None
+        for no in self._phone_candidates(wanted[-phones.SUFFIX_DIGITS :]):
+            if phones.match_digits(wanted, phones.digits(self.erp[no].phone)):
+                return no
+        return None
+
+    def phone_owner(self, customer: ErpCustomer, e164: str) -> str | None:
+        """The first ERP customer in number order (other than ``customer``) holding ``e164``."""
+        return self.erp_by_e164(e164, exclude=customer.no)
+
+    def erp_by_name_and_address(self, key: tuple[str, ...]) -> str | None:
+        """First ERP customer whose Name and address equal ``key`` (see :func:`bill_to_key`)."""
+        if self._bill_to is None:
+            index: dict[tuple[str, ...], str] = {}
+            for no, customer in self.erp.items():
+                _, iso, _ = self.customer_country(customer)
+                index.setdefault(
+                    bill_to_key(
+                        customer.name,
+                        customer.address,
+                        customer.address_2,
+                        customer.post_code,
+                        customer.city,
+                        iso or customer.country_code,
+                    ),
+                    no,
+                )
+            self._bill_to = index
+        return self._bill_to.get(key)
+
+    # --- Shopify lookups -----------------------------------------------------------------------
+
+    def shopify_customer(self, customer_id: str | None) -> ShopifyCustomer | None:
+        return self.shopify.get(customer_id) if customer_id else None
+
+    def shopify_by_email(self, email: str | None) -> str | None:
+        value = (email or "").strip().casefold()
+        return self._shopify_email.get(value) if value else None
+
+    def shopify_by_phone(self, e164: str | None) -> str | None:
+        value = phones.normal_e164(e164)
+        return self._shopify_phone.get(value) if value else None
+
+    # --- links ---------------------------------------------------------------------------------
+
+    def link_for_shopify(self, shop: str, shopify_id: str) -> Link | None:
+        return self._links.get((shop, shopify_id))
+
+    def link_for_erp(self, shop: str, erp_no: str) -> Link | None:
+        return self._links_by_erp.get((shop, erp_no))
+
+    def address_link(self, shop: str, address_id: str | None) -> str | None:
+        """The ERP customer a Shopify address (MailingAddress gid) is linked to."""
+        if not address_id:
+            return None
+        found = self._address_links.get((shop, address_id))
+        if found is None:
+            link = self._links.get((shop, address_id))
+            found = link.erp_no if link is not None else None
+        return found
+
+    def links(self) -> Iterator[Link]:
+        return iter(self._links.values())
