@@ -38,6 +38,7 @@ log = logging.getLogger("custsync.sync")
 __all__ = [
     "SyncInputs",
     "SyncResult",
+    "plan_incremental",
     "plan_shop",
     "read_inputs",
     "run_sync",
@@ -173,6 +174,38 @@ def plan_shop(
     if Direction.EXPORT in directions:
         decisions.extend(engine.decide_export(inputs.world, shop, c) for c in inputs.exports)
     return decisions
+
+
+def plan_incremental(
+    shop: ShopContext,
+    *,
+    engine: Engine,
+    erp: ErpReader,
+    shopify: ShopifyReader,
+    links: Iterable[Link],
+    cursors: Mapping[str, datetime | None],
+    directions: Sequence[Direction],
+    full: bool = False,
+    now: datetime | None = None,
+) -> tuple[Plan, SyncInputs]:
+    """Read what changed and decide it: the plan ``sync`` would apply (read-only)."""
+    inputs = read_inputs(
+        shop,
+        erp=erp,
+        shopify=shopify,
+        links=links,
+        cursors=cursors,
+        directions=directions,
+        full=full,
+    )
+    decisions = plan_shop(engine, shop, inputs, directions)
+    plan = Plan(
+        created_at=(now or _now()).replace(microsecond=0),
+        shops=(shop.name,),
+        directions=tuple(d for d in DIRECTION_ORDER if d in directions),
+        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+    )
+    return plan, inputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,23 +377,18 @@ def sync_shop(
                 )
         if plan is None:
             cursors = {d.value: state.cursor(shop.name, d.value) for d in wanted}
-            inputs = read_inputs(
+            plan, inputs = plan_incremental(
                 shop,
+                engine=Engine(rules),
                 erp=erp,
                 shopify=shopify,
                 links=state.links(shop.name),
                 cursors=cursors,
                 directions=wanted,
                 full=full,
+                now=started,
             )
             api_reads = inputs.api_reads
-            decisions = plan_shop(Engine(rules), shop, inputs, wanted)
-            plan = Plan(
-                created_at=started.replace(microsecond=0),
-                shops=(shop.name,),
-                directions=tuple(d for d in DIRECTION_ORDER if d in wanted),
-                decisions=tuple(sorted(decisions, key=decision_sort_key)),
-            )
         else:
             check_plan_current(plan, erp, shopify)
         if on_planned is not None:
@@ -419,15 +447,25 @@ def sync_shop(
     )
 
 
+def _shopify_options(shop_config: Any) -> dict[str, Any]:
+    return {
+        "token_env": shop_config.access_token_env or None,
+        "api_version": shop_config.api_version,
+        "timeout": shop_config.timeout_seconds,
+    }
+
+
 def open_shopify_writer_for(shop_config: Any) -> Any:
     from .registry import open_shopify_writer
 
-    return open_shopify_writer(
-        shop_config.shopify_url,
-        token_env=shop_config.access_token_env or None,
-        api_version=shop_config.api_version,
-        timeout=shop_config.timeout_seconds,
-    )
+    return open_shopify_writer(shop_config.shopify_url, **_shopify_options(shop_config))
+
+
+def open_shopify_reader_for(shop_config: Any) -> Any:
+    """A read-only Shopify client for a configured shop (``plan`` uses only these)."""
+    from .registry import open_shopify_reader
+
+    return open_shopify_reader(shop_config.shopify_url, **_shopify_options(shop_config))
 
 
 def run_sync(

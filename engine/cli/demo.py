@@ -1,18 +1,390 @@
-"""`custsync demo` (placeholder: registered so the command list is complete)."""
+"""``custsync demo``: the whole job on a fresh machine, with no store and no ERP.
+
+Builds a demo ERP (SQLite, a few hundred customers across several countries with clean and
+problem records), starts the local Shopify test double seeded with overlapping customers,
+dry-runs the plan, applies it, changes a few records on both sides and syncs again to show
+that the second run is incremental, then says where the files are and what to try next.
+
+This command is a composition root: like ``sandbox`` it wires concrete connectors (the SQL
+ERP and the double) together; the engine's pipeline itself never imports a connector.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .. import exitcodes
 
+_TOKEN_ENV = "CUSTSYNC_DEMO_TOKEN"
+_SHOP = "demo"
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("demo", help="(not implemented yet)")
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole job on a local demo ERP and a local Shopify double",
+        description=(
+            "Build a demo ERP (SQLite) and a local Shopify test double, dry-run the plan, "
+            "apply it, change a few records and sync again to show an incremental run."
+        ),
+    )
+    parser.add_argument(
+        "--dir",
+        default="custsync-demo",
+        help="where the demo's files go (default: ./custsync-demo)",
+    )
+    parser.add_argument(
+        "--customers", type=int, default=300, help="ERP customers to generate (default 300)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the Shopify double running at the end (until Ctrl-C) to explore it",
+    )
     parser.set_defaults(handler=_run)
 
 
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _heading(text: str) -> None:
+    _say()
+    _say(f"== {text} " + "=" * max(0, 74 - len(text)))
+
+
+def _rows(records: list[dict[str, Any]], line_offset: int = 2) -> list[Any]:
+    from ...connectors.erp_sql import LoadRow
+
+    return [
+        LoadRow(index + line_offset, {k: "" if v is None else str(v) for k, v in record.items()})
+        for index, record in enumerate(records)
+    ]
+
+
+def _build_erp(url: str, world: Any) -> None:
+    from ...connectors.erp_sql import open_writer
+    from ..model import ERP_CUSTOMER_FIELDS
+
+    erp = open_writer(url, create=True)
+    try:
+        erp.initialize(
+            company_name=world.reference.company.name,
+            company_country=world.reference.company.country_code,
+            number_prefix="C",
+            number_width=5,
+        )
+        templates = [
+            {"code": t.code, "description": t.description, **dict(t.fields)}
+            for t in world.reference.templates
+        ]
+        for kind, records in (
+            ("templates", templates),
+            (
+                "customers",
+                [{f: getattr(c, f) for f in ERP_CUSTOMER_FIELDS} for c in world.erp_customers],
+            ),
+        ):
+            report = erp.load(kind, _rows(records), update=True)
+            if report.problems:
+                first = report.problems[0]
+                raise RuntimeError(f"demo {kind} row {first.line}: {first.column}: {first.message}")
+    finally:
+        erp.close()
+
+
+def _config_document(dir_: Path, shop_url: str, world: Any) -> dict[str, Any]:
+    countries = [
+        {
+            "iso_code": setup.iso_code,
+            "default_customer_no": setup.default_customer_no,
+            "customer_template_code": setup.customer_template_code,
+            "tax_areas": [
+                {
+                    "county": area.county,
+                    "county_code": area.county_code,
+                    "tax_area_code": area.tax_area_code,
+                    "tax_liable": area.tax_liable,
+                    "vat_bus_posting_group": area.vat_bus_posting_group,
+                }
+                for area in setup.tax_areas
+            ],
+        }
+        for setup in world.country_setups.values()
+    ]
+    return {
+        "erp": {"url": "sqlite:///erp.db"},
+        "state": {"url": "sqlite:///state.db"},
+        "rules": [],
+        "shops": [
+            {
+                "name": _SHOP,
+                "shopify": {
+                    "url": shop_url,
+                    "api_version": "2026-07",
+                    "access_token_env": _TOKEN_ENV,
+                    "timeout_seconds": 30,
+                },
+                "settings": {
+                    "customer_import": "all_customers",
+                    "customer_mapping_type": "by_email_phone",
+                    "shopify_can_update_customers": False,
+                    "can_update_shopify_customers": True,
+                    "auto_create_unknown_customers": True,
+                    "customer_template_code": "RETAIL",
+                    "default_customer_no": "",
+                    "export_customers": True,
+                    "name_source": "company_name",
+                    "name_2_source": "first_and_last_name",
+                    "contact_source": "first_and_last_name",
+                    "county_source": "code",
+                    "send_invite_email": False,
+                },
+                "countries": countries,
+                "schedule": {"import": "*/15 * * * *", "export": "0 * * * *", "retries": 3},
+            }
+        ],
+    }
+
+
+def _excerpt(plan: Any, per_kind: int = 2) -> str:
+    """A few blocks of each kind of decision, so the demo's plan fits on a screen."""
+    from ..plan import Plan
+    from ..render import render_text
+
+    picked: list[Any] = []
+    seen: Counter[tuple[str, str, str]] = Counter()
+    for decision in plan.decisions:
+        key = (decision.direction.value, decision.action.value, decision.reason_code or "")
+        if decision.action.value == "noop" or seen[key] >= per_kind:
+            continue
+        seen[key] += 1
+        picked.append(decision)
+    excerpt = Plan(
+        created_at=plan.created_at,
+        shops=plan.shops,
+        directions=plan.directions,
+        decisions=tuple(picked),
+    )
+    text: str = render_text(excerpt)
+    lines = [line for line in text.splitlines() if not line.startswith("Plan:")]
+    return "\n".join(lines).rstrip()
+
+
+def _summary_line(plan: Any) -> str:
+    from ..render import render_text
+
+    text: str = render_text(plan)
+    return next((line for line in text.splitlines() if line.startswith("Plan:")), "No changes.")
+
+
+def _print_result(result: Any, seconds: float) -> None:
+    order = ("created", "updated", "linked", "unchanged", "skipped", "failed")
+    counts = ", ".join(f"{result.counts.get(k, 0)} {k}" for k in order)
+    _say(
+        f"  {result.status}: {counts}  ({seconds:.1f}s, runs {', '.join(map(str, result.run_ids))})"
+    )
+    for failure in result.failures[:5]:
+        _say(f"  ! {failure.decision.direction.value} {failure.decision.record}: {failure.message}")
+
+
+def _change_some_records(dir_: Path, erp_url: str, shop: Any) -> list[str]:
+    """Edit a few customers on both sides, as people do between two syncs."""
+    from ...connectors.erp_sql import open_writer
+    from ..ports import CustomerInput
+    from ..sync import open_shopify_writer_for
+
+    notes: list[str] = []
+    shopify = open_shopify_writer_for(shop)
+    try:
+        changed = 0
+        for customer in shopify.iter_customers():
+            if changed == 2:
+                break
+            if not customer.addresses:
+                continue
+            result = shopify.update_customer(
+                customer.id, CustomerInput(last_name=f"{customer.last_name}-Smit")
+            )
+            if result.ok:
+                changed += 1
+                notes.append(f"Shopify: renamed {customer.first_name} {customer.last_name}")
+        created = shopify.create_customer(
+            CustomerInput(
+                first_name="Noor",
+                last_name="Hendriks",
+                email=f"noor.hendriks.{secrets.token_hex(3)}@example.com",
+                address=replace(_demo_address(), first_name="Noor", last_name="Hendriks"),
+            )
+        )
+        if created.ok:
+            notes.append("Shopify: a new customer, Noor Hendriks, signed up")
+    finally:
+        shopify.close()
+    erp = open_writer(erp_url)
+    try:
+        for no in ("C00003", "C00004"):
+            before = erp.get_customer(no)
+            if before is None:
+                continue
+            result = erp.update_customer(
+                no, {"city": before.city + " Centrum"[: 30 - len(before.city)]}
+            )
+            if result.ok:
+                notes.append(f"ERP: moved {no} {before.name} to another city")
+    finally:
+        erp.close()
+    return notes
+
+
+def _demo_address() -> Any:
+    from ..model import ShopifyAddress
+
+    return ShopifyAddress(
+        default=True,
+        address1="Keizersgracht 123",
+        zip="1015 CJ",
+        city="Amsterdam",
+        country_code="NL",
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("custsync demo: not implemented yet")
-    return exitcodes.ERROR
+    from ...connectors.shopify_double import ShopifyDouble
+    from ...connectors.shopify_double.seed import seed_from_models
+    from ..config import require_config
+    from ..decide import Engine
+    from ..demo_data import generate
+    from ..model import Direction
+    from ..plan import plan_to_json
+    from ..render import render_text
+    from ..schedule import lease_name, make_holder_id
+    from ..state import open_store
+    from ..sync import open_shopify_reader_for, plan_incremental, run_sync, shop_context
+    from ..validate import require_rule_set
+
+    demo_dir = Path(args.dir).resolve()
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("erp.db", "state.db", "plan.txt", "plan.json", "custsync.yaml", "shopify.json"):
+        for suffix in ("", "-wal", "-shm"):
+            (demo_dir / f"{name}{suffix}").unlink(missing_ok=True)
+
+    _heading("custsync demo")
+    world = generate(n_erp=args.customers, seed=args.seed)
+    erp_url = f"sqlite:///{demo_dir / 'erp.db'}"
+    _build_erp(erp_url, world)
+    _say(f"ERP     {len(world.erp_customers)} customers in {demo_dir / 'erp.db'}")
+    _say("        (countries US, CA, NL, DE, GB and Greece with ERP code EL / ISO GR;")
+    _say("         some records have problems on purpose: bad e-mail, short phone, no country,")
+    _say("         a county code over 10 characters, two customers sharing one phone)")
+
+    token = "shpat_demo_" + secrets.token_hex(8)
+    double = ShopifyDouble(token=token, bucket_size=2000, restore_rate=100.0)
+    seed_from_models(double, world.shopify_customers)
+    double.start()
+    os.environ[_TOKEN_ENV] = token
+    try:
+        _say(f"Shopify {double.store.count()} customers in a local test double at {double.url}")
+        _say("        (a third of them are ERP customers typed differently; some came from")
+        _say("         the POS without an address)")
+        config_path = demo_dir / "custsync.yaml"
+        config_path.write_text(
+            "# yaml-language-server: $schema=../schemas/config.schema.json\n"
+            "# Written by `custsync demo`. The Shopify URL is the demo's test double; it\n"
+            "# only runs while the demo does (or `custsync demo --serve`).\n"
+            + yaml.safe_dump(_config_document(demo_dir, double.url, world), sort_keys=False),
+            encoding="utf-8",
+        )
+        config = require_config(config_path)
+        rules = require_rule_set(list(config.rule_dirs))
+        shop = config.shops[0]
+        context = shop_context(shop)
+        state = open_store(config.state_url)
+        try:
+            _heading("1. Dry run: custsync plan")
+            from ...connectors.erp_sql import open_reader
+
+            erp_reader = open_reader(config.erp_url)
+            shopify_reader = open_shopify_reader_for(shop)
+            try:
+                plan, _ = plan_incremental(
+                    context,
+                    engine=Engine(rules),
+                    erp=erp_reader,
+                    shopify=shopify_reader,
+                    links=state.links(shop.name),
+                    cursors={},
+                    directions=(Direction.IMPORT, Direction.EXPORT),
+                )
+            finally:
+                erp_reader.close()
+                shopify_reader.close()
+            (demo_dir / "plan.txt").write_text(render_text(plan), encoding="utf-8")
+            (demo_dir / "plan.json").write_text(plan_to_json(plan), encoding="utf-8")
+            _say("A few decisions of each kind (the whole plan is in plan.txt / plan.json):")
+            _say()
+            _say(_excerpt(plan))
+            _say()
+            _say(_summary_line(plan))
+
+            holder = make_holder_id()
+            lease = lease_name(shop.name)
+
+            def sync(title: str) -> Any:
+                _heading(title)
+                if not state.acquire_lease(lease, holder, 600):
+                    raise RuntimeError("the demo shop's lease is taken")
+                try:
+                    started = time.monotonic()
+                    result = run_sync(config, shop.name, "both", state=state, progress=False)
+                    _print_result(result, time.monotonic() - started)
+                    return result
+                finally:
+                    state.release_lease(lease, holder)
+
+            first = sync("2. Apply: custsync sync")
+            _heading("3. Meanwhile, people edit customers on both sides")
+            for note in _change_some_records(demo_dir, config.erp_url, shop):
+                _say(f"  {note}")
+            second = sync("4. The next sync is incremental: only what changed")
+            _say(
+                f"  The first run decided {sum(first.counts.values())} records; this one "
+                f"{sum(second.counts.values())}, with {second.api_reads} Shopify look-ups."
+            )
+        finally:
+            state.close()
+
+        _heading("Where things are")
+        _say(f"  config      {config_path}")
+        _say(f"  ERP         {demo_dir / 'erp.db'}   (SQLite)")
+        _say(f"  state       {demo_dir / 'state.db'}   (links, cursors, run log)")
+        _say(f"  plan        {demo_dir / 'plan.txt'}  and  plan.json")
+        _heading("Try next")
+        _say(f"  custsync runs --config {config_path}                # the run log")
+        _say("  custsync rules list                                 # the shipped rules")
+        _say("  custsync rules test                                 # their unit tests")
+        _say(f"  custsync validate --config {config_path}")
+        _say("  custsync sandbox --port 8765 --seed examples/sandbox-seed.yaml")
+        _say("  custsync plan --world examples/world               # plan on a world in files")
+        if args.serve:
+            _say()
+            _say(f"The Shopify double keeps running at {double.url} (token in ${_TOKEN_ENV});")
+            _say("Ctrl-C to stop.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        double.stop()
+    return exitcodes.ERROR if second.status == "failed" else exitcodes.OK
