@@ -134,6 +134,22 @@ class LoadResult(Generic[T]):
     problems: tuple[SourceProblem, ...] = ()
 
 
+def _shown(path: Path) -> str:
+    """``path`` for messages: relative to the working folder when inside it."""
+    try:
+        return (
+            str(path.resolve().relative_to(Path.cwd().resolve()))
+            if path.is_absolute()
+            else str(path)
+        )
+    except ValueError:
+        return str(path)
+
+
+def _yaml_message(path: Path, exc: YamlSyntaxError) -> str:
+    return f"{_shown(path)}:{exc.position.line}:{exc.position.column}: {exc.message}"
+
+
 def _decode(path: Path) -> str:
     raw = path.read_bytes()
     try:
@@ -143,7 +159,7 @@ def _decode(path: Path) -> str:
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         raise ConfigError(
-            f"{path}:{line}:{column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+            f"{_shown(path)}:{line}:{column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
             "save the file as UTF-8",
             file=str(path),
             line=line,
@@ -154,9 +170,11 @@ def _yaml_rows(path: Path, list_key: str) -> list[_Row]:
     try:
         doc: LoadedDocument = load_yaml(path)
     except YamlSyntaxError as exc:
-        raise ConfigError(str(exc), file=str(path), line=exc.position.line) from None
+        raise ConfigError(
+            _yaml_message(path, exc), file=str(path), line=exc.position.line
+        ) from None
     for pointer, position, message in doc.problems:
-        raise ConfigError(f"{path}:{position.line}:{position.column}: {pointer}: {message}")
+        raise ConfigError(f"{_shown(path)}:{position.line}:{position.column}: {pointer}: {message}")
     data, prefix = doc.data, ""
     if data is None:
         return []
@@ -167,12 +185,12 @@ def _yaml_rows(path: Path, list_key: str) -> list[_Row]:
     if not isinstance(data, list):
         line = doc.position(prefix).line
         raise ConfigError(
-            f"{path}:{line}: expected a list of records (or a mapping with one key "
+            f"{_shown(path)}:{line}: expected a list of records (or a mapping with one key "
             f"{list_key!r} holding that list)",
             file=str(path),
         )
     return [
-        _Row(f"{path}:{doc.position(f'{prefix}/{index}').line}", item)
+        _Row(f"{_shown(path)}:{doc.position(f'{prefix}/{index}').line}", item)
         for index, item in enumerate(data)
     ]
 
@@ -183,11 +201,13 @@ def _jsonl_rows(path: Path, problems: list[SourceProblem], kind: str) -> list[_R
         if not line.strip():
             continue
         try:
-            rows.append(_Row(f"{path}:{number}", json.loads(line)))
+            rows.append(_Row(f"{_shown(path)}:{number}", json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append(
                 SourceProblem(
-                    kind, f"{path}:{number}", f"not valid JSON ({exc.msg}, column {exc.colno})"
+                    kind,
+                    f"{_shown(path)}:{number}",
+                    f"not valid JSON ({exc.msg}, column {exc.colno})",
                 )
             )
     return rows
@@ -197,13 +217,17 @@ def _json_rows(path: Path, list_key: str) -> list[_Row]:
     try:
         data = json.loads(_decode(path))
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+        raise ConfigError(
+            f"{_shown(path)}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
     if isinstance(data, dict) and set(data) == {list_key}:
         data = data[list_key]
     if not isinstance(data, list):
-        raise ConfigError(f"{path}: expected a JSON list of records (or {{{list_key!r}: [...]}})")
+        raise ConfigError(
+            f"{_shown(path)}: expected a JSON list of records (or {{{list_key!r}: [...]}})"
+        )
     # JSON carries no line numbers once parsed; the record's index is the position.
-    return [_Row(f"{path}:[{index}]", item) for index, item in enumerate(data)]
+    return [_Row(f"{_shown(path)}:[{index}]", item) for index, item in enumerate(data)]
 
 
 def _csv_rows(
@@ -224,7 +248,7 @@ def _csv_rows(
         unknown = [name for name in header if name not in columns]
         if unknown:
             raise ConfigError(
-                f"{path}:1: unknown column{'s' if len(unknown) > 1 else ''} "
+                f"{_shown(path)}:1: unknown column{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(map(repr, unknown))}; known columns: {', '.join(columns)}",
                 file=str(path),
                 line=1,
@@ -232,17 +256,19 @@ def _csv_rows(
         missing = [name for name in required if name not in header]
         if missing:
             raise ConfigError(
-                f"{path}:1: missing column{'s' if len(missing) > 1 else ''} "
+                f"{_shown(path)}:1: missing column{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(map(repr, missing))}",
                 file=str(path),
                 line=1,
             )
         duplicated = sorted({name for name in header if header.count(name) > 1})
         if duplicated:
-            raise ConfigError(f"{path}:1: column {duplicated[0]!r} appears twice", file=str(path))
+            raise ConfigError(
+                f"{_shown(path)}:1: column {duplicated[0]!r} appears twice", file=str(path)
+            )
         start = reader.line_num + 1
         for values in reader:
-            location = f"{path}:{start}"
+            location = f"{_shown(path)}:{start}"
             start = reader.line_num + 1
             if not any(value.strip() for value in values):
                 continue
@@ -257,7 +283,7 @@ def _csv_rows(
                 continue
             rows.append(_Row(location, dict(zip(header, values, strict=True))))
     except csv.Error as exc:
-        raise ConfigError(f"{path}:{reader.line_num}: CSV: {exc}", file=str(path)) from None
+        raise ConfigError(f"{_shown(path)}:{reader.line_num}: CSV: {exc}", file=str(path)) from None
     return rows
 
 
@@ -279,7 +305,7 @@ def _rows(
         return _json_rows(path, list_key)
     if suffix == "csv":
         return _csv_rows(path, columns, required, problems, record_kind)
-    raise ConfigError(f"{path}: unsupported file type .{suffix} for {kind}")
+    raise ConfigError(f"{_shown(path)}: unsupported file type .{suffix} for {kind}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -741,7 +767,7 @@ def _load_company(path: Path) -> CompanyInfo:
     try:
         data = load_yaml(path).data
     except YamlSyntaxError as exc:
-        raise ConfigError(str(exc), file=str(path)) from None
+        raise ConfigError(_yaml_message(path, exc), file=str(path)) from None
     if data is None:
         return CompanyInfo()
     if isinstance(data, dict) and set(data) == {"company"}:
@@ -753,7 +779,7 @@ def _load_company(path: Path) -> CompanyInfo:
         )
         fields.done()
     except _Bad as exc:
-        raise ConfigError(f"{path}:1: {exc}", file=str(path)) from None
+        raise ConfigError(f"{_shown(path)}:1: {exc}", file=str(path)) from None
     return company
 
 

@@ -14,6 +14,7 @@ then record key (numbers inside keys compare as numbers, so ``Customer/9`` < ``C
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 import re
@@ -349,9 +350,14 @@ def file_fingerprint(paths: Iterable[str | Path]) -> str:
 
 #: payload keys whose values are records (decoded back into them by plan_from_json)
 _PAYLOAD_RECORDS: Mapping[str, type] = MappingProxyType({"address": ShopifyAddress})
+#: payload key "import" holds a nested Decision (the customer import of an order mapping)
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decision):  # e.g. the customer import nested in an order mapping
+        return _decision_to_dict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -434,15 +440,21 @@ def validate_plan_data(data: Any, source: str = "plan") -> None:
         raise ConfigError(f"{source}: {pointer or '/'}: {first.message}{more}", file=source)
 
 
-def _payload_from(data: Mapping[str, Any]) -> dict[str, Any]:
-    payload = dict(data)
-    for key, record_type in _PAYLOAD_RECORDS.items():
-        value = payload.get(key)
-        if isinstance(value, dict):
-            names = {f.name for f in dataclasses.fields(record_type)}
-            if set(value) <= names:
-                payload[key] = record_type(**value)
-    return payload
+def _payload_value(key: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_payload_value("", item) for item in value)
+    if key == "import" and isinstance(value, dict) and "direction" in value:
+        return _decision_from_dict(value)
+    record_type = _PAYLOAD_RECORDS.get(key)
+    if record_type is not None and isinstance(value, dict):
+        names = {f.name for f in dataclasses.fields(record_type)}
+        if set(value) <= names:
+            return record_type(**value)
+    return value
+
+
+def _payload_from(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType({key: _payload_value(key, value) for key, value in data.items()})
 
 
 def _when(text: str | None) -> datetime | None:
@@ -450,6 +462,34 @@ def _when(text: str | None) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _decision_from_dict(item: Mapping[str, Any]) -> Decision:
+    return Decision(
+        direction=Direction(item["direction"]),
+        action=Action(item["action"]),
+        shop=item["shop"],
+        record=item["record"],
+        erp_no=item.get("erp_no"),
+        shopify_id=item.get("shopify_id"),
+        changes=tuple(
+            FieldChange(change["field"], change.get("old"), change.get("new"))
+            for change in item.get("changes", ())
+        ),
+        reason_code=item.get("reason_code"),
+        message=item.get("message"),
+        rules=tuple(
+            FiredRule(
+                rule["id"], rule.get("file", ""), rule.get("line", 0), rule.get("decision", "")
+            )
+            for rule in item.get("rules", ())
+        ),
+        new_link=bool(item.get("new_link", False)),
+        payload=_payload_from(item.get("payload") or {}),
+        source_version=item.get("source_version"),
+        target_version=item.get("target_version"),
+        label=item.get("label") or "",
+    )
 
 
 def plan_from_json(text: str | bytes, source: str = "plan") -> Plan:
@@ -469,34 +509,7 @@ def plan_from_json(text: str | bytes, source: str = "plan") -> Plan:
             f"(this custsync reads {FORMAT_VERSION.split('.', 1)[0]}.x); plan again"
         )
     validate_plan_data(data, source)
-    decisions = tuple(
-        Decision(
-            direction=Direction(item["direction"]),
-            action=Action(item["action"]),
-            shop=item["shop"],
-            record=item["record"],
-            erp_no=item.get("erp_no"),
-            shopify_id=item.get("shopify_id"),
-            changes=tuple(
-                FieldChange(change["field"], change.get("old"), change.get("new"))
-                for change in item.get("changes", ())
-            ),
-            reason_code=item.get("reason_code"),
-            message=item.get("message"),
-            rules=tuple(
-                FiredRule(
-                    rule["id"], rule.get("file", ""), rule.get("line", 0), rule.get("decision", "")
-                )
-                for rule in item.get("rules", ())
-            ),
-            new_link=bool(item.get("new_link", False)),
-            payload=MappingProxyType(_payload_from(item.get("payload") or {})),
-            source_version=item.get("source_version"),
-            target_version=item.get("target_version"),
-            label=item.get("label") or "",
-        )
-        for item in data["decisions"]
-    )
+    decisions = tuple(_decision_from_dict(item) for item in data["decisions"])
     created_at = _when(data["created_at"])
     assert created_at is not None  # the schema requires it
     return Plan(

@@ -5,12 +5,13 @@ first three and last two digits kept) because it ends up in terminals, CI logs a
 The JSON plan keeps full values: it is the machine-readable record that ``sync --plan``
 applies. Neither ever contains an access token (a Plan holds none).
 
-Colours only on a terminal (rich decides; ``NO_COLOR`` is respected).
+Colours and bold only on a terminal, never when ``NO_COLOR`` is set (https://no-color.org).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, is_dataclass
@@ -22,6 +23,7 @@ from .model import Action, Decision, Direction
 from .plan import Plan, plan_to_json
 
 __all__ = [
+    "mask_label",
     "mask_phone",
     "mask_text",
     "print_plan",
@@ -85,6 +87,20 @@ def mask_text(text: str) -> str:
     return _PHONE.sub(_mask_phone_match, _EMAIL.sub(lambda m: mask_email(m.group(0)), text))
 
 
+_LABEL_CONTACT = re.compile(r"^(.*) <([^<>]*)>$")
+
+
+def mask_label(label: str) -> str:
+    """``Jane Doe <jane@example.com>`` -> ``Jane Doe <j***@example.com>``, even when the part
+    in angle brackets is not a valid e-mail (it is still the customer's contact data)."""
+    found = _LABEL_CONTACT.match(label)
+    if found is None:
+        return mask_text(label)
+    contact = found.group(2)
+    masked = mask_email(contact) if "@" in contact else (contact[:1] + "***" if contact else "")
+    return f"{mask_text(found.group(1))} <{masked}>"
+
+
 def _sensitive(name: str) -> str | None:
     last = name.rsplit(".", 1)[-1].lower()
     if "email" in last or "e_mail" in last:
@@ -124,6 +140,15 @@ def _plain(value: Any) -> Any:
 
 
 def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
+    if isinstance(value, Decision):  # a nested decision (an order's customer import)
+        yield f"{prefix}.action", value.action.value
+        if value.reason_code:
+            yield f"{prefix}.reason", value.reason_code
+        for change in value.changes:
+            yield f"{prefix}.{change.field}", change.new
+        for key in sorted(value.payload):
+            yield from _flatten(f"{prefix}.{key}", value.payload[key])
+        return
     value = _plain(value)
     if isinstance(value, dict):
         for key in value:
@@ -166,7 +191,7 @@ def _header(decision: Decision) -> Line:
         (f" <- {source} {decision.record}", ""),
     ]
     if decision.label:
-        line.append((f" {json.dumps(mask_text(decision.label), ensure_ascii=False)}", ""))
+        line.append((f" {json.dumps(mask_label(decision.label), ensure_ascii=False)}", ""))
     if decision.new_link and action not in (Action.CREATE, Action.LINK, Action.SKIP):
         line.append(("  (and link)", "cyan"))
     return line
@@ -298,7 +323,7 @@ def print_plan(
         stream.write(render_json(plan))
         return
     isatty = getattr(stream, "isatty", None)
-    if not (callable(isatty) and isatty()):
+    if not (callable(isatty) and isatty()) or os.environ.get("NO_COLOR", ""):
         stream.write(render_text(plan, base_dir=base_dir))
         return
     from rich.console import Console
