@@ -100,6 +100,22 @@ class _Builder:
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
 
 
+_HINTS = (
+    ("alias", '; a value starting with * or & must be quoted, e.g. "*/15 * * * *"'),
+    ("'\\t'", "; indent with spaces, not tabs"),
+    ("mapping values are not allowed", "; quote a value that contains ': '"),
+    ("found character '@'", "; quote a value starting with @ or `"),
+)
+
+
+def _hint(message: str) -> str:
+    """A short fix for the YAML mistakes people make most."""
+    for needle, hint in _HINTS:
+        if needle in message:
+            return hint
+    return ""
+
+
 def load_yaml_text(text: str, path: str) -> LoadedDocument:
     """Parse ``text`` (one YAML document) keeping positions; raise YamlSyntaxError."""
     doc = LoadedDocument(path=path, data=None)
@@ -109,7 +125,7 @@ def load_yaml_text(text: str, path: str) -> LoadedDocument:
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise YamlSyntaxError(path, position, f"YAML syntax: {message}") from None
+        raise YamlSyntaxError(path, position, f"YAML syntax: {message}{_hint(message)}") from None
     except yaml.YAMLError as exc:  # pragma: no cover - other YAML errors carry no mark
         raise YamlSyntaxError(path, Position(1, 1), f"YAML: {exc}") from None
     if node is None:

@@ -291,6 +291,7 @@ def rules_schema() -> dict[str, Any]:
                 "id": {
                     "type": "string",
                     "pattern": RULE_ID_PATTERN,
+                    "x-form": "letters, digits, '-', '_' and '.' (no spaces), e.g. match-by-email",
                     "description": (
                         "Unique id (letters, digits, - _ .). A rule with the same id in a "
                         "later rule folder replaces this one."
@@ -378,7 +379,11 @@ def rules_schema() -> dict[str, Any]:
             "disable": {
                 "description": "Rule ids (usually shipped ones) to turn off.",
                 "type": "array",
-                "items": {"type": "string", "pattern": RULE_ID_PATTERN},
+                "items": {
+                    "type": "string",
+                    "pattern": RULE_ID_PATTERN,
+                    "x-form": "a rule id: letters, digits, '-', '_' and '.'",
+                },
             },
             "rules": {
                 "description": "The rules.",
@@ -514,14 +519,32 @@ def schema_diagnostics(
     error. Messages never echo texts of unknown meaning beyond short enum values."""
     out: list[Diagnostic] = []
     for error in validator.iter_errors(doc.data):
-        shown = best_match([error]) if error.context else error
-        if shown is None:  # pragma: no cover - best_match of a non-empty list
-            continue
-        special = rewrite(doc, shown) if rewrite else None
-        out.extend(
-            special if special is not None else default_schema_diagnostics(doc, validator, shown)
-        )
+        for shown in _descend(error):
+            special = rewrite(doc, shown) if rewrite else None
+            if special is None:
+                special = default_schema_diagnostics(doc, validator, shown)
+            out.extend(special)
     return out
+
+
+def _descend(error: ValidationError) -> list[ValidationError]:
+    """The errors to show for ``error``: for anyOf/oneOf, the errors of the only branch whose
+    type fits the value (all of them), else jsonschema's best match, else the error itself."""
+    if not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for child in error.context:
+        branches.setdefault(child.relative_schema_path[0], []).append(child)
+    here = list(error.absolute_path)
+    viable = [
+        errors
+        for errors in branches.values()
+        if not any(e.validator == "type" and list(e.absolute_path) == here for e in errors)
+    ]
+    if len(viable) == 1:
+        return [shown for child in viable[0] for shown in _descend(child)]
+    best = best_match([error])
+    return [best] if best is not None else [error]
 
 
 def _rule_rewrite(doc: LoadedDocument, error: ValidationError) -> list[Diagnostic] | None:
@@ -566,6 +589,8 @@ def _rule_rewrite(doc: LoadedDocument, error: ValidationError) -> list[Diagnosti
     if in_then and len(path) == 3 and isinstance(error.instance, Mapping):
         action = str(error.instance.get("action"))
         if error.validator == "required":
+            if "action" not in error.instance:
+                return [at(doc, pointer, "schema", "missing required property 'action'")]
             return [
                 at(doc, pointer, "missing-param", f"action {action!r} needs parameter {name!r}")
                 for name in error.validator_value
@@ -688,11 +713,14 @@ class _RuleChecker:
             )
             return None
         if self.spec is not None and name not in self.scope:
+            # suggest only an in-scope fact with the same field (shopify_link.exists -> link.exists)
+            field_name = name.partition(".")[2]
+            alike = [f for f in self.scope if f.partition(".")[2] == field_name]
             self.add(
                 pointer,
                 "fact-scope",
                 f"fact {name!r} is not available in decision {self.decision} (it is for: "
-                f"{', '.join(sorted(spec.scopes))}){did_you_mean(name, self.scope)}",
+                f"{', '.join(sorted(spec.scopes))}){did_you_mean(name, alike)}",
                 key=key,
             )
             return None
@@ -713,7 +741,7 @@ class _RuleChecker:
                 self.condition(cond)
             then = rule.get("then")
             if isinstance(then, Mapping) and self.spec is not None:
-                self.then(then, f"{pointer}/then")
+                self.then(then, f"{pointer}/then", _narrowed(rule.get("when")))
         return self.out
 
     # --- conditions -----------------------------------------------------------------------
@@ -756,12 +784,14 @@ class _RuleChecker:
             return
         if spec.type == vocabulary.STRING:
             if not isinstance(value, str):
-                hint = " (YAML reads yes/no/on/off as booleans)" if isinstance(value, bool) else ""
-                self.add(
-                    pointer,
-                    "fact-type",
-                    f"fact {spec.name!r} is a text; quote the value: '{value}'{hint}",
-                )
+                if isinstance(value, bool):
+                    message = (
+                        f"fact {spec.name!r} is a text, but YAML read this value as {value} "
+                        "(yes/no/on/off/true/false are booleans): quote it"
+                    )
+                else:
+                    message = f"fact {spec.name!r} is a text; quote the value: '{value}'"
+                self.add(pointer, "fact-type", message)
                 return
             if value == "":
                 better = "{present: false}" if op in ("eq", "in") else "{present: true}"
@@ -782,7 +812,7 @@ class _RuleChecker:
 
     # --- actions and parameters -------------------------------------------------------------
 
-    def then(self, then: Mapping[str, Any], pointer: str) -> None:
+    def then(self, then: Mapping[str, Any], pointer: str, narrowed: Mapping[str, set[Any]]) -> None:
         assert self.spec is not None
         action = self.spec.actions.get(str(then.get("action")))
         if action is None:
@@ -795,13 +825,19 @@ class _RuleChecker:
             child = f"{pointer}/{_esc(name)}"
             if isinstance(value, Mapping) and set(value) == {"fact"} and param.fact_ref:
                 if isinstance(value["fact"], str):
-                    self.param_fact(param, value["fact"], f"{child}/fact")
+                    self.param_fact(param, value["fact"], f"{child}/fact", narrowed)
             elif isinstance(value, str):
                 self.template(param, value, child)
         if self.decision == "import_fields":
             self.import_field(then, pointer)
 
-    def param_fact(self, param: vocabulary.ParamSpec, name: str, pointer: str) -> None:
+    def param_fact(
+        self,
+        param: vocabulary.ParamSpec,
+        name: str,
+        pointer: str,
+        narrowed: Mapping[str, set[Any]],
+    ) -> None:
         spec = self.fact(name, pointer)
         if spec is None:
             return
@@ -812,8 +848,11 @@ class _RuleChecker:
                 f"parameter {param.name!r} is {_TYPE_WORDS[_JSON_TYPES[param.type]]}; "
                 f"fact {name!r} is {_TYPE_WORDS[_JSON_TYPES[spec.type]]}",
             )
-        elif param.values and spec.values and not set(spec.values) <= set(param.values):
-            extra = sorted(set(spec.values) - set(param.values))
+        elif param.values and spec.values:
+            possible = narrowed.get(name, set(spec.values))
+            extra = sorted(str(v) for v in possible - set(param.values))
+            if not extra:
+                return
             self.add(
                 pointer,
                 "param-value",
@@ -864,6 +903,24 @@ class _RuleChecker:
                 f"ERP field {name!r} holds at most {limit} characters",
                 warning=True,
             )
+
+
+def _narrowed(when: Any) -> dict[str, set[Any]]:
+    """Values an enum fact can still have given the rule's top-level conditions
+    (``settings.name_source: {in: [a, b]}`` -> {a, b})."""
+    out: dict[str, set[Any]] = {}
+    for cond in _walk_when(when if isinstance(when, Mapping) else {}, ""):
+        spec = vocabulary.FACTS.get(cond.fact)
+        if spec is None or not spec.values or cond.key_pointer.count("/") != 1:
+            continue  # only plain facts of the top level narrow (not inside any/all)
+        possible = out.setdefault(cond.fact, set(spec.values))
+        values = cond.value if isinstance(cond.value, list) else [cond.value]
+        values = [v for v in values if isinstance(v, str | int | float | bool)]
+        if cond.op in ("eq", "in"):
+            possible &= set(values)
+        elif cond.op in ("ne", "not_in"):
+            possible -= set(values)
+    return out
 
 
 def validate_rule_document(doc: LoadedDocument) -> list[Diagnostic]:

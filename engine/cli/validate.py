@@ -76,7 +76,11 @@ def _run(args: argparse.Namespace) -> int:
     diagnostics.extend(rule_diagnostics)
     if rule_set is not None:
         n_rules = sum(len(rules) for rules in rule_set.decisions.values())
-        checked.append(f"{len(rule_set.files)} rule files, {n_rules} active rules")
+        n_files = len(rule_set.files)
+        checked.append(
+            f"{n_files} rule file{'' if n_files == 1 else 's'}, "
+            f"{n_rules} active rule{'' if n_rules == 1 else 's'}"
+        )
     else:
         folders = len(rule_dirs) + (0 if args.no_shipped else 1)
         checked.append(f"{folders} rule folder{'' if folders == 1 else 's'}")
