@@ -210,6 +210,7 @@ class Engine:
             direction=direction,
             shop=shop.name,
             record=customer.id,
+            erp_no=facts.get("link.customer_no"),
             shopify_id=customer.id,
             source_version=enrich.source_version_of(customer.updated_at),
             label=_shopify_label(customer),
@@ -384,14 +385,17 @@ class Engine:
                 if found is None:
                     nested = self._bill_to_create(world, shop, order, allow)
                     why = nested.message or ""
+            if nested is not None:
+                trail.rules.extend(nested.rules)
             if nested is not None and nested.action is Action.CREATE:
+                # the order creates its customer: the create's fields and template, and the
+                # nested import decision itself, travel with the order decision
                 return base.make(
                     Action.CREATE,
                     trail,
                     new_link=True,
-                    payload=_payload(
-                        method=method, sell_to=None, bill_to=None, **{"import": nested}
-                    ),
+                    changes=nested.changes,
+                    payload=_payload(method=method, **dict(nested.payload), **{"import": nested}),
                 )
             if found:
                 return base.make(
@@ -774,8 +778,6 @@ class _Desired:
 
 def _shopify_equal(field: str, old: Any, new: str) -> bool:
     old_text = str(old or "").strip()
-    if field == "email":
-        return old_text.casefold() == new.casefold()
     if field in ("country_code", "province_code"):
         return old_text.upper() == new.upper()
     return old_text == new

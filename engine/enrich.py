@@ -435,7 +435,7 @@ def export_facts(
         owner = world.shopify_by_phone(e164)
         facts["phone.duplicate_in_shopify"] = owner is not None and owner != target
         other = world.phone_owner(customer, e164)
-        facts["phone.duplicate_in_batch"] = other is not None and other < customer.no and not has_it
+        facts["phone.duplicate_in_batch"] = other is not None and not has_it
     else:
         facts["phone.duplicate_in_shopify"] = False
         facts["phone.duplicate_in_batch"] = False

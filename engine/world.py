@@ -229,7 +229,7 @@ class World:
         return None
 
     def phone_owner(self, customer: ErpCustomer, e164: str) -> str | None:
-        """The first ERP customer in number order (other than ``customer``) holding ``e164``."""
+        """Another ERP customer (the first in number order) whose phone is ``e164``."""
         return self.erp_by_e164(e164, exclude=customer.no)
 
     def erp_by_name_and_address(self, key: tuple[str, ...]) -> str | None:
