@@ -50,7 +50,7 @@ from custsync.engine.state import (
     write_transaction,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import erp_sql_schema as schema
 
@@ -288,8 +288,11 @@ class SqlErpWriter(SqlErpReader):
         self._clock = clock
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[Connection]:
-        with database_errors(what, self._url), write_transaction(self._engine) as conn:
+    def _write(self, what: str, keep: tuple[type[DBAPIError], ...] = ()) -> Iterator[Connection]:
+        with (
+            database_errors(what, self._url, keep=keep),
+            write_transaction(self._engine) as conn,
+        ):
             yield conn
 
     # ---- ErpWriter ---------------------------------------------------------------------
@@ -301,7 +304,7 @@ class SqlErpWriter(SqlErpReader):
         ``fields["no"]`` if given, else the next of the number series. A customer already
         created with ``idempotency_key`` is returned as is (ok, nothing written)."""
         try:
-            with self._write("creating an ERP customer") as conn:
+            with self._write("creating an ERP customer", keep=(IntegrityError,)) as conn:
                 if idempotency_key:
                     existing = conn.execute(
                         sa.select(schema.customer.c.no, schema.customer.c.row_version).where(

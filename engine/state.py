@@ -198,12 +198,17 @@ def enable_wal(engine: Engine) -> None:
 
 
 @contextmanager
-def database_errors(what: str, url: str | URL) -> Iterator[None]:
+def database_errors(
+    what: str, url: str | URL, *, keep: tuple[type[DBAPIError], ...] = ()
+) -> Iterator[None]:
     """Turn driver errors into custsync errors: lost connection / locked -> retriable,
-    anything else (missing tables, permissions) -> fatal. Never shows the password."""
+    anything else (missing tables, permissions) -> fatal. Never shows the password.
+    Errors of the ``keep`` types (e.g. ``IntegrityError``) pass through for the caller."""
     try:
         yield
     except DBAPIError as exc:
+        if isinstance(exc, keep):
+            raise
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         where = display_url(url)
         if exc.connection_invalidated or _is_transient(exc):
@@ -479,8 +484,11 @@ class SqlStateStore:
         return display_url(self._url)
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[Connection]:
-        with database_errors(what, self._url), write_transaction(self._engine) as conn:
+    def _write(self, what: str, keep: tuple[type[DBAPIError], ...] = ()) -> Iterator[Connection]:
+        with (
+            database_errors(what, self._url, keep=keep),
+            write_transaction(self._engine) as conn,
+        ):
             yield conn
 
     @contextmanager
@@ -911,7 +919,7 @@ class SqlStateStore:
         ``now`` (or the store's ``lease_clock``) is given.
         """
         try:
-            with self._write("acquiring a lease") as conn:
+            with self._write("acquiring a lease", keep=(IntegrityError,)) as conn:
                 current = self._lease_now(conn, now)
                 expires = current + timedelta(seconds=ttl_seconds)
                 updated = conn.execute(
