@@ -39,7 +39,7 @@ from croniter import croniter
 
 from . import exitcodes
 from .clock import Clock, SystemClock, as_utc
-from .errors import ConfigError, FatalError
+from .errors import ConfigError, CustsyncError, FatalError
 from .ports import RunRecord
 
 __all__ = [
@@ -183,9 +183,11 @@ class ScheduleState(Protocol):
 
 
 def parse_cron(expression: str, where: str = "schedule") -> str:
-    """Check a cron expression (5 fields, UTC); ConfigError naming ``where`` if invalid."""
+    """Check a cron expression (5 fields or an alias such as ``@hourly``; evaluated in UTC);
+    ConfigError naming ``where`` if invalid."""
     text = (expression or "").strip()
-    if not croniter.is_valid(text) or len(text.split()) != 5:
+    fields = len(text.split())
+    if not croniter.is_valid(text) or not (fields == 5 or (fields == 1 and text[:1] == "@")):
         raise ConfigError(
             f"{where}: invalid cron expression {expression!r} "
             "(five fields: minute hour day-of-month month day-of-week, e.g. '*/15 * * * *')"
@@ -254,8 +256,9 @@ def format_counts(counts: Mapping[str, int]) -> str:
     parts = [f"{key}={int(counts.get(key, 0))}" for key in _COUNT_ORDER if key != "linked"]
     if "linked" in counts:
         parts.insert(2, f"linked={int(counts['linked'])}")
-    parts += [f"{key}={int(value)}" for key, value in sorted(counts.items())
-              if key not in _COUNT_ORDER]
+    parts += [
+        f"{key}={int(value)}" for key, value in sorted(counts.items()) if key not in _COUNT_ORDER
+    ]
     return " ".join(parts)
 
 
@@ -310,14 +313,16 @@ def jobs_from_config(config: Any, shops: Sequence[str] = ()) -> list[JobSpec]:
             if not cron:
                 continue
             where = f"shops[{index}] ({name}).schedule.{direction}"
-            specs.append(JobSpec(
-                shop=name,
-                direction=direction,
-                cron=parse_cron(str(cron), where),
-                retries=3 if retries is None else int(retries),
-                retry_backoff_seconds=30.0 if backoff is None else float(backoff),
-                shop_config=shop,
-            ))
+            specs.append(
+                JobSpec(
+                    shop=name,
+                    direction=direction,
+                    cron=parse_cron(str(cron), where),
+                    retries=3 if retries is None else int(retries),
+                    retry_backoff_seconds=30.0 if backoff is None else float(backoff),
+                    shop_config=shop,
+                )
+            )
     return specs
 
 
@@ -366,8 +371,9 @@ class _Heartbeat:
             try:
                 renewed = self._state.renew_lease(self._name, self._holder, self._ttl)
             except Exception as exc:
-                log.warning("lease %s: renewal failed, retrying: %s", self._name,
-                            safe_error(str(exc)))
+                log.warning(
+                    "lease %s: renewal failed, retrying: %s", self._name, safe_error(str(exc))
+                )
                 continue
             if not renewed:
                 self.lost.set()
@@ -479,8 +485,10 @@ class Scheduler:
 
     def run_forever(self) -> int:
         """Run jobs as they fall due until stopped; returns the exit code (0 on a clean stop)."""
-        self._log(f"scheduler started holder={self.holder} jobs={len(self.jobs)} "
-                  f"lease_ttl={self.lease_ttl:g}s")
+        self._log(
+            f"scheduler started holder={self.holder} jobs={len(self.jobs)} "
+            f"lease_ttl={self.lease_ttl:g}s"
+        )
         if not self._next:
             self.plan()
         self._log_next()
@@ -525,8 +533,10 @@ class Scheduler:
         name = lease_name(spec.shop)
         if not self._state.acquire_lease(name, self.holder, self.lease_ttl):
             other = lease_holder(self._state, name) or "another process"
-            self._log(f"skipped: {spec.shop} is being synced by {other} "
-                      f"(direction={spec.direction} slot={stamp(slot)})")
+            self._log(
+                f"skipped: {spec.shop} is being synced by {other} "
+                f"(direction={spec.direction} slot={stamp(slot)})"
+            )
             return RunReport(spec.shop, spec.direction, slot, SKIPPED, holder=other)
         token = StopToken()
         with self._lock:
@@ -534,13 +544,16 @@ class Scheduler:
         if self.stopping:
             token.stop(self._stop.reason)
         try:
-            with _Heartbeat(self._state, name, self.holder, self.lease_ttl, self._interval,
-                            token) as heartbeat:
+            with _Heartbeat(
+                self._state, name, self.holder, self.lease_ttl, self._interval, token
+            ) as heartbeat:
                 # Another instance may have run this slot between our wake-up and our lease.
                 last = last_run_start(self._state, spec.shop, spec.direction)
                 if last is not None and last >= slot:
-                    self._log(f"skipped: {spec.shop} direction={spec.direction} slot "
-                              f"{stamp(slot)} already ran at {stamp(last)}")
+                    self._log(
+                        f"skipped: {spec.shop} direction={spec.direction} slot "
+                        f"{stamp(slot)} already ran at {stamp(last)}"
+                    )
                     return RunReport(spec.shop, spec.direction, slot, SKIPPED)
                 self._abandon_stale_runs(spec.shop)
                 return self._attempts(spec, slot, token, heartbeat)
@@ -550,8 +563,12 @@ class Scheduler:
             try:
                 self._state.release_lease(name, self.holder)
             except Exception as exc:  # it expires by itself after the TTL
-                log.warning("lease %s: release failed (expires in %gs): %s", name,
-                            self.lease_ttl, safe_error(str(exc)))
+                log.warning(
+                    "lease %s: release failed (expires in %gs): %s",
+                    name,
+                    self.lease_ttl,
+                    safe_error(str(exc)),
+                )
 
     def _abandon_stale_runs(self, shop: str) -> None:
         """Runs of ``shop`` still "running" while we hold its lease belong to a process that
@@ -562,12 +579,13 @@ class Scheduler:
         try:
             ids = abandon(shop=shop, error="the process running it stopped (lease expired)")
         except Exception as exc:
-            log.warning("run log: could not close stale runs of %s: %s", shop,
-                        safe_error(str(exc)))
+            log.warning("run log: could not close stale runs of %s: %s", shop, safe_error(str(exc)))
             return
         if ids:
-            self._log(f"shop={shop} marked {len(ids)} run(s) of a stopped process abandoned: "
-                      + ", ".join(map(str, ids)))
+            self._log(
+                f"shop={shop} marked {len(ids)} run(s) of a stopped process abandoned: "
+                + ", ".join(map(str, ids))
+            )
 
     def _attempts(
         self, spec: JobSpec, slot: datetime, token: StopToken, heartbeat: _Heartbeat
@@ -579,48 +597,68 @@ class Scheduler:
             attempt += 1
             outcome = self._one_attempt(spec, token, attempt, attempts_allowed)
             if heartbeat.lost.is_set():
-                self._log(f"shop={spec.shop} direction={spec.direction} lease lost during "
-                          "the run: stopped after the current record")
+                self._log(
+                    f"shop={spec.shop} direction={spec.direction} lease lost during "
+                    "the run: stopped after the current record"
+                )
                 break
             if outcome.status != FAILED or not outcome.retriable or token.is_set():
                 break
             if attempt >= attempts_allowed:
-                self._log(f"shop={spec.shop} direction={spec.direction} status=failed "
-                          f"gave up after {attempt} attempt{'s' if attempt > 1 else ''}: "
-                          f"{safe_error(outcome.error)}")
+                self._log(
+                    f"shop={spec.shop} direction={spec.direction} status=failed "
+                    f"gave up after {attempt} attempt{'s' if attempt > 1 else ''}: "
+                    f"{safe_error(outcome.error)}"
+                )
                 break
-            delay = backoff_delay(attempt, spec.retry_backoff_seconds, self._rng,
-                                  self._max_backoff)
-            self._log(f"shop={spec.shop} direction={spec.direction} retry "
-                      f"{attempt}/{attempts_allowed - 1} in {delay:.1f}s")
+            delay = backoff_delay(attempt, spec.retry_backoff_seconds, self._rng, self._max_backoff)
+            self._log(
+                f"shop={spec.shop} direction={spec.direction} retry "
+                f"{attempt}/{attempts_allowed - 1} in {delay:.1f}s"
+            )
             if self._clock.sleep(delay, token):
                 break  # stop requested while waiting to retry
-        return RunReport(spec.shop, spec.direction, slot, outcome.status, attempt,
-                         outcome.counts, outcome.error)
+        return RunReport(
+            spec.shop, spec.direction, slot, outcome.status, attempt, outcome.counts, outcome.error
+        )
 
     def _one_attempt(
         self, spec: JobSpec, token: StopToken, attempt: int, allowed: int
     ) -> RunOutcome:
         started = self._clock.now()
+        raised = True
         try:
             outcome = self._job(spec.shop_config, spec.direction, token)
+            raised = False
         except (FatalError, ConfigError) as exc:
             outcome = RunOutcome(FAILED, error=exc.render(), retriable=False)
+        except CustsyncError as exc:  # transient (RetriableError) or unexpected: retry
+            outcome = RunOutcome(FAILED, error=exc.render())
         except Exception as exc:  # a failed run must not stop the scheduler
             log.debug("job %s raised", spec.key, exc_info=True)
             outcome = RunOutcome(FAILED, error=f"{type(exc).__name__}: {exc}")
         except BaseException:
             # hard interrupt (second signal): leave a truthful run log entry, then unwind
-            self._record(spec, started, RunOutcome(ABANDONED, error="interrupted"))
+            if not self._close_open_runs(spec, ABANDONED, "interrupted"):
+                self._record(spec, started, RunOutcome(ABANDONED, error="interrupted"))
             raise
         if outcome.run_id is None:
-            outcome = self._record(spec, started, outcome)
+            closed = self._close_open_runs(spec, FAILED, outcome.error) if raised else []
+            outcome = (
+                RunOutcome(
+                    outcome.status, outcome.counts, outcome.error, outcome.retriable, closed[-1]
+                )
+                if closed
+                else self._record(spec, started, outcome)
+            )
         finished = self._clock.now()
         duration = (finished - started).total_seconds()
-        line = (f"{stamp(started)} shop={spec.shop} direction={spec.direction} "
-                f"status={outcome.status} {format_counts(outcome.counts)} "
-                f"duration={duration:.1f}s")
-        if allowed > 1 and (attempt > 1 or outcome.status == FAILED):
+        line = (
+            f"{stamp(started)} shop={spec.shop} direction={spec.direction} "
+            f"status={outcome.status} {format_counts(outcome.counts)} "
+            f"duration={duration:.1f}s"
+        )
+        if attempt > 1 or (allowed > 1 and outcome.status == FAILED and outcome.retriable):
             line += f" attempt={attempt}/{allowed}"
         if outcome.error:
             line += f' error="{safe_error(outcome.error)}"'
@@ -628,6 +666,24 @@ class Scheduler:
             line += f' reason="{token.reason}"'
         log.info(line)
         return outcome
+
+    def _close_open_runs(self, spec: JobSpec, status: str, error: str) -> list[int]:
+        """Finish the runs a job that raised left "running" (we hold the shop's lease, so
+        they are ours) with ``status`` and ``error``; returns their ids."""
+        try:
+            open_runs = [
+                r
+                for r in self._state.runs(shop=spec.shop, limit=20)
+                if r.direction == spec.direction and r.status == "running"
+            ]
+            for run in open_runs:
+                self._state.finish_run(run.id, status, dict(run.counts), safe_error(error, 2000))
+        except Exception as exc:
+            log.warning(
+                "run log: could not close the open runs of %s: %s", spec.key, safe_error(str(exc))
+            )
+            return []
+        return sorted(r.id for r in open_runs)
 
     def _record(self, spec: JobSpec, started: datetime, outcome: RunOutcome) -> RunOutcome:
         """Write a run-log entry for a job that did not write its own."""
@@ -641,8 +697,7 @@ class Scheduler:
         except Exception as exc:
             log.warning("run log: could not record %s run: %s", spec.key, safe_error(str(exc)))
             return outcome
-        return RunOutcome(outcome.status, outcome.counts, outcome.error, outcome.retriable,
-                          run_id)
+        return RunOutcome(outcome.status, outcome.counts, outcome.error, outcome.retriable, run_id)
 
     # ---- logging ---------------------------------------------------------------------------
 
@@ -656,13 +711,16 @@ class Scheduler:
                 continue
             when = self._next.get(spec.key)
             if when is not None:
-                self._log(f"next shop={spec.shop} direction={spec.direction} "
-                          f"at={stamp(when)} cron=\"{spec.cron}\"")
+                self._log(
+                    f"next shop={spec.shop} direction={spec.direction} "
+                    f'at={stamp(when)} cron="{spec.cron}"'
+                )
 
 
 # --------------------------------------------------------------------------------------------
 # Health (``custsync status``)
 # --------------------------------------------------------------------------------------------
+
 
 class HealthRow(Protocol):
     """One (shop, direction) of the state store's ``health()`` (see :class:`.state.Health`)."""
@@ -725,8 +783,10 @@ def job_health(
     rows: dict[tuple[str, str], HealthRow] = {}
     for shop in dict.fromkeys(spec.shop for spec in specs):
         rows.update({(row.shop, row.direction): row for row in state.health(shop)})
-    holders = {shop: lease_holder(state, lease_name(shop))
-               for shop in dict.fromkeys(spec.shop for spec in specs)}
+    holders = {
+        shop: lease_holder(state, lease_name(shop))
+        for shop in dict.fromkeys(spec.shop for spec in specs)
+    }
     result: list[JobHealth] = []
     for spec in specs:
         row = rows.get((spec.shop, spec.direction))
@@ -746,17 +806,19 @@ def job_health(
                 problems.append("no successful run yet, only failures")
         if max_failures is not None and consecutive >= max_failures:
             problems.append(f"{consecutive} consecutive failures")
-        result.append(JobHealth(
-            shop=spec.shop,
-            direction=spec.direction,
-            cron=spec.cron,
-            last_success=last_success,
-            lag_seconds=lag,
-            last_failure=failure,
-            consecutive_failures=consecutive,
-            lease_holder=holders[spec.shop],
-            next_run=next_run,
-            running=running,
-            problems=tuple(problems),
-        ))
+        result.append(
+            JobHealth(
+                shop=spec.shop,
+                direction=spec.direction,
+                cron=spec.cron,
+                last_success=last_success,
+                lag_seconds=lag,
+                last_failure=failure,
+                consecutive_failures=consecutive,
+                lease_holder=holders[spec.shop],
+                next_run=next_run,
+                running=running,
+                problems=tuple(problems),
+            )
+        )
     return result

@@ -541,3 +541,24 @@ def test_formatting_helpers() -> None:
         "bad e-mail j***@example.com line 2")
     assert next_slot("0 * * * *", datetime(2026, 1, 1, 10, 0)) == datetime(
         2026, 1, 1, 11, 0, tzinfo=UTC)
+
+
+def test_runs_left_open_by_a_raising_job_are_closed_as_failed(
+    clock: ManualClock, state: MemoryState
+) -> None:
+    def job(shop: object, direction: str, stop: StopToken) -> RunOutcome:
+        state.start_run("main", direction, clock.now())  # as the real sync job does
+        raise RetriableError("HTTP 503 from Shopify")
+
+    report = Scheduler([spec()], job, state, clock=clock, rng=FixedRandom()).run_job(
+        spec(retries=1, backoff=1), T0)
+    assert (report.status, report.attempts) == ("failed", 2)
+    assert [(r.status, r.error) for r in state.run_log] == [
+        ("failed", "HTTP 503 from Shopify"), ("failed", "HTTP 503 from Shopify")]
+
+
+def test_cron_aliases_are_accepted() -> None:
+    config = {"shops": [{"name": "main", "schedule": {"import": "@hourly"}}]}
+    assert jobs_from_config(config)[0].cron == "@hourly"
+    with pytest.raises(ConfigError, match="invalid cron"):
+        jobs_from_config({"shops": [{"name": "m", "schedule": {"export": "0 * * * * *"}}]})

@@ -42,10 +42,15 @@ def register(subparsers: Any) -> None:
     add_config_options(runs)
     runs.add_argument("--shop", metavar="NAME", help="only this shop")
     runs.add_argument("--direction", choices=(*DIRECTIONS, "order"), help="only this direction")
-    runs.add_argument("--limit", type=_positive_int, default=20, metavar="N",
-                      help="how many runs (default 20)")
-    runs.add_argument("--failures", type=_positive_int, metavar="RUN_ID",
-                      help="list the records that failed in this run, with reasons")
+    runs.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="how many runs (default 20)"
+    )
+    runs.add_argument(
+        "--failures",
+        type=_positive_int,
+        metavar="RUN_ID",
+        help="list the records that failed in this run, with reasons",
+    )
     runs.add_argument("-o", "--output", choices=("text", "json"), default="text")
     runs.set_defaults(handler=_runs)
 
@@ -56,12 +61,27 @@ def register(subparsers: Any) -> None:
         "next scheduled run. Exit 0 when healthy, 1 when a job breaks a threshold.",
     )
     add_config_options(status)
-    status.add_argument("--shop", dest="shops", action="append", default=[], metavar="NAME",
-                        help="only this shop (repeatable)")
-    status.add_argument("--max-lag", type=_non_negative_float, metavar="SECONDS",
-                        help="unhealthy when the last success is older than this")
-    status.add_argument("--max-failures", type=_positive_int, metavar="N",
-                        help="unhealthy after N consecutive failed or abandoned runs")
+    status.add_argument(
+        "--shop",
+        dest="shops",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this shop (repeatable)",
+    )
+    status.add_argument(
+        "--max-lag",
+        type=_non_negative_float,
+        metavar="SECONDS",
+        help="unhealthy when the last success is older than this",
+    )
+    status.add_argument(
+        "--max-failures",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="unhealthy after N consecutive failed or abandoned runs (default 3)",
+    )
     status.add_argument("-o", "--output", choices=("text", "json"), default="text")
     status.set_defaults(handler=_status)
 
@@ -112,11 +132,29 @@ def _runs(args: argparse.Namespace) -> int:
     if not records:
         print("No runs.")
         return exitcodes.OK
-    header = ["RUN", "SHOP", "DIRECTION", "STARTED (UTC)", "DURATION", "STATUS",
-              *(c.upper() for c in _COUNT_COLUMNS), "ERROR"]
-    rows = [[str(r.id), r.shop, r.direction, _time(r.started_at), _duration(r), r.status,
-             *(str(r.counts.get(c, 0)) for c in _COUNT_COLUMNS), safe_error(r.error, 80)]
-            for r in records]
+    header = [
+        "RUN",
+        "SHOP",
+        "DIRECTION",
+        "STARTED (UTC)",
+        "DURATION",
+        "STATUS",
+        *(c.upper() for c in _COUNT_COLUMNS),
+        "ERROR",
+    ]
+    rows = [
+        [
+            str(r.id),
+            r.shop,
+            r.direction,
+            _time(r.started_at),
+            _duration(r),
+            r.status,
+            *(str(r.counts.get(c, 0)) for c in _COUNT_COLUMNS),
+            safe_error(r.error, 80),
+        ]
+        for r in records
+    ]
     _print_table(header, rows)
     return exitcodes.OK
 
@@ -127,26 +165,35 @@ def _failures(state: Any, run_id: int, output: str) -> int:
         raise UsageError(f"no run {run_id} in the state database {state.url}")
     failed = state.failures(run_id)
     if output == "json":
-        _print_json({
-            "format_version": FORMAT_VERSION,
-            "run": _run_json(run),
-            "failures": [
-                {"record": o.record, "action": o.action, "reason": safe_error(o.reason, 2000),
-                 "rules": list(o.rules)}
-                for o in failed
-            ],
-        })
+        _print_json(
+            {
+                "format_version": FORMAT_VERSION,
+                "run": _run_json(run),
+                "failures": [
+                    {
+                        "record": o.record,
+                        "action": o.action,
+                        "reason": safe_error(o.reason, 2000),
+                        "rules": list(o.rules),
+                    }
+                    for o in failed
+                ],
+            }
+        )
         return exitcodes.OK
-    print(f"Run {run.id}: {run.shop} {run.direction}, {run.status}, started "
-          f"{_time(run.started_at)}, {_duration(run)}")
+    print(
+        f"Run {run.id}: {run.shop} {run.direction}, {run.status}, started "
+        f"{_time(run.started_at)}, {_duration(run)}"
+    )
     if run.error:
         print(f"Error: {safe_error(run.error, 2000)}")
     if not failed:
         print("No failed records.")
         return exitcodes.OK
-    _print_table(["RECORD", "ACTION", "REASON", "RULES"],
-                 [[o.record, o.action, safe_error(o.reason, 200), ", ".join(o.rules)]
-                  for o in failed])
+    _print_table(
+        ["RECORD", "ACTION", "REASON", "RULES"],
+        [[o.record, o.action, safe_error(o.reason, 200), ", ".join(o.rules)] for o in failed],
+    )
     print(f"{len(failed)} failed record{'s' if len(failed) != 1 else ''}.")
     return exitcodes.OK
 
@@ -178,27 +225,45 @@ def _status(args: argparse.Namespace) -> int:
     now = SystemClock().now()
     state = open_state(state_url_of(config, args.state_url), read_only=True)
     try:
-        health = job_health(state, specs, now, max_lag=args.max_lag,
-                            max_failures=args.max_failures)
+        health = job_health(state, specs, now, max_lag=args.max_lag, max_failures=args.max_failures)
     finally:
         state.close()
     healthy = all(h.healthy for h in health)
     if args.output == "json":
-        _print_json({
-            "format_version": FORMAT_VERSION,
-            "checked_at": _iso(now),
-            "healthy": healthy,
-            "jobs": [_health_json(h) for h in health],
-        })
+        _print_json(
+            {
+                "format_version": FORMAT_VERSION,
+                "checked_at": _iso(now),
+                "healthy": healthy,
+                "jobs": [_health_json(h) for h in health],
+            }
+        )
     else:
-        header = ["SHOP", "DIRECTION", "LAST SUCCESS", "LAG", "FAILURES", "LAST FAILURE",
-                  "LEASE", "NEXT RUN", "HEALTH"]
-        rows = [[h.shop, h.direction, _time(h.last_success),
-                 "-" if h.lag_seconds is None else _span(h.lag_seconds),
-                 str(h.consecutive_failures),
-                 _time(h.last_failure.started_at) if h.last_failure else "-",
-                 h.lease_holder or "-", _time(h.next_run),
-                 "ok" if h.healthy else "; ".join(h.problems)] for h in health]
+        header = [
+            "SHOP",
+            "DIRECTION",
+            "LAST SUCCESS",
+            "LAG",
+            "FAILURES",
+            "LAST FAILURE",
+            "LEASE",
+            "NEXT RUN",
+            "HEALTH",
+        ]
+        rows = [
+            [
+                h.shop,
+                h.direction,
+                _time(h.last_success),
+                "-" if h.lag_seconds is None else _span(h.lag_seconds),
+                str(h.consecutive_failures),
+                _time(h.last_failure.started_at) if h.last_failure else "-",
+                h.lease_holder or "-",
+                _time(h.next_run),
+                "ok" if h.healthy else "; ".join(h.problems),
+            ]
+            for h in health
+        ]
         _print_table(header, rows)
         print("healthy" if healthy else "UNHEALTHY")
     return exitcodes.OK if healthy else exitcodes.ERROR
@@ -214,15 +279,18 @@ def _health_json(h: JobHealth) -> dict[str, Any]:
         "problems": list(h.problems),
         "last_success": _iso(h.last_success),
         "lag_seconds": None if h.lag_seconds is None else round(h.lag_seconds, 3),
-        "last_failure": None if failure is None else {
+        "last_failure": None
+        if failure is None
+        else {
             "run_id": failure.id,
             "started_at": _iso(failure.started_at),
             "status": failure.status,
             "error": safe_error(failure.error, 2000),
         },
         "consecutive_failures": h.consecutive_failures,
-        "running": None if h.running is None else {
-            "run_id": h.running.id, "started_at": _iso(h.running.started_at)},
+        "running": None
+        if h.running is None
+        else {"run_id": h.running.id, "started_at": _iso(h.running.started_at)},
         "lease_holder": h.lease_holder,
         "next_run": _iso(h.next_run),
     }
@@ -248,8 +316,9 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
             table.add_row(*row)
         Console().print(table)
         return
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
     for line in [list(header), *rows]:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
@@ -270,8 +339,11 @@ def _seconds(run: RunRecord) -> float | None:
 
 def _duration(run: RunRecord) -> str:
     seconds = _seconds(run)
-    return "running" if seconds is None and run.status == "running" else (
-        "-" if seconds is None else _span(seconds))
+    return (
+        "running"
+        if seconds is None and run.status == "running"
+        else ("-" if seconds is None else _span(seconds))
+    )
 
 
 def _span(seconds: float) -> str:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError
 from ..schedule import (
     Job,
     JobSpec,
@@ -105,9 +105,9 @@ def load_config(path: str) -> Any:
     """The typed config of ``path`` (ConfigError with a location when it is invalid)."""
     if not Path(path).is_file():
         raise ConfigError(f"{path}: configuration file not found (use -c FILE)")
-    from ..config import load_config as _load
+    from ..config import require_config
 
-    return _load(path)
+    return require_config(path)
 
 
 def state_url_of(config: Any, override: str | None) -> str:
@@ -156,33 +156,35 @@ def _run(args: argparse.Namespace) -> int:
 def make_job(config: Any, state: Any) -> Job:
     """THE wiring between the scheduler and the real sync job.
 
-    ``custsync.engine.sync.run_sync(config, shop, direction, *, stop, state)`` does one run
-    of one shop and direction: it records the run in the state store, honours ``stop``
-    between records and advances the cursor only on success.
+    Loads the rule set once (invalid rules stop ``schedule`` before it starts). Each run
+    calls :func:`custsync.engine.sync.run_sync`, which opens fresh ERP and Shopify writers
+    for the shop (a long-running service survives a dropped connection), records the run,
+    honours the stop token between records and advances the cursor only on success. The
+    scheduler holds the shop's lease around it.
     """
-    try:
-        from ..sync import run_sync  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise UsageError(
-            "this build of custsync has no sync job yet (custsync.engine.sync); "
-            "`custsync schedule` cannot run"
-        ) from None
+    from ..sync import run_sync
+    from ..validate import require_rule_set
+
+    rules = require_rule_set(list(config.rule_dirs))
 
     def job(shop: Any, direction: str, stop: StopToken) -> RunOutcome:
-        result = run_sync(config, shop.name, direction, stop=stop, state=state)
-        return outcome_of(result)
+        return outcome_of(
+            run_sync(config, shop.name, direction, state=state, stop=stop, rules=rules)
+        )
 
     return job
 
 
 def outcome_of(result: Any) -> RunOutcome:
-    """A sync result (status, counts, error[, run_id]) as the scheduler's RunOutcome."""
+    """A :class:`~custsync.engine.sync.SyncResult` as the scheduler's RunOutcome (the sync
+    job has written its own run-log entries: ``run_ids``)."""
+    run_ids = tuple(getattr(result, "run_ids", ()) or ())
     return RunOutcome(
         status=str(result.status),
         counts=dict(getattr(result, "counts", {}) or {}),
         error=str(getattr(result, "error", "") or ""),
         retriable=bool(getattr(result, "retriable", True)),
-        run_id=getattr(result, "run_id", None),
+        run_id=run_ids[-1] if run_ids else None,
     )
 
 
