@@ -608,6 +608,10 @@ def _show(value: Any) -> str:
     return "null" if value is None else repr(value)
 
 
+#: skip reasons that mean "the engine could not decide", not "the rules say skip"
+_ENGINE_TROUBLE = frozenset({"record-error", "no-rule"})
+
+
 def compare(
     expect: Mapping[str, Any], decision: Decision
 ) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
@@ -619,6 +623,9 @@ def compare(
     """
     mismatches: list[str] = []
     actual_view: dict[str, Any] = {}
+    if decision.reason_code in _ENGINE_TROUBLE and expect.get("reason_code") != decision.reason_code:
+        # the engine could not decide: never let a bare ``action: skip`` pass on that
+        mismatches.append(f"the engine did not decide ({decision.reason_code}): {decision.message}")
     scalars = {
         "action": decision.action.value,
         "erp_no": decision.erp_no,

@@ -290,7 +290,7 @@ def test_schema_errors_have_positions_and_pointers(tmp_path: Path) -> None:
     )
     problems = _problems(path)
     assert f"{path}:2:31: error[schema] /world/settings/customer_import: 'everything'" in problems[0]
-    assert problems[1].startswith(f"{path}:6:23: error[schema] /cases/0/expect/action: 'destroy'")
+    assert problems[1].startswith(f"{path}:6:22: error[schema] /cases/0/expect/action: 'destroy'")
 
 
 def test_a_case_needs_exactly_one_kind(tmp_path: Path) -> None:
