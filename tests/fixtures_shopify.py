@@ -37,3 +37,39 @@ def shopify_double_factory() -> Iterator[Callable[..., ShopifyDouble]]:
 @pytest.fixture
 def shopify_double(shopify_double_factory: Callable[..., ShopifyDouble]) -> ShopifyDouble:
     return shopify_double_factory(**LARGE_BUCKET)
+
+
+_CLIENT: list[Any] = []
+
+
+def _client() -> Any:
+    import httpx
+
+    if not _CLIENT:
+        _CLIENT.append(httpx.Client(trust_env=False))
+    return _CLIENT[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_http_client() -> Iterator[None]:
+    yield
+    while _CLIENT:
+        _CLIENT.pop().close()
+
+
+def graphql_post(
+    double: ShopifyDouble,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    version: str = "2026-07",
+    timeout: float = 10.0,
+) -> Any:
+    """POST one GraphQL request to the double over HTTP (one shared keep-alive client)."""
+    return _client().post(
+        double.graphql_url(version),
+        json={"query": query, "variables": variables or {}},
+        headers={"X-Shopify-Access-Token": token if token is not None else double.token},
+        timeout=timeout,
+    )

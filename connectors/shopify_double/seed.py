@@ -36,6 +36,8 @@ _CUSTOMER_KEYS = {
     "note": "note",
     "locale": "locale",
     "tax_exempt": "taxExempt",
+    "tax_exemptions": "taxExemptions",
+    "verified_email": "verifiedEmail",
     "updated_at": "updatedAt",
     "created_at": "createdAt",
     "addresses": "addresses",
@@ -69,6 +71,9 @@ _ORDER_KEYS = {
     "shipping_address": "shippingAddress",
 }
 _SHOP_KEYS = {
+    "id": "id",
+    "contact_email": "contactEmail",
+    "iana_timezone": "ianaTimezone",
     "name": "name",
     "email": "email",
     "currency_code": "currencyCode",

@@ -610,7 +610,11 @@ class Store:
     def add_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Seed an order (the API offers no order writes to the connector)."""
         with self.lock:
-            number = next(self._ids)
+            number = gid_number(data.get("id")) or 0
+            if number in self._orders or gid_type(data.get("id")) != "Order":
+                number = next(self._ids)
+            else:
+                self._bump(number)
             now = iso(self.now())
             errors: list[UserError] = []
             order: dict[str, Any] = {
@@ -642,11 +646,13 @@ class Store:
         with self.lock:
             for data in customers:
                 payload = {k: v for k, v in data.items()
-                           if k not in ("id", "createdAt", "updatedAt", "state")}
+                           if k not in ("id", "createdAt", "updatedAt", "state", "verifiedEmail")}
                 customer = self.create_customer(payload, created_at=data.get("createdAt"),
                                                 updated_at=data.get("updatedAt"))
                 if data.get("state"):
                     customer["state"] = data["state"]
+                if "verifiedEmail" in data:
+                    customer["verifiedEmail"] = bool(data["verifiedEmail"])
                 for address, item in zip(customer["addresses"], data.get("addresses") or [],
                                          strict=False):
                     seeded = gid_number(item.get("id"))

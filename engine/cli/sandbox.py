@@ -1,18 +1,100 @@
-"""`custsync sandbox` (placeholder: registered so the command list is complete)."""
+"""`custsync sandbox`: run the local Shopify double as a store to play with.
+
+Serves ``http://127.0.0.1:PORT/admin/api/{version}/graphql.json``, prints that URL and the
+access token it accepts, and runs until SIGINT/SIGTERM; then it stops cleanly and, with
+``--persist``, writes the store to that file (and reads it back on the next start).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .. import exitcodes
+from ..errors import ConfigError
+
+DEFAULT_PORT = 8765
+DEFAULT_TOKEN = "shpat_sandbox"
+PLANS = ("standard", "plus")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("sandbox", help="(not implemented yet)")
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run a local Shopify Admin API double (customers) to try custsync against",
+        description="Serve a local Shopify Admin GraphQL API double on 127.0.0.1 until stopped "
+        "(Ctrl-C or SIGTERM).",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--seed", metavar="FILE", type=Path,
+                        help="JSON or YAML file with customers (and orders, shop) to start with")
+    parser.add_argument("--persist", metavar="FILE", type=Path,
+                        help="write the store to FILE on stop; read it on start when it exists "
+                        "and no --seed is given")
+    parser.add_argument("--token", default=DEFAULT_TOKEN,
+                        help=f"access token the sandbox accepts (default {DEFAULT_TOKEN})")
+    parser.add_argument("--plan", choices=PLANS, default="standard",
+                        help="rate limits: standard = bucket 2000, 100 points/s; "
+                        "plus = bucket 20000, 1000 points/s")
+    parser.add_argument("--api-version", default="2026-07",
+                        help="API version shown in the printed URL (default 2026-07)")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    print("custsync sandbox: not implemented yet")
-    return exitcodes.ERROR
+    from custsync.connectors.shopify_double import PLANS as PLAN_LIMITS
+    from custsync.connectors.shopify_double import ShopifyDouble, load_seed_file, save_store
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be between 0 and 65535")
+    if not args.token.strip():
+        raise ConfigError("--token must not be empty")
+    size, rate = PLAN_LIMITS[args.plan]
+    double = ShopifyDouble(token=args.token, bucket_size=size, restore_rate=rate, port=args.port)
+    source = args.seed or (args.persist if args.persist and args.persist.exists() else None)
+    if source is not None:
+        load_seed_file(double.store, source)
+    try:
+        double.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: "
+                          f"{exc.strerror or exc}") from exc
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print("custsync sandbox: a local Shopify Admin API double "
+              f"({args.plan} plan, {double.store.count()} customers)")
+        print(f"url:   {double.graphql_url(args.api_version)}")
+        print(f"shop:  {double.url}")
+        print(f"token: {args.token}")
+        print("Stop with Ctrl-C.", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        double.stop()
+        double.bulk.finish_all()
+    if args.persist is not None:
+        try:
+            save_store(double.store, args.persist)
+        except OSError as exc:
+            print(f"custsync sandbox: error: cannot write {args.persist}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return exitcodes.ERROR
+        print(f"custsync sandbox: stopped; {double.store.count()} customers saved to "
+              f"{args.persist}", flush=True)
+    else:
+        print("custsync sandbox: stopped", flush=True)
+    return exitcodes.OK
