@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pycountry
 from croniter import croniter
@@ -48,6 +48,9 @@ from .validate import (
     read_document,
     schema_diagnostics,
 )
+
+if TYPE_CHECKING:
+    from .world import ShopContext
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -106,6 +109,14 @@ class ShopConfig:
     #: ISO 3166-1 alpha-2 code -> per-country setup
     country_setups: Mapping[str, CountrySetup] = field(default_factory=lambda: MappingProxyType({}))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def context(self) -> ShopContext:
+        """The engine's view of this shop (:class:`~.world.ShopContext`)."""
+        from .world import ShopContext
+
+        return ShopContext(
+            name=self.name, settings=self.settings, country_setups=self.country_setups
+        )
 
 
 @dataclass(frozen=True, slots=True)

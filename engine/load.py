@@ -71,6 +71,9 @@ def _pos(node: Node) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 class _Builder:
     def __init__(self, doc: LoadedDocument) -> None:
         self.doc = doc
@@ -78,6 +81,10 @@ class _Builder:
 
     def build(self, node: Node, pointer: str) -> Any:
         self.doc.positions[pointer] = _pos(node)
+        if isinstance(node, MappingNode | SequenceNode) and node.tag not in _PLAIN_TAGS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark
+            )
         if isinstance(node, MappingNode):
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}

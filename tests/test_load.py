@@ -1,0 +1,118 @@
+"""YAML loading with positions (engine/load.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from custsync.engine.load import (
+    LoadedDocument,
+    Position,
+    YamlSyntaxError,
+    load_yaml,
+    load_yaml_text,
+)
+
+TEXT = """\
+decision: import_match
+rules:
+  - id: a
+    when:
+      link.exists: true
+    then: {action: match, customer_no: {fact: link.customer_no}}
+  - id: "b/c~d"
+"""
+
+
+def test_positions_of_values_and_keys() -> None:
+    doc = load_yaml_text(TEXT, "f.yaml")
+    assert doc.data["rules"][0]["id"] == "a"
+    assert doc.position("") == Position(1, 1)
+    assert doc.position("/decision") == Position(1, 11)
+    assert doc.position("/rules/0") == Position(3, 5)
+    assert doc.position("/rules/0/when/link.exists") == Position(5, 20)
+    assert doc.key_position("/rules/0/when/link.exists") == Position(5, 7)
+    assert doc.position("/rules/0/then/customer_no/fact") == Position(6, 47)
+    assert doc.position("/rules/1/id") == Position(7, 9)
+
+
+def test_missing_pointer_falls_back_to_the_nearest_parent() -> None:
+    doc = load_yaml_text(TEXT, "f.yaml")
+    assert doc.position("/rules/0/then/method") == doc.position("/rules/0/then")
+    assert doc.position("/rules/9/when") == doc.position("/rules")
+    assert doc.key_position("/nothing/here") == Position(1, 1)
+
+
+def test_pointer_tokens_are_escaped() -> None:
+    doc = load_yaml_text("a/b: {c~d: 1}\n", "f.yaml")
+    assert doc.position("/a~1b/c~0d") == Position(1, 12)
+
+
+def test_duplicate_keys_are_problems_and_the_last_wins() -> None:
+    doc = load_yaml_text("a: 1\nb: 2\na: 3\n", "f.yaml")
+    assert doc.data == {"a": 3, "b": 2}
+    assert doc.problems == [("/a", Position(3, 1), "duplicate key 'a' (the first is ignored)")]
+    assert doc.key_position("/a") == Position(3, 1)
+
+
+def test_empty_document_has_no_data() -> None:
+    doc = load_yaml_text("# only a comment\n", "f.yaml")
+    assert doc.data is None
+    assert doc.position("/anything") == Position(1, 1)
+
+
+def test_anchors_and_merge_keys_work() -> None:
+    doc = load_yaml_text("base: &b {x: 1}\nthing:\n  <<: *b\n  y: 2\n", "f.yaml")
+    assert doc.data["thing"] == {"x": 1, "y": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "hint"),
+    [
+        ("a: [1, 2\n", 2, 1, ""),
+        ("a:\n  b: 1\n c: 2\n", 3, 2, ""),
+        ("cron: */5 * * * *\n", 1, 8, "must be quoted"),
+        ("a:\n\tb: 1\n", 2, 1, "spaces, not tabs"),
+        ("a: b: c\n", 1, 5, "contains ': '"),
+    ],
+)
+def test_syntax_errors_carry_position_and_hint(
+    text: str, line: int, column: int, hint: str
+) -> None:
+    with pytest.raises(YamlSyntaxError) as caught:
+        load_yaml_text(text, "f.yaml")
+    assert caught.value.code == "yaml"
+    assert (caught.value.position.line, caught.value.position.column) == (line, column)
+    assert hint in caught.value.message
+    assert str(caught.value).startswith(f"f.yaml:{line}:{column}: YAML syntax")
+
+
+def test_several_documents_are_an_error() -> None:
+    with pytest.raises(YamlSyntaxError):
+        load_yaml_text("a: 1\n---\nb: 2\n", "f.yaml")
+
+
+def test_python_tags_are_refused() -> None:
+    with pytest.raises(YamlSyntaxError) as caught:
+        load_yaml_text("a: !!python/object:os.system {}\n", "f.yaml")
+    assert caught.value.position == Position(1, 4)
+    assert "unsupported YAML tag" in caught.value.message
+
+
+def test_file_not_utf8_has_the_offset_of_the_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"a: 1\nb: caf\xe9\n")
+    with pytest.raises(YamlSyntaxError) as caught:
+        load_yaml(path)
+    assert caught.value.code == "encoding"
+    assert caught.value.position == Position(2, 7)
+    assert "0xe9" in caught.value.message
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfa: \xc3\xa9\n")
+    doc = load_yaml(path)
+    assert isinstance(doc, LoadedDocument)
+    assert doc.data == {"a": "é"}
+    assert doc.path == str(path)
