@@ -425,7 +425,13 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+#: codes people write that are not ISO 3166-1 alpha-2 (UK is GB; EL is Greece in EU/ERP usage)
+_NOT_ISO = {"UK": "GB", "EL": "GR"}
+
+
 def _iso_hint(value: str) -> str:
+    if value.upper() in _NOT_ISO:
+        return f" (did you mean {_NOT_ISO[value.upper()]!r}?)"
     try:
         found = pycountry.countries.lookup(value)
     except LookupError:

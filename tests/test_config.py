@@ -1,0 +1,273 @@
+"""The config file (engine/config.py): typed config, defaults, checks, path resolution."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from custsync.engine.config import (
+    DEFAULT_API_VERSION,
+    Config,
+    ShopConfig,
+    config_schema,
+    default_config,
+    load_config,
+    load_config_text,
+    read_config,
+    require_config,
+)
+from custsync.engine.diagnostics import Diagnostic
+from custsync.engine.errors import ConfigError, DiagnosticsError
+from custsync.engine.model import CountrySetup, ShopSettings, TaxArea
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FULL = """\
+# yaml-language-server: $schema=./schemas/config.schema.json
+erp: {url: "sqlite:///data/erp.db"}
+state: {url: "postgresql+psycopg://custsync@127.0.0.1/state"}
+rules: [./my-rules, /abs/rules]
+shops:
+  - name: main
+    shopify:
+      url: https://my-shop.myshopify.com
+      api_version: "2026-04"
+      access_token_env: SHOPIFY_TOKEN
+      timeout_seconds: 12.5
+    settings:
+      customer_import: all_customers
+      can_update_shopify_customers: true
+      county_source: name
+    countries:
+      - iso_code: US
+        default_customer_no: C1
+        customer_template_code: US-RETAIL
+        tax_areas:
+          - {county: California, county_code: CA, tax_area_code: CA-TAX, tax_liable: true}
+      - {iso_code: DE}
+    schedule: {import: "*/15 * * * *", export: "@hourly", retries: 5, retry_backoff_seconds: 2}
+  - name: sandbox
+    shopify: {url: "files:world"}
+"""
+
+
+def _codes(diagnostics: list[Diagnostic]) -> list[str]:
+    return [d.code for d in diagnostics]
+
+
+def _load(text: str, tmp_path: Path) -> tuple[Config | None, list[Diagnostic]]:
+    path = tmp_path / "custsync.yaml"
+    path.write_text(text, encoding="utf-8")
+    (tmp_path / "my-rules").mkdir(exist_ok=True)
+    return load_config(path)
+
+
+def test_full_config_is_typed_and_resolved(tmp_path: Path) -> None:
+    text = FULL.replace("/abs/rules", str(tmp_path / "abs"))
+    (tmp_path / "abs").mkdir()
+    config, diagnostics = _load(text, tmp_path)
+    assert diagnostics == []
+    assert config is not None
+    assert config.erp_url == f"sqlite:///{tmp_path / 'data' / 'erp.db'}"
+    assert config.state_url == "postgresql+psycopg://custsync@127.0.0.1/state"
+    assert config.rule_dirs == (tmp_path / "my-rules", tmp_path / "abs")
+    assert config.path == tmp_path / "custsync.yaml"
+    main = config.shop("main")
+    assert main == config.shops[0]
+    assert main.shopify_url == "https://my-shop.myshopify.com"
+    assert (main.api_version, main.access_token_env, main.timeout_seconds) == (
+        "2026-04",
+        "SHOPIFY_TOKEN",
+        12.5,
+    )
+    assert main.settings == ShopSettings(
+        customer_import="all_customers", can_update_shopify_customers=True, county_source="name"
+    )
+    assert main.country_setups["US"] == CountrySetup(
+        "US",
+        "C1",
+        "US-RETAIL",
+        (TaxArea("California", "CA", "CA-TAX", True, ""),),
+    )
+    assert main.country_setups["DE"] == CountrySetup("DE")
+    assert main.schedule.import_cron == "*/15 * * * *"
+    assert main.schedule.export_cron == "@hourly"
+    assert (main.schedule.retries, main.schedule.retry_backoff_seconds) == (5, 2.0)
+    sandbox = config.shop("sandbox")
+    assert sandbox.shopify_url == f"files:{tmp_path / 'world'}"
+    assert sandbox.api_version == DEFAULT_API_VERSION
+    assert sandbox.settings == ShopSettings()
+    assert sandbox.schedule.import_cron is None
+
+
+def test_defaults_of_a_minimal_config(tmp_path: Path) -> None:
+    config, diagnostics = _load(
+        'erp: {url: "files:./w"}\nshops: [{name: s, shopify: {url: "http://127.0.0.1:1"}}]\n',
+        tmp_path,
+    )
+    assert diagnostics == [] and config is not None
+    assert config.state_url == f"sqlite:///{tmp_path / 'custsync-state.db'}"
+    assert config.rule_dirs == ()
+    shop = config.shop()
+    assert (shop.access_token_env, shop.timeout_seconds, shop.schedule.retries) == ("", 30.0, 3)
+
+
+@pytest.mark.parametrize(
+    ("url", "resolved"),
+    [
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:////abs/erp.db", "sqlite:////abs/erp.db"),
+        ("sqlite+pysqlite:///rel.db?mode=ro", "sqlite+pysqlite:///{base}/rel.db?mode=ro"),
+        ("files:/abs/world", "files:/abs/world"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_url_resolution(tmp_path: Path, url: str, resolved: str) -> None:
+    config, diagnostics = _load(
+        f'erp: {{url: "{url}"}}\nshops: [{{name: s, shopify: {{url: "files:w"}}}}]\n', tmp_path
+    )
+    assert diagnostics == [] and config is not None
+    assert config.erp_url == resolved.format(base=tmp_path)
+
+
+def test_settings_schema_matches_shop_settings() -> None:
+    settings = config_schema()["$defs"]["shop"]["properties"]["settings"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(ShopSettings)}
+    assert {name: prop["default"] for name, prop in settings.items()} == fields
+    assert settings["customer_import"]["enum"] == ["none", "with_order_import", "all_customers"]
+    assert settings["send_invite_email"]["type"] == "boolean"
+
+
+def test_default_config_is_valid_and_overridable(tmp_path: Path) -> None:
+    config = default_config(tmp_path, shopify_url="http://127.0.0.1:9999", erp_url="files:/w")
+    assert config.erp_url == "files:/w"
+    assert config.state_url == f"sqlite:///{tmp_path / 'custsync-state.db'}"
+    shop = config.shop("main")
+    assert shop.shopify_url == "http://127.0.0.1:9999"
+    assert shop.settings == ShopSettings()
+
+
+@pytest.mark.parametrize(
+    ("settings", "code"),
+    [
+        (
+            "{shopify_can_update_customers: true, can_update_shopify_customers: true}",
+            "update-flags",
+        ),
+        ("{customer_imports: all_customers}", "schema"),
+        ("{customer_mapping_type: by_phone}", "schema"),
+    ],
+)
+def test_settings_errors(tmp_path: Path, settings: str, code: str) -> None:
+    config, diagnostics = _load(
+        f'erp: {{url: "files:w"}}\nshops: [{{name: s, shopify: {{url: "files:w"}}, settings: {settings}}}]\n',
+        tmp_path,
+    )
+    assert config is None
+    assert _codes(diagnostics) == [code]
+    assert diagnostics[0].line == 2
+
+
+def test_tokens_are_never_echoed(tmp_path: Path) -> None:
+    token = "shpat_0123456789abcdef0123456789abcdef"
+    config, diagnostics = _load(
+        "erp: {url: 1234}\n"
+        "state: {url: [postgresql://user:s3cret@h/db]}\n"
+        "shops:\n"
+        f"  - {{name: a, shopify: {{url: https://a.myshopify.com, access_token: {token}}}}}\n"
+        f"  - {{name: b, shopify: {{url: https://b.myshopify.com, access_token_env: {token}}}}}\n",
+        tmp_path,
+    )
+    assert config is None
+    text = "\n".join(d.render() for d in diagnostics)
+    assert token not in text and "s3cret" not in text
+    assert _codes(diagnostics).count("secret-in-file") == 2
+
+
+def test_country_checks(tmp_path: Path) -> None:
+    config, diagnostics = _load(
+        'erp: {url: "files:w"}\nshops:\n  - name: s\n    shopify: {url: "files:w"}\n'
+        "    countries: [{iso_code: US}, {iso_code: UK}, {iso_code: US}, {iso_code: 'NO'}]\n",
+        tmp_path,
+    )
+    assert config is None
+    assert [(d.code, d.pointer) for d in diagnostics] == [
+        ("iso-code", "/shops/0/countries/1/iso_code"),
+        ("duplicate-country", "/shops/0/countries/2/iso_code"),
+    ]
+    assert "did you mean 'GB'" in diagnostics[0].message
+
+
+def test_shop_lookup(tmp_path: Path) -> None:
+    config, _ = _load(FULL.replace(", /abs/rules", ""), tmp_path)
+    assert config is not None
+    with pytest.raises(ConfigError, match="several shops"):
+        config.shop()
+    with pytest.raises(ConfigError, match="did you mean 'main'"):
+        config.shop("mian")
+
+
+def test_context_for_the_engine(tmp_path: Path) -> None:
+    world = pytest.importorskip("custsync.engine.world")
+    config, _ = _load(FULL.replace(", /abs/rules", ""), tmp_path)
+    assert config is not None
+    context = config.shop("main").context()
+    assert isinstance(context, world.ShopContext)
+    assert context.name == "main"
+    assert context.setup("us") == config.shop("main").country_setups["US"]
+
+
+def test_missing_unreadable_and_empty_files(tmp_path: Path) -> None:
+    config, diagnostics = load_config(tmp_path / "nope.yaml")
+    assert config is None and _codes(diagnostics) == ["io"]
+    config, diagnostics = load_config(tmp_path)
+    assert config is None and _codes(diagnostics) == ["io"]
+    (tmp_path / "e.yaml").write_text("", encoding="utf-8")
+    config, diagnostics = load_config(tmp_path / "e.yaml")
+    assert config is None and _codes(diagnostics) == ["empty"]
+
+
+def test_read_config_returns_rule_dirs_even_when_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("rules: [r1, r2]\nshops: nope\n", encoding="utf-8")
+    report = read_config(path)
+    assert report.config is None
+    assert report.rule_dirs == (tmp_path / "r1", tmp_path / "r2")
+    assert "io" in _codes(report.diagnostics)
+
+
+def test_require_config_raises(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("erp: {}\n", encoding="utf-8")
+    with pytest.raises(DiagnosticsError) as caught:
+        require_config(path)
+    rendered = [d.render() for d in caught.value.diagnostics]
+    assert rendered == [
+        f"{path}:1:1: error[schema] /: missing required property 'shops'",
+        f"{path}:1:6: error[schema] /erp: missing required property 'url'",
+    ]
+
+
+def test_load_config_text_reports_syntax_errors() -> None:
+    config, diagnostics = load_config_text("a: [\n", "inline")
+    assert config is None
+    assert [(d.path, d.code) for d in diagnostics] == [("inline", "yaml")]
+
+
+def test_example_config_is_valid() -> None:
+    example = ROOT / "examples" / "custsync.yaml"
+    if not example.exists():
+        pytest.skip("no examples/custsync.yaml")
+    config, diagnostics = load_config(example)
+    assert [d.render() for d in diagnostics if d.is_error] == []
+    assert isinstance(config, Config) and isinstance(config.shops[0], ShopConfig)
+
+
+def test_committed_config_schema_has_editor_help() -> None:
+    schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text(encoding="utf-8"))
+    shopify = schema["$defs"]["shopify"]["properties"]
+    assert shopify["access_token_env"]["examples"] == ["SHOPIFY_TOKEN"]
+    assert shopify["api_version"]["default"] == DEFAULT_API_VERSION
