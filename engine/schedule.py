@@ -49,6 +49,7 @@ __all__ = [
     "Job",
     "JobHealth",
     "JobSpec",
+    "LeaseHeartbeat",
     "RunOutcome",
     "RunReport",
     "ScheduleState",
@@ -331,7 +332,7 @@ def jobs_from_config(config: Any, shops: Sequence[str] = ()) -> list[JobSpec]:
 # --------------------------------------------------------------------------------------------
 
 
-class _Heartbeat:
+class LeaseHeartbeat:
     """Renews a lease every ``interval`` seconds in a daemon thread while a run lasts.
 
     When a renewal is refused (the lease expired and someone else took it), ``lost`` is set
@@ -358,7 +359,7 @@ class _Heartbeat:
         self.lost = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {name}", daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> LeaseHeartbeat:
         self._thread.start()
         return self
 
@@ -544,7 +545,7 @@ class Scheduler:
         if self.stopping:
             token.stop(self._stop.reason)
         try:
-            with _Heartbeat(
+            with LeaseHeartbeat(
                 self._state, name, self.holder, self.lease_ttl, self._interval, token
             ) as heartbeat:
                 # Another instance may have run this slot between our wake-up and our lease.
@@ -588,7 +589,7 @@ class Scheduler:
             )
 
     def _attempts(
-        self, spec: JobSpec, slot: datetime, token: StopToken, heartbeat: _Heartbeat
+        self, spec: JobSpec, slot: datetime, token: StopToken, heartbeat: LeaseHeartbeat
     ) -> RunReport:
         attempts_allowed = max(0, spec.retries) + 1
         outcome = RunOutcome(ABANDONED)

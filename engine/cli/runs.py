@@ -26,9 +26,11 @@ from ..clock import SystemClock, as_utc
 from ..errors import ConfigError, UsageError
 from ..ports import RunRecord
 from ..schedule import DIRECTIONS, JobHealth, job_health, jobs_from_config, safe_error
-from .schedule import add_config_options, load_config, open_state, state_url_of
+from .schedule import add_config_options, load_config, number_type, open_state, state_url_of
 
 FORMAT_VERSION = 1
+_POSITIVE_INT = number_type(int, 1)
+_SECONDS = number_type(float, 0)
 _COUNT_COLUMNS = ("created", "updated", "skipped", "failed")
 
 
@@ -43,11 +45,11 @@ def register(subparsers: Any) -> None:
     runs.add_argument("--shop", metavar="NAME", help="only this shop")
     runs.add_argument("--direction", choices=(*DIRECTIONS, "order"), help="only this direction")
     runs.add_argument(
-        "--limit", type=_positive_int, default=20, metavar="N", help="how many runs (default 20)"
+        "--limit", type=_POSITIVE_INT, default=20, metavar="N", help="how many runs (default 20)"
     )
     runs.add_argument(
         "--failures",
-        type=_positive_int,
+        type=_POSITIVE_INT,
         metavar="RUN_ID",
         help="list the records that failed in this run, with reasons",
     )
@@ -71,39 +73,19 @@ def register(subparsers: Any) -> None:
     )
     status.add_argument(
         "--max-lag",
-        type=_non_negative_float,
+        type=_SECONDS,
         metavar="SECONDS",
         help="unhealthy when the last success is older than this",
     )
     status.add_argument(
         "--max-failures",
-        type=_positive_int,
+        type=_POSITIVE_INT,
         default=3,
         metavar="N",
         help="unhealthy after N consecutive failed or abandoned runs (default 3)",
     )
     status.add_argument("-o", "--output", choices=("text", "json"), default="text")
     status.set_defaults(handler=_status)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
 
 
 def _state_url(args: argparse.Namespace) -> str:

@@ -16,7 +16,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--lease-ttl",
-        type=_positive_seconds,
+        type=number_type(float, 0, inclusive=False),
         default=60.0,
         metavar="SECONDS",
         help="how long a crashed instance blocks a shop (default 60; renewed every TTL/3)",
@@ -86,14 +86,23 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
-    return value
+def number_type(
+    cast: Callable[[str], float], minimum: float, *, inclusive: bool = True
+) -> Callable[[str], Any]:
+    """An argparse ``type`` for a number at least (or, not inclusive, above) ``minimum``."""
+    word = "a whole number" if cast is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {word}: {text!r}") from None
+        if value < minimum or (not inclusive and value == minimum):
+            bound = f"{minimum:g} or more" if inclusive else f"more than {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}: {text!r}")
+        return value
+
+    return parse
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +244,7 @@ __all__ = [
     "add_config_options",
     "load_config",
     "make_job",
+    "number_type",
     "open_state",
     "outcome_of",
     "register",
