@@ -521,24 +521,31 @@ class SqlErpWriter(SqlErpReader):
                     template_added = True
         return InitReport(added, template_added, self._series)
 
-    def load(self, kind: str, rows: Sequence[LoadRow], *, update: bool = False) -> LoadReport:
+    def load(
+        self,
+        kind: str,
+        rows: Sequence[LoadRow | tuple[int, Mapping[str, str]]],
+        *,
+        update: bool = False,
+    ) -> LoadReport:
         """Validate every row, then write all of them in one transaction, or nothing.
 
-        ``kind`` is ``customers``, ``countries`` or ``templates``; rows carry only the columns
-        of the file (an update writes only those). An existing key is a problem unless
+        ``kind`` is ``customers``, ``countries`` or ``templates``; rows (``LoadRow`` or
+        ``(line, values)``) carry only the columns of the file (an update writes only those). An existing key is a problem unless
         ``update``. A customer row with a blank ``no`` gets the next number of the series.
         """
         if kind not in schema.LOAD_COLUMNS:
             raise ConfigError(f"unknown load kind {kind!r} (customers, countries or templates)")
         report = LoadReport(kind)
+        checked = [row if isinstance(row, LoadRow) else LoadRow(*row) for row in rows]
         try:
             with self._write(f"loading {kind}") as conn:
                 if kind == "customers":
-                    self._load_customers(conn, rows, update, report)
+                    self._load_customers(conn, checked, update, report)
                 elif kind == "countries":
-                    self._load_keyed(conn, schema.country, rows, update, report)
+                    self._load_keyed(conn, schema.country, checked, update, report)
                 else:
-                    self._load_keyed(conn, schema.customer_template, rows, update, report)
+                    self._load_keyed(conn, schema.customer_template, checked, update, report)
                 if report.problems:
                     raise _Refused("rolled back")
         except _Refused:

@@ -1,18 +1,385 @@
-"""`custsync erp` (placeholder: registered so the command list is complete)."""
+"""`custsync erp init | load | export`: set up, fill and dump the SQL ERP database.
+
+The ERP is opened through the connector registry (by URL scheme), so these commands work with
+any ERP connector that offers the admin operations (``initialize``, ``load``); the shipped SQL
+connector does. The URL comes from ``--erp``, else ``$CUSTSYNC_ERP_URL``, else ``erp.url`` of
+the config file (``--config``, default ``./custsync.yaml`` when it exists).
+
+Exit codes: 0 ok, 1 error (bad rows: nothing was loaded), 64 usage.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
 
-from .. import exitcodes
+from .. import exitcodes, registry
+from ..errors import ConfigError, UsageError
+from ..model import ERP_CUSTOMER_FIELDS, ERP_TEMPLATE_FIELDS, ErpCustomer
+
+DEFAULT_CONFIG = "custsync.yaml"
+ENV_URL = "CUSTSYNC_ERP_URL"
+KINDS = ("customers", "countries", "templates")
+#: the columns `erp load` accepts per kind (the SQL connector's writable fields)
+LOAD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ERP_CUSTOMER_FIELDS + ERP_TEMPLATE_FIELDS,
+    "countries": ("code", "iso_code", "name"),
+    "templates": ("code", "description", *ERP_TEMPLATE_FIELDS),
+}
+_KEY_COLUMN = {"countries": "code", "templates": "code"}
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("erp", help="(not implemented yet)")
-    parser.set_defaults(handler=_run)
+    parser = subparsers.add_parser(
+        "erp",
+        help="set up, load and export the SQL ERP database",
+        description=(
+            "Create the ERP database schema, load customers/countries/templates from CSV, "
+            "export customers. Exit codes: 0 ok, 1 error, 64 usage."
+        ),
+    )
+    commands = parser.add_subparsers(dest="erp_command", metavar="SUBCOMMAND")
+    parser.set_defaults(handler=lambda args: _usage(parser))
+
+    init = commands.add_parser(
+        "init",
+        help="create the schema (idempotent) and seed countries and the number series",
+        description=(
+            "Create the ERP tables if missing, seed common countries (ERP code -> ISO code, "
+            "e.g. EL -> GR) and the customer number series. Existing rows are kept."
+        ),
+    )
+    _common(init)
+    init.add_argument(
+        "--with-defaults",
+        action="store_true",
+        help="also add a customer template DEFAULT with typical posting groups",
+    )
+    init.add_argument("--number-prefix", metavar="TEXT", help="customer number prefix (C)")
+    init.add_argument(
+        "--number-width", metavar="N", type=int, help="digits of customer numbers (5)"
+    )
+    init.add_argument("--company-name", metavar="NAME", help="set the company name")
+    init.add_argument(
+        "--company-country", metavar="CODE", help="set the company's country (ERP code)"
+    )
+    init.set_defaults(handler=_init)
+
+    load = commands.add_parser(
+        "load",
+        help="load rows from a CSV file (all or nothing)",
+        description=(
+            "Load a CSV file with a header row of field names. Every row is checked first; any "
+            "bad row is reported as FILE:LINE: COLUMN: problem and nothing is written."
+        ),
+    )
+    _common(load)
+    load.add_argument("file", metavar="FILE.csv", help="CSV file (UTF-8, header row)")
+    load.add_argument("--kind", choices=KINDS, default="customers", help="what the file holds")
+    load.add_argument(
+        "--update",
+        action="store_true",
+        help="update existing records (only the file's columns); without it they are errors",
+    )
+    load.add_argument("--delimiter", default=",", help="field delimiter (default ',')")
+    load.set_defaults(handler=_load)
+
+    export = commands.add_parser(
+        "export",
+        help="write the customers out as CSV or JSON lines",
+        description="Write the ERP customers in number order (CSV loads back with `erp load`).",
+    )
+    _common(export)
+    export.add_argument("-o", "--output", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument(
+        "--changed-since",
+        metavar="TIME",
+        help="only customers modified after TIME (ISO 8601 with time zone, e.g. 2026-03-01T00:00Z)",
+    )
+    export.set_defaults(handler=_export)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("custsync erp: not implemented yet")
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--erp", metavar="URL", help=f"ERP database URL (default: ${ENV_URL}, else the config)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"config file whose erp.url applies (default: ./{DEFAULT_CONFIG} when it exists)",
+    )
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return exitcodes.USAGE
+
+
+def erp_url(args: argparse.Namespace) -> str:
+    """``--erp``, else ``$CUSTSYNC_ERP_URL``, else ``erp.url`` of the config file."""
+    if getattr(args, "erp", None):
+        return str(args.erp)
+    if os.environ.get(ENV_URL):
+        return os.environ[ENV_URL]
+    path = Path(args.config) if getattr(args, "config", None) else Path(DEFAULT_CONFIG)
+    if args.config or path.is_file():
+        if not path.is_file():
+            raise UsageError(f"config file {path} does not exist")
+        from ..config import require_config
+
+        return require_config(path).erp_url
+    raise UsageError(
+        f"no ERP database given: use --erp URL (e.g. sqlite:///erp.db), set {ENV_URL}, "
+        f"or run where {DEFAULT_CONFIG} names erp.url"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# init
+# --------------------------------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> int:
+    url = erp_url(args)
+    if args.number_width is not None and not 1 <= args.number_width <= 15:
+        raise UsageError("--number-width must be between 1 and 15")
+    with _opened(registry.open_erp_writer(url, create=True)) as writer:
+        initialize = _capability(writer, "initialize", url, "erp init")
+        report = initialize(
+            with_defaults=args.with_defaults,
+            number_prefix=args.number_prefix,
+            number_width=args.number_width,
+            company_name=args.company_name,
+            company_country=args.company_country,
+        )
+        where = getattr(writer, "url", url)
+    parts = [f"{report.countries_added} countries added"]
+    if report.template_added:
+        parts.append("template DEFAULT added")
+    print(f"ERP database {where} ready ({', '.join(parts)}; number series {report.series})")
+    return exitcodes.OK
+
+
+# --------------------------------------------------------------------------------------------
+# load
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CsvFile:
+    """A parsed load file: its columns, its data rows with line numbers, its problems."""
+
+    columns: tuple[str, ...] = ()
+    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    problems: list[tuple[int, str, str]] = field(default_factory=list)  # line, column, message
+
+
+def read_csv(path: Path, kind: str, delimiter: str = ",") -> CsvFile:
+    """Read and check the structure of a load file (values are checked by the connector)."""
+    result = CsvFile()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    bom = b"\xef\xbb\xbf"
+    body = data[len(bom) :] if data.startswith(bom) else data
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (len(data) - len(body))
+        line = data[:offset].count(b"\n") + 1
+        result.problems.append(
+            (
+                line,
+                "",
+                f"not UTF-8 (byte 0x{data[offset]:02x} at byte offset {offset}); "
+                "save the file as UTF-8",
+            )
+        )
+        return result
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    allowed = LOAD_COLUMNS[kind]
+    last_line = 0
+    try:
+        for record in reader:
+            line, last_line = last_line + 1, reader.line_num
+            if not record or all(not value.strip() for value in record):
+                continue
+            if not result.columns:
+                result.columns = _header(record, line, kind, allowed, result)
+                if result.problems:
+                    return result
+                continue
+            if len(record) != len(result.columns):
+                result.problems.append(
+                    (
+                        line,
+                        "",
+                        f"row has {len(record)} values, the header has {len(result.columns)}",
+                    )
+                )
+                continue
+            result.rows.append((line, dict(zip(result.columns, record, strict=True))))
+    except csv.Error as exc:
+        result.problems.append((reader.line_num, "", f"not valid CSV: {exc}"))
+    if not result.columns and not result.problems:
+        result.problems.append((1, "", "the file is empty (a header row is required)"))
+    return result
+
+
+def _header(
+    record: list[str], line: int, kind: str, allowed: tuple[str, ...], result: CsvFile
+) -> tuple[str, ...]:
+    columns = tuple(name.strip() for name in record)
+    seen: set[str] = set()
+    for index, name in enumerate(columns, start=1):
+        if not name:
+            result.problems.append((line, "", f"column {index} has no name in the header"))
+        elif name in seen:
+            result.problems.append((line, name, "column appears twice in the header"))
+        elif name not in allowed:
+            result.problems.append(
+                (line, name, f"unknown column for {kind} (known: {', '.join(allowed)})")
+            )
+        seen.add(name)
+    key = _KEY_COLUMN.get(kind)
+    if key and key not in columns:
+        result.problems.append((line, key, f"missing column (required for {kind})"))
+    return columns
+
+
+def _load(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if len(args.delimiter) != 1:
+        raise UsageError("--delimiter must be one character")
+    parsed = read_csv(path, args.kind, args.delimiter)
+    name = args.file
+    if parsed.problems:
+        return _report_problems(name, parsed.problems)
+    url = erp_url(args)
+    with _opened(registry.open_erp_writer(url)) as writer:
+        load = _capability(writer, "load", url, "erp load")
+        report = load(args.kind, parsed.rows, update=args.update)
+        where = getattr(writer, "url", url)
+    if report.problems:
+        return _report_problems(name, [(p.line, p.column, p.message) for p in report.problems])
+    print(
+        f"{name}: loaded {report.inserted + report.updated} {args.kind} "
+        f"({report.inserted} new, {report.updated} updated) into {where}"
+    )
+    return exitcodes.OK
+
+
+def _report_problems(name: str, problems: list[tuple[int, str, str]]) -> int:
+    for line, column, message in sorted(problems, key=lambda p: p[0]):
+        where = f"{name}:{line}: " if line else f"{name}: "
+        print(f"{where}{column + ': ' if column else ''}{message}", file=sys.stderr)
+    count = len(problems)
+    print(
+        f"{name}: {count} problem{'s' if count != 1 else ''}; nothing was loaded", file=sys.stderr
+    )
     return exitcodes.ERROR
+
+
+# --------------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    since = _parse_time(args.changed_since) if args.changed_since else None
+    url = erp_url(args)
+    write = write_csv if args.output == "csv" else write_jsonl
+    with _opened(registry.open_erp_reader(url)) as reader, _output(args.out) as out:
+        count = write(out, reader.iter_customers(changed_since=since))
+    if args.out:
+        print(f"{count} customers written to {args.out}", file=sys.stderr)
+    return exitcodes.OK
+
+
+_EXPORT_COLUMNS = ERP_CUSTOMER_FIELDS + ERP_TEMPLATE_FIELDS
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def write_csv(out: IO[str], customers: Iterator[ErpCustomer]) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_EXPORT_COLUMNS)
+    count = 0
+    for customer in customers:
+        writer.writerow([_text(customer.get(name)) for name in _EXPORT_COLUMNS])
+        count += 1
+    return count
+
+
+def write_jsonl(out: IO[str], customers: Iterator[ErpCustomer]) -> int:
+    count = 0
+    for customer in customers:
+        record: dict[str, Any] = {name: customer.get(name) for name in _EXPORT_COLUMNS}
+        record["modified_at"] = customer.modified_at.isoformat() if customer.modified_at else None
+        record["etag"] = customer.etag
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--changed-since {text!r} is not an ISO 8601 time (e.g. 2026-03-01T00:00:00Z)"
+        ) from None
+    if value.tzinfo is None:
+        raise UsageError(f"--changed-since {text!r} needs a time zone (e.g. Z or +01:00)")
+    return value
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if not path:
+        yield sys.stdout
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    with handle:
+        yield handle
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _opened(connector: Any) -> Iterator[Any]:
+    try:
+        yield connector
+    finally:
+        connector.close()
+
+
+def _capability(connector: Any, name: str, url: str, command: str) -> Any:
+    method = getattr(connector, name, None)
+    if method is None:
+        scheme = registry.scheme_of(url)
+        raise ConfigError(
+            f"`custsync {command}` needs a SQL ERP database; the {scheme!r} connector has no "
+            f"{name} operation"
+        )
+    return method
