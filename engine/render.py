@@ -197,6 +197,28 @@ def _header(decision: Decision) -> Line:
     return line
 
 
+def _provenance(decision: Decision, base_dir: Path | None) -> list[str]:
+    """``# rules:`` lines: one per decision of the rule language, in firing order; several
+    rules of one file are listed after it (``import_fields (rules/import_fields.yaml):
+    city-from-city:86, ...``)."""
+    groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for fired in decision.rules:
+        groups.setdefault((fired.decision, fired.file), []).append((fired.id, fired.line))
+    entries = []
+    for (name, file), fired_rules in groups.items():
+        where = _relative(file, base_dir)
+        if len(fired_rules) == 1:
+            rule_id, line = fired_rules[0]
+            entries.append(f"{name + '/' if name else ''}{rule_id} ({where}:{line})")
+        else:
+            listed = ", ".join(f"{rule_id}:{line}" for rule_id, line in fired_rules)
+            entries.append(f"{name or 'rules'} ({where}): {listed}")
+    return [
+        f"    {'# rules:' if index == 0 else '#       '} {entry}"
+        for index, entry in enumerate(entries)
+    ]
+
+
 def _block(decision: Decision, base_dir: Path | None) -> list[Line]:
     lines = [_header(decision)]
     items: list[tuple[str, str, str]] = []  # (name, shown value, style)
@@ -206,10 +228,14 @@ def _block(decision: Decision, base_dir: Path | None) -> list[Line]:
         else:
             shown = f"{_show(change.field, change.old)} -> {_show(change.field, change.new)}"
         items.append((change.field, shown, _SYMBOL_STYLE.get(decision.action, "")))
+    changed = {change.field: change.new for change in decision.changes}
     for key in sorted(decision.payload):
         for name, value in _flatten(key, decision.payload[key]):
             if value in (None, "", [], {}) or ("." in name and value is False):
                 continue  # empty parts of nested records are noise
+            last = name.rsplit(".", 1)[-1]
+            if name in changed or (last in changed and changed[last] == value):
+                continue  # already shown as a change
             items.append((name, _show(name, value), "dim"))
     width = max((len(name) for name, _, _ in items), default=0) + 1
     for name, shown, style in items:
@@ -220,13 +246,7 @@ def _block(decision: Decision, base_dir: Path | None) -> list[Line]:
         lines.append([("    reason: ", "red"), (f"{reason}{message}", "")])
     elif decision.message:
         lines.append([("    note: ", "dim"), (mask_text(decision.message), "")])
-    if decision.rules:
-        rules = ", ".join(
-            f"{rule.decision + '/' if rule.decision else ''}{rule.id} "
-            f"({_relative(rule.file, base_dir)}:{rule.line})"
-            for rule in decision.rules
-        )
-        lines.append([(f"    # rules: {rules}", "dim")])
+    lines += [[(text, "dim")] for text in _provenance(decision, base_dir)]
     return lines
 
 

@@ -1,0 +1,283 @@
+"""`custsync plan`: options, exit codes, files worlds, and that a dry run never writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from custsync.connectors.shopify_double import ShopifyDouble
+from custsync.connectors.shopify_double.seed import seed_from_models
+from custsync.engine import exitcodes, registry
+from custsync.engine.cli import main
+from custsync.engine.model import ErpCustomer, Link, ShopifyAddress, ShopifyCustomer
+from custsync.engine.plan import plan_from_json
+from custsync.engine.state import SqlStateStore
+
+from plan_helpers import ROOT, schema_errors
+from sync_world import IMPORT_SETTINGS, make_erp, write_config
+
+EXAMPLE_CONFIG = ROOT / "examples" / "custsync.yaml"
+EXAMPLE_WORLD = ROOT / "examples" / "world"
+
+Capture = pytest.CaptureFixture[str]
+
+
+@pytest.fixture(autouse=True)
+def _no_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run must never construct a writing client."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("plan constructed a writer")
+
+    monkeypatch.setattr(registry, "open_erp_writer", refuse)
+    monkeypatch.setattr(registry, "open_shopify_writer", refuse)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture
+def in_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _plan(*args: str) -> int:
+    return main(["plan", *args])
+
+
+# --------------------------------------------------------------------------------------------
+# The example world
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("in_root")
+def test_detailed_exitcode_reports_changes(capsys: Capture) -> None:
+    assert _plan("--config", str(EXAMPLE_CONFIG)) == exitcodes.OK
+    assert (
+        _plan("--config", str(EXAMPLE_CONFIG), "--detailed-exitcode") == exitcodes.CHANGES_PRESENT
+    )
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("Plan: ")
+
+
+@pytest.mark.usefixtures("in_root")
+def test_json_output_validates_and_out_file_round_trips(tmp_path: Path, capsys: Capture) -> None:
+    out_file = tmp_path / "saved" / "plan.json"
+    code = _plan("--config", str(EXAMPLE_CONFIG), "-o", "json", "--out", str(out_file))
+    assert code == exitcodes.OK
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert schema_errors(data) == []
+    assert f"custsync sync --plan {out_file}" in captured.err
+    saved = json.loads(out_file.read_text(encoding="utf-8"))
+    assert saved == data
+    plan = plan_from_json(out_file.read_text(encoding="utf-8"))
+    assert plan.summary.counts == {k: data["summary"][k] for k in plan.summary.counts}
+    assert set(data["fingerprints"]) >= {
+        "erp",
+        "erp_reference",
+        "shopify:main",
+        "links:main",
+        "rules",
+        "config",
+    }
+    # contact data is complete in JSON, masked in text
+    assert "hans.mueller@example.de" in captured.out
+    assert _plan("--config", str(EXAMPLE_CONFIG)) == exitcodes.OK
+    assert "hans.mueller@example.de" not in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("in_root")
+def test_direction_and_bad_records(capsys: Capture) -> None:
+    assert _plan("--config", str(EXAMPLE_CONFIG), "--direction", "export", "-o", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["directions"] == ["export"]
+    assert {d["direction"] for d in data["decisions"]} == {"export"}
+    bad = next(d for d in data["decisions"] if d["record"] == "C00130")
+    assert bad["action"] == "skip" and bad["reason_code"] == "bad-record"
+    assert bad["message"].startswith("examples/world/erp_customers.csv:14: field 'modified_at'")
+    assert _plan("--config", str(EXAMPLE_CONFIG), "--direction", "import", "-o", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["direction"] for d in data["decisions"]} == {"import"}
+    assert any(d["record"] == "gid://shopify/Customer/1009" for d in data["decisions"])
+
+
+@pytest.mark.usefixtures("in_root")
+def test_orders_by_id_and_from_a_file(capsys: Capture) -> None:
+    code = _plan("--config", str(EXAMPLE_CONFIG), "--order", "7001", "--order", "404", "-o", "json")
+    assert code == exitcodes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["directions"] == ["order"]
+    [decision] = data["decisions"]
+    assert decision["record"] == "gid://shopify/Order/7001" and decision["direction"] == "order"
+    codes = [w["code"] for w in data["warnings"]]
+    assert codes[0] == "order-not-found"
+    # bad customer records are warnings when their direction is not planned
+    assert codes[1:] == ["bad-record", "bad-record"]
+    orders = str(EXAMPLE_WORLD / "orders.yaml")
+    assert _plan("--config", str(EXAMPLE_CONFIG), "--orders", orders, "-o", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["record"] for d in data["decisions"]] == [
+        "gid://shopify/Order/7001",
+        "gid://shopify/Order/7002",
+        "gid://shopify/Order/7003",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Files worlds without a config, and problems
+# --------------------------------------------------------------------------------------------
+
+
+def test_bare_world_uses_default_settings(in_tmp: Path, capsys: Capture) -> None:
+    assert _plan("--world", str(EXAMPLE_WORLD), "-o", "json", "--detailed-exitcode") in (0, 2)
+    data = json.loads(capsys.readouterr().out)
+    assert data["shops"] == ["main"]
+    assert data["warnings"][0]["code"] == "no-config"
+    # with_order_import (the default) imports nobody new: nothing is created
+    assert data["summary"]["create"] == 0
+
+
+def test_a_world_without_changes_exits_zero_with_detailed_exitcode(
+    in_tmp: Path, capsys: Capture
+) -> None:
+    world = in_tmp / "world"
+    world.mkdir()
+    (world / "shopify_customers.yaml").write_text("- {id: 1, first_name: Pos}\n", encoding="utf-8")
+    assert _plan("--world", str(world), "--detailed-exitcode") == exitcodes.OK
+    out = capsys.readouterr().out
+    assert "Plan:" in out or "No changes." in out
+
+
+def test_bad_input_files_are_errors_with_positions(in_tmp: Path, capsys: Capture) -> None:
+    world = in_tmp / "world"
+    world.mkdir()
+    (world / "erp_customers.csv").write_bytes(b"no,name\nC1,M\xfcller\n")
+    assert _plan("--world", str(world)) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert "world/erp_customers.csv:2:5: not UTF-8 (byte 0xfc)" in err
+    assert "Traceback" not in err
+
+
+def test_usage_errors(in_tmp: Path, capsys: Capture) -> None:
+    assert _plan() == exitcodes.USAGE
+    assert "no configuration: pass --config FILE" in capsys.readouterr().err
+    assert _plan("--config", "missing.yaml") == exitcodes.USAGE
+    assert _plan("--config", str(EXAMPLE_CONFIG), "--shop", "nope") == exitcodes.USAGE
+    assert "--shop nope: no such shop; configured: main" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        _plan("--world", ".", "--order", "1", "--orders", "x.yaml")
+    assert exc.value.code == exitcodes.USAGE
+    with pytest.raises(SystemExit) as exc:
+        _plan("--world", ".", "--direction", "sideways")
+    assert exc.value.code == exitcodes.USAGE
+
+
+def test_invalid_rules_and_config_print_diagnostics_and_exit_1(
+    in_tmp: Path, capsys: Capture
+) -> None:
+    rules = in_tmp / "my-rules"
+    rules.mkdir()
+    (rules / "bad.yaml").write_text(
+        "decision: import_match\nrules:\n  - id: x\n    then: {action: explode}\n", encoding="utf-8"
+    )
+    assert _plan("--world", str(EXAMPLE_WORLD), "--rules", str(rules)) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert "my-rules/bad.yaml:" in err and "error[" in err
+    config = in_tmp / "custsync.yaml"
+    config.write_text("erp: {url: 'files:./world'}\nshops: [{name: main}]\n", encoding="utf-8")
+    assert _plan("--config", str(config)) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert "custsync.yaml:" in err and "error[" in err
+
+
+def test_out_file_that_cannot_be_written(in_root: None, tmp_path: Path, capsys: Capture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    code = _plan("--config", str(EXAMPLE_CONFIG), "--out", str(blocker / "plan.json"))
+    assert code == exitcodes.ERROR
+    assert "--out" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Against real connectors: SQLite ERP, the Shopify double, the state store
+# --------------------------------------------------------------------------------------------
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_plan_against_connectors_reads_state_and_writes_nothing(
+    tmp_path: Path, shopify_double: ShopifyDouble, capsys: Capture
+) -> None:
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    make_erp(erp_url, [ErpCustomer(no="C00001", name="Jane Doe", email="jane@example.com")])
+    address = ShopifyAddress(
+        first_name="Max", address1="1 Main St", city="Austin", zip="73301", country_code="US"
+    )
+    old, new = seed_from_models(
+        shopify_double,
+        [
+            ShopifyCustomer(
+                id="", first_name="Jane", email="JANE@example.com", addresses=(address,)
+            ),
+            ShopifyCustomer(id="", first_name="Max", email="max@example.com", addresses=(address,)),
+        ],
+    )
+    config = write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=erp_url,
+        state_url=state_url,
+        settings=IMPORT_SETTINGS,
+        token=shopify_double.token,
+    )
+
+    # no state database yet: a first run, both customers planned, nothing written
+    assert _plan("--config", str(config), "--direction", "import", "-o", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["record"] for d in data["decisions"]} == {old, new}
+    assert "no-state" in [w["code"] for w in data["warnings"]]
+    assert not (tmp_path / "state.db").exists()
+
+    store = SqlStateStore.open(state_url)
+    store.save_link(Link(shop="main", shopify_id=old, erp_no="C00001"))
+    store.advance_cursor("main", "import", datetime.now(UTC))
+    store.close()
+    erp_before, state_before = _digest(tmp_path / "erp.db"), _digest(tmp_path / "state.db")
+    shopify_double.reset_log()
+
+    # with a cursor after both updates, nothing is selected for import
+    assert _plan("--config", str(config), "--direction", "import", "-o", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["decisions"] == []
+    assert shopify_double.mutation_count() == 0
+    assert _digest(tmp_path / "erp.db") == erp_before
+    assert _digest(tmp_path / "state.db") == state_before
+    assert "shpat" not in json.dumps(data)  # no token anywhere
+
+
+def test_files_world_copied_elsewhere_plans_the_same(
+    tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(EXAMPLE_WORLD, tmp_path / "world")
+    shutil.copy(EXAMPLE_CONFIG, tmp_path / "custsync.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert _plan("-o", "json") == 0  # ./custsync.yaml is the default config
+    copied = json.loads(capsys.readouterr().out)
+    monkeypatch.chdir(ROOT)
+    assert _plan("--config", str(EXAMPLE_CONFIG), "-o", "json") == 0
+    original = json.loads(capsys.readouterr().out)
+    assert copied["summary"] == original["summary"]
+    assert copied["fingerprints"] == original["fingerprints"]
