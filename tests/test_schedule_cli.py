@@ -7,6 +7,7 @@ through ``custsync.engine.cli.schedule.make_job``, test-only) that works through
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,11 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from custsync.connectors.shopify_double import ShopifyDouble
+from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.cli import schedule as schedule_cli
+from custsync.engine.model import ShopifyAddress, ShopifyCustomer
 from custsync.engine.schedule import RunOutcome, StopToken
 from custsync.engine.state import SqlStateStore
+
+from sync_world import IMPORT_SETTINGS, make_erp
+from sync_world import write_config as write_sync_config
 
 CONFIG = """\
 erp: {{url: "sqlite:///erp.db"}}
@@ -263,3 +270,42 @@ def test_second_signal_aborts_with_130_and_leaves_a_truthful_log(tmp_path: Path)
     assert "custsync: interrupted" in err and "Traceback" not in err
     assert stored_runs(tmp_path)[0][:2] == ("abandoned", "interrupted")
     assert lease_of(tmp_path) is None
+
+
+# ---- end to end with the real sync job --------------------------------------------------------
+
+
+def test_once_syncs_a_real_shop_and_runs_status_and_runs_see_it(
+    tmp_path: Path, shopify_double: ShopifyDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    make_erp(erp_url)
+    address = ShopifyAddress(default=True, first_name="Jane", last_name="Doe",
+                             address1="1 Main Street", zip="1011AB", city="Amsterdam",
+                             country_code="NL")
+    seed_from_models(shopify_double, [
+        ShopifyCustomer(id="", first_name="Jane", last_name="Doe", email="jane@example.com",
+                        addresses=(address,)),
+        ShopifyCustomer(id="", first_name="Joe", last_name="Bloggs", email="joe@example.com",
+                        addresses=(address,)),
+    ])
+    config = write_sync_config(tmp_path, shop_url=shopify_double.url, erp_url=erp_url,
+                               state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                               settings=IMPORT_SETTINGS, token=shopify_double.token)
+
+    assert main(["schedule", "-c", str(config), "--once"]) == exitcodes.OK
+    out = capsys.readouterr().out
+    assert "shop=main direction=import status=succeeded created=2" in out
+    assert "shop=main direction=export status=succeeded" in out
+    assert shopify_double.token not in out
+
+    assert main(["status", "-c", str(config), "--max-lag", "3600", "-o", "json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)["jobs"]
+    assert [(j["direction"], j["consecutive_failures"], j["lease_holder"]) for j in jobs] == [
+        ("import", 0, None), ("export", 0, None)]
+    assert all(j["lag_seconds"] is not None and j["lag_seconds"] < 600 for j in jobs)
+
+    assert main(["runs", "-c", str(config), "-o", "json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert sorted((r["direction"], r["status"]) for r in runs) == [
+        ("export", "succeeded"), ("import", "succeeded")]
