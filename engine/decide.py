@@ -76,8 +76,19 @@ def mask_text(text: str) -> str:
     return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
 
 
+_FIRED: dict[int, tuple[Rule, FiredRule]] = {}
+
+
 def fired_rule(rule: Rule) -> FiredRule:
-    return FiredRule(rule.id, rule.location.file, rule.location.line, rule.decision)
+    """The provenance record of a rule (memoised: rules are immutable and long-lived)."""
+    known = _FIRED.get(id(rule))
+    if known is not None and known[0] is rule:
+        return known[1]
+    fired = FiredRule(rule.id, rule.location.file, rule.location.line, rule.decision)
+    if len(_FIRED) > 10_000:
+        _FIRED.clear()
+    _FIRED[id(rule)] = (rule, fired)
+    return fired
 
 
 @dataclass(slots=True)

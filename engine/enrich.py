@@ -226,7 +226,7 @@ def import_facts(
     phone = customer.phone or (chosen.phone if chosen is not None else "")
     region = (chosen.country_code if chosen is not None else "") or None
     if phone:
-        e164 = phones.to_e164(phone, region)
+        e164 = phones.match_e164(phone, region)
         put(facts, "lookup.phone_e164_customer_no", world.erp_by_e164(e164))
         put(facts, "lookup.phone_digits_customer_no", world.erp_by_phone_digits(phone))
     # --- templates and per-country setups -----------------------------------------------------

@@ -68,6 +68,9 @@ class _Host(_durable.Host):
         """No dispatch/timer threads: actions run synchronously in ``post``/``assert_fact``."""
 
 
+_EMPTY_VALUES = (None, "")
+
+
 def is_empty(value: Any) -> bool:
     return value is None or value == ""
 
@@ -95,6 +98,10 @@ class Evaluator:
                 self._host.set_rulesets(definitions)
             except Exception as exc:  # the C extension raises bare errors with a code
                 raise FatalError(f"durable-rules rejected the compiled rules: {exc}") from exc
+        self._reads = {
+            name: tuple((fact, fact in c.presence_only) for fact in c.facts)
+            for name, c in self._decisions.items()
+        }
         self._order = {
             name: {key: index for index, key in enumerate(c.by_key)}
             for name, c in self._decisions.items()
@@ -114,11 +121,12 @@ class Evaluator:
     def signature(self, decision: str, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         """What the decision's outcome depends on: values of compared facts, presence of the
         presence-only ones."""
-        compiled = self._decisions[decision]
-        only = compiled.presence_only
+        get = facts.get
         return tuple(
-            (not is_empty(facts.get(name))) if name in only else _normal(facts.get(name))
-            for name in compiled.facts
+            [
+                (get(name) not in _EMPTY_VALUES) if only else _normal(get(name))
+                for name, only in self._reads[decision]
+            ]
         )
 
     def fired(self, decision: str, facts: Mapping[str, Any]) -> tuple[Rule, ...]:
@@ -174,9 +182,12 @@ class Evaluator:
             return len(self._host.get_facts(compiled.ruleset))
 
 
+_PLAIN = frozenset({str, bool, int})
+
+
 def _normal(value: Any) -> Any:
     """Facts are str, int or bool; anything else is compared as text."""
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or type(value) in _PLAIN or isinstance(value, str | bool | int):
         return value
     return str(value)
 

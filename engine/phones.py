@@ -26,6 +26,8 @@ MAX_PHONE_LENGTH = 40
 
 _EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*\d+\s*$")
 _NON_DIGITS = re.compile(r"\D+")
+#: a number already in E.164 (no national prefix after the country code)
+_CANONICAL = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 def strip_extension(text: str) -> str:
@@ -64,21 +66,41 @@ def match_digits(shopify_digits: str, erp_digits: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=65_536)
-def to_e164(text: str | None, region: str | None = None) -> str | None:
-    """The number in E.164 when it parses and is valid, else None.
-
-    A number without ``+`` is read in ``region`` (ISO 3166-1 alpha-2); without a region such a
-    number cannot be read and gives None.
-    """
+def _parse(text: str | None, region: str | None) -> phonenumbers.PhoneNumber | None:
     raw = (text or "").strip()
     if not raw or len(raw) > MAX_PHONE_LENGTH:
         return None
     try:
-        number = phonenumbers.parse(raw, (region or "").upper() or None)
+        return phonenumbers.parse(raw, (region or "").upper() or None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+
+
+@lru_cache(maxsize=65_536)
+def to_e164(text: str | None, region: str | None = None) -> str | None:
+    """The number in E.164 when it parses and is valid ("callable worldwide"), else None.
+
+    A number without ``+`` is read in ``region`` (ISO 3166-1 alpha-2); without a region such a
+    number cannot be read and gives None. Used for export, where Shopify gets this value.
+    """
+    number = _parse(text, region)
+    if number is None or not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=65_536)
+def match_e164(text: str | None, region: str | None = None) -> str | None:
+    """The number in E.164 when it parses and has a possible length, else None.
+
+    For matching (behaviour.md §3.2: "E.164 equality when both numbers parse"): cheaper than
+    :func:`to_e164` (no validity check against the numbering plan), and lenient on purpose.
+    """
+    raw = (text or "").strip()
+    if _CANONICAL.match(raw):
+        return raw  # already E.164, as Shopify stores phones: no need to parse
+    number = _parse(raw, region)
+    if number is None or not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

@@ -202,14 +202,20 @@ class World:
     def _phone_candidates(self, key: str) -> list[str]:
         return _values(self._phone, key) if key else []
 
-    def erp_by_e164(self, e164: str | None, exclude: str | None = None) -> str | None:
-        """First ERP customer whose phone, read in its own country, is this E.164 number."""
+    def erp_by_e164(
+        self, e164: str | None, exclude: str | None = None, *, valid_only: bool = False
+    ) -> str | None:
+        """First ERP customer whose phone, read in its own country, is this E.164 number
+        (``valid_only``: only valid numbers count, as on export; else any that parses)."""
         if not e164:
             return None
         for no in self._phone_candidates(phones.suffix_key(e164)):
             if no == exclude:
                 continue
-            if self.erp_e164(self.erp[no]) == e164:
+            customer = self.erp[no]
+            region = self.customer_region(customer) or None
+            read = phones.to_e164 if valid_only else phones.match_e164
+            if read(customer.phone, region) == e164:
                 return no
         return None
 
@@ -230,7 +236,7 @@ class World:
 
     def phone_owner(self, customer: ErpCustomer, e164: str) -> str | None:
         """Another ERP customer (the first in number order) whose phone is ``e164``."""
-        return self.erp_by_e164(e164, exclude=customer.no)
+        return self.erp_by_e164(e164, exclude=customer.no, valid_only=True)
 
     def erp_by_name_and_address(self, key: tuple[str, ...]) -> str | None:
         """First ERP customer whose Name and address equal ``key`` (see :func:`bill_to_key`)."""
