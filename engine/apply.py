@@ -201,9 +201,9 @@ class Applier:
         if not erp_no:
             return RecordOutcome(decision, FAILED, "decision names no ERP customer")
         if decision.action is Action.UPDATE:
-            expected = decision.payload.get("erp_etag") or None
+            # the ERP record as planned (its etag): refuse to overwrite a newer edit
             result = self._erp().update_customer(
-                erp_no, decision.change_dict(), expected_etag=expected
+                erp_no, decision.change_dict(), expected_etag=decision.target_version
             )
             if not result.ok:
                 return RecordOutcome(decision, FAILED, result.message, erp_no, gid)
@@ -321,8 +321,9 @@ class Applier:
     # ---- order mapping ---------------------------------------------------------------------
 
     def _apply_order(self, decision: Decision) -> RecordOutcome:
-        """An order decision names its customer; a nested import decision creates it first."""
-        nested = decision.payload.get("import_decision")
+        """An order decision names its customer; a nested import decision (payload
+        ``import``) creates, updates or links the order's Shopify customer first."""
+        nested = decision.payload.get("import")
         if isinstance(nested, Decision) and nested.action is not Action.SKIP:
             outcome = self._apply_import(nested)
             if outcome.status != OK:

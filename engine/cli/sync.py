@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -107,6 +109,40 @@ class _LeaseKeeper:
                 log.warning("renewing lease %s failed: %s", self.name, exc)
 
 
+def dead_local_holder(holder: str | None) -> bool:
+    """Whether ``holder`` (``hostname:pid:random``) is a process of this machine that no
+    longer runs: its lease is stale and may be taken over at once instead of after its TTL."""
+    if not holder:
+        return False
+    parts = holder.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _acquire(state: Any, name: str, holder: str) -> tuple[bool, str | None]:
+    """Take the shop lease; a lease left by a killed process of this machine is taken over."""
+    if state.acquire_lease(name, holder, LEASE_TTL_SECONDS):
+        return True, None
+    other = state.lease_holder(name)
+    if dead_local_holder(other):
+        log.info("taking over the lease of %s: its process %s is gone", name, other)
+        state.release_lease(name, other)
+        if state.acquire_lease(name, holder, LEASE_TTL_SECONDS):
+            return True, None
+        other = state.lease_holder(name)
+    return False, other
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..config import require_config
     from ..plan import plan_from_json
@@ -143,10 +179,11 @@ def _run(args: argparse.Namespace) -> int:
                 if stop.is_set():
                     break
                 name = lease_name(shop.name)
-                if not state.acquire_lease(name, holder, LEASE_TTL_SECONDS):
-                    other = state.lease_holder(name) or "another process"
+                acquired, other = _acquire(state, name, holder)
+                if not acquired:
                     print(
-                        f"custsync: shop {shop.name} is being synced by {other}; try later",
+                        f"custsync: shop {shop.name} is being synced by "
+                        f"{other or 'another process'}; try later",
                         file=sys.stderr,
                     )
                     worst = max(worst, exitcodes.LOCKED)

@@ -1,0 +1,216 @@
+"""End to end: `custsync sync` on a real SQLite ERP and the Shopify double over loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from custsync.connectors.erp_sql import open_reader
+from custsync.connectors.shopify_double import Fault, ShopifyDouble
+from custsync.connectors.shopify_double.seed import seed_from_models
+from custsync.engine import exitcodes
+from custsync.engine.cli import main
+from custsync.engine.model import ErpCustomer, ShopifyAddress, ShopifyCustomer
+from custsync.engine.state import open_store
+
+from sync_world import EXPORT_SETTINGS, IMPORT_SETTINGS, make_erp, write_config
+
+
+def _address(**fields: Any) -> ShopifyAddress:
+    base = {
+        "default": True,
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "address1": "1 Main Street",
+        "zip": "94103",
+        "city": "San Francisco",
+        "country_code": "US",
+        "province_code": "CA",
+    }
+    base.update(fields)
+    return ShopifyAddress(**base)
+
+
+def _shopify(email: str, first: str = "Jane", last: str = "Doe", **fields: Any) -> ShopifyCustomer:
+    return ShopifyCustomer(id="", first_name=first, last_name=last, email=email, **fields)
+
+
+def _erp_customers(url: str) -> list[ErpCustomer]:
+    reader = open_reader(url)
+    try:
+        return list(reader.iter_customers())
+    finally:
+        reader.close()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, shopify_double: ShopifyDouble) -> Any:
+    class Setup:
+        double = shopify_double
+        erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+        state_url = f"sqlite:///{tmp_path / 'state.db'}"
+        folder = tmp_path
+
+        def config(self, settings: Any, countries: Any = ()) -> Path:
+            return write_config(
+                tmp_path,
+                shop_url=shopify_double.url,
+                erp_url=self.erp_url,
+                state_url=self.state_url,
+                settings=settings,
+                countries=countries,
+                token=shopify_double.token,
+            )
+
+    return Setup()
+
+
+def _sync(config: Path, *extra: str) -> int:
+    return main(["sync", "--config", str(config), "--no-progress", *extra])
+
+
+def test_import_matches_creates_from_template_and_reports_pos_customer(setup: Any) -> None:
+    make_erp(setup.erp_url, [ErpCustomer(no="C00001", name="Jane Doe", email="jane@example.com")])
+    seed_from_models(
+        setup.double,
+        [
+            _shopify("JANE@example.com", addresses=(_address(),)),
+            _shopify("new@example.com", "Max", "Power", addresses=(_address(first_name="Max"),)),
+            _shopify("pos@example.com", "Pos", "Only"),
+        ],
+    )
+    config = setup.config(IMPORT_SETTINGS)
+
+    assert _sync(config, "--direction", "import") == exitcodes.OK
+
+    customers = {c.email: c for c in _erp_customers(setup.erp_url)}
+    assert set(customers) == {"jane@example.com", "new@example.com"}
+    created = customers["new@example.com"]
+    assert created.extra["gen_bus_posting_group"] == "DOMESTIC"  # from template RETAIL
+    assert created.city == "San Francisco" and created.country_code == "US"
+    store = open_store(setup.state_url)
+    try:
+        links = {link.erp_no for link in store.links("main")}
+        assert links == {"C00001", created.no}
+        run = store.runs("main")[0]
+        assert run.status == "succeeded"
+        outcomes = {o.record: o for o in store.outcomes(run.id)}
+        pos = next(o for o in outcomes.values() if o.status == "skipped")
+        assert "no address" in pos.reason
+        assert store.cursor("main", "import") is not None
+    finally:
+        store.close()
+
+
+def test_export_sends_e164_adopts_existing_and_skips_invalid(setup: Any) -> None:
+    make_erp(
+        setup.erp_url,
+        [
+            ErpCustomer(
+                no="C00001",
+                name="Ann Lee",
+                email="ann@example.com",
+                phone="(415)555-0123",
+                country_code="US",
+                city="San Francisco",
+            ),
+            ErpCustomer(
+                no="C00002", name="Bad Mail", email="bad(at)example.com", country_code="NL"
+            ),
+            ErpCustomer(
+                no="C00003", name="Already There", email="there@example.com", country_code="NL"
+            ),
+        ],
+    )
+    seed_from_models(setup.double, [_shopify("THERE@example.com", "Already", "There")])
+    config = setup.config(EXPORT_SETTINGS)
+
+    assert _sync(config, "--direction", "export") == exitcodes.OK
+
+    by_email = {c["email"]: c for c in setup.double.store.customers()}
+    assert by_email["ann@example.com"]["phone"] == "+14155550123"
+    assert "bad(at)example.com" not in by_email
+    assert len(setup.double.store.customers()) == 2  # created one, adopted one
+    store = open_store(setup.state_url)
+    try:
+        linked = {link.erp_no: link.shopify_id for link in store.links("main")}
+        assert linked["C00003"] == by_email["there@example.com"]["id"]
+        assert linked["C00001"] == by_email["ann@example.com"]["id"]
+        assert "C00002" not in linked
+    finally:
+        store.close()
+
+
+def test_second_sync_is_incremental_and_writes_nothing(setup: Any) -> None:
+    make_erp(
+        setup.erp_url,
+        [
+            ErpCustomer(
+                no=f"C{i:05d}", name=f"Person {i}", email=f"p{i}@example.com", country_code="NL"
+            )
+            for i in range(1, 31)
+        ],
+    )
+    config = setup.config({**EXPORT_SETTINGS})
+    assert _sync(config) == exitcodes.OK
+    assert setup.double.store.count() == 30
+    setup.double.reset_log()
+
+    assert _sync(config) == exitcodes.OK
+
+    assert setup.double.mutation_count() == 0
+    assert len(setup.double.requests) <= 3  # a page of changed customers, nothing per record
+
+
+def test_failed_records_keep_the_cursor_and_the_next_run_finishes(setup: Any) -> None:
+    make_erp(
+        setup.erp_url,
+        [
+            ErpCustomer(
+                no=f"C{i:05d}", name=f"Person {i}", email=f"p{i}@example.com", country_code="NL"
+            )
+            for i in range(1, 6)
+        ],
+    )
+    config = setup.config(EXPORT_SETTINGS)
+    setup.double.inject(Fault(kind="status", status=503, times=200, operation="customerCreate"))
+
+    code = _sync(config, "--direction", "export")
+
+    assert code == exitcodes.PARTIAL
+    store = open_store(setup.state_url)
+    try:
+        assert store.cursor("main", "export") is None
+    finally:
+        store.close()
+    setup.double.clear_faults()
+    assert _sync(config, "--direction", "export") == exitcodes.OK
+    assert setup.double.store.count() == 5
+    emails = [c["email"] for c in setup.double.store.customers()]
+    assert len(emails) == len(set(emails))
+
+
+def test_sync_json_output_and_runs_listing(setup: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    make_erp(
+        setup.erp_url,
+        [ErpCustomer(no="C00001", name="A B", email="ab@example.com", country_code="NL")],
+    )
+    config = setup.config(EXPORT_SETTINGS)
+    assert _sync(config, "-o", "json") == exitcodes.OK
+    result = json.loads(capsys.readouterr().out)
+    assert result[0]["shop"] == "main" and result[0]["counts"]["created"] == 1
+    assert main(["runs", "--config", str(config)]) == exitcodes.OK
+    assert "succeeded" in capsys.readouterr().out
+
+
+def test_a_second_sync_of_the_same_shop_is_refused_while_one_runs(setup: Any) -> None:
+    make_erp(setup.erp_url, [])
+    config = setup.config(EXPORT_SETTINGS)
+    store = open_store(setup.state_url)
+    try:
+        assert store.acquire_lease("shop:main", "someone-else", 60)
+        assert _sync(config) == exitcodes.LOCKED
+    finally:
+        store.close()
