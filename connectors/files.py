@@ -47,6 +47,7 @@ from custsync.engine.model import (
     ShopifyOrder,
 )
 from custsync.engine.ports import SourceProblem
+from custsync.engine.validate import display_path as _shown
 
 __all__ = [
     "FILE_KINDS",
@@ -132,18 +133,6 @@ class LoadResult(Generic[T]):
 
     records: tuple[T, ...] = ()
     problems: tuple[SourceProblem, ...] = ()
-
-
-def _shown(path: Path) -> str:
-    """``path`` for messages: relative to the working folder when inside it."""
-    try:
-        return (
-            str(path.resolve().relative_to(Path.cwd().resolve()))
-            if path.is_absolute()
-            else str(path)
-        )
-    except ValueError:
-        return str(path)
 
 
 def _yaml_message(path: Path, exc: YamlSyntaxError) -> str:
