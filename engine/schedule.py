@@ -663,7 +663,7 @@ class Scheduler:
             line += f" attempt={attempt}/{allowed}"
         if outcome.error:
             line += f' error="{safe_error(outcome.error)}"'
-        if outcome.status == ABANDONED and token.reason:
+        if outcome.status == ABANDONED and token.reason and token.reason != outcome.error:
             line += f' reason="{token.reason}"'
         log.info(line)
         return outcome
