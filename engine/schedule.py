@@ -480,7 +480,16 @@ class Scheduler:
             if self.stopping:
                 break
             slot = self._next.get(spec.key, self._clock.now())
-            reports.append(self.run_job(spec, slot))
+            try:
+                reports.append(self.run_job(spec, slot))
+            except Exception as exc:
+                # the state database itself failed (lease, run log): report the slot as
+                # failed and keep the service up; the next slot catches up
+                error = exc.render() if isinstance(exc, CustsyncError) else (
+                    f"{type(exc).__name__}: {exc}")
+                self._log(f"shop={spec.shop} direction={spec.direction} status=failed "
+                          f'error="{safe_error(error)}"')
+                reports.append(RunReport(spec.shop, spec.direction, slot, FAILED, error=error))
             self._next[spec.key] = next_slot(spec.cron, max(self._clock.now(), slot))
         return reports
 

@@ -562,3 +562,26 @@ def test_cron_aliases_are_accepted() -> None:
     assert jobs_from_config(config)[0].cron == "@hourly"
     with pytest.raises(ConfigError, match="invalid cron"):
         jobs_from_config({"shops": [{"name": "m", "schedule": {"export": "0 * * * * *"}}]})
+
+
+def test_state_database_outage_fails_the_slot_but_keeps_the_service_up(
+    clock: ManualClock, state: MemoryState, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = StubJob(clock)
+    scheduler = make([spec()], job, state, clock)
+    scheduler.plan(run_never_run=True)
+    healthy_acquire = state.acquire_lease
+
+    def down(name: str, holder: str, ttl_seconds: float) -> bool:
+        raise RetriableError("acquiring a lease: database postgresql://db/custsync unavailable")
+
+    state.acquire_lease = down  # type: ignore[method-assign]
+    reports = scheduler.run_pending()
+    assert [r.status for r in reports] == ["failed"]
+    assert 'status=failed error="acquiring a lease: database' in caplog.text
+    assert job.calls == []
+    assert scheduler.next_runs()["main/import"] == datetime(2026, 11, 28, 10, 15, tzinfo=UTC)
+
+    state.acquire_lease = healthy_acquire  # type: ignore[method-assign]
+    clock.advance(8 * 60)
+    assert [r.status for r in scheduler.run_pending()] == ["succeeded"]
