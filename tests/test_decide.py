@@ -1,0 +1,361 @@
+"""The decide API with the shipped rule set: one typed Decision per record and direction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from custsync.engine.decide import Engine
+from custsync.engine.load import load_yaml, load_yaml_text
+from custsync.engine.model import (
+    Action,
+    CompanyInfo,
+    Country,
+    CountrySetup,
+    CustomerTemplate,
+    Direction,
+    ErpCustomer,
+    ErpReference,
+    Link,
+    ShopifyAddress,
+    ShopifyCustomer,
+    ShopifyOrder,
+    ShopSettings,
+    TaxArea,
+)
+from custsync.engine.rulefile import RuleSet, build_rule_file, merge_rule_files
+from custsync.engine.world import ShopContext, World
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def shipped_rules(*extra: str) -> RuleSet:
+    files = [build_rule_file(load_yaml(p)) for p in sorted((ROOT / "rules").glob("*.yaml"))]
+    files += [build_rule_file(load_yaml_text(t, f"user/{i}.yaml")) for i, t in enumerate(extra)]
+    return merge_rule_files(files)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(shipped_rules())
+
+
+REFERENCE = ErpReference(
+    countries=(Country("US", "US"), Country("EL", "GR")),
+    company=CompanyInfo("CRONUS", "US"),
+    templates=(CustomerTemplate("US-RETAIL"), CustomerTemplate("SHOP")),
+)
+SETUPS = {
+    "US": CountrySetup(
+        "US", customer_template_code="US-RETAIL", tax_areas=(TaxArea("California", "CA", "CA"),)
+    )
+}
+
+
+def shop(**settings: object) -> ShopContext:
+    return ShopContext("main", ShopSettings(**settings), SETUPS)  # type: ignore[arg-type]
+
+
+def address(**fields: object) -> ShopifyAddress:
+    values: dict[str, object] = {
+        "id": "gid://shopify/MailingAddress/1",
+        "default": True,
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "address1": "1 Main St",
+        "city": "Fresno",
+        "zip": "93650",
+        "country_code": "US",
+        "province_code": "CA",
+        "province": "California",
+    }
+    values.update(fields)
+    return ShopifyAddress(**values)  # type: ignore[arg-type]
+
+
+def customer(cid: str = "1", **fields: object) -> ShopifyCustomer:
+    values: dict[str, object] = {
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "email": "jane@example.com",
+        "updated_at": T0,
+        "addresses": (address(),),
+    }
+    values.update(fields)
+    return ShopifyCustomer(f"gid://shopify/Customer/{cid}", **values)  # type: ignore[arg-type]
+
+
+ERP = (
+    ErpCustomer(
+        "C1",
+        name="Jane Doe",
+        email="JANE@example.com",
+        phone="559 555 0142",
+        country_code="US",
+        modified_at=T0,
+        etag="v1",
+    ),
+    ErpCustomer(
+        "C2",
+        name="Athens Trading",
+        contact="Eleni Papadopoulou",
+        email="eleni@example.gr",
+        phone="210 555 0000",
+        country_code="EL",
+        address="Odos 1",
+        city="Athens",
+    ),
+)
+
+
+def test_import_update_with_provenance(engine: Engine) -> None:
+    world = World(ERP, REFERENCE, [], [])
+    decision = engine.decide_import(
+        world,
+        shop(
+            customer_import="all_customers",
+            shopify_can_update_customers=True,
+            name_source="first_and_last_name",
+        ),
+        customer(),
+    )
+    assert decision.direction is Direction.IMPORT and decision.action is Action.UPDATE
+    assert decision.erp_no == "C1" and decision.new_link is True
+    changes = decision.change_dict()
+    assert changes["city"] == "Fresno" and changes["county"] == "CA"
+    assert changes["email"] == "jane@example.com"
+    assert "name" not in changes  # already equal
+    assert decision.payload["match_method"] == "email"
+    assert decision.source_version == T0.isoformat() and decision.target_version == "v1"
+    first = decision.rules[0]
+    assert (first.id, first.decision, first.file.endswith("import_selection.yaml")) == (
+        "process-unknown-all-customers",
+        "import_selection",
+        True,
+    )
+    assert first.line > 0
+    assert {r.decision for r in decision.rules} >= {
+        "import_match",
+        "import_update",
+        "import_fields",
+    }
+
+
+def test_import_create_with_template_and_cut_fields(engine: Engine) -> None:
+    world = World(ERP, REFERENCE, [], [])
+    long_name = "N" * 500
+    decision = engine.decide_import(
+        world,
+        shop(
+            customer_import="all_customers",
+            auto_create_unknown_customers=True,
+            name_source="first_and_last_name",
+        ),
+        customer(
+            "7",
+            email="new@example.com",
+            first_name=long_name,
+            last_name="",
+            addresses=(address(first_name=long_name, last_name="", city="C" * 80),),
+        ),
+    )
+    assert decision.action is Action.CREATE
+    assert decision.payload["template_code"] == "US-RETAIL"
+    changes = decision.change_dict()
+    assert len(changes["name"]) == 100 and len(changes["city"]) == 30
+    assert all(change.old is None for change in decision.changes)
+
+
+@pytest.mark.parametrize(
+    ("settings", "cust", "reason"),
+    [
+        (
+            {"customer_import": "with_order_import"},
+            customer("8", email="x@example.com"),
+            "not-imported",
+        ),
+        (
+            {"customer_import": "all_customers"},
+            customer("8", email="x@example.com"),
+            "auto-create-off",
+        ),
+        (
+            {"customer_import": "all_customers", "auto_create_unknown_customers": True},
+            customer("8", email="x@example.com", addresses=()),
+            "no-address",
+        ),
+        (
+            {"customer_import": "all_customers", "auto_create_unknown_customers": True},
+            customer("8", email="x@example.com", addresses=(address(country_code="JP"),)),
+            "no-template",
+        ),
+    ],
+)
+def test_import_skips_say_why(
+    engine: Engine, settings: dict[str, object], cust: ShopifyCustomer, reason: str
+) -> None:
+    decision = engine.decide_import(World(ERP, REFERENCE, [], []), shop(**settings), cust)
+    assert decision.action is Action.SKIP
+    assert decision.reason_code == reason
+    assert decision.message
+    assert "x@example.com" not in decision.message
+
+
+def test_caller_template_comes_first(engine: Engine) -> None:
+    decision = engine.decide_import(
+        World(ERP, REFERENCE, [], []),
+        shop(customer_import="all_customers", auto_create_unknown_customers=True),
+        customer("9", email="nine@example.com"),
+        caller_template="SHOP",
+    )
+    assert decision.payload["template_code"] == "SHOP"
+
+
+def test_garbage_records_are_skips_or_decisions_never_exceptions(engine: Engine) -> None:
+    world = World(ERP, REFERENCE, [], [])
+    settings = shop(
+        customer_import="all_customers",
+        auto_create_unknown_customers=True,
+        can_update_shopify_customers=True,
+        export_customers=True,
+    )
+    garbage = customer(
+        "10",
+        email="@@@;;",
+        phone="12",
+        first_name="\x00" * 10,
+        addresses=(address(country_code="ZZ", phone="abc", province="?" * 500),),
+    )
+    decision = engine.decide_import(world, settings, garbage)
+    assert decision.action in (Action.CREATE, Action.SKIP)
+    bad = ErpCustomer("C9", name="X" * 500, email="not-an-email", phone="12", country_code="QQ")
+    exported = engine.decide_export(world, settings, bad)
+    assert exported.action is Action.SKIP
+    assert set(exported.payload["reasons"]) == {
+        "email-invalid",
+        "country-iso-missing",
+        "phone-invalid",
+    }
+    assert exported.reason_code == "email-invalid"
+
+
+def test_an_unexpected_error_is_a_record_error_skip(engine: Engine) -> None:
+    broken = ShopifyCustomer("gid://shopify/Customer/11", addresses=None)  # type: ignore[arg-type]
+    decision = engine.decide_import(World(ERP, REFERENCE, [], []), shop(), broken)
+    assert decision.action is Action.SKIP and decision.reason_code == "record-error"
+
+
+def test_no_rule_holding_is_reported_with_the_decision() -> None:
+    override = """
+decision: import_match
+description: drop the fallback
+disable: [no-match]
+"""
+    engine = Engine(shipped_rules(override))
+    decision = engine.decide_import(
+        World(ERP, REFERENCE, [], []),
+        shop(customer_import="all_customers"),
+        customer("12", email="nobody@example.com"),
+    )
+    assert decision.action is Action.SKIP and decision.reason_code == "no-rule"
+    assert "import_match" in (decision.message or "")
+
+
+def test_export_create_and_update(engine: Engine) -> None:
+    linked = ShopifyCustomer(
+        "gid://shopify/Customer/50",
+        first_name="Eleni",
+        last_name="Old",
+        email="eleni@example.gr",
+        phone="+302105550000",
+        updated_at=T0,
+        addresses=(address(first_name="Eleni", last_name="Old"),),
+    )
+    world = World(ERP, REFERENCE, [linked], [Link("main", linked.id, "C2")])
+    settings = shop(export_customers=True, can_update_shopify_customers=True)
+    created = engine.decide_export(world, settings, ERP[0])
+    assert created.action is Action.CREATE and created.direction is Direction.EXPORT
+    assert created.change_dict()["phone"] == "+15595550142"
+    assert created.payload["address"]["country_code"] == "US"
+    updated = engine.decide_export(world, settings, ERP[1])
+    assert updated.action is Action.UPDATE and updated.shopify_id == linked.id
+    changes = updated.change_dict()
+    assert changes["last_name"] == "Papadopoulou"
+    assert changes["address.country_code"] == "GR"
+    assert "email" not in changes and "phone" not in changes
+    assert updated.payload["address"]["id"] == "gid://shopify/MailingAddress/1"
+    assert updated.target_version == T0.isoformat()
+
+
+def test_export_skips_a_phone_shared_in_the_batch(engine: Engine) -> None:
+    twins = (
+        ErpCustomer("D1", name="A", email="a@example.com", phone="415 555 0113", country_code="US"),
+        ErpCustomer(
+            "D2", name="B", email="b@example.com", phone="+1 (415) 555-0113", country_code="US"
+        ),
+    )
+    world = World(twins, REFERENCE, [], [])
+    for record in twins:
+        decision = engine.decide_export(world, shop(export_customers=True), record)
+        assert decision.reason_code == "phone-duplicate-in-batch"
+
+
+def test_order_creates_its_customer_with_the_nested_import(engine: Engine) -> None:
+    world = World(ERP, REFERENCE, [], [])
+    order = ShopifyOrder(
+        "gid://shopify/Order/1",
+        name="#1001",
+        customer=customer("20", email="buyer@example.com"),
+        bill_to=address(),
+        ship_to=address(),
+    )
+    settings = shop(customer_import="all_customers", auto_create_unknown_customers=True)
+    decision = engine.decide_order(world, settings, order)
+    assert decision.direction is Direction.ORDER and decision.action is Action.CREATE
+    assert decision.payload["template_code"] == "US-RETAIL"
+    assert decision.payload["import"].action is Action.CREATE
+    assert any(rule.decision == "import_create" for rule in decision.rules)
+
+
+def test_order_falls_back_to_the_shop_default_and_then_says_why(engine: Engine) -> None:
+    world = World(ERP, REFERENCE, [], [])
+    guest = ShopifyOrder("gid://shopify/Order/2", bill_to=address(first_name="", last_name=""))
+    mapped = engine.decide_order(world, shop(default_customer_no="C2"), guest)
+    assert mapped.action is Action.LINK and mapped.erp_no == "C2"
+    assert mapped.payload["sell_to"] == "C2" and mapped.payload["bill_to"] == "C2"
+    unmapped = engine.decide_order(world, shop(), guest)
+    assert unmapped.action is Action.SKIP and unmapped.reason_code == "order-unmapped"
+
+
+def test_plan_shop_follows_the_settings(engine: Engine) -> None:
+    linked = ShopifyCustomer("gid://shopify/Customer/60", email="eleni@example.gr", updated_at=T0)
+    world = World(
+        ERP,
+        REFERENCE,
+        [linked, customer("61", email="x@example.com")],
+        [Link("main", linked.id, "C2", last_import_at=T0)],
+    )
+    decisions = engine.plan_shop(world, shop(customer_import="all_customers"))
+    assert [(d.direction, d.record) for d in decisions] == [
+        (Direction.IMPORT, "gid://shopify/Customer/60"),
+        (Direction.IMPORT, "gid://shopify/Customer/61"),
+    ]
+    assert decisions[0].reason_code == "unchanged"
+    exports = engine.plan_shop(world, shop(export_customers=True), ("export",))
+    assert [d.record for d in exports] == ["C1"]  # C2 is linked and updates are off
+
+
+def test_evaluation_keeps_nothing_in_durable(engine: Engine) -> None:
+    world = World(ERP, REFERENCE, [], [])
+    for index in range(50):
+        engine.decide_export(
+            world,
+            shop(export_customers=True),
+            ErpCustomer(f"E{index}", name="N", email=f"e{index}@example.com"),
+        )
+    evaluator = engine.evaluator
+    for decision in evaluator.decisions():
+        assert evaluator.live_facts(decision) == 0
+    assert engine.stats.cache_hits > engine.stats.engine_calls
