@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from custsync.connectors.shopify import open_reader, open_writer
 from custsync.connectors.shopify.client import GraphQLErrors
 from custsync.connectors.shopify_double import Fault, ShopifyDouble
@@ -21,8 +20,13 @@ from custsync.engine.model import ShopifyAddress
 from custsync.engine.ports import CustomerInput
 
 TOKEN = "shpat_test"
-FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.1, "poll_interval": 0.02,
-        "max_poll_interval": 0.05, "seed": 7}
+FAST = {
+    "retry_base_delay": 0.01,
+    "retry_max_delay": 0.1,
+    "poll_interval": 0.02,
+    "max_poll_interval": 0.05,
+    "seed": 7,
+}
 
 
 def seed(n: int, start: int = 0, **extra: Any) -> list[dict[str, Any]]:
@@ -31,8 +35,16 @@ def seed(n: int, start: int = 0, **extra: Any) -> list[dict[str, Any]]:
             "first_name": f"First{i}",
             "last_name": f"Last{i}",
             "email": f"customer{i}@example.com",
-            "addresses": [{"address1": f"{i} Main St", "city": "Springfield", "zip": "90001",
-                           "country_code": "US", "province_code": "CA", "default": True}],
+            "addresses": [
+                {
+                    "address1": f"{i} Main St",
+                    "city": "Springfield",
+                    "zip": "90001",
+                    "country_code": "US",
+                    "province_code": "CA",
+                    "default": True,
+                }
+            ],
             **extra,
         }
         for i in range(start, start + n)
@@ -45,8 +57,13 @@ def export_input(i: int) -> CustomerInput:
         last_name="Person",
         email=f"export{i}@example.com",
         phone=f"+1415555{i:04d}",
-        address=ShopifyAddress(address1=f"{i} Export Way", city="Portland", zip="97201",
-                               country_code="US", province_code="OR"),
+        address=ShopifyAddress(
+            address1=f"{i} Export Way",
+            city="Portland",
+            zip="97201",
+            country_code="US",
+            province_code="OR",
+        ),
     )
 
 
@@ -58,8 +75,12 @@ def export_input(i: int) -> CustomerInput:
 def test_pagination_ends_and_sees_every_customer_once(
     shopify_double_factory: Callable[..., ShopifyDouble],
 ) -> None:
-    double = shopify_double_factory(bucket_size=1_000_000, restore_rate=1_000_000.0,
-                                    max_cost_per_query=1000, seed_customers=seed(600))
+    double = shopify_double_factory(
+        bucket_size=1_000_000,
+        restore_rate=1_000_000.0,
+        max_cost_per_query=1000,
+        seed_customers=seed(600),
+    )
     reader = open_reader(double.url, token=TOKEN, bulk_reads="never", **FAST)
     customers = list(reader.iter_customers())
     reader.close()
@@ -100,10 +121,13 @@ def test_incremental_read_returns_only_newer(
 def test_search_by_email_and_phone_is_exact(
     shopify_double_factory: Callable[..., ShopifyDouble], lookup: str
 ) -> None:
-    double = shopify_double_factory(bulk_seconds=0.01, seed_customers=[
-        {"first_name": "Jane", "email": "jane.doe@example.com", "phone": "+14155550100"},
-        {"first_name": "Bob", "email": "bob@example.org", "phone": "+4930123456"},
-    ])
+    double = shopify_double_factory(
+        bulk_seconds=0.01,
+        seed_customers=[
+            {"first_name": "Jane", "email": "jane.doe@example.com", "phone": "+14155550100"},
+            {"first_name": "Bob", "email": "bob@example.org", "phone": "+4930123456"},
+        ],
+    )
     reader = open_reader(double.url, token=TOKEN, lookup=lookup, **FAST)
     found = reader.find_by_email("JANE.DOE@example.com")
     assert found is not None and found.first_name == "Jane"
@@ -141,8 +165,15 @@ def test_bulk_read_rebuilds_customers_with_their_addresses(
 ) -> None:
     customers = seed(40)
     for record in customers[:10]:
-        record["addresses"].append({"address1": "Second 1", "city": "Oakland", "zip": "94601",
-                                    "country_code": "US", "province_code": "CA"})
+        record["addresses"].append(
+            {
+                "address1": "Second 1",
+                "city": "Oakland",
+                "zip": "94601",
+                "country_code": "US",
+                "province_code": "CA",
+            }
+        )
     double = shopify_double_factory(bulk_seconds=0.01, seed_customers=customers)
     reader = open_reader(double.url, token=TOKEN, bulk_threshold=20, **FAST)
     read = {c.email: c for c in reader.iter_customers()}
@@ -162,8 +193,9 @@ def test_paced_reads_are_not_throttled(
 ) -> None:
     # A 1,000-point bucket refilling at 100/s, time 5x faster on both sides: a 250-page costs
     # about 750 points, so after the first page every page has to wait for the bucket.
-    double = shopify_double_factory(bucket_size=1000, restore_rate=100.0, time_scale=5.0,
-                                    seed_customers=seed(800))
+    double = shopify_double_factory(
+        bucket_size=1000, restore_rate=100.0, time_scale=5.0, seed_customers=seed(800)
+    )
     reader = open_reader(double.url, token=TOKEN, bulk_reads="never", time_scale=5.0, **FAST)
     assert len(list(reader.iter_customers())) == 800
     reader.close()
@@ -179,11 +211,15 @@ def test_paced_reads_are_not_throttled(
 def test_user_errors_are_per_record_failures(shopify_double: ShopifyDouble) -> None:
     shopify_double.store.load([{"email": "taken@example.com", "firstName": "Old"}], [])
     writer = open_writer(shopify_double.url, token=TOKEN, **FAST)
-    results = list(writer.bulk_create_customers([
-        ("E1", CustomerInput(first_name="A", email="taken@example.com")),
-        ("E2", CustomerInput(first_name="B", email="b@example.com", phone="abc")),
-        ("E3", CustomerInput(first_name="C", email="c@example.com")),
-    ]))
+    results = list(
+        writer.bulk_create_customers(
+            [
+                ("E1", CustomerInput(first_name="A", email="taken@example.com")),
+                ("E2", CustomerInput(first_name="B", email="b@example.com", phone="abc")),
+                ("E3", CustomerInput(first_name="C", email="c@example.com")),
+            ]
+        )
+    )
     writer.close()
     by_key = {r.key: r for r in results}
     assert by_key["E1"].errors == ("Email has already been taken",)
@@ -219,11 +255,17 @@ def test_update_invite_and_address(shopify_double: ShopifyDouble) -> None:
     assert created.ok and created.customer is not None
     customer = created.customer
     address = customer.addresses[0]
-    moved = ShopifyAddress(id=address.id, first_name="Export1", last_name="Person",
-                           address1="9 New Rd", city="Salem", zip="97301", country_code="US",
-                           province_code="OR")
-    updated = writer.update_customer(customer.id, CustomerInput(last_name="Renamed",
-                                                                address=moved))
+    moved = ShopifyAddress(
+        id=address.id,
+        first_name="Export1",
+        last_name="Person",
+        address1="9 New Rd",
+        city="Salem",
+        zip="97301",
+        country_code="US",
+        province_code="OR",
+    )
+    updated = writer.update_customer(customer.id, CustomerInput(last_name="Renamed", address=moved))
     assert updated.ok and updated.customer is not None
     assert updated.customer.last_name == "Renamed"
     assert [a.address1 for a in updated.customer.addresses] == ["9 New Rd"]
@@ -239,39 +281,43 @@ def test_update_invite_and_address(shopify_double: ShopifyDouble) -> None:
 def _inject_export_faults(double: ShopifyDouble) -> None:
     create = "customerCreate"
     faults = [
-        Fault(kind="drop", operation=create, after_effect=True, skip=50),
-        Fault(kind="drop", operation=create, after_effect=True, skip=120, times=2),
-        Fault(kind="drop", operation=create, skip=200),
-        Fault(kind="status", status=503, operation=create, skip=300, times=2),
-        Fault(kind="status", status=502, operation=create, after_effect=True, skip=400),
-        Fault(kind="throttle", skip=500, times=3),
-        Fault(kind="status", status=429, retry_after=0.05, skip=650),
-        Fault(kind="delay", seconds=1.2, operation=create, after_effect=True, skip=800),
-        Fault(kind="status", status=500, skip=1000, times=2),
-        Fault(kind="drop", skip=1200),  # whatever comes (a lookup or a create)
-        Fault(kind="throttle", operation=create, skip=1500, times=5),
-        Fault(kind="drop", operation=create, after_effect=True, skip=1900),
+        Fault(kind="drop", operation=create, after_effect=True, skip=10),
+        Fault(kind="drop", operation=create, after_effect=True, skip=25, times=2),
+        Fault(kind="drop", operation=create, skip=40),
+        Fault(kind="status", status=503, operation=create, skip=60, times=2),
+        Fault(kind="status", status=502, operation=create, after_effect=True, skip=80),
+        Fault(kind="throttle", skip=100, times=3),
+        Fault(kind="status", status=429, retry_after=0.05, skip=130),
+        Fault(kind="delay", seconds=1.2, operation=create, after_effect=True, skip=160),
+        Fault(kind="status", status=500, skip=200, times=2),
+        Fault(kind="drop", skip=240),  # whatever comes (a lookup or a create)
+        Fault(kind="throttle", operation=create, skip=300, times=4),
+        Fault(kind="drop", operation=create, after_effect=True, skip=380),
     ]
     for fault in faults:
         double.inject(fault)
 
 
-def test_export_of_2000_under_faults_creates_each_customer_exactly_once(
+def test_export_one_by_one_under_faults_creates_each_customer_exactly_once(
     shopify_double_factory: Callable[..., ShopifyDouble],
 ) -> None:
-    # Standard-plan bucket, 50x time on both sides: the pacer keeps up with the bucket
+    """Customer by customer (the path for small batches), every kind of fault on the way."""
+    # Standard-plan bucket, 50x time on both sides
     double = shopify_double_factory(bucket_size=2000, restore_rate=100.0, time_scale=50.0)
     double.store.load([{"email": "export7@example.com", "firstName": "Already"}], [])
     _inject_export_faults(double)
-    writer = open_writer(double.url, token=TOKEN, timeout=1.0, time_scale=50.0,
-                         bulk_writes="never", **FAST)
-    items = [(f"C{i:04d}", export_input(i)) for i in range(2000)]
-    items[13] = ("C0013", CustomerInput(first_name="Bad", email="bad13@example.com",
-                                        phone="not a phone"))
+    writer = open_writer(
+        double.url, token=TOKEN, timeout=1.0, time_scale=50.0, bulk_writes="never", **FAST
+    )
+    items = [(f"C{i:04d}", export_input(i)) for i in range(400)]
+    items[13] = (
+        "C0013",
+        CustomerInput(first_name="Bad", email="bad13@example.com", phone="not a phone"),
+    )
     results = list(writer.bulk_create_customers(items))
     writer.close()
 
-    assert len(results) == 2000
+    assert len(results) == 400
     by_key = {r.key: r for r in results}
     failures = {k: r.errors for k, r in by_key.items() if not r.ok}
     assert failures == {
@@ -279,7 +325,7 @@ def test_export_of_2000_under_faults_creates_each_customer_exactly_once(
         "C0013": ("Phone is invalid",),
     }
     emails = Counter(c.get("email") for c in double.store.customers())
-    assert double.store.count() == 1 + 1998
+    assert double.store.count() == 1 + 398
     assert all(count == 1 for count in emails.values())
     for key, result in by_key.items():
         if result.ok:
@@ -287,13 +333,15 @@ def test_export_of_2000_under_faults_creates_each_customer_exactly_once(
             assert result.customer.email == f"export{int(key[1:])}@example.com"
     # the faults really happened
     faults = Counter(r.fault for r in double.requests if r.fault)
-    assert faults["drop"] >= 5 and faults["throttle"] >= 8 and faults["status"] >= 6
+    assert faults["drop"] >= 5 and faults["throttle"] >= 7 and faults["status"] >= 6
     assert faults["delay"] == 1
 
 
-def test_bulk_export_of_2000_under_faults(
+def test_bulk_export_of_2000_under_faults_creates_each_customer_exactly_once(
     shopify_double_factory: Callable[..., ShopifyDouble],
 ) -> None:
+    """A full export of 2,000 by bulk mutation: a failed upload, a lost answer to
+    bulkOperationRunMutation (the job did start), a dropped download, THROTTLED polls."""
     double = shopify_double_factory(bucket_size=2000, restore_rate=100.0, bulk_seconds=0.05)
     double.store.load([{"email": "export5@example.com", "firstName": "Already"}], [])
     double.inject(Fault(kind="status", status=503, target="upload"))
@@ -310,7 +358,8 @@ def test_bulk_export_of_2000_under_faults(
     emails = Counter(c.get("email") for c in double.store.customers())
     assert double.store.count() == 2000
     assert all(count == 1 for count in emails.values())
-    runs = [r for r in double.requests
-            if r.operation_name == "BulkOperationRunMutation" and r.executed]
+    runs = [
+        r for r in double.requests if r.operation_name == "BulkOperationRunMutation" and r.executed
+    ]
     assert len(runs) == 1  # the lost answer was adopted, not re-run
     assert len(double.requests) < 40  # a few dozen requests for 2,000 customers
