@@ -1,18 +1,188 @@
-"""`custsync orders` (placeholder: registered so the command list is complete)."""
+"""``custsync orders map``: which ERP customer gets a Shopify order (behaviour.md §4).
+
+Resolves the sell-to / bill-to customer of orders fetched from the store by id, or read from a
+file, creates (or links) the customer when the rules say so, records the links, and prints
+which rule decided. ``--dry-run`` only shows the decisions.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
+from ..errors import ConfigError, UsageError
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("orders", help="(not implemented yet)")
+    group = subparsers.add_parser("orders", help="map Shopify orders to ERP customers")
+    commands = group.add_subparsers(dest="orders_command", metavar="SUBCOMMAND")
+    parser = commands.add_parser(
+        "map",
+        help="resolve the sell-to / bill-to ERP customer of Shopify orders",
+        description=(
+            "Resolve the ERP sell-to / bill-to customer of Shopify orders (by id from the "
+            "store, or from a YAML/JSON/JSON Lines file), creating the customer when the "
+            "rules say so, and print which rule decided."
+        ),
+    )
+    parser.add_argument("--config", default="custsync.yaml")
+    parser.add_argument("--shop", help="the shop (default: the only/first configured shop)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--order", action="append", help="order id or gid (repeatable)")
+    source.add_argument("--file", help="orders in a file (see the README's world-in-files format)")
+    parser.add_argument("--rules", action="append", default=[], help="extra rule folder")
+    parser.add_argument("--dry-run", action="store_true", help="decide only; write nothing")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     parser.set_defaults(handler=_run)
+    group.set_defaults(handler=lambda args: _usage(group))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return exitcodes.USAGE
+
+
+def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list[str]]:
+    problems: list[str] = []
+    if args.file:
+        found = entry_points(group="custsync.shopify_connectors", name="files")
+        if not found:  # pragma: no cover - broken installation
+            raise ConfigError("the files connector is not installed")
+        loaded = next(iter(found)).load().load_orders(args.file)
+        problems = [f"{p.location}: {p.message}" for p in loaded.problems]
+        return list(loaded.records), problems
+    orders = []
+    for order_id in args.order:
+        gid = order_id if order_id.startswith("gid://") else f"gid://shopify/Order/{order_id}"
+        order = reader.get_order(gid)
+        if order is None:
+            problems.append(f"order {order_id}: not found in the shop")
+        else:
+            orders.append(order)
+    return orders, problems
 
 
 def _run(args: argparse.Namespace) -> int:
-    print("custsync orders: not implemented yet")
-    return exitcodes.ERROR
+    from ..apply import Applier
+    from ..config import require_config
+    from ..decide import Engine
+    from ..model import Action, Direction
+    from ..registry import open_erp_writer
+    from ..schedule import lease_name, make_holder_id
+    from ..state import open_store
+    from ..sync import open_shopify_writer_for, shop_context
+    from ..validate import require_rule_set
+    from ..world import World
+
+    config_path = Path(args.config)
+    if not config_path.exists():
+        raise UsageError(f"{config_path}: no such config file")
+    config = require_config(config_path)
+    rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
+    if args.shop:
+        shop = next((s for s in config.shops if s.name == args.shop), None)
+        if shop is None:
+            raise UsageError(f"unknown shop {args.shop!r}")
+    else:
+        shop = config.shops[0]
+    context = shop_context(shop)
+    state = open_store(config.state_url)
+    erp = open_erp_writer(config.erp_url)
+    shopify = open_shopify_writer_for(shop)
+    holder = make_holder_id()
+    lease = lease_name(shop.name)
+    try:
+        orders, problems = _load_orders(args, shopify)
+        world = World(erp.iter_customers(), erp.reference(), (), state.links(shop.name))
+        for index, order in enumerate(orders):
+            customer = order.customer
+            if customer is not None and not (customer.email or customer.addresses):
+                # a file names the customer by id only: read it from the store
+                fetched = shopify.get_customer(customer.id)
+                if fetched is not None:
+                    customer = fetched
+                    orders[index] = replace(order, customer=fetched)
+            if customer is not None:
+                world.add_shopify(customer)
+        engine = Engine(rules)
+        decisions = [engine.decide_order(world, context, order) for order in orders]
+        outcomes: list[tuple[Any, Any]] = []
+        run_id = None
+        if not args.dry_run and any(d.action is not Action.SKIP for d in decisions):
+            if not state.acquire_lease(lease, holder, 120):
+                raise ConfigError(f"shop {shop.name} is being synced by another process")
+            try:
+                run_id = state.start_run(shop.name, Direction.ORDER.value, datetime.now(UTC))
+                applier = Applier(
+                    shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify
+                )
+                outcomes = [(d, applier.apply(d)) for d in decisions]
+                failed = sum(1 for _, o in outcomes if o.status == "failed")
+                state.finish_run(
+                    run_id,
+                    "failed" if failed else "succeeded",
+                    {"mapped": len(outcomes) - failed, "failed": failed},
+                    f"{failed} order(s) failed" if failed else "",
+                )
+            finally:
+                state.release_lease(lease, holder)
+        else:
+            outcomes = [(d, None) for d in decisions]
+    finally:
+        shopify.close()
+        erp.close()
+        state.close()
+    _print(outcomes, problems, args.output, dry_run=args.dry_run)
+    unmapped = any(
+        d.action is Action.SKIP or (o is not None and o.status == "failed") for d, o in outcomes
+    )
+    return exitcodes.ERROR if unmapped or problems else exitcodes.OK
+
+
+def _customer_of(decision: Any, outcome: Any) -> str:
+    if outcome is not None and outcome.erp_no:
+        return str(outcome.erp_no)
+    sell_to = decision.payload.get("sell_to") or decision.erp_no
+    return str(sell_to) if sell_to else ""
+
+
+def _print(
+    outcomes: list[tuple[Any, Any]], problems: list[str], output: str, *, dry_run: bool
+) -> None:
+    rows = []
+    for decision, outcome in outcomes:
+        rules = [f"{r.decision}/{r.id} ({r.file}:{r.line})" for r in decision.rules]
+        rows.append(
+            {
+                "order": decision.record,
+                "action": decision.action.value,
+                "method": decision.payload.get("method", ""),
+                "customer": _customer_of(decision, outcome),
+                "status": outcome.status if outcome is not None else "planned",
+                "reason": decision.message or (outcome.message if outcome is not None else ""),
+                "rules": rules,
+            }
+        )
+    if output == "json":
+        print(json.dumps({"orders": rows, "problems": problems}, indent=2))
+        return
+    for row in rows:
+        target = row["customer"] or "(none)"
+        verb = "would map" if dry_run else "mapped"
+        if row["action"] == "skip" or row["status"] == "failed":
+            print(f"! {row['order']}: not mapped: {row['reason']}")
+        else:
+            created = " (new customer)" if row["action"] == "create" else ""
+            print(
+                f"  {row['order']}: {verb} to sell-to/bill-to {target}{created} [{row['method']}]"
+            )
+        decided = row["rules"][-1] if row["rules"] else "no rule"
+        print(f"    decided by {decided}")
+    for problem in problems:
+        print(f"! {problem}")
