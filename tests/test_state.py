@@ -90,9 +90,7 @@ def test_erp_customer_linked_to_two_shopify_customers_is_refused(store: SqlState
 
 
 def test_drop_link_removes_its_address_links(store: SqlStateStore) -> None:
-    store.save_link(
-        Link("main", "gid://shopify/Customer/1", "C00001", address_ids=("gid://a/1",))
-    )
+    store.save_link(Link("main", "gid://shopify/Customer/1", "C00001", address_ids=("gid://a/1",)))
     store.save_address_link("main", "gid://a/2", "C00009", "gid://shopify/Customer/1")
     assert store.address_links("main") == {"gid://a/1": "C00001", "gid://a/2": "C00009"}
     store.drop_link("main", "gid://shopify/Customer/1")
