@@ -587,3 +587,18 @@ def test_rules_list_reports_invalid_rules(
     _write(folder, "decision: import_match\nrules: 5\n", name="bad.yaml")
     assert main(["rules", "list", "--rules", str(folder)]) == exitcodes.ERROR
     assert "bad.yaml:2:8: error[" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the documented example runs as documented, through the real engine
+# ---------------------------------------------------------------------------------------------
+
+
+def test_documented_example_passes(project_root: Path, tmp_path: Path) -> None:
+    text = (project_root / "docs" / "rule-tests.md").read_text(encoding="utf-8")
+    start = text.index("```yaml\n# yaml-language-server") + len("```yaml\n")
+    example = _write(tmp_path, text[start : text.index("```", start)], name="example.yaml")
+    test_file = ruletest.load_test_file(example)
+    results = list(ruletest.RuleTestRunner().run_file(test_file))
+    statuses = [result.status.value for result in results]
+    assert statuses == ["PASS", "PASS", "PASS", "PASS", "XFAIL"], ruletest.render_text(results)
