@@ -938,3 +938,15 @@ def test_bulk_create_uploads_without_the_token_and_maps_results_back() -> None:
     run = next(b for b in shop.bodies if b["operationName"] == "BulkOperationRunMutation")
     assert run["variables"]["stagedUploadPath"] == "tmp/1/bulk/vars.jsonl"
     assert run["variables"]["mutation"] == docs.BULK_CUSTOMER_CREATE
+
+
+def test_pacer_reservations_share_one_bucket_between_threads() -> None:
+    fake = FakeTime()
+    pacer = Pacer(clock=fake.clock, sleep=fake.sleep)
+    pacer.update(ThrottleStatus(1000, 300, 100))
+    assert pacer.acquire(200) == 0  # 100 left in the model
+    assert pacer.acquire(200) == pytest.approx(1.0)  # must wait for the refill
+    # an answer arriving while the second request is in flight is read net of it
+    pacer.release(200)
+    pacer.update(ThrottleStatus(1000, 500, 100))
+    assert pacer.available() == pytest.approx(300)

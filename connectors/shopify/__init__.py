@@ -13,7 +13,7 @@ Modules: :mod:`.documents` (every GraphQL document), :mod:`.client` (HTTP, error
 Options accepted by both factories (all optional; config names in brackets):
 ``api_version`` [api_version], ``timeout`` [timeout_seconds], ``token_env``
 [access_token_env], ``page_size``, ``lookup`` (``identifier`` | ``search``), ``bulk_reads``
-and ``bulk_threshold``, ``bulk_writes`` and ``bulk_write_threshold`` (writer only),
+and ``bulk_threshold``, ``bulk_writes``, ``bulk_write_threshold`` and ``concurrency`` (writer only),
 ``max_attempts``, ``retry_base_delay``, ``retry_max_delay``, ``poll_interval``,
 ``time_scale`` (sandbox only), ``clock`` / ``sleep`` (tests).
 """
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 _READER_OPTIONS = ("page_size", "lookup", "bulk_reads", "bulk_threshold")
-_WRITER_OPTIONS = ("bulk_writes", "bulk_write_threshold")
+_WRITER_OPTIONS = ("bulk_writes", "bulk_write_threshold", "concurrency")
 _CLIENT_OPTIONS = (
     "max_attempts",
     "retry_base_delay",

@@ -281,7 +281,7 @@ class BulkRunner:
             raise FatalError("Shopify staged upload target has no 'key' parameter")
         url = self._absolute(str(target["url"]))
         for attempt in range(1, self.settings.upload_attempts + 1):
-            self.client.stats.http_other += 1
+            self.client.count("http_other")
             try:
                 with path.open("rb") as handle:
                     response = self.client.storage.post(
@@ -321,7 +321,7 @@ class _TempDownload:
         self._path = Path(name)
         client = self._runner.client
         for attempt in range(1, self._runner.settings.upload_attempts + 1):
-            client.stats.http_other += 1
+            client.count("http_other")
             try:
                 with client.storage.stream("GET", self._url) as response:
                     if response.status_code == 200:

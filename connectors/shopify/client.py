@@ -31,6 +31,7 @@ import logging
 import os
 import random
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,6 +278,12 @@ class GraphQLClient:
         )
         self._expected_cost: dict[str, float] = {}
         self.stats = ClientStats()
+        self._stats_lock = threading.Lock()
+
+    def count(self, name: str, amount: float = 1) -> None:
+        """Add to a :class:`ClientStats` counter (requests may run in several threads)."""
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + amount)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -313,12 +320,13 @@ class GraphQLClient:
         while True:
             attempt += 1
             cost = expected_cost if expected_cost is not None else self._expected_cost.get(name)
-            if cost:
-                slept = self.pacer.wait_for(cost)
+            reserved = cost or 0.0
+            if reserved:
+                slept = self.pacer.acquire(reserved)
                 if slept > 0.05:
-                    log.debug("%s: paced %.2fs for %.0f points", name, slept, cost)
+                    log.debug("%s: paced %.2fs for %.0f points", name, slept, reserved)
             try:
-                return self._send_once(name, body, mutation, cost)
+                return self._send_once(name, body, mutation, cost, reserved)
             except OutcomeUnknown:
                 raise
             except RetriableError as exc:
@@ -328,7 +336,7 @@ class GraphQLClient:
                         retry_after=exc.retry_after,
                     ) from exc
                 delay = self._retry_delay(attempt, exc)
-                self.stats.retries += 1
+                self.count("retries")
                 log.warning(
                     "Shopify %s: %s; retry %d/%d in %.2fs",
                     name,
@@ -350,13 +358,13 @@ class GraphQLClient:
         return self.retry.delay(attempt, self._rng, exc.retry_after)
 
     def _send_once(
-        self, name: str, body: dict[str, Any], mutation: bool, cost: float | None
+        self, name: str, body: dict[str, Any], mutation: bool, cost: float | None, reserved: float
     ) -> Response:
-        self.stats.requests += 1
+        self.count("requests")
         if mutation:
-            self.stats.mutations += 1
+            self.count("mutations")
         try:
-            response = self._http.post(self.endpoint.graphql_url, content=json.dumps(body))
+            response = self._post(body, reserved)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # the request never reached the server: always safe to retry
             raise RetriableError(f"cannot connect ({type(exc).__name__})") from exc
@@ -390,7 +398,7 @@ class GraphQLClient:
             if query_cost.requested is not None:
                 self._expected_cost[name] = query_cost.requested
             if query_cost.actual is not None:
-                self.stats.points += query_cost.actual
+                self.count("points", query_cost.actual)
             log.debug(
                 "Shopify %s: cost %s/%s, available %s",
                 name,
@@ -402,7 +410,7 @@ class GraphQLClient:
         if errors:
             codes = _error_codes(errors)
             if "THROTTLED" in codes:
-                self.stats.throttled += 1
+                self.count("throttled")
                 needed = query_cost.requested if query_cost and query_cost.requested else cost
                 raise RetriableError("THROTTLED", throttled=True, needed=needed or 0.0)
             if "MAX_COST_EXCEEDED" in codes:
@@ -419,6 +427,13 @@ class GraphQLClient:
         if not isinstance(data, dict):
             raise FatalError(f"Shopify {name}: response has no data")
         return Response(data=data, cost=query_cost)
+
+    def _post(self, body: dict[str, Any], reserved: float) -> httpx.Response:
+        try:
+            return self._http.post(self.endpoint.graphql_url, content=json.dumps(body))
+        finally:
+            if reserved:
+                self.pacer.release(reserved)
 
     def _hint(self, codes: tuple[str, ...]) -> str:
         if "ACCESS_DENIED" in codes:

@@ -91,6 +91,7 @@ class Pacer:
         self._lock = threading.Lock()
         self._status: ThrottleStatus | None = None
         self._seen_at = 0.0
+        self._inflight = 0.0  # points reserved by requests still waiting for their answer
         #: total seconds slept by the pacer (for logs and the benchmark)
         self.slept = 0.0
 
@@ -116,16 +117,19 @@ class Pacer:
     def delay_for(self, cost: float) -> float:
         """Real seconds to wait until ``cost`` points are available (0 if they are)."""
         with self._lock:
-            status = self._status
-            available = self._available_locked()
-            if status is None or available is None or status.restore_rate <= 0:
-                return 0.0
-            # Never wait for more than the bucket can hold: such a request is sent when the
-            # bucket is full and Shopify decides (MAX_COST_EXCEEDED or a throttle).
-            needed = min(cost, status.maximum_available)
-            if available >= needed:
-                return 0.0
-            return (needed - available) / status.restore_rate / self._scale
+            return self._delay_locked(cost)
+
+    def _delay_locked(self, cost: float) -> float:
+        status = self._status
+        available = self._available_locked()
+        if status is None or available is None or status.restore_rate <= 0:
+            return 0.0
+        # Never wait for more than the bucket can hold: such a request is sent when the
+        # bucket is full and Shopify decides (MAX_COST_EXCEEDED or a throttle).
+        needed = min(cost, status.maximum_available)
+        if available >= needed:
+            return 0.0
+        return (needed - available) / status.restore_rate / self._scale
 
     def wait_for(self, cost: float) -> float:
         """Sleep until ``cost`` points are available; returns the seconds slept."""
@@ -135,23 +139,48 @@ class Pacer:
             self.slept += delay
         return delay
 
-    def spend(self, cost: float) -> None:
-        """Deduct ``cost`` from the model right away (before the response arrives)."""
+    def acquire(self, cost: float) -> float:
+        """Wait for ``cost`` points and reserve them in the model; returns seconds slept.
+
+        The reservation lets several threads share one bucket: each sees what the others
+        have already taken, until the next response reports the real level.
+        """
+        slept = 0.0
+        while True:
+            with self._lock:
+                delay = self._delay_locked(cost)
+                if delay <= 0:
+                    self._reserve_locked(cost)
+                    self._inflight += cost
+                    return slept
+            self._sleep(delay)
+            slept += delay
+            self.slept += delay
+
+    def _reserve_locked(self, cost: float) -> None:
+        status = self._status
+        available = self._available_locked()
+        if status is None or available is None:
+            return
+        self._status = ThrottleStatus(
+            status.maximum_available, available - cost, status.restore_rate
+        )
+        self._seen_at = self._clock()
+
+    def release(self, cost: float) -> None:
+        """The request that reserved ``cost`` got its answer (or failed)."""
         with self._lock:
-            if self._status is None:
-                return
-            available = self._available_locked() or 0.0
-            self._status = ThrottleStatus(
-                self._status.maximum_available,
-                max(0.0, available - cost),
-                self._status.restore_rate,
-            )
-            self._seen_at = self._clock()
+            self._inflight = max(0.0, self._inflight - cost)
 
     def update(self, status: ThrottleStatus) -> None:
-        """Adopt the bucket state a response reported."""
+        """Adopt the bucket state a response reported, less what other requests in flight
+        have reserved (conservative: some of them may already be charged)."""
         with self._lock:
-            self._status = status
+            self._status = ThrottleStatus(
+                status.maximum_available,
+                status.currently_available - self._inflight,
+                status.restore_rate,
+            )
             self._seen_at = self._clock()
 
 

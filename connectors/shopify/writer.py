@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from typing import Any
 
@@ -49,7 +50,8 @@ def _same_address(a: ShopifyAddress, b: ShopifyAddress) -> bool:
 
 class ShopifyGraphQLWriter(ShopifyGraphQLReader):
     """A reader that can also write. ``bulk_writes``: ``auto`` runs a bulk mutation for
-    :meth:`bulk_create_customers` batches of at least ``bulk_write_threshold`` customers."""
+    :meth:`bulk_create_customers` batches of at least ``bulk_write_threshold`` customers;
+    smaller batches are created one by one, ``concurrency`` requests in flight."""
 
     def __init__(
         self,
@@ -57,6 +59,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
         *,
         bulk_writes: str = "auto",
         bulk_write_threshold: int = 250,
+        concurrency: int = 4,
         **reader_options: object,
     ) -> None:
         super().__init__(client, **reader_options)  # type: ignore[arg-type]
@@ -64,8 +67,13 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
             from custsync.engine.errors import ConfigError
 
             raise ConfigError(f"Shopify bulk_writes must be one of {', '.join(_BULK_MODES)}")
+        if not 1 <= int(concurrency) <= 16:
+            from custsync.engine.errors import ConfigError
+
+            raise ConfigError(f"Shopify concurrency must be 1..16, not {concurrency}")
         self.bulk_writes = bulk_writes
         self.bulk_write_threshold = int(bulk_write_threshold)
+        self.concurrency = int(concurrency)
 
     # -- create ------------------------------------------------------------------------------
 
@@ -216,6 +224,21 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
 
     # -- bulk --------------------------------------------------------------------------------
 
+    def _create_each(self, batch: list[tuple[str, CustomerInput]]) -> Iterator[ShopifyWriteResult]:
+        """One create per customer, ``concurrency`` in flight, sharing one paced bucket."""
+        if self.concurrency == 1 or len(batch) < 2:
+            for key, data in batch:
+                yield replace(self.create_customer(data), key=key)
+            return
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="shopify") as pool:
+            futures = {pool.submit(self.create_customer, data): key for key, data in batch}
+            try:
+                for future in as_completed(futures):
+                    yield replace(future.result(), key=futures[future])
+            finally:
+                for future in futures:
+                    future.cancel()
+
     def bulk_create_customers(
         self, items: Iterable[tuple[str, CustomerInput]]
     ) -> Iterator[ShopifyWriteResult]:
@@ -229,8 +252,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
             self.bulk_writes == "auto" and len(batch) >= self.bulk_write_threshold
         )
         if not use_bulk:
-            for key, data in batch:
-                yield replace(self.create_customer(data), key=key)
+            yield from self._create_each(batch)
             return
         log.info("Shopify: creating %d customers by bulk mutation", len(batch))
         lines = ({"input": customer_input(data, with_address=True)} for _, data in batch)
