@@ -207,7 +207,7 @@ def main() -> int:
                 )
         finally:
             double.stop()
-    (small, a), (large, b) = results
+    (_, a), (large, b) = results
     print(
         f"10x the changes -> {b['requests'] / max(1, a['requests']):.1f}x the API requests, "
         f"{b['seconds'] / max(1e-9, a['seconds']):.1f}x the time"
