@@ -487,7 +487,7 @@ def _customer_set(_: Any, info: GraphQLResolveInfo, input: dict[str, Any],
         target = None
         if identifier:
             if input.get("id"):
-                return rejected([UserError(("input", "id"), "The id field is not allowed if "
+                return rejected([UserError(("input",), "The id field is not allowed if "
                                            "identifier is provided.", "ID_NOT_ALLOWED")])
             if identifier.get("id"):
                 target = store.get_customer(identifier["id"])
@@ -497,14 +497,14 @@ def _customer_set(_: Any, info: GraphQLResolveInfo, input: dict[str, Any],
             for key, lookup in (("email", store.by_email), ("phone", store.by_phone)):
                 if identifier.get(key):
                     if not input.get(key):
-                        return rejected([UserError(("input", key), "The input field "
+                        return rejected([UserError(("input",), "The input field "
                                                    "corresponding to the identifier is "
                                                    "required.", "MISSING_FIELD")])
                     same = (normalize.email_key(input[key]) == normalize.email_key(
                         identifier[key])) if key == "email" else (
                         normalize.e164(input[key]) == normalize.e164(identifier[key]))
                     if not same:
-                        return rejected([UserError(("input", key), "The identifier value does "
+                        return rejected([UserError(("input",), "The identifier value does "
                                                    "not match the value of the corresponding "
                                                    "field in the input.", "INVALID")])
                     target = lookup(identifier[key])

@@ -141,15 +141,14 @@ def country(code_or_name: str | None) -> tuple[str, str] | None:
 
 
 def province(country_code: str, code_or_name: str | None) -> tuple[str, str] | bool | None:
-    """``(code, name)`` of a subdivision; ``None`` when none was given; ``False`` if unknown.
-
-    Only checked for countries whose subdivisions Shopify asks for (states, provinces).
+    """``(code, name)`` of a subdivision; ``None`` when none was given or the country has no
+    provinces in Shopify (it then drops the value, as captured); ``False`` if unknown.
     """
     if not code_or_name:
         return None
     text = code_or_name.strip()
     if country_code not in _PROVINCE_COUNTRIES:
-        return (text, text)
+        return None
     subdivisions = pycountry.subdivisions.get(country_code=country_code) or []
     for sub in subdivisions:
         short = sub.code.split("-", 1)[1]

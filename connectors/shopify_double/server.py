@@ -108,11 +108,24 @@ def _shopify_error(err: graphql.GraphQLError, operation: OperationDefinitionNode
         formatted["extensions"] = {"code": "undefinedField", "typeName": match[2],
                                    "fieldName": match[1]}
         return formatted
-    match = re.match(r"Field '(\w+)' argument '(\w+)' of type '[^']+' is required", message)
+    match = re.match(r"Argument '\w+\.(\w+)\((\w+):\)' of type '[^']+' is required", message)
     if match:
         formatted["message"] = f"Field '{match[1]}' is missing required arguments: {match[2]}"
         formatted["extensions"] = {"code": "missingRequiredArguments",
                                    "arguments": match[2]}
+        return formatted
+    match = re.match(r"Field '(\w+)' of type '([^']+)' must have a selection of subfields",
+                     message)
+    if match:
+        formatted["message"] = (f"Field must have selections ({match[1]} returns "
+                                f"{match[2].rstrip('!')} but has no selections. Did you mean "
+                                f"'{match[1]} {{ ... }}'?)")
+        formatted["extensions"] = {"code": "selectionMismatch", "nodeName": f"field '{match[1]}'",
+                                   "typeName": match[2].rstrip("!")}
+        return formatted
+    if re.match(r"Expected value of non-null type '[^']+' not to be None", message) or \
+            re.match(r"Argument '[^']+' has invalid value", message):
+        formatted["extensions"] = {"code": "argumentLiteralsIncompatible"}
         return formatted
     match = re.match(r"Variable '\$(\w+)'", message)
     if match and operation is not None:

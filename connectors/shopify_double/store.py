@@ -379,7 +379,7 @@ class Store:
     def create_customer(
         self, data: Mapping[str, Any], *, prefix: tuple[str, ...] = (),
         identity_field: tuple[str, ...] | None = None, created_at: str | None = None,
-        updated_at: str | None = None,
+        updated_at: str | None = None, seeding: bool = False,
     ) -> dict[str, Any]:
         """customerCreate. Raises :class:`WriteRejected` with userErrors."""
         with self.lock:
@@ -413,8 +413,11 @@ class Store:
             self._check_unique(errors, prefix, customer["email"], customer["phone"], None)
             addresses = []
             for i, item in enumerate(data.get("addresses") or []):
-                addresses.append(self._address(item, (*prefix, "addresses", str(i)), errors,
-                                               owner=customer))
+                path = (*prefix, "addresses", str(i))
+                if item.get("id") and not seeding:
+                    errors.append(UserError((*path, "id"), "Cannot specify address ID on "
+                                            "creation", "INVALID"))
+                addresses.append(self._address(item, path, errors, owner=customer))
             if errors:
                 raise WriteRejected(errors)
             number = next(self._ids)
@@ -510,6 +513,14 @@ class Store:
             to = email.get("to") or customer.get("email")
             if email.get("to") and normalize.email(email["to"])[1]:
                 raise WriteRejected([UserError(("email", "to"), "To is invalid", "INVALID")])
+            if email.get("from") and normalize.email(email["from"])[1]:
+                raise WriteRejected([UserError(("email", "from"), "From Sender is invalid",
+                                               "INVALID")])
+            bcc = list(email.get("bcc") or [])
+            if any(normalize.email(address)[1] for address in bcc):
+                # Shopify rejects every bcc address once one is invalid (captured)
+                raise WriteRejected([UserError(("email", "bcc"), "Bcc " + " and ".join(
+                    f"{address} is not a valid bcc address" for address in bcc), "INVALID")])
             if not to:
                 raise WriteRejected([UserError(("customerId",), "Error sending account invite "
                                                "to customer.", "INVALID")])
@@ -648,7 +659,7 @@ class Store:
                 payload = {k: v for k, v in data.items()
                            if k not in ("id", "createdAt", "updatedAt", "state", "verifiedEmail")}
                 customer = self.create_customer(payload, created_at=data.get("createdAt"),
-                                                updated_at=data.get("updatedAt"))
+                                                updated_at=data.get("updatedAt"), seeding=True)
                 if data.get("state"):
                     customer["state"] = data["state"]
                 if "verifiedEmail" in data:
