@@ -175,6 +175,10 @@ class Applier:
 
     def _dispatch(self, decision: Decision) -> RecordOutcome:
         if decision.action is Action.SKIP:
+            if decision.new_link and decision.erp_no and decision.direction is Direction.IMPORT:
+                # matched but not updatable (e.g. no address): the link is still recorded
+                gid = decision.shopify_id or decision.record
+                self._save_link(gid, decision.erp_no, decision, last_import_at=self._now())
             return RecordOutcome(decision, SKIPPED, decision.message or decision.reason_code or "")
         if decision.direction is Direction.IMPORT:
             return self._apply_import(decision)
