@@ -1,0 +1,213 @@
+"""Benchmark: export N customers to the local Shopify double with a Standard-plan bucket.
+
+    python bench/shopify.py --n 2000 [--time-scale 5] [--path both|single|bulk] [-v]
+
+The double runs in a child process (so its CPU does not compete with the connector for one
+interpreter lock) with Shopify's Standard plan bucket: 2,000 points, 100 points/s. Time may be
+scaled by the same factor on both sides: ``--time-scale 10`` makes the double refill 1,000
+points per real second while reporting 100/s, and tells the connector's pacer that its clock
+runs 10x, so a 2,000-customer export takes about a tenth of the real-world time. The default
+is 5: faster, and the double itself (about 50 creates/s on one core) becomes the bottleneck
+instead of the bucket, which is then no longer what is measured.
+
+Printed for the one-by-one path (customerCreate per customer): points spent, achieved
+points/s in bucket time over the restore rate (overall, and in steady state: without the
+2,000-point head start of the full bucket; target >= 0.9), and THROTTLED answers seen.
+For the bulk path (staged upload + bulkOperationRunMutation): HTTP requests used, and
+requests per 10,000 customers (target: a few dozen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import sys
+import time
+from typing import Any
+
+from custsync.connectors.shopify import open_writer
+from custsync.engine.model import ShopifyAddress
+from custsync.engine.ports import CustomerInput
+
+TOKEN = "shpat_bench"
+BUCKET, RESTORE = 2000.0, 100.0  # Shopify Standard plan
+
+
+def _serve(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
+    from custsync.connectors.shopify_double import ShopifyDouble
+
+    double = ShopifyDouble(
+        token=TOKEN,
+        bucket_size=BUCKET,
+        restore_rate=RESTORE,
+        time_scale=time_scale,
+        bulk_seconds=0.05,
+    )
+    double.start()
+    urls.put(double.url)
+    stop.wait()
+    requests = double.requests
+    report.put(
+        {
+            "customers": double.store.count(),
+            "graphql": sum(1 for r in requests if r.operation_name),
+            "other_http": sum(1 for r in requests if not r.operation_name),
+            "throttled": sum(1 for r in requests if r.throttled),
+            "points": sum(r.actual_cost or 0 for r in requests),
+        }
+    )
+    double.stop()
+
+
+class _Double:
+    """The double in a child process."""
+
+    def __init__(self, time_scale: float) -> None:
+        ctx = mp.get_context("spawn")
+        self._urls, self._report = ctx.Queue(), ctx.Queue()
+        self._stop = ctx.Event()
+        self._process = ctx.Process(
+            target=_serve, args=(time_scale, self._urls, self._stop, self._report), daemon=True
+        )
+        self._process.start()
+        self.url: str = self._urls.get(timeout=60)
+
+    def finish(self) -> dict[str, Any]:
+        self._stop.set()
+        report: dict[str, Any] = self._report.get(timeout=60)
+        self._process.join(timeout=30)
+        return report
+
+
+def _items(n: int, prefix: str) -> list[tuple[str, CustomerInput]]:
+    return [
+        (
+            f"{prefix}{i:06d}",
+            CustomerInput(
+                first_name=f"Bench{i}",
+                last_name="Customer",
+                email=f"{prefix.lower()}{i}@example.com",
+                phone=f"+1206{i:07d}",
+                address=ShopifyAddress(
+                    address1=f"{i} Bench St",
+                    city="Seattle",
+                    zip="98101",
+                    country_code="US",
+                    province_code="WA",
+                ),
+            ),
+        )
+        for i in range(n)
+    ]
+
+
+def run_single(n: int, time_scale: float, concurrency: int) -> dict[str, Any]:
+    double = _Double(time_scale)
+    writer = open_writer(
+        double.url, token=TOKEN, time_scale=time_scale, bulk_writes="never", concurrency=concurrency
+    )
+    started = time.monotonic()
+    results = list(writer.bulk_create_customers(_items(n, "S")))
+    elapsed = time.monotonic() - started
+    stats = writer.client.stats
+    writer.close()
+    server = double.finish()
+    bucket_seconds = elapsed * time_scale
+    points = stats.points
+    return {
+        "created": sum(r.ok for r in results),
+        "failed": sum(not r.ok for r in results),
+        "in_store": server["customers"],
+        "seconds": elapsed,
+        "points": points,
+        "ratio": points / bucket_seconds / RESTORE,
+        "steady_ratio": max(0.0, points - BUCKET) / bucket_seconds / RESTORE,
+        "throttled": stats.throttled,
+        "throttled_server": server["throttled"],
+        "requests": stats.requests,
+        "paced_seconds": writer.client.pacer.slept,
+    }
+
+
+def run_bulk(n: int, time_scale: float) -> dict[str, Any]:
+    double = _Double(time_scale)
+    writer = open_writer(
+        double.url,
+        token=TOKEN,
+        time_scale=time_scale,
+        bulk_writes="always",
+        poll_interval=0.2,
+        max_poll_interval=1.0,
+    )
+    started = time.monotonic()
+    results = list(writer.bulk_create_customers(_items(n, "B")))
+    elapsed = time.monotonic() - started
+    stats = writer.client.stats
+    writer.close()
+    server = double.finish()
+    requests = stats.requests + stats.http_other
+    return {
+        "created": sum(r.ok for r in results),
+        "failed": sum(not r.ok for r in results),
+        "in_store": server["customers"],
+        "seconds": elapsed,
+        "requests": requests,
+        "per_10k": requests * 10_000 / n if n else 0.0,
+        "throttled": stats.throttled,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="customers to export (2000)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=5.0,
+        help="bucket time runs this many times faster on both sides (5)",
+    )
+    parser.add_argument("--path", choices=("both", "single", "bulk"), default="both")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="creates in flight on the one-by-one path (4)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log retries and pacing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(relativeCreated)8.0f ms %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.n < 1 or args.time_scale <= 0:
+        parser.error("--n must be >= 1 and --time-scale > 0")
+    print(
+        f"Shopify export benchmark: {args.n} customers, Standard bucket "
+        f"({BUCKET:.0f} points, {RESTORE:.0f}/s), time scale {args.time_scale:g}"
+    )
+    ok = True
+    if args.path in ("both", "single"):
+        r = run_single(args.n, args.time_scale, args.concurrency)
+        print(
+            f"one by one: {r['created']} created, {r['failed']} failed, {r['in_store']} in "
+            f"store, {r['seconds']:.1f} s real ({r['seconds'] * args.time_scale:.0f} s bucket "
+            f"time), {r['requests']} requests"
+        )
+        print(
+            f"  points {r['points']:.0f}; achieved/restore rate {r['ratio']:.2f} overall, "
+            f"{r['steady_ratio']:.2f} steady state (target >= 0.90); THROTTLED seen "
+            f"{r['throttled']}; pacer waited {r['paced_seconds']:.1f} s"
+        )
+        ok = ok and r["steady_ratio"] >= 0.9 and r["in_store"] == r["created"]
+    if args.path in ("both", "bulk"):
+        r = run_bulk(args.n, args.time_scale)
+        print(
+            f"bulk: {r['created']} created, {r['failed']} failed, {r['in_store']} in store, "
+            f"{r['seconds']:.1f} s, {r['requests']} HTTP requests "
+            f"({r['per_10k']:.1f} per 10,000 customers), THROTTLED seen {r['throttled']}"
+        )
+        ok = ok and r["in_store"] == r["created"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
