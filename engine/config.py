@@ -558,7 +558,7 @@ class _ConfigChecker:
     def schedule(self, schedule: Mapping[str, Any], pointer: str) -> None:
         for direction in ("import", "export"):
             expression = schedule.get(direction)
-            if isinstance(expression, str) and not croniter.is_valid(expression):
+            if isinstance(expression, str) and expression and not croniter.is_valid(expression):
                 self.add(
                     f"{pointer}/{direction}",
                     "cron",
