@@ -132,7 +132,8 @@ def resolve_token(token: str | None, token_env: str | None) -> str:
     if not token_env:
         raise ConfigError(
             "no Shopify access token: set access_token_env in the shop's shopify section "
-            "to the name of an environment variable holding the token"
+            "to the name of an environment variable holding the token (for the local "
+            "sandbox too: `custsync sandbox` prints the token it accepts)"
         )
     value = os.environ.get(token_env, "").strip()
     if not value:
