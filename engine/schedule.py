@@ -485,10 +485,15 @@ class Scheduler:
             except Exception as exc:
                 # the state database itself failed (lease, run log): report the slot as
                 # failed and keep the service up; the next slot catches up
-                error = exc.render() if isinstance(exc, CustsyncError) else (
-                    f"{type(exc).__name__}: {exc}")
-                self._log(f"shop={spec.shop} direction={spec.direction} status=failed "
-                          f'error="{safe_error(error)}"')
+                error = (
+                    exc.render()
+                    if isinstance(exc, CustsyncError)
+                    else (f"{type(exc).__name__}: {exc}")
+                )
+                self._log(
+                    f"shop={spec.shop} direction={spec.direction} status=failed "
+                    f'error="{safe_error(error)}"'
+                )
                 reports.append(RunReport(spec.shop, spec.direction, slot, FAILED, error=error))
             self._next[spec.key] = next_slot(spec.cron, max(self._clock.now(), slot))
         return reports

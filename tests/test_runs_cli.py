@@ -36,9 +36,14 @@ def world(tmp_path: Path) -> Path:
         store.finish_run(ok, "succeeded", {"created": 3, "updated": 1, "skipped": 2})
         bad = store.start_run("main", "import", NOW - timedelta(minutes=20))
         store.record_outcome(bad, "gid://shopify/Customer/1", "create", "ok")
-        store.record_outcome(bad, "gid://shopify/Customer/2", "create", "failed",
-                             "ERP refused: e-mail jane@example.com too long",
-                             ["import_match.by_email"])
+        store.record_outcome(
+            bad,
+            "gid://shopify/Customer/2",
+            "create",
+            "failed",
+            "ERP refused: e-mail jane@example.com too long",
+            ["import_match.by_email"],
+        )
         store.finish_run(bad, "failed", {"created": 1, "failed": 1}, "1 record(s) failed")
         exp = store.start_run("main", "export", NOW - timedelta(minutes=10))
         store.finish_run(exp, "succeeded", {"updated": 4})
@@ -58,8 +63,20 @@ def test_runs_lists_history_newest_first(world: Path, capsys: pytest.CaptureFixt
     code, out, _ = run(world, capsys, "runs")
     assert code == exitcodes.OK
     lines = out.splitlines()
-    assert lines[0].split() == ["RUN", "SHOP", "DIRECTION", "STARTED", "(UTC)", "DURATION",
-                                "STATUS", "CREATED", "UPDATED", "SKIPPED", "FAILED", "ERROR"]
+    assert lines[0].split() == [
+        "RUN",
+        "SHOP",
+        "DIRECTION",
+        "STARTED",
+        "(UTC)",
+        "DURATION",
+        "STATUS",
+        "CREATED",
+        "UPDATED",
+        "SKIPPED",
+        "FAILED",
+        "ERROR",
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["3", "2", "1"]
     second = lines[2].split()
     assert second[1:3] == ["main", "import"] and "failed" in second
@@ -67,14 +84,16 @@ def test_runs_lists_history_newest_first(world: Path, capsys: pytest.CaptureFixt
 
 
 def test_runs_filters_and_json(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(world, capsys, "runs", "--direction", "import", "--limit", "1",
-                       "-o", "json")
+    code, out, _ = run(world, capsys, "runs", "--direction", "import", "--limit", "1", "-o", "json")
     assert code == exitcodes.OK
     data = json.loads(out)
     assert data["format_version"] == 1
     [only] = data["runs"]
-    assert (only["id"], only["status"], only["counts"]) == (2, "failed",
-                                                            {"created": 1, "failed": 1})
+    assert (only["id"], only["status"], only["counts"]) == (
+        2,
+        "failed",
+        {"created": 1, "failed": 1},
+    )
     assert only["started_at"].endswith("Z") and only["duration_seconds"] is not None
 
     code, out, _ = run(world, capsys, "runs", "--shop", "outlet")
@@ -93,9 +112,14 @@ def test_runs_failures_of_a_run(world: Path, capsys: pytest.CaptureFixture[str])
     code, out, _ = run(world, capsys, "runs", "--failures", "2", "-o", "json")
     data = json.loads(out)
     assert data["run"]["id"] == 2
-    assert data["failures"] == [{"record": "gid://shopify/Customer/2", "action": "create",
-                                 "reason": "ERP refused: e-mail j***@example.com too long",
-                                 "rules": ["import_match.by_email"]}]
+    assert data["failures"] == [
+        {
+            "record": "gid://shopify/Customer/2",
+            "action": "create",
+            "reason": "ERP refused: e-mail j***@example.com too long",
+            "rules": ["import_match.by_email"],
+        }
+    ]
 
 
 def test_runs_failures_of_an_unknown_run(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,7 +157,9 @@ def test_status_json_for_monitoring(world: Path, capsys: pytest.CaptureFixture[s
     assert pending["healthy"] is True and pending["lease_holder"] is None
 
 
-def test_status_is_unhealthy_beyond_max_lag(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_is_unhealthy_beyond_max_lag(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(world, capsys, "status", "--max-lag", "3600", "-o", "json")
     assert code == exitcodes.ERROR
     data = json.loads(out)

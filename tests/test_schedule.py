@@ -55,16 +55,23 @@ class MemoryState:
         with self._lock:
             old = self.run_log[run_id - 1]
             self.run_log[run_id - 1] = RunRecord(
-                old.id, old.shop, old.direction, old.started_at, self.clock.now(), status,
-                dict(counts), error,
+                old.id,
+                old.shop,
+                old.direction,
+                old.started_at,
+                self.clock.now(),
+                status,
+                dict(counts),
+                error,
             )
 
     def runs(self, shop: str | None = None, limit: int = 20) -> list[RunRecord]:
         found = [r for r in reversed(self.run_log) if shop is None or r.shop == shop]
         return found[:limit]
 
-    def add_run(self, shop: str, direction: str, started_at: datetime, status: str,
-                error: str = "") -> None:
+    def add_run(
+        self, shop: str, direction: str, started_at: datetime, status: str, error: str = ""
+    ) -> None:
         run_id = self.start_run(shop, direction, started_at)
         self.finish_run(run_id, status, {}, error)
 
@@ -101,8 +108,9 @@ class MemoryState:
 class StubJob:
     """A job that returns scripted outcomes (or raises them) and records its calls."""
 
-    def __init__(self, clock: ManualClock, *outcomes: RunOutcome | Exception,
-                 duration: float = 4.2) -> None:
+    def __init__(
+        self, clock: ManualClock, *outcomes: RunOutcome | Exception, duration: float = 4.2
+    ) -> None:
         self.clock = clock
         self.outcomes = list(outcomes)
         self.calls: list[tuple[str, str, datetime]] = []
@@ -112,15 +120,23 @@ class StubJob:
     def __call__(self, shop: object, direction: str, stop: StopToken) -> RunOutcome:
         self.calls.append((str(shop), direction, self.clock.now()))
         self.clock.advance(self.duration)
-        outcome = self.outcomes.pop(0) if self.outcomes else RunOutcome(
-            "succeeded", {"created": 3, "updated": 1, "skipped": 2, "failed": 0})
+        outcome = (
+            self.outcomes.pop(0)
+            if self.outcomes
+            else RunOutcome("succeeded", {"created": 3, "updated": 1, "skipped": 2, "failed": 0})
+        )
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
 
-def spec(shop: str = "main", direction: str = "import", cron: str = "*/15 * * * *",
-         retries: int = 3, backoff: float = 10.0) -> JobSpec:
+def spec(
+    shop: str = "main",
+    direction: str = "import",
+    cron: str = "*/15 * * * *",
+    retries: int = 3,
+    backoff: float = 10.0,
+) -> JobSpec:
     return JobSpec(shop, direction, cron, retries, backoff, shop_config=shop)
 
 
@@ -129,10 +145,10 @@ class FixedRandom(random.Random):
         return 0.5
 
 
-def make(jobs: list[JobSpec], job: StubJob, state: MemoryState, clock: ManualClock,
-         **options: object) -> Scheduler:
-    return Scheduler(jobs, job, state, clock=clock, holder="me:1:aa", rng=FixedRandom(),
-                     **options)  # type: ignore[arg-type]
+def make(
+    jobs: list[JobSpec], job: StubJob, state: MemoryState, clock: ManualClock, **options: object
+) -> Scheduler:
+    return Scheduler(jobs, job, state, clock=clock, holder="me:1:aa", rng=FixedRandom(), **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -174,8 +190,10 @@ def test_schedule_fires_when_due_and_sleeps_until_the_next_slot(
     assert clock.sleeps[:2] == [480.0, pytest.approx(895.8)]
     text = caplog.text
     assert "next shop=main direction=import at=2026-11-28T10:15:00Z" in text
-    assert ("2026-11-28T10:15:00Z shop=main direction=import status=succeeded "
-            "created=3 updated=1 skipped=2 failed=0 duration=4.2s") in text
+    assert (
+        "2026-11-28T10:15:00Z shop=main direction=import status=succeeded "
+        "created=3 updated=1 skipped=2 failed=0 duration=4.2s"
+    ) in text
     assert "scheduler stopped (test done)" in text
     assert [r.status for r in state.run_log] == ["succeeded", "succeeded"]
     assert state.leases == {}
@@ -244,13 +262,15 @@ def test_two_schedulers_never_run_the_same_shop_at_once(
     inner_reports = []
     second = Scheduler([spec()], StubJob(clock), state, clock=clock, holder="b:2:bb")
 
-    def job_that_lets_the_other_instance_try(shop: object, direction: str,
-                                             stop: StopToken) -> RunOutcome:
+    def job_that_lets_the_other_instance_try(
+        shop: object, direction: str, stop: StopToken
+    ) -> RunOutcome:
         inner_reports.append(second.run_job(spec(), clock.now()))
         return RunOutcome("succeeded")
 
-    first = Scheduler([spec()], job_that_lets_the_other_instance_try, state, clock=clock,
-                      holder="a:1:aa")
+    first = Scheduler(
+        [spec()], job_that_lets_the_other_instance_try, state, clock=clock, holder="a:1:aa"
+    )
     report = first.run_job(spec(), clock.now())
     assert report.status == "succeeded"
     assert [(r.status, r.holder) for r in inner_reports] == [("skipped", "a:1:aa")]
@@ -306,8 +326,9 @@ def test_lost_lease_stops_the_job_after_the_current_record(
         assert stop.wait(5), "the heartbeat should have set the stop token"
         return RunOutcome("abandoned", {"created": 1})
 
-    scheduler = Scheduler([spec()], job, state, clock=clock, holder="me:1:aa",
-                          heartbeat_interval=0.01)
+    scheduler = Scheduler(
+        [spec()], job, state, clock=clock, holder="me:1:aa", heartbeat_interval=0.01
+    )
     report = scheduler.run_job(spec(), T0)
     assert report.status == "abandoned"
     assert report.attempts == 1
@@ -320,8 +341,13 @@ def test_lost_lease_stops_the_job_after_the_current_record(
 def test_failed_run_is_retried_with_exponential_backoff(
     clock: ManualClock, state: MemoryState, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = StubJob(clock, RuntimeError("boom"), RetriableError("HTTP 503"),
-                  RunOutcome("failed", error="timeout"), duration=0)
+    job = StubJob(
+        clock,
+        RuntimeError("boom"),
+        RetriableError("HTTP 503"),
+        RunOutcome("failed", error="timeout"),
+        duration=0,
+    )
     scheduler = make([spec(retries=3, backoff=10)], job, state, clock)
     report = scheduler.run_job(spec(retries=3, backoff=10), T0)
 
@@ -362,7 +388,8 @@ def test_partial_run_is_not_retried(clock: ManualClock, state: MemoryState) -> N
     assert (report.status, report.attempts) == ("partial", 1)
     # the run log has no "partial": it is a failed run (the cursor did not advance)
     assert [(r.status, r.error) for r in state.run_log] == [
-        ("failed", "run finished with status partial")]
+        ("failed", "run finished with status partial")
+    ]
 
 
 def test_job_that_records_its_own_run_is_not_recorded_twice(
@@ -403,7 +430,7 @@ def test_stop_during_a_run_ends_it_without_retries(
     scheduler.plan(run_never_run=True)
     assert scheduler.run_forever() == exitcodes.OK
     assert [r.status for r in state.run_log] == ["abandoned"]
-    assert 'status=abandoned created=2' in caplog.text and 'reason="SIGTERM"' in caplog.text
+    assert "status=abandoned created=2" in caplog.text and 'reason="SIGTERM"' in caplog.text
     assert "scheduler stopped (SIGTERM)" in caplog.text
     assert state.leases == {}
 
@@ -448,8 +475,9 @@ def test_once_runs_never_run_and_due_jobs_and_reports_failures(
 ) -> None:
     state.add_run("main", "export", T0 - timedelta(minutes=2), "succeeded")  # not due yet
     job = StubJob(clock, RunOutcome("failed", error="x"), duration=0)
-    scheduler = make([spec(retries=0), spec(direction="export", cron="0 * * * *")], job,
-                     state, clock)
+    scheduler = make(
+        [spec(retries=0), spec(direction="export", cron="0 * * * *")], job, state, clock
+    )
     reports, code = scheduler.run_once()
     assert [(r.direction, r.status) for r in reports] == [("import", "failed")]
     assert code == exitcodes.ERROR
@@ -457,7 +485,9 @@ def test_once_runs_never_run_and_due_jobs_and_reports_failures(
     clock.advance(3600)
     reports, code = scheduler.run_once()
     assert [(r.direction, r.status) for r in reports] == [
-        ("import", "succeeded"), ("export", "succeeded")]
+        ("import", "succeeded"),
+        ("export", "succeeded"),
+    ]
     assert code == exitcodes.OK
 
 
@@ -470,15 +500,23 @@ def test_once_with_partial_run_exits_3(clock: ManualClock, state: MemoryState) -
 
 
 def test_jobs_from_config_reads_each_shops_schedule() -> None:
-    config = {"shops": [
-        {"name": "main", "schedule": {"import": "*/15 * * * *", "export": "0 * * * *",
-                                      "retries": 5, "retry_backoff_seconds": 2}},
-        {"name": "outlet", "schedule": {"export": "30 2 * * *"}},
-        {"name": "manual"},
-    ]}
+    config = {
+        "shops": [
+            {
+                "name": "main",
+                "schedule": {
+                    "import": "*/15 * * * *",
+                    "export": "0 * * * *",
+                    "retries": 5,
+                    "retry_backoff_seconds": 2,
+                },
+            },
+            {"name": "outlet", "schedule": {"export": "30 2 * * *"}},
+            {"name": "manual"},
+        ]
+    }
     specs = jobs_from_config(config)
-    assert [(s.shop, s.direction, s.cron, s.retries, s.retry_backoff_seconds)
-            for s in specs] == [
+    assert [(s.shop, s.direction, s.cron, s.retries, s.retry_backoff_seconds) for s in specs] == [
         ("main", "import", "*/15 * * * *", 5, 2.0),
         ("main", "export", "0 * * * *", 5, 2.0),
         ("outlet", "export", "30 2 * * *", 3, 30.0),
@@ -488,8 +526,11 @@ def test_jobs_from_config_reads_each_shops_schedule() -> None:
 
 def test_jobs_from_config_errors_say_where() -> None:
     bad = {"shops": [{"name": "main", "schedule": {"import": "every 5 minutes"}}]}
-    with pytest.raises(ConfigError, match=r"shops\[0\] \(main\)\.schedule\.import: invalid "
-                                          r"cron expression 'every 5 minutes'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"shops\[0\] \(main\)\.schedule\.import: invalid "
+        r"cron expression 'every 5 minutes'",
+    ):
         jobs_from_config(bad)
     with pytest.raises(ConfigError, match="unknown shop 'nope'; the config has: main"):
         jobs_from_config({"shops": [{"name": "main"}]}, ["nope"])
@@ -504,14 +545,22 @@ def test_health_reports_lag_failures_and_lease(tmp_path: Path) -> None:
             (T0 - timedelta(minutes=30), "failed", "1 record failed"),
         ]:
             store.finish_run(store.start_run("main", "import", started), status, {}, error)
-        store.finish_run(store.start_run("main", "export", T0 - timedelta(minutes=5)),
-                         "succeeded", {"created": 1})
+        store.finish_run(
+            store.start_run("main", "export", T0 - timedelta(minutes=5)),
+            "succeeded",
+            {"created": 1},
+        )
         assert store.acquire_lease("shop:main", "h:1:aa", 30)
-        specs = [spec(), spec(direction="export", cron="0 * * * *"),
-                 spec(shop="outlet", cron="0 3 * * *")]
+        specs = [
+            spec(),
+            spec(direction="export", cron="0 * * * *"),
+            spec(shop="outlet", cron="0 3 * * *"),
+        ]
 
-        health = {h.shop + "/" + h.direction: h
-                  for h in job_health(store, specs, T0, max_lag=3600, max_failures=3)}
+        health = {
+            h.shop + "/" + h.direction: h
+            for h in job_health(store, specs, T0, max_lag=3600, max_failures=3)
+        }
     finally:
         store.close()
     imp = health["main/import"]
@@ -536,11 +585,14 @@ def test_health_reports_lag_failures_and_lease(tmp_path: Path) -> None:
 
 def test_formatting_helpers() -> None:
     assert format_counts({"failed": 1, "created": 2, "linked": 4, "noop": 7}) == (
-        "created=2 updated=0 linked=4 skipped=0 failed=1 noop=7")
+        "created=2 updated=0 linked=4 skipped=0 failed=1 noop=7"
+    )
     assert safe_error("bad e-mail jane.doe@example.com\nline 2") == (
-        "bad e-mail j***@example.com line 2")
+        "bad e-mail j***@example.com line 2"
+    )
     assert next_slot("0 * * * *", datetime(2026, 1, 1, 10, 0)) == datetime(
-        2026, 1, 1, 11, 0, tzinfo=UTC)
+        2026, 1, 1, 11, 0, tzinfo=UTC
+    )
 
 
 def test_runs_left_open_by_a_raising_job_are_closed_as_failed(
@@ -551,10 +603,13 @@ def test_runs_left_open_by_a_raising_job_are_closed_as_failed(
         raise RetriableError("HTTP 503 from Shopify")
 
     report = Scheduler([spec()], job, state, clock=clock, rng=FixedRandom()).run_job(
-        spec(retries=1, backoff=1), T0)
+        spec(retries=1, backoff=1), T0
+    )
     assert (report.status, report.attempts) == ("failed", 2)
     assert [(r.status, r.error) for r in state.run_log] == [
-        ("failed", "HTTP 503 from Shopify"), ("failed", "HTTP 503 from Shopify")]
+        ("failed", "HTTP 503 from Shopify"),
+        ("failed", "HTTP 503 from Shopify"),
+    ]
 
 
 def test_cron_aliases_are_accepted() -> None:

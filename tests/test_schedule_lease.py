@@ -139,7 +139,8 @@ def test_lease_of_a_killed_process_blocks_until_it_expires(
     later = SqlStateStore.open(db_url, lease_clock=lambda: expires + timedelta(seconds=1))
     try:
         report = Scheduler([SPEC], job, later, clock=clock, holder="me:1:aa").run_job(
-            SPEC, clock.now())
+            SPEC, clock.now()
+        )
     finally:
         later.close()
     assert report.status == "succeeded"
@@ -151,8 +152,7 @@ def test_lease_of_a_killed_process_blocks_until_it_expires(
     assert store.lease("shop:main") is None  # released after the run
 
 
-def test_exactly_one_of_several_processes_gets_the_lease(db_url: str,
-                                                         store: SqlStateStore) -> None:
+def test_exactly_one_of_several_processes_gets_the_lease(db_url: str, store: SqlStateStore) -> None:
     start_at = time.time() + 2.0  # let all interpreters start, then race
     procs = [_python(CONTENDER, db_url, f"p{i}:1:aa", str(start_at)) for i in range(4)]
     results = []
@@ -176,8 +176,9 @@ def test_two_schedulers_on_one_database_take_turns(store: SqlStateStore) -> None
         return RunOutcome("succeeded")
 
     first = Scheduler([SPEC], slow, store, clock=clock, holder="a:1:aa")
-    second = Scheduler([SPEC], lambda *a: RunOutcome("succeeded"), store, clock=clock,
-                       holder="b:2:bb")
+    second = Scheduler(
+        [SPEC], lambda *a: RunOutcome("succeeded"), store, clock=clock, holder="b:2:bb"
+    )
     results = []
     thread = threading.Thread(target=lambda: results.append(first.run_job(SPEC, clock.now())))
     thread.start()
