@@ -109,6 +109,8 @@ class ShopConfig:
     #: ISO 3166-1 alpha-2 code -> per-country setup
     country_setups: Mapping[str, CountrySetup] = field(default_factory=lambda: MappingProxyType({}))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: connector retry policy: max_attempts, retry_base_delay, retry_max_delay (when set)
+    retry_options: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def context(self) -> ShopContext:
         """The engine's view of this shop (:class:`~.world.ShopContext`)."""
@@ -315,6 +317,30 @@ def config_schema() -> dict[str, Any]:
                         "exclusiveMinimum": 0,
                         "maximum": 600,
                         "default": DEFAULT_TIMEOUT_SECONDS,
+                    },
+                    "max_attempts": {
+                        "description": (
+                            "Tries per request on THROTTLED, 429, 5xx and transport errors "
+                            "(the first try included) before the record fails."
+                        ),
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 20,
+                        "default": 6,
+                    },
+                    "retry_base_delay_seconds": {
+                        "description": "First retry delay; it doubles per retry (with jitter).",
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 600,
+                        "default": 0.5,
+                    },
+                    "retry_max_delay_seconds": {
+                        "description": "Longest delay between two tries.",
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 3600,
+                        "default": 30,
                     },
                 },
             },
@@ -614,6 +640,17 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
                 api_version=shopify.get("api_version", DEFAULT_API_VERSION),
                 access_token_env=shopify.get("access_token_env", ""),
                 timeout_seconds=float(shopify.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+                retry_options=MappingProxyType(
+                    {
+                        option: shopify[key]
+                        for key, option in (
+                            ("max_attempts", "max_attempts"),
+                            ("retry_base_delay_seconds", "retry_base_delay"),
+                            ("retry_max_delay_seconds", "retry_max_delay"),
+                        )
+                        if key in shopify
+                    }
+                ),
                 settings=settings,
                 country_setups=MappingProxyType(setups),
                 schedule=ScheduleConfig(

@@ -452,6 +452,7 @@ def _shopify_options(shop_config: Any) -> dict[str, Any]:
         "token_env": shop_config.access_token_env or None,
         "api_version": shop_config.api_version,
         "timeout": shop_config.timeout_seconds,
+        **dict(getattr(shop_config, "retry_options", {}) or {}),
     }
 
 

@@ -1137,13 +1137,18 @@ def _unreachable(
 
 
 def display_path(path: Path) -> str:
-    """``path`` relative to the working folder when it is inside it."""
+    """``path`` relative to the working folder when it is inside it; a shipped rule file
+    elsewhere as ``rules/<file>`` (so plans and messages read the same wherever they run)."""
+    if not path.is_absolute():
+        return str(path)
+    resolved = path.resolve()
     try:
-        return (
-            str(path.resolve().relative_to(Path.cwd().resolve()))
-            if path.is_absolute()
-            else str(path)
-        )
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        pass
+    shipped_root = shipped_rules_dir().resolve().parent
+    try:
+        return str(resolved.relative_to(shipped_root))
     except ValueError:
         return str(path)
 

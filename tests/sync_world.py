@@ -67,7 +67,15 @@ def write_config(
         "shops": [
             {
                 "name": "main",
-                "shopify": {"url": shop_url, "access_token_env": TOKEN_ENV, "timeout_seconds": 10},
+                "shopify": {
+                    "url": shop_url,
+                    "access_token_env": TOKEN_ENV,
+                    "timeout_seconds": 10,
+                    # fast retries: tests inject faults and must not wait for real backoff
+                    "max_attempts": 3,
+                    "retry_base_delay_seconds": 0.01,
+                    "retry_max_delay_seconds": 0.05,
+                },
                 "settings": dict(settings),
                 "countries": list(countries),
                 "schedule": {"import": "*/5 * * * *", "export": "*/5 * * * *"},
