@@ -424,7 +424,8 @@ class Scheduler:
         self._max_sleep = max_sleep
         self._stop = StopToken()
         self._current: StopToken | None = None
-        self._lock = threading.Lock()
+        # re-entrant: request_stop runs in a signal handler on the thread that may hold it
+        self._lock = threading.RLock()
         self._next: dict[str, datetime] = {}
 
     # ---- control -------------------------------------------------------------------------
