@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
             "rules say so, and print which rule decided."
         ),
     )
-    parser.add_argument("--config", default="custsync.yaml")
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", default="custsync.yaml", help="config file"
+    )
     parser.add_argument("--shop", help="the shop (default: the only/first configured shop)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--order", action="append", help="order id or gid (repeatable)")

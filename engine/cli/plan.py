@@ -44,6 +44,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "-c",
         "--config",
         metavar="FILE",
         help=f"configuration file (default: ./{DEFAULT_CONFIG} when it exists)",

@@ -35,7 +35,13 @@ def register(subparsers: Any) -> None:
             "command again."
         ),
     )
-    parser.add_argument("--config", default="custsync.yaml", help="config file (custsync.yaml)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default="custsync.yaml",
+        help="config file (custsync.yaml)",
+    )
     parser.add_argument("--shop", action="append", default=[], help="only this shop (repeatable)")
     parser.add_argument(
         "--direction", choices=("import", "export", "both"), default="both", help="default: both"
