@@ -31,7 +31,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -55,7 +55,9 @@ __all__ = [
     "ScheduleState",
     "Scheduler",
     "StopToken",
+    "acquire_shop_lease",
     "backoff_delay",
+    "dead_local_holder",
     "format_counts",
     "job_health",
     "jobs_from_config",
@@ -222,6 +224,51 @@ def lease_name(shop: str) -> str:
 def make_holder_id() -> str:
     """``hostname:pid:random``: unique per process, readable in logs and ``status``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def dead_local_holder(holder: str | None) -> bool:
+    """Whether ``holder`` (``hostname:pid:random``) is a process of this machine that no
+    longer runs, so its lease may be taken over at once instead of after its TTL.
+
+    Relies on host names being unique among the instances sharing a state database.
+    """
+    if not holder:
+        return False
+    parts = holder.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def acquire_shop_lease(
+    state: ScheduleState, name: str, holder: str, ttl: float
+) -> tuple[bool, str | None]:
+    """Take lease ``name``; True, None when taken, else False and who holds it.
+
+    A lease left by a killed process of this machine (see :func:`dead_local_holder`) is taken
+    over at once, so a service restarted after a crash does not wait out the TTL.
+    """
+    if state.acquire_lease(name, holder, ttl):
+        return True, None
+    other = lease_holder(state, name)
+    if other is not None and dead_local_holder(other):
+        log.info(
+            "%s taking over lease %s: its process %s is gone", stamp(datetime.now(UTC)), name, other
+        )
+        state.release_lease(name, other)
+        if state.acquire_lease(name, holder, ttl):
+            return True, None
+        other = lease_holder(state, name)
+    return False, other
 
 
 def lease_holder(state: object, name: str) -> str | None:
@@ -547,8 +594,9 @@ class Scheduler:
     def run_job(self, spec: JobSpec, slot: datetime) -> RunReport:
         """Run one due slot of ``spec`` under the shop lease, with retries."""
         name = lease_name(spec.shop)
-        if not self._state.acquire_lease(name, self.holder, self.lease_ttl):
-            other = lease_holder(self._state, name) or "another process"
+        taken, holder = acquire_shop_lease(self._state, name, self.holder, self.lease_ttl)
+        if not taken:
+            other = holder or "another process"
             self._log(
                 f"skipped: {spec.shop} is being synced by {other} "
                 f"(direction={spec.direction} slot={stamp(slot)})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -191,3 +192,24 @@ def test_two_schedulers_on_one_database_take_turns(store: SqlStateStore) -> None
     assert results[0].status == "succeeded"
     clock.advance(900)
     assert second.run_job(SPEC, clock.now()).status == "succeeded"
+
+
+def test_lease_of_a_dead_process_on_this_machine_is_taken_over_at_once(
+    store: SqlStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=30)
+    dead = f"{socket.gethostname()}:{gone.pid}:dead"
+    assert store.acquire_lease("shop:main", dead, 3600)
+
+    clock = ManualClock(datetime.now(UTC))
+    scheduler = Scheduler(
+        [SPEC], lambda *a: RunOutcome("succeeded"), store, clock=clock, holder="me:1:aa"
+    )
+    assert scheduler.run_job(SPEC, clock.now()).status == "succeeded"
+    assert f"taking over lease shop:main: its process {dead} is gone" in caplog.text
+
+    # a live process of this machine (our parent) keeps its lease
+    alive = f"{socket.gethostname()}:{os.getppid()}:live"
+    assert store.acquire_lease("shop:main", alive, 3600)
+    assert scheduler.run_job(SPEC, clock.now() + timedelta(hours=1)).status == "skipped"
