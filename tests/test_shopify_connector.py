@@ -950,3 +950,17 @@ def test_pacer_reservations_share_one_bucket_between_threads() -> None:
     pacer.release(200)
     pacer.update(ThrottleStatus(1000, 500, 100))
     assert pacer.available() == pytest.approx(300)
+
+
+def test_bulk_status_polls_that_fail_do_not_abandon_the_job() -> None:
+    from custsync.connectors.shopify.bulk import BulkOperation
+
+    done = {"id": "gid://shopify/BulkOperation/5", "status": "COMPLETED", "query": "",
+            "objectCount": "0", "url": None}
+    shop = FakeShop(BulkOperationById=sequence(
+        httpx.Response(503), httpx.Response(503), httpx.Response(503), ok({"bulkOperation": done})
+    ))
+    reader = make(shop, max_attempts=2)
+    running = BulkOperation(id="gid://shopify/BulkOperation/5", status="RUNNING")
+    assert reader.bulk._wait(running).status == "COMPLETED"
+    assert len(shop.requests) == 4

@@ -220,7 +220,16 @@ class BulkRunner:
             self.client.sleep(delay)
             waited += delay
             delay = min(delay * 2, self.settings.max_poll_interval)
-            data = self.client.execute(docs.BULK_OPERATION_BY_ID, {"id": operation.id}).data
+            try:
+                data = self.client.execute(docs.BULK_OPERATION_BY_ID, {"id": operation.id}).data
+            except RetriableError as exc:
+                # the job runs on at Shopify: a failed status poll is no reason to give up
+                log.warning(
+                    "bulk operation %s: status poll failed (%s); polling on",
+                    operation.id,
+                    exc.message,
+                )
+                continue
             node = data.get("bulkOperation")
             if not isinstance(node, Mapping):
                 raise FatalError(f"bulk operation {operation.id} disappeared")
