@@ -49,6 +49,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     init.add_argument(
+        "-c",
         "--config",
         metavar="FILE",
         help=f"configuration file to update (default: ./{DEFAULT_CONFIG})",

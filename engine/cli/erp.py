@@ -115,6 +115,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--erp", metavar="URL", help=f"ERP database URL (default: ${ENV_URL}, else the config)"
     )
     parser.add_argument(
+        "-c",
         "--config",
         metavar="FILE",
         help=f"config file whose erp.url applies (default: ./{DEFAULT_CONFIG} when it exists)",
