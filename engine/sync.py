@@ -416,6 +416,10 @@ def sync_shop(
         status, error, retriable = FAILED_RUN, exc.render(), False
     except RetriableError as exc:
         status, error = FAILED_RUN, exc.render()
+    except Exception as exc:  # never leave a run "running": record it as failed, then raise
+        for d in wanted:
+            state.finish_run(run_ids[d], "failed", counts[d], f"{type(exc).__name__}: {exc}")
+        raise
     finished_status = status
     for d in wanted:
         failed_here = [f for f in failures if f.decision.direction is d]

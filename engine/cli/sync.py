@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -57,16 +55,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-class _Stop(threading.Event):
-    reason = ""
-
-    def stop(self, reason: str) -> None:
-        self.reason = reason
-        self.set()
-
-
 @contextmanager
-def _signals(stop: _Stop) -> Iterator[None]:
+def _signals(stop: Any) -> Iterator[None]:
     """SIGINT/SIGTERM: finish the current record, then stop (a second one interrupts)."""
     previous: dict[signal.Signals, Any] = {}
 
@@ -89,70 +79,16 @@ def _signals(stop: _Stop) -> Iterator[None]:
             signal.signal(signum, old)
 
 
-class _LeaseKeeper:
-    """Holds the shop lease for the run and renews it in the background."""
-
-    def __init__(self, state: Any, name: str, holder: str, stop: _Stop) -> None:
-        self.state, self.name, self.holder, self.stop = state, name, holder, stop
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._renew, daemon=True, name="lease")
-
-    def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-        self.state.release_lease(self.name, self.holder)
-
-    def _renew(self) -> None:
-        while not self._done.wait(LEASE_TTL_SECONDS / 3):
-            try:
-                if not self.state.renew_lease(self.name, self.holder, LEASE_TTL_SECONDS):
-                    self.stop.stop("lost the shop lease")
-            except Exception as exc:  # the lease expires by itself; keep trying
-                log.warning("renewing lease %s failed: %s", self.name, exc)
-
-
-def dead_local_holder(holder: str | None) -> bool:
-    """Whether ``holder`` (``hostname:pid:random``) is a process of this machine that no
-    longer runs: its lease is stale and may be taken over at once instead of after its TTL."""
-    if not holder:
-        return False
-    parts = holder.split(":")
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _acquire(state: Any, name: str, holder: str) -> tuple[bool, str | None]:
-    """Take the shop lease; a lease left by a killed process of this machine is taken over."""
-    if state.acquire_lease(name, holder, LEASE_TTL_SECONDS):
-        return True, None
-    other = state.lease_holder(name)
-    if dead_local_holder(other):
-        log.info("taking over the lease of %s: its process %s is gone", name, other)
-        state.release_lease(name, other)
-        if state.acquire_lease(name, holder, LEASE_TTL_SECONDS):
-            return True, None
-        other = state.lease_holder(name)
-    return False, other
-
-
 def _run(args: argparse.Namespace) -> int:
     from ..config import require_config
     from ..plan import plan_from_json
-    from ..schedule import lease_name, make_holder_id
+    from ..schedule import (
+        LeaseHeartbeat,
+        StopToken,
+        acquire_shop_lease,
+        lease_name,
+        make_holder_id,
+    )
     from ..state import open_store
     from ..sync import run_sync
     from ..validate import require_rule_set
@@ -174,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.plan_file}: {exc.strerror}") from None
         shops = [s for s in shops if s.name in saved.shops]
 
-    stop = _Stop()
+    stop = StopToken()
     results = []
     worst = exitcodes.OK
     state = open_store(config.state_url)
@@ -185,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
                 if stop.is_set():
                     break
                 name = lease_name(shop.name)
-                acquired, other = _acquire(state, name, holder)
+                acquired, other = acquire_shop_lease(state, name, holder, LEASE_TTL_SECONDS)
                 if not acquired:
                     print(
                         f"custsync: shop {shop.name} is being synced by "
@@ -194,19 +130,25 @@ def _run(args: argparse.Namespace) -> int:
                     )
                     worst = max(worst, exitcodes.LOCKED)
                     continue
-                with _LeaseKeeper(state, name, holder, stop):
-                    result = run_sync(
-                        config,
-                        shop.name,
-                        args.direction,
-                        rules=rules,
-                        state=state,
-                        stop=stop,
-                        plan=saved,
-                        full=args.full,
-                        progress=not args.no_progress and args.output == "text",
-                        on_planned=_plan_printer(args) if args.verbose else None,
-                    )
+                heartbeat = LeaseHeartbeat(
+                    state, name, holder, LEASE_TTL_SECONDS, LEASE_TTL_SECONDS / 3, stop
+                )
+                try:
+                    with heartbeat:
+                        result = run_sync(
+                            config,
+                            shop.name,
+                            args.direction,
+                            rules=rules,
+                            state=state,
+                            stop=stop,
+                            plan=saved,
+                            full=args.full,
+                            progress=not args.no_progress and args.output == "text",
+                            on_planned=_plan_printer(args) if args.verbose else None,
+                        )
+                finally:
+                    state.release_lease(name, holder)
                 results.append(result)
                 worst = max(worst, _exit_code(result.status))
         finally:
