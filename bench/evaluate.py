@@ -485,7 +485,9 @@ def run(n: int, seed: int, profile: bool, workers: int = 1) -> dict[str, Any]:
     }
     if profiler is not None:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(25)
         result["profile"] = out.getvalue()
     return result
 
