@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custsync.connectors.erp_sql import open_reader
+from custsync.connectors.erp_sql import open_reader, open_writer
 from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
@@ -212,5 +212,75 @@ def test_a_second_sync_of_the_same_shop_is_refused_while_one_runs(setup: Any) ->
     try:
         assert store.acquire_lease("shop:main", "someone-else", 60)
         assert _sync(config) == exitcodes.LOCKED
+    finally:
+        store.close()
+
+
+def test_sync_applies_a_saved_plan_and_refuses_a_stale_one(
+    setup: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_erp(
+        setup.erp_url,
+        [ErpCustomer(no="C00001", name="Ann Lee", email="ann@example.com", country_code="NL")],
+    )
+    seed_from_models(setup.double, [_shopify("ann@example.com", "Ann", "Lee")])
+    config = setup.config({**EXPORT_SETTINGS})
+    assert _sync(config) == exitcodes.OK  # links C00001 to the Shopify customer
+    erp = open_writer(setup.erp_url)
+    try:
+        assert erp.update_customer("C00001", {"name": "Ann Lee-Berg"}).ok
+    finally:
+        erp.close()
+    plan_file = setup.folder / "plan.json"
+    assert main(["plan", "-c", str(config), "--out", str(plan_file)]) == exitcodes.OK
+    capsys.readouterr()
+    # someone edits the Shopify customer after the plan was made: the plan is stale
+    customer = setup.double.store.customers()[0]
+    setup.double.store.update_customer(customer["id"], {"note": "edited in the admin"})
+    assert _sync(config, "--plan", str(plan_file)) == exitcodes.ERROR
+    assert "stale" in capsys.readouterr().out
+
+    def company() -> str:
+        return str(setup.double.store.customers()[0]["addresses"][0]["company"])
+
+    assert company() == "Ann Lee"  # name_source = company_name: Name is the company
+    # a fresh plan applies, exactly
+    assert main(["plan", "-c", str(config), "--out", str(plan_file)]) == exitcodes.OK
+    assert _sync(config, "--plan", str(plan_file)) == exitcodes.OK
+    assert company() == "Ann Lee-Berg"
+    # and then the two sides agree: nothing left to do
+    capsys.readouterr()
+    assert main(["plan", "-c", str(config), "--full", "--detailed-exitcode"]) == exitcodes.OK
+
+
+@pytest.mark.postgres
+def test_sync_with_erp_and_state_on_postgresql(
+    pg_url: str, tmp_path: Path, shopify_double: ShopifyDouble
+) -> None:
+    make_erp(
+        pg_url,
+        [ErpCustomer(no="C00001", name="Jane Doe", email="jane@example.com", country_code="NL")],
+    )
+    seed_from_models(
+        shopify_double,
+        [_shopify("new@example.com", "Max", "Power", addresses=(_address(first_name="Max"),))],
+    )
+    config = write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=pg_url,
+        state_url=pg_url,
+        token=shopify_double.token,
+        settings={**IMPORT_SETTINGS, "export_customers": True},
+    )
+    assert _sync(config) == exitcodes.OK
+    emails = {c.email for c in _erp_customers(pg_url)}
+    assert emails == {"jane@example.com", "new@example.com"}
+    assert {c["email"] for c in shopify_double.store.customers()} == emails
+    store = open_store(pg_url)
+    try:
+        assert len(list(store.links("main"))) == 2
+        assert store.cursor("main", "import") is not None
+        assert store.cursor("main", "export") is not None
     finally:
         store.close()

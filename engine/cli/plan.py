@@ -87,6 +87,11 @@ def register(subparsers: Any) -> None:
         help="also save the plan as JSON to FILE (for `custsync sync --plan FILE`)",
     )
     parser.add_argument(
+        "--full",
+        action="store_true",
+        help="ignore the cursors: plan every record, as `sync --full` would apply",
+    )
+    parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
         help="exit 2 when the plan has changes (create, update or link), 0 when none",
@@ -409,7 +414,7 @@ def make_plan(
             links=sources.links,
             directions=_directions(args),
             orders=orders,
-            cursors=sources.cursors,
+            cursors={} if getattr(args, "full", False) else sources.cursors,
             engine=engine,
             fingerprints=fingerprints,
             warnings=[*warnings, *sources.warnings],
