@@ -602,3 +602,31 @@ def test_documented_example_passes(project_root: Path, tmp_path: Path) -> None:
     results = list(ruletest.RuleTestRunner().run_file(test_file))
     statuses = [result.status.value for result in results]
     assert statuses == ["PASS", "PASS", "PASS", "PASS", "XFAIL"], ruletest.render_text(results)
+
+
+def test_default_run_is_the_shipped_suite_plus_configured_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = tmp_path / "my-rules"
+    (user / "tests").mkdir(parents=True)
+    _write(user, _RULE_FILE, name="match.yaml")
+    _write(
+        user / "tests",
+        """
+        world:
+          erp_customers: [{no: C1, email: a@example.com}]
+        cases:
+          - name: my rule matches by e-mail
+            import: {customer: {email: A@example.com, addresses: [{country_code: US}]}}
+            settings: {customer_import: all_customers}
+            expect: {erp_no: C1, rules: [match-by-email]}
+        """,
+        name="mine.yaml",
+    )
+    (tmp_path / "custsync.yaml").write_text("rules: [./my-rules]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "test", "-k", "e-mail"]) == exitcodes.OK
+    lines = capsys.readouterr().out.splitlines()
+    shipped = [line for line in lines if "rules/tests/import_match.yaml:" in line]
+    assert shipped and all(line.startswith("PASS ") for line in shipped)
+    assert "PASS my-rules/tests/mine.yaml:4 my rule matches by e-mail" in lines
