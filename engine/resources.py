@@ -29,3 +29,13 @@ def schemas_dir() -> Path:
 def schema_path(name: str) -> Path:
     """``schema_path("rules")`` -> .../schemas/rules.schema.json"""
     return schemas_dir() / f"{name}.schema.json"
+
+
+def locate(shown: str | Path) -> Path:
+    """The file behind a path as custsync shows it: as given (absolute, or relative to the
+    working folder), else a shipped file shown as ``rules/<file>`` wherever custsync runs."""
+    path = Path(shown)
+    if path.is_absolute() or path.exists():
+        return path
+    shipped = shipped_rules_dir().parent / path
+    return shipped if shipped.exists() else path

@@ -28,6 +28,7 @@ from ..errors import ConfigError, CustsyncError, DiagnosticsError, UsageError
 from ..model import CountrySetup, Direction, Link, ShopifyOrder, ShopSettings
 from ..plan import Plan, PlanWarning, build_plan, file_fingerprint, plan_to_json
 from ..render import print_plan
+from ..resources import locate
 
 DEFAULT_CONFIG = "custsync.yaml"
 _FILES = "files"
@@ -397,7 +398,7 @@ def make_plan(
     _print_diagnostics(diagnostics)  # warnings only
 
     fingerprints = {
-        "rules": file_fingerprint(rule_file.path for rule_file in rule_set.files),
+        "rules": file_fingerprint(locate(rule_file.path) for rule_file in rule_set.files),
     }
     if config_path is not None:
         fingerprints["config"] = file_fingerprint([config_path])

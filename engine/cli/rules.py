@@ -30,7 +30,7 @@ from ..diagnostics import Diagnostic
 from ..diagnostics import render_text as render_diagnostics
 from ..errors import ConfigError, DiagnosticsError, UsageError
 from ..load import YamlSyntaxError, load_yaml
-from ..resources import shipped_rules_dir
+from ..resources import locate, shipped_rules_dir
 from ..rulefile import Rule, RuleSet
 from ..vocabulary import DECISIONS
 
@@ -326,7 +326,7 @@ def _list(args: argparse.Namespace) -> int:
 def _raw_rule(rule: Rule) -> dict[str, Any]:
     """The rule as written in its file."""
     try:
-        data = load_yaml(rule.location.file).data
+        data = load_yaml(locate(rule.location.file)).data
         index = int(rule.pointer.rsplit("/", 1)[-1])
         raw = data["rules"][index]
         return dict(raw) if isinstance(raw, dict) else {}
