@@ -109,6 +109,10 @@ class Store:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._ids = itertools.count(first_id)
         self._customers: dict[int, dict[str, Any]] = {}
+        #: unique e-mail key / E.164 phone -> customer number, kept on every write (large
+        #: stores: uniqueness checks and lookups must not scan every customer)
+        self._email_index: dict[str, int] = {}
+        self._phone_index: dict[str, int] = {}
         self._orders: dict[int, dict[str, Any]] = {}
         self.invites: list[dict[str, Any]] = []  #: account invites "sent" (customer id, email)
         self.shop: dict[str, Any] = {
@@ -181,6 +185,21 @@ class Store:
     def all_customers(self) -> list[dict[str, Any]]:
         return [c for _, c in sorted(self._customers.items())]
 
+    def _index(self, number: int, customer: Mapping[str, Any]) -> None:
+        key = normalize.email_key(customer.get("email"))
+        if key:
+            self._email_index[key] = number
+        if customer.get("phone"):
+            self._phone_index[str(customer["phone"])] = number
+
+    def _unindex(self, number: int, customer: Mapping[str, Any]) -> None:
+        key = normalize.email_key(customer.get("email"))
+        if key and self._email_index.get(key) == number:
+            del self._email_index[key]
+        phone = customer.get("phone")
+        if phone and self._phone_index.get(str(phone)) == number:
+            del self._phone_index[str(phone)]
+
     def all_orders(self) -> list[dict[str, Any]]:
         return [o for _, o in sorted(self._orders.items())]
 
@@ -197,18 +216,18 @@ class Store:
         key = normalize.email_key(email)
         if not key:
             return None
-        for customer in self.all_customers():
-            if normalize.email_key(customer.get("email")) == key:
-                return customer
+        customer = self._customers.get(self._email_index.get(key, -1))
+        if customer is not None and normalize.email_key(customer.get("email")) == key:
+            return customer
         return None
 
     def by_phone(self, phone: str | None) -> dict[str, Any] | None:
         if not phone:
             return None
         wanted = normalize.e164(phone, self.shop["countryCode"]) or phone
-        for customer in self.all_customers():
-            if customer.get("phone") == wanted:
-                return customer
+        customer = self._customers.get(self._phone_index.get(wanted, -1))
+        if customer is not None and customer.get("phone") == wanted:
+            return customer
         return None
 
     def search_customers(
@@ -430,6 +449,7 @@ class Store:
             customer["createdAt"] = created_at or stamp
             customer["updatedAt"] = updated_at or stamp
             self._customers[number] = customer
+            self._index(number, customer)
             return customer
 
     def update_customer(
@@ -480,7 +500,11 @@ class Store:
                     address["id"] = address_gid(next(self._ids))
             if default_id not in {a["id"] for a in addresses}:
                 default_id = addresses[0]["id"] if addresses else None
+            number = gid_number(customer["id"])
+            assert number is not None
+            self._unindex(number, customer)
             customer.update(fields)
+            self._index(number, customer)
             customer["addresses"] = addresses
             customer["defaultAddressId"] = default_id
             self._stamp(customer)
@@ -497,6 +521,7 @@ class Store:
                     "INVALID")])
             number = gid_number(customer["id"])
             assert number is not None
+            self._unindex(number, customer)
             del self._customers[number]
             return str(customer["id"])
 
@@ -677,9 +702,11 @@ class Store:
                 if number is not None and number not in self._customers:
                     old = gid_number(customer["id"])
                     assert old is not None
+                    self._unindex(old, customer)
                     del self._customers[old]
                     customer["id"] = f"{CUSTOMER_GID}{number}"
                     self._customers[number] = customer
+                    self._index(number, customer)
                     self._bump(number)
             for data in orders:
                 order = dict(data)
