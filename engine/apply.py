@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .decide import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
+from .enrich import first_email
 from .errors import FatalError, RetriableError, mask_email
 from .model import Action, Decision, Direction, Link, ShopifyAddress
 from .ports import CustomerInput, ErpWriter, ShopifyWriter
@@ -36,21 +38,6 @@ __all__ = ["Applier", "RecordOutcome", "customer_input"]
 
 #: outcome statuses, as the run log stores them
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-
-_ADDRESS_FIELDS = (
-    "company",
-    "first_name",
-    "last_name",
-    "address1",
-    "address2",
-    "zip",
-    "city",
-    "country_code",
-    "province_code",
-    "province",
-    "phone",
-)
-_CUSTOMER_FIELDS = ("first_name", "last_name", "email", "phone", "note")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +67,7 @@ class RecordOutcome:
 
 def _split_address_field(name: str) -> str | None:
     for prefix in ("address.", "default_address.", "address_"):
-        if name.startswith(prefix) and name[len(prefix) :] in _ADDRESS_FIELDS:
+        if name.startswith(prefix) and name[len(prefix) :] in SHOPIFY_ADDRESS_FIELDS:
             return name[len(prefix) :]
     return None
 
@@ -99,14 +86,14 @@ def customer_input(decision: Decision) -> CustomerInput:
         sub = _split_address_field(change.field)
         if sub is not None:
             address_values[sub] = "" if change.new is None else change.new
-        elif change.field in _CUSTOMER_FIELDS:
+        elif change.field in SHOPIFY_CUSTOMER_FIELDS:
             values[change.field] = "" if change.new is None else change.new
     base = decision.payload.get("address")
     address: ShopifyAddress | None = None
     if isinstance(base, ShopifyAddress):
         address = replace(base, **address_values) if address_values else base
     elif isinstance(base, Mapping):
-        merged = {k: v for k, v in base.items() if k in (*_ADDRESS_FIELDS, "id", "default")}
+        merged = {k: v for k, v in base.items() if k in (*SHOPIFY_ADDRESS_FIELDS, "id", "default")}
         merged.update(address_values)
         address = ShopifyAddress(**merged)
     elif address_values:
@@ -358,7 +345,7 @@ class Applier:
         if intent.action == "shopify.create":
             erp_no = intent.idempotency_key.split(":", 1)[-1]
             customer = self._erp().get_customer(erp_no) if self.erp is not None else None
-            email = _first_email(customer.email) if customer is not None else ""
+            email = first_email(customer.email) if customer is not None else ""
             created = self._shopify().find_by_email(email) if email else None
             if created is None:
                 self.state.fail_intent(intent.id, "not applied before the crash; re-planned")
@@ -429,9 +416,3 @@ class Applier:
             reason,
             [rule.id for rule in decision.rules],
         )
-
-
-def _first_email(value: str) -> str:
-    for separator in (";", ","):
-        value = value.split(separator, 1)[0]
-    return value.strip()

@@ -27,6 +27,7 @@ from typing import Any
 
 from .apply import FAILED, Applier, RecordOutcome
 from .decide import Engine
+from .enrich import first_email
 from .errors import ConfigError, FatalError, RetriableError, StalePlanError
 from .model import Action, Decision, Direction, ErpCustomer, Link, ShopifyCustomer
 from .plan import DIRECTION_ORDER, Plan, decision_sort_key
@@ -88,12 +89,6 @@ class SyncInputs:
     api_reads: int = 0
 
 
-def _first_email(value: str) -> str:
-    for separator in (";", ","):
-        value = value.split(separator, 1)[0]
-    return value.strip()
-
-
 def read_inputs(
     shop: ShopContext,
     *,
@@ -147,7 +142,7 @@ def read_inputs(
                     inputs.api_reads += 1
                     if found is not None:
                         world.add_shopify(found)
-                email = _first_email(customer.email)
+                email = first_email(customer.email)
                 if email and "@" in email and world.shopify_by_email(email) is None:
                     inputs.api_reads += 1
                     by_email = shopify.find_by_email(email)
