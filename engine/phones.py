@@ -8,6 +8,11 @@
   extra Shopify digits are not.
 * :func:`suffix_key` is the index key both lookups use to find candidates cheaply: the last
   :data:`SUFFIX_DIGITS` digits (extensions removed).
+
+Speed: parsing and validating one number costs phonenumbers 50-100 µs, far more than anything
+else per record. Every number is parsed once per (text, region) while it stays in a bounded
+cache (:func:`reading`), and both answers (possible / valid) come from that one parse.
+:func:`could_read_as` rejects most candidates of an index lookup without parsing them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+from phonenumbers.phonemetadata import PhoneMetadata
 
 #: digits compared by the candidate index; a match must agree on these last digits
 SUFFIX_DIGITS = 6
@@ -23,11 +30,17 @@ SUFFIX_DIGITS = 6
 MIN_DIGIT_RULE_DIGITS = SUFFIX_DIGITS
 #: longest text treated as a phone number at all
 MAX_PHONE_LENGTH = 40
+#: parsed numbers kept (text and region -> result, ~0.5 KB each); a number parsed for a lookup
+#: is usually needed again for the same record, rarely much later
+READING_CACHE_SIZE = 32_768
 
 _EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*\d+\s*$")
 _NON_DIGITS = re.compile(r"\D+")
 #: a number already in E.164 (no national prefix after the country code)
 _CANONICAL = re.compile(r"^\+[1-9]\d{6,14}$")
+#: a "simple" phone text: ASCII digits, spaces, - ( ) . and at most one + before the digits
+_SIMPLE = re.compile(r"[ ().\-]*(\+?)[0-9 ().\-]*\Z")
+_NOT_ASCII_DIGITS = re.compile(r"[^0-9]+")
 
 
 def strip_extension(text: str) -> str:
@@ -48,7 +61,11 @@ def suffix_key(text: str | None) -> str:
 
 def suffix_keys(text: str | None) -> set[str]:
     """The keys an ERP phone is indexed under: with and without a trailing extension."""
-    keys = {suffix_key(text), suffix_key(strip_extension(text or ""))}
+    value = text or ""
+    key = suffix_key(value)
+    keys = {key}
+    if "x" in value or "X" in value or "#" in value:  # an extension needs one of these
+        keys.add(suffix_key(strip_extension(value)))
     keys.discard("")
     return keys
 
@@ -66,30 +83,86 @@ def match_digits(shopify_digits: str, erp_digits: str) -> bool:
     return True
 
 
-def _parse(text: str | None, region: str | None) -> phonenumbers.PhoneNumber | None:
+# ---------------------------------------------------------------------------------------------
+# parsing (phonenumbers), once per text and region
+# ---------------------------------------------------------------------------------------------
+
+
+def _region(region: str | None) -> str | None:
+    return (region or "").upper() or None
+
+
+def _simple_form(raw: str) -> str:
+    """The text phonenumbers reads a number from, shortened where that cannot change the result.
+
+    A simple text (ASCII digits, spaces, ``- ( ) .``, at most one ``+`` before the first digit,
+    at least three digits) parses exactly like ``+``/nothing followed by its digits: phonenumbers
+    drops those separators, and with three digits or more they never make a text unviable.
+    Anything else is returned as it is.
+    """
+    simple = _SIMPLE.match(raw)
+    if simple is None:
+        return raw
+    only = _NOT_ASCII_DIGITS.sub("", raw)
+    if len(only) < 3:
+        return raw
+    return simple.group(1) + only
+
+
+class Reading:
+    """One parse of a phone text in a region: its E.164 form and whether it is possible/valid
+    (validity is checked on first use: matching needs only a possible length)."""
+
+    __slots__ = ("_number", "_valid", "e164", "possible")
+
+    def __init__(self, number: phonenumbers.PhoneNumber | None) -> None:
+        self._number = number
+        self._valid: bool | None = None if number is not None else False
+        self.e164: str | None = None
+        self.possible = False
+        if number is not None:
+            self.e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            self.possible = phonenumbers.is_possible_number(number)
+
+    @property
+    def valid(self) -> bool:
+        if self._valid is None:
+            number = self._number
+            self._valid = number is not None and phonenumbers.is_valid_number(number)
+            self._number = None  # not needed any more
+        return self._valid
+
+
+_NOTHING = Reading(None)
+
+
+@lru_cache(maxsize=READING_CACHE_SIZE)
+def _read(form: str, region: str | None) -> Reading:
+    try:
+        return Reading(phonenumbers.parse(form, region))
+    except phonenumbers.NumberParseException:
+        return _NOTHING
+
+
+def reading(text: str | None, region: str | None = None) -> Reading:
+    """The parse of ``text`` read in ``region`` (cached); a reading without ``e164`` when the
+    text is empty, too long or not a number."""
     raw = (text or "").strip()
     if not raw or len(raw) > MAX_PHONE_LENGTH:
-        return None
-    try:
-        return phonenumbers.parse(raw, (region or "").upper() or None)
-    except phonenumbers.NumberParseException:
-        return None
+        return _NOTHING
+    return _read(_simple_form(raw), _region(region))
 
 
-@lru_cache(maxsize=65_536)
 def to_e164(text: str | None, region: str | None = None) -> str | None:
     """The number in E.164 when it parses and is valid ("callable worldwide"), else None.
 
     A number without ``+`` is read in ``region`` (ISO 3166-1 alpha-2); without a region such a
     number cannot be read and gives None. Used for export, where Shopify gets this value.
     """
-    number = _parse(text, region)
-    if number is None or not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    found = reading(text, region)
+    return found.e164 if found.e164 is not None and found.valid else None
 
 
-@lru_cache(maxsize=65_536)
 def match_e164(text: str | None, region: str | None = None) -> str | None:
     """The number in E.164 when it parses and has a possible length, else None.
 
@@ -99,10 +172,8 @@ def match_e164(text: str | None, region: str | None = None) -> str | None:
     raw = (text or "").strip()
     if _CANONICAL.match(raw):
         return raw  # already E.164, as Shopify stores phones: no need to parse
-    number = _parse(raw, region)
-    if number is None or not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    found = reading(raw, region)
+    return found.e164 if found.possible else None
 
 
 def normal_e164(text: str | None) -> str:
@@ -112,3 +183,67 @@ def normal_e164(text: str | None) -> str:
         return ""
     only = _NON_DIGITS.sub("", raw)
     return f"+{only}" if only else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# rejecting lookup candidates without parsing them
+# ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def _rewrites_prefix(region: str | None) -> bool:
+    """Whether phonenumbers may rewrite (not only remove) the national prefix of numbers read
+    with this region's metadata (``national_prefix_transform_rule``, e.g. AR, BR, JP)."""
+    metadata = PhoneMetadata.metadata_for_region(region, None) if region else None
+    return metadata is not None and bool(metadata.national_prefix_transform_rule)
+
+
+@lru_cache(maxsize=512)
+def _code_rewrites_prefix(code: int) -> bool:
+    """:func:`_rewrites_prefix` for the metadata of a calling code's main region."""
+    main = phonenumbers.region_code_for_country_code(code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, main)
+    return metadata is not None and bool(metadata.national_prefix_transform_rule)
+
+
+@lru_cache(maxsize=4096)
+def _split_e164(e164: str) -> tuple[int, str] | None:
+    """(country calling code, national significant number) of ``+<digits>``, else None."""
+    if len(e164) < 3 or e164[0] != "+" or not e164[1:].isascii() or not e164[1:].isdigit():
+        return None
+    body = e164[1:]
+    if body[0] == "0":
+        return None
+    for length in range(1, 4):  # calling codes are prefix-free (E.164), as phonenumbers reads
+        code = int(body[:length])
+        if code in COUNTRY_CODE_TO_REGION_CODE:
+            return code, body[length:]
+    return None
+
+
+def could_read_as(text: str | None, region: str | None, e164: str) -> bool:
+    """False only when ``text`` read in ``region`` can be neither :func:`to_e164` nor
+    :func:`match_e164` equal to ``e164``; True means "parse it to know".
+
+    Why this holds: for a simple text (see :func:`_simple_form`) phonenumbers reads the
+    national significant number by *removing* a leading part of the text's digits (``+`` or
+    international prefix, country code, national prefix, carrier code). Only a region's
+    ``national_prefix_transform_rule`` can *rewrite* that part, and the metadata phonenumbers
+    uses is the region's or that of the main region of the number's calling code, so with
+    neither having such a rule, a result ``+<code><nsn>`` needs the text's digits to end with
+    ``<nsn>``. (A text already in E.164 is returned as it is by :func:`match_e164`, which
+    needs the same.) Anything else is never rejected.
+    """
+    raw = (text or "").strip()
+    if not raw or len(raw) > MAX_PHONE_LENGTH:
+        return False  # both readings are None, and e164 is a text
+    split = _split_e164(e164)
+    if split is None or _SIMPLE.match(raw) is None:
+        return True
+    code, nsn = split
+    if _rewrites_prefix(_region(region)) or _code_rewrites_prefix(code):
+        return True
+    only = _NOT_ASCII_DIGITS.sub("", raw)
+    if len(only) < 3:
+        return True
+    return only.endswith(nsn)

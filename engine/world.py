@@ -72,8 +72,20 @@ def _values(index: Mapping[str, str | list[str]], key: str) -> list[str]:
     return present if isinstance(present, list) else [present]
 
 
+def _folded(text: str) -> str:
+    """``text`` stripped and case-folded, reusing the string itself when it already is (an
+    index over a million e-mails then holds no second copy of each)."""
+    value = text.strip()
+    folded = value.casefold()
+    return value if folded == value else folded
+
+
 def _iso_known(code: str) -> bool:
     return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None
+
+
+def _number(customer: ErpCustomer) -> str:
+    return customer.no
 
 
 def bill_to_key(
@@ -112,19 +124,23 @@ class World:
             if iso and (iso not in self._iso_to_erp or code == iso):
                 self._iso_to_erp[iso] = country.code.strip()
         self.template_codes = frozenset(t.code for t in self.reference.templates)
-        # --- ERP customers, in number order -----------------------------------------------
-        by_no = {c.no: c for c in erp_customers if c.no}
-        self.erp: dict[str, ErpCustomer] = {no: by_no[no] for no in sorted(by_no)}
-        del by_no
+        #: ERP country code as stored on a customer -> (code, ISO code, from the company)
+        self._countries: dict[str, tuple[str, str, bool]] = {}
+        # --- ERP customers, in number order (the last of equal numbers wins) -----------------
+        ordered = sorted((c for c in erp_customers if c.no), key=_number)
+        self.erp: dict[str, ErpCustomer] = {c.no: c for c in ordered}
+        del ordered
         self._email: dict[str, str] = {}
         self._phone: dict[str, str | list[str]] = {}
+        email_index, phone_index = self._email, self._phone
         for no, customer in self.erp.items():
-            email = customer.email.strip().casefold()
-            if email:
-                self._email.setdefault(email, no)
+            if customer.email:
+                email = _folded(customer.email)
+                if email and email not in email_index:
+                    email_index[email] = no
             if customer.phone:
                 for key in phones.suffix_keys(customer.phone):
-                    _add(self._phone, key, no)
+                    _add(phone_index, key, no)
         self._bill_to: dict[tuple[str, ...], str] | None = None  # built on first use
         # --- Shopify customers --------------------------------------------------------------
         self.shopify: dict[str, ShopifyCustomer] = {}
@@ -147,12 +163,14 @@ class World:
     def add_shopify(self, customer: ShopifyCustomer) -> None:
         """Add (or replace) a Shopify customer, e.g. one fetched for an order."""
         self.shopify[customer.id] = customer
-        email = customer.email.strip().casefold()
-        if email:
-            self._shopify_email.setdefault(email, customer.id)
-        phone = phones.normal_e164(customer.phone)
-        if phone:
-            self._shopify_phone.setdefault(phone, customer.id)
+        if customer.email:
+            email = _folded(customer.email)
+            if email and email not in self._shopify_email:
+                self._shopify_email[email] = customer.id
+        if customer.phone:
+            phone = phones.normal_e164(customer.phone)
+            if phone and phone not in self._shopify_phone:
+                self._shopify_phone[phone] = customer.id
 
     # --- countries -----------------------------------------------------------------------------
 
@@ -173,15 +191,25 @@ class World:
 
     def customer_country(self, customer: ErpCustomer) -> tuple[str, str, bool]:
         """(ERP country code, its ISO code, whether the company's country was used)."""
-        code = customer.country_code.strip()
-        from_company = False
-        if not code:
-            code = self.reference.company.country_code.strip()
-            from_company = bool(code)
-        return code, self.iso_for_erp_country(code), from_company
+        stored = customer.country_code
+        known = self._countries.get(stored)
+        if known is None:
+            code = stored.strip()
+            from_company = False
+            if not code:
+                code = self.reference.company.country_code.strip()
+                from_company = bool(code)
+            known = (code, self.iso_for_erp_country(code), from_company)
+            if len(self._countries) < 10_000:  # country codes are few; bound it anyway
+                self._countries[stored] = known
+        return known
 
     def customer_region(self, customer: ErpCustomer) -> str:
         return self.customer_country(customer)[1]
+
+    def customer_e164(self, customer: ErpCustomer) -> str | None:
+        """:meth:`erp_e164` of a customer known to have a phone."""
+        return phones.to_e164(customer.phone, self.customer_country(customer)[1] or None)
 
     def erp_e164(self, customer: ErpCustomer) -> str | None:
         """The ERP customer's phone in E.164, read in its country; None when invalid."""
@@ -196,7 +224,9 @@ class World:
 
     def erp_by_email(self, email: str | None) -> str | None:
         """First ERP customer (number order) whose e-mail equals ``email`` ignoring case."""
-        value = (email or "").strip().casefold()
+        if not email:
+            return None
+        value = email.strip().casefold()
         return self._email.get(value) if value else None
 
     def _phone_candidates(self, key: str) -> list[str]:
@@ -209,13 +239,16 @@ class World:
         (``valid_only``: only valid numbers count, as on export; else any that parses)."""
         if not e164:
             return None
+        read = phones.to_e164 if valid_only else phones.match_e164
         for no in self._phone_candidates(phones.suffix_key(e164)):
             if no == exclude:
                 continue
             customer = self.erp[no]
-            region = self.customer_region(customer) or None
-            read = phones.to_e164 if valid_only else phones.match_e164
-            if read(customer.phone, region) == e164:
+            region = self.customer_country(customer)[1] or None
+            # most candidates only share the last digits: rejected without parsing them
+            if phones.could_read_as(customer.phone, region, e164) and (
+                read(customer.phone, region) == e164
+            ):
                 return no
         return None
 
@@ -264,7 +297,9 @@ class World:
         return self.shopify.get(customer_id) if customer_id else None
 
     def shopify_by_email(self, email: str | None) -> str | None:
-        value = (email or "").strip().casefold()
+        if not email:
+            return None
+        value = email.strip().casefold()
         return self._shopify_email.get(value) if value else None
 
     def shopify_by_phone(self, e164: str | None) -> str | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pytest
 from custsync.engine import phones
 
@@ -61,3 +64,88 @@ def test_digit_rule(shopify: str, erp: str, matches: bool) -> None:
 def test_suffix_keys_cover_extensions() -> None:
     assert phones.suffix_keys("415 555 1234 ext. 12") == {"551234", "123412"}
     assert phones.suffix_keys("12") == set()
+
+
+def test_separators_do_not_change_the_reading() -> None:
+    # a simple text is parsed as "+"/nothing and its digits: the same number either way
+    for raw, region in [
+        ("(415) 555-1234", "US"),
+        ("+1 (415) 555.1234", "DE"),
+        (" - 030 123 4567 ", "DE"),
+        ("011 15 2345-6789", "AR"),
+        ("1 2", "US"),  # fewer than three digits: read as it is
+    ]:
+        try:
+            expected = phonenumbers.parse(raw.strip(), region)
+        except phonenumbers.NumberParseException:
+            expected = None
+        found = phones.reading(raw, region)
+        if expected is None:
+            assert found.e164 is None
+        else:
+            assert found.e164 == phonenumbers.format_number(
+                expected, phonenumbers.PhoneNumberFormat.E164
+            )
+            assert found.valid is phonenumbers.is_valid_number(expected)
+
+
+def test_one_parse_serves_matching_and_export() -> None:
+    before = phones._read.cache_info()
+    assert phones.match_e164("+1 212 555 0143", "US") == "+12125550143"
+    assert phones.to_e164("+1 (212) 555-0143", "US") == "+12125550143"
+    after = phones._read.cache_info()
+    assert after.misses - before.misses <= 1 and after.hits - before.hits >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "e164", "possible"),
+    [
+        ("415 555 1234", "US", "+14155559999", False),  # other digits: no parse needed
+        ("415 555 1234", "US", "+14155551234", True),
+        ("+1 415 555 1234", "DE", "+14155551234", True),
+        ("415 555 1234", "US", "+4415551234", False),
+        ("415 555 1234 ext. 5", "US", "+14155559999", True),  # not a simple text: parse it
+        ("011 15 2345-6789", "AR", "+5491123456789", True),  # AR rewrites its prefix
+        ("", "US", "+14155551234", False),
+        ("415 555 1234", "US", "not e164", True),
+    ],
+)
+def test_could_read_as(text: str, region: str, e164: str, possible: bool) -> None:
+    assert phones.could_read_as(text, region, e164) is possible
+
+
+def _random_text(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        region = rng.choice(["US", "CA", "DE", "GR", "AR", "BR", "JP", "GB", "AG", "IT", "MX"])
+        number = phonenumbers.example_number(region)
+        assert number is not None
+        text = phonenumbers.format_number(
+            number,
+            rng.choice(
+                [
+                    phonenumbers.PhoneNumberFormat.E164,
+                    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                    phonenumbers.PhoneNumberFormat.NATIONAL,
+                ]
+            ),
+        )
+        return "".join(
+            c if not c.isdigit() or rng.random() > 0.2 else str(rng.randint(0, 9)) for c in text
+        )
+    parts = ["+"] if rng.random() < 0.4 else []
+    for _ in range(rng.randint(0, 14)):
+        parts.append(str(rng.randint(0, 9)))
+        parts.append(rng.choice([" ", "-", ".", "(", ")", "", "", ""]))
+    return "".join(parts)
+
+
+def test_could_read_as_never_rejects_a_real_reading() -> None:
+    """The rejection filter against phonenumbers itself, on simple texts of many regions
+    (including those whose national prefix is rewritten, AR, BR, JP, AG)."""
+    rng = random.Random(20260701)
+    regions = ["US", "CA", "DE", "GR", "AR", "BR", "JP", "GB", "GG", "AG", "IT", "MX", "XX", None]
+    for _ in range(3000):
+        text, region = _random_text(rng), rng.choice(regions)
+        for e164 in (phones.to_e164(text, region), phones.match_e164(text, region)):
+            if e164:
+                assert phones.could_read_as(text, region, e164), (text, region, e164)
