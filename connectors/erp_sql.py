@@ -30,6 +30,7 @@ from typing import Any
 
 import pycountry
 import sqlalchemy as sa
+from custsync.engine import phones
 from custsync.engine.errors import ConfigError, FatalError
 from custsync.engine.model import (
     ERP_CUSTOMER_FIELDS,
@@ -224,6 +225,43 @@ class SqlErpReader:
             row = conn.execute(sa.select(schema.customer).where(condition)).first()
         return None if row is None else _customer(row)
 
+    def candidates(
+        self,
+        *,
+        emails: Sequence[str] = (),
+        phone_keys: Sequence[str] = (),
+        post_codes: Sequence[str] = (),
+        nos: Sequence[str] = (),
+    ) -> list[ErpCustomer] | None:
+        """The customers an incremental sync's changed records can match, in number order:
+        those with one of the e-mails (ignoring case), phone suffix keys or post codes, and
+        those numbered ``nos``. None when this database has no lookup keys yet (created by
+        an older custsync: `custsync erp init` builds them); the caller then reads all."""
+        table, keys = schema.customer, schema.customer_key
+        wanted: set[str] = {no for no in nos if no}
+        with self._read("reading ERP customers by key") as conn:
+            if not sa.inspect(conn).has_table(keys.name):
+                return None
+            has_keys = conn.execute(sa.select(keys.c.no).limit(1)).first() is not None
+            if not has_keys and conn.execute(sa.select(table.c.no).limit(1)).first():
+                return None
+            for kind, values in (
+                ("email", sorted({e.strip().casefold() for e in emails if e.strip()})),
+                ("phone", sorted(set(phone_keys) - {""})),
+                ("post_code", sorted({p.strip() for p in post_codes if p.strip()})),
+            ):
+                for chunk in _chunks(values):
+                    wanted.update(
+                        conn.execute(
+                            sa.select(keys.c.no).where(keys.c.kind == kind, keys.c.key.in_(chunk))
+                        ).scalars()
+                    )
+            found: list[ErpCustomer] = []
+            for chunk in _chunks(sorted(wanted)):
+                rows = conn.execute(sa.select(table).where(table.c.no.in_(chunk)))
+                found.extend(_customer(row) for row in rows)
+        return sorted(found, key=lambda customer: customer.no)
+
     def problems(self) -> Sequence[SourceProblem]:
         """``ReportsProblems``: a typed SQL table has no unreadable rows."""
         return ()
@@ -342,6 +380,7 @@ class SqlErpWriter(SqlErpReader):
                         row_version=1,
                     )
                 )
+                _refresh_keys(conn, [no])
                 return ErpWriteResult(True, no, "created", "1")
         except _Refused as exc:
             return ErpWriteResult(False, message=str(exc))
@@ -387,6 +426,8 @@ class SqlErpWriter(SqlErpReader):
                 ).scalar()
                 if new_version is None:  # pragma: no cover - the row is locked by the tx
                     raise _Refused(f"customer {no} was changed concurrently")
+                if {"email", "phone", "post_code"} & set(values):
+                    _refresh_keys(conn, [no])
                 return ErpWriteResult(True, no, "updated", str(new_version))
         except _Refused as exc:
             return ErpWriteResult(False, no, str(exc))
@@ -519,6 +560,11 @@ class SqlErpWriter(SqlErpReader):
                 ):
                     conn.execute(template.insert().values(**schema.DEFAULT_TEMPLATE))
                     template_added = True
+            keys = schema.customer_key
+            if conn.execute(sa.select(keys.c.no).limit(1)).first() is None:
+                # a database from before lookup keys existed: build them once
+                all_nos = list(conn.execute(sa.select(schema.customer.c.no)).scalars())
+                _refresh_keys(conn, all_nos)
         return InitReport(added, template_added, self._series)
 
     def load(
@@ -627,6 +673,7 @@ class SqlErpWriter(SqlErpReader):
             table.insert(),
             [{**values, "modified_at": now, "row_version": 1} for values in explicit],
         )
+        numbers: list[str] = []
         if blank:
             try:
                 numbers = self._next_numbers(conn, len(blank))
@@ -641,6 +688,10 @@ class SqlErpWriter(SqlErpReader):
                     for values, no in zip(blank, numbers, strict=True)
                 ],
             )
+        _refresh_keys(
+            conn,
+            [v["no"] for v in updates] + [v["no"] for v in explicit] + numbers,
+        )
         report.updated = len(updates)
         report.inserted = len(explicit) + len(blank)
 
@@ -704,6 +755,45 @@ def _execute_grouped(conn: Connection, statement: Any, rows: Sequence[dict[str, 
         groups.setdefault(tuple(sorted(row)), []).append(row)
     for group in groups.values():
         conn.execute(statement, group)
+
+
+_KEY_CHUNK = 500
+
+
+def _chunks(values: Sequence[str], size: int = _KEY_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def customer_keys(email: str, phone: str, post_code: str) -> list[tuple[str, str]]:
+    """The lookup keys of a customer, as the engine's World indexes them: the whole e-mail
+    ignoring case, the phone's digit suffixes, the post code."""
+    keys: list[tuple[str, str]] = []
+    if email.strip():
+        keys.append(("email", email.strip().casefold()[:255]))
+    keys.extend(("phone", key) for key in sorted(phones.suffix_keys(phone)))
+    if post_code.strip():
+        keys.append(("post_code", post_code.strip()))
+    return keys
+
+
+def _refresh_keys(conn: Connection, nos: Sequence[str]) -> None:
+    """Rewrite the lookup keys of customers ``nos`` (inside the writing transaction)."""
+    table, keys = schema.customer, schema.customer_key
+    for chunk in _chunks(sorted(set(nos))):
+        conn.execute(keys.delete().where(keys.c.no.in_(chunk)))
+        rows = conn.execute(
+            sa.select(table.c.no, table.c.email, table.c.phone, table.c.post_code).where(
+                table.c.no.in_(chunk)
+            )
+        )
+        inserts = [
+            {"no": row.no, "kind": kind, "key": key}
+            for row in rows
+            for kind, key in customer_keys(row.email, row.phone, row.post_code)
+        ]
+        if inserts:
+            conn.execute(keys.insert(), inserts)
 
 
 def _exists(conn: Connection, no: str) -> bool:

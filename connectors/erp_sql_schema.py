@@ -86,6 +86,24 @@ customer = sa.Table(
     sa.Index("ix_erp_customer_modified_at", "modified_at"),
 )
 
+#: lookup keys of each customer (e-mail, phone suffixes, post code), so that an incremental
+#: sync reads only the customers its changed records can match instead of the whole ERP;
+#: rewritten in the same transaction as every write of the customer
+customer_key = sa.Table(
+    "erp_customer_key",
+    metadata,
+    sa.Column(
+        "no",
+        sa.String(FIELD_LENGTHS["no"]),
+        sa.ForeignKey("erp_customer.no", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(10), nullable=False),  # email | phone | post_code
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Index("ix_erp_customer_key_lookup", "kind", "key"),
+    sa.Index("ix_erp_customer_key_no", "no"),
+)
+
 country = sa.Table(
     "erp_country",
     metadata,

@@ -45,6 +45,26 @@ class ErpReader(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ErpCandidateReader(Protocol):
+    """Optional reader capability: the customers an incremental sync's changed records can
+    match, so that a run reads in proportion to the changes instead of the whole ERP.
+
+    Returns every customer with one of the e-mails (whole value, ignoring case), phone suffix
+    keys (:func:`custsync.engine.phones.suffix_keys`) or post codes, plus customers ``nos``,
+    in number order; None when the ERP cannot answer (the caller then reads everything).
+    """
+
+    def candidates(
+        self,
+        *,
+        emails: Sequence[str] = (),
+        phone_keys: Sequence[str] = (),
+        post_codes: Sequence[str] = (),
+        nos: Sequence[str] = (),
+    ) -> list[ErpCustomer] | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ErpWriteResult:
     """Outcome of one ERP write. ``ok`` False means a per-record failure (run continues)."""

@@ -510,6 +510,30 @@ class SqlStateStore:
         for row in rows:
             yield _link(row, addresses.get((row.shopify_id, row.erp_no), ()))
 
+    def links_for(
+        self, shop: str, *, shopify_ids: Iterable[str] = (), erp_nos: Iterable[str] = ()
+    ) -> list[Link]:
+        """The links of ``shop`` that touch any of these Shopify customers or ERP customers
+        (an incremental sync reads only these, not every link of the shop)."""
+        found: dict[str, Any] = {}
+        with self._read("reading links") as conn:
+            for column, values in (
+                (link_table.c.shopify_id, sorted(set(shopify_ids))),
+                (link_table.c.erp_no, sorted(set(erp_nos))),
+            ):
+                for start in range(0, len(values), 500):
+                    chunk = values[start : start + 500]
+                    for row in conn.execute(
+                        sa.select(link_table).where(link_table.c.shop == shop, column.in_(chunk))
+                    ):
+                        found[row.shopify_id] = row
+            links = []
+            for shopify_id in sorted(found):
+                row = found[shopify_id]
+                addresses = self._address_ids(conn, shop, shopify_id)
+                links.append(_link(row, addresses.get((row.shopify_id, row.erp_no), ())))
+        return links
+
     def link_for_shopify(self, shop: str, shopify_id: str) -> Link | None:
         return self._one_link(link_table.c.shopify_id == shopify_id, shop)
 

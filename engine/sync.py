@@ -30,8 +30,9 @@ from .decide import Engine
 from .enrich import first_email
 from .errors import ConfigError, FatalError, RetriableError, StalePlanError
 from .model import Action, Decision, Direction, ErpCustomer, Link, ShopifyCustomer
+from .phones import suffix_keys
 from .plan import DIRECTION_ORDER, Plan, decision_sort_key
-from .ports import ErpReader, ShopifyReader
+from .ports import ErpCandidateReader, ErpReader, ShopifyReader
 from .world import ShopContext, World
 
 log = logging.getLogger("custsync.sync")
@@ -94,33 +95,52 @@ def read_inputs(
     *,
     erp: ErpReader,
     shopify: ShopifyReader,
-    links: Iterable[Link],
+    links: Iterable[Link] = (),
     cursors: Mapping[str, datetime | None],
     directions: Sequence[Direction],
     full: bool = False,
+    link_source: Any = None,
 ) -> SyncInputs:
-    """Read the changed records and the counterparts their rules need (read-only)."""
-    shop_links = [link for link in links if link.shop == shop.name]
-    by_erp = {link.erp_no: link for link in shop_links}
-    erp_customers = list(erp.iter_customers())
-    world = World(erp_customers, erp.reference(), (), shop_links)
-    inputs = SyncInputs(world=world)
+    """Read the changed records and the counterparts their rules need (read-only).
 
-    if Direction.IMPORT in directions:
-        since = None if full else cursors.get(Direction.IMPORT.value)
-        for changed in shopify.iter_customers(updated_since=since):
-            world.add_shopify(changed)
-            inputs.imports.append(changed)
+    With cursors for every wanted direction, an ERP that can answer
+    :class:`~.ports.ErpCandidateReader` and a ``link_source`` with ``links_for`` (the state
+    store), only the records the changes can touch are read: the World then holds the changed
+    customers, every ERP customer sharing an e-mail or a phone key with them, and their links,
+    so the rules see exactly what a full read would show them. Otherwise everything is read.
+    """
+    import_since = None if full else cursors.get(Direction.IMPORT.value)
+    export_since = None if full else cursors.get(Direction.EXPORT.value)
+    want_import = Direction.IMPORT in directions
+    want_export = Direction.EXPORT in directions
+    imports = list(shopify.iter_customers(updated_since=import_since)) if want_import else []
 
-    if Direction.EXPORT in directions:
-        since = None if full else cursors.get(Direction.EXPORT.value)
-        for customer in erp_customers:
-            if (
-                since is not None
-                and customer.modified_at is not None
-                and (customer.modified_at <= since)
-            ):
-                continue
+    narrow: _Narrow | None = None
+    if (
+        isinstance(erp, ErpCandidateReader)
+        and link_source is not None
+        and (not want_import or import_since is not None)
+        and (not want_export or export_since is not None)
+    ):
+        narrow = _narrow_read(shop, erp, link_source, imports, export_since, want_export)
+    if narrow is None:
+        shop_links = [link for link in links if link.shop == shop.name]
+        if link_source is not None and not shop_links:
+            shop_links = list(link_source.links(shop.name))
+        erp_customers = list(erp.iter_customers())
+        changed = [
+            c
+            for c in erp_customers
+            if export_since is None or c.modified_at is None or c.modified_at > export_since
+        ]
+        narrow = _Narrow(erp_customers, changed if want_export else [], shop_links)
+
+    reference = erp.reference()
+    world = World(narrow.erp_customers, reference, imports, narrow.links)
+    inputs = SyncInputs(world=world, imports=imports)
+    if want_export:
+        by_erp = {link.erp_no: link for link in narrow.links}
+        for customer in narrow.changed:
             link = by_erp.get(customer.no)
             if (
                 link is not None
@@ -130,31 +150,100 @@ def read_inputs(
             ):
                 continue  # our own import wrote this change: do not echo it back
             inputs.exports.append(customer)
-        if since is None and len(inputs.exports) > FULL_READ_THRESHOLD:
-            # first export of a large ERP: one full read beats two searches per customer
-            for existing in shopify.iter_customers():
-                world.add_shopify(existing)
-        else:
-            for customer in inputs.exports:
-                link = by_erp.get(customer.no)
-                if link is not None and world.shopify_customer(link.shopify_id) is None:
-                    found = shopify.get_customer(link.shopify_id)
-                    inputs.api_reads += 1
-                    if found is not None:
-                        world.add_shopify(found)
-                email = first_email(customer.email)
-                if email and "@" in email and world.shopify_by_email(email) is None:
-                    inputs.api_reads += 1
-                    by_email = shopify.find_by_email(email)
-                    if by_email is not None:
-                        world.add_shopify(by_email)
-                e164 = world.erp_e164(customer)
-                if e164 and world.shopify_by_phone(e164) is None:
-                    inputs.api_reads += 1
-                    by_phone = shopify.find_by_phone(e164)
-                    if by_phone is not None:
-                        world.add_shopify(by_phone)
+        _prefetch_counterparts(inputs, shopify, by_erp, first_run=export_since is None)
+        if link_source is not None and narrow.partial:
+            # links of the Shopify customers found for the exports (adopt or skip rules)
+            extra = link_source.links_for(shop.name, shopify_ids=list(world.shopify))
+            known = {link.shopify_id for link in narrow.links}
+            more = [link for link in extra if link.shopify_id not in known]
+            if more:
+                inputs.world = World(
+                    narrow.erp_customers,
+                    reference,
+                    world.shopify.values(),
+                    [*narrow.links, *more],
+                )
     return inputs
+
+
+@dataclass(slots=True)
+class _Narrow:
+    erp_customers: list[ErpCustomer]
+    changed: list[ErpCustomer]
+    links: list[Link]
+    partial: bool = False  # only the records the changes can touch
+
+
+def _narrow_read(
+    shop: ShopContext,
+    erp: ErpCandidateReader,
+    link_source: Any,
+    imports: Sequence[ShopifyCustomer],
+    export_since: datetime | None,
+    want_export: bool,
+) -> _Narrow | None:
+    """The ERP customers and links an incremental run can touch, or None (read all)."""
+    reader: Any = erp
+    changed = list(reader.iter_customers(changed_since=export_since)) if want_export else []
+    shop_links = link_source.links_for(
+        shop.name,
+        shopify_ids=[customer.id for customer in imports],
+        erp_nos=[customer.no for customer in changed],
+    )
+    phone_texts = [c.phone for c in changed]
+    for customer in imports:
+        phone_texts.append(customer.phone)
+        phone_texts.extend(address.phone for address in customer.addresses)
+    defaults = [shop.settings.default_customer_no] + [
+        setup.default_customer_no for setup in shop.country_setups.values()
+    ]
+    subset = erp.candidates(
+        emails=[customer.email for customer in imports],
+        phone_keys=sorted({key for text in phone_texts for key in suffix_keys(text)}),
+        nos=[link.erp_no for link in shop_links] + [no for no in defaults if no],
+    )
+    if subset is None:
+        return None
+    by_no = {customer.no: customer for customer in subset}
+    by_no.update((customer.no, customer) for customer in changed)
+    customers = [by_no[no] for no in sorted(by_no)]
+    return _Narrow(customers, changed, list(shop_links), partial=True)
+
+
+def _prefetch_counterparts(
+    inputs: SyncInputs,
+    shopify: ShopifyReader,
+    by_erp: Mapping[str, Link],
+    *,
+    first_run: bool,
+) -> None:
+    """The Shopify customers the export rules look at: the linked one, and one with the same
+    e-mail or phone (adopt, skip as duplicate, phone used elsewhere)."""
+    world = inputs.world
+    if first_run and len(inputs.exports) > FULL_READ_THRESHOLD:
+        # first export of a large ERP: one full read beats two searches per customer
+        for existing in shopify.iter_customers():
+            world.add_shopify(existing)
+        return
+    for customer in inputs.exports:
+        link = by_erp.get(customer.no)
+        if link is not None and world.shopify_customer(link.shopify_id) is None:
+            inputs.api_reads += 1
+            found = shopify.get_customer(link.shopify_id)
+            if found is not None:
+                world.add_shopify(found)
+        email = first_email(customer.email)
+        if email and "@" in email and world.shopify_by_email(email) is None:
+            inputs.api_reads += 1
+            by_email = shopify.find_by_email(email)
+            if by_email is not None:
+                world.add_shopify(by_email)
+        e164 = world.erp_e164(customer)
+        if e164 and world.shopify_by_phone(e164) is None:
+            inputs.api_reads += 1
+            by_phone = shopify.find_by_phone(e164)
+            if by_phone is not None:
+                world.add_shopify(by_phone)
 
 
 def plan_shop(
@@ -177,9 +266,10 @@ def plan_incremental(
     engine: Engine,
     erp: ErpReader,
     shopify: ShopifyReader,
-    links: Iterable[Link],
     cursors: Mapping[str, datetime | None],
     directions: Sequence[Direction],
+    links: Iterable[Link] = (),
+    link_source: Any = None,
     full: bool = False,
     now: datetime | None = None,
 ) -> tuple[Plan, SyncInputs]:
@@ -192,6 +282,7 @@ def plan_incremental(
         cursors=cursors,
         directions=directions,
         full=full,
+        link_source=link_source,
     )
     decisions = plan_shop(engine, shop, inputs, directions)
     plan = Plan(
@@ -377,7 +468,7 @@ def sync_shop(
                 engine=Engine(rules),
                 erp=erp,
                 shopify=shopify,
-                links=state.links(shop.name),
+                link_source=state,
                 cursors=cursors,
                 directions=wanted,
                 full=full,

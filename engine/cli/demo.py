@@ -322,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
                     engine=Engine(rules),
                     erp=erp_reader,
                     shopify=shopify_reader,
-                    links=state.links(shop.name),
+                    link_source=state,
                     cursors={},
                     directions=(Direction.IMPORT, Direction.EXPORT),
                 )
