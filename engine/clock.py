@@ -15,6 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+__all__ = [
+    "Clock",
+    "ManualClock",
+    "SystemClock",
+    "as_utc",
+]
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

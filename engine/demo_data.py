@@ -9,7 +9,6 @@ customer whose ERP country code ``EL`` differs from ISO ``GR``).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from .model import (
@@ -23,6 +22,13 @@ from .model import (
     ShopifyCustomer,
     TaxArea,
 )
+
+__all__ = [
+    "DemoWorld",
+    "demo_country_setups",
+    "demo_reference",
+    "generate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,23 +405,3 @@ def _shopify_customer(
         phone=phone,
         addresses=(address,),
     )
-
-
-def iter_bench_erp(n: int, seed: int = 11) -> Iterator[ErpCustomer]:
-    """A cheap stream of clean ERP customers for benchmarks (no notes kept)."""
-    rng = random.Random(seed)
-    for index in range(1, n + 1):
-        country = _COUNTRIES[index % len(_COUNTRIES)]
-        city, post_code, county_code, _ = country.cities[index % len(country.cities)]
-        first, last = _FIRST[index % len(_FIRST)], _LAST[(index // 7) % len(_LAST)]
-        yield ErpCustomer(
-            no=f"C{index:07d}",
-            name=f"{first} {last}",
-            address=f"{index % 250 + 1} {country.streets[index % len(country.streets)]}",
-            city=city,
-            post_code=post_code,
-            county=county_code,
-            country_code=country.erp_code,
-            phone=f"+{country.calling_prefix}{_national_number(rng, country)}",
-            email=_email(first, last, index),
-        )

@@ -10,7 +10,6 @@
     │   └── StalePlanError             a saved plan's target changed since planning
     ├── RetriableError                 transient (429/5xx/THROTTLED/transport); retry with backoff
     └── RecordError                    this one record failed; report it and carry on
-        └── ValidationSkip             the record does not meet a requirement (a skip reason)
 
 Errors carry structured fields and never secrets: access tokens are not in any message, and
 e-mail addresses are masked where a message might reach a log.
@@ -19,6 +18,18 @@ e-mail addresses are masked where a message might reach a log.
 from __future__ import annotations
 
 from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "CustsyncError",
+    "DiagnosticsError",
+    "FatalError",
+    "RecordError",
+    "RetriableError",
+    "StalePlanError",
+    "UsageError",
+    "mask_email",
+]
 
 
 class CustsyncError(Exception):
@@ -74,10 +85,6 @@ class RecordError(CustsyncError):
         super().__init__(message, **fields)
         self.record = record
         self.reason_code = reason_code
-
-
-class ValidationSkip(RecordError):
-    """A record that does not meet a requirement; planned as a skip with its reason."""
 
 
 def mask_email(value: str) -> str:

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "CHANGES_PRESENT",
+    "ERROR",
+    "INTERRUPTED",
+    "LOCKED",
+    "OK",
+    "PARTIAL",
+    "USAGE",
+]
+
 OK = 0  #: success; for ``plan --detailed-exitcode``: success and no changes
 ERROR = 1  #: errors (invalid rules or config, failed run, failed rule tests)
 CHANGES_PRESENT = 2  #: only with ``plan --detailed-exitcode``: success, changes present

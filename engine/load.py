@@ -15,6 +15,14 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+__all__ = [
+    "LoadedDocument",
+    "Position",
+    "YamlSyntaxError",
+    "load_yaml",
+    "load_yaml_text",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Position:

@@ -15,6 +15,29 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+__all__ = [
+    "ERP_CUSTOMER_FIELDS",
+    "ERP_FIELD_LENGTHS",
+    "ERP_TEMPLATE_FIELDS",
+    "Action",
+    "CompanyInfo",
+    "Country",
+    "CountrySetup",
+    "CustomerTemplate",
+    "Decision",
+    "Direction",
+    "ErpCustomer",
+    "ErpReference",
+    "FieldChange",
+    "FiredRule",
+    "Link",
+    "ShopSettings",
+    "ShopifyAddress",
+    "ShopifyCustomer",
+    "ShopifyOrder",
+    "TaxArea",
+]
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .model import (
-    CountrySetup,
     ErpCustomer,
     ErpReference,
     Link,
@@ -24,6 +23,21 @@ from .model import (
     ShopifyCustomer,
     ShopifyOrder,
 )
+
+__all__ = [
+    "CustomerInput",
+    "ErpCandidateReader",
+    "ErpReader",
+    "ErpWriteResult",
+    "ErpWriter",
+    "ReportsProblems",
+    "RunRecord",
+    "ShopifyReader",
+    "ShopifyWriteResult",
+    "ShopifyWriter",
+    "SourceProblem",
+    "StateStore",
+]
 
 # --------------------------------------------------------------------------------------------
 # ERP
@@ -222,15 +236,6 @@ class StateStore(Protocol):
     def renew_lease(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
 
     def release_lease(self, name: str, holder: str) -> None: ...
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration-side sources the engine reads (kept here so connectors can supply them)
-# --------------------------------------------------------------------------------------------
-
-
-class CountrySetupSource(Protocol):
-    def country_setups(self, shop: str) -> Mapping[str, CountrySetup]: ...
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,16 @@ from typing import Any
 
 from .errors import ConfigError
 
+__all__ = [
+    "ERP_GROUP",
+    "SHOPIFY_GROUP",
+    "open_erp_reader",
+    "open_erp_writer",
+    "open_shopify_reader",
+    "open_shopify_writer",
+    "scheme_of",
+]
+
 ERP_GROUP = "custsync.erp_connectors"
 SHOPIFY_GROUP = "custsync.shopify_connectors"
 

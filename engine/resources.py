@@ -5,6 +5,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+__all__ = [
+    "locate",
+    "schema_path",
+    "schemas_dir",
+    "shipped_rules_dir",
+]
+
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 

@@ -39,6 +39,23 @@ from typing import Any
 
 from .load import LoadedDocument, Position
 
+__all__ = [
+    "GROUP_KEYS",
+    "OPERATORS",
+    "TEMPLATE_PLACEHOLDER",
+    "Condition",
+    "FactRef",
+    "Group",
+    "Location",
+    "Param",
+    "Rule",
+    "RuleFile",
+    "RuleSet",
+    "Template",
+    "build_rule_file",
+    "merge_rule_files",
+]
+
 OPERATORS = ("eq", "ne", "in", "not_in", "present", "lt", "lte", "gt", "gte")
 GROUP_KEYS = ("any", "all")
 TEMPLATE_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+)\}")

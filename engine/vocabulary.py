@@ -21,6 +21,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+__all__ = [
+    "BOOL",
+    "CONTACT_SOURCES",
+    "DECISIONS",
+    "FACTS",
+    "INT",
+    "NAME_SOURCES",
+    "STRING",
+    "ActionSpec",
+    "DecisionSpec",
+    "FactSpec",
+    "ParamSpec",
+    "facts_for",
+]
+
 # ---------------------------------------------------------------------------------------------
 # Types of facts and parameters
 # ---------------------------------------------------------------------------------------------
