@@ -28,7 +28,7 @@ from typing import Any
 
 from . import enrich, names
 from .compile import compile_rule_set
-from .enrich import Facts
+from .enrich import ExportFacts, Facts, ImportFacts
 from .errors import mask_email
 from .evaluate import DEFAULT_CACHE_SIZE, EvalStats, Evaluator
 from .model import (
@@ -101,8 +101,64 @@ class _Trail:
         for rule in rules:
             self.rules.append(fired_rule(rule))
 
+    def add_one(self, rule: Rule) -> None:
+        self.rules.append(fired_rule(rule))
+
     def frozen(self) -> tuple[FiredRule, ...]:
         return tuple(self.rules)
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldPlan:
+    """What a set of fired import_fields rules does, worked out once per set (the evaluator
+    hands out the same tuple for the same signature): the rules in the trail, and per field
+    set (in ERP field order) the value parameter and the length limit."""
+
+    trail: tuple[FiredRule, ...]
+    fields: tuple[tuple[str, Any, int | None], ...]
+
+
+def _field_limit(field: str, rule: Rule) -> int | None:
+    limit = ERP_FIELD_LENGTHS.get(field)
+    max_length = rule.params.get("max_length")
+    if isinstance(max_length, int) and not isinstance(max_length, bool):
+        limit = min(limit, max_length) if limit else max_length
+    return limit
+
+
+def _field_plan(fired: tuple[Rule, ...]) -> _FieldPlan | None:
+    """The plan of fired import_fields rules; None when a rule names its field by a fact."""
+    trail: list[FiredRule] = []
+    chosen: dict[str, tuple[Any, int | None]] = {}
+    decided: set[str] = set()
+    for rule in fired:
+        param = rule.params.get("field")
+        if isinstance(param, FactRef | Template):
+            return None
+        field = str(param or "")
+        if not field or field in decided:
+            continue
+        decided.add(field)
+        trail.append(fired_rule(rule))
+        if rule.action == "set":
+            chosen[field] = (rule.params.get("value"), _field_limit(field, rule))
+    order = {name: index for index, name in enumerate(ERP_CUSTOMER_FIELDS)}
+    fields = tuple(
+        (field, *chosen[field])
+        for field in sorted(chosen, key=lambda f: (order.get(f, len(order)), f))
+    )
+    return _FieldPlan(tuple(trail), fields)
+
+
+def _field_value(value: Any, limit: int | None) -> Any:
+    """A value as the import writes it: texts with single spaces, cut to the field length."""
+    if value is None:
+        value = ""
+    if isinstance(value, str):
+        value = " ".join(value.split())
+        if limit:
+            value = value[:limit].rstrip()
+    return value
 
 
 class _NoRule(Exception):
@@ -117,6 +173,8 @@ class Engine:
     def __init__(self, rules: RuleSet, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self.rules = rules
         self._evaluator = Evaluator(compile_rule_set(rules), cache_size=cache_size)
+        #: id(fired import_fields tuple) -> (that tuple, its plan); bounded, see _import_changes
+        self._field_plans: dict[int, tuple[tuple[Rule, ...], _FieldPlan | None]] = {}
 
     # --- introspection ---------------------------------------------------------------------
 
@@ -214,7 +272,12 @@ class Engine:
         direction: Direction = Direction.IMPORT,
     ) -> Decision:
         facts = enrich.import_facts(
-            world, shop, customer, caller_template=caller_template, allow_create=allow_create
+            world,
+            shop,
+            customer,
+            caller_template=caller_template,
+            allow_create=allow_create,
+            lazy=True,
         )
         trail = _Trail([])
         base = _Base(
@@ -245,7 +308,7 @@ class Engine:
         world: World,
         shop: ShopContext,
         customer: ShopifyCustomer,
-        facts: Facts,
+        facts: ImportFacts,
         match: Rule,
         trail: _Trail,
         base: _Base,
@@ -260,7 +323,7 @@ class Engine:
                 message=f"rule {match.id} matched ERP customer {erp_no!r}, which does not exist",
             )
         method = str(resolve(match.params.get("method"), facts) or "")
-        enrich.add_erp_facts(facts, erp)
+        facts.matched(erp)
         link = world.link_for_shopify(shop.name, customer.id)
         new_link = link is None or link.erp_no != erp.no
         common: dict[str, Any] = {
@@ -312,9 +375,39 @@ class Engine:
         self, facts: Facts, trail: _Trail, erp: ErpCustomer | None
     ) -> tuple[FieldChange, ...]:
         """The ERP fields per the import_fields rules: per field, the best rule wins."""
+        fired = self._evaluator.fired("import_fields", facts)
+        known = self._field_plans.get(id(fired))
+        if known is None or known[0] is not fired:
+            if len(self._field_plans) > 10_000:
+                self._field_plans.clear()
+            known = self._field_plans[id(fired)] = (fired, _field_plan(fired))
+        plan = known[1]
+        if plan is None:
+            return self._import_changes_by_rule(facts, trail, erp, fired)
+        trail.rules.extend(plan.trail)
+        changes: list[FieldChange] = []
+        for field, param, limit in plan.fields:
+            new = _field_value(resolve(param, facts), limit)
+            if erp is None:
+                if new not in ("", None):
+                    changes.append(FieldChange(field, None, new))
+                continue
+            old = erp.get(field)
+            if not _same(old, new):
+                changes.append(FieldChange(field, old, new))
+        return tuple(changes)
+
+    def _import_changes_by_rule(
+        self,
+        facts: Facts,
+        trail: _Trail,
+        erp: ErpCustomer | None,
+        fired: tuple[Rule, ...],
+    ) -> tuple[FieldChange, ...]:
+        """:meth:`_import_changes` when a rule names its field by a fact (no plan)."""
         chosen: dict[str, Any] = {}
         decided: set[str] = set()
-        for rule in self._evaluator.fired("import_fields", facts):
+        for rule in fired:
             field = str(resolve(rule.params.get("field"), facts) or "")
             if not field or field in decided:
                 continue
@@ -322,18 +415,9 @@ class Engine:
             trail.add(rule)
             if rule.action != "set":
                 continue
-            value = resolve(rule.params.get("value"), facts)
-            if value is None:
-                value = ""
-            if isinstance(value, str):
-                value = " ".join(value.split())
-                limit = ERP_FIELD_LENGTHS.get(field)
-                max_length = rule.params.get("max_length")
-                if isinstance(max_length, int) and not isinstance(max_length, bool):
-                    limit = min(limit, max_length) if limit else max_length
-                if limit:
-                    value = value[:limit].rstrip()
-            chosen[field] = value
+            chosen[field] = _field_value(
+                resolve(rule.params.get("value"), facts), _field_limit(field, rule)
+            )
         changes: list[FieldChange] = []
         order = {name: index for index, name in enumerate(ERP_CUSTOMER_FIELDS)}
         for field in sorted(chosen, key=lambda f: (order.get(f, len(order)), f)):
@@ -452,6 +536,7 @@ class Engine:
             caller_template=_order_template(shop, order),
             allow_create=allow,
             address=bill_to,
+            lazy=True,
         )
         trail = _Trail([])
         base = _Base(
@@ -476,7 +561,7 @@ class Engine:
     def _export(
         self, world: World, shop: ShopContext, customer: ErpCustomer, *, requested: bool
     ) -> Decision:
-        facts = enrich.export_facts(world, shop, customer, requested=requested)
+        facts = enrich.export_facts(world, shop, customer, requested=requested, lazy=True)
         trail = _Trail([])
         base = _Base(
             direction=Direction.EXPORT,
@@ -542,7 +627,7 @@ class Engine:
         world: World,
         shop: ShopContext,
         customer: ErpCustomer,
-        facts: Facts,
+        facts: ExportFacts,
         rule: Rule,
         desired: _Desired,
         trail: _Trail,
@@ -598,15 +683,28 @@ class Engine:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class _Base:
-    direction: Direction
-    shop: str
-    record: str
-    erp_no: str | None = None
-    shopify_id: str | None = None
-    source_version: str | None = None
-    label: str = ""
+    """What every decision of one record shares (a plain class: one is made per record)."""
+
+    __slots__ = ("direction", "erp_no", "label", "record", "shop", "shopify_id", "source_version")
+
+    def __init__(
+        self,
+        direction: Direction,
+        shop: str,
+        record: str,
+        erp_no: str | None = None,
+        shopify_id: str | None = None,
+        source_version: str | None = None,
+        label: str = "",
+    ) -> None:
+        self.direction = direction
+        self.shop = shop
+        self.record = record
+        self.erp_no = erp_no
+        self.shopify_id = shopify_id
+        self.source_version = source_version
+        self.label = label
 
     def make(self, action: Action, trail: _Trail, **fields: Any) -> Decision:
         values: dict[str, Any] = {
@@ -618,11 +716,12 @@ class _Base:
             "shopify_id": self.shopify_id,
             "source_version": self.source_version,
             "label": self.label,
-            "rules": trail.frozen(),
+            "rules": tuple(trail.rules),
         }
-        values.update(fields)
-        if values.get("message"):
-            values["message"] = mask_text(str(values["message"]))
+        if fields:
+            values.update(fields)
+            if values.get("message"):
+                values["message"] = mask_text(str(values["message"]))
         return Decision(**values)
 
     def skip(self, rule: Rule, facts: Mapping[str, Any], trail: _Trail, **fields: Any) -> Decision:
@@ -751,10 +850,19 @@ def _erp_label(customer: ErpCustomer) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+#: the names of address changes, per address field
+_ADDRESS_CHANGE_NAMES = tuple(f"address.{field}" for field in SHOPIFY_ADDRESS_FIELDS)
+#: fields compared ignoring case
+_CODE_FIELDS = frozenset({"country_code", "province_code"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Desired:
-    customer: Mapping[str, str]  # SHOPIFY_CUSTOMER_FIELDS -> value ("" = leave as is)
-    address: Mapping[str, str]  # SHOPIFY_ADDRESS_FIELDS -> value ("" = clear)
+    """The Shopify customer an export wants, in the order of SHOPIFY_CUSTOMER_FIELDS ("" =
+    leave as is) and SHOPIFY_ADDRESS_FIELDS ("" = clear)."""
+
+    customer: tuple[str, ...]
+    address: tuple[str, ...]
 
     def changes(
         self, target: ShopifyCustomer | None
@@ -762,34 +870,43 @@ class _Desired:
         """Changes against ``target`` (None: a create, every filled field) and the address
         payload (the whole desired default address, with the id of the one to update)."""
         changes: list[FieldChange] = []
-        for field in SHOPIFY_CUSTOMER_FIELDS:
-            new = self.customer.get(field, "")
-            if not new:
-                continue  # an empty ERP value never clears a Shopify customer field
-            old = getattr(target, field) if target is not None else None
-            if not _shopify_equal(field, old, new):
-                changes.append(FieldChange(field, old, new))
-        current = target.default_address if target is not None else None
-        address_changed = False
-        for field in SHOPIFY_ADDRESS_FIELDS:
-            new = self.address.get(field, "")
-            old = getattr(current, field) if current is not None else None
-            if target is None and not new:
-                continue
-            if not _shopify_equal(field, old, new):
-                changes.append(FieldChange(f"address.{field}", old, new))
-                address_changed = True
+        if target is None:  # a create: every filled field, nothing to compare with
+            for field, new in zip(SHOPIFY_CUSTOMER_FIELDS, self.customer, strict=True):
+                if new:
+                    changes.append(FieldChange(field, None, new))
+            address_changed = False
+            for name, new in zip(_ADDRESS_CHANGE_NAMES, self.address, strict=True):
+                if new:
+                    changes.append(FieldChange(name, None, new))
+                    address_changed = True
+            current = None
+        else:
+            for field, new in zip(SHOPIFY_CUSTOMER_FIELDS, self.customer, strict=True):
+                if not new:
+                    continue  # an empty ERP value never clears a Shopify customer field
+                old = getattr(target, field)
+                if not _shopify_equal(field, old, new):
+                    changes.append(FieldChange(field, old, new))
+            current = target.default_address
+            address_changed = False
+            for field, name, new in zip(
+                SHOPIFY_ADDRESS_FIELDS, _ADDRESS_CHANGE_NAMES, self.address, strict=True
+            ):
+                old = getattr(current, field) if current is not None else None
+                if not _shopify_equal(field, old, new):
+                    changes.append(FieldChange(name, old, new))
+                    address_changed = True
         if not address_changed:
             return tuple(changes), None
-        address: dict[str, Any] = dict(self.address)
+        address: dict[str, Any] = dict(zip(SHOPIFY_ADDRESS_FIELDS, self.address, strict=True))
         if current is not None and current.id:
             address["id"] = current.id
         return tuple(changes), MappingProxyType(address)
 
 
 def _shopify_equal(field: str, old: Any, new: str) -> bool:
-    old_text = str(old or "").strip()
-    if field in ("country_code", "province_code"):
+    old_text = str(old).strip() if old else ""
+    if field in _CODE_FIELDS:
         return old_text.upper() == new.upper()
     return old_text == new
 
@@ -804,23 +921,18 @@ def _desired_shopify(
 ) -> _Desired:
     first, last = split if split is not None else ("", "")
     phone = str(facts.get("phone.e164") or "")
-    wanted = {
-        "first_name": first,
-        "last_name": last,
-        "email": str(facts.get("email.first") or ""),
-        "phone": phone,
-    }
-    address = {
-        "company": company,
-        "first_name": first[:ADDRESS_NAME_LENGTH].rstrip(),
-        "last_name": last[:ADDRESS_NAME_LENGTH].rstrip(),
-        "address1": customer.address.strip(),
-        "address2": customer.address_2.strip(),
-        "zip": customer.post_code.strip(),
-        "city": customer.city.strip(),
-        "country_code": str(facts.get("country.iso_code") or ""),
-        "province_code": province_code,
-        "province": province_name,
-        "phone": phone,
-    }
-    return _Desired(MappingProxyType(wanted), MappingProxyType(address))
+    wanted = (first, last, str(facts.get("email.first") or ""), phone)
+    address = (
+        company,
+        first[:ADDRESS_NAME_LENGTH].rstrip(),
+        last[:ADDRESS_NAME_LENGTH].rstrip(),
+        customer.address.strip(),
+        customer.address_2.strip(),
+        customer.post_code.strip(),
+        customer.city.strip(),
+        str(facts.get("country.iso_code") or ""),
+        province_code,
+        province_name,
+        phone,
+    )
+    return _Desired(wanted, address)

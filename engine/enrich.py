@@ -4,16 +4,23 @@ Everything a rule may read is computed here in Python from the record, the shop 
 :class:`~.world.World` indexes. Empty values (``None``, ``""``) are left out: a fact that is
 not in the dict is *absent* (``present: false``). The dicts are built per record and dropped
 after its decision; nothing here is cached per record.
+
+Facts are grouped by the part of their name before the first dot (``lookup``, ``phone``, ...).
+The engine asks for *lazy* facts: groups that cost something (index lookups, a phone parse,
+name building) are computed on the first read of any of their facts, so a record skipped by
+an early decision never pays for what only later decisions read. The values are the same
+either way; :func:`import_facts` and :func:`export_facts` return every group computed unless
+``lazy=True``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from . import names, phones
 from .model import (
@@ -27,13 +34,12 @@ from .model import (
 )
 from .world import ShopContext, World, bill_to_key
 
-Facts = dict[str, Any]
-
 #: a deliberately plain check: one @, no spaces or separators, a dot in the domain
 _EMAIL = re.compile(r"^[^@\s;,<>()\[\]\"]+@[^@\s;,<>()\[\]\"]+\.[^@\s;,<>()\[\]\".]+$")
 _EMAIL_SPLIT = re.compile(r"[;,]")
 
 _ADDRESS_FIELDS = tuple(f.name for f in dataclasses.fields(ShopifyAddress) if f.name != "default")
+_ADDRESS_FACTS = tuple((f"address.{name}", name) for name in _ADDRESS_FIELDS)
 _ERP_FACT_FIELDS = (
     "no",
     "name",
@@ -48,9 +54,10 @@ _ERP_FACT_FIELDS = (
     "phone",
     "email",
 )
+_ERP_FACTS = tuple((f"erp.{name}", name) for name in _ERP_FACT_FIELDS)
 
 
-def put(facts: Facts, name: str, value: Any) -> None:
+def put(facts: dict[str, Any], name: str, value: Any) -> None:
     """Set a fact, leaving empty values out (durable-rules counts None and "" as present)."""
     if value is None:
         return
@@ -61,9 +68,94 @@ def put(facts: Facts, name: str, value: Any) -> None:
     facts[name] = value
 
 
+def group_of(name: str) -> str:
+    """The group of a fact: its name up to the first dot."""
+    return name.partition(".")[0]
+
+
+class Facts(dict[str, Any]):
+    """The flat facts of one record; some groups may still be *deferred*.
+
+    A deferred group is computed on the first ``get``, ``[]`` or ``in`` of any of its facts
+    (or by :meth:`require` / :meth:`complete`). Iterating, ``len`` and copying see only the
+    groups computed so far: call :meth:`complete` first when every fact is wanted.
+    """
+
+    __slots__ = ("_pending",)
+
+    #: group -> the method computing it (subclasses); one method may compute several groups
+    LOADERS: ClassVar[Mapping[str, Callable[[Any], None]]] = {}
+    #: group -> every group its loader computes (derived from LOADERS)
+    _SIBLINGS: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._SIBLINGS = {
+            group: tuple(g for g, f in cls.LOADERS.items() if f is loader)
+            for group, loader in cls.LOADERS.items()
+        }
+
+    def __init__(self, facts: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        super().__init__(facts)
+        self._pending: set[str] = set()
+
+    # --- deferred groups -----------------------------------------------------------------------
+
+    def defer(self, *groups: str) -> None:
+        """Mark groups to be computed on first use (each must have a loader)."""
+        self._pending.update(groups)
+
+    def _load(self, group: str) -> None:
+        # every group this loader computes is done, even if it reads facts of its own
+        self._pending.difference_update(self._SIBLINGS[group])
+        self.LOADERS[group](self)
+
+    def require(self, groups: Iterable[str]) -> None:
+        """Compute the deferred ones of ``groups`` now."""
+        pending = self._pending
+        if pending:
+            for group in groups:
+                if group in pending:
+                    self._load(group)
+
+    def complete(self) -> Self:
+        """Compute every deferred group; returns the facts themselves."""
+        while self._pending:
+            self._load(next(iter(self._pending)))
+        return self
+
+    # --- mapping access that computes deferred groups -------------------------------------------
+
+    def _wanted(self, name: object) -> None:
+        if isinstance(name, str):
+            group = name.partition(".")[0]
+            if group in self._pending:
+                self._load(group)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self._pending:
+            self._wanted(name)
+        return dict.get(self, name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        if self._pending:
+            self._wanted(name)
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        if self._pending:
+            self._wanted(name)
+        return dict.__contains__(self, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# per shop (computed once)
+# ---------------------------------------------------------------------------------------------
+
+
 @lru_cache(maxsize=64)
 def settings_facts(settings: ShopSettings) -> Mapping[str, Any]:
-    facts: Facts = {}
+    facts: dict[str, Any] = {}
     for spec in dataclasses.fields(settings):
         put(facts, f"settings.{spec.name}", getattr(settings, spec.name))
     return facts
@@ -71,16 +163,21 @@ def settings_facts(settings: ShopSettings) -> Mapping[str, Any]:
 
 @lru_cache(maxsize=64)
 def company_facts(company: CompanyInfo) -> Mapping[str, Any]:
-    facts: Facts = {}
+    facts: dict[str, Any] = {}
     put(facts, "company.name", company.name)
     put(facts, "company.country_code", company.country_code)
     return facts
 
 
-def base_facts(world: World, shop: ShopContext) -> Facts:
-    facts = dict(settings_facts(shop.settings))
-    facts.update(company_facts(world.reference.company))
+@lru_cache(maxsize=64)
+def _base(settings: ShopSettings, company: CompanyInfo) -> Mapping[str, Any]:
+    facts = dict(settings_facts(settings))
+    facts.update(company_facts(company))
     return facts
+
+
+def base_facts(world: World, shop: ShopContext) -> Facts:
+    return Facts(_base(shop.settings, world.reference.company))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +195,11 @@ def chosen_address(customer: ShopifyCustomer) -> ShopifyAddress | None:
 
 def first_email(value: str | None) -> str:
     """The part before the first ';' or ',' (a field holding several addresses)."""
-    return _EMAIL_SPLIT.split(value or "", maxsplit=1)[0].strip()
+    if not value:
+        return ""
+    if ";" not in value and "," not in value:
+        return value.strip()
+    return _EMAIL_SPLIT.split(value, maxsplit=1)[0].strip()
 
 
 def email_valid(value: str) -> bool:
@@ -109,6 +210,8 @@ def tax_area_for_province(
     areas: tuple[TaxArea, ...], province: str, province_code: str
 ) -> TaxArea | None:
     """The tax area row of a province: by its name (ignoring case), else by its code."""
+    if not areas:
+        return None
     name = province.strip().casefold()
     if name:
         for area in areas:
@@ -145,25 +248,36 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _put_fields(facts: dict[str, Any], record: object, fields: tuple[tuple[str, str], ...]) -> None:
+    """``put`` of text fields of a record (faster than one ``put`` call per field)."""
+    for name, attribute in fields:
+        value = getattr(record, attribute)
+        if value:
+            if isinstance(value, str):
+                value = value.strip()
+                if not value:
+                    continue
+            facts[name] = value
+        elif value is not None and value != "":
+            facts[name] = value  # a falsy non-text value (0, False) is a value
+
+
 # ---------------------------------------------------------------------------------------------
 # import (and the customer part of an order)
 # ---------------------------------------------------------------------------------------------
 
 
 def address_facts(
-    facts: Facts, world: World, shop: ShopContext, address: ShopifyAddress | None
+    facts: dict[str, Any], world: World, shop: ShopContext, address: ShopifyAddress | None
 ) -> None:
     """``address.*`` and the mapped values of the import field mapping (§5)."""
-    settings = shop.settings
     if address is None:
         return
-    for name in _ADDRESS_FIELDS:
-        put(facts, f"address.{name}", getattr(address, name))
+    _put_fields(facts, address, _ADDRESS_FACTS)
     iso = address.country_code.strip().upper()
     put(facts, "mapped.country_code", world.erp_country_for_iso(iso))
-    areas = shop.tax_areas(iso)
-    area = tax_area_for_province(areas, address.province, address.province_code)
-    if settings.county_source == "name":
+    area = tax_area_for_province(shop.tax_areas(iso), address.province, address.province_code)
+    if shop.settings.county_source == "name":
         county = address.province or (area.county if area is not None else "")
     else:
         county = address.province_code or (area.county_code if area is not None else "")
@@ -175,6 +289,90 @@ def address_facts(
         put(facts, "mapped.vat_bus_posting_group", area.vat_bus_posting_group)
 
 
+class ImportFacts(Facts):
+    """Facts of a Shopify customer for the import decisions (see :func:`import_facts`)."""
+
+    __slots__ = ("_address", "_chosen", "_customer", "_erp", "_shop", "_world")
+    _address: ShopifyAddress | None
+    _chosen: ShopifyAddress | None
+    _customer: ShopifyCustomer
+    _erp: ErpCustomer | None
+    _shop: ShopContext
+    _world: World
+
+    def _lookups(self) -> None:
+        world, customer, chosen = self._world, self._customer, self._chosen
+        if customer.email:
+            put(self, "lookup.email_customer_no", world.erp_by_email(customer.email))
+        phone = customer.phone or (chosen.phone if chosen is not None else "")
+        if phone:
+            region = (chosen.country_code if chosen is not None else "") or None
+            e164 = phones.match_e164(phone, region)
+            put(self, "lookup.phone_e164_customer_no", world.erp_by_e164(e164))
+            put(self, "lookup.phone_digits_customer_no", world.erp_by_phone_digits(phone))
+
+    def _setups(self) -> None:
+        shop, customer, address = self._shop, self._customer, self._address
+        default = customer.default_address
+        first = customer.addresses[0] if customer.addresses else None
+        for prefix, source in (
+            ("default_country_setup", default),
+            ("first_country_setup", first),
+        ):
+            setup = shop.setup(source.country_code) if source is not None else None
+            self[f"{prefix}.exists"] = setup is not None
+            if setup is not None:
+                put(self, f"{prefix}.customer_template_code", setup.customer_template_code)
+        if address is not None:  # an order's address: its country counts as the default one
+            setup = shop.setup(address.country_code)
+            self["default_country_setup.exists"] = setup is not None
+            if setup is not None:
+                put(
+                    self,
+                    "default_country_setup.customer_template_code",
+                    setup.customer_template_code,
+                )
+
+    def _names(self) -> None:
+        chosen, settings = self._chosen, self._shop.settings
+        first, last = _person(chosen, self._customer)
+        company = chosen.company if chosen is not None else ""
+        put(self, "names.by_name_source", names.ns(settings.name_source, first, last, company))
+        put(self, "names.by_name_2_source", names.ns(settings.name_2_source, first, last, company))
+        put(
+            self,
+            "names.by_contact_source",
+            names.ns(settings.contact_source, first, last, company),
+        )
+
+    def _mapped(self) -> None:
+        chosen = self._chosen
+        address_facts(self, self._world, self._shop, chosen)
+        put(
+            self,
+            "mapped.phone",
+            (chosen.phone if chosen is not None else "") or self._customer.phone,
+        )
+
+    def _erp_facts(self) -> None:
+        add_erp_facts(self, self._erp)
+
+    def matched(self, erp: ErpCustomer) -> None:
+        """The record matched ``erp``: add its ``erp.*`` facts (computed on first use)."""
+        self._erp = erp
+        self._pending.add("erp")
+
+    LOADERS: ClassVar[Mapping[str, Callable[[Any], None]]] = {
+        "lookup": _lookups,
+        "default_country_setup": _setups,
+        "first_country_setup": _setups,
+        "names": _names,
+        "address": _mapped,
+        "mapped": _mapped,
+        "erp": _erp_facts,
+    }
+
+
 def import_facts(
     world: World,
     shop: ShopContext,
@@ -183,36 +381,47 @@ def import_facts(
     caller_template: str | None = None,
     allow_create: bool | None = None,
     address: ShopifyAddress | None = None,
-) -> Facts:
+    lazy: bool = False,
+) -> ImportFacts:
     """Facts of a Shopify customer for the import decisions. ``address`` overrides the chosen
     address (an order's bill-to); ``allow_create`` is set by an order mapping."""
-    facts = base_facts(world, shop)
-    settings = shop.settings
-    put(facts, "shopify.id", customer.id)
-    put(facts, "shopify.email", customer.email)
-    put(facts, "shopify.phone", customer.phone)
-    put(facts, "shopify.first_name", customer.first_name)
-    put(facts, "shopify.last_name", customer.last_name)
-    put(facts, "shopify.state", customer.state)
-    facts["shopify.address_count"] = len(customer.addresses) + (
-        1 if address is not None and address not in customer.addresses else 0
+    facts = ImportFacts(_base(shop.settings, world.reference.company))
+    facts._world, facts._shop, facts._customer, facts._address = world, shop, customer, address
+    facts._erp = None
+    if customer.id:
+        put(facts, "shopify.id", customer.id)
+    if customer.email:
+        put(facts, "shopify.email", customer.email)
+    if customer.phone:
+        put(facts, "shopify.phone", customer.phone)
+    if customer.first_name:
+        put(facts, "shopify.first_name", customer.first_name)
+    if customer.last_name:
+        put(facts, "shopify.last_name", customer.last_name)
+    if customer.state:
+        put(facts, "shopify.state", customer.state)
+    addresses = customer.addresses
+    facts["shopify.address_count"] = len(addresses) + (
+        1 if address is not None and address not in addresses else 0
     )
-    chosen = address if address is not None else chosen_address(customer)
-    facts["shopify.has_address"] = chosen is not None
     default = customer.default_address
+    chosen = address if address is not None else (default or (addresses[0] if addresses else None))
+    facts._chosen = chosen
+    facts["shopify.has_address"] = chosen is not None
     if default is not None:
         put(facts, "default_address.country_code", default.country_code.upper())
-    if customer.addresses:
-        put(facts, "first_address.country_code", customer.addresses[0].country_code.upper())
+    if addresses:
+        put(facts, "first_address.country_code", addresses[0].country_code.upper())
+    if address is not None:  # an order's address: its country counts as the default one
+        put(facts, "default_address.country_code", address.country_code.upper())
     # --- link and selection -------------------------------------------------------------------
     link = world.link_for_shopify(shop.name, customer.id)
     linked = link is not None and world.erp_customer(link.erp_no) is not None
     facts["link.exists"] = linked
     facts["link.dropped"] = link is not None and not linked
-    if link is not None and linked:
-        put(facts, "link.customer_no", link.erp_no)
     updated = customer.updated_at
     if link is not None and linked:
+        put(facts, "link.customer_no", link.erp_no)
         facts["shopify.changed_since_import"] = (
             link.last_import_at is None or updated is None or updated > link.last_import_at
         )
@@ -221,50 +430,22 @@ def import_facts(
     else:
         facts["shopify.changed_since_import"] = True
         facts["shopify.own_write_echo"] = False
-    # --- lookups ------------------------------------------------------------------------------
-    put(facts, "lookup.email_customer_no", world.erp_by_email(customer.email))
-    phone = customer.phone or (chosen.phone if chosen is not None else "")
-    region = (chosen.country_code if chosen is not None else "") or None
-    if phone:
-        e164 = phones.match_e164(phone, region)
-        put(facts, "lookup.phone_e164_customer_no", world.erp_by_e164(e164))
-        put(facts, "lookup.phone_digits_customer_no", world.erp_by_phone_digits(phone))
-    # --- templates and per-country setups -----------------------------------------------------
+    # --- the caller (an order mapping) --------------------------------------------------------
     put(facts, "caller.template_code", caller_template)
     if allow_create is not None:
         facts["caller.allow_create"] = bool(allow_create)
-    for prefix, source in (
-        ("default_country_setup", default),
-        ("first_country_setup", customer.addresses[0] if customer.addresses else None),
-    ):
-        setup = shop.setup(source.country_code) if source is not None else None
-        facts[f"{prefix}.exists"] = setup is not None
-        if setup is not None:
-            put(facts, f"{prefix}.customer_template_code", setup.customer_template_code)
-    if address is not None:  # an order's address: its country counts as the default one
-        setup = shop.setup(address.country_code)
-        put(facts, "default_address.country_code", address.country_code.upper())
-        facts["default_country_setup.exists"] = setup is not None
-        if setup is not None:
-            put(facts, "default_country_setup.customer_template_code", setup.customer_template_code)
-    # --- names and mapped values (§5) --------------------------------------------------------
-    first, last = _person(chosen, customer)
-    company = chosen.company if chosen is not None else ""
-    put(facts, "names.by_name_source", names.ns(settings.name_source, first, last, company))
-    put(facts, "names.by_name_2_source", names.ns(settings.name_2_source, first, last, company))
-    put(facts, "names.by_contact_source", names.ns(settings.contact_source, first, last, company))
-    address_facts(facts, world, shop, chosen)
-    put(facts, "mapped.phone", (chosen.phone if chosen is not None else "") or customer.phone)
-    return facts
+    # --- lookups, per-country setups, names and mapped values (§5): on first use -------------
+    facts.defer("lookup", "default_country_setup", "first_country_setup", "names", "address")
+    facts.defer("mapped")
+    return facts if lazy else facts.complete()
 
 
-def add_erp_facts(facts: Facts, customer: ErpCustomer | None) -> None:
+def add_erp_facts(facts: dict[str, Any], customer: ErpCustomer | None) -> None:
     """``erp.*`` of the matched (import) or exported ERP customer."""
     facts["erp.exists"] = customer is not None
     if customer is None:
         return
-    for name in _ERP_FACT_FIELDS:
-        put(facts, f"erp.{name}", getattr(customer, name))
+    _put_fields(facts, customer, _ERP_FACTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,8 +533,7 @@ def order_facts(world: World, shop: ShopContext, order: ShopifyOrder) -> Facts:
         if link is not None and linked:
             put(facts, "link.customer_no", link.erp_no)
     if order.bill_to is not None:
-        for name in _ADDRESS_FIELDS:
-            put(facts, f"address.{name}", getattr(order.bill_to, name))
+        _put_fields(facts, order.bill_to, _ADDRESS_FACTS)
         _, linked_no, by_name = bill_to_match(world, shop, order)
         put(facts, "lookup.bill_to_customer_no", linked_no)
         put(facts, "lookup.bill_to_name_customer_no", by_name)
@@ -370,7 +550,7 @@ def _province_rows(
 ) -> tuple[TaxArea | None, TaxArea | None, TaxArea | None]:
     """Tax area rows for an ERP County: by code, by exact name, by name prefix (any case)."""
     wanted = county.strip().casefold()
-    if not wanted:
+    if not wanted or not areas:
         return None, None, None
     by_code = next((a for a in areas if a.county_code.strip().casefold() == wanted), None)
     by_name = next((a for a in areas if a.county.strip().casefold() == wanted), None)
@@ -382,6 +562,17 @@ def export_target(
     world: World, shop: ShopContext, customer: ErpCustomer, email: str, e164: str | None
 ) -> tuple[str | None, str | None, str | None, str | None]:
     """(linked Shopify id, matched Shopify id, matched by, ERP no. the match is linked to)."""
+    return _export_target(world, shop, customer, email, lambda: e164)
+
+
+def _export_target(
+    world: World,
+    shop: ShopContext,
+    customer: ErpCustomer,
+    email: str,
+    e164: Callable[[], str | None],
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """:func:`export_target`; the phone is read only when the e-mail finds nobody."""
     link = world.link_for_erp(shop.name, customer.no)
     linked_id = link.shopify_id if link is not None else None
     match_id: str | None = None
@@ -389,9 +580,11 @@ def export_target(
     if email:
         match_id = world.shopify_by_email(email)
         match_by = "email" if match_id else None
-    if match_id is None and e164:
-        match_id = world.shopify_by_phone(e164)
-        match_by = "phone" if match_id else None
+    if match_id is None:
+        phone = e164()
+        if phone:
+            match_id = world.shopify_by_phone(phone)
+            match_by = "phone" if match_id else None
     linked_to: str | None = None
     if match_id is not None:
         match_link = world.link_for_shopify(shop.name, match_id)
@@ -399,57 +592,124 @@ def export_target(
     return linked_id, match_id, match_by, linked_to
 
 
+_UNREAD: Any = object()
+
+
+class ExportFacts(Facts):
+    """Facts of an ERP customer for the export decisions (see :func:`export_facts`)."""
+
+    __slots__ = ("_customer", "_e164", "_email", "_iso", "_shop", "_target", "_world")
+    _customer: ErpCustomer
+    _e164: Any  # str | None once read, _UNREAD before
+    _email: str
+    _iso: str
+    _shop: ShopContext
+    _target: tuple[str | None, str | None, str | None, str | None] | None
+    _world: World
+
+    def _email_facts(self) -> None:
+        email = self._email
+        put(self, "email.first", email)
+        self["email.valid"] = email_valid(email)
+
+    def _country_facts(self) -> None:
+        code, iso, from_company = self._world.customer_country(self._customer)
+        put(self, "country.code", code)
+        put(self, "country.iso_code", iso)
+        self["country.from_company"] = from_company
+
+    def _phone_e164(self) -> str | None:
+        """The phone in E.164 when valid (parsed once per record, on first use)."""
+        if self._e164 is _UNREAD:
+            raw = self._customer.phone.strip()
+            self._e164 = phones.to_e164(raw, self._iso or None) if raw else None
+        found: str | None = self._e164
+        return found
+
+    def _target_of(self) -> tuple[str | None, str | None, str | None, str | None]:
+        if self._target is None:
+            self._target = _export_target(
+                self._world, self._shop, self._customer, self._email, self._phone_e164
+            )
+        return self._target
+
+    def _match_facts(self) -> None:
+        customer = self._customer
+        linked_id, match_id, match_by, linked_to = self._target_of()
+        self["shopify_link.exists"] = linked_id is not None
+        put(self, "shopify_link.shopify_id", linked_id)
+        put(self, "shopify_match.id", match_id)
+        put(self, "shopify_match.by", match_by)
+        put(self, "shopify_match.linked_to", linked_to)
+        self["shopify_match.linked_elsewhere"] = linked_to is not None and linked_to != customer.no
+
+    def _phone_facts(self) -> None:
+        world, customer = self._world, self._customer
+        self["phone.present"] = bool(customer.phone.strip())
+        e164 = self._phone_e164()
+        self["phone.valid"] = e164 is not None
+        put(self, "phone.e164", e164)
+        if e164:
+            linked_id, match_id, _, linked_to = self._target_of()
+            target = linked_id or (
+                match_id if linked_to is None or linked_to == customer.no else None
+            )
+            target_customer = world.shopify_customer(target)
+            has_it = (
+                target_customer is not None and phones.normal_e164(target_customer.phone) == e164
+            )
+            owner = world.shopify_by_phone(e164)
+            self["phone.duplicate_in_shopify"] = owner is not None and owner != target
+            other = world.phone_owner(customer, e164)
+            self["phone.duplicate_in_batch"] = other is not None and not has_it
+        else:
+            self["phone.duplicate_in_shopify"] = False
+            self["phone.duplicate_in_batch"] = False
+
+    def _province_facts(self) -> None:
+        county = self._customer.county.strip()
+        self["county.length"] = len(county)
+        areas = self._shop.tax_areas(self._iso)
+        self["county.tax_areas_exist"] = bool(areas)
+        by_code, by_name, by_prefix = _province_rows(areas, county)
+        for prefix, row in (("by_code", by_code), ("by_name", by_name), ("by_prefix", by_prefix)):
+            if row is not None:
+                put(self, f"province.{prefix}_code", row.county_code)
+                put(self, f"province.{prefix}_name", row.county)
+
+    def _erp_facts(self) -> None:
+        add_erp_facts(self, self._customer)
+
+    LOADERS: ClassVar[Mapping[str, Callable[[Any], None]]] = {
+        "email": _email_facts,
+        "country": _country_facts,
+        "shopify_link": _match_facts,
+        "shopify_match": _match_facts,
+        "phone": _phone_facts,
+        "county": _province_facts,
+        "province": _province_facts,
+        "erp": _erp_facts,
+    }
+
+
 def export_facts(
-    world: World, shop: ShopContext, customer: ErpCustomer, *, requested: bool = False
-) -> Facts:
-    facts = base_facts(world, shop)
-    add_erp_facts(facts, customer)
+    world: World,
+    shop: ShopContext,
+    customer: ErpCustomer,
+    *,
+    requested: bool = False,
+    lazy: bool = False,
+) -> ExportFacts:
+    facts = ExportFacts(_base(shop.settings, world.reference.company))
+    facts._world, facts._shop, facts._customer = world, shop, customer
+    facts._email = first_email(customer.email)
+    facts._iso = world.customer_country(customer)[1]
+    facts._e164 = _UNREAD
+    facts._target = None
     facts["export.requested"] = bool(requested)
-    # e-mail
-    email = first_email(customer.email)
-    put(facts, "email.first", email)
-    facts["email.valid"] = email_valid(email)
-    # country
-    code, iso, from_company = world.customer_country(customer)
-    put(facts, "country.code", code)
-    put(facts, "country.iso_code", iso)
-    facts["country.from_company"] = from_company
-    # phone
-    raw_phone = customer.phone.strip()
-    facts["phone.present"] = bool(raw_phone)
-    e164 = phones.to_e164(raw_phone, iso or None) if raw_phone else None
-    facts["phone.valid"] = e164 is not None
-    put(facts, "phone.e164", e164)
-    # the Shopify side
-    linked_id, match_id, match_by, linked_to = export_target(world, shop, customer, email, e164)
-    facts["shopify_link.exists"] = linked_id is not None
-    put(facts, "shopify_link.shopify_id", linked_id)
-    put(facts, "shopify_match.id", match_id)
-    put(facts, "shopify_match.by", match_by)
-    put(facts, "shopify_match.linked_to", linked_to)
-    facts["shopify_match.linked_elsewhere"] = linked_to is not None and linked_to != customer.no
-    target = linked_id or (match_id if linked_to is None or linked_to == customer.no else None)
-    if e164:
-        target_customer = world.shopify_customer(target)
-        has_it = target_customer is not None and phones.normal_e164(target_customer.phone) == e164
-        owner = world.shopify_by_phone(e164)
-        facts["phone.duplicate_in_shopify"] = owner is not None and owner != target
-        other = world.phone_owner(customer, e164)
-        facts["phone.duplicate_in_batch"] = other is not None and not has_it
-    else:
-        facts["phone.duplicate_in_shopify"] = False
-        facts["phone.duplicate_in_batch"] = False
-    # county and province
-    county = customer.county.strip()
-    facts["county.length"] = len(county)
-    areas = shop.tax_areas(iso)
-    facts["county.tax_areas_exist"] = bool(areas)
-    by_code, by_name, by_prefix = _province_rows(areas, county)
-    for prefix, row in (("by_code", by_code), ("by_name", by_name), ("by_prefix", by_prefix)):
-        if row is not None:
-            put(facts, f"province.{prefix}_code", row.county_code)
-            put(facts, f"province.{prefix}_name", row.county)
-    return facts
+    facts.defer("erp", "email", "country", "shopify_link", "shopify_match", "phone", "county")
+    facts.defer("province")
+    return facts if lazy else facts.complete()
 
 
 def source_version_of(value: datetime | None) -> str | None:

@@ -8,6 +8,8 @@ facts measured on durable-rules 2.0.28):
 * The Host's background timer threads are not started (:meth:`_Host._run`): every action runs
   synchronously inside ``post``/``assert_fact`` in the calling thread, and no other thread
   touches the engine. A lock serialises callers; scale with processes, not threads.
+* Fork-safe: a process forked from the one that built the evaluator (workers sharing a World
+  copy-on-write) builds its own Host on its first engine call; the signature cache is kept.
 * **choice** decisions post the record as an *event*: durable-rules consumes it with exactly one
   rule, the lowest ``pri`` (= our best rule). No rule -> ``MessageNotHandledException`` -> none.
 * **collect** and **assign** decisions *assert* the record as a fact (every matching rule fires)
@@ -20,11 +22,15 @@ Decisions depend only on the facts their conditions read, so results are memoise
 (decision, signature): the signature holds the value of every compared fact and only the
 presence of presence-only facts. durable-rules still decides every distinct signature.
 :class:`EvalStats` counts engine calls, cache hits and time spent inside durable-rules.
+
+Facts may be lazy (``enrich.Facts``): a mapping with a ``require(groups)`` method is asked for
+the groups (fact name up to the first dot) a decision reads before they are looked at.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -83,10 +89,28 @@ class Evaluator:
     ) -> None:
         self._decisions = dict(decisions)
         self._fired: list[str] = []
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, tuple[Any, ...]], tuple[Rule, ...]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
         self._cache_size = max(0, cache_size)
         self.stats = EvalStats()
+        self._start_host()
+        #: per decision: (compiled, groups of the facts it reads, signature function)
+        self._plans = {
+            name: (
+                c,
+                tuple(dict.fromkeys(fact.partition(".")[0] for fact in c.facts)),
+                _signature_function(c),
+            )
+            for name, c in self._decisions.items()
+        }
+        self._order = {
+            name: {key: index for index, key in enumerate(c.by_key)}
+            for name, c in self._decisions.items()
+        }
+
+    def _start_host(self) -> None:
+        """A durable-rules Host with every decision registered, owned by this process."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
         actions: dict[str, Callable[[Any], None]] = {}
         for compiled in self._decisions.values():
             for key in compiled.by_key:
@@ -98,14 +122,6 @@ class Evaluator:
                 self._host.set_rulesets(definitions)
             except Exception as exc:  # the C extension raises bare errors with a code
                 raise FatalError(f"durable-rules rejected the compiled rules: {exc}") from exc
-        self._reads = {
-            name: tuple((fact, fact in c.presence_only) for fact in c.facts)
-            for name, c in self._decisions.items()
-        }
-        self._order = {
-            name: {key: index for index, key in enumerate(c.by_key)}
-            for name, c in self._decisions.items()
-        }
 
     def _recorder(self, key: str) -> Callable[[Any], None]:
         fired = self._fired
@@ -120,23 +136,36 @@ class Evaluator:
 
     def signature(self, decision: str, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         """What the decision's outcome depends on: values of compared facts, presence of the
-        presence-only ones."""
-        get = facts.get
-        return tuple(
-            [
-                (get(name) not in _EMPTY_VALUES) if only else _normal(get(name))
-                for name, only in self._reads[decision]
-            ]
+        presence-only ones (in the order of the decision's facts)."""
+        _, groups, signature = self._plans[decision]
+        if type(facts) is not dict:
+            require = getattr(facts, "require", None)
+            if require is not None:
+                require(groups)
+        # a plain dict lookup (not a lazy mapping's own ``get``): the groups are there now
+        values: tuple[Any, ...] = signature(
+            dict.get.__get__(facts) if isinstance(facts, dict) else facts.get
         )
+        if not _PLAIN_OR_NONE.issuperset(map(type, values)):
+            values = tuple(map(_normal, values))
+        return values
 
     def fired(self, decision: str, facts: Mapping[str, Any]) -> tuple[Rule, ...]:
         """The rules of ``decision`` that fire for ``facts``: for a choice decision at most
         one (the winner), else all of them in best-first order. Unknown decision or no rules:
         ``()``."""
-        compiled = self._decisions.get(decision)
-        if compiled is None:
+        plan = self._plans.get(decision)
+        if plan is None:
             return ()
-        key = (decision, self.signature(decision, facts))
+        compiled, groups, signature = plan
+        if type(facts) is not dict:
+            require = getattr(facts, "require", None)
+            if require is not None:
+                require(groups)
+        values = signature(dict.get.__get__(facts) if isinstance(facts, dict) else facts.get)
+        if not _PLAIN_OR_NONE.issuperset(map(type, values)):
+            values = tuple(map(_normal, values))
+        key = (decision, values)
         cached = self._cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
@@ -146,6 +175,8 @@ class Evaluator:
             value = _normal(facts.get(name))
             if not is_empty(value):
                 message[fact_key(name)] = value
+        if os.getpid() != self._pid:
+            self._start_host()  # a forked process: never share the parent's Host
         with self._lock:
             started = time.perf_counter()
             try:
@@ -183,6 +214,7 @@ class Evaluator:
 
 
 _PLAIN = frozenset({str, bool, int})
+_PLAIN_OR_NONE = frozenset({str, bool, int, type(None)})
 
 
 def _normal(value: Any) -> Any:
@@ -190,6 +222,23 @@ def _normal(value: Any) -> Any:
     if value is None or type(value) in _PLAIN or isinstance(value, str | bool | int):
         return value
     return str(value)
+
+
+def _signature_function(compiled: CompiledDecision) -> Callable[[Any], tuple[Any, ...]]:
+    """``get -> tuple``: the value of each compared fact and the presence of each
+    presence-only fact of a decision, in its fact order (generated once per decision: a
+    straight tuple expression is several times faster than a loop over the names)."""
+    parts = [
+        f"get({name!r}) not in empty" if name in compiled.presence_only else f"get({name!r})"
+        for name in compiled.facts
+    ]
+    source = (
+        f"def signature(get, empty=empty):\n    return ({', '.join(parts)}{',' if parts else ''})\n"
+    )
+    namespace: dict[str, Any] = {"empty": _EMPTY_VALUES}
+    exec(source, namespace)  # names are checked vocabulary facts, written with repr
+    function: Callable[[Any], tuple[Any, ...]] = namespace["signature"]
+    return function
 
 
 def _deep_copy(value: Any) -> Any:

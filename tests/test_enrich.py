@@ -170,3 +170,37 @@ def test_email_helpers() -> None:
     assert not enrich.email_valid("not-an-email")
     assert not enrich.email_valid("a@b")
     assert not enrich.email_valid("a b@c.de")
+
+
+def test_lazy_facts_compute_a_group_on_first_read_and_equal_the_full_facts() -> None:
+    shopify = [ShopifyCustomer("gid://shopify/Customer/9", email="x@example.com", phone="+1")]
+    w = world(shopify=shopify)
+    for customer in w.erp.values():
+        lazy = enrich.export_facts(w, SHOP, customer, lazy=True)
+        assert not dict.__contains__(lazy, "phone.valid")  # not computed yet
+        assert lazy.get("phone.valid") is not None  # computed on first read
+        assert dict.__contains__(lazy, "phone.duplicate_in_batch")  # with its whole group
+        assert dict(lazy.complete()) == dict(enrich.export_facts(w, SHOP, customer))
+    customer = ShopifyCustomer(
+        "gid://shopify/Customer/3",
+        first_name="Ann",
+        phone="+1 212 555 0177",
+        addresses=(ShopifyAddress(id="a", country_code="US", province_code="CA"),),
+    )
+    lazy_import = enrich.import_facts(w, SHOP, customer, lazy=True)
+    assert "lookup.phone_e164_customer_no" in lazy_import  # `in` computes the group too
+    assert dict(lazy_import.complete()) == dict(enrich.import_facts(w, SHOP, customer))
+
+
+def test_a_record_skipped_early_never_reads_its_phone() -> None:
+    from custsync.engine import phones, ruletest
+    from custsync.engine.decide import Engine
+
+    engine = Engine(ruletest.load_rules())
+    linked = ErpCustomer("C7", name="Seven", email="seven@example.com", phone="+1 303 555 0107")
+    shopify = [ShopifyCustomer("gid://shopify/Customer/7", email="seven@example.com")]
+    w = World([linked], REFERENCE, shopify, [Link("main", shopify[0].id, "C7")])
+    before = phones._read.cache_info().misses
+    decision = engine.decide_export(w, SHOP, linked)  # linked, updates off: skipped first
+    assert decision.reason_code == "update-off"
+    assert phones._read.cache_info().misses == before

@@ -158,3 +158,26 @@ def test_nothing_stays_in_the_engine() -> None:
             "export_requirements", {"email.valid": True, "phone.valid": True, "country.code": "US"}
         )
     assert ev.live_facts("export_requirements") == 0
+
+
+def test_a_forked_process_gets_its_own_durable_host() -> None:
+    import os
+
+    ev = evaluator(CHOICE, cache_size=0)
+    parent_host = ev._host
+    assert ids(ev.fired("export_province", {"settings.county_source": "code"})) == ["fallback"]
+    by_code = {"province.by_code_code": "CA", "settings.county_source": "code"}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: evaluate, report, leave without running pytest's teardown
+        try:
+            fired = ev.fired("export_province", by_code)
+            ok = ev._host is not parent_host and ids(fired) == ["by-code"]
+            os.write(write, b"ok" if ok else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 10) == b"ok"
+    os.waitpid(pid, 0)
+    assert ev._host is parent_host  # the parent keeps its own
+    assert ids(ev.fired("export_province", by_code)) == ["by-code"]
