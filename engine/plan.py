@@ -509,9 +509,18 @@ def plan_from_json(text: str | bytes, source: str = "plan") -> Plan:
             f"(this custsync reads {FORMAT_VERSION.split('.', 1)[0]}.x); plan again"
         )
     validate_plan_data(data, source)
-    decisions = tuple(_decision_from_dict(item) for item in data["decisions"])
-    created_at = _when(data["created_at"])
-    assert created_at is not None  # the schema requires it
+    try:
+        decisions = tuple(_decision_from_dict(item) for item in data["decisions"])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: /decisions: {exc}") from None
+    try:
+        created_at = _when(data["created_at"])
+    except ValueError:
+        created_at = None
+    if created_at is None:
+        raise ConfigError(
+            f"{source}: /created_at: {data['created_at']!r} is not an ISO 8601 time"
+        ) from None
     return Plan(
         created_at=created_at,
         shops=tuple(data["shops"]),

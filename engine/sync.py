@@ -11,8 +11,8 @@ run of one shop:
 3. plan with the rule engine (exactly what ``custsync plan`` shows);
 4. apply in the reference connector's order: import, export updates, export creates; a
    failing record is reported and the run goes on;
-5. advance each direction's cursor to the run's start time only when every record of that
-   direction succeeded and the run was not stopped.
+5. advance each direction's cursor to the run's start time (a saved plan's: the time it was
+   made) only when every record of that direction succeeded and the run was not stopped.
 """
 
 from __future__ import annotations
@@ -372,31 +372,73 @@ def _apply_order(decision: Decision) -> tuple[int, int]:
     return (2, 0)
 
 
-def check_plan_current(plan: Plan, erp: ErpReader, shopify: ShopifyReader) -> None:
-    """Refuse a saved plan whose targets changed since it was made (Terraform ``-out``)."""
+def check_plan_current(
+    plan: Plan,
+    erp: ErpReader,
+    shopify: ShopifyReader,
+    state: Any = None,
+    shop: str | None = None,
+    directions: Sequence[Direction] | None = None,
+) -> None:
+    """Refuse a saved plan whose records changed since it was made (Terraform ``-out``).
+
+    A change is stale when its target changed (its version differs), when its source changed
+    (the planned values are no longer what the source says) or, with ``state``, when a record
+    it creates or links has been linked to another record since (a plan applied twice, or
+    after a sync, must not report creates that already happened). ``shop`` and
+    ``directions`` limit the check to the decisions about to be applied."""
     stale: list[str] = []
     for decision in plan.decisions:
-        if not decision.is_change or decision.target_version is None:
+        if not decision.is_change or (shop is not None and decision.shop != shop):
             continue
-        current: str | None = None
-        if decision.direction is Direction.IMPORT and decision.erp_no:
-            customer = erp.get_customer(decision.erp_no)
-            current = _erp_version(customer)
-        elif decision.direction is Direction.EXPORT and decision.shopify_id:
-            found = shopify.get_customer(decision.shopify_id)
-            current = _shopify_version(found)
-        else:
+        if directions is not None and decision.direction not in directions:
             continue
-        if current != decision.target_version:
-            stale.append(f"{decision.direction.value} {decision.record}")
+        why = _stale_reason(decision, erp, shopify, state)
+        if why:
+            stale.append(f"{decision.direction.value} {decision.record} ({why})")
     if stale:
         more = f" (and {len(stale) - 5} more)" if len(stale) > 5 else ""
         raise StalePlanError(
-            "the plan is stale: its targets changed since it was made: "
+            "the plan is stale: its records changed since it was made: "
             + ", ".join(stale[:5])
             + more
             + "; make a new plan"
         )
+
+
+def _stale_reason(
+    decision: Decision, erp: ErpReader, shopify: ShopifyReader, state: Any
+) -> str | None:
+    """Why ``decision`` no longer applies, or None when it still does."""
+    direction = decision.direction
+    if direction not in (Direction.IMPORT, Direction.EXPORT):
+        return None
+    if decision.target_version is not None:
+        if direction is Direction.IMPORT and decision.erp_no:
+            current = _erp_version(erp.get_customer(decision.erp_no))
+        elif direction is Direction.EXPORT and decision.shopify_id:
+            current = _shopify_version(shopify.get_customer(decision.shopify_id))
+        else:
+            current = decision.target_version
+        if current != decision.target_version:
+            return "target changed"
+    if decision.source_version is not None:
+        if direction is Direction.IMPORT:
+            source = _shopify_version(shopify.get_customer(decision.record))
+        else:
+            source = _erp_version(erp.get_customer(decision.record))
+        if source != decision.source_version:
+            return "source changed"
+    if state is not None:
+        if direction is Direction.IMPORT:
+            link = state.link_for_shopify(decision.shop, decision.record)
+            if link is not None and link.erp_no != decision.erp_no:
+                return f"already linked to ERP customer {link.erp_no}"
+        else:
+            link = state.link_for_erp(decision.shop, decision.record)
+            if link is not None and link.shopify_id != decision.shopify_id:
+                return f"already linked to Shopify customer {link.shopify_id}"
+    return None
 
 
 def _erp_version(customer: ErpCustomer | None) -> str | None:
@@ -436,7 +478,21 @@ def sync_shop(
     """
     shop = shop_context(shop_config)
     wanted = directions_for(direction)
+    saved = plan
+    if saved is not None:
+        # a saved plan covers only its own shops and directions: a direction it did not plan
+        # must not be marked done (its cursor would skip the changes nobody looked at)
+        wanted = tuple(d for d in wanted if d in saved.directions)
+        if shop.name not in saved.shops or not wanted:
+            raise ConfigError(
+                f"the saved plan has nothing for shop {shop.name!r} in direction {direction!r} "
+                f"(it covers shops {', '.join(saved.shops) or '(none)'}, directions "
+                f"{', '.join(d.value for d in saved.directions) or '(none)'})"
+            )
     started = now()
+    # what the cursors may move to: a saved plan saw the sources when it was made, so changes
+    # after that (and before this run) are not in it and must be read by the next run
+    cursor_at = started if saved is None else min(started, saved.created_at)
     run_ids: dict[Direction, int] = {
         d: state.start_run(shop.name, d.value, started) for d in wanted
     }
@@ -476,7 +532,7 @@ def sync_shop(
             )
             api_reads = inputs.api_reads
         else:
-            check_plan_current(plan, erp, shopify)
+            check_plan_current(plan, erp, shopify, state, shop.name, wanted)
         if on_planned is not None:
             on_planned(plan)
         ordered = sorted(
@@ -514,7 +570,7 @@ def sync_shop(
             finished_status = PARTIAL
         elif status == SUCCEEDED:
             run_status, run_error = "succeeded", ""
-            state.advance_cursor(shop.name, d.value, started)
+            state.advance_cursor(shop.name, d.value, cursor_at)
         elif status == ABANDONED:
             run_status, run_error = "abandoned", error
         else:

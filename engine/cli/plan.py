@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,7 @@ def _load_setup(config_path: Path | None) -> _Setup | None:
                     "api_version": shop.api_version,
                     "token_env": shop.access_token_env or None,
                     "timeout": shop.timeout_seconds,
+                    **dict(shop.retry_options),
                 },
             )
             for shop in config.shops
@@ -404,6 +405,9 @@ def make_plan(
         fingerprints["config"] = file_fingerprint([config_path])
 
     contexts = [ShopContext(shop.name, shop.settings, shop.country_setups) for shop in shops]
+    # the plan's time is when reading starts: `sync --plan` moves the cursors no further, so
+    # a change made while (or after) the sources are read is left for the next run
+    started = datetime.now(UTC)
     with _open_sources(setup, shops, world) as sources:
         orders = _orders(args, sources.shopify, sources.warnings)
         engine = engine_factory(rule_set) if engine_factory else None
@@ -419,6 +423,7 @@ def make_plan(
             engine=engine,
             fingerprints=fingerprints,
             warnings=[*warnings, *sources.warnings],
+            now=started,
         )
 
 

@@ -101,13 +101,17 @@ def _run(args: argparse.Namespace) -> int:
     shops = [s for s in config.shops if not args.shop or s.name in args.shop]
     unknown = set(args.shop) - {s.name for s in config.shops}
     if unknown:
-        raise UsageError(f"unknown shop(s): {', '.join(sorted(unknown))}")
+        raise UsageError(
+            f"--shop {', '.join(sorted(unknown))}: no such shop; configured: "
+            f"{', '.join(s.name for s in config.shops)}"
+        )
     saved = None
     if args.plan_file:
         try:
             saved = plan_from_json(Path(args.plan_file).read_bytes(), args.plan_file)
         except OSError as exc:
             raise ConfigError(f"{args.plan_file}: {exc.strerror}") from None
+        _check_saved_plan(saved, args, [s.name for s in config.shops], config_path)
         shops = [s for s in shops if s.name in saved.shops]
 
     stop = StopToken()
@@ -155,6 +159,33 @@ def _run(args: argparse.Namespace) -> int:
             state.close()
     _print_results(results, args.output)
     return worst
+
+
+def _check_saved_plan(
+    saved: Any, args: argparse.Namespace, configured: list[str], config_path: Path
+) -> None:
+    """A saved plan must be for shops of this config and have what --shop/--direction ask."""
+    from ..sync import directions_for
+
+    where = f"--plan {args.plan_file}"
+    unknown = [name for name in saved.shops if name not in configured]
+    if unknown:
+        raise ConfigError(
+            f"{where}: the plan is for shop(s) {', '.join(unknown)}, which {config_path} does "
+            f"not configure (configured: {', '.join(configured) or '(none)'})"
+        )
+    missing = [name for name in args.shop if name not in saved.shops]
+    if missing:
+        raise UsageError(
+            f"{where}: the plan has no shop {', '.join(missing)} "
+            f"(it covers {', '.join(saved.shops) or '(none)'})"
+        )
+    planned = set(saved.directions)
+    if not any(d in planned for d in directions_for(args.direction)):
+        raise UsageError(
+            f"{where}: the plan has no {args.direction} direction "
+            f"(it covers {', '.join(d.value for d in saved.directions) or '(none)'})"
+        )
 
 
 def _plan_printer(args: argparse.Namespace) -> Any:
