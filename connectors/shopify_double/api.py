@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import graphql
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .bulk import BulkManager
 
 MAX_PAGE = 250
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,6 +41,26 @@ def schema() -> GraphQLSchema:
     """The subset schema (built once per process)."""
     text = resources.files(__package__).joinpath("schema.graphql").read_text(encoding="utf-8")
     return graphql.build_schema(text)
+
+
+@functools.lru_cache(maxsize=256)
+def parse(query: str) -> graphql.DocumentNode:
+    """``graphql.parse`` remembered per query text (clients send the same few documents over
+    and over; parsing and validating them again was most of a request's time). Documents are
+    never changed after parsing, so sharing them between requests and threads is safe.
+    Syntax errors are raised every time (not cached)."""
+    return graphql.parse(query)
+
+
+@functools.lru_cache(maxsize=256)
+def _validated(query: str) -> tuple[GraphQLError, ...]:
+    return tuple(graphql.validate(schema(), parse(query)))
+
+
+def validate(query: str) -> list[GraphQLError]:
+    """``graphql.validate`` of :func:`parse`'s document against :func:`schema`, remembered per
+    query text."""
+    return list(_validated(query))
 
 
 @dataclass
@@ -97,6 +119,16 @@ def _sort_key(sort: str) -> Callable[[Mapping[str, Any]], tuple[Any, int]]:
     return key
 
 
+#: records in sort order with their sort keys (ascending, keys unique: they end in the id)
+SortedItems = tuple[list[tuple[Any, int]], list[Mapping[str, Any]]]
+
+
+def sort_items(items: Sequence[Mapping[str, Any]], sort: str) -> SortedItems:
+    key = _sort_key(sort)
+    keyed = sorted(((key(r), r) for r in items), key=lambda pair: pair[0])
+    return [k for k, _ in keyed], [r for _, r in keyed]
+
+
 def connection(
     items: Sequence[Mapping[str, Any]],
     args: Mapping[str, Any],
@@ -104,8 +136,16 @@ def connection(
     *,
     sort: str = "ID",
     require_page: bool = True,
+    ordered: SortedItems | None = None,
+    predicate: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
-    """A Relay connection over ``items`` with Shopify's opaque cursors."""
+    """A Relay connection over ``items`` with Shopify's opaque cursors.
+
+    ``ordered`` (instead of ``items``): the candidates already sorted by ``sort``, e.g. a
+    store view kept between pages; ``predicate`` filters them (a search). Cursors are found
+    by bisection and the predicate is only applied as far as the page needs, so a page costs
+    about its own size, not the store's.
+    """
     first, last = args.get("first"), args.get("last")
     unpaged = ctx is not None and ctx.unpaged
     if not unpaged and require_page:
@@ -117,9 +157,14 @@ def connection(
         if value is not None and (value < 0 or (value > MAX_PAGE and not unpaged)):
             raise error(f"The value of argument '{name}' must be between 0 and {MAX_PAGE}.",
                         "BAD_REQUEST")
-    key = _sort_key(sort)
-    ordered = sorted(items, key=key, reverse=bool(args.get("reverse")))
+    keys, records = ordered if ordered is not None else sort_items(items, sort)
     get_value = _SORT_VALUES.get(sort, _SORT_VALUES["ID"])
+    reverse = bool(args.get("reverse"))
+    size = len(records)
+
+    def at(pos: int) -> Mapping[str, Any]:
+        """The record at ``pos`` in the requested order."""
+        return records[size - 1 - pos] if reverse else records[pos]
 
     def position(cursor: str) -> tuple[Any, int]:
         last_id, last_value = decode_cursor(cursor)
@@ -127,23 +172,51 @@ def connection(
             return (last_id, last_id)
         return (last_value, last_id)
 
-    start, end = 0, len(ordered)
-    reverse = bool(args.get("reverse"))
+    # [start, end): positions (in the requested order) between the cursors
+    start, end = 0, size
     if args.get("after"):
         mark = position(args["after"])
-        start = next((i for i, r in enumerate(ordered)
-                      if (key(r) < mark if reverse else key(r) > mark)), len(ordered))
+        start = size - bisect.bisect_left(keys, mark) if reverse else bisect.bisect_right(
+            keys, mark)
     if args.get("before"):
         mark = position(args["before"])
-        end = next((i for i, r in enumerate(ordered)
-                    if (key(r) <= mark if reverse else key(r) >= mark)), len(ordered))
+        end = size - bisect.bisect_right(keys, mark) if reverse else bisect.bisect_left(
+            keys, mark)
         end = max(end, start)
-    if not unpaged:
-        if first is not None:
-            end = min(end, start + first)
-        elif last is not None:
-            start = max(start, end - last)
-    page = ordered[start:end]
+    if predicate is None:
+        if not unpaged:
+            if first is not None:
+                end = min(end, start + first)
+            elif last is not None:
+                start = max(start, end - last)
+        page = [at(pos) for pos in range(start, end)]
+        has_next, has_previous = end < size, start > 0
+    else:
+        match = predicate
+        if unpaged or (first is None and last is None):
+            page = [r for r in (at(pos) for pos in range(start, end)) if match(r)]
+        elif first is not None:
+            page = []
+            pos = start
+            while len(page) < first and pos < end:
+                if match(at(pos)):
+                    page.append(at(pos))
+                pos += 1
+            if len(page) == first:
+                end = pos
+        else:
+            assert last is not None
+            page = []
+            pos = end - 1
+            while len(page) < last and pos >= start:
+                if match(at(pos)):
+                    page.append(at(pos))
+                pos -= 1
+            page.reverse()
+            if len(page) == last:
+                start = pos + 1
+        has_next = any(match(at(pos)) for pos in range(end, size))
+        has_previous = any(match(at(pos)) for pos in range(start - 1, -1, -1))
     edges = [
         {"cursor": encode_cursor(gid_number(r["id"]) or 0, get_value(r)), "node": r}
         for r in page
@@ -152,8 +225,8 @@ def connection(
         "edges": edges,
         "nodes": page,
         "pageInfo": {
-            "hasNextPage": end < len(ordered),
-            "hasPreviousPage": start > 0,
+            "hasNextPage": has_next,
+            "hasPreviousPage": has_previous,
             "startCursor": edges[0]["cursor"] if edges else None,
             "endCursor": edges[-1]["cursor"] if edges else None,
         },
@@ -179,8 +252,7 @@ def _ctx(info: GraphQLResolveInfo) -> Context:
     return ctx
 
 
-def _search(info: GraphQLResolveInfo, fn: Callable[..., list[dict[str, Any]]],
-            query: str | None) -> list[dict[str, Any]]:
+def _search(info: GraphQLResolveInfo, fn: Callable[..., T], query: str | None) -> T:
     try:
         return fn(query, _ctx(info).search_warnings)
     except SearchSyntaxError as exc:
@@ -190,8 +262,10 @@ def _search(info: GraphQLResolveInfo, fn: Callable[..., list[dict[str, Any]]],
 @resolves("QueryRoot", "customers")
 def _customers(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     store = _ctx(info).store
-    found = _search(info, store.search_customers, args.get("query"))
-    return connection(found, args, _ctx(info), sort=args.get("sortKey") or "ID")
+    predicate = _search(info, store.customer_filter, args.get("query"))
+    sort = args.get("sortKey") or "ID"
+    ordered = store.view(f"customers by {sort}", lambda: sort_items(store.all_customers(), sort))
+    return connection((), args, _ctx(info), sort=sort, ordered=ordered, predicate=predicate)
 
 
 @resolves("QueryRoot", "customer")

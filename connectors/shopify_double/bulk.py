@@ -7,6 +7,11 @@ Lifecycle as captured from Shopify: ``CREATED`` on start, ``RUNNING`` while it w
 (``null`` when there were no objects). Query results are one JSON object per line; children
 of nested connections are their own lines with ``__parentId``. Mutation results are one line
 per input line, ``{"data": ..., "__lineNumber": i}``. Like Shopify, ``/`` is written ``\\/``.
+
+A job starts working after ``bulk_seconds`` and then runs in slices of at most
+:data:`SLICE_SECONDS` under the store lock, with pauses between them, so other requests
+(status polls above all) are answered while a 10,000-line mutation runs, as Shopify does.
+A job is ``COMPLETED`` once all of it is done, so big jobs take longer than ``bulk_seconds``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,14 @@ MAX_UPLOAD_BYTES = 104_857_600
 MAX_CONCURRENT = 5  # per type, as API 2026-04 and later allow
 BULK_GID = "gid://shopify/BulkOperation/"
 STAGED_PREFIX = "tmp/1/bulk/"
+#: longest a running job holds the store lock at a time (a request arriving meanwhile waits
+#: at most this long, like Shopify's answers of a few hundred ms); between slices it pauses
+#: :data:`PAUSE_SECONDS` so the waiting requests get the lock
+SLICE_SECONDS = 0.2
+PAUSE_SECONDS = 0.002
+#: a read that finds a job due finishes it on the spot when at most this many lines remain
+#: (small jobs look exactly as before: complete at the first poll after ``bulk_seconds``)
+FINISH_ON_READ_LINES = 100
 
 _NO_SUCH_FILE = (
     "The JSONL file could not be found. Try uploading the file again, and check that you've "
@@ -64,19 +77,24 @@ class BulkManager:
         self._lock = store.lock  # one lock for store and bulk: no lock-order deadlocks
         self._ops: dict[int, dict[str, Any]] = {}
         self._jobs: dict[int, dict[str, Any]] = {}  # internal state per op
+        self._closed = False  # stopping: no more background work
         self.uploads: dict[str, bytes] = {}
         self.results: dict[int, bytes] = {}
 
     # ------------------------------------------------------------------ reads
 
     def _advance(self, number: int) -> None:
-        """Move an operation along its lifecycle according to the time passed."""
+        """Move an operation along its lifecycle according to the time passed (on reads)."""
         op, job = self._ops[number], self._jobs[number]
         if op["status"] not in ("CREATED", "RUNNING"):
             return
         elapsed = self._monotonic() - job["started"]
         if elapsed >= self.bulk_seconds:
-            self._complete(number)
+            if self._remaining(job) <= FINISH_ON_READ_LINES:
+                self._work(number, None)
+            else:  # a big job: its worker runs it in slices; make sure there is one
+                op["status"] = "RUNNING"
+                self._ensure_worker(number)
         elif elapsed >= self.bulk_seconds / 2:
             op["status"] = "RUNNING"
 
@@ -107,7 +125,7 @@ class BulkManager:
         with self._lock:
             for number in list(self._ops):
                 if self._ops[number]["status"] in ("CREATED", "RUNNING"):
-                    self._complete(number)
+                    self._work(number, None)
 
     def _running(self, type_: str) -> list[str]:
         for number in self._ops:
@@ -132,36 +150,82 @@ class BulkManager:
             "query": query,
         }
         job["started"] = self._monotonic()
+        job.update(next_line=0, line_number=0, records=[], roots=0)
         self._ops[number] = op
         self._jobs[number] = job
         if self.bulk_seconds <= 0:
-            self._complete(number)
+            self._work(number, None)
             op = self._ops[number]
         else:
-            timer = threading.Timer(self.bulk_seconds, self._complete_later, args=(number,))
+            timer = threading.Timer(self.bulk_seconds, self._run_slices, args=(number,))
             timer.daemon = True
             job["timer"] = timer
             timer.start()
         return dict(op) | {"status": "CREATED"}
 
-    def _complete_later(self, number: int) -> None:
+    def _ensure_worker(self, number: int) -> None:
+        """Start a worker for a due job whose timer has not fired (yet)."""
+        job = self._jobs[number]
+        timer = job.get("timer")
+        if job.get("worker") or self._closed or (timer is not None and timer.is_alive()):
+            return
+        job["worker"] = True
+        threading.Thread(target=self._run_slices, args=(number,), name=f"bulk-{number}",
+                         daemon=True).start()
+
+    def _run_slices(self, number: int) -> None:
+        """A job's worker: a slice of work under the lock, a pause to let requests in, ..."""
         with self._lock:
-            if self._ops[number]["status"] in ("CREATED", "RUNNING"):
-                self._complete(number)
+            job = self._jobs[number]
+            if job.get("working"):
+                return  # the timer and a read-started worker both came
+            job["working"] = True
+        while not self._closed:
+            with self._lock:
+                if not self._work(number, SLICE_SECONDS):
+                    return
+            time.sleep(PAUSE_SECONDS)
 
     def cancel_timers(self) -> None:
+        """Stop starting or continuing work in the background (the double is stopping)."""
         with self._lock:
+            self._closed = True
             for job in self._jobs.values():
                 timer = job.get("timer")
                 if timer is not None:
                     timer.cancel()
 
+    @staticmethod
+    def _remaining(job: Mapping[str, Any]) -> int:
+        """Lines of a mutation job still to run (an export: 1 until it ran)."""
+        if "lines" not in job:
+            return 0 if job.get("exported") else 1
+        return len(job["lines"]) - int(job["next_line"])
+
+    def _work(self, number: int, budget: float | None) -> bool:
+        """Work on a job for about ``budget`` seconds (``None``: to the end), under the lock;
+        it completes when nothing remains. True while work remains."""
+        op, job = self._ops[number], self._jobs[number]
+        if op["status"] not in ("CREATED", "RUNNING"):
+            return False
+        op["status"] = "RUNNING"
+        deadline = None if budget is None else time.perf_counter() + budget
+        if op["type"] == "QUERY":
+            if not job.get("exported"):
+                job["records"], job["roots"] = self._export(job["document"])
+                job["exported"] = True
+        else:
+            self._import(job, deadline)
+        if self._remaining(job):
+            return True
+        self._complete(number)
+        return False
+
     def _complete(self, number: int) -> None:
         op, job = self._ops[number], self._jobs[number]
-        if op["type"] == "QUERY":
-            records, roots = self._export(job["document"])
-        else:
-            records, roots = self._import(job["document"], job["lines"])
+        records, roots = job.pop("records"), job["roots"]
+        job.pop("lines", None)
+        job.pop("document", None)
         data = _jsonl(records)
         op["objectCount"] = str(len(records))
         op["rootObjectCount"] = str(roots)
@@ -308,11 +372,19 @@ class BulkManager:
             op = self._new("MUTATION", mutation, {"document": document, "lines": lines})
         return {"bulkOperation": op, "userErrors": []}
 
-    def _import(self, document: graphql.DocumentNode, lines: list[str]
-                ) -> tuple[list[dict[str, Any]], int]:
-        records: list[dict[str, Any]] = []
-        number = 0
-        for line in lines:
+    def _import(self, job: dict[str, Any], deadline: float | None) -> None:
+        """Run the mutation for the job's next lines, until ``deadline`` (``perf_counter``) or
+        the end; result records and counters are kept in ``job``."""
+        document: graphql.DocumentNode = job["document"]
+        lines: list[str] = job["lines"]
+        records: list[dict[str, Any]] = job["records"]
+        number: int = job["line_number"]
+        index: int = job["next_line"]
+        while index < len(lines):
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            line = lines[index]
+            index += 1
             if not line.strip():
                 continue
             try:
@@ -334,7 +406,7 @@ class BulkManager:
             record["__lineNumber"] = number
             records.append(record)
             number += 1
-        return records, number
+        job["next_line"], job["line_number"], job["roots"] = index, number, number
 
     # ------------------------------------------------------------------ cancel
 

@@ -6,6 +6,7 @@ Shopify's exact wording (see ``../shared/shopify/captures/customer-*-normalizati
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -69,6 +70,7 @@ def phone(value: str | None, default_region: str = "US") -> tuple[str | None, li
     return normalised, []
 
 
+@functools.lru_cache(maxsize=8192)  # a write checks the same phone twice (value, uniqueness)
 def e164(text: str, default_region: str = "US") -> str | None:
     """``"+1 (613) 450-5293"`` -> ``"+16134505293"``; ``None`` when it is no phone number."""
     if not _PHONE_CHARS.match(text) or not any(ch.isdigit() for ch in text):
@@ -125,6 +127,7 @@ def locale_ok(value: str) -> bool:
     return bool(_LOCALE.match(value))
 
 
+@functools.lru_cache(maxsize=1024)  # pycountry lookups are slow; stores repeat a few countries
 def country(code_or_name: str | None) -> tuple[str, str] | None:
     """``(ISO code, English name)`` for a code or name; ``None`` when unknown."""
     if not code_or_name:
@@ -140,6 +143,7 @@ def country(code_or_name: str | None) -> tuple[str, str] | None:
     return found.alpha_2, name
 
 
+@functools.lru_cache(maxsize=4096)
 def province(country_code: str, code_or_name: str | None) -> tuple[str, str] | bool | None:
     """``(code, name)`` of a subdivision; ``None`` when none was given or the country has no
     provinces in Shopify (it then drops the value, as captured); ``False`` if unknown.

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -45,6 +46,8 @@ UNAUTHORIZED = "[API] Invalid API key or access token (unrecognized login or wro
 THROTTLE_DOCS = "https://shopify.dev/api/usage/rate-limits"
 _GRAPHQL_PATH = re.compile(r"^/admin/api/(?P<version>[^/]+)/graphql\.json$")
 _VERSION = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
+#: a client that timed out or dropped the connection (fault tests do it on purpose)
+_CLIENT_GONE = (ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +186,7 @@ class ShopifyDouble:
         if self._server is not None:
             return self
         api.schema()  # build before the first request
-        server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), _Handler)
         server.double = self  # type: ignore[attr-defined]
         self._server = server
         self.port = server.server_address[1]
@@ -273,7 +275,7 @@ class ShopifyDouble:
         if not isinstance(variables, Mapping):
             return done(_json(400, {"errors": {"variables": "must be an object"}}))
         try:
-            document = graphql.parse(query)
+            document = api.parse(query)
         except graphql.GraphQLError as exc:
             parse_error = {"errors": [{"message": exc.message, "locations": [
                 {"line": loc.line, "column": loc.column} for loc in exc.locations or ()],
@@ -286,7 +288,7 @@ class ShopifyDouble:
         roots = _root_fields(operation)
         is_mutation = operation.operation == OperationType.MUTATION
         info = {"operation_name": op_name, "root_fields": roots, "is_mutation": is_mutation}
-        problems = graphql.validate(api.schema(), document)
+        problems = api.validate(query)
         if problems:
             return done(_json(200, {"errors": [_shopify_error(p, operation) for p in problems]}),
                         **info)
@@ -358,20 +360,32 @@ class ShopifyDouble:
 
     def _with_fault(self, target: str, path: str, run: Callable[[], _Reply]) -> _Reply:
         fault = self.faults.next(target, ())
-        reply = self._apply(fault, run)
-        self._log(RequestLog(None, (), False, None, None, 0 if reply.drop else reply.status,
-                             False, path=path, executed=not reply.drop,
-                             fault=fault.kind if fault else None))
+
+        def log_reply(reply: _Reply) -> None:
+            self._log(RequestLog(None, (), False, None, None, 0 if reply.drop else reply.status,
+                                 False, path=path, executed=not reply.drop,
+                                 fault=fault.kind if fault else None))
+
+        return self._apply(fault, run, log_reply)
+
+    def _apply(self, fault: Fault | None, run: Callable[[], _Reply],
+               log_reply: Callable[[_Reply], None]) -> _Reply:
+        """The reply to a request with ``fault`` applied. ``log_reply`` is called as soon as
+        the reply is decided: before an ``after_effect`` delay, so :attr:`requests` shows a
+        write once it happened, not only once its late answer went out."""
+        reply = self._decide(fault, run)
+        log_reply(reply)
+        if fault is not None and fault.kind == "delay" and fault.after_effect:
+            time.sleep(fault.seconds)
         return reply
 
-    def _apply(self, fault: Fault | None, run: Callable[[], _Reply]) -> _Reply:
+    def _decide(self, fault: Fault | None, run: Callable[[], _Reply]) -> _Reply:
         if fault is None:
             return run()
         if fault.after_effect:
             reply = run()
             if fault.kind == "delay":
-                time.sleep(fault.seconds)
-                return reply
+                return reply  # delayed by _apply, after logging
         elif fault.kind == "delay":
             time.sleep(fault.seconds)
             return run()
@@ -399,7 +413,7 @@ class ShopifyDouble:
         roots: tuple[str, ...] = ()
         if isinstance(payload, Mapping) and isinstance(payload.get("query"), str):
             try:
-                document = graphql.parse(payload["query"])
+                document = api.parse(payload["query"])
                 roots = tuple(name for d in document.definitions
                               if isinstance(d, OperationDefinitionNode)
                               for name in _root_fields(d))
@@ -418,21 +432,22 @@ class ShopifyDouble:
             reply.headers = {**(reply.headers or {}), "X-Shopify-API-Version": version}
             return reply
 
-        reply = self._apply(fault, run)
-        base = entry[0] if entry else RequestLog(None, roots, False, None, None, 0, False)
-        self._log(RequestLog(
-            operation_name=base.operation_name,
-            root_fields=base.root_fields or roots,
-            is_mutation=base.is_mutation,
-            requested_cost=base.requested_cost,
-            actual_cost=base.actual_cost,
-            status=0 if reply.drop else reply.status,
-            throttled=base.throttled or (fault is not None and fault.kind == "throttle"),
-            path=path,
-            executed=base.executed,
-            fault=fault.kind if fault else None,
-        ))
-        return reply
+        def log_reply(reply: _Reply) -> None:
+            base = entry[0] if entry else RequestLog(None, roots, False, None, None, 0, False)
+            self._log(RequestLog(
+                operation_name=base.operation_name,
+                root_fields=base.root_fields or roots,
+                is_mutation=base.is_mutation,
+                requested_cost=base.requested_cost,
+                actual_cost=base.actual_cost,
+                status=0 if reply.drop else reply.status,
+                throttled=base.throttled or (fault is not None and fault.kind == "throttle"),
+                path=path,
+                executed=base.executed,
+                fault=fault.kind if fault else None,
+            ))
+
+        return self._apply(fault, run, log_reply)
 
     def _download(self, path: str) -> _Reply:
         match = re.fullmatch(r"/bulk/(\d+)\.jsonl", path)
@@ -470,6 +485,19 @@ class ShopifyDouble:
                f"staged-uploads/{key}</Location><Bucket>custsync-double</Bucket><Key>{key}</Key>"
                f"<ETag>\"{uuid.uuid5(uuid.NAMESPACE_URL, key).hex}\"</ETag></PostResponse>")
         return _Reply(201, xml.encode("utf-8"), content_type="application/xml")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is routine (a debug line); anything else is logged with
+        its traceback instead of ``socketserver``'s print to stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _CLIENT_GONE):
+            log.debug("shopify double: client %s went away: %s", client_address, exc)
+            return
+        log.error("shopify double: error serving %s", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):

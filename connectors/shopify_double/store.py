@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from . import normalize
 from .search import compile_query
@@ -41,6 +41,7 @@ _ADDRESS_FIELDS = (
 )
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,12 @@ def address_gid(number: int) -> str:
 
 
 class Store:
-    """Customers and orders of one shop; thread-safe (one re-entrant lock)."""
+    """Customers and orders of one shop; thread-safe (one re-entrant lock).
+
+    Stores of 100,000 customers are served without work in proportion to their size per
+    request: customers are kept in id order, e-mails, phones and address ids are indexed, and
+    sorted views (for pagination) are remembered until the next write (:meth:`view`).
+    """
 
     def __init__(
         self,
@@ -109,11 +115,19 @@ class Store:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._ids = itertools.count(first_id)
         self._customers: dict[int, dict[str, Any]] = {}
+        self._in_order = True  #: ``_customers`` iterates in id order (re-sorted when not)
         #: unique e-mail key / E.164 phone -> customer number, kept on every write (large
         #: stores: uniqueness checks and lookups must not scan every customer)
         self._email_index: dict[str, int] = {}
         self._phone_index: dict[str, int] = {}
+        #: MailingAddress number -> owning customer number
+        self._address_owner: dict[int, int] = {}
         self._orders: dict[int, dict[str, Any]] = {}
+        #: customer gid -> numbers of the orders placed by that customer
+        self._orders_by_customer: dict[str, list[int]] = {}
+        #: bumped on every change to a customer; :meth:`view` results live until it moves
+        self._version = 0
+        self._views: dict[str, Any] = {}
         self.invites: list[dict[str, Any]] = []  #: account invites "sent" (customer id, email)
         self.shop: dict[str, Any] = {
             "id": "gid://shopify/Shop/1",
@@ -137,7 +151,7 @@ class Store:
     def customers(self) -> list[dict[str, Any]]:
         """All customers as stored (deep copies), in id order, each with its ``defaultAddress``."""
         with self.lock:
-            return [self._public(c) for _, c in sorted(self._customers.items())]
+            return [self._public(c) for c in self.all_customers()]
 
     def customer(self, gid: str) -> dict[str, Any] | None:
         with self.lock:
@@ -176,14 +190,67 @@ class Store:
         number = gid_number(gid)
         if number is None or gid_type(gid) != "MailingAddress":
             return None
-        for customer in self._customers.values():
-            for address in customer["addresses"]:
-                if gid_number(address["id"]) == number:
-                    return customer, address
+        customer = self._customers.get(self._address_owner.get(number, -1))
+        if customer is None:
+            return None
+        for address in customer["addresses"]:
+            if gid_number(address["id"]) == number:
+                return customer, address
         return None
 
     def all_customers(self) -> list[dict[str, Any]]:
-        return [c for _, c in sorted(self._customers.items())]
+        """The stored customers (live records, not copies) in id order. Call under the lock."""
+        if not self._in_order:  # a seed inserted an id below an existing one
+            self._customers = dict(sorted(self._customers.items()))
+            self._in_order = True
+        return list(self._customers.values())
+
+    @property
+    def version(self) -> int:
+        """Moves on every write to a customer (create, update, delete, address changes)."""
+        return self._version
+
+    def view(self, name: str, build: Callable[[], T]) -> T:
+        """``build()``, remembered under ``name`` until the next write to a customer: e.g. the
+        customers sorted by ``updatedAt``, built once for all the pages of a read instead of
+        once per page. Call under the lock; the result must not be changed by the caller."""
+        with self.lock:
+            if name not in self._views:
+                self._views[name] = build()
+            value: T = self._views[name]
+            return value
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._views.clear()
+
+    def _put(self, number: int, customer: dict[str, Any]) -> None:
+        """Store a new customer with its index entries."""
+        if self._customers and number < next(reversed(self._customers)):
+            self._in_order = False
+        self._customers[number] = customer
+        self._index(number, customer)
+        self._index_addresses(number, customer["addresses"])
+        self._changed()
+
+    def _drop(self, number: int, customer: Mapping[str, Any]) -> None:
+        """Remove a customer and its index entries."""
+        self._unindex(number, customer)
+        self._unindex_addresses(number, customer["addresses"])
+        del self._customers[number]
+        self._changed()
+
+    def _index_addresses(self, number: int, addresses: Iterable[Mapping[str, Any]]) -> None:
+        for address in addresses:
+            address_number = gid_number(address.get("id"))
+            if address_number is not None:
+                self._address_owner.setdefault(address_number, number)
+
+    def _unindex_addresses(self, number: int, addresses: Iterable[Mapping[str, Any]]) -> None:
+        for address in addresses:
+            address_number = gid_number(address.get("id"))
+            if address_number is not None and self._address_owner.get(address_number) == number:
+                del self._address_owner[address_number]
 
     def _index(self, number: int, customer: Mapping[str, Any]) -> None:
         key = normalize.email_key(customer.get("email"))
@@ -210,7 +277,8 @@ class Store:
         return None
 
     def orders_of(self, customer: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return [o for o in self.all_orders() if o.get("customerId") == customer["id"]]
+        numbers = self._orders_by_customer.get(customer["id"], ())
+        return [self._orders[n] for n in sorted(numbers)]
 
     def by_email(self, email: str | None) -> dict[str, Any] | None:
         key = normalize.email_key(email)
@@ -233,7 +301,19 @@ class Store:
     def search_customers(
         self, query: str | None, warnings: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        predicate = compile_query(
+        """The customers matching a search ``query``, in id order."""
+        predicate = self.customer_filter(query, warnings)
+        if predicate is None:
+            return self.all_customers()
+        return [c for c in self.all_customers() if predicate(c)]
+
+    def customer_filter(
+        self, query: str | None, warnings: list[str] | None = None
+    ) -> Callable[[Mapping[str, Any]], bool] | None:
+        """The predicate of a customer search ``query``; ``None`` when it matches everyone."""
+        if not (query or "").strip():
+            return None
+        return compile_query(
             query,
             {
                 "email": lambda c: c.get("email"),
@@ -261,7 +341,6 @@ class Store:
             now=self.now(),
             warnings=warnings,
         )
-        return [c for c in self.all_customers() if predicate(c)]
 
     def search_orders(
         self, query: str | None, warnings: list[str] | None = None
@@ -296,6 +375,7 @@ class Store:
         if previous is not None and now <= previous:
             now = previous + timedelta(seconds=1)
         customer["updatedAt"] = iso(now)
+        self._changed()
 
     def _check_unique(
         self, errors: list[UserError], prefix: tuple[str, ...], email: str | None,
@@ -448,8 +528,7 @@ class Store:
             stamp = iso(self.now())
             customer["createdAt"] = created_at or stamp
             customer["updatedAt"] = updated_at or stamp
-            self._customers[number] = customer
-            self._index(number, customer)
+            self._put(number, customer)
             return customer
 
     def update_customer(
@@ -503,9 +582,11 @@ class Store:
             number = gid_number(customer["id"])
             assert number is not None
             self._unindex(number, customer)
+            self._unindex_addresses(number, customer["addresses"])
             customer.update(fields)
             self._index(number, customer)
             customer["addresses"] = addresses
+            self._index_addresses(number, addresses)
             customer["defaultAddressId"] = default_id
             self._stamp(customer)
             return customer
@@ -521,8 +602,7 @@ class Store:
                     "INVALID")])
             number = gid_number(customer["id"])
             assert number is not None
-            self._unindex(number, customer)
-            del self._customers[number]
+            self._drop(number, customer)
             return str(customer["id"])
 
     def send_invite(self, gid: str | None, email: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -570,6 +650,9 @@ class Store:
                 raise WriteRejected(errors)
             address["id"] = address_gid(next(self._ids))
             customer["addresses"].append(address)
+            owner_number = gid_number(customer["id"])
+            assert owner_number is not None
+            self._index_addresses(owner_number, [address])
             if set_default or not customer.get("defaultAddressId"):
                 customer["defaultAddressId"] = address["id"]
             self._stamp(customer)
@@ -619,6 +702,9 @@ class Store:
                 raise WriteRejected([UserError(("addressId",), "Address does not exist",
                                                "NOT_FOUND")])
             customer["addresses"] = [a for a in customer["addresses"] if a is not address]
+            owner_number = gid_number(customer["id"])
+            assert owner_number is not None
+            self._unindex_addresses(owner_number, [address])
             if customer.get("defaultAddressId") == address["id"]:
                 remaining = customer["addresses"]
                 customer["defaultAddressId"] = remaining[0]["id"] if remaining else None
@@ -672,6 +758,8 @@ class Store:
             if errors:
                 raise WriteRejected(errors)
             self._orders[number] = order
+            if order["customerId"]:
+                self._orders_by_customer.setdefault(order["customerId"], []).append(number)
             return order
 
     def load(self, customers: Iterable[Mapping[str, Any]],
@@ -689,24 +777,24 @@ class Store:
                     customer["state"] = data["state"]
                 if "verifiedEmail" in data:
                     customer["verifiedEmail"] = bool(data["verifiedEmail"])
+                own = gid_number(customer["id"])
+                assert own is not None
+                self._unindex_addresses(own, customer["addresses"])
                 for address, item in zip(customer["addresses"], data.get("addresses") or [],
                                          strict=False):
                     seeded = gid_number(item.get("id"))
                     if seeded is not None:
                         address["id"] = address_gid(seeded)
                         self._bump(seeded)
+                self._index_addresses(own, customer["addresses"])
                 if customer["addresses"]:
                     customer["defaultAddressId"] = customer["addresses"][0]["id"]
                 created.append(customer)
                 number = gid_number(data.get("id"))
                 if number is not None and number not in self._customers:
-                    old = gid_number(customer["id"])
-                    assert old is not None
-                    self._unindex(old, customer)
-                    del self._customers[old]
+                    self._drop(own, customer)
                     customer["id"] = f"{CUSTOMER_GID}{number}"
-                    self._customers[number] = customer
-                    self._index(number, customer)
+                    self._put(number, customer)
                     self._bump(number)
             for data in orders:
                 order = dict(data)
@@ -714,6 +802,7 @@ class Store:
                     owner = self.by_email(order["customerEmail"])
                     order["customerId"] = owner["id"] if owner else None
                 self.add_order(order)
+            self._changed()
         return created
 
     def _bump(self, number: int) -> None:
