@@ -104,11 +104,20 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 
 
 def display_url(url: str | URL) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password, for messages (a SQLite file opened read-only is shown
+    by its plain ``sqlite:///`` URL, not by the ``file:...?mode=ro`` form used to open it)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<invalid database URL>"
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database.startswith("file:")
+        and parsed.query.get("uri") == "true"
+    ):
+        parsed = parsed.set(database=database[len("file:") :], query={})
+    return parsed.render_as_string(hide_password=True)
 
 
 def _parse_url(url: str) -> URL:
@@ -151,6 +160,11 @@ def _sqlite_engine(parsed: URL, *, read_only: bool, must_exist: bool) -> Engine:
         path = Path(database)
         if (read_only or must_exist) and not path.is_file():
             raise ConfigError(f"database file {database} does not exist")
+        if not path.parent.is_dir():
+            raise ConfigError(
+                f"database file {database}: its folder {path.parent} is missing "
+                "(create the folder, or correct the sqlite:/// URL)"
+            )
         if read_only:
             parsed = parsed.set(
                 database=f"file:{path.resolve()}", query={"mode": "ro", "uri": "true"}
@@ -188,13 +202,19 @@ def enable_wal(engine: Engine) -> None:
     """SQLite files: write-ahead logging, so readers never block writers (persists in the file)."""
     if engine.dialect.name != "sqlite" or (engine.url.database or ":memory:") == ":memory:":
         return
-    raw = engine.raw_connection()  # outside any transaction, as the pragma requires
     try:
-        cursor = raw.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-    finally:
-        raw.close()
+        raw = engine.raw_connection()  # outside any transaction, as the pragma requires
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+        finally:
+            raw.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        # a raw connection's errors are not wrapped by SQLAlchemy (a file that is not a
+        # database, a folder that cannot be written): wrap them, so that database_errors()
+        # reports them like every other driver error
+        raise sa.exc.OperationalError("PRAGMA journal_mode=WAL", None, exc) from exc
 
 
 @contextmanager

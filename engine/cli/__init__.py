@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -63,7 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.USAGE
     _configure_logging()
     try:
-        return int(handler(args))
+        code = int(handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        # the reader of stdout went away (`custsync runs | head`): stop quietly; stdout is
+        # pointed at /dev/null so that the interpreter's own final flush does not fail again
+        _silence_stdout()
+        return exitcodes.ERROR
     except DiagnosticsError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic.render(), file=sys.stderr)
@@ -81,6 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("custsync: interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests capture it)
+        pass
 
 
 def _configure_logging() -> None:

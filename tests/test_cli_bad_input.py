@@ -1,0 +1,105 @@
+"""Bad input on the command line: a located one-line error, the README's exit code, never a
+traceback (regressions found by using the CLI as a new user would)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from custsync.engine import exitcodes
+from custsync.engine.cli import main
+from custsync.engine.state import display_url, open_store
+
+from sync_world import make_erp
+
+
+def _config(
+    folder: Path, *, state: str, shop_url: str = "http://127.0.0.1:9", **shopify: object
+) -> Path:
+    make_erp(f"sqlite:///{folder / 'erp.db'}")
+    path = folder / "custsync.yaml"
+    document = {
+        "erp": {"url": "sqlite:///erp.db"},
+        "state": {"url": state},
+        "shops": [
+            {
+                "name": "main",
+                "shopify": {"url": shop_url, "access_token_env": "CUSTSYNC_QA_TOKEN", **shopify},
+                "schedule": {"import": "*/5 * * * *"},
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def _no_traceback(captured: pytest.CaptureResult[str]) -> str:
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
+
+
+def test_a_state_database_in_a_missing_folder_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTSYNC_QA_TOKEN", "shpat_qa")
+    config = _config(tmp_path, state="sqlite:///no-such-folder/state.db")
+    capsys.readouterr()
+    assert main(["sync", "-c", str(config), "--no-progress"]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert f"its folder {tmp_path / 'no-such-folder'} is missing" in err
+    # `erp init` says the same instead of a traceback
+    url = f"sqlite:///{tmp_path / 'nowhere' / 'erp.db'}"
+    assert main(["erp", "init", "--erp", url]) == exitcodes.ERROR
+    assert "is missing" in _no_traceback(capsys.readouterr())
+
+
+def test_a_state_file_that_is_not_a_database_is_named_by_its_plain_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTSYNC_QA_TOKEN", "shpat_qa")
+    (tmp_path / "state.db").write_text("not a database\n", encoding="utf-8")
+    config = _config(tmp_path, state="sqlite:///state.db")
+    capsys.readouterr()
+    assert main(["sync", "-c", str(config), "--no-progress"]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert f"database sqlite:///{tmp_path / 'state.db'}: file is not a database" in err
+    # read-only commands open the file as file:...?mode=ro; messages still show the plain URL
+    assert main(["runs", "-c", str(config)]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert f"sqlite:///{tmp_path / 'state.db'}: file is not a database" in err
+    assert "mode=ro" not in err and "file%3A" not in err
+
+
+def test_runs_failures_of_an_unknown_run_names_the_configured_state_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, state="sqlite:///state.db")
+    open_store(f"sqlite:///{tmp_path / 'state.db'}").close()
+    capsys.readouterr()
+    assert main(["runs", "-c", str(config), "--failures", "999"]) == exitcodes.USAGE
+    err = _no_traceback(capsys.readouterr())
+    assert f"no run 999 in the state database sqlite:///{tmp_path / 'state.db'}" in err
+
+
+def test_display_url_hides_the_password_and_the_read_only_form() -> None:
+    assert display_url("postgresql+psycopg://u:secret@db/x") == "postgresql+psycopg://u:***@db/x"
+    assert display_url("sqlite:///file:/tmp/s.db?mode=ro&uri=true") == "sqlite:////tmp/s.db"
+
+
+def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`custsync rules list | head -0`: no BrokenPipeError traceback on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from custsync.engine.cli import run; run()", "rules", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader goes away before the output comes, like `head -0`
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) in (exitcodes.OK, exitcodes.ERROR)
+    assert "Traceback" not in err and "BrokenPipeError" not in err
