@@ -103,3 +103,32 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     process.stderr.close()
     assert process.wait(timeout=60) in (exitcodes.OK, exitcodes.ERROR)
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_store_that_is_not_running_is_named_and_plan_keeps_the_configured_retries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTSYNC_QA_TOKEN", "shpat_qa")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    config = _config(
+        tmp_path,
+        state="sqlite:///state.db",
+        shop_url=url,
+        max_attempts=2,
+        retry_base_delay_seconds=0.01,
+        retry_max_delay_seconds=0.01,
+    )
+    capsys.readouterr()
+    assert main(["plan", "-c", str(config)]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    # plan used to ignore max_attempts (6 tries, ~12 s) and did not say where it could not go
+    assert f"giving up after 2 attempts: cannot connect to {url} (" in err
+    assert "shpat_qa" not in err

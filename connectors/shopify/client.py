@@ -85,6 +85,15 @@ class Endpoint:
         return f"{self.base_url}/admin/api/{self.api_version}/graphql.json"
 
 
+_ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    """``connection refused``, ``timed out``, ...: what went wrong, for a person."""
+    text = _ERRNO_PREFIX.sub("", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() in _LOOPBACK_NAMES:
         return True
@@ -368,13 +377,18 @@ class GraphQLClient:
             response = self._post(body, reserved)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # the request never reached the server: always safe to retry
-            raise RetriableError(f"cannot connect ({type(exc).__name__})") from exc
+            raise RetriableError(
+                f"cannot connect to {self.endpoint.base_url} ({_transport_reason(exc)})"
+            ) from exc
         except httpx.TransportError as exc:
             if mutation:
                 raise OutcomeUnknown(
-                    f"Shopify {name}: connection lost after sending ({type(exc).__name__})"
+                    f"Shopify {name}: connection to {self.endpoint.base_url} lost after sending "
+                    f"({_transport_reason(exc)})"
                 ) from exc
-            raise RetriableError(f"connection lost ({type(exc).__name__})") from exc
+            raise RetriableError(
+                f"connection to {self.endpoint.base_url} lost ({_transport_reason(exc)})"
+            ) from exc
         status = response.status_code
         if status == 429:
             raise RetriableError("HTTP 429 Too Many Requests", retry_after=_retry_after(response))
