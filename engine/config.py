@@ -22,13 +22,16 @@ environment variable holding one; no message here echoes a URL or a token.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pycountry
 from croniter import croniter
@@ -465,6 +468,32 @@ def _iso_hint(value: str) -> str:
     return f" (did you mean {found.alpha_2!r}?)"
 
 
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _scheme(url: str) -> str | None:
+    """``postgresql+psycopg://...`` -> ``postgresql``; None when there is no scheme."""
+    found = re.match(r"^([A-Za-z][A-Za-z0-9.+-]*):", url)
+    return found.group(1).split("+", 1)[0].lower() if found else None
+
+
+@lru_cache(maxsize=1)
+def _erp_schemes() -> frozenset[str]:
+    """URL schemes of the installed ERP connectors (entry points); empty if none found."""
+    from .registry import ERP_GROUP
+
+    return frozenset(entry.name for entry in entry_points(group=ERP_GROUP))
+
+
 class _ConfigChecker:
     def __init__(self, doc: LoadedDocument, base_dir: Path) -> None:
         self.doc = doc
@@ -477,6 +506,7 @@ class _ConfigChecker:
 
     def run(self) -> list[Diagnostic]:
         data = _mapping(self.doc.data)
+        self.database_urls(data)
         for index, folder in enumerate(_list(data.get("rules"))):
             if isinstance(folder, str) and folder:
                 path = _resolve_path(folder, self.base_dir)
@@ -525,6 +555,45 @@ class _ConfigChecker:
                 f"{pointer}/url",
                 "url",
                 "expected an https:// store URL, an http:// sandbox URL or files:FOLDER",
+            )
+        elif isinstance(url, str) and url.lower().startswith("http://"):
+            host = urlsplit(url).hostname or ""
+            if not _is_loopback(host):
+                self.add(
+                    f"{pointer}/url",
+                    "url",
+                    f"plain http to {host or 'this host'} would send the access token "
+                    "unencrypted; use https:// (http:// is only for the local sandbox on "
+                    "127.0.0.1 or localhost)",
+                )
+
+    def database_urls(self, data: Mapping[str, Any]) -> None:
+        """The ERP URL needs an installed connector; the state store is SQLite or
+        PostgreSQL (the schema only knows they are texts)."""
+        erp_url = _mapping(data.get("erp")).get("url")
+        if isinstance(erp_url, str) and erp_url:
+            scheme = _scheme(erp_url)
+            known = _erp_schemes()
+            if scheme is not None and known and scheme not in known:
+                self.add(
+                    "/erp/url",
+                    "url",
+                    f"no ERP connector for {scheme + ':'!r} URLs; installed: "
+                    f"{', '.join(sorted(known))} (e.g. sqlite:///erp.db)",
+                )
+            elif scheme is None:
+                self.add("/erp/url", "url", "expected a URL such as sqlite:///erp.db")
+        state_url = _mapping(data.get("state")).get("url")
+        if (
+            isinstance(state_url, str)
+            and state_url
+            and _scheme(state_url) not in ("sqlite", "postgresql")
+        ):
+            self.add(
+                "/state/url",
+                "url",
+                "the state store is a SQLite or PostgreSQL database: expected "
+                "sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE",
             )
 
     def settings(self, settings: Mapping[str, Any], pointer: str) -> None:

@@ -132,3 +132,27 @@ def test_a_store_that_is_not_running_is_named_and_plan_keeps_the_configured_retr
     # plan used to ignore max_attempts (6 tries, ~12 s) and did not say where it could not go
     assert f"giving up after 2 attempts: cannot connect to {url} (" in err
     assert "shpat_qa" not in err
+
+
+def test_validate_reports_urls_that_only_failed_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Plain http to a real host, an ERP scheme without a connector and a state URL that is
+    not a database passed `validate` and failed only in `plan`/`sync`."""
+    path = tmp_path / "custsync.yaml"
+    path.write_text(
+        "erp: {url: 'mysql://erp/db'}\n"
+        "state: {url: 'ftp://files/state'}\n"
+        "shops:\n"
+        "  - name: main\n"
+        "    shopify: {url: 'http://shop.example.com', access_token_env: T}\n"
+        "  - name: sandbox\n"
+        "    shopify: {url: 'http://localhost:8765', access_token_env: T}\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", "-c", str(path)]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert "custsync.yaml:1:12: error[url] /erp/url: no ERP connector for 'mysql:' URLs" in err
+    assert "custsync.yaml:2:14: error[url] /state/url: the state store is a SQLite or" in err
+    assert "/shops/0/shopify/url: plain http to shop.example.com would send the access" in err
+    assert "/shops/1/" not in err  # the local sandbox is fine
