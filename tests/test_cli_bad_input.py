@@ -156,3 +156,25 @@ def test_validate_reports_urls_that_only_failed_later(
     assert "custsync.yaml:2:14: error[url] /state/url: the state store is a SQLite or" in err
     assert "/shops/0/shopify/url: plain http to shop.example.com would send the access" in err
     assert "/shops/1/" not in err  # the local sandbox is fine
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan"],
+        ["sync"],
+        ["runs"],
+        ["status"],
+        ["schedule", "--once"],
+        ["orders", "map", "--order", "1"],
+        ["countries", "init"],
+        ["rules", "list"],
+    ],
+)
+def test_a_missing_config_file_is_the_same_usage_error_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    missing = tmp_path / "missing.yaml"
+    assert main([*command, "-c", str(missing)]) == exitcodes.USAGE
+    err = _no_traceback(capsys.readouterr())
+    assert err == f"custsync: error: {missing}: no such config file (pass -c FILE)\n"

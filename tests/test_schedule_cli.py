@@ -176,8 +176,9 @@ def test_schedule_config_errors_are_one_line(
 
 
 def test_schedule_without_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["schedule", "-c", str(tmp_path / "missing.yaml")]) == exitcodes.ERROR
-    assert "missing.yaml: configuration file not found" in capsys.readouterr().err
+    # a missing config file is a usage error (64), as for every other command
+    assert main(["schedule", "-c", str(tmp_path / "missing.yaml")]) == exitcodes.USAGE
+    assert "missing.yaml: no such config file (pass -c FILE)" in capsys.readouterr().err
 
 
 def test_schedule_bad_cron_in_config_names_the_place(

@@ -88,7 +88,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def _init(args: argparse.Namespace) -> int:
     path = Path(args.config or DEFAULT_CONFIG)
     if not path.is_file():
-        raise UsageError(f"config file {path} does not exist (give --config FILE)")
+        raise UsageError(f"{path}: no such config file (pass -c FILE)")
     codes = [code.strip().upper() for code in args.country]
     bad = check_iso_codes(codes)
     if bad:

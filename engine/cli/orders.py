@@ -84,13 +84,16 @@ def _run(args: argparse.Namespace) -> int:
 
     config_path = Path(args.config)
     if not config_path.exists():
-        raise UsageError(f"{config_path}: no such config file")
+        raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
     if args.shop:
         shop = next((s for s in config.shops if s.name == args.shop), None)
         if shop is None:
-            raise UsageError(f"unknown shop {args.shop!r}")
+            raise UsageError(
+                f"--shop {args.shop}: no such shop; configured: "
+                f"{', '.join(s.name for s in config.shops)}"
+            )
     else:
         shop = config.shops[0]
     context = shop_context(shop)

@@ -320,7 +320,7 @@ def _config_path(args: argparse.Namespace) -> Path | None:
     if args.config:
         path = Path(args.config)
         if not path.is_file():
-            raise UsageError(f"--config {args.config}: no such file")
+            raise UsageError(f"{args.config}: no such config file (pass -c FILE)")
         return path
     default = Path(DEFAULT_CONFIG)
     if default.is_file():

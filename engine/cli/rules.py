@@ -106,7 +106,7 @@ def _configured_dirs(config: str | None) -> list[Path]:
     path = Path(config) if config else Path(DEFAULT_CONFIG)
     if not path.exists():
         if config:
-            raise UsageError(f"{config}: no such config file")
+            raise UsageError(f"{config}: no such config file (pass -c FILE)")
         return []
     try:
         data = load_yaml(path).data

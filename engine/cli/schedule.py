@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from ..schedule import (
     Job,
     JobSpec,
@@ -113,7 +113,7 @@ def number_type(
 def load_config(path: str) -> Any:
     """The typed config of ``path`` (ConfigError with a location when it is invalid)."""
     if not Path(path).is_file():
-        raise ConfigError(f"{path}: configuration file not found (use -c FILE)")
+        raise UsageError(f"{path}: no such config file (pass -c FILE)")
     from ..config import require_config
 
     return require_config(path)

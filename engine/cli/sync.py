@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config_path = Path(args.config)
     if not config_path.exists():
-        raise UsageError(f"{config_path}: no such config file (see `custsync validate --help`)")
+        raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
     shops = [s for s in config.shops if not args.shop or s.name in args.shop]
