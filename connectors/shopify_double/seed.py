@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from custsync.engine.errors import ConfigError
 
-from .store import Store, WriteRejected
+from .store import ADDRESS_GID, CUSTOMER_GID, Store, WriteRejected
 
 if TYPE_CHECKING:
     from custsync.engine.model import ShopifyCustomer
@@ -112,6 +112,23 @@ def _datetime_text(value: Any) -> Any:
     return value
 
 
+def _seed_id(value: Any, prefix: str, where: str) -> Any:
+    """An id as a gid: ``1001`` and ``"1001"`` become ``gid://shopify/<Type>/1001`` (the
+    world-in-files format writes numbers); anything else but a gid text is a problem."""
+    if value is None or value == "":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return f"{prefix}{value}"
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() and int(text) > 0:
+            return f"{prefix}{int(text)}"
+        if text.startswith("gid://shopify/"):
+            return text
+    raise SeedError(f"{where}/id", f"expected a positive number or a gid like {prefix}1001, "
+                    f"got {value!r}")
+
+
 def customer_record(record: Any, where: str = "") -> dict[str, Any]:
     """One customer (snake_case, camelCase or a ShopifyCustomer) as camelCase input."""
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
@@ -120,6 +137,8 @@ def customer_record(record: Any, where: str = "") -> dict[str, Any]:
         if not record.get("id"):
             record.pop("id", None)
     data = _camel(record, _CUSTOMER_KEYS, where)
+    if "id" in data:
+        data["id"] = _seed_id(data["id"], CUSTOMER_GID, where)
     for key in ("updatedAt", "createdAt"):
         if key in data:
             data[key] = _datetime_text(data[key])
@@ -132,6 +151,8 @@ def customer_record(record: Any, where: str = "") -> dict[str, Any]:
     addresses = []
     for i, item in enumerate(data.get("addresses") or []):
         address = _camel(item, _ADDRESS_KEYS, f"{where}/addresses/{i}")
+        if "id" in address:
+            address["id"] = _seed_id(address["id"], ADDRESS_GID, f"{where}/addresses/{i}")
         address = {k: v for k, v in address.items() if v not in (None, "")}
         addresses.append(address)
     if addresses:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from .. import exitcodes
+from ..resources import schema_path, shipped_rules_dir
 
 _TOKEN_ENV = "CUSTSYNC_DEMO_TOKEN"
 _SHOP = "demo"
@@ -299,7 +300,7 @@ def _run(args: argparse.Namespace) -> int:
         _say("         the POS without an address)")
         config_path = demo_dir / "custsync.yaml"
         config_path.write_text(
-            "# yaml-language-server: $schema=../schemas/config.schema.json\n"
+            f"# yaml-language-server: $schema={schema_path('config')}\n"
             "# Written by `custsync demo`. The Shopify URL is the demo's test double; it\n"
             "# only runs while the demo does (or `custsync demo --serve`).\n"
             + yaml.safe_dump(_config_document(demo_dir, double.url, world), sort_keys=False),
@@ -374,8 +375,11 @@ def _run(args: argparse.Namespace) -> int:
         _say("  custsync rules list                                 # the shipped rules")
         _say("  custsync rules test                                 # their unit tests")
         _say(f"  custsync validate --config {config_path}")
-        _say("  custsync sandbox --port 8765 --seed examples/sandbox-seed.yaml")
-        _say("  custsync plan --world examples/world               # plan on a world in files")
+        _say("  custsync demo --serve                               # keep the Shopify double up")
+        examples = shipped_rules_dir().parent / "examples" / "world"
+        if examples.is_dir():  # a checkout: the example world in files
+            _say(f"  custsync plan --world {examples}")
+            _say(f"  custsync sandbox --seed {examples / 'shopify_customers.yaml'}")
         if args.serve:
             _say()
             _say(f"The Shopify double keeps running at {double.url} (token in ${_TOKEN_ENV});")

@@ -1,0 +1,37 @@
+"""Sandbox seed files: ids written as numbers (as in the world-in-files format) are taken as
+gids, a wrong id is a located problem, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from custsync.connectors.shopify_double import ShopifyDouble, load_seed_file
+from custsync.engine.errors import ConfigError
+
+
+def test_the_example_world_customers_seed_the_sandbox_with_their_ids(project_root: Path) -> None:
+    double = ShopifyDouble()
+    load_seed_file(double.store, project_root / "examples/world/shopify_customers.yaml")
+    ids = {customer["id"] for customer in double.store.customers()}
+    assert "gid://shopify/Customer/1001" in ids
+    jane = next(c for c in double.store.customers() if c["id"].endswith("/1001"))
+    assert jane["addresses"][0]["id"].startswith("gid://shopify/MailingAddress/5001")
+
+
+def test_numeric_text_ids_and_bad_ids(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("customers:\n  - {id: '77', email: a@example.com}\n", encoding="utf-8")
+    double = ShopifyDouble()
+    load_seed_file(double.store, good)
+    assert [c["id"] for c in double.store.customers()] == ["gid://shopify/Customer/77"]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "customers:\n  - {id: [1], email: a@example.com}\n  - {id: -3, email: b@example.com}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_seed_file(ShopifyDouble().store, bad)
+    assert "/customers/0/id: expected a positive number or a gid" in raised.value.message
+    assert "/customers/1/id:" in raised.value.message
