@@ -573,12 +573,14 @@ class SqlErpWriter(SqlErpReader):
         rows: Sequence[LoadRow | tuple[int, Mapping[str, str]]],
         *,
         update: bool = False,
+        check_only: bool = False,
     ) -> LoadReport:
         """Validate every row, then write all of them in one transaction, or nothing.
 
         ``kind`` is ``customers``, ``countries`` or ``templates``; rows (``LoadRow`` or
-        ``(line, values)``) carry only the columns of the file (an update writes only those). An existing key is a problem unless
-        ``update``. A customer row with a blank ``no`` gets the next number of the series.
+        ``(line, values)``) carry only the columns of the file (an update writes only those).
+        An existing key is a problem unless ``update``. A customer row with a blank ``no`` gets
+        the next number of the series. ``check_only`` reports the problems and writes nothing.
         """
         if kind not in schema.LOAD_COLUMNS:
             raise ConfigError(f"unknown load kind {kind!r} (customers, countries or templates)")
@@ -592,7 +594,7 @@ class SqlErpWriter(SqlErpReader):
                     self._load_keyed(conn, schema.country, checked, update, report)
                 else:
                     self._load_keyed(conn, schema.customer_template, checked, update, report)
-                if report.problems:
+                if report.problems or check_only:
                     raise _Refused("rolled back")
         except _Refused:
             report.inserted = report.updated = 0

@@ -178,3 +178,32 @@ def test_a_missing_config_file_is_the_same_usage_error_everywhere(
     assert main([*command, "-c", str(missing)]) == exitcodes.USAGE
     err = _no_traceback(capsys.readouterr())
     assert err == f"custsync: error: {missing}: no such config file (pass -c FILE)\n"
+
+
+def test_erp_load_reports_value_problems_of_good_rows_next_to_malformed_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    make_erp(url)
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text(
+        "no,name,country_code,phone,email\n"
+        "C1,No Mail,US,,\n"  # fine for the ERP (export will skip it with a reason)
+        "C2,Short Phone,US,12,a@example.com\n"
+        "C3,Unknown Country,XX,,b@example.com\n"
+        f"C4,{'N' * 500},US,,c@example.com\n"
+        "C5,Too,Many,Values,Here,Really\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert main(["erp", "load", str(csv_file), "--erp", url]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr()).splitlines()
+    name = str(csv_file)
+    assert err == [
+        f"{name}:4: country_code: unknown country/region code 'XX'",
+        f"{name}:5: name: too long (500 characters, max 100)",
+        f"{name}:6: row has 6 values, the header has 5",
+        f"{name}: 3 problems; nothing was loaded",
+    ]
+    assert main(["erp", "export", "--erp", url]) == exitcodes.OK
+    assert capsys.readouterr().out.count("\n") == 1  # the header only: nothing was loaded

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import io
 import json
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import exitcodes, registry
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, CustsyncError, UsageError
 from ..model import ERP_CUSTOMER_FIELDS, ERP_TEMPLATE_FIELDS, ErpCustomer
 
 DEFAULT_CONFIG = "custsync.yaml"
@@ -267,7 +268,7 @@ def _load(args: argparse.Namespace) -> int:
     parsed = read_csv(path, args.kind, args.delimiter)
     name = args.file
     if parsed.problems:
-        return _report_problems(name, parsed.problems)
+        return _report_problems(name, parsed.problems + _value_problems(args, parsed))
     url = erp_url(args)
     with _opened(registry.open_erp_writer(url)) as writer:
         load = _capability(writer, "load", url, "erp load")
@@ -280,6 +281,23 @@ def _load(args: argparse.Namespace) -> int:
         f"({report.inserted} new, {report.updated} updated) into {where}"
     )
     return exitcodes.OK
+
+
+def _value_problems(args: argparse.Namespace, parsed: CsvFile) -> list[tuple[int, str, str]]:
+    """The value problems of the well-formed rows of a file that has malformed ones, so that
+    one run reports every problem; none when the database cannot be checked."""
+    if not parsed.rows:
+        return []
+    try:
+        url = erp_url(args)
+        with _opened(registry.open_erp_writer(url)) as writer:
+            load = getattr(writer, "load", None)
+            if load is None or "check_only" not in inspect.signature(load).parameters:
+                return []
+            report = load(args.kind, parsed.rows, update=args.update, check_only=True)
+    except CustsyncError:  # no database to check against yet
+        return []
+    return [(p.line, p.column, p.message) for p in report.problems]
 
 
 def _report_problems(name: str, problems: list[tuple[int, str, str]]) -> int:
