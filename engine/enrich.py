@@ -206,12 +206,36 @@ def email_valid(value: str) -> bool:
     return bool(value) and len(value) <= 254 and _EMAIL.match(value) is not None
 
 
+#: (id of a tax area table, what was looked up) -> (the table, the answer): the tables live as
+#: long as their shop and hold a few rows, looked up with a few distinct values
+_AREA_ANSWERS: dict[tuple[int, bool, str, str], tuple[tuple[TaxArea, ...], Any]] = {}
+_AREA_ANSWERS_SIZE = 4096
+
+
+def _remember(areas: tuple[TaxArea, ...], key: tuple[int, bool, str, str], answer: Any) -> Any:
+    if len(_AREA_ANSWERS) >= _AREA_ANSWERS_SIZE:
+        _AREA_ANSWERS.clear()
+    _AREA_ANSWERS[key] = (areas, answer)
+    return answer
+
+
 def tax_area_for_province(
     areas: tuple[TaxArea, ...], province: str, province_code: str
 ) -> TaxArea | None:
     """The tax area row of a province: by its name (ignoring case), else by its code."""
     if not areas:
         return None
+    key = (id(areas), False, province, province_code)
+    known = _AREA_ANSWERS.get(key)
+    if known is not None and known[0] is areas:
+        found: TaxArea | None = known[1]
+        return found
+    return _remember(areas, key, _tax_area_for_province(areas, province, province_code))
+
+
+def _tax_area_for_province(
+    areas: tuple[TaxArea, ...], province: str, province_code: str
+) -> TaxArea | None:
     name = province.strip().casefold()
     if name:
         for area in areas:
@@ -549,8 +573,21 @@ def _province_rows(
     areas: tuple[TaxArea, ...], county: str
 ) -> tuple[TaxArea | None, TaxArea | None, TaxArea | None]:
     """Tax area rows for an ERP County: by code, by exact name, by name prefix (any case)."""
+    if not county or not areas:
+        return None, None, None
+    key = (id(areas), True, county, "")
+    known = _AREA_ANSWERS.get(key)
+    if known is not None and known[0] is areas:
+        rows: tuple[TaxArea | None, TaxArea | None, TaxArea | None] = known[1]
+        return rows
+    return _remember(areas, key, _find_province_rows(areas, county))
+
+
+def _find_province_rows(
+    areas: tuple[TaxArea, ...], county: str
+) -> tuple[TaxArea | None, TaxArea | None, TaxArea | None]:
     wanted = county.strip().casefold()
-    if not wanted or not areas:
+    if not wanted:
         return None, None, None
     by_code = next((a for a in areas if a.county_code.strip().casefold() == wanted), None)
     by_name = next((a for a in areas if a.county.strip().casefold() == wanted), None)
