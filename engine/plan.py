@@ -226,13 +226,17 @@ def _bad_record_decisions(
     return decisions, warnings
 
 
-def _resolve_order(order: ShopifyOrder, reader: ShopifyReader) -> ShopifyOrder:
-    """An order whose customer is given by id only gets the full customer from the shop."""
+def _resolve_order(order: ShopifyOrder, reader: ShopifyReader, missing: list[str]) -> ShopifyOrder:
+    """An order whose customer is given by id only gets the full customer from the shop; a
+    customer the shop does not have is dropped (and its id added to ``missing``), so that the
+    order is not decided as one of a customer "without an address"."""
     customer = order.customer
     if customer is None or customer.email or customer.addresses or customer.first_name:
         return order
     found = reader.get_customer(customer.id)
-    return dataclasses.replace(order, customer=found) if found is not None else order
+    if found is None:
+        missing.append(customer.id)
+    return dataclasses.replace(order, customer=found)
 
 
 def build_plan(
@@ -278,6 +282,7 @@ def build_plan(
     digests: dict[str, str] = {}
     decisions: list[Decision] = []
     problems: list[SourceProblem] = []
+    missing_warnings: list[PlanWarning] = []
     for shop in shops:
         reader = shopify[shop.name]
         inputs = read_inputs(
@@ -294,7 +299,18 @@ def build_plan(
         world = inputs.world
         decisions.extend(plan_shop(engine, shop, inputs, customer_directions))
         for order in (orders or {}).get(shop.name, ()):
-            resolved = _resolve_order(order, reader)
+            missing: list[str] = []
+            resolved = _resolve_order(order, reader, missing)
+            missing_warnings.extend(
+                PlanWarning(
+                    "customer-not-found",
+                    f"order {order.name or order.id}: Shopify customer {gid} is not in the "
+                    "shop; the order is mapped without a Shopify customer",
+                    record=order.id,
+                    shop=shop.name,
+                )
+                for gid in missing
+            )
             if resolved.customer is not None and resolved.customer.id:
                 world.add_shopify(resolved.customer)
             decisions.append(engine.decide_order(world, shop, resolved))
@@ -320,7 +336,7 @@ def build_plan(
         shops=tuple(shop.name for shop in shops),
         directions=tuple(d for d in DIRECTION_ORDER if d in planned),
         decisions=tuple(sorted(decisions, key=decision_sort_key)),
-        warnings=(*warnings, *problem_warnings),
+        warnings=(*warnings, *missing_warnings, *problem_warnings),
         fingerprints=MappingProxyType(dict(sorted(digests.items()))),
     )
 

@@ -3,12 +3,14 @@ traceback (regressions found by using the CLI as a new user would)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.state import display_url, open_store
@@ -207,3 +209,44 @@ def test_erp_load_reports_value_problems_of_good_rows_next_to_malformed_rows(
     ]
     assert main(["erp", "export", "--erp", url]) == exitcodes.OK
     assert capsys.readouterr().out.count("\n") == 1  # the header only: nothing was loaded
+
+
+def test_orders_map_bad_ids_unknown_customers_and_empty_files(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    shopify_double: ShopifyDouble,
+) -> None:
+    monkeypatch.setenv("CUSTSYNC_QA_TOKEN", shopify_double.token)
+    config = _config(tmp_path, state="sqlite:///state.db", shop_url=shopify_double.url)
+    capsys.readouterr()
+    # an id that is no order id is a usage error before anything is opened
+    for bad in ("abc", "gid://shopify/Customer/1"):
+        assert main(["orders", "map", "-c", str(config), "--order", bad]) == exitcodes.USAGE
+        assert f"--order {bad}: not an order id" in _no_traceback(capsys.readouterr())
+    # a customer the shop does not have: said so, not "the customer has no address"
+    orders = tmp_path / "orders.yaml"
+    orders.write_text(
+        "orders:\n  - id: 5\n    name: '#5'\n    customer: 999999\n"
+        "    bill_to: {first_name: A, last_name: B, address1: x, city: y, zip: '1',"
+        " country_code: US}\n",
+        encoding="utf-8",
+    )
+    args = ["orders", "map", "-c", str(config), "--file", str(orders), "--dry-run"]
+    assert main([*args, "-o", "json"]) == exitcodes.ERROR
+    result = json.loads(capsys.readouterr().out)
+    assert result["problems"] == [
+        "order #5: Shopify customer gid://shopify/Customer/999999 is not in the shop; "
+        "mapped without a Shopify customer"
+    ]
+    assert "no address" not in result["orders"][0]["reason"]
+    # plan --orders says the same as a warning
+    assert main(["plan", "-c", str(config), "--orders", str(orders)]) == exitcodes.OK
+    assert "Shopify customer gid://shopify/Customer/999999 is not in the shop" in (
+        capsys.readouterr().out
+    )
+    # an empty file is said to be empty
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    assert main(["orders", "map", "-c", str(config), "--file", str(empty), "--dry-run"]) == 0
+    assert f"{empty}: no orders to map" in _no_traceback(capsys.readouterr())

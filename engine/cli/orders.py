@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -50,6 +51,21 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return exitcodes.USAGE
 
 
+_ORDER_GID = "gid://shopify/Order/"
+
+
+def _order_gid(text: str) -> str:
+    """``5001`` or ``gid://shopify/Order/5001`` -> the gid; anything else is a usage error
+    (before, Shopify answered "Invalid global id" or "not found" for a customer gid)."""
+    value = text.strip()
+    number = value[len(_ORDER_GID) :] if value.startswith(_ORDER_GID) else value
+    if not number.isdigit():
+        raise UsageError(
+            f"--order {text}: not an order id (a number such as 5001, or gid://shopify/Order/5001)"
+        )
+    return f"{_ORDER_GID}{number}"
+
+
 def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list[str]]:
     problems: list[str] = []
     if args.file:
@@ -61,8 +77,7 @@ def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list
         return list(loaded.records), problems
     orders = []
     for order_id in args.order:
-        gid = order_id if order_id.startswith("gid://") else f"gid://shopify/Order/{order_id}"
-        order = reader.get_order(gid)
+        order = reader.get_order(_order_gid(order_id))
         if order is None:
             problems.append(f"order {order_id}: not found in the shop")
         else:
@@ -82,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..validate import require_rule_set
     from ..world import World
 
+    for order_id in args.order or ():
+        _order_gid(order_id)  # every id checked before anything is opened
     config_path = Path(args.config)
     if not config_path.exists():
         raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
@@ -113,6 +130,14 @@ def _run(args: argparse.Namespace) -> int:
                 if fetched is not None:
                     customer = fetched
                     orders[index] = replace(order, customer=fetched)
+                else:
+                    # mapped without it, instead of as a customer "without an address"
+                    problems.append(
+                        f"order {order.name or order.id}: Shopify customer {customer.id} is "
+                        "not in the shop; mapped without a Shopify customer"
+                    )
+                    customer = None
+                    orders[index] = replace(order, customer=None)
             if customer is not None:
                 world.add_shopify(customer)
         engine = Engine(rules)
@@ -143,6 +168,8 @@ def _run(args: argparse.Namespace) -> int:
         shopify.close()
         erp.close()
         state.close()
+    if not outcomes and not problems:
+        print(f"custsync: {args.file or 'the orders given'}: no orders to map", file=sys.stderr)
     _print(outcomes, problems, args.output, dry_run=args.dry_run)
     unmapped = any(
         d.action is Action.SKIP or (o is not None and o.status == "failed") for d, o in outcomes
