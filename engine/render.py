@@ -230,6 +230,8 @@ def _block(decision: Decision, base_dir: Path | None) -> list[Line]:
         items.append((change.field, shown, _SYMBOL_STYLE.get(decision.action, "")))
     changed = {change.field: change.new for change in decision.changes}
     for key in sorted(decision.payload):
+        if key == "reasons" and list(decision.payload[key]) == [decision.reason_code]:
+            continue  # one reason: the reason line below says it
         for name, value in _flatten(key, decision.payload[key]):
             if value in (None, "", [], {}) or ("." in name and value is False):
                 continue  # empty parts of nested records are noise
