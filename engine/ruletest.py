@@ -222,14 +222,15 @@ def _pointer(path: Iterable[Any]) -> str:
 
 
 def _schema_problems(doc: LoadedDocument) -> list[Diagnostic]:
-    from jsonschema.exceptions import best_match
+    """Schema problems in the words `custsync validate` uses for rule files (unknown
+    property with a did-you-mean, expected types, allowed values)."""
+    from .validate import schema_diagnostics
 
-    problems = []
-    for error in _validator().iter_errors(doc.data):
-        shown = best_match(error.context) if error.context else error
-        # a oneOf branch error deep inside names the more precise place
-        pointer = _pointer(shown.absolute_path)
-        problems.append(_problem(doc, pointer, "schema", shown.message))
+    if doc.data is None:
+        return [
+            _problem(doc, "", "empty", "the file is empty; a rule-test file needs 'cases'")
+        ]
+    problems = schema_diagnostics(doc, _validator())
     problems.sort(key=lambda p: (p.line, p.column, p.message))
     return problems
 

@@ -58,7 +58,12 @@ class FakeEngine:
         return answer
 
     def decide_import(
-        self, world: Any, shop: Any, customer: ShopifyCustomer, *, caller_template: str | None = None
+        self,
+        world: Any,
+        shop: Any,
+        customer: ShopifyCustomer,
+        *,
+        caller_template: str | None = None,
     ) -> Decision:
         self.calls.append(("import", customer, caller_template))
         return self._answer(customer.id)
@@ -289,7 +294,9 @@ def test_schema_errors_have_positions_and_pointers(tmp_path: Path) -> None:
         """,
     )
     problems = _problems(path)
-    assert f"{path}:2:31: error[schema] /world/settings/customer_import: 'everything'" in problems[0]
+    assert (
+        f"{path}:2:31: error[schema] /world/settings/customer_import: 'everything'" in problems[0]
+    )
     assert problems[1].startswith(f"{path}:6:22: error[schema] /cases/0/expect/action: 'destroy'")
 
 
@@ -480,7 +487,7 @@ def test_cli_bad_file_is_reported_and_others_still_run(
     _write(tmp_path, SUITE, name="b_good.yaml")
     assert main(["rules", "test", str(tmp_path), "-k", "passes"]) == exitcodes.ERROR
     captured = capsys.readouterr()
-    assert "a_bad.yaml:1:8: error[schema] /cases: [] should be non-empty" in captured.err
+    assert "a_bad.yaml:1:8: error[schema] /cases: needs at least 1 item(s)" in captured.err
     assert captured.out.splitlines()[-1] == "1 passed, 0 failed, 1 file with errors"
 
 
@@ -630,3 +637,21 @@ def test_default_run_is_the_shipped_suite_plus_configured_tests(
     shipped = [line for line in lines if "rules/tests/import_match.yaml:" in line]
     assert shipped and all(line.startswith("PASS ") for line in shipped)
     assert "PASS my-rules/tests/mine.yaml:4 my rule matches by e-mail" in lines
+
+
+def test_cli_schema_problems_use_validate_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Empty files and unknown keys are said like `custsync validate` says them (they were
+    jsonschema's raw "None is not of type 'object'" / "Additional properties ...")."""
+    _write(tmp_path, "", name="empty.yaml")
+    _write(
+        tmp_path, "cases:\n  - name: x\n    export: {customer: C1}\n    expec: {}\n", name="k.yaml"
+    )
+    assert main(["rules", "test", str(tmp_path)]) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert (
+        "empty.yaml:1:1: error[empty] /: the file is empty; a rule-test file needs 'cases'" in err
+    )
+    assert "k.yaml:4:5: error[schema] /cases/0/expec: unknown property 'expec' (did you mean" in err
+    assert "Traceback" not in err
