@@ -21,7 +21,7 @@ import enum
 import importlib
 import json
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -215,10 +215,6 @@ def _unquoted_no_keys(doc: LoadedDocument) -> None:
             base = f"/world/erp_customers/{index}"
             if f"{base}/False" in doc.positions:
                 doc.positions[f"{base}/no"] = doc.positions[f"{base}/False"]
-
-
-def _pointer(path: Iterable[Any]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
 def _schema_problems(doc: LoadedDocument) -> list[Diagnostic]:
