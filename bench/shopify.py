@@ -1,6 +1,6 @@
 """Benchmark: export N customers to the local Shopify double with a Standard-plan bucket.
 
-    python bench/shopify.py --n 2000 [--time-scale 5] [--path both|single|bulk] [-v]
+    python bench/shopify.py --n 2000 [--time-scale 5] [--path both|single|bulk|read] [-v]
 
 The double runs in a child process (so its CPU does not compete with the connector for one
 interpreter lock) with Shopify's Standard plan bucket: 2,000 points, 100 points/s. Time may be
@@ -14,7 +14,11 @@ Printed for the one-by-one path (customerCreate per customer): points spent, ach
 points/s in bucket time over the restore rate (overall, and in steady state: without the
 2,000-point head start of the full bucket; target >= 0.9), and THROTTLED answers seen.
 For the bulk path (staged upload + bulkOperationRunMutation): HTTP requests used, and
-requests per 10,000 customers (target: a few dozen).
+requests per 10,000 customers (target: a few dozen). ``--path read`` (not part of ``both``)
+seeds a store of N customers and reads them all back with a bulk export
+(``bulkOperationRunQuery``, the connector's read for large stores): time, requests, status
+polls. Every path prints the slowest HTTP request the connector saw (while a bulk job runs,
+the double answers polls between its slices of work).
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import argparse
 import logging
 import multiprocessing as mp
 import sys
+import threading
 import time
 from typing import Any
 
-from custsync.connectors.shopify import open_writer
+import httpx
+from custsync.connectors.shopify import open_reader, open_writer
 from custsync.engine.model import ShopifyAddress
 from custsync.engine.ports import CustomerInput
 
@@ -34,7 +40,7 @@ TOKEN = "shpat_bench"
 BUCKET, RESTORE = 2000.0, 100.0  # Shopify Standard plan
 
 
-def _serve(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
+def _serve(time_scale: float, urls: Any, stop: Any, report: Any, seed: int) -> None:
     from custsync.connectors.shopify_double import ShopifyDouble
 
     double = ShopifyDouble(
@@ -44,6 +50,8 @@ def _serve(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
         time_scale=time_scale,
         bulk_seconds=0.05,
     )
+    if seed:
+        double.store.load(_seed_record(i) for i in range(seed))
     double.start()
     urls.put(double.url)
     stop.wait()
@@ -55,29 +63,72 @@ def _serve(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
             "other_http": sum(1 for r in requests if not r.operation_name),
             "throttled": sum(1 for r in requests if r.throttled),
             "points": sum(r.actual_cost or 0 for r in requests),
+            "polls": sum(1 for r in requests if "bulkOperation" in r.root_fields),
         }
     )
     double.stop()
 
 
-class _Double:
-    """The double in a child process."""
+def _seed_record(i: int) -> dict[str, Any]:
+    return {
+        "firstName": f"Seed{i}",
+        "lastName": "Customer",
+        "email": f"seed{i}@example.com",
+        "phone": f"+1425{i:07d}",
+        "tags": ["bench"],
+        "addresses": [
+            {
+                "address1": f"{i} Seed Ave",
+                "city": "Bellevue",
+                "zip": "98004",
+                "countryCode": "US",
+                "provinceCode": "WA",
+            }
+        ],
+    }
 
-    def __init__(self, time_scale: float) -> None:
+
+class _Double:
+    """The double in a child process (``seed``: customers it starts with)."""
+
+    def __init__(self, time_scale: float, seed: int = 0) -> None:
         ctx = mp.get_context("spawn")
         self._urls, self._report = ctx.Queue(), ctx.Queue()
         self._stop = ctx.Event()
         self._process = ctx.Process(
-            target=_serve, args=(time_scale, self._urls, self._stop, self._report), daemon=True
+            target=_serve,
+            args=(time_scale, self._urls, self._stop, self._report, seed),
+            daemon=True,
         )
         self._process.start()
-        self.url: str = self._urls.get(timeout=60)
+        self.url: str = self._urls.get(timeout=600)
 
     def finish(self) -> dict[str, Any]:
         self._stop.set()
         report: dict[str, Any] = self._report.get(timeout=60)
         self._process.join(timeout=30)
         return report
+
+
+class _TimedTransport(httpx.HTTPTransport):
+    """Records how long each HTTP request took (the slowest one shows lock waits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        response = super().handle_request(request)
+        response.read()
+        with self._lock:
+            self.seconds.append(time.monotonic() - started)
+        return response
+
+    def slowest(self) -> float:
+        with self._lock:
+            return max(self.seconds, default=0.0)
 
 
 def _items(n: int, prefix: str) -> list[tuple[str, CustomerInput]]:
@@ -104,8 +155,14 @@ def _items(n: int, prefix: str) -> list[tuple[str, CustomerInput]]:
 
 def run_single(n: int, time_scale: float, concurrency: int) -> dict[str, Any]:
     double = _Double(time_scale)
+    transport = _TimedTransport()
     writer = open_writer(
-        double.url, token=TOKEN, time_scale=time_scale, bulk_writes="never", concurrency=concurrency
+        double.url,
+        token=TOKEN,
+        transport=transport,
+        time_scale=time_scale,
+        bulk_writes="never",
+        concurrency=concurrency,
     )
     started = time.monotonic()
     results = list(writer.bulk_create_customers(_items(n, "S")))
@@ -127,14 +184,17 @@ def run_single(n: int, time_scale: float, concurrency: int) -> dict[str, Any]:
         "throttled_server": server["throttled"],
         "requests": stats.requests,
         "paced_seconds": writer.client.pacer.slept,
+        "slowest": transport.slowest(),
     }
 
 
 def run_bulk(n: int, time_scale: float) -> dict[str, Any]:
     double = _Double(time_scale)
+    transport = _TimedTransport()
     writer = open_writer(
         double.url,
         token=TOKEN,
+        transport=transport,
         time_scale=time_scale,
         bulk_writes="always",
         poll_interval=0.2,
@@ -155,6 +215,43 @@ def run_bulk(n: int, time_scale: float) -> dict[str, Any]:
         "requests": requests,
         "per_10k": requests * 10_000 / n if n else 0.0,
         "throttled": stats.throttled,
+        "slowest": transport.slowest(),
+    }
+
+
+def run_read(n: int, time_scale: float) -> dict[str, Any]:
+    """Seed a store of ``n`` customers, then read them all with a bulk export."""
+    started = time.monotonic()
+    double = _Double(time_scale, seed=n)
+    seeded = time.monotonic() - started
+    transport = _TimedTransport()
+    reader = open_reader(
+        double.url,
+        token=TOKEN,
+        transport=transport,
+        time_scale=time_scale,
+        bulk_reads="always",
+        poll_interval=0.2,
+        max_poll_interval=1.0,
+    )
+    started = time.monotonic()
+    read = sum(1 for _ in reader.iter_customers())
+    elapsed = time.monotonic() - started
+    stats = reader.client.stats
+    problems = len(reader.problems())
+    reader.close()
+    server = double.finish()
+    polls = server["polls"]
+    return {
+        "read": read,
+        "in_store": server["customers"],
+        "seed_seconds": seeded,
+        "seconds": elapsed,
+        "requests": stats.requests + stats.http_other,
+        "polls": polls,
+        "throttled": stats.throttled,
+        "slowest": transport.slowest(),
+        "problems": problems,
     }
 
 
@@ -167,7 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="bucket time runs this many times faster on both sides (5)",
     )
-    parser.add_argument("--path", choices=("both", "single", "bulk"), default="both")
+    parser.add_argument(
+        "--path",
+        choices=("both", "single", "bulk", "read"),
+        default="both",
+        help="both = single + bulk exports; read = bulk export (read) of a seeded store",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=4, help="creates in flight on the one-by-one path (4)"
     )
@@ -195,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  points {r['points']:.0f}; achieved/restore rate {r['ratio']:.2f} overall, "
             f"{r['steady_ratio']:.2f} steady state (target >= 0.90); THROTTLED seen "
-            f"{r['throttled']}; pacer waited {r['paced_seconds']:.1f} s"
+            f"{r['throttled']}; pacer waited {r['paced_seconds']:.1f} s; slowest request "
+            f"{r['slowest']:.2f} s"
         )
         ok = ok and r["steady_ratio"] >= 0.9 and r["in_store"] == r["created"]
     if args.path in ("both", "bulk"):
@@ -203,9 +306,20 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bulk: {r['created']} created, {r['failed']} failed, {r['in_store']} in store, "
             f"{r['seconds']:.1f} s, {r['requests']} HTTP requests "
-            f"({r['per_10k']:.1f} per 10,000 customers), THROTTLED seen {r['throttled']}"
+            f"({r['per_10k']:.1f} per 10,000 customers), THROTTLED seen {r['throttled']}, "
+            f"slowest request {r['slowest']:.2f} s"
         )
         ok = ok and r["in_store"] == r["created"]
+    if args.path == "read":
+        r = run_read(args.n, args.time_scale)
+        print(
+            f"bulk read: {r['read']} of {r['in_store']} customers read in {r['seconds']:.1f} s "
+            f"({r['read'] / max(r['seconds'], 1e-9):.0f}/s; store seeded in "
+            f"{r['seed_seconds']:.0f} s, not counted), {r['requests']} HTTP requests "
+            f"({r['polls']} status polls), THROTTLED seen {r['throttled']}, slowest request "
+            f"{r['slowest']:.2f} s, {r['problems']} unreadable"
+        )
+        ok = ok and r["read"] == r["in_store"] == args.n and not r["problems"]
     return 0 if ok else 1
 
 

@@ -63,6 +63,28 @@ def validate(query: str) -> list[GraphQLError]:
     return list(_validated(query))
 
 
+#: records in sort order with their sort keys (ascending, keys unique: they end in the id)
+SortedItems = tuple[list[tuple[Any, int]], list[Mapping[str, Any]]]
+
+
+@dataclass
+class ExportWindow:
+    """A bulk query export run in slices: the document is executed again and again, and each
+    time its root connections (one after the other, in document order) give their next
+    ``limit`` records; the order of each root connection is the one at its first slice."""
+
+    limit: int
+    active: str | None = None  #: response key of the root connection being exported
+    done: set[str] = field(default_factory=set)
+    positions: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[str, SortedItems] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """After an execution: every root connection it met has given all its records."""
+        return self.active is None
+
+
 @dataclass
 class Context:
     store: Store
@@ -70,6 +92,8 @@ class Context:
     #: connections return every item (bulk query export)
     unpaged: bool = False
     search_warnings: list[str] = field(default_factory=list)
+    #: an export in slices (with ``unpaged``): root connections give a window per execution
+    window: ExportWindow | None = None
 
 
 def error(message: str, code: str | None = None, **extra: Any) -> GraphQLError:
@@ -119,10 +143,6 @@ def _sort_key(sort: str) -> Callable[[Mapping[str, Any]], tuple[Any, int]]:
     return key
 
 
-#: records in sort order with their sort keys (ascending, keys unique: they end in the id)
-SortedItems = tuple[list[tuple[Any, int]], list[Mapping[str, Any]]]
-
-
 def sort_items(items: Sequence[Mapping[str, Any]], sort: str) -> SortedItems:
     key = _sort_key(sort)
     keyed = sorted(((key(r), r) for r in items), key=lambda pair: pair[0])
@@ -136,15 +156,17 @@ def connection(
     *,
     sort: str = "ID",
     require_page: bool = True,
-    ordered: SortedItems | None = None,
+    ordered: Callable[[], SortedItems] | None = None,
     predicate: Callable[[Mapping[str, Any]], bool] | None = None,
+    root: str | None = None,
 ) -> dict[str, Any]:
     """A Relay connection over ``items`` with Shopify's opaque cursors.
 
-    ``ordered`` (instead of ``items``): the candidates already sorted by ``sort``, e.g. a
-    store view kept between pages; ``predicate`` filters them (a search). Cursors are found
+    ``ordered`` (instead of ``items``): gives the candidates already sorted by ``sort``, e.g.
+    a store view kept between pages; ``predicate`` filters them (a search). Cursors are found
     by bisection and the predicate is only applied as far as the page needs, so a page costs
-    about its own size, not the store's.
+    about its own size, not the store's. ``root``: the response key when this is a root field
+    (a sliced bulk export then gives only its current window, see :class:`ExportWindow`).
     """
     first, last = args.get("first"), args.get("last")
     unpaged = ctx is not None and ctx.unpaged
@@ -157,7 +179,17 @@ def connection(
         if value is not None and (value < 0 or (value > MAX_PAGE and not unpaged)):
             raise error(f"The value of argument '{name}' must be between 0 and {MAX_PAGE}.",
                         "BAD_REQUEST")
-    keys, records = ordered if ordered is not None else sort_items(items, sort)
+    window = ctx.window if ctx is not None and ctx.unpaged and root is not None else None
+    if window is not None:
+        assert root is not None
+        if root in window.done or window.active not in (None, root):
+            return _connection_page([], False, False, get_value=_SORT_VALUES["ID"])
+        if root not in window.snapshots:
+            window.snapshots[root] = ordered() if ordered is not None else sort_items(items,
+                                                                                      sort)
+        keys, records = window.snapshots[root]
+    else:
+        keys, records = ordered() if ordered is not None else sort_items(items, sort)
     get_value = _SORT_VALUES.get(sort, _SORT_VALUES["ID"])
     reverse = bool(args.get("reverse"))
     size = len(records)
@@ -183,7 +215,22 @@ def connection(
         end = size - bisect.bisect_right(keys, mark) if reverse else bisect.bisect_left(
             keys, mark)
         end = max(end, start)
-    if predicate is None:
+    page: list[Mapping[str, Any]]
+    if window is not None:
+        assert root is not None
+        window.active = root
+        pos = window.positions.get(root, start)
+        page = []
+        while pos < end and len(page) < window.limit:
+            if predicate is None or predicate(at(pos)):
+                page.append(at(pos))
+            pos += 1
+        window.positions[root] = pos
+        if pos >= end:
+            window.done.add(root)
+            window.active = None
+        has_next, has_previous = False, False
+    elif predicate is None:
         if not unpaged:
             if first is not None:
                 end = min(end, start + first)
@@ -217,6 +264,13 @@ def connection(
                 start = pos + 1
         has_next = any(match(at(pos)) for pos in range(end, size))
         has_previous = any(match(at(pos)) for pos in range(start - 1, -1, -1))
+    return _connection_page(page, has_next, has_previous, get_value)
+
+
+def _connection_page(
+    page: list[Mapping[str, Any]], has_next: bool, has_previous: bool,
+    get_value: Callable[[Mapping[str, Any]], Any],
+) -> dict[str, Any]:
     edges = [
         {"cursor": encode_cursor(gid_number(r["id"]) or 0, get_value(r)), "node": r}
         for r in page
@@ -264,8 +318,17 @@ def _customers(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     store = _ctx(info).store
     predicate = _search(info, store.customer_filter, args.get("query"))
     sort = args.get("sortKey") or "ID"
-    ordered = store.view(f"customers by {sort}", lambda: sort_items(store.all_customers(), sort))
-    return connection((), args, _ctx(info), sort=sort, ordered=ordered, predicate=predicate)
+
+    def ordered() -> SortedItems:
+        return store.view(f"customers by {sort}", lambda: sort_items(store.all_customers(), sort))
+
+    return connection((), args, _ctx(info), sort=sort, ordered=ordered, predicate=predicate,
+                      root=_root(info))
+
+
+def _root(info: GraphQLResolveInfo) -> str | None:
+    """The response key of a root field (``None`` below the root)."""
+    return str(info.path.key) if info.path.prev is None else None
 
 
 @resolves("QueryRoot", "customer")
@@ -338,7 +401,8 @@ def _nodes(_: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[Any]:
 def _orders(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     store = _ctx(info).store
     found = _search(info, store.search_orders, args.get("query"))
-    return connection(found, args, _ctx(info), sort=args.get("sortKey") or "ID")
+    return connection(found, args, _ctx(info), sort=args.get("sortKey") or "ID",
+                      root=_root(info))
 
 
 @resolves("QueryRoot", "order")
@@ -374,7 +438,8 @@ def _bulk_operation(_: Any, info: GraphQLResolveInfo, id: str) -> Any:
 def _bulk_operations(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     bulk = _ctx(info).bulk
     items = bulk.all() if bulk else []
-    return connection(items, args, _ctx(info), sort=args.get("sortKey") or "CREATED_AT")
+    return connection(items, args, _ctx(info), sort=args.get("sortKey") or "CREATED_AT",
+                      root=_root(info))
 
 
 # --- Customer ---------------------------------------------------------------------------

@@ -43,6 +43,9 @@ PAUSE_SECONDS = 0.002
 #: a read that finds a job due finishes it on the spot when at most this many lines remain
 #: (small jobs look exactly as before: complete at the first poll after ``bulk_seconds``)
 FINISH_ON_READ_LINES = 100
+#: root records an export gives in its first slice (later slices are sized by the time the
+#: previous one took, to last about SLICE_SECONDS)
+EXPORT_FIRST_SLICE = 250
 
 _NO_SUCH_FILE = (
     "The JSONL file could not be found. Try uploading the file again, and check that you've "
@@ -150,7 +153,8 @@ class BulkManager:
             "query": query,
         }
         job["started"] = self._monotonic()
-        job.update(next_line=0, line_number=0, records=[], roots=0)
+        # results so far: JSONL chunks (encoded slice by slice) and their object count
+        job.update(next_line=0, line_number=0, chunks=[], objects=0, roots=0)
         self._ops[number] = op
         self._jobs[number] = job
         if self.bulk_seconds <= 0:
@@ -195,11 +199,10 @@ class BulkManager:
                 if timer is not None:
                     timer.cancel()
 
-    @staticmethod
-    def _remaining(job: Mapping[str, Any]) -> int:
-        """Lines of a mutation job still to run (an export: 1 until it ran)."""
+    def _remaining(self, job: Mapping[str, Any]) -> int:
+        """Lines of a mutation job still to run; for an export, at most the customers."""
         if "lines" not in job:
-            return 0 if job.get("exported") else 1
+            return 0 if job.get("exported") else self.store.count()
         return len(job["lines"]) - int(job["next_line"])
 
     def _work(self, number: int, budget: float | None) -> bool:
@@ -211,9 +214,7 @@ class BulkManager:
         op["status"] = "RUNNING"
         deadline = None if budget is None else time.perf_counter() + budget
         if op["type"] == "QUERY":
-            if not job.get("exported"):
-                job["records"], job["roots"] = self._export(job["document"])
-                job["exported"] = True
+            self._export(job, deadline)
         else:
             self._import(job, deadline)
         if self._remaining(job):
@@ -223,15 +224,15 @@ class BulkManager:
 
     def _complete(self, number: int) -> None:
         op, job = self._ops[number], self._jobs[number]
-        records, roots = job.pop("records"), job["roots"]
-        job.pop("lines", None)
-        job.pop("document", None)
-        data = _jsonl(records)
-        op["objectCount"] = str(len(records))
+        objects, roots = job["objects"], job["roots"]
+        data = b"".join(job.pop("chunks"))
+        for done_with in ("lines", "document", "window"):
+            job.pop(done_with, None)
+        op["objectCount"] = str(objects)
         op["rootObjectCount"] = str(roots)
         op["status"] = "COMPLETED"
         op["completedAt"] = iso(self.store.now())
-        if records:
+        if objects:
             self.results[number] = data
             op["fileSize"] = str(len(data))
             op["url"] = f"{self._base_url()}/bulk/{number}.jsonl"
@@ -282,17 +283,37 @@ class BulkManager:
             op = self._new("QUERY", query, {"document": document})
         return {"bulkOperation": op, "userErrors": []}
 
-    def _export(self, document: graphql.DocumentNode) -> tuple[list[dict[str, Any]], int]:
-        ctx = api.Context(store=self.store, bulk=None, unpaged=True)
-        with self.store.lock:
-            result = api.execute(document, {}, None, ctx)
-        records: list[dict[str, Any]] = []
-        roots = 0
-        for value in (result.data or {}).values():
-            for node in _connection_nodes(value):
-                roots += 1
-                _flatten(node, None, records)
-        return records, roots
+    def _export(self, job: dict[str, Any], deadline: float | None) -> None:
+        """Export the next windows of the job's root connections (see :class:`api.ExportWindow`)
+        until ``deadline`` (``perf_counter``) or the end; results are kept in ``job``."""
+        window: api.ExportWindow = job.setdefault(
+            "window", api.ExportWindow(limit=EXPORT_FIRST_SLICE))
+        while not job.get("exported"):
+            if deadline is None:
+                window.limit = 1 << 62  # the rest in one go
+            started = time.perf_counter()
+            ctx = api.Context(store=self.store, bulk=None, unpaged=True, window=window)
+            with self.store.lock:
+                result = api.execute(job["document"], {}, None, ctx)
+            records: list[dict[str, Any]] = []
+            for value in (result.data or {}).values():
+                for node in _connection_nodes(value):
+                    job["roots"] += 1
+                    _flatten(node, None, records)
+            self._keep(job, records)
+            job["exported"] = window.finished
+            if deadline is not None:
+                # one window per slice, the next one sized to take about SLICE_SECONDS
+                took = max(time.perf_counter() - started, 1e-3)
+                window.limit = max(10, min(5000, int(window.limit * SLICE_SECONDS / took)))
+                break
+
+    @staticmethod
+    def _keep(job: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Add a slice's result records to the job's result file."""
+        if records:
+            job["chunks"].append(_jsonl(records))
+            job["objects"] += len(records)
 
     # ------------------------------------------------------------------ bulk mutation
 
@@ -377,7 +398,7 @@ class BulkManager:
         the end; result records and counters are kept in ``job``."""
         document: graphql.DocumentNode = job["document"]
         lines: list[str] = job["lines"]
-        records: list[dict[str, Any]] = job["records"]
+        records: list[dict[str, Any]] = []
         number: int = job["line_number"]
         index: int = job["next_line"]
         while index < len(lines):
@@ -407,6 +428,7 @@ class BulkManager:
             records.append(record)
             number += 1
         job["next_line"], job["line_number"], job["roots"] = index, number, number
+        self._keep(job, records)
 
     # ------------------------------------------------------------------ cancel
 
