@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     for order_id in args.order or ():
         _order_gid(order_id)  # every id checked before anything is opened
     config_path = Path(args.config)
-    if not config_path.exists():
+    if not config_path.is_file():
         raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])

@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..validate import require_rule_set
 
     config_path = Path(args.config)
-    if not config_path.exists():
+    if not config_path.is_file():
         raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
