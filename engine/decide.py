@@ -115,7 +115,11 @@ class _FieldPlan:
     set (in ERP field order) the value parameter and the length limit."""
 
     trail: tuple[FiredRule, ...]
-    fields: tuple[tuple[str, Any, int | None], ...]
+    #: (field, fact read or None, the parameter when not a plain fact reference, limit, whether
+    #: the field is a core ERP field read by attribute)
+    fields: tuple[tuple[str, str | None, Any, int | None, bool], ...]
+    #: fact groups the fact references read
+    groups: tuple[str, ...]
 
 
 def _field_limit(field: str, rule: Rule) -> int | None:
@@ -143,20 +147,22 @@ def _field_plan(fired: tuple[Rule, ...]) -> _FieldPlan | None:
         if rule.action == "set":
             chosen[field] = (rule.params.get("value"), _field_limit(field, rule))
     order = {name: index for index, name in enumerate(ERP_CUSTOMER_FIELDS)}
-    fields = tuple(
-        (field, *chosen[field])
-        for field in sorted(chosen, key=lambda f: (order.get(f, len(order)), f))
-    )
-    return _FieldPlan(tuple(trail), fields)
+    fields = []
+    for field in sorted(chosen, key=lambda f: (order.get(f, len(order)), f)):
+        param, limit = chosen[field]
+        fact = param.name if isinstance(param, FactRef) else None
+        fields.append((field, fact, param, limit, field in ERP_CUSTOMER_FIELDS))
+    groups = tuple(dict.fromkeys(enrich.group_of(f[1]) for f in fields if f[1] is not None))
+    return _FieldPlan(tuple(trail), tuple(fields), groups)
 
 
 def _field_value(value: Any, limit: int | None) -> Any:
     """A value as the import writes it: texts with single spaces, cut to the field length."""
     if value is None:
-        value = ""
+        return ""
     if isinstance(value, str):
         value = " ".join(value.split())
-        if limit:
+        if limit and len(value) > limit:
             value = value[:limit].rstrip()
     return value
 
@@ -385,14 +391,18 @@ class Engine:
         if plan is None:
             return self._import_changes_by_rule(facts, trail, erp, fired)
         trail.rules.extend(plan.trail)
+        facts.require(plan.groups)
+        get = dict.get  # the groups are there now: read the facts directly
         changes: list[FieldChange] = []
-        for field, param, limit in plan.fields:
-            new = _field_value(resolve(param, facts), limit)
+        for field, fact, param, limit, core in plan.fields:
+            new = _field_value(
+                get(facts, fact) if fact is not None else resolve(param, facts), limit
+            )
             if erp is None:
-                if new not in ("", None):
+                if new != "" and new is not None:
                     changes.append(FieldChange(field, None, new))
                 continue
-            old = erp.get(field)
+            old = getattr(erp, field) if core else erp.get(field)
             if not _same(old, new):
                 changes.append(FieldChange(field, old, new))
         return tuple(changes)
@@ -812,6 +822,8 @@ def _message(rule: Rule, facts: Mapping[str, Any]) -> str:
 
 
 def _same(old: Any, new: Any) -> bool:
+    if type(old) is str and type(new) is str:
+        return old == new
     if isinstance(new, bool) or isinstance(old, bool):
         return bool(old) == bool(new)
     return (old if old is not None else "") == (new if new is not None else "")

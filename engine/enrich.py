@@ -599,7 +599,7 @@ def export_target(
     world: World, shop: ShopContext, customer: ErpCustomer, email: str, e164: str | None
 ) -> tuple[str | None, str | None, str | None, str | None]:
     """(linked Shopify id, matched Shopify id, matched by, ERP no. the match is linked to)."""
-    return _export_target(world, shop, customer, email, lambda: e164)
+    return _export_target(world, shop, customer, email, lambda: phones.normal_e164(e164))
 
 
 def _export_target(
@@ -620,7 +620,7 @@ def _export_target(
     if match_id is None:
         phone = e164()
         if phone:
-            match_id = world.shopify_by_phone(phone)
+            match_id = world.shopify_by_e164(phone)
             match_by = "phone" if match_id else None
     linked_to: str | None = None
     if match_id is not None:
@@ -695,7 +695,7 @@ class ExportFacts(Facts):
             has_it = (
                 target_customer is not None and phones.normal_e164(target_customer.phone) == e164
             )
-            owner = world.shopify_by_phone(e164)
+            owner = world.shopify_by_e164(e164)
             self["phone.duplicate_in_shopify"] = owner is not None and owner != target
             other = world.phone_owner(customer, e164)
             self["phone.duplicate_in_batch"] = other is not None and not has_it

@@ -13,19 +13,26 @@ NONE = "none"
 
 
 def _clean(text: str | None) -> str:
-    return " ".join((text or "").split())
+    return " ".join(text.split()) if text else ""
 
 
 def ns(source: str, first: str | None, last: str | None, company: str | None) -> str:
     """NS(source): ``first_and_last_name`` -> "first last", ``last_and_first_name`` ->
     "last first" (no comma), ``company_name`` -> company, anything else -> ""."""
     if source == FIRST_AND_LAST:
-        return " ".join(part for part in (_clean(first), _clean(last)) if part)
+        return _pair(_clean(first), _clean(last))
     if source == LAST_AND_FIRST:
-        return " ".join(part for part in (_clean(last), _clean(first)) if part)
+        return _pair(_clean(last), _clean(first))
     if source == COMPANY:
         return _clean(company)
     return ""
+
+
+def _pair(one: str, two: str) -> str:
+    """``one two``, or the one of them that is not empty."""
+    if one and two:
+        return f"{one} {two}"
+    return one or two
 
 
 def split(text: str | None, source: str) -> tuple[str, str] | None:

@@ -306,6 +306,11 @@ class World:
         value = phones.normal_e164(e164)
         return self._shopify_phone.get(value) if value else None
 
+    def shopify_by_e164(self, e164: str) -> str | None:
+        """:meth:`shopify_by_phone` of a number as :func:`phones.to_e164` gives it (already
+        ``+`` and digits, nothing to normalise)."""
+        return self._shopify_phone.get(e164)
+
     # --- links ---------------------------------------------------------------------------------
 
     def link_for_shopify(self, shop: str, shopify_id: str) -> Link | None:
