@@ -169,10 +169,21 @@ def company_facts(company: CompanyInfo) -> Mapping[str, Any]:
     return facts
 
 
-@lru_cache(maxsize=64)
+#: (settings, company) -> their facts, by identity: hashing two frozen records field by
+#: field on every record costs more than building the facts
+_BASES: dict[tuple[int, int], tuple[ShopSettings, CompanyInfo, Mapping[str, Any]]] = {}
+
+
 def _base(settings: ShopSettings, company: CompanyInfo) -> Mapping[str, Any]:
+    key = (id(settings), id(company))
+    known = _BASES.get(key)
+    if known is not None and known[0] is settings and known[1] is company:
+        return known[2]
     facts = dict(settings_facts(settings))
     facts.update(company_facts(company))
+    if len(_BASES) >= 64:
+        _BASES.clear()
+    _BASES[key] = (settings, company, facts)
     return facts
 
 
@@ -397,6 +408,10 @@ class ImportFacts(Facts):
     }
 
 
+#: import groups computed on first use: lookups, per-country setups, names and mapped values
+_IMPORT_DEFERRED = tuple(group for group in ImportFacts.LOADERS if group != "erp")
+
+
 def import_facts(
     world: World,
     shop: ShopContext,
@@ -459,8 +474,7 @@ def import_facts(
     if allow_create is not None:
         facts["caller.allow_create"] = bool(allow_create)
     # --- lookups, per-country setups, names and mapped values (§5): on first use -------------
-    facts.defer("lookup", "default_country_setup", "first_country_setup", "names", "address")
-    facts.defer("mapped")
+    facts.defer(*_IMPORT_DEFERRED)
     return facts if lazy else facts.complete()
 
 
@@ -729,6 +743,10 @@ class ExportFacts(Facts):
     }
 
 
+#: every export group but ``export.requested`` is computed on first use
+_EXPORT_DEFERRED = tuple(ExportFacts.LOADERS)
+
+
 def export_facts(
     world: World,
     shop: ShopContext,
@@ -744,8 +762,7 @@ def export_facts(
     facts._e164 = _UNREAD
     facts._target = None
     facts["export.requested"] = bool(requested)
-    facts.defer("erp", "email", "country", "shopify_link", "shopify_match", "phone", "county")
-    facts.defer("province")
+    facts.defer(*_EXPORT_DEFERRED)
     return facts if lazy else facts.complete()
 
 
