@@ -1146,9 +1146,11 @@ def display_path(path: Path) -> str:
         return str(resolved.relative_to(Path.cwd().resolve()))
     except ValueError:
         pass
-    shipped_root = shipped_rules_dir().resolve().parent
+    shipped = shipped_rules_dir().resolve()
     try:
-        return str(resolved.relative_to(shipped_root))
+        # only the shipped rules (and their tests): other files of the installation, such
+        # as a checkout's examples/, are shown where they are, so that they can be opened
+        return str(Path(shipped.name) / resolved.relative_to(shipped))
     except ValueError:
         return str(path)
 

@@ -250,3 +250,21 @@ def test_orders_map_bad_ids_unknown_customers_and_empty_files(
     empty.write_text("", encoding="utf-8")
     assert main(["orders", "map", "-c", str(config), "--file", str(empty), "--dry-run"]) == 0
     assert f"{empty}: no orders to map" in _no_traceback(capsys.readouterr())
+
+
+def test_paths_outside_the_working_folder_are_shown_so_that_they_can_be_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project_root: Path
+) -> None:
+    from custsync.engine.resources import shipped_rules_dir
+    from custsync.engine.validate import display_path
+
+    monkeypatch.chdir(tmp_path)
+    # a shipped rule file reads the same wherever custsync runs ...
+    rule = shipped_rules_dir() / "import_match.yaml"
+    assert display_path(rule) == "rules/import_match.yaml"
+    # ... but another file of the checkout was shown as "examples/world/...", which does not
+    # exist from here
+    example = project_root / "examples" / "world" / "erp_customers.csv"
+    assert display_path(example) == str(example)
+    inside = tmp_path / "world" / "a.csv"
+    assert display_path(inside) == "world/a.csv"
