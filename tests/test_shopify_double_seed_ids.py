@@ -35,3 +35,29 @@ def test_numeric_text_ids_and_bad_ids(tmp_path: Path) -> None:
         load_seed_file(ShopifyDouble().store, bad)
     assert "/customers/0/id: expected a positive number or a gid" in raised.value.message
     assert "/customers/1/id:" in raised.value.message
+
+
+def test_countries_outside_shopifys_country_enum_are_refused_not_stored(tmp_path: Path) -> None:
+    """An address in Antarctica (AQ) was stored, and then every customers query failed with
+    "Enum 'CountryCode' cannot represent value: 'AQ'"; Kosovo (XK), which Shopify knows but
+    ISO 3166 does not, was refused."""
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "customers:\n"
+        "  - {email: a@example.com, addresses: [{address1: x, city: y, country_code: AQ}]}\n"
+        "  - {email: b@example.com, addresses: [{address1: x, city: y, country_code: PR}]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_seed_file(ShopifyDouble().store, seed)
+    assert "/customers/0/addresses/0/country: Country is invalid" in raised.value.message
+    assert "/customers/1/addresses/0/country: Country is invalid" in raised.value.message
+
+    seed.write_text(
+        "customers:\n"
+        "  - {email: k@example.com, addresses: [{address1: x, city: Pristina, country_code: XK}]}\n",
+        encoding="utf-8",
+    )
+    double = ShopifyDouble()
+    load_seed_file(double.store, seed)
+    assert double.store.customers()[0]["addresses"][0]["countryCode"] == "XK"

@@ -127,18 +127,45 @@ def locale_ok(value: str) -> bool:
     return bool(_LOCALE.match(value))
 
 
+#: Shopify country codes that are not ISO 3166-1 countries (pycountry does not know them)
+_SHOPIFY_ONLY_COUNTRIES = {
+    "AC": "Ascension Island",
+    "AN": "Netherlands Antilles",
+    "TA": "Tristan da Cunha",
+    "XK": "Kosovo",
+    "ZZ": "Unknown Region",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def shopify_country_codes() -> frozenset[str]:
+    """The values of the Admin API's ``CountryCode`` enum in the double's schema. ISO codes
+    outside it (AQ, and US territories such as PR or GU, which Shopify keeps as US provinces)
+    cannot be stored: a query returning one would fail for every reader."""
+    from importlib import resources
+
+    text = resources.files(__package__).joinpath("schema.graphql").read_text(encoding="utf-8")
+    found = re.search(r"enum CountryCode \{([^}]*)\}", text)
+    return frozenset(found.group(1).split()) if found else frozenset()
+
+
 @functools.lru_cache(maxsize=1024)  # pycountry lookups are slow; stores repeat a few countries
 def country(code_or_name: str | None) -> tuple[str, str] | None:
-    """``(ISO code, English name)`` for a code or name; ``None`` when unknown."""
+    """``(ISO code, English name)`` for a code or name Shopify accepts; ``None`` when unknown."""
     if not code_or_name:
         return None
     text = code_or_name.strip()
+    if text.upper() in _SHOPIFY_ONLY_COUNTRIES:
+        return text.upper(), _SHOPIFY_ONLY_COUNTRIES[text.upper()]
     found = pycountry.countries.get(alpha_2=text.upper()) if len(text) == 2 else None
     if found is None:
         try:
             found = pycountry.countries.lookup(text)
         except LookupError:
             return None
+    known = shopify_country_codes()
+    if known and found.alpha_2 not in known:
+        return None
     name = getattr(found, "common_name", None) or found.name
     return found.alpha_2, name
 
