@@ -223,9 +223,7 @@ def _schema_problems(doc: LoadedDocument) -> list[Diagnostic]:
     from .validate import schema_diagnostics
 
     if doc.data is None:
-        return [
-            _problem(doc, "", "empty", "the file is empty; a rule-test file needs 'cases'")
-        ]
+        return [_problem(doc, "", "empty", "the file is empty; a rule-test file needs 'cases'")]
     problems = schema_diagnostics(doc, _validator())
     problems.sort(key=lambda p: (p.line, p.column, p.message))
     return problems
@@ -482,18 +480,22 @@ def _normalize_expect(expect: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_test_file(path: str | Path) -> TestFile:
     """Load, validate and build one rule-test file; raise DiagnosticsError with every problem."""
+    from .validate import display_path
+
+    shown = display_path(Path(path))  # the shipped suite as rules/tests/<file>, like rules
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
         pos = exc.position
         raise DiagnosticsError(
-            [Diagnostic(exc.path, pos.line, pos.column, Severity.ERROR, "yaml", "", exc.message)]
+            [Diagnostic(shown, pos.line, pos.column, Severity.ERROR, "yaml", "", exc.message)]
         ) from None
     except OSError as exc:
         message = f"cannot read: {exc.strerror or exc}"
         raise DiagnosticsError(
-            [Diagnostic(str(path), 0, 0, Severity.ERROR, "io", "", message)]
+            [Diagnostic(shown, 0, 0, Severity.ERROR, "io", "", message)]
         ) from None
+    doc.path = shown
     problems = [
         Diagnostic(doc.path, pos.line, pos.column, Severity.ERROR, "yaml", pointer, message)
         for pointer, pos, message in doc.problems
@@ -620,7 +622,10 @@ def compare(
     """
     mismatches: list[str] = []
     actual_view: dict[str, Any] = {}
-    if decision.reason_code in _ENGINE_TROUBLE and expect.get("reason_code") != decision.reason_code:
+    if (
+        decision.reason_code in _ENGINE_TROUBLE
+        and expect.get("reason_code") != decision.reason_code
+    ):
         # the engine could not decide: never let a bare ``action: skip`` pass on that
         mismatches.append(f"the engine did not decide ({decision.reason_code}): {decision.message}")
     scalars = {

@@ -7,6 +7,7 @@ runner alone; tests/test_shipped_rules.py runs the shipped suite through the rea
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -655,3 +656,15 @@ def test_cli_schema_problems_use_validate_words(
     )
     assert "k.yaml:4:5: error[schema] /cases/0/expec: unknown property 'expec' (did you mean" in err
     assert "Traceback" not in err
+
+
+def test_cli_shipped_suite_is_shown_as_rules_tests_wherever_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like `rules list` and plans, and as the docs show it (it printed absolute paths)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "test", "-k", "ignores case"]) == exitcodes.OK
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^PASS rules/tests/import_match\.yaml:\d+ e-mail match ignores case$", out, re.M
+    )

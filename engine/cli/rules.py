@@ -129,14 +129,11 @@ def _checked_dirs(raw: Sequence[str]) -> list[Path]:
 
 
 def _display(path: str | Path) -> str:
-    """A path relative to the working folder when it is inside it, else as it is."""
-    candidate = Path(path)
-    if not candidate.is_absolute():
-        return str(path)
-    try:
-        return str(candidate.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """A path relative to the working folder when it is inside it, a shipped rule file as
+    ``rules/<file>``, else as it is (:func:`custsync.engine.validate.display_path`)."""
+    from ..validate import display_path
+
+    return display_path(Path(path))
 
 
 def _print_diagnostics(diagnostics: Sequence[Any]) -> None:
@@ -184,7 +181,7 @@ def _test(args: argparse.Namespace) -> int:
         runner = ruletest.RuleTestRunner(batch.rule_dirs)
         for path in batch.paths:
             try:
-                test_file = ruletest.load_test_file(_display(path))
+                test_file = ruletest.load_test_file(path)
             except DiagnosticsError as exc:
                 problems.extend(exc.diagnostics)
                 if text:
