@@ -91,8 +91,11 @@ _IMPORT_FIELDS = frozenset(ERP_CUSTOMER_FIELDS) | frozenset(ERP_TEMPLATE_FIELDS)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` or ``""``."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    """`` (did you mean 'x'?)`` or ``""`` (a value that differs only in case, such as
+    ``NONE`` for ``none``, is always suggested)."""
+    options = list(candidates)
+    same = [option for option in options if option.lower() == word.lower()]
+    close = same or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -268,3 +268,22 @@ def test_paths_outside_the_working_folder_are_shown_so_that_they_can_be_opened(
     assert display_path(example) == str(example)
     inside = tmp_path / "world" / "a.csv"
     assert display_path(inside) == "world/a.csv"
+
+
+def test_a_setting_in_the_wrong_case_gets_a_suggestion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "custsync.yaml"
+    path.write_text(
+        "erp: {url: 'sqlite:///erp.db'}\n"
+        "shops:\n"
+        "  - name: main\n"
+        "    shopify: {url: 'http://127.0.0.1:8765', access_token_env: T}\n"
+        "    settings: {customer_import: NONE}\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", "-c", str(path)]) == exitcodes.ERROR
+    assert (
+        "'NONE' is not one of: none, with_order_import, all_customers (did you mean 'none'?)"
+        in (_no_traceback(capsys.readouterr()))
+    )
