@@ -23,6 +23,11 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, re_util
 from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers.phonenumberutil import (
+    PhoneNumberType,
+    _number_type_helper,
+    national_significant_number,
+)
 
 # phonenumbers compiles its metadata patterns on every use through re.compile (a lookup in the
 # re module's bounded cache, an actual compilation once that cache has been filled by others);
@@ -141,11 +146,43 @@ class Reading:
     def valid(self) -> bool:
         if self._valid is None:
             number = self._number
-            self._valid = number is not None and phonenumbers.is_valid_number(number)
+            self._valid = number is not None and is_valid_number(number)
         return self._valid
 
 
 _NOTHING = Reading(None)
+
+#: the phonenumbers release whose is_valid_number :func:`is_valid_number` was read against
+_VALIDITY_READ_AGAINST = "9.0.43"
+
+
+def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
+    """``phonenumbers.is_valid_number`` without its second look at the same region.
+
+    For a calling code shared by several regions (1: US, CA and the NANPA islands; 44; 7;
+    ...), phonenumbers first finds the region (``_region_code_for_number_from_list``: the
+    first whose leading digits match, or whose number type for the number is not UNKNOWN),
+    then ``is_valid_number_for_region`` checks that region's calling code and computes the
+    *same* number type again. Found by its type, the number is valid exactly when that region
+    has the number's calling code; found by leading digits, the library's own check decides.
+    Same answer, one type computation less. Any other phonenumbers release, or a calling
+    code of one region, goes to the library itself.
+    """
+    code = number.country_code
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
+    if regions is None or len(regions) == 1 or phonenumbers.__version__ != _VALIDITY_READ_AGAINST:
+        return bool(phonenumbers.is_valid_number(number))
+    nsn = national_significant_number(number)
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if re_util.re_compile(metadata.leading_digits).match(nsn):
+                return bool(phonenumbers.is_valid_number_for_region(number, region))
+        elif _number_type_helper(nsn, metadata) != PhoneNumberType.UNKNOWN:
+            return bool(metadata.country_code == number.country_code)
+    return False
 
 
 @lru_cache(maxsize=READING_CACHE_SIZE)

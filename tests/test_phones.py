@@ -149,3 +149,32 @@ def test_could_read_as_never_rejects_a_real_reading() -> None:
         for e164 in (phones.to_e164(text, region), phones.match_e164(text, region)):
             if e164:
                 assert phones.could_read_as(text, region, e164), (text, region, e164)
+
+
+def test_is_valid_number_answers_as_phonenumbers_does() -> None:
+    """Every region of every calling code shared by several regions (NANPA, 44, 7, ...):
+    example numbers of each type, and the same numbers with digits changed."""
+    rng = random.Random(7)
+    shared = [
+        r for rs in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.values() if len(rs) > 1 for r in rs
+    ]
+    checked = 0
+    for region in shared:
+        for kind in range(11):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            text = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            for _ in range(6):
+                mutated = text[:3] + "".join(
+                    c if rng.random() > 0.3 else str(rng.randint(0, 9)) for c in text[3:]
+                )
+                try:
+                    number = phonenumbers.parse(mutated, None)
+                except phonenumbers.NumberParseException:
+                    continue
+                assert phones.is_valid_number(number) is phonenumbers.is_valid_number(number), (
+                    mutated
+                )
+                checked += 1
+    assert checked > 1000
