@@ -287,3 +287,35 @@ def test_a_setting_in_the_wrong_case_gets_a_suggestion(
         "'NONE' is not one of: none, with_order_import, all_customers (did you mean 'none'?)"
         in (_no_traceback(capsys.readouterr()))
     )
+
+
+def test_sync_and_orders_refuse_a_files_world_without_creating_a_state_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], project_root: Path
+) -> None:
+    """`custsync sync -c examples/custsync.yaml` used to create the example's state database
+    (next to the config, in the checkout) before saying the files connector is read-only."""
+    world = project_root / "examples" / "world"
+    config = tmp_path / "custsync.yaml"
+    config.write_text(
+        f"erp: {{url: 'files:{world}'}}\n"
+        "state: {url: 'sqlite:///state.db'}\n"
+        f"shops:\n  - name: main\n    shopify: {{url: 'files:{world}'}}\n",
+        encoding="utf-8",
+    )
+    orders = world / "orders.yaml"
+    for command in (["sync", "--no-progress"], ["orders", "map", "--file", str(orders)]):
+        assert main([*command, "-c", str(config)]) == exitcodes.ERROR
+        assert "the files connector is read-only" in _no_traceback(capsys.readouterr())
+        assert not (tmp_path / "state.db").exists()
+
+
+def test_sync_with_a_missing_token_creates_no_state_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CUSTSYNC_QA_TOKEN", raising=False)
+    config = _config(tmp_path, state="sqlite:///state.db")
+    capsys.readouterr()
+    assert main(["sync", "-c", str(config), "--no-progress"]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert "environment variable CUSTSYNC_QA_TOKEN is not set or empty" in err
+    assert not (tmp_path / "state.db").exists()

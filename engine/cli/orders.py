@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import ExitStack, closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -86,16 +87,12 @@ def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..apply import Applier
     from ..config import require_config
-    from ..decide import Engine
-    from ..model import Action, Direction
+    from ..model import Action
     from ..registry import open_erp_writer
-    from ..schedule import lease_name, make_holder_id
     from ..state import open_store
     from ..sync import open_shopify_writer_for, shop_context
     from ..validate import require_rule_set
-    from ..world import World
 
     for order_id in args.order or ():
         _order_gid(order_id)  # every id checked before anything is opened
@@ -114,60 +111,13 @@ def _run(args: argparse.Namespace) -> int:
     else:
         shop = config.shops[0]
     context = shop_context(shop)
-    state = open_store(config.state_url)
-    erp = open_erp_writer(config.erp_url)
-    shopify = open_shopify_writer_for(shop)
-    holder = make_holder_id()
-    lease = lease_name(shop.name)
-    try:
-        orders, problems = _load_orders(args, shopify)
-        world = World(erp.iter_customers(), erp.reference(), (), state.links(shop.name))
-        for index, order in enumerate(orders):
-            customer = order.customer
-            if customer is not None and not (customer.email or customer.addresses):
-                # a file names the customer by id only: read it from the store
-                fetched = shopify.get_customer(customer.id)
-                if fetched is not None:
-                    customer = fetched
-                    orders[index] = replace(order, customer=fetched)
-                else:
-                    # mapped without it, instead of as a customer "without an address"
-                    problems.append(
-                        f"order {order.name or order.id}: Shopify customer {customer.id} is "
-                        "not in the shop; mapped without a Shopify customer"
-                    )
-                    customer = None
-                    orders[index] = replace(order, customer=None)
-            if customer is not None:
-                world.add_shopify(customer)
-        engine = Engine(rules)
-        decisions = [engine.decide_order(world, context, order) for order in orders]
-        outcomes: list[tuple[Any, Any]] = []
-        run_id = None
-        if not args.dry_run and any(d.action is not Action.SKIP for d in decisions):
-            if not state.acquire_lease(lease, holder, 120):
-                raise ConfigError(f"shop {shop.name} is being synced by another process")
-            try:
-                run_id = state.start_run(shop.name, Direction.ORDER.value, datetime.now(UTC))
-                applier = Applier(
-                    shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify
-                )
-                outcomes = [(d, applier.apply(d)) for d in decisions]
-                failed = sum(1 for _, o in outcomes if o.status == "failed")
-                state.finish_run(
-                    run_id,
-                    "failed" if failed else "succeeded",
-                    {"mapped": len(outcomes) - failed, "failed": failed},
-                    f"{failed} order(s) failed" if failed else "",
-                )
-            finally:
-                state.release_lease(lease, holder)
-        else:
-            outcomes = [(d, None) for d in decisions]
-    finally:
-        shopify.close()
-        erp.close()
-        state.close()
+    with ExitStack() as opened:
+        # the writers first: a read-only files: world or a missing token is reported
+        # before a state database is created
+        erp = opened.enter_context(closing(open_erp_writer(config.erp_url)))
+        shopify = opened.enter_context(closing(open_shopify_writer_for(shop)))
+        state = opened.enter_context(closing(open_store(config.state_url)))
+        outcomes, problems = _map(args, rules, shop, context, state, erp, shopify)
     if not outcomes and not problems:
         print(f"custsync: {args.file or 'the orders given'}: no orders to map", file=sys.stderr)
     _print(outcomes, problems, args.output, dry_run=args.dry_run)
@@ -175,6 +125,69 @@ def _run(args: argparse.Namespace) -> int:
         d.action is Action.SKIP or (o is not None and o.status == "failed") for d, o in outcomes
     )
     return exitcodes.ERROR if unmapped or problems else exitcodes.OK
+
+
+def _map(
+    args: argparse.Namespace,
+    rules: Any,
+    shop: Any,
+    context: Any,
+    state: Any,
+    erp: Any,
+    shopify: Any,
+) -> tuple[list[tuple[Any, Any]], list[str]]:
+    """Decide (and, without --dry-run, apply) the orders; the outcomes and the problems."""
+    from ..apply import Applier
+    from ..decide import Engine
+    from ..model import Action, Direction
+    from ..schedule import lease_name, make_holder_id
+    from ..world import World
+
+    holder = make_holder_id()
+    lease = lease_name(shop.name)
+    orders, problems = _load_orders(args, shopify)
+    world = World(erp.iter_customers(), erp.reference(), (), state.links(shop.name))
+    for index, order in enumerate(orders):
+        customer = order.customer
+        if customer is not None and not (customer.email or customer.addresses):
+            # a file names the customer by id only: read it from the store
+            fetched = shopify.get_customer(customer.id)
+            if fetched is not None:
+                customer = fetched
+                orders[index] = replace(order, customer=fetched)
+            else:
+                # mapped without it, instead of as a customer "without an address"
+                problems.append(
+                    f"order {order.name or order.id}: Shopify customer {customer.id} is "
+                    "not in the shop; mapped without a Shopify customer"
+                )
+                customer = None
+                orders[index] = replace(order, customer=None)
+        if customer is not None:
+            world.add_shopify(customer)
+    engine = Engine(rules)
+    decisions = [engine.decide_order(world, context, order) for order in orders]
+    outcomes: list[tuple[Any, Any]] = []
+    run_id = None
+    if not args.dry_run and any(d.action is not Action.SKIP for d in decisions):
+        if not state.acquire_lease(lease, holder, 120):
+            raise ConfigError(f"shop {shop.name} is being synced by another process")
+        try:
+            run_id = state.start_run(shop.name, Direction.ORDER.value, datetime.now(UTC))
+            applier = Applier(shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify)
+            outcomes = [(d, applier.apply(d)) for d in decisions]
+            failed = sum(1 for _, o in outcomes if o.status == "failed")
+            state.finish_run(
+                run_id,
+                "failed" if failed else "succeeded",
+                {"mapped": len(outcomes) - failed, "failed": failed},
+                f"{failed} order(s) failed" if failed else "",
+            )
+        finally:
+            state.release_lease(lease, holder)
+    else:
+        outcomes = [(d, None) for d in decisions]
+    return outcomes, problems
 
 
 def _customer_of(decision: Any, outcome: Any) -> str:

@@ -114,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_saved_plan(saved, args, [s.name for s in config.shops], config_path)
         shops = [s for s in shops if s.name in saved.shops]
 
+    _check_writers(config, shops)
     stop = StopToken()
     results = []
     worst = exitcodes.OK
@@ -159,6 +160,18 @@ def _run(args: argparse.Namespace) -> int:
             state.close()
     _print_results(results, args.output)
     return worst
+
+
+def _check_writers(config: Any, shops: list[Any]) -> None:
+    """Open (and close) every writer once before the state store is opened or created: a
+    read-only files: world, a missing token or ERP database is reported without leaving a
+    new state database behind."""
+    from ..registry import open_erp_writer
+    from ..sync import open_shopify_writer_for
+
+    open_erp_writer(config.erp_url).close()
+    for shop in shops:
+        open_shopify_writer_for(shop).close()
 
 
 def _check_saved_plan(
