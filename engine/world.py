@@ -133,21 +133,49 @@ class World:
         self._email: dict[str, str] = {}
         self._phone: dict[str, str | list[str]] = {}
         email_index, phone_index = self._email, self._phone
-        for no, customer in self.erp.items():
-            if customer.email:
-                email = _folded(customer.email)
+        suffix = phones.SUFFIX_DIGITS
+        for no, customer in self.erp.items():  # a million times: written out, not called
+            email = customer.email
+            if email:
+                email = email.strip()
+                folded = email.casefold()
+                if folded != email:
+                    email = folded
                 if email and email not in email_index:
                     email_index[email] = no
-            if customer.phone:
-                for key in phones.suffix_keys(customer.phone):
-                    _add(phone_index, key, no)
+            phone = customer.phone
+            if phone:
+                if "x" in phone or "X" in phone or "#" in phone:  # maybe an extension
+                    keys: Iterable[str] = phones.suffix_keys(phone)
+                else:  # phones.suffix_keys without an extension: one key
+                    only = phones.digits(phone)
+                    keys = (only[-suffix:],) if len(only) >= suffix else ()
+                for key in keys:
+                    present = phone_index.get(key)
+                    if present is None:
+                        phone_index[key] = no
+                    else:
+                        _add(phone_index, key, no)
         self._bill_to: dict[tuple[str, ...], str] | None = None  # built on first use
         # --- Shopify customers --------------------------------------------------------------
         self.shopify: dict[str, ShopifyCustomer] = {}
         self._shopify_email: dict[str, str] = {}
         self._shopify_phone: dict[str, str] = {}
-        for shopify_customer in shopify_customers:
-            self.add_shopify(shopify_customer)
+        by_id, shopify_email, shopify_phone = self.shopify, self._shopify_email, self._shopify_phone
+        for shopify_customer in shopify_customers:  # add_shopify, written out
+            by_id[shopify_customer.id] = shopify_customer
+            email = shopify_customer.email
+            if email:
+                email = email.strip()
+                folded = email.casefold()
+                if folded != email:
+                    email = folded
+                if email and email not in shopify_email:
+                    shopify_email[email] = shopify_customer.id
+            if shopify_customer.phone:
+                phone = phones.normal_e164(shopify_customer.phone)
+                if phone and phone not in shopify_phone:
+                    shopify_phone[phone] = shopify_customer.id
         # --- links --------------------------------------------------------------------------
         self._links: dict[tuple[str, str], Link] = {}
         self._links_by_erp: dict[tuple[str, str], Link] = {}
