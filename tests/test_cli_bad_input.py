@@ -319,3 +319,20 @@ def test_sync_with_a_missing_token_creates_no_state_database(
     err = _no_traceback(capsys.readouterr())
     assert "environment variable CUSTSYNC_QA_TOKEN is not set or empty" in err
     assert not (tmp_path / "state.db").exists()
+
+
+def test_erp_load_of_a_semicolon_file_suggests_the_delimiter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    make_erp(url)
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("no;city\nC1;Oakland\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["erp", "load", str(csv_file), "--erp", url]) == exitcodes.ERROR
+    expected = (
+        f"{csv_file}:1: no;city: unknown column for customers; the file seems separated by "
+        "';': use --delimiter ';'"
+    )
+    assert expected in _no_traceback(capsys.readouterr())
+    assert main(["erp", "load", str(csv_file), "--erp", url, "--delimiter", ";"]) == exitcodes.OK

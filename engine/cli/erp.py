@@ -251,9 +251,13 @@ def _header(
         elif name in seen:
             result.problems.append((line, name, "column appears twice in the header"))
         elif name not in allowed:
-            result.problems.append(
-                (line, name, f"unknown column for {kind} (known: {', '.join(allowed)})")
+            other = next((d for d in ";\t|" if len(columns) == 1 and d in name), None)
+            hint = (
+                f"; the file seems separated by {other!r}: use --delimiter {other!r}"
+                if other
+                else f" (known: {', '.join(allowed)})"
             )
+            result.problems.append((line, name, f"unknown column for {kind}{hint}"))
         seen.add(name)
     key = _KEY_COLUMN.get(kind)
     if key and key not in columns:
