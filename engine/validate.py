@@ -1153,9 +1153,12 @@ def display_path(path: Path) -> str:
     try:
         # only the shipped rules (and their tests): other files of the installation, such
         # as a checkout's examples/, are shown where they are, so that they can be opened
-        return str(Path(shipped.name) / resolved.relative_to(shipped))
+        shown = Path(shipped.name) / resolved.relative_to(shipped)
     except ValueError:
         return str(path)
+    if shown.exists() and shown.resolve() != resolved:
+        return str(path)  # the working folder has its own rules/<file>: no ambiguity
+    return str(shown)
 
 
 def read_document(

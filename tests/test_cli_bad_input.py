@@ -336,3 +336,20 @@ def test_erp_load_of_a_semicolon_file_suggests_the_delimiter(
     )
     assert expected in _no_traceback(capsys.readouterr())
     assert main(["erp", "load", str(csv_file), "--erp", url, "--delimiter", ";"]) == exitcodes.OK
+
+
+def test_a_users_own_rules_folder_does_not_shadow_shipped_rule_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a folder with its own rules/import_match.yaml, `rules show` printed the shipped
+    rule as rules/import_match.yaml:19 and read the user's file there (no when/then)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "import_match.yaml").write_text(
+        "decision: import_match\nrules:\n  - id: mine\n    then: {action: no_match}\n",
+        encoding="utf-8",
+    )
+    assert main(["rules", "show", "match-by-email"]) == exitcodes.OK
+    out = capsys.readouterr().out
+    assert "file:        rules/import_match.yaml" not in out
+    assert "import_match.yaml:" in out and "lookup.email_customer_no:" in out
