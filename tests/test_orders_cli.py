@@ -158,3 +158,17 @@ def test_orders_map_reports_unknown_orders(
     config, _erp_url, _double = world
     assert main(["orders", "map", "--config", str(config), "--order", "999999"]) == exitcodes.ERROR
     assert "not found" in capsys.readouterr().out
+
+
+def test_orders_map_while_the_shop_is_being_synced_exits_4(
+    world: tuple[Path, str, ShopifyDouble], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _erp_url, _double = world
+    store = open_store(f"sqlite:///{config.parent / 'state.db'}")
+    try:
+        assert store.acquire_lease("shop:main", "elsewhere:1:abc", 60)
+        code = main(["orders", "map", "--config", str(config), "--order", "5001"])
+    finally:
+        store.close()
+    assert code == exitcodes.LOCKED
+    assert "being synced by elsewhere:1:abc" in capsys.readouterr().err

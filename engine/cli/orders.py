@@ -86,6 +86,10 @@ def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list
     return orders, problems
 
 
+class _Locked(Exception):
+    """Another process holds the shop's lease (exit 4, like ``sync``)."""
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..config import require_config
     from ..model import Action
@@ -117,7 +121,11 @@ def _run(args: argparse.Namespace) -> int:
         erp = opened.enter_context(closing(open_erp_writer(config.erp_url)))
         shopify = opened.enter_context(closing(open_shopify_writer_for(shop)))
         state = opened.enter_context(closing(open_store(config.state_url)))
-        outcomes, problems = _map(args, rules, shop, context, state, erp, shopify)
+        try:
+            outcomes, problems = _map(args, rules, shop, context, state, erp, shopify)
+        except _Locked as exc:
+            print(f"custsync: {exc}; try later", file=sys.stderr)
+            return exitcodes.LOCKED
     if not outcomes and not problems:
         print(f"custsync: {args.file or 'the orders given'}: no orders to map", file=sys.stderr)
     _print(outcomes, problems, args.output, dry_run=args.dry_run)
@@ -140,7 +148,7 @@ def _map(
     from ..apply import Applier
     from ..decide import Engine
     from ..model import Action, Direction
-    from ..schedule import lease_name, make_holder_id
+    from ..schedule import acquire_shop_lease, lease_name, make_holder_id
     from ..world import World
 
     holder = make_holder_id()
@@ -170,8 +178,9 @@ def _map(
     outcomes: list[tuple[Any, Any]] = []
     run_id = None
     if not args.dry_run and any(d.action is not Action.SKIP for d in decisions):
-        if not state.acquire_lease(lease, holder, 120):
-            raise ConfigError(f"shop {shop.name} is being synced by another process")
+        acquired, other = acquire_shop_lease(state, lease, holder, 120)
+        if not acquired:
+            raise _Locked(f"shop {shop.name} is being synced by {other or 'another process'}")
         try:
             run_id = state.start_run(shop.name, Direction.ORDER.value, datetime.now(UTC))
             applier = Applier(shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify)
