@@ -301,7 +301,9 @@ def _inject_export_faults(double: ShopifyDouble) -> None:
 def test_export_one_by_one_under_faults_creates_each_customer_exactly_once(
     shopify_double_factory: Callable[..., ShopifyDouble],
 ) -> None:
-    """Customer by customer (the path for small batches), every kind of fault on the way."""
+    """A full export of 2,000 customers one by one (the path a sync's creates take), under
+    every kind of fault on the way: 5xx, 429, THROTTLED bursts, dropped connections (also
+    after the write happened) and a slow answer."""
     # Standard-plan bucket, 50x time on both sides
     double = shopify_double_factory(bucket_size=2000, restore_rate=100.0, time_scale=50.0)
     double.store.load([{"email": "export7@example.com", "firstName": "Already"}], [])
@@ -309,7 +311,7 @@ def test_export_one_by_one_under_faults_creates_each_customer_exactly_once(
     writer = open_writer(
         double.url, token=TOKEN, timeout=1.0, time_scale=50.0, bulk_writes="never", **FAST
     )
-    items = [(f"C{i:04d}", export_input(i)) for i in range(400)]
+    items = [(f"C{i:04d}", export_input(i)) for i in range(2000)]
     items[13] = (
         "C0013",
         CustomerInput(first_name="Bad", email="bad13@example.com", phone="not a phone"),
@@ -317,7 +319,7 @@ def test_export_one_by_one_under_faults_creates_each_customer_exactly_once(
     results = list(writer.bulk_create_customers(items))
     writer.close()
 
-    assert len(results) == 400
+    assert len(results) == 2000
     by_key = {r.key: r for r in results}
     failures = {k: r.errors for k, r in by_key.items() if not r.ok}
     assert failures == {
@@ -325,7 +327,7 @@ def test_export_one_by_one_under_faults_creates_each_customer_exactly_once(
         "C0013": ("Phone is invalid",),
     }
     emails = Counter(c.get("email") for c in double.store.customers())
-    assert double.store.count() == 1 + 398
+    assert double.store.count() == 1 + 1998
     assert all(count == 1 for count in emails.values())
     for key, result in by_key.items():
         if result.ok:
