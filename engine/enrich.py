@@ -113,7 +113,7 @@ class Facts(dict[str, Any]):
     def require(self, groups: Iterable[str]) -> None:
         """Compute the deferred ones of ``groups`` now."""
         pending = self._pending
-        if pending:
+        if pending and not pending.isdisjoint(groups):
             for group in groups:
                 if group in pending:
                     self._load(group)
