@@ -178,3 +178,50 @@ def test_is_valid_number_answers_as_phonenumbers_does() -> None:
                 )
                 checked += 1
     assert checked > 1000
+
+
+def test_digits_fast_path_answers_as_the_library_does() -> None:
+    from phonenumbers import phonenumberutil
+
+    patched = phonenumberutil.normalize_digits_only
+    original = getattr(patched, "__wrapped__", patched)
+    rng = random.Random(5)
+    alphabet = "0123456789 +-().x#\uff10\uff19\u0663a"  # ASCII, full-width and Arabic digits
+    texts = ["", "0", "0123456789", "\uff11\uff12", "12\u06633", "+123", "12 34"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16))) for _ in range(500)]
+    texts += [str(rng.randint(0, 10**15)) for _ in range(200)]
+    for text in texts:
+        for keep in (False, True):
+            assert patched(text, keep) == original(text, keep), (text, keep)
+
+
+def test_parse_is_unchanged_by_the_digits_fast_path() -> None:
+    from phonenumbers import phonenumberutil
+
+    patched = phonenumberutil.normalize_digits_only
+    original = getattr(patched, "__wrapped__", patched)
+    rng = random.Random(11)
+    samples = [
+        (
+            f"{rng.choice(['+1', '', '0', '+49', '00 49 ', '+44 '])}{rng.randint(10**5, 10**11)}",
+            rng.choice(["US", "DE", "GB", "NL", "GR", "CA"]),
+        )
+        for _ in range(300)
+    ]
+
+    def readings() -> list[object]:
+        found: list[object] = []
+        for text, region in samples:
+            try:
+                found.append(phonenumbers.parse(text, region))
+            except phonenumbers.NumberParseException as exc:
+                found.append(exc.error_type)
+        return found
+
+    fast = readings()
+    phonenumberutil.normalize_digits_only = original
+    try:
+        slow = readings()
+    finally:
+        phonenumberutil.normalize_digits_only = patched
+    assert fast == slow
