@@ -61,13 +61,41 @@ def _digits_fast_path(
     return normalize_digits_only
 
 
-# parse() calls the module's own global; the public phonenumbers.normalize_digits_only is
+def _extension_fast_path(
+    original: Callable[[str], tuple[str, str]],
+) -> Callable[[str], tuple[str, str]]:
+    """phonenumbers' ``_maybe_strip_extension`` with a shortcut for ``+`` and ASCII digits only.
+
+    Every alternative of the library's extension pattern needs a character that is neither a
+    digit nor ``+`` (``;ext=``, a letter of ext/x/int/..., ``#``, ``~``, ``-``, a space, a
+    comma or ``;``), so on such a text it finds nothing and the library returns ``("",
+    number)``; the pattern search is skipped. Every other text goes to the library.
+    """
+
+    def _maybe_strip_extension(number: str) -> tuple[str, str]:
+        if type(number) is str and number.isascii() and number.lstrip("+").isdigit():
+            return "", number
+        return original(number)
+
+    _maybe_strip_extension.__wrapped__ = original  # type: ignore[attr-defined]
+    return _maybe_strip_extension
+
+
+# parse() calls the module's own globals; the public phonenumbers.normalize_digits_only is
 # left as it is. Only for the release read against (any other keeps the library's code).
 if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
     _phonenumberutil.normalize_digits_only, "__wrapped__"
 ):
     _phonenumberutil.normalize_digits_only = _digits_fast_path(
         _phonenumberutil.normalize_digits_only
+    )
+if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
+    _phonenumberutil._maybe_strip_extension, "__wrapped__"
+):
+    setattr(  # noqa: B010 (the stubs type the module's function more narrowly)
+        _phonenumberutil,
+        "_maybe_strip_extension",
+        _extension_fast_path(_phonenumberutil._maybe_strip_extension),
     )
 
 #: digits compared by the candidate index; a match must agree on these last digits

@@ -225,3 +225,18 @@ def test_parse_is_unchanged_by_the_digits_fast_path() -> None:
     finally:
         phonenumberutil.normalize_digits_only = patched
     assert fast == slow
+
+
+def test_extension_fast_path_answers_as_the_library_does() -> None:
+    from phonenumbers import phonenumberutil
+
+    patched = phonenumberutil._maybe_strip_extension
+    original = getattr(patched, "__wrapped__", patched)
+    assert original is not patched or phonenumbers.__version__ != "9.0.43"
+    rng = random.Random(9)
+    alphabet = "0123456789++ -#x;,~e\uff10\u0663"
+    texts = ["", "+", "++1", "+14155551234", "4155551234", "1+2", "555-1234 #12", "12 x 3"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))) for _ in range(2000)]
+    texts += [rng.choice(["+", ""]) + str(rng.randint(0, 10**15)) for _ in range(300)]
+    for text in texts:
+        assert patched(text) == original(text), text
