@@ -158,11 +158,14 @@ class Evaluator:
         if plan is None:
             return ()
         compiled, groups, signature = plan
-        if type(facts) is not dict:
+        if type(facts) is dict:
+            values = signature(facts.get)
+        else:
             require = getattr(facts, "require", None)
             if require is not None:
                 require(groups)
-        values = signature(dict.get.__get__(facts) if isinstance(facts, dict) else facts.get)
+            # a plain dict lookup (not a lazy mapping's own ``get``): the groups are there now
+            values = signature(_DICT_GET.__get__(facts) if isinstance(facts, dict) else facts.get)
         if not _PLAIN_OR_NONE.issuperset(map(type, values)):
             values = tuple(map(_normal, values))
         key = (decision, values)
@@ -213,6 +216,7 @@ class Evaluator:
             return len(self._host.get_facts(compiled.ruleset))
 
 
+_DICT_GET = dict.get
 _PLAIN = frozenset({str, bool, int})
 _PLAIN_OR_NONE = frozenset({str, bool, int, type(None)})
 
