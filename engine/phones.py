@@ -22,12 +22,12 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, re_util
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY, re_util
 from phonenumbers import phonenumberutil as _phonenumberutil
 from phonenumbers.phonemetadata import PhoneMetadata
 from phonenumbers.phonenumberutil import (
-    PhoneNumberType,
-    _number_type_helper,
+    _is_number_matching_desc,
+    country_code_for_valid_region,
     national_significant_number,
 )
 
@@ -227,13 +227,24 @@ def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
     then ``is_valid_number_for_region`` checks that region's calling code and computes the
     *same* number type again. Found by its type, the number is valid exactly when that region
     has the number's calling code; found by leading digits, the library's own check decides.
-    Same answer, one type computation less. Any other phonenumbers release, or a calling
-    code of one region, goes to the library itself.
+    Same answer, one type computation less. A calling code of one region is checked as
+    ``is_valid_number_for_region`` does. Whether a number has a type at all is answered by
+    :func:`_has_known_type` (the likeliest types first). Any other phonenumbers release goes
+    to the library itself.
     """
     code = number.country_code
     regions = COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
-    if regions is None or len(regions) == 1 or phonenumbers.__version__ != _VALIDITY_READ_AGAINST:
+    if code is None or regions is None or phonenumbers.__version__ != _VALIDITY_READ_AGAINST:
         return bool(phonenumbers.is_valid_number(number))
+    if len(regions) == 1:  # is_valid_number_for_region of the one region, as the library
+        region = regions[0]
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region.upper())
+        if metadata is None or (
+            region != REGION_CODE_FOR_NON_GEO_ENTITY
+            and code != country_code_for_valid_region(region)
+        ):
+            return False
+        return _has_known_type(national_significant_number(number), metadata)
     nsn = national_significant_number(number)
     for region in regions:
         metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
@@ -242,9 +253,40 @@ def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
         if metadata.leading_digits is not None:
             if re_util.re_compile(metadata.leading_digits).match(nsn):
                 return bool(phonenumbers.is_valid_number_for_region(number, region))
-        elif _number_type_helper(nsn, metadata) != PhoneNumberType.UNKNOWN:
+        elif _has_known_type(nsn, metadata):
             return bool(metadata.country_code == number.country_code)
     return False
+
+
+def _has_known_type(nsn: str, metadata: PhoneMetadata) -> bool:
+    """``_number_type_helper(nsn, metadata) != UNKNOWN``, with the likeliest types first.
+
+    The library returns the first of its types whose description matches (after the general
+    description), and UNKNOWN only when none does; mobile counts only when its pattern
+    differs from the fixed line's. Whether *some* type matches does not depend on the order
+    of the checks, so fixed line and mobile (most numbers) are tried first.
+    """
+    if not _is_number_matching_desc(nsn, metadata.general_desc):
+        return False
+    if _is_number_matching_desc(nsn, metadata.fixed_line):
+        return True
+    if not metadata.same_mobile_and_fixed_line_pattern and _is_number_matching_desc(
+        nsn, metadata.mobile
+    ):
+        return True
+    return any(
+        _is_number_matching_desc(nsn, desc)
+        for desc in (
+            metadata.premium_rate,
+            metadata.toll_free,
+            metadata.shared_cost,
+            metadata.voip,
+            metadata.personal_number,
+            metadata.pager,
+            metadata.uan,
+            metadata.voicemail,
+        )
+    )
 
 
 @lru_cache(maxsize=READING_CACHE_SIZE)

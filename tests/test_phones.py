@@ -180,6 +180,42 @@ def test_is_valid_number_answers_as_phonenumbers_does() -> None:
     assert checked > 1000
 
 
+def test_is_valid_number_answers_as_phonenumbers_does_for_one_region_codes() -> None:
+    """Calling codes of one region and non-geographic ones: example numbers of each type, the
+    same numbers with digits changed, and random national numbers."""
+    rng = random.Random(3)
+    checked = 0
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        if len(regions) != 1:
+            continue
+        texts: list[str] = []
+        for kind in range(11):
+            example = (
+                phonenumbers.example_number_for_non_geo_entity(code)
+                if regions[0] == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+                else phonenumbers.example_number_for_type(regions[0], kind)
+            )
+            if example is not None:
+                texts.append(
+                    phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                )
+        texts += [f"+{code}{rng.randint(10**5, 10**11)}" for _ in range(4)]
+        for text in texts:
+            for _ in range(4):
+                mutated = text[:3] + "".join(
+                    c if rng.random() > 0.3 else str(rng.randint(0, 9)) for c in text[3:]
+                )
+                try:
+                    number = phonenumbers.parse(mutated, None)
+                except phonenumbers.NumberParseException:
+                    continue
+                assert phones.is_valid_number(number) is phonenumbers.is_valid_number(number), (
+                    mutated
+                )
+                checked += 1
+    assert checked > 3000
+
+
 def test_digits_fast_path_answers_as_the_library_does() -> None:
     from phonenumbers import phonenumberutil
 
