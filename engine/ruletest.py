@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from .decide import SHOPIFY_ADDRESS_FIELDS
 from .diagnostics import Diagnostic, Severity
 from .errors import ConfigError, DiagnosticsError
 from .load import LoadedDocument, YamlSyntaxError, load_yaml
@@ -255,19 +256,6 @@ def _time(value: Any) -> dt.datetime | None:
     return parsed
 
 
-_ADDRESS_TEXT = [
-    "company",
-    "first_name",
-    "last_name",
-    "address1",
-    "address2",
-    "zip",
-    "city",
-    "country_code",
-    "province_code",
-    "province",
-    "phone",
-]
 _ERP_TEXT = ERP_CUSTOMER_FIELDS
 
 
@@ -292,7 +280,7 @@ class _Builder:
         return ShopifyAddress(
             id=_gid(data["id"], ADDRESS_GID) if "id" in data else "",
             default=bool(data.get("default", False)),
-            **{key: _text(data.get(key)) for key in _ADDRESS_TEXT},
+            **{key: _text(data.get(key)) for key in SHOPIFY_ADDRESS_FIELDS},
         )
 
     def shopify_customer(self, data: Mapping[str, Any], pointer: str) -> ShopifyCustomer:
