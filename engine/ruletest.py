@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 import yaml
 
-from .decide import SHOPIFY_ADDRESS_FIELDS
 from .diagnostics import Diagnostic, Severity
 from .errors import ConfigError, DiagnosticsError
 from .load import LoadedDocument, YamlSyntaxError, load_yaml
@@ -259,6 +258,13 @@ def _time(value: Any) -> dt.datetime | None:
 _ERP_TEXT = ERP_CUSTOMER_FIELDS
 
 
+def _address_fields() -> tuple[str, ...]:
+    # imported here: the CLI loads this module for every command, the engine only for tests
+    from .decide import SHOPIFY_ADDRESS_FIELDS
+
+    return SHOPIFY_ADDRESS_FIELDS
+
+
 class _Builder:
     """Turns validated file data into engine records, collecting located problems."""
 
@@ -280,7 +286,7 @@ class _Builder:
         return ShopifyAddress(
             id=_gid(data["id"], ADDRESS_GID) if "id" in data else "",
             default=bool(data.get("default", False)),
-            **{key: _text(data.get(key)) for key in SHOPIFY_ADDRESS_FIELDS},
+            **{key: _text(data.get(key)) for key in _address_fields()},
         )
 
     def shopify_customer(self, data: Mapping[str, Any], pointer: str) -> ShopifyCustomer:
