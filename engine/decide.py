@@ -20,6 +20,7 @@ with reason ``record-error``; it never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,50 @@ def _change_factory() -> Callable[[str, Any, Any], FieldChange]:
 
 #: builds FieldChange records (see :func:`_change_factory`); used on every changed field
 _change = _change_factory()
+
+
+def _decision_factory() -> Callable[..., Decision]:
+    """``Decision(**fields)`` without the frozen dataclass ``__init__`` (see
+    :func:`_change_factory`): a function generated from Decision's own fields, defaults and
+    default factories, which fills the slots through their descriptors. Falls back to the
+    class itself when Decision is not a plain slotted dataclass."""
+    fields = dataclasses.fields(Decision)
+    names = tuple(spec.name for spec in fields)
+    if (
+        tuple(getattr(Decision, "__slots__", ())) != names
+        or hasattr(Decision, "__post_init__")
+        or not all(spec.init for spec in fields)
+    ):
+        return Decision
+    missing = dataclasses.MISSING
+    namespace: dict[str, Any] = {
+        "allocate": object.__new__,
+        "Decision": Decision,
+        "MISSING": missing,
+    }
+    params: list[str] = []
+    body = ["    made = allocate(Decision)"]
+    for spec in fields:
+        name = spec.name
+        namespace[f"set_{name}"] = getattr(Decision, name).__set__
+        if spec.default is not missing:
+            namespace[f"default_{name}"] = spec.default
+            params.append(f"{name}=default_{name}")
+        elif spec.default_factory is not missing:
+            namespace[f"factory_{name}"] = spec.default_factory
+            params.append(f"{name}=MISSING")
+            body.append(f"    if {name} is MISSING:\n        {name} = factory_{name}()")
+        else:
+            params.append(name)
+        body.append(f"    set_{name}(made, {name})")
+    source = f"def decision({', '.join(params)}):\n" + "\n".join(body) + "\n    return made\n"
+    exec(source, namespace)  # field names come from the dataclass itself
+    function: Callable[..., Decision] = namespace["decision"]
+    return function
+
+
+#: builds Decision records (see :func:`_decision_factory`); one per record
+_decision = _decision_factory()
 
 
 _FIRED: dict[int, tuple[Rule, FiredRule]] = {}
@@ -759,7 +804,7 @@ class _Base:
             values.update(fields)
             if values.get("message"):
                 values["message"] = mask_text(str(values["message"]))
-        return Decision(**values)
+        return _decision(**values)
 
     def skip(self, rule: Rule, facts: Mapping[str, Any], trail: _Trail, **fields: Any) -> Decision:
         reason = str(resolve(rule.params.get("reason"), facts) or rule.id)

@@ -359,3 +359,33 @@ def test_evaluation_keeps_nothing_in_durable(engine: Engine) -> None:
     for decision in evaluator.decisions():
         assert evaluator.live_facts(decision) == 0
     assert engine.stats.cache_hits > engine.stats.engine_calls
+
+
+def test_fast_record_constructors_build_the_same_records() -> None:
+    from custsync.engine import decide as decide_module
+    from custsync.engine.model import Action, Decision, Direction, FieldChange, FiredRule
+
+    change = decide_module._change("email", None, "a@example.com")
+    assert change == FieldChange("email", None, "a@example.com")
+    assert hash(change) == hash(FieldChange("email", None, "a@example.com"))
+    assert repr(change) == repr(FieldChange("email", None, "a@example.com"))
+    minimal = {"direction": Direction.IMPORT, "action": Action.SKIP, "shop": "s", "record": "r"}
+    assert decide_module._decision(**minimal) == Decision(**minimal)
+    assert repr(decide_module._decision(**minimal)) == repr(Decision(**minimal))
+    full = dict(
+        minimal,
+        erp_no="C1",
+        shopify_id="gid://shopify/Customer/1",
+        changes=(change,),
+        reason_code="x",
+        message="m",
+        rules=(FiredRule("r1", "f.yaml", 3, "export_action"),),
+        new_link=True,
+        payload={"a": 1},
+        source_version="v1",
+        target_version="v2",
+        label="Jane",
+    )
+    assert decide_module._decision(**full) == Decision(**full)
+    with pytest.raises(TypeError):
+        decide_module._decision(**minimal, unknown=1)
