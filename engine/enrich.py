@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Self
 
 from . import names, phones
 from .model import (
+    ERP_CUSTOMER_FIELDS,
     CompanyInfo,
     ErpCustomer,
     ShopifyAddress,
@@ -40,21 +41,7 @@ _EMAIL_SPLIT = re.compile(r"[;,]")
 
 _ADDRESS_FIELDS = tuple(f.name for f in dataclasses.fields(ShopifyAddress) if f.name != "default")
 _ADDRESS_FACTS = tuple((f"address.{name}", name) for name in _ADDRESS_FIELDS)
-_ERP_FACT_FIELDS = (
-    "no",
-    "name",
-    "name_2",
-    "contact",
-    "address",
-    "address_2",
-    "city",
-    "post_code",
-    "county",
-    "country_code",
-    "phone",
-    "email",
-)
-_ERP_FACTS = tuple((f"erp.{name}", name) for name in _ERP_FACT_FIELDS)
+_ERP_FACTS = tuple((f"erp.{name}", name) for name in ERP_CUSTOMER_FIELDS)
 
 
 def put(facts: dict[str, Any], name: str, value: Any) -> None:

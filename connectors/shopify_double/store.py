@@ -658,23 +658,31 @@ class Store:
             self._stamp(customer)
             return address
 
+    def _owned_address(
+        self, customer_gid: str | None, address_gid_: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(customer, address) when the address belongs to the customer; raises LookupError
+        for an unknown address id (Shopify: top-level "invalid id"), else userErrors."""
+        found = self.find_address(address_gid_)
+        if found is None:
+            raise LookupError("invalid id")
+        customer = self.get_customer(customer_gid)
+        if customer is None:
+            raise WriteRejected([UserError(("customerId",), "Customer does not exist",
+                                           "NOT_FOUND")])
+        owner, address = found
+        if owner is not customer:
+            raise WriteRejected([UserError(("addressId",), "Address does not exist",
+                                           "NOT_FOUND")])
+        return customer, address
+
     def update_address(
         self, customer_gid: str | None, address_gid_: str | None, data: Mapping[str, Any],
         set_default: bool,
     ) -> dict[str, Any]:
         """Raises LookupError for an unknown address id (Shopify: top-level "invalid id")."""
         with self.lock:
-            found = self.find_address(address_gid_)
-            if found is None:
-                raise LookupError("invalid id")
-            customer = self.get_customer(customer_gid)
-            if customer is None:
-                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
-                                               "NOT_FOUND")])
-            owner, address = found
-            if owner is not customer:
-                raise WriteRejected([UserError(("addressId",), "Address does not exist",
-                                               "NOT_FOUND")])
+            customer, address = self._owned_address(customer_gid, address_gid_)
             if "id" in data and gid_number(data.get("id")) != gid_number(address_gid_):
                 raise WriteRejected([UserError(("addressId",), "The id of the address does not "
                                                "match the id in the input", "INVALID")])
@@ -690,17 +698,7 @@ class Store:
 
     def delete_address(self, customer_gid: str | None, address_gid_: str | None) -> str:
         with self.lock:
-            found = self.find_address(address_gid_)
-            if found is None:
-                raise LookupError("invalid id")
-            customer = self.get_customer(customer_gid)
-            if customer is None:
-                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
-                                               "NOT_FOUND")])
-            owner, address = found
-            if owner is not customer:
-                raise WriteRejected([UserError(("addressId",), "Address does not exist",
-                                               "NOT_FOUND")])
+            customer, address = self._owned_address(customer_gid, address_gid_)
             customer["addresses"] = [a for a in customer["addresses"] if a is not address]
             owner_number = gid_number(customer["id"])
             assert owner_number is not None
