@@ -65,6 +65,7 @@ __all__ = [
     "ShopConfig",
     "config_schema",
     "default_config",
+    "is_loopback_host",
     "load_config",
     "load_config_text",
     "read_config",
@@ -471,7 +472,8 @@ def _iso_hint(value: str) -> str:
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is this machine (plain http is allowed only there: the sandbox)."""
     if host.lower() in _LOOPBACK_NAMES:
         return True
     try:
@@ -558,7 +560,7 @@ class _ConfigChecker:
             )
         elif isinstance(url, str) and url.lower().startswith("http://"):
             host = urlsplit(url).hostname or ""
-            if not _is_loopback(host):
+            if not is_loopback_host(host):
                 self.add(
                     f"{pointer}/url",
                     "url",

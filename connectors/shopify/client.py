@@ -25,7 +25,6 @@ created twice.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from custsync.engine.config import is_loopback_host
 from custsync.engine.errors import ConfigError, FatalError, RetriableError
 
 from .documents import DEFAULT_API_VERSION
@@ -47,7 +47,6 @@ log = logging.getLogger("custsync.shopify")
 
 USER_AGENT = "custsync/0.1 (+https://github.com/custsync)"
 _VERSION_RE = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
-_LOOPBACK_NAMES = {"localhost"}
 
 
 class OutcomeUnknown(RetriableError):
@@ -94,15 +93,6 @@ def _transport_reason(exc: httpx.TransportError) -> str:
     return text[:1].lower() + text[1:] if text else type(exc).__name__
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_shop_url(url: str) -> str:
     """Normalise a shop URL to ``scheme://host[:port]``; plain http only to loopback."""
     text = url.strip()
@@ -118,7 +108,7 @@ def parse_shop_url(url: str) -> str:
         )
     if parts.username or parts.password:
         raise ConfigError("Shopify URL must not contain credentials; use access_token_env")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ConfigError(
             f"Shopify URL {text!r} uses plain http to a non-local host; use https "
             "(plain http is only allowed to 127.0.0.1 / localhost for the sandbox)"
