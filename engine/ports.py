@@ -190,7 +190,7 @@ class RunRecord:
     direction: str
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = "running"  # running | succeeded | failed | abandoned
+    status: str = "running"  # running | succeeded | failed | abandoned | refused
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str = ""
 

@@ -81,9 +81,10 @@ SUCCEEDED = "succeeded"
 PARTIAL = "partial"  # finished, some records failed; the sync job did not advance the cursor
 FAILED = "failed"
 ABANDONED = "abandoned"  # stopped early on request; the cursor did not advance
+REFUSED = "refused"  # nothing attempted (a stale saved plan): neither success nor failure
 SKIPPED = "skipped"  # not a run: the lease was held elsewhere or the slot was already run
 
-_RUN_LOG_STATUSES = frozenset({SUCCEEDED, FAILED, ABANDONED})
+_RUN_LOG_STATUSES = frozenset({SUCCEEDED, FAILED, ABANDONED, REFUSED})
 _COUNT_ORDER = ("created", "updated", "linked", "skipped", "failed")
 _EMPTY_COUNTS: Mapping[str, int] = MappingProxyType({})
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -132,7 +133,8 @@ class JobSpec:
 class RunOutcome:
     """What a job returns.
 
-    ``status`` is one of succeeded, partial, failed, abandoned. ``retriable`` False says a
+    ``status`` is one of succeeded, partial, failed, abandoned, refused (not retried, not a
+    failure). ``retriable`` False says a
     retry cannot help (bad configuration, authentication). ``run_id`` is the run-log entry
     the job wrote itself; when it is None the scheduler records the run.
     """
@@ -288,10 +290,11 @@ def lease_holder(state: object, name: str) -> str | None:
 
 
 def last_run_start(state: ScheduleState, shop: str, direction: str) -> datetime | None:
-    """Start time of the newest run of ``shop``/``direction`` in the run log."""
+    """Start time of the newest run of ``shop``/``direction`` in the run log. A refused run
+    (e.g. a stale ``sync --plan``) synced nothing, so it does not count as a slot's run."""
     latest: datetime | None = None
     for run in state.runs(shop=shop, limit=200):
-        if run.shop != shop or run.direction != direction:
+        if run.shop != shop or run.direction != direction or run.status == REFUSED:
             continue
         started = as_utc(run.started_at)
         if latest is None or started > latest:
@@ -752,7 +755,7 @@ class Scheduler:
     def _record(self, spec: JobSpec, started: datetime, outcome: RunOutcome) -> RunOutcome:
         """Write a run-log entry for a job that did not write its own."""
         status, error = outcome.status, outcome.error
-        if status not in _RUN_LOG_STATUSES:  # the run log knows succeeded/failed/abandoned
+        if status not in _RUN_LOG_STATUSES:  # e.g. partial: the run log has no such status
             error = error or f"run finished with status {status}"
             status = FAILED
         try:
@@ -809,7 +812,8 @@ class JobHealth:
 
     ``lag_seconds`` is now minus the start of the last successful run: everything changed
     before that moment has been synced. ``consecutive_failures`` (failed or abandoned runs
-    since the last success) and ``last_failure`` come from the state store.
+    since the last success) and ``last_failure`` come from the state store; refused runs
+    count as neither success nor failure.
     """
 
     shop: str

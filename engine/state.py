@@ -14,6 +14,8 @@ ERP tables):
 ``state_address_link`` Shopify MailingAddress gid -> ERP customer no. per shop (bill-to links)
 ``state_cursor``       per shop and direction: the *start* time of the last successful run
 ``state_run``          one row per run: shop, direction, started/finished, status, counts, error
+                       (status ``refused``: a saved plan was refused before anything was
+                       applied; neither a success nor a failure)
 ``state_outcome``      one row per record of a run: key, action, status, reason, rule ids
 ``state_lease``        named leases for the scheduler (one holder, expiry)
 ``state_intent``       the crash-safe apply journal (see :meth:`SqlStateStore.begin_intent`)
@@ -62,7 +64,10 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 DEFAULT_URL = "sqlite:///custsync-state.db"
-RUN_STATUSES = ("running", "succeeded", "failed", "abandoned")
+#: ``refused``: the run applied nothing because its input was refused (a stale saved plan);
+#: not a failure (health ignores it) and its cursor did not move. A plain string in the
+#: ``status`` column: older databases need no migration.
+RUN_STATUSES = ("running", "succeeded", "failed", "abandoned", "refused")
 OUTCOME_STATUSES = ("ok", "failed", "skipped")
 INTENT_STATUSES = ("pending", "done", "failed")
 _SQLITE_BUSY_SECONDS = 30.0
@@ -398,7 +403,7 @@ class Health:
     direction: str
     cursor: datetime | None = None
     last_success: RunRecord | None = None
-    last_failure: RunRecord | None = None  # failed or abandoned
+    last_failure: RunRecord | None = None  # failed or abandoned (a refused run is neither)
     consecutive_failures: int = 0  # failed/abandoned runs since the last success
     running: RunRecord | None = None
 
@@ -800,9 +805,12 @@ class SqlStateStore:
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
     ) -> None:
-        """Close a run: ``succeeded``, ``failed`` or ``abandoned``, with counts and error."""
+        """Close a run: ``succeeded``, ``failed``, ``abandoned`` or ``refused``, with counts
+        and error (for ``refused``: why)."""
         if status not in RUN_STATUSES or status == "running":
-            raise ValueError(f"finish status {status!r} must be succeeded, failed or abandoned")
+            raise ValueError(
+                f"finish status {status!r} must be succeeded, failed, abandoned or refused"
+            )
         with self._write("finishing a run") as conn:
             conn.execute(
                 run_table.update()
@@ -894,7 +902,8 @@ class SqlStateStore:
 
     def health(self, shop: str | None = None) -> list[Health]:
         """Per shop and direction that ever ran: cursor, last success, last failure,
-        consecutive failures since the last success, and a run in progress."""
+        consecutive failures since the last success, and a run in progress. Refused runs
+        count as neither success nor failure (nothing was attempted)."""
         with self._read("reading run health") as conn:
             pairs_query = sa.select(run_table.c.shop, run_table.c.direction).distinct()
             if shop is not None:

@@ -13,6 +13,9 @@ run of one shop:
    failing record is reported and the run goes on;
 5. advance each direction's cursor to the run's start time (a saved plan's: the time it was
    made) only when every record of that direction succeeded and the run was not stopped.
+
+A stale saved plan is refused before anything is applied: the run is recorded as
+``refused`` with the reason, which is not a failure (nothing was attempted).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ __all__ = [
 FULL_READ_THRESHOLD = 500
 
 SUCCEEDED, PARTIAL, FAILED_RUN, ABANDONED = "succeeded", "partial", "failed", "abandoned"
+#: a saved plan refused as stale: nothing applied, no cursor moved, not a failure
+REFUSED = "refused"
 
 
 def _now() -> datetime:
@@ -343,7 +348,7 @@ class Progress:
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     shop: str
-    status: str  # succeeded | partial | failed | abandoned
+    status: str  # succeeded | partial | failed | abandoned | refused
     counts: Mapping[str, int]
     error: str = ""
     run_ids: tuple[int, ...] = ()
@@ -472,7 +477,8 @@ def sync_shop(
 ) -> SyncResult:
     """Run one shop's sync with the given writers; see the module docstring.
 
-    ``plan`` applies a saved plan instead of planning (refused when stale). ``stop`` is an
+    ``plan`` applies a saved plan instead of planning; a stale one is refused (status
+    ``refused``, the reason in ``error``, nothing applied, no cursor moved). ``stop`` is an
     Event-like object checked between records: when set, the run ends after the current
     record as ``abandoned`` and no cursor moves.
     """
@@ -554,6 +560,8 @@ def sync_shop(
                 bar.advance()
         finally:
             bar.close()
+    except StalePlanError as exc:  # raised before the first record: nothing was attempted
+        status, error, retriable = REFUSED, exc.render(), False
     except (FatalError, ConfigError) as exc:
         status, error, retriable = FAILED_RUN, exc.render(), False
     except RetriableError as exc:
@@ -573,6 +581,8 @@ def sync_shop(
             state.advance_cursor(shop.name, d.value, cursor_at)
         elif status == ABANDONED:
             run_status, run_error = "abandoned", error
+        elif status == REFUSED:
+            run_status, run_error = "refused", error
         else:
             run_status, run_error = "failed", error
         state.finish_run(run_ids[d], run_status, counts[d], run_error)

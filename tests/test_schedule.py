@@ -51,7 +51,7 @@ class MemoryState:
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
     ) -> None:
-        assert status in ("succeeded", "failed", "abandoned"), status  # as the real store
+        assert status in ("succeeded", "failed", "abandoned", "refused"), status  # as the store
         with self._lock:
             old = self.run_log[run_id - 1]
             self.run_log[run_id - 1] = RunRecord(
@@ -390,6 +390,28 @@ def test_partial_run_is_not_retried(clock: ManualClock, state: MemoryState) -> N
     assert [(r.status, r.error) for r in state.run_log] == [
         ("failed", "run finished with status partial")
     ]
+
+
+def test_a_refused_run_is_not_a_slot_s_run_nor_retried(
+    clock: ManualClock, state: MemoryState
+) -> None:
+    # a manual `sync --plan` refused as stale at 10:00:30 synced nothing: the 10:00 slot
+    # (cron */15; the last real run 09:45) is still due, not "already ran"
+    state.add_run("main", "import", datetime(2026, 11, 28, 9, 45, tzinfo=UTC), "succeeded")
+    state.add_run(
+        "main",
+        "import",
+        datetime(2026, 11, 28, 10, 0, 30, tzinfo=UTC),
+        "refused",
+        "the plan is stale: its records changed since it was made",
+    )
+    job = StubJob(clock, RunOutcome("refused", error="the plan is stale: ..."))
+    scheduler = make([spec(retries=2)], job, state, clock)
+    assert scheduler.plan()["main/import"] == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    report = scheduler.run_job(spec(retries=2), datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    # a refusal is neither retried nor turned into a failed run-log entry
+    assert (report.status, report.attempts) == ("refused", 1)
+    assert [r.status for r in state.run_log] == ["succeeded", "refused", "refused"]
 
 
 def test_job_that_records_its_own_run_is_not_recorded_twice(

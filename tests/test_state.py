@@ -193,6 +193,31 @@ def test_health_counts_consecutive_failures_since_last_success(store: SqlStateSt
     assert store.health("nope") == []
 
 
+def test_refused_runs_are_neither_failures_nor_successes(store: SqlStateStore) -> None:
+    def run(minute: int, status: str, error: str = "") -> int:
+        run_id = store.start_run("main", "export", T0 + timedelta(minutes=minute))
+        store.finish_run(run_id, status, {}, error)
+        return run_id
+
+    ok = run(0, "succeeded")
+    failed = run(1, "failed", "HTTP 503")
+    refused = run(2, "refused", "the plan is stale: its records changed since it was made")
+    run(3, "abandoned", "SIGTERM")
+    run(4, "refused", "the plan is stale: ...")
+
+    (health,) = store.health("main")
+    assert health.last_success is not None and health.last_success.id == ok
+    assert health.consecutive_failures == 2  # failed + abandoned: the refusals do not count
+    assert health.last_failure is not None and health.last_failure.status == "abandoned"
+    assert failed in {r.id for r in store.runs("main", status="failed")}
+    (first_refusal, _) = sorted(store.runs("main", status="refused"), key=lambda r: r.id)
+    assert (first_refusal.id, first_refusal.error) == (
+        refused,
+        "the plan is stale: its records changed since it was made",
+    )
+    assert first_refusal.finished_at is not None
+
+
 def test_abandon_running_marks_only_running_runs(store: SqlStateStore) -> None:
     done = store.start_run("main", "import", T0)
     store.finish_run(done, "succeeded", {})

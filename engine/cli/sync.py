@@ -45,7 +45,11 @@ def register(subparsers: Any) -> None:
         "--direction", choices=("import", "export", "both"), default="both", help="default: both"
     )
     parser.add_argument("--rules", action="append", default=[], help="extra rule folder")
-    parser.add_argument("--plan", dest="plan_file", help="apply exactly this saved plan (JSON)")
+    parser.add_argument(
+        "--plan",
+        dest="plan_file",
+        help="apply exactly this saved plan (JSON); refused when its records changed since",
+    )
     parser.add_argument(
         "--full", action="store_true", help="ignore cursors: consider every record once"
     )
@@ -216,6 +220,8 @@ def _exit_code(status: str) -> int:
         "succeeded": exitcodes.OK,
         "partial": exitcodes.PARTIAL,
         "abandoned": exitcodes.INTERRUPTED,
+        # a refused (stale) plan: not a failed run, but what was asked did not happen
+        "refused": exitcodes.ERROR,
     }.get(status, exitcodes.ERROR)
 
 
@@ -256,4 +262,4 @@ def _print_results(results: list[Any], output: str) -> None:
         if len(r.failures) > 20:
             print(f"  ... and {len(r.failures) - 20} more: custsync runs --failures RUN_ID")
         if r.error:
-            print(f"  error: {r.error}")
+            print(f"  {'reason' if r.status == 'refused' else 'error'}: {r.error}")
