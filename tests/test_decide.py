@@ -125,7 +125,7 @@ def test_import_update_with_provenance(engine: Engine) -> None:
     assert decision.erp_no == "C1" and decision.new_link is True
     changes = decision.change_dict()
     assert changes["city"] == "Fresno" and changes["county"] == "CA"
-    assert changes["email"] == "jane@example.com"
+    assert "email" not in changes  # ERP JANE@example.com: differs only in case
     assert "name" not in changes  # already equal
     assert decision.payload["match_method"] == "email"
     assert decision.source_version == T0.isoformat() and decision.target_version == "v1"
@@ -287,6 +287,67 @@ def test_export_create_and_update(engine: Engine) -> None:
     assert "email" not in changes and "phone" not in changes
     assert updated.payload["address"]["id"] == "gid://shopify/MailingAddress/1"
     assert updated.target_version == T0.isoformat()
+
+
+def test_export_ignores_an_email_differing_only_in_case(engine: Engine) -> None:
+    linked = ShopifyCustomer(
+        "gid://shopify/Customer/70",
+        first_name="John",
+        last_name="Smith",
+        email="john@example.com",
+        updated_at=T0,
+        addresses=(address(first_name="John", last_name="Smith"),),
+    )
+    place = {"address": "1 Main St", "city": "Fresno", "post_code": "93650", "county": "CA"}
+    same = ErpCustomer("J1", contact="John Smith", email=" John@Example.COM ", **place)
+    renamed = ErpCustomer("J1", contact="Johnny Smith", email="JOHN@example.com", **place)
+    moved = ErpCustomer("J1", contact="John Smith", email="John.Smith@Example.com", **place)
+    settings = shop(can_update_shopify_customers=True)
+    links = [Link("main", linked.id, "J1")]
+    decisions = [
+        engine.decide_export(World((erp,), REFERENCE, [linked], links), settings, erp)
+        for erp in (same, renamed, moved)
+    ]
+    assert decisions[0].action is Action.NOOP
+    assert decisions[1].action is Action.UPDATE
+    assert "email" not in decisions[1].change_dict()
+    assert decisions[1].change_dict()["first_name"] == "Johnny"
+    assert decisions[2].action is Action.UPDATE
+    assert decisions[2].change_dict() == {"email": "John.Smith@Example.com"}
+
+
+def test_import_keeps_an_erp_email_differing_only_in_case(engine: Engine) -> None:
+    settings = shop(customer_import="all_customers", shopify_can_update_customers=True)
+    link = Link("main", "gid://shopify/Customer/71", "K1")
+
+    def email_change(erp_email: str, shopify_email: str, rules: Engine = engine) -> object:
+        erp = ErpCustomer("K1", name="Jane Doe", email=erp_email, country_code="US")
+        # the company names the ERP field for the rule below that names its field by a fact
+        shopify = customer("71", email=shopify_email, addresses=(address(company="email"),))
+        decision = rules.decide_import(World((erp,), REFERENCE, [], [link]), settings, shopify)
+        assert decision.erp_no == "K1" and decision.action is Action.UPDATE
+        return decision.change_dict().get("email", "unchanged")
+
+    assert email_change(" Jane.Doe@Example.COM ", "jane.doe@example.com") == "unchanged"
+    assert email_change("jane.doe@example.com", "Jane.Doe@Example.com") == "unchanged"
+    assert email_change("jane@example.com", "jane.doe@example.com") == "jane.doe@example.com"
+    assert email_change("", "jane.doe@example.com") == "jane.doe@example.com"
+    # a rule naming its field by a fact takes the other comparison path: the same answers
+    by_fact = Engine(
+        shipped_rules(
+            """
+decision: import_fields
+rules:
+  - id: email-from-customer
+    priority: 100
+    when:
+      shopify.email: {present: true}
+    then: {action: set, field: "{address.company}", value: {fact: shopify.email}}
+"""
+        )
+    )
+    assert email_change("JANE@example.com", "jane@example.com", by_fact) == "unchanged"
+    assert email_change("old@example.com", "jane@example.com", by_fact) == "jane@example.com"
 
 
 def test_export_skips_a_phone_shared_in_the_batch(engine: Engine) -> None:

@@ -136,11 +136,53 @@ def test_export_sends_e164_adopts_existing_and_skips_invalid(setup: Any) -> None
     store = open_store(setup.state_url)
     try:
         linked = {link.erp_no: link.shopify_id for link in store.links("main")}
-        assert linked["C00003"] == by_email["there@example.com"]["id"]
+        # adopted as it is: an e-mail differing only in case is not rewritten
+        assert linked["C00003"] == by_email["THERE@example.com"]["id"]
         assert linked["C00001"] == by_email["ann@example.com"]["id"]
         assert "C00002" not in linked
     finally:
         store.close()
+
+
+def test_an_email_differing_only_in_case_is_written_on_neither_side(setup: Any) -> None:
+    make_erp(
+        setup.erp_url,
+        [
+            ErpCustomer(
+                no="C00001",
+                name="Jane Doe",
+                email="Jane.Doe@Example.com",
+                country_code="US",
+                address="1 Main Street",
+                post_code="94103",
+                city="Oldtown",
+                county="CA",
+            )
+        ],
+    )
+    seed_from_models(setup.double, [_shopify("jane.doe@example.com", addresses=(_address(),))])
+    updates = {"customer_import": "all_customers", "name_source": "first_and_last_name"}
+
+    importing = setup.config({**updates, "shopify_can_update_customers": True})
+    assert _sync(importing, "--direction", "import") == exitcodes.OK
+    [erp] = _erp_customers(setup.erp_url)
+    assert (erp.city, erp.email) == ("San Francisco", "Jane.Doe@Example.com")
+
+    writer = open_writer(setup.erp_url)
+    try:
+        assert writer.update_customer("C00001", {"phone": "415 555 0100"}).ok
+    finally:
+        writer.close()
+    exporting = setup.config({**updates, "can_update_shopify_customers": True})
+    setup.double.reset_log()
+    assert _sync(exporting, "--direction", "export") == exitcodes.OK
+    assert setup.double.mutation_count() > 0  # the phone (the double keeps an e-mail's case)
+    [shopify] = setup.double.store.customers()
+    assert (shopify["phone"], shopify["email"]) == ("+14155550100", "jane.doe@example.com")
+
+    assert _sync(importing, "--direction", "import", "--full") == exitcodes.OK
+    [erp] = _erp_customers(setup.erp_url)
+    assert erp.email == "Jane.Doe@Example.com"
 
 
 def test_second_sync_is_incremental_and_writes_nothing(setup: Any) -> None:
