@@ -81,11 +81,6 @@ SKIPPED: dict[str, str] = {
         "reproduced: the double accepts such text"),
     "customer-address-lifecycle": (
         "Shopify refuses an exact duplicate address; the double accepts it"),
-    "customer-input-addresses": (
-        "customerUpdate with addresses but no ids: Shopify makes the new address the default "
-        "(replacing the list); the double adds it and keeps the old default"),
-    "customer-update-inline-address-id-semantics": (
-        "same customerUpdate address-list difference as customer-input-addresses"),
     "customer-address-country-province-validation": (
         "its setup customer is created with metafields (not in the subset), so later steps "
         "meet 'Customer does not exist'"),

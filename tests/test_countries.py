@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from custsync.connectors.shopify_double import ShopifyDouble
+from custsync.connectors.shopify_double import ShopifyDouble, seed_store
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.config import require_config
@@ -213,10 +213,37 @@ def test_cli_from_the_store(
     monkeypatch.setenv("CUSTSYNC_TEST_TOKEN", shopify_double.token or "shpat_test")
     path = _config(tmp_path, shopify_double.url)
     assert main(["countries", "init", "--config", str(path), "--shop", "main"]) == exitcodes.OK
-    capsys.readouterr()
+    captured = capsys.readouterr()
+    assert "note:" not in captured.err and "ISO" not in captured.out  # the delivery zones
+    assert "CA: setup added; 13 county rows added from store" in captured.out
+    assert "DE: setup added; no provinces" in captured.out
     setups = require_config(path).shop("main").country_setups
     shipping = ["BE", "CA", "DE", "FR", "GB", "NL", "US"]  # the double's shipsToCountries
     assert sorted(setups) == shipping
     assert setups["US"].tax_areas[0] == TaxArea("California", "CA", "CA-TAX", True)
     assert any(t.county_code == "ON" for t in setups["CA"].tax_areas)
     assert setups["DE"].tax_areas == ()
+
+
+def test_cli_reads_the_provinces_of_the_shipping_zones(
+    tmp_path: Path,
+    shopify_double: ShopifyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only the provinces the store's zones list; a shipping country outside the zones
+    gets ISO's."""
+    seed_store(shopify_double.store, {"shop": {
+        "ships_to_countries": ["US", "MX"],
+        "shipping_zones": [
+            {"name": "Home", "countries": [{"code": "US", "provinces": ["CA", "NY", "TX"]}]}],
+    }})
+    monkeypatch.setenv("CUSTSYNC_TEST_TOKEN", shopify_double.token or "shpat_test")
+    path = _config(tmp_path, shopify_double.url)
+    assert main(["countries", "init", "--config", str(path), "--shop", "main"]) == exitcodes.OK
+    out = capsys.readouterr().out
+    assert "US: setup kept (2 rows); 2 county rows added from store" in out
+    assert "MX: setup added; 32 county rows added from ISO 3166-2" in out
+    us = require_config(path).shop("main").country_setups["US"]
+    assert [(t.county_code, t.county) for t in us.tax_areas] == [
+        ("CA", "California"), ("NV", "Nevada State"), ("NY", "New York"), ("TX", "Texas")]

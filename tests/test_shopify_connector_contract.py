@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from custsync.connectors.shopify import open_reader, open_writer
 from custsync.connectors.shopify.client import GraphQLErrors
-from custsync.connectors.shopify_double import Fault, ShopifyDouble
+from custsync.connectors.shopify_double import Fault, ShopifyDouble, seed_store
 from custsync.engine.errors import FatalError
 from custsync.engine.model import ShopifyAddress
 from custsync.engine.ports import CustomerInput
@@ -158,6 +159,52 @@ def test_reader_makes_zero_mutations(
     reader.close()
     assert double.mutation_count() == 0
     assert not any(r.is_mutation for r in double.requests)
+
+
+def test_shipping_provinces_come_from_the_delivery_profiles_within_the_cost_limit(
+    shopify_double: ShopifyDouble,
+) -> None:
+    seed_store(shopify_double.store, {"shop": {"shipping_zones": [
+        {"name": "Home", "countries": [{"code": "US", "provinces": ["CA", "NY", "TX"]}]},
+        {"name": "North", "countries": ["CA"]},
+        {"name": "Europe", "countries": ["DE", "NL"]},
+    ]}})
+    reader = open_reader(shopify_double.url, token=TOKEN, **FAST)
+    provinces = reader.shipping_provinces()
+    reader.close()
+    assert sorted(provinces) == ["CA", "DE", "NL", "US"]
+    assert provinces["US"] == (("CA", "California"), ("NY", "New York"), ("TX", "Texas"))
+    assert ("QC", "Quebec") in provinces["CA"] and len(provinces["CA"]) == 13
+    assert provinces["DE"] == provinces["NL"] == ()
+    zone_reads = [r for r in shopify_double.requests if r.operation_name == "DeliveryZones"]
+    # Shopify refuses a query whose requested cost is over 1000 (MAX_COST_EXCEEDED)
+    assert zone_reads and all(r.requested_cost is not None and r.requested_cost <= 1000
+                              for r in zone_reads)
+
+
+def test_changing_the_default_address_keeps_the_others(shopify_double: ShopifyDouble) -> None:
+    """The address goes to ``customerAddressUpdate`` by its id: never as a ``customerUpdate``
+    address list, which would replace (delete) the customer's other addresses."""
+    writer = open_writer(shopify_double.url, token=TOKEN, **FAST)
+    created = writer.create_customer(export_input(2))
+    assert created.ok and created.customer is not None
+    customer = created.customer
+    second = ShopifyAddress(address1="5 Side St", city="Eugene", zip="97401",
+                            country_code="US", province_code="OR")
+    added = writer.update_customer(customer.id, CustomerInput(address=second))
+    assert added.ok and added.customer is not None
+    default = added.customer.default_address
+    assert default is not None and default.address1 == "5 Side St"
+    moved = replace(default, address1="6 Side St")
+    updated = writer.update_customer(customer.id, CustomerInput(note="moved", address=moved))
+    writer.close()
+    assert updated.ok and updated.customer is not None
+    assert sorted(a.address1 for a in updated.customer.addresses) == [
+        "2 Export Way", "6 Side St"]
+    new_default = updated.customer.default_address
+    assert new_default is not None and new_default.id == default.id  # updated in place
+    stored = shopify_double.store.customer(customer.id)
+    assert stored is not None and stored["note"] == "moved" and len(stored["addresses"]) == 2
 
 
 def test_bulk_read_rebuilds_customers_with_their_addresses(

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from custsync.connectors.shopify_double import ShopifyDouble, seed_from_models
+from custsync.connectors.shopify_double import (
+    ShopifyDouble,
+    normalize,
+    seed_from_models,
+    seed_store,
+)
+from custsync.engine.errors import ConfigError
 from custsync.engine.model import ShopifyAddress, ShopifyCustomer
 
 from fixtures_shopify import graphql_post
@@ -268,6 +274,70 @@ def test_invite_and_address_mutations(shopify_double: ShopifyDouble) -> None:
     assert unknown["data"] == {"customerAddressUpdate": None}
 
 
+ADDRESSES = """
+mutation Update($input: CustomerInput!) {
+  customerUpdate(input: $input) {
+    customer { defaultAddress { id address1 }
+               addressesV2(first: 10) { nodes { id address1 city } } }
+    userErrors { field message }
+  }
+}"""
+
+
+def test_customer_update_address_list_replaces_the_addresses(
+    shopify_double: ShopifyDouble,
+) -> None:
+    """As captured live (customer-update-inline-address-id-semantics, customer-input-addresses):
+    listed ids are updated in place, entries without id are added, unlisted addresses are
+    deleted, repeats are kept once; the default stays only when it is listed."""
+    customer = create(shopify_double, email="list@example.com", addresses=[
+        {"address1": "1 Old St", "city": "Ottawa", "countryCode": "CA", "provinceCode": "ON"},
+        {"address1": "2 Kept St", "city": "Toronto", "countryCode": "CA", "provinceCode": "ON"},
+    ])["customer"]
+    stored = shopify_double.store.customer(customer["id"])
+    assert stored is not None
+    old, kept = (a["id"] for a in stored["addresses"])
+    assert customer["defaultAddress"]["id"] == old
+
+    def update(addresses: list[dict[str, Any]]) -> dict[str, Any]:
+        body = graphql_post(shopify_double, ADDRESSES, {
+            "input": {"id": customer["id"], "addresses": addresses}}).json()
+        result: dict[str, Any] = body["data"]["customerUpdate"]
+        return result
+
+    new = {"address1": "3 New St", "city": "Montreal", "countryCode": "CA", "provinceCode": "QC"}
+    first = update([{"id": kept, "city": "Hamilton"}, new, dict(new)])
+    assert first["userErrors"] == []
+    nodes = first["customer"]["addressesV2"]["nodes"]
+    assert [(n["address1"], n["city"]) for n in nodes] == [
+        ("2 Kept St", "Hamilton"), ("3 New St", "Montreal")]
+    assert nodes[0]["id"] == kept  # updated in place
+    created = nodes[1]["id"]
+    # the old default was not listed: it is deleted, and the first listed one is the default
+    assert first["customer"]["defaultAddress"] == {"id": kept, "address1": "2 Kept St"}
+    gone = graphql_post(shopify_double, """mutation U($c: ID!, $id: ID!) {
+      customerAddressUpdate(customerId: $c, addressId: $id, address: {city: "X"}) {
+        address { id } } }""", {"c": customer["id"], "id": old}).json()
+    assert gone["errors"][0]["extensions"]["code"] == "RESOURCE_NOT_FOUND"
+
+    # a listed default stays the default, even when it is not listed first
+    second = update([{"address1": "4 Next St", "city": "Laval", "countryCode": "CA",
+                      "provinceCode": "QC"}, {"id": kept}])
+    assert second["customer"]["defaultAddress"]["id"] == kept
+    assert [n["address1"] for n in second["customer"]["addressesV2"]["nodes"]] == [
+        "2 Kept St", "4 Next St"]
+    assert created not in {n["id"] for n in second["customer"]["addressesV2"]["nodes"]}
+
+    unknown = update([{"id": created, "city": "Nowhere"}])  # deleted by the last update
+    assert unknown == {"customer": None, "userErrors": [
+        {"field": ["addresses", "0", "id"], "message": "Customer address does not exist"}]}
+    after = shopify_double.store.customer(customer["id"])
+    assert after is not None and len(after["addresses"]) == 2  # unchanged by the refusal
+
+    cleared = update([])
+    assert cleared["customer"] == {"defaultAddress": None, "addressesV2": {"nodes": []}}
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -389,6 +459,91 @@ def test_customer_by_id_node_count_orders_and_shop(
                              "billingAddress": {"city": "Amsterdam", "countryCodeV2": "NL"},
                              "shippingAddress": None}
     assert data["shop"] == {"shipsToCountries": ["NL", "BE"]}
+
+
+ZONES = """query Zones($first: Int!, $after: String) {
+  deliveryProfiles(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id name default
+      profileLocationGroups {
+        locationGroupZones(first: 10) {
+          nodes { zone { id name countries {
+            id name code { countryCode restOfWorld } provinces { id code name } } } } } } }
+  }
+}"""
+
+
+def zone_countries(body: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Zone name per country code and the country's provinces (code -> name)."""
+    found: dict[str, dict[str, str]] = {}
+    for profile in body["data"]["deliveryProfiles"]["nodes"]:
+        for group in profile["profileLocationGroups"]:
+            for node in group["locationGroupZones"]["nodes"]:
+                for country in node["zone"]["countries"]:
+                    found[country["code"]["countryCode"]] = {
+                        "zone": node["zone"]["name"],
+                        **{p["code"]: p["name"] for p in country["provinces"]}}
+    return found
+
+
+def test_delivery_profiles_follow_the_countries_the_shop_ships_to(
+    shopify_double: ShopifyDouble,
+) -> None:
+    body = graphql_post(shopify_double, ZONES, {"first": 5}).json()
+    connection = body["data"]["deliveryProfiles"]
+    assert connection["pageInfo"]["hasNextPage"] is False
+    [profile] = connection["nodes"]
+    assert profile["id"] == "gid://shopify/DeliveryProfile/1"
+    assert (profile["name"], profile["default"]) == ("General profile", True)
+    countries = zone_countries(body)
+    assert sorted(countries) == sorted(shopify_double.store.shop["shipsToCountries"])
+    assert countries["US"]["zone"] == "Domestic" and countries["DE"]["zone"] == "International"
+    assert countries["US"]["CA"] == "California" and countries["US"]["DC"] == (
+        "District of Columbia")
+    assert countries["CA"]["QC"] == "Quebec" and len(countries["CA"]) == 1 + 13
+    assert countries["DE"] == {"zone": "International"}  # no provinces in Shopify
+    nodes = profile["profileLocationGroups"][0]["locationGroupZones"]["nodes"]
+    country = nodes[1]["zone"]["countries"][0]
+    assert country["code"] == {"countryCode": "CA", "restOfWorld": False}
+    assert country["name"] == "Canada" and country["id"].startswith(
+        "gid://shopify/DeliveryCountry/")
+    # every province the zones list is one the double accepts on a customer's address
+    for iso, listed in countries.items():
+        for code, name in listed.items():
+            if code != "zone":
+                assert normalize.province(iso, code) == (code, name)
+    zone = graphql_post(shopify_double, "query N($id: ID!) { node(id: $id) { id "
+                        "... on DeliveryZone { name } } }",
+                        {"id": nodes[0]["zone"]["id"]}).json()
+    assert zone["data"]["node"] == {"id": nodes[0]["zone"]["id"], "name": "Domestic"}
+
+
+def test_seeded_shipping_zones(shopify_double: ShopifyDouble) -> None:
+    seed_store(shopify_double.store, {"shop": {"shipping_zones": [
+        {"name": "Home", "countries": [{"code": "US", "provinces": ["CA", "New York"]}]},
+        {"name": "Europe", "countries": ["NL", {"code": "gr"}]},
+    ]}})
+    body = graphql_post(shopify_double, ZONES, {"first": 1}).json()
+    assert zone_countries(body) == {
+        "US": {"zone": "Home", "CA": "California", "NY": "New York"},
+        "NL": {"zone": "Europe"},
+        "GR": {"zone": "Europe"},
+    }
+    shop = graphql_post(shopify_double, "{ shop { shipsToCountries } }").json()
+    assert shop["data"]["shop"]["shipsToCountries"] == ["US", "NL", "GR"]  # the zones'
+    for zones, problem in (
+        ([{"countries": [{"code": "US", "provinces": ["ZZ"]}]}],
+         "/shop/shipping_zones/0/countries/0/provinces/0: 'ZZ' is not a province of US"),
+        ([{"countries": [{"code": "NL", "provinces": ["NH"]}]}],
+         "/shop/shipping_zones/0/countries/0/provinces: NL has no provinces in Shopify"),
+        ([{"name": "A", "countries": ["DE"]}, {"name": "B", "countries": ["DE"]}],
+         "/shop/shipping_zones/1/countries/0: DE is already in zone 'A'"),
+        ([{"countries": ["XY"]}],
+         "/shop/shipping_zones/0/countries/0/code: 'XY' is not a country code Shopify knows"),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            seed_store(shopify_double.store, {"shop": {"shipping_zones": zones}}, "seed.yaml")
+        assert str(raised.value).startswith(f"seed.yaml: {problem}")
 
 
 def test_seed_from_engine_models(shopify_double: ShopifyDouble) -> None:

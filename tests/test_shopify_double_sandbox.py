@@ -113,3 +113,31 @@ def test_seed_file_errors_and_persist_round_trip(tmp_path: Path) -> None:
     assert again.store.customers() == double.store.customers()
     assert again.store.customers()[0]["defaultAddress"]["city"] == "Lyon"
     assert again.store.orders()[0]["customerId"] == double.store.customers()[0]["id"]
+
+
+def test_seeded_shipping_zones_survive_a_persist_round_trip(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "shop:\n"
+        "  shipping_zones:\n"
+        "    - {name: Home, countries: [{code: CA, provinces: ['ON', QC]}]}\n"
+        "    - {name: Europe, countries: [NL, DE]}\n",
+        encoding="utf-8")
+    double = ShopifyDouble()
+    load_seed_file(double.store, seed)
+    saved = tmp_path / "store.json"
+    save_store(double.store, saved)
+    again = ShopifyDouble()
+    load_seed_file(again.store, saved)
+    assert again.store.shop["shipsToCountries"] == ["CA", "NL", "DE"]
+    assert again.store.shop["shippingZones"] == double.store.shop["shippingZones"] == [
+        {"name": "Home", "countries": [{"code": "CA", "provinces": ["ON", "QC"]}]},
+        {"name": "Europe", "countries": [{"code": "NL", "provinces": None},
+                                         {"code": "DE", "provinces": None}]},
+    ]
+    unquoted = tmp_path / "unquoted.yaml"
+    unquoted.write_text("shop:\n  shipping_zones: [{countries: [{code: CA, provinces: [ON]}]}]\n",
+                        encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"provinces/0: True is not a province of CA; quote "
+                       r"codes such as 'ON'"):
+        load_seed_file(ShopifyDouble().store, unquoted)

@@ -27,6 +27,9 @@ log = logging.getLogger("custsync.shopify")
 MAX_PAGE_SIZE = 250
 _LOOKUP_MODES = ("identifier", "search")
 _BULK_MODES = ("auto", "always", "never")
+#: delivery profiles per ``DeliveryZones`` page: with up to 100 zones per location group, one
+#: profile is about 500 points of requested cost; Shopify refuses a query over 1000
+_PROFILES_PER_PAGE = 1
 
 
 def normalise_phone(value: str) -> str:
@@ -266,7 +269,8 @@ class ShopifyGraphQLReader:
         result: dict[str, dict[str, str]] = {}
         after: str | None = None
         while True:
-            data = self.client.execute(docs.DELIVERY_ZONES, {"first": 25, "after": after}).data
+            variables = {"first": _PROFILES_PER_PAGE, "after": after}
+            data = self.client.execute(docs.DELIVERY_ZONES, variables).data
             connection = data.get("deliveryProfiles") or {}
             for profile in connection.get("nodes") or []:
                 for group in profile.get("profileLocationGroups") or []:

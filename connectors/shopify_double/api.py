@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import graphql
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 
-from . import normalize
+from . import delivery, normalize
 from .search import SearchSyntaxError
 from .store import (
     Store,
@@ -365,6 +365,11 @@ def _check_gid(value: str) -> None:
         raise error(f"Invalid global id '{value}'", "argumentLiteralsIncompatible")
 
 
+#: node types of the shipping zones (:mod:`.delivery`)
+_DELIVERY_TYPES = frozenset({"DeliveryProfile", "DeliveryZone", "DeliveryCountry",
+                             "DeliveryProvince"})
+
+
 def _node(store: Store, ctx: Context, gid: str) -> Any:
     kind = gid_type(gid)
     if kind == "Customer":
@@ -378,6 +383,8 @@ def _node(store: Store, ctx: Context, gid: str) -> Any:
         return ctx.bulk.get(gid)
     if kind == "Shop" and gid == store.shop["id"]:
         return store.shop
+    if kind in _DELIVERY_TYPES:
+        return delivery.find(store.shop, gid)
     return None
 
 
@@ -414,6 +421,27 @@ def _order(_: Any, info: GraphQLResolveInfo, id: str) -> Any:
 @resolves("QueryRoot", "shop")
 def _shop(_: Any, info: GraphQLResolveInfo) -> Any:
     return _ctx(info).store.shop
+
+
+@resolves("QueryRoot", "deliveryProfiles")
+def _delivery_profiles(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    return connection(delivery.profiles(_ctx(info).store.shop), args, _ctx(info))
+
+
+@resolves("DeliveryProfile", "profileLocationGroups")
+def _profile_location_groups(parent: Mapping[str, Any], info: GraphQLResolveInfo,
+                             locationGroupId: str | None = None) -> list[Any]:
+    groups = list(parent["profileLocationGroups"])
+    if locationGroupId is not None:
+        _check_gid(locationGroupId)
+        groups = [g for g in groups if g["locationGroupId"] == locationGroupId]
+    return groups
+
+
+@resolves("DeliveryProfileLocationGroup", "locationGroupZones")
+def _location_group_zones(parent: Mapping[str, Any], info: GraphQLResolveInfo,
+                          **args: Any) -> dict[str, Any]:
+    return connection(parent["zones"], args, _ctx(info))
 
 
 @resolves("CustomerDeletePayload", "shop")
@@ -773,6 +801,8 @@ def field_resolver(parent: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
 
 def type_resolver(value: Any, info: GraphQLResolveInfo, abstract_type: Any) -> str | None:
     kind = gid_type(value.get("id")) if isinstance(value, Mapping) else None
+    if kind in _DELIVERY_TYPES:
+        return kind
     return {"Customer": "Customer", "Order": "Order", "MailingAddress": "MailingAddress",
             "BulkOperation": "BulkOperation", "Shop": "Shop"}.get(kind or "")
 

@@ -190,3 +190,22 @@ def province(country_code: str, code_or_name: str | None) -> tuple[str, str] | b
 
 #: countries for which Shopify's address form has a required province/state list
 _PROVINCE_COUNTRIES = frozenset({"US", "CA", "AU", "MX", "BR", "IN", "JP", "IT", "ES", "AR"})
+#: countries whose Shopify provinces are the lowest ISO level (Italian and Spanish provinces,
+#: not their regions)
+_LEAF_LEVEL = frozenset({"IT", "ES"})
+
+
+@functools.lru_cache(maxsize=256)
+def provinces(country_code: str) -> tuple[tuple[str, str], ...]:
+    """``(code, name)`` of every province a shipping zone lists for the country, in code
+    order: the subdivisions :func:`province` accepts, at the level Shopify lists them; empty
+    for countries without provinces."""
+    if country_code not in _PROVINCE_COUNTRIES:
+        return ()
+    subdivisions = list(pycountry.subdivisions.get(country_code=country_code) or [])
+    if country_code in _LEAF_LEVEL:
+        parents = {sub.parent_code for sub in subdivisions if sub.parent_code}
+        chosen = [sub for sub in subdivisions if sub.code not in parents]
+    else:
+        chosen = [sub for sub in subdivisions if sub.parent_code is None]
+    return tuple(sorted((sub.code.split("-", 1)[1], str(sub.name)) for sub in chosen))

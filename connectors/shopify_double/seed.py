@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from custsync.engine.errors import ConfigError
 
+from .delivery import ZoneProblem, zones_from_seed
 from .store import ADDRESS_GID, CUSTOMER_GID, Store, WriteRejected
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ _SHOP_KEYS = {
     "currency_code": "currencyCode",
     "country_code": "countryCode",
     "ships_to_countries": "shipsToCountries",
+    "shipping_zones": "shippingZones",
     "myshopify_domain": "myshopifyDomain",
 }
 
@@ -179,6 +181,18 @@ def order_record(record: Any, where: str = "") -> dict[str, Any]:
     return data
 
 
+def _shop_record(record: Any) -> dict[str, Any]:
+    """The shop settings; seeded shipping zones are checked, and the countries the shop
+    ships to follow them unless given too (in Shopify they are the zones' countries)."""
+    shop = _camel(record, _SHOP_KEYS, "/shop")
+    if shop.get("shippingZones") is not None:
+        shop["shippingZones"] = zones_from_seed(shop["shippingZones"])
+        if shop.get("shipsToCountries") is None:
+            shop["shipsToCountries"] = [country["code"] for zone in shop["shippingZones"]
+                                        for country in zone["countries"]]
+    return shop
+
+
 def seed_store(store: Store, document: Any, source: str = "seed") -> None:
     """Load a parsed seed document; every problem is reported at once as a ConfigError."""
     if isinstance(document, list):
@@ -195,8 +209,8 @@ def seed_store(store: Store, document: Any, source: str = "seed") -> None:
     problems: list[str] = []
     if document.get("shop") is not None:
         try:
-            store.shop.update(_camel(document["shop"], _SHOP_KEYS, "/shop"))
-        except SeedError as exc:
+            store.shop.update(_shop_record(document["shop"]))
+        except (SeedError, ZoneProblem) as exc:
             problems.append(str(exc))
     for kind, convert in (("customers", customer_record), ("orders", order_record)):
         items = document.get(kind) or []

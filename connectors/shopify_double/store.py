@@ -12,7 +12,7 @@ import copy
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -551,32 +551,16 @@ class Store:
             self._check_unique(errors, prefix, fields.get("email"), fields.get("phone"),
                                customer["id"])
             addresses = [dict(a) for a in customer["addresses"]]
-            default_id = customer.get("defaultAddressId")
-            new_items = data.get("addresses")
-            if new_items is not None:
-                if replace_addresses:
-                    addresses = []
-                for i, item in enumerate(new_items):
-                    path = (*prefix, "addresses", str(i))
-                    existing = next((a for a in addresses if item.get("id") and
-                                     gid_number(a["id"]) == gid_number(item["id"])), None)
-                    if item.get("id") and existing is None and not replace_addresses:
-                        errors.append(UserError((*path, "id"), "Customer address does not exist",
-                                                "NOT_FOUND"))
-                        continue
-                    if existing is not None:
-                        existing.update(self._address(item, path, errors, base=existing))
-                    else:
-                        fresh = self._address(item, path, errors, owner=merged)
-                        fresh["id"] = ""
-                        addresses.append(fresh)
-                if replace_addresses:
-                    default_id = None
+            if data.get("addresses") is not None:
+                addresses = self._replaced_addresses(
+                    addresses, data["addresses"], prefix, errors, merged,
+                    keep_ids=not replace_addresses)
             if errors:
                 raise WriteRejected(errors)
             for address in addresses:
                 if not address["id"]:
                     address["id"] = address_gid(next(self._ids))
+            default_id = customer.get("defaultAddressId")
             if default_id not in {a["id"] for a in addresses}:
                 default_id = addresses[0]["id"] if addresses else None
             number = gid_number(customer["id"])
@@ -590,6 +574,41 @@ class Store:
             customer["defaultAddressId"] = default_id
             self._stamp(customer)
             return customer
+
+    def _replaced_addresses(
+        self, current: list[dict[str, Any]], items: Sequence[Mapping[str, Any]],
+        prefix: tuple[str, ...], errors: list[UserError], owner: Mapping[str, Any], *,
+        keep_ids: bool,
+    ) -> list[dict[str, Any]]:
+        """The customer's addresses after an input address list, which replaces them (as
+        captured for customerUpdate and customerSet): an entry with the id of one of the
+        customer's addresses updates it in place (customerUpdate; customerSet creates a new
+        one), an entry without id is a new address (id ``""`` until assigned), addresses not
+        listed are deleted, and repeats of the same address are kept once. An unknown id is
+        a userError. (The caller keeps the default address when it is listed, else makes the
+        first one the default.)"""
+        by_number = {gid_number(a["id"]): a for a in current}
+        result: list[dict[str, Any]] = []
+        seen: dict[tuple[Any, ...], int] = {}  # address content -> position in result
+        for i, item in enumerate(items):
+            path = (*prefix, "addresses", str(i))
+            existing = by_number.get(gid_number(item.get("id"))) if keep_ids else None
+            if item.get("id") and keep_ids and existing is None:
+                errors.append(UserError((*path, "id"), "Customer address does not exist",
+                                        "NOT_FOUND"))
+                continue
+            if existing is not None:
+                address = {**existing, **self._address(item, path, errors, base=existing)}
+            else:
+                address = {**self._address(item, path, errors, owner=owner), "id": ""}
+            content = tuple(address.get(k) for k in _ADDRESS_FIELDS)
+            if content in seen:
+                if address["id"] and not result[seen[content]]["id"]:
+                    result[seen[content]] = address  # keep the existing one, not a new copy
+                continue
+            seen[content] = len(result)
+            result.append(address)
+        return result
 
     def delete_customer(self, gid: str | None) -> str:
         with self.lock:
