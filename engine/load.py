@@ -4,10 +4,15 @@
 1-based (line, column) where that node starts, so that schema errors and semantic errors can
 be reported as ``path:line:col``. Duplicate mapping keys are an error (PyYAML silently keeps
 the last one).
+
+Plain scalars are read with YAML 1.2's rules rather than PyYAML's YAML 1.1 ones (see
+:class:`SafeLoader`): ``NO`` (Norway), ``ON`` (Ontario), ``yes`` and ``off`` stay text, and a
+number with a leading zero (post code ``01067``) is not read as an octal number.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,53 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 __all__ = [
     "LoadedDocument",
     "Position",
+    "SafeLoader",
     "YamlSyntaxError",
     "load_yaml",
     "load_yaml_text",
 ]
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 scalars where YAML 1.1 silently changes data.
+
+    * Booleans are only ``true`` / ``false`` (any of three casings). YAML 1.1 also reads
+      ``yes/no/on/off/y/n``, so the country code ``NO`` or the province code ``ON`` became
+      ``False`` / ``True``.
+    * Integers are decimal without a leading zero. YAML 1.1 reads ``01067`` as the octal
+      number 567 and ``2:30`` as 150 (base 60); here both stay text, as post codes, phone
+      numbers and times must. Write ``0x1F``-style numbers as decimals.
+    * Floats lose only YAML 1.1's base-60 form.
+    """
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class-level table, copied
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+SafeLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+SafeLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+)
+SafeLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +183,7 @@ def load_yaml_text(text: str, path: str) -> LoadedDocument:
     """Parse ``text`` (one YAML document) keeping positions; raise YamlSyntaxError."""
     doc = LoadedDocument(path=path, data=None)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)

@@ -474,7 +474,7 @@ def default_schema_diagnostics(
         message = f"expected {_type_words(error.validator_value)}, got {_json_type(value)}"
         expected = error.validator_value
         if expected == "string" and isinstance(value, bool):
-            message += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
+            message += " (YAML reads true and false as booleans: quote the value)"
         elif expected == "string" and isinstance(value, int | float):
             message += " (quote the value to make it a text)"
         elif expected == "string" and not isinstance(value, Mapping | list):

@@ -311,3 +311,19 @@ def test_load_orders_json_list(tmp_path: Path) -> None:
     _write(tmp_path, "bad.json", "[1,")
     with pytest.raises(ConfigError, match=r"bad.json:1:\d+: not valid JSON"):
         load_orders(tmp_path / "bad.json")
+
+
+def test_yaml_leading_zero_post_codes_and_code_like_words_stay_text(tmp_path: Path) -> None:
+    # YAML 1.1 would read 01067 as octal 567 and NO (Norway) as false: both silently wrong
+    _write(
+        tmp_path,
+        "erp_customers.yaml",
+        "- {no: C1, name: Dresden GmbH, city: Dresden, post_code: 01067, country_code: DE}\n"
+        "- {no: C2, name: Oslo AS, city: Oslo, post_code: 0150, country_code: NO, county: ON}\n",
+    )
+    reader = files.erp.open_reader(str(tmp_path))
+    customers = {c.no: c for c in reader.iter_customers()}
+    assert list(reader.problems()) == []
+    assert (customers["C1"].post_code, customers["C1"].country_code) == ("01067", "DE")
+    assert (customers["C2"].post_code, customers["C2"].country_code) == ("0150", "NO")
+    assert customers["C2"].county == "ON"

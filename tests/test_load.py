@@ -116,3 +116,29 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     assert isinstance(doc, LoadedDocument)
     assert doc.data == {"a": "é"}
     assert doc.path == str(path)
+
+
+def test_plain_scalars_follow_yaml_1_2_so_codes_and_post_codes_stay_text() -> None:
+    doc = load_yaml_text(
+        "countries: [NO, 'SE', ON, yes, off, Y, n]\n"
+        "post_codes: [01067, 08001, 94105, 0]\n"
+        "times: [2:30, 1:20:00]\n"
+        "flags: [true, False, TRUE]\n"
+        "numbers: [12, -3, +4, 1_000, 1.5, -0.25, 6.02e+23]\n"
+        "other: [0x1F, 0o17, 010, ~, null]\n",
+        "f.yaml",
+    )
+    assert doc.data == {
+        "countries": ["NO", "SE", "ON", "yes", "off", "Y", "n"],
+        "post_codes": ["01067", "08001", 94105, 0],
+        "times": ["2:30", "1:20:00"],
+        "flags": [True, False, True],
+        "numbers": [12, -3, 4, 1000, 1.5, -0.25, 6.02e23],
+        "other": ["0x1F", "0o17", "010", None, None],
+    }
+
+
+def test_a_norwegian_country_key_is_the_code_not_false() -> None:
+    doc = load_yaml_text("NO: {template: EU}\nON: 1\n", "f.yaml")
+    assert doc.data == {"NO": {"template": "EU"}, "ON": 1}
+    assert doc.key_position("/NO") == Position(1, 1)

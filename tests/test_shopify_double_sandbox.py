@@ -135,9 +135,14 @@ def test_seeded_shipping_zones_survive_a_persist_round_trip(tmp_path: Path) -> N
         {"name": "Europe", "countries": [{"code": "NL", "provinces": None},
                                          {"code": "DE", "provinces": None}]},
     ]
+    # YAML 1.2 scalars: unquoted ON (Ontario) and NO (Norway) are codes, not booleans
     unquoted = tmp_path / "unquoted.yaml"
-    unquoted.write_text("shop:\n  shipping_zones: [{countries: [{code: CA, provinces: [ON]}]}]\n",
-                        encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"provinces/0: True is not a province of CA; quote "
-                       r"codes such as 'ON'"):
-        load_seed_file(ShopifyDouble().store, unquoted)
+    unquoted.write_text(
+        "shop:\n  shipping_zones: [{name: North, countries: [{code: CA, provinces: [ON]}, NO]}]\n",
+        encoding="utf-8")
+    north = ShopifyDouble()
+    load_seed_file(north.store, unquoted)
+    assert north.store.shop["shippingZones"] == [
+        {"name": "North", "countries": [{"code": "CA", "provinces": ["ON"]},
+                                        {"code": "NO", "provinces": None}]},
+    ]

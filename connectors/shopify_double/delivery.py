@@ -63,17 +63,12 @@ def zones_from_seed(value: Any, where: str = "/shop/shipping_zones") -> list[dic
     return zones
 
 
-#: YAML 1.1 reads some unquoted codes as booleans (ON, NO, Y, ...)
-_QUOTE = "; quote codes such as 'ON' or 'NO' (YAML reads them as true/false)"
-
-
 def _zone_country(entry: Any, where: str) -> dict[str, Any]:
     data = {"code": entry} if isinstance(entry, str | bool) else entry
     text = data.get("code") if isinstance(data, Mapping) else None
     if not isinstance(text, str):
-        hint = _QUOTE if isinstance(text, bool) else ""
         raise ZoneProblem(where, "expected a country code or a mapping with code (and "
-                          f"provinces){hint}")
+                          "provinces)")
     unknown = set(data) - {"code", "provinces"}
     if unknown:
         raise ZoneProblem(f"{where}/{sorted(unknown)[0]}", "unknown field (known: code, "
@@ -93,9 +88,7 @@ def _zone_country(entry: Any, where: str) -> dict[str, Any]:
     for k, text in enumerate(wanted):
         province = normalize.province(code, str(text))
         if isinstance(text, bool) or not isinstance(province, tuple):
-            hint = _QUOTE if isinstance(text, bool) else ""
-            raise ZoneProblem(f"{where}/provinces/{k}",
-                              f"{text!r} is not a province of {code}{hint}")
+            raise ZoneProblem(f"{where}/provinces/{k}", f"{text!r} is not a province of {code}")
         if province[0] not in codes:
             codes.append(province[0])
     return {"code": code, "provinces": codes}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from custsync.engine.errors import ConfigError
+from custsync.engine.load import SafeLoader
 
 from .delivery import ZoneProblem, zones_from_seed
 from .store import ADDRESS_GID, CUSTOMER_GID, Store, WriteRejected
@@ -247,7 +248,7 @@ def read_seed_file(path: str | Path) -> Any:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SafeLoader)  # a safe loader; NO and ON stay text
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
     except yaml.YAMLError as exc:
