@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
@@ -335,6 +335,8 @@ def _datetime(value: Any, name: str) -> datetime | None:
         return None
     if isinstance(value, datetime):
         parsed = value
+    elif isinstance(value, date):  # YAML reads an unquoted 2026-03-01 as a date
+        parsed = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())

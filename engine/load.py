@@ -7,7 +7,8 @@ the last one).
 
 Plain scalars are read with YAML 1.2's rules rather than PyYAML's YAML 1.1 ones (see
 :class:`SafeLoader`): ``NO`` (Norway), ``ON`` (Ontario), ``yes`` and ``off`` stay text, and a
-number with a leading zero (post code ``01067``) is not read as an octal number.
+number with a leading zero (post code ``01067``) is not read as an octal number. A date that
+does not exist (``2026-13-45``) stays text for the reader of the field to report.
 """
 
 from __future__ import annotations
@@ -72,6 +73,23 @@ SafeLoader.add_implicit_resolver(
 )
 
 
+def _timestamp_or_text(constructor: Any, node: Any) -> Any:
+    """A YAML 1.1 timestamp, or its text when it is no date (``2026-13-45``): YAML 1.2 has no
+    timestamps, and the reader of the value can then say which field is wrong."""
+    try:
+        return constructor.construct_yaml_timestamp(node)
+    except (ValueError, AttributeError, OverflowError):
+        return constructor.construct_scalar(node)
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """PyYAML's safe constructor with :func:`_timestamp_or_text`."""
+
+
+for _owner in (_Constructor, SafeLoader):
+    _owner.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     line: int  # 1-based
@@ -133,7 +151,7 @@ _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 class _Builder:
     def __init__(self, doc: LoadedDocument) -> None:
         self.doc = doc
-        self.constructor = yaml.constructor.SafeConstructor()
+        self.constructor = _Constructor()
 
     def build(self, node: Node, pointer: str) -> Any:
         self.doc.positions[pointer] = _pos(node)
@@ -145,7 +163,7 @@ class _Builder:
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
+                key = self._construct(key_node)
                 if not isinstance(key, str | int | float | bool) or key is None:
                     key = str(key)
                 child = f"{pointer}/{_escape(str(key))}"
@@ -159,8 +177,23 @@ class _Builder:
         if isinstance(node, SequenceNode):
             return [self.build(item, f"{pointer}/{index}") for index, item in enumerate(node.value)]
         if isinstance(node, ScalarNode):
-            return self.constructor.construct_object(node, deep=True)
+            return self._construct(node)
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+    def _construct(self, node: Node) -> Any:
+        """PyYAML's value of ``node``; a value its explicit tag cannot hold (``!!int abc``)
+        is a located ConstructorError, not a ValueError from deep inside PyYAML."""
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            detail = f" ({exc})" if isinstance(exc, ValueError | OverflowError) else ""
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{node.value!r} is not a valid {kind}{detail}; remove the !!{kind} tag",
+                node.start_mark,
+            ) from None
 
 
 _HINTS = (

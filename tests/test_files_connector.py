@@ -227,6 +227,38 @@ def test_yaml_record_problems_name_the_field_and_line(tmp_path: Path) -> None:
     }
 
 
+def test_yaml_dates_unquoted_and_impossible_are_read_per_record(tmp_path: Path) -> None:
+    """An unquoted ``updated_at: 2026-03-01`` (a YAML date) was refused as "got
+    datetime.date(...)" while the same text in CSV was read; ``2026-13-45`` stopped the whole
+    file with a ValueError traceback instead of skipping its record."""
+    _write(
+        tmp_path,
+        "shopify_customers.yaml",
+        "- {id: 1, first_name: Ann, updated_at: 2026-03-01}\n"
+        "- {id: 2, first_name: Bob, updated_at: 2026-13-45}\n"
+        "- {id: 3, first_name: Cid, updated_at: 2026-03-01T10:00:00Z}\n",
+    )
+    _write(
+        tmp_path,
+        "links.yaml",
+        "- {shop: m, shopify_id: 1, erp_no: C, last_import_at: 2026-02-30}\n",
+    )
+    reader = files.shopify.open_reader(str(tmp_path))
+    updated = {c.id.rsplit("/", 1)[1]: c.updated_at for c in reader.iter_customers()}
+    assert updated == {
+        "1": datetime(2026, 3, 1, tzinfo=UTC),
+        "3": datetime(2026, 3, 1, 10, tzinfo=UTC),
+    }
+    [problem] = reader.problems()
+    assert problem.location.endswith("shopify_customers.yaml:2")
+    assert problem.record == "gid://shopify/Customer/2"
+    assert problem.message == (
+        "field 'updated_at': '2026-13-45' is not an ISO 8601 date-time (e.g. 2026-03-01T12:00:00Z)"
+    )
+    [link_problem] = load_links(tmp_path).problems
+    assert link_problem.message.startswith("field 'last_import_at': '2026-02-30' is not an ISO")
+
+
 def test_yaml_file_level_errors(tmp_path: Path) -> None:
     _write(tmp_path, "countries.yaml", "code: US\n")
     with pytest.raises(ConfigError, match=r"countries.yaml:1: expected a list of records"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 from custsync.engine.load import (
     LoadedDocument,
     Position,
+    SafeLoader,
     YamlSyntaxError,
     load_yaml,
     load_yaml_text,
@@ -142,3 +145,32 @@ def test_a_norwegian_country_key_is_the_code_not_false() -> None:
     doc = load_yaml_text("NO: {template: EU}\nON: 1\n", "f.yaml")
     assert doc.data == {"NO": {"template": "EU"}, "ON": 1}
     assert doc.key_position("/NO") == Position(1, 1)
+
+
+def test_a_date_that_does_not_exist_stays_text_instead_of_a_traceback() -> None:
+    """``updated_at: 2026-13-45`` raised PyYAML's ValueError (a traceback from every command
+    reading a YAML file); the reader of the field now says which field is wrong."""
+    doc = load_yaml_text(
+        "bad: 2026-13-45\nalso: 2026-02-30T10:00:00Z\n2026-13-01: key\ngood: 2026-03-01\n",
+        "f.yaml",
+    )
+    assert doc.data["bad"] == "2026-13-45"
+    assert doc.data["also"] == "2026-02-30T10:00:00Z"
+    assert doc.data["2026-13-01"] == "key"
+    assert doc.data["good"] == date(2026, 3, 1)
+    # the sandbox's seed files read with the same loader class
+    assert yaml.load("bad: 2026-13-45\n", Loader=SafeLoader) == {"bad": "2026-13-45"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: !!int abc\n", "1:4: YAML: 'abc' is not a valid int (invalid literal"),
+        ("a: 1\nb: !!float x\n", "2:4: YAML: 'x' is not a valid float ("),
+        ("a: !!bool maybe\n", "1:4: YAML: 'maybe' is not a valid bool; remove the !!bool tag"),
+    ],
+)
+def test_a_value_its_explicit_tag_cannot_hold_is_a_located_error(text: str, message: str) -> None:
+    with pytest.raises(YamlSyntaxError) as raised:
+        load_yaml_text(text, "f.yaml")
+    assert str(raised.value).startswith(f"f.yaml:{message}")

@@ -146,3 +146,47 @@ def test_seeded_shipping_zones_survive_a_persist_round_trip(tmp_path: Path) -> N
         {"name": "North", "countries": [{"code": "CA", "provinces": ["ON"]},
                                         {"code": "NO", "provinces": None}]},
     ]
+
+
+def test_seed_files_with_bad_bytes_tags_and_dates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A seed that is not UTF-8 or holds ``!!int abc`` was a traceback; a seeded
+    ``updated_at: next tuesday`` (as in examples/world) or a time without an offset was stored
+    as it was, and then every search by date (each incremental sync) failed."""
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"customers:\n  - {email: a@example.com, first_name: M\xfcller}\n")
+    with pytest.raises(ConfigError, match=r"latin\.yaml:2:41: not UTF-8 \(byte 0xfc\)"):
+        load_seed_file(ShopifyDouble().store, latin)
+    latin_json = tmp_path / "latin.json"
+    latin_json.write_bytes(b'[{"email": "a@example.com", "first_name": "M\xfcller"}]')
+    with pytest.raises(ConfigError, match=r"latin\.json: not UTF-8 \(byte 0xfc at byte offset"):
+        load_seed_file(ShopifyDouble().store, latin_json)
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("customers:\n  - {email: a@example.com, note: !!int abc}\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"tagged\.yaml:2:34: invalid YAML: 'abc' is not a valid"):
+        load_seed_file(ShopifyDouble().store, tagged)
+
+    dates = tmp_path / "dates.yaml"
+    dates.write_text(
+        "customers:\n"
+        "  - {email: a@example.com, updated_at: next tuesday}\n"
+        "  - {email: b@example.com, updated_at: '2026-01-01T10:00:00'}\n"
+        "  - {email: c@example.com, updated_at: 2026-01-02}\n"
+        "  - {email: d@example.com, updated_at: 2026-13-45}\n",
+        "utf-8",
+    )
+    double = ShopifyDouble()
+    with caplog.at_level("WARNING", logger="custsync.sandbox"):
+        load_seed_file(double.store, dates)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{dates}: /customers/{i}/updatedAt: {text!r} is not an ISO 8601 date-time "
+        "(e.g. 2026-03-01T12:00:00Z); seeded with the time of seeding instead"
+        for i, text in ((0, "next tuesday"), (3, "2026-13-45"))
+    ]
+    stamps = {c["email"]: c["updatedAt"] for c in double.store.customers()}
+    assert stamps["b@example.com"] == "2026-01-01T10:00:00Z"
+    assert stamps["c@example.com"] == "2026-01-02T00:00:00Z"
+    found = double.store.search_customers("updated_at:>'2026-01-01T12:00:00Z'")
+    assert "b@example.com" not in {c["email"] for c in found}
+    assert {"a@example.com", "c@example.com", "d@example.com"} <= {c["email"] for c in found}

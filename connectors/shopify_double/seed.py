@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from custsync.engine.errors import ConfigError
-from custsync.engine.load import SafeLoader
+from custsync.engine.load import YamlSyntaxError, load_yaml
 
 from .delivery import ZoneProblem, zones_from_seed
-from .store import ADDRESS_GID, CUSTOMER_GID, Store, WriteRejected
+from .store import ADDRESS_GID, CUSTOMER_GID, Store, WriteRejected, parse_iso
 
 if TYPE_CHECKING:
     from custsync.engine.model import ShopifyCustomer
+
+log = logging.getLogger("custsync.sandbox")
 
 _CUSTOMER_KEYS = {
     "id": "id",
@@ -108,11 +112,26 @@ def _camel(record: Any, keys: Mapping[str, str], where: str) -> dict[str, Any]:
     return out
 
 
-def _datetime_text(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        return text.replace("+00:00", "Z")
-    return value
+def _datetime_text(value: Any, where: str) -> str:
+    """A date-time as text with its offset (UTC when none is given: the store compares it
+    with aware times); a text that is no date-time (``next tuesday``) is a problem here, not
+    an error of every later search by date."""
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):  # YAML reads an unquoted 2026-03-01 as a date
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = parse_iso(value.strip())
+        except ValueError:
+            moment = None
+    if moment is None:
+        raise SeedError(where, f"{value!r} is not an ISO 8601 date-time "
+                        "(e.g. 2026-03-01T12:00:00Z)")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _seed_id(value: Any, prefix: str, where: str) -> Any:
@@ -132,7 +151,25 @@ def _seed_id(value: Any, prefix: str, where: str) -> Any:
                     f"got {value!r}")
 
 
-def customer_record(record: Any, where: str = "") -> dict[str, Any]:
+def _dates(data: dict[str, Any], where: str, warnings: list[str] | None) -> None:
+    """``updatedAt``/``createdAt`` as texts the store can compare. With ``warnings``, a date
+    that is none (the example world's ``updated_at: next tuesday``) is left out (the record
+    gets the time of seeding) and said there; without, it is a SeedError."""
+    for key in ("updatedAt", "createdAt"):
+        if data.get(key) in (None, ""):
+            continue
+        try:
+            data[key] = _datetime_text(data[key], f"{where}/{key}")
+        except SeedError as exc:
+            if warnings is None:
+                raise
+            warnings.append(f"{exc}; seeded with the time of seeding instead")
+            del data[key]
+
+
+def customer_record(
+    record: Any, where: str = "", warnings: list[str] | None = None
+) -> dict[str, Any]:
     """One customer (snake_case, camelCase or a ShopifyCustomer) as camelCase input."""
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
         record = dataclasses.asdict(record)
@@ -142,9 +179,7 @@ def customer_record(record: Any, where: str = "") -> dict[str, Any]:
     data = _camel(record, _CUSTOMER_KEYS, where)
     if "id" in data:
         data["id"] = _seed_id(data["id"], CUSTOMER_GID, where)
-    for key in ("updatedAt", "createdAt"):
-        if key in data:
-            data[key] = _datetime_text(data[key])
+    _dates(data, where, warnings)
     if data.get("tags") is not None:
         tags = data["tags"]
         data["tags"] = [tags] if isinstance(tags, str) else list(tags)
@@ -172,8 +207,9 @@ def customers_from_any(records: Iterable[Any], where: str = "") -> list[dict[str
     return [customer_record(r, f"{where}/{i}") for i, r in enumerate(records)]
 
 
-def order_record(record: Any, where: str = "") -> dict[str, Any]:
+def order_record(record: Any, where: str = "", warnings: list[str] | None = None) -> dict[str, Any]:
     data = _camel(record, _ORDER_KEYS, where)
+    _dates(data, where, warnings)
     for key in ("billingAddress", "shippingAddress"):
         if data.get(key) is not None:
             address = _camel(data[key], _ADDRESS_KEYS, f"{where}/{key}")
@@ -213,6 +249,7 @@ def seed_store(store: Store, document: Any, source: str = "seed") -> None:
             store.shop.update(_shop_record(document["shop"]))
         except (SeedError, ZoneProblem) as exc:
             problems.append(str(exc))
+    warnings: list[str] = []
     for kind, convert in (("customers", customer_record), ("orders", order_record)):
         items = document.get(kind) or []
         if not isinstance(items, list):
@@ -221,7 +258,7 @@ def seed_store(store: Store, document: Any, source: str = "seed") -> None:
         for i, item in enumerate(items):
             where = f"/{kind}/{i}"
             try:
-                record = convert(item, where)
+                record = convert(item, where, warnings)
                 if kind == "customers":
                     store.load([record])
                 else:
@@ -232,6 +269,8 @@ def seed_store(store: Store, document: Any, source: str = "seed") -> None:
                 for err in exc.errors:
                     field = "/".join(err.field) if err.field else ""
                     problems.append(f"{where}{'/' + field if field else ''}: {err.message}")
+    for warning in warnings:
+        log.warning("%s: %s", source, warning)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         detail = "\n".join(f"  {source}: {p}" for p in problems)
@@ -241,21 +280,31 @@ def seed_store(store: Store, document: Any, source: str = "seed") -> None:
 def read_seed_file(path: str | Path) -> Any:
     """Parse a JSON or YAML seed file (a ConfigError names the file and the position)."""
     path = Path(path)
+    if path.suffix.lower() != ".json":
+        try:
+            document = load_yaml(path)  # YAML 1.2 scalars: NO and ON stay text
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read seed file: {exc.strerror or exc}") from exc
+        except YamlSyntaxError as exc:
+            where = f"{path}:{exc.position.line}:{exc.position.column}"
+            if exc.code == "encoding":
+                raise ConfigError(f"{where}: {exc.message}") from None
+            problem = exc.message.removeprefix("YAML syntax: ").removeprefix("YAML: ")
+            raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        for pointer, position, message in document.problems:
+            raise ConfigError(f"{path}:{position.line}:{position.column}: {pointer}: {message}")
+        return document.data
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read seed file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte "
+                          f"offset {exc.start}); save the file as UTF-8") from None
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.load(text, Loader=SafeLoader)  # a safe loader; NO and ON stay text
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from exc
 
 
 def load_seed_file(store: Store, path: str | Path) -> None:
