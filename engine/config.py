@@ -40,7 +40,7 @@ from jsonschema.exceptions import ValidationError
 
 from . import vocabulary
 from .diagnostics import Diagnostic, Severity, at, has_errors, raise_on_errors, sort_diagnostics
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .load import LoadedDocument, YamlSyntaxError, load_yaml_text
 from .model import CountrySetup, ShopSettings, TaxArea
 from .validate import (
@@ -63,6 +63,7 @@ __all__ = [
     "ConfigReport",
     "ScheduleConfig",
     "ShopConfig",
+    "config_file",
     "config_schema",
     "default_config",
     "is_loopback_host",
@@ -767,6 +768,16 @@ def _report(doc: LoadedDocument, base_dir: Path, path: Path | None) -> ConfigRep
     if has_errors(diagnostics):
         return ConfigReport(None, diagnostics, rule_dirs)
     return ConfigReport(_build(data, base_dir, path), diagnostics, rule_dirs)
+
+
+def config_file(path: str | Path) -> Path:
+    """``path`` when it is a file; else the UsageError every command gives for ``-c``."""
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{path}: is a folder, not a config file (pass -c FILE)")
+    if not file.is_file():
+        raise UsageError(f"{path}: no such config file (pass -c FILE)")
+    return file
 
 
 def read_config(path: str | Path) -> ConfigReport:

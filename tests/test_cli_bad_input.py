@@ -171,6 +171,8 @@ def test_validate_reports_urls_that_only_failed_later(
         ["orders", "map", "--order", "1"],
         ["countries", "init"],
         ["rules", "list"],
+        ["rules", "show", "match-by-email"],
+        ["erp", "export"],
     ],
 )
 def test_a_missing_config_file_is_the_same_usage_error_everywhere(
@@ -180,6 +182,11 @@ def test_a_missing_config_file_is_the_same_usage_error_everywhere(
     assert main([*command, "-c", str(missing)]) == exitcodes.USAGE
     err = _no_traceback(capsys.readouterr())
     assert err == f"custsync: error: {missing}: no such config file (pass -c FILE)\n"
+    # a folder given as the config (`-c world`): `rules list` was an IsADirectoryError
+    # traceback, the others said "no such config file" of a path that exists
+    assert main([*command, "-c", str(tmp_path)]) == exitcodes.USAGE
+    err = _no_traceback(capsys.readouterr())
+    assert err == f"custsync: error: {tmp_path}: is a folder, not a config file (pass -c FILE)\n"
 
 
 def test_erp_load_reports_value_problems_of_good_rows_next_to_malformed_rows(
@@ -353,3 +360,18 @@ def test_a_users_own_rules_folder_does_not_shadow_shipped_rule_files(
     out = capsys.readouterr().out
     assert "file:        rules/import_match.yaml" not in out
     assert "import_match.yaml:" in out and "lookup.email_customer_no:" in out
+
+
+def test_rules_commands_refuse_a_rules_key_that_is_not_a_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rules: ./my-rules` (not a list) made `rules list -c` quietly list the shipped rules
+    only, as if the user's folder had no rules."""
+    path = tmp_path / "custsync.yaml"
+    path.write_text("erp: {url: 'sqlite:///erp.db'}\nrules: ./my-rules\n", encoding="utf-8")
+    assert main(["rules", "list", "-c", str(path)]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert err == (
+        f"custsync: error: {path}:2:8: /rules: expected a list of rule folders "
+        "(e.g. rules: [./my-rules]), got str\n"
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
@@ -86,15 +85,13 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    path = Path(args.config or DEFAULT_CONFIG)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such config file (pass -c FILE)")
+    from ..config import config_file, require_config
+
+    path = config_file(args.config or DEFAULT_CONFIG)
     codes = [code.strip().upper() for code in args.country]
     bad = check_iso_codes(codes)
     if bad:
         raise UsageError(f"--country {', '.join(bad)}: not an ISO 3166-1 alpha-2 country code")
-
-    from ..config import require_config
 
     shop = require_config(path).shop(args.shop)
     known = sorted(shop.country_setups)

@@ -136,11 +136,9 @@ def erp_url(args: argparse.Namespace) -> str:
         return os.environ[ENV_URL]
     path = Path(args.config) if getattr(args, "config", None) else Path(DEFAULT_CONFIG)
     if args.config or path.is_file():
-        if not path.is_file():
-            raise UsageError(f"config file {path} does not exist")
-        from ..config import require_config
+        from ..config import config_file, require_config
 
-        return require_config(path).erp_url
+        return require_config(config_file(path)).erp_url
     raise UsageError(
         f"no ERP database given: use --erp URL (e.g. sqlite:///erp.db), set {ENV_URL}, "
         f"or run where {DEFAULT_CONFIG} names erp.url"

@@ -91,7 +91,7 @@ class _Locked(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import require_config
+    from ..config import config_file, require_config
     from ..model import Action
     from ..registry import open_erp_writer
     from ..state import open_store
@@ -100,9 +100,7 @@ def _run(args: argparse.Namespace) -> int:
 
     for order_id in args.order or ():
         _order_gid(order_id)  # every id checked before anything is opened
-    config_path = Path(args.config)
-    if not config_path.is_file():
-        raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
+    config_path = config_file(args.config)
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
     if args.shop:

@@ -318,10 +318,9 @@ def _orders(
 
 def _config_path(args: argparse.Namespace) -> Path | None:
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise UsageError(f"{args.config}: no such config file (pass -c FILE)")
-        return path
+        from ..config import config_file
+
+        return config_file(args.config)
     default = Path(DEFAULT_CONFIG)
     if default.is_file():
         return default

@@ -103,18 +103,30 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _configured_dirs(config: str | None) -> list[Path]:
     """The ``rules:`` folders of the config file, relative to it."""
-    path = Path(config) if config else Path(DEFAULT_CONFIG)
-    if not path.exists():
-        if config:
-            raise UsageError(f"{config}: no such config file (pass -c FILE)")
-        return []
+    if config:
+        from ..config import config_file
+
+        path = config_file(config)
+    else:
+        path = Path(DEFAULT_CONFIG)
+        if not path.is_file():
+            return []
     try:
-        data = load_yaml(path).data
+        document = load_yaml(path)
     except YamlSyntaxError as exc:
         raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    data = document.data
     folders = data.get("rules") if isinstance(data, dict) else None
-    if not isinstance(folders, list):
+    if folders is None:
         return []
+    if not isinstance(folders, list):
+        where = document.position("/rules")
+        raise ConfigError(
+            f"{path}:{where.line}:{where.column}: /rules: expected a list of rule folders "
+            f"(e.g. rules: [./my-rules]), got {type(folders).__name__}"
+        )
     return [(path.resolve().parent / str(folder)).resolve() for folder in folders]
 
 

@@ -18,10 +18,9 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError
 from ..schedule import (
     Job,
     JobSpec,
@@ -112,11 +111,9 @@ def number_type(
 
 def load_config(path: str) -> Any:
     """The typed config of ``path`` (ConfigError with a location when it is invalid)."""
-    if not Path(path).is_file():
-        raise UsageError(f"{path}: no such config file (pass -c FILE)")
-    from ..config import require_config
+    from ..config import config_file, require_config
 
-    return require_config(path)
+    return require_config(config_file(path))
 
 
 def state_url_of(config: Any, override: str | None) -> str:

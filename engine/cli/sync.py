@@ -84,7 +84,7 @@ def _signals(stop: Any) -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import require_config
+    from ..config import config_file, require_config
     from ..plan import plan_from_json
     from ..schedule import (
         LeaseHeartbeat,
@@ -97,9 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..sync import run_sync
     from ..validate import require_rule_set
 
-    config_path = Path(args.config)
-    if not config_path.is_file():
-        raise UsageError(f"{config_path}: no such config file (pass -c FILE)")
+    config_path = config_file(args.config)
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
     shops = [s for s in config.shops if not args.shop or s.name in args.shop]
