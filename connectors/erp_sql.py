@@ -95,6 +95,8 @@ def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None, f"must be text, not {type(value).__name__}"
     text = str(value)
+    if "\x00" in text:  # PostgreSQL refuses it for the whole batch; SQLite would keep it
+        return None, "contains a NUL character (0x00)"
     limit = schema.FIELD_LENGTHS.get(name)
     if limit is not None and len(text) > limit:
         return None, f"too long ({len(text)} characters, max {limit})"

@@ -236,8 +236,11 @@ def _csv_rows(
         header = [name.strip() for name in header]
         unknown = [name for name in header if name not in columns]
         if unknown:
+            headless = len(unknown) == len(header) > 1  # a first record, not a header row
             raise ConfigError(
-                f"{_shown(path)}:1: unknown column{'s' if len(unknown) > 1 else ''} "
+                f"{_shown(path)}:1: "
+                + ("the first line must name the columns; " if headless else "")
+                + f"unknown column{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(map(repr, unknown))}; known columns: {', '.join(columns)}",
                 file=str(path),
                 line=1,

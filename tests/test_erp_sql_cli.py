@@ -142,6 +142,36 @@ def test_header_problems(erp_url: str, tmp_path: Path, capsys: pytest.CaptureFix
     assert "the file is empty" in capsys.readouterr().err
 
 
+def test_a_file_without_a_header_row_is_one_problem(
+    erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first record taken as the header gave one "unknown column" line per value, each
+    with the whole list of known columns, and never said that the header row is missing."""
+    csv_file = _write(tmp_path, "C1,Jane,US,jane@example.com\nC2,Bob,US,bob@example.com\n")
+    assert main(["erp", "load", csv_file, "--erp", erp_url]) == exitcodes.ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(
+        f"{csv_file}:1: the first line must name the columns; none of C1, Jane, US, ... is a "
+        "column for customers (known: no, name, "
+    )
+    assert err[1:] == [f"{csv_file}: 1 problem; nothing was loaded"]
+
+
+def test_a_nul_character_is_a_row_problem_on_every_database(
+    erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite stored a NUL in a name; PostgreSQL refused the whole load with a driver error
+    naming no row."""
+    csv_file = _write(tmp_path, b"no,name\nC1,Jane\nC2,Nul\x00Name\n")
+    assert main(["erp", "load", csv_file, "--erp", erp_url]) == exitcodes.ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{csv_file}:3: name: contains a NUL character (0x00)",
+        f"{csv_file}: 1 problem; nothing was loaded",
+    ]
+    assert _nos(erp_url) == []
+
+
 def test_load_countries_and_templates(
     erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

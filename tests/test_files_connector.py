@@ -130,6 +130,14 @@ def test_csv_unknown_and_missing_columns(tmp_path: Path) -> None:
     _write(tmp_path, "erp_customers.csv", "name,email\nAnn,a@example.com\n")
     with pytest.raises(ConfigError, match=r"erp_customers.csv:1: missing column 'no'"):
         files.erp.open_reader(str(tmp_path))
+    # a file without a header row: its first record is no header, say so
+    _write(tmp_path, "erp_customers.csv", "C1,Ann,a@example.com\n")
+    with pytest.raises(ConfigError) as raised:
+        files.erp.open_reader(str(tmp_path))
+    assert raised.value.render().startswith(
+        f"{tmp_path}/erp_customers.csv:1: the first line must name the columns; unknown "
+        "columns 'C1', 'Ann', 'a@example.com'; known columns: no, name, "
+    )
 
 
 def test_csv_bad_rows_are_skipped_and_the_rest_is_read(tmp_path: Path) -> None:

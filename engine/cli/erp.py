@@ -242,6 +242,18 @@ def _header(
     record: list[str], line: int, kind: str, allowed: tuple[str, ...], result: CsvFile
 ) -> tuple[str, ...]:
     columns = tuple(name.strip() for name in record)
+    if len(columns) > 1 and not any(name in allowed for name in columns):
+        # a file without a header row: one problem, not one per value of its first record
+        result.problems.append(
+            (
+                line,
+                "",
+                f"the first line must name the columns; none of {', '.join(columns[:3])}"
+                f"{', ...' if len(columns) > 3 else ''} is a column for {kind} "
+                f"(known: {', '.join(allowed)})",
+            )
+        )
+        return columns
     seen: set[str] = set()
     for index, name in enumerate(columns, start=1):
         if not name:
