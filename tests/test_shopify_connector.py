@@ -194,6 +194,27 @@ def test_missing_token_variable_is_a_config_error_naming_it(
         open_reader(URL)
 
 
+@pytest.mark.parametrize("value", ["shpat_one\ntwo", "shpat one", "shpat_\u00e9t\u00e9"])
+def test_a_token_no_header_can_carry_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A token with a line break was retried as a lost connection and the error quoted it
+    (httpx's "illegal header value b'shpat_one\\ntwo'"); a non-ASCII one was a
+    UnicodeEncodeError traceback."""
+    monkeypatch.setenv("ODD_TOKEN", value)
+    with pytest.raises(ConfigError) as raised:
+        open_reader(URL, token_env="ODD_TOKEN")
+    assert raised.value.render() == (
+        "environment variable ODD_TOKEN holds a space, a line break or a non-ASCII character "
+        "inside the access token; set it to the token alone"
+    )
+    # blanks around the token (a line end from `EnvironmentFile=` or a file) are dropped
+    monkeypatch.setenv("ODD_TOKEN", f" {TOKEN}\r\n")
+    reader = open_reader(URL, token_env="ODD_TOKEN")
+    assert reader.client.endpoint.token == TOKEN
+    reader.close()
+
+
 def test_config_aliases_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALIAS_TOKEN", TOKEN)
     reader = open_reader(

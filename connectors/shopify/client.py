@@ -124,6 +124,10 @@ def parse_shop_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}"
 
 
+#: what an access token in a header can be: visible ASCII characters
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
+
+
 def resolve_token(token: str | None, token_env: str | None) -> str:
     """The access token: given directly (tests, API use) or read from ``token_env``."""
     if token:
@@ -139,6 +143,12 @@ def resolve_token(token: str | None, token_env: str | None) -> str:
         raise ConfigError(
             f"environment variable {token_env} is not set or empty; it must hold the "
             "Shopify Admin API access token"
+        )
+    if not _TOKEN_RE.fullmatch(value):
+        # an HTTP header cannot carry it: httpx's error would quote the token
+        raise ConfigError(
+            f"environment variable {token_env} holds a space, a line break or a non-ASCII "
+            "character inside the access token; set it to the token alone"
         )
     return value
 
