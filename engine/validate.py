@@ -1000,12 +1000,15 @@ def check_rule_files(files: Sequence[LoadedRuleFile]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     # id -> (decision, folder, doc, pointer) of its first definition
     seen: dict[str, tuple[str, int, LoadedDocument, str]] = {}
+    added: list[tuple[str, LoadedRuleFile, str]] = []  # new ids of later folders
     for item in files:
         decision = _decision_of(item.doc)
         for rule_id, pointer in _raw_rules(item.doc):
             first = seen.get(rule_id)
             if first is None:
                 seen[rule_id] = (decision, item.folder, item.doc, pointer)
+                if item.folder > 0:
+                    added.append((rule_id, item, pointer))
                 continue
             first_decision, first_folder, first_doc, first_pointer = first
             where = _where(first_doc, first_pointer)
@@ -1031,6 +1034,7 @@ def check_rule_files(files: Sequence[LoadedRuleFile]) -> list[Diagnostic]:
                 )
             else:
                 seen[rule_id] = (decision, item.folder, item.doc, pointer)  # an override
+    out.extend(_near_overrides(added, seen))
     for item in files:
         data = item.doc.data
         disable = data.get("disable") if isinstance(data, Mapping) else None
@@ -1053,6 +1057,52 @@ def check_rule_files(files: Sequence[LoadedRuleFile]) -> list[Diagnostic]:
     docs = {item.doc.path: item.doc for item in files}
     out.extend(_check_rule_set(rule_set, docs))
     return out
+
+
+def _near_overrides(
+    added: Sequence[tuple[str, LoadedRuleFile, str]],
+    seen: Mapping[str, tuple[str, int, LoadedDocument, str]],
+) -> list[Diagnostic]:
+    """A new rule whose id is a typo of an earlier folder's rule of the same decision
+    (``match-by-phone-digit`` for ``match-by-phone-digits``): the user meant to replace that
+    rule, and got both."""
+    out: list[Diagnostic] = []
+    for rule_id, item, pointer in added:
+        decision = _decision_of(item.doc)
+        for other, (other_decision, folder, doc, other_pointer) in seen.items():
+            if other_decision != decision or folder >= item.folder or not _typo(rule_id, other):
+                continue
+            out.append(
+                at(
+                    item.doc,
+                    pointer,
+                    "near-override",
+                    f"rule {rule_id!r} is added next to {other!r} "
+                    f"({_where(doc, other_pointer)}), not in its place: a rule replaces "
+                    "another only with the same id",
+                    Severity.WARNING,
+                )
+            )
+            break
+    return out
+
+
+def _typo(word: str, other: str) -> bool:
+    """At most two edits apart, but not a separated extension (``x-2`` of ``x``)."""
+    if word == other or abs(len(word) - len(other)) > 2:
+        return False
+    short, long = sorted((word, other), key=len)
+    if long.startswith(short) and long[len(short)] in "-_.":
+        return False
+    row = list(range(len(other) + 1))
+    for i, char in enumerate(word, start=1):
+        previous, row[0] = row[0], i
+        for j, other_char in enumerate(other, start=1):
+            previous, row[j] = (
+                row[j],
+                min(row[j] + 1, row[j - 1] + 1, previous + (char != other_char)),
+            )
+    return row[-1] <= 2
 
 
 def _check_rule_set(rule_set: RuleSet, docs: Mapping[str, LoadedDocument]) -> list[Diagnostic]:

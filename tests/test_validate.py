@@ -258,6 +258,40 @@ rules:
     assert isinstance(rules[0].params["customer_no"], FactRef)
 
 
+def test_a_typo_in_the_id_of_an_override_is_a_warning(tmp_path: Path) -> None:
+    """`id: match-by-emial` meant to replace match-by-email but added a second rule, with no
+    word from validate (a typo in `disable:` already had one)."""
+    _write(tmp_path / "shipped", "import_match.yaml", MATCH)
+    _write(
+        tmp_path / "user",
+        "mine.yaml",
+        "decision: import_match\n"
+        "rules:\n"
+        "  - id: match-by-emial\n"
+        "    priority: 80\n"
+        "    when: {lookup.email_customer_no: {present: true}, shopify.has_address: true}\n"
+        "    then: {action: match, customer_no: {fact: lookup.email_customer_no}, method: email}\n"
+        "  - id: match-by-email-2\n"  # a new rule named after one: no warning
+        "    when: {lookup.email_customer_no: {present: true}}\n"
+        "    then: {action: match, customer_no: {fact: lookup.email_customer_no}, method: email}\n"
+        "  - id: no-match\n"  # a real override: none either
+        "    then: {action: no_match}\n",
+    )
+    rule_set, diagnostics = load_rule_set(
+        [tmp_path / "shipped", tmp_path / "user"], include_shipped=False
+    )
+    assert rule_set is not None
+    near = [d for d in diagnostics if d.code == "near-override"]
+    assert [(d.line, d.column, d.severity, d.pointer) for d in near] == [
+        (3, 9, Severity.WARNING, "/rules/0/id")
+    ]
+    shipped = tmp_path / "shipped" / "import_match.yaml"
+    assert near[0].message == (
+        f"rule 'match-by-emial' is added next to 'match-by-email' ({shipped}:7), "
+        "not in its place: a rule replaces another only with the same id"
+    )
+
+
 def test_disabling_by_enabled_false_in_a_later_folder(tmp_path: Path) -> None:
     _write(tmp_path / "a", "m.yaml", MATCH)
     _write(
