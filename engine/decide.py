@@ -30,8 +30,8 @@ from typing import Any
 from . import enrich, names
 from .compile import compile_rule_set
 from .enrich import ExportFacts, Facts, ImportFacts
-from .errors import mask_email
 from .evaluate import DEFAULT_CACHE_SIZE, EvalStats, Evaluator
+from .masking import EMAIL, PHONE, mask_contact, mask_emails, mask_text, mask_values
 from .model import (
     ERP_CUSTOMER_FIELDS,
     ERP_FIELD_LENGTHS,
@@ -45,6 +45,7 @@ from .model import (
     ShopifyOrder,
 )
 from .rulefile import FactRef, Rule, RuleSet, Template
+from .vocabulary import FACTS, STRING
 from .world import ShopContext, World
 
 __all__ = ["SHOPIFY_ADDRESS_FIELDS", "SHOPIFY_CUSTOMER_FIELDS", "Engine", "ShopContext", "World"]
@@ -68,15 +69,26 @@ SHOPIFY_ADDRESS_FIELDS = (
 #: Shopify's limit for address first/last names as the reference connector cuts them
 ADDRESS_NAME_LENGTH = 50
 
-_EMAIL_IN_TEXT = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+)\}")
 
 
-def mask_text(text: str) -> str:
-    """Mask every e-mail address in a message (``j***@example.com``)."""
-    if "@" not in text:  # the pattern needs an @: most messages have none
-        return text
-    return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
+def _contact_kind(name: str) -> str | None:
+    """EMAIL or PHONE for a text fact holding a customer's e-mail or phone (``erp.email``,
+    ``email.first``, ``phone.e164``, ``address.phone``, ...), else None."""
+    group, _, last = name.partition(".")
+    last = last.rsplit(".", 1)[-1]
+    for kind in (EMAIL, PHONE):
+        if kind in (group, last):
+            return kind
+    return None
+
+
+#: contact facts -> their kind: masked by value wherever a message template shows them
+_CONTACT_FACTS: dict[str, str] = {
+    name: kind
+    for name, spec in FACTS.items()
+    if spec.type == STRING and (kind := _contact_kind(name)) is not None
+}
 
 
 def _change_factory() -> Callable[[str, Any, Any], FieldChange]:
@@ -289,14 +301,14 @@ class Engine:
         try:
             return self._import(world, shop, customer, caller_template=caller_template)
         except Exception as exc:  # one bad record never stops the run
-            return _error(Direction.IMPORT, shop, customer.id, exc)
+            return _error(Direction.IMPORT, shop, customer.id, exc, customer)
 
     def decide_order(self, world: World, shop: ShopContext, order: ShopifyOrder) -> Decision:
         """Which ERP customer gets a Shopify order (behaviour.md §4)."""
         try:
             return self._order(world, shop, order)
         except Exception as exc:
-            return _error(Direction.ORDER, shop, order.id, exc)
+            return _error(Direction.ORDER, shop, order.id, exc, order)
 
     def decide_export(
         self, world: World, shop: ShopContext, customer: ErpCustomer, *, requested: bool = False
@@ -306,7 +318,7 @@ class Engine:
         try:
             return self._export(world, shop, customer, requested=requested)
         except Exception as exc:
-            return _error(Direction.EXPORT, shop, customer.no, exc)
+            return _error(Direction.EXPORT, shop, customer.no, exc, customer)
 
     def plan_shop(
         self,
@@ -366,6 +378,7 @@ class Engine:
             shopify_id=customer.id,
             source_version=enrich.source_version_of(customer.updated_at),
             label=_shopify_label(customer),
+            source=customer,
         )
         try:
             if select:
@@ -525,6 +538,7 @@ class Engine:
             record=order.id,
             shopify_id=customer.id if customer is not None else None,
             label=order.name or order.id,
+            source=order,
         )
         try:
             rule = self._choice("order_method", facts)
@@ -598,7 +612,7 @@ class Engine:
                 return base.make(Action.SKIP, trail, reason_code="order-unmapped", message=why_not)
             decision = base.skip(fallback, facts, trail)
             if why and decision.message:
-                decision = _with_message(decision, f"{decision.message} ({mask_text(why)})")
+                decision = _with_message(decision, f"{decision.message} ({why})", base)
             return decision
         except _NoRule as missing:
             return base.no_rule(missing.decision, trail)
@@ -627,6 +641,7 @@ class Engine:
             record=customer.id,
             shopify_id=order.customer.id if order.customer is not None else None,
             label=_shopify_label(customer),
+            source=order,
         )
         try:
             return self._import_create(
@@ -652,6 +667,7 @@ class Engine:
             erp_no=customer.no,
             source_version=_erp_version(customer),
             label=_erp_label(customer),
+            source=customer,
         )
         try:
             action_rule = self._choice("export_action", facts)
@@ -768,7 +784,16 @@ class Engine:
 class _Base:
     """What every decision of one record shares (a plain class: one is made per record)."""
 
-    __slots__ = ("direction", "erp_no", "label", "record", "shop", "shopify_id", "source_version")
+    __slots__ = (
+        "direction",
+        "erp_no",
+        "label",
+        "record",
+        "shop",
+        "shopify_id",
+        "source",
+        "source_version",
+    )
 
     def __init__(
         self,
@@ -779,6 +804,7 @@ class _Base:
         shopify_id: str | None = None,
         source_version: str | None = None,
         label: str = "",
+        source: _Record | None = None,
     ) -> None:
         self.direction = direction
         self.shop = shop
@@ -787,6 +813,12 @@ class _Base:
         self.shopify_id = shopify_id
         self.source_version = source_version
         self.label = label
+        #: the record decided on: its own e-mails and phones are masked in every message
+        self.source = source
+
+    def message(self, text: str) -> str:
+        """``text`` fit for a decision message: see :func:`_masked_message`."""
+        return _masked_message(text, self.source)
 
     def make(self, action: Action, trail: _Trail, **fields: Any) -> Decision:
         values: dict[str, Any] = {
@@ -803,7 +835,7 @@ class _Base:
         if fields:
             values.update(fields)
             if values.get("message"):
-                values["message"] = mask_text(str(values["message"]))
+                values["message"] = self.message(str(values["message"]))
         return _decision(**values)
 
     def skip(self, rule: Rule, facts: Mapping[str, Any], trail: _Trail, **fields: Any) -> Decision:
@@ -822,8 +854,13 @@ class _Base:
         )
 
 
-def _error(direction: Direction, shop: ShopContext, record: str, exc: Exception) -> Decision:
-    text = mask_text(str(exc))[:300]
+def _error(
+    direction: Direction, shop: ShopContext, record: str, exc: Exception, source: _Record
+) -> Decision:
+    try:
+        text = _masked_message(str(exc), source)[:300]
+    except Exception:  # the record is too broken to read its contact data
+        text = mask_text(str(exc))[:300]
     return Decision(
         direction=direction,
         action=Action.SKIP,
@@ -834,10 +871,44 @@ def _error(direction: Direction, shop: ShopContext, record: str, exc: Exception)
     )
 
 
-def _with_message(decision: Decision, message: str) -> Decision:
+#: a record a decision is made for
+_Record = ErpCustomer | ShopifyCustomer | ShopifyOrder
+
+
+def _masked_message(text: str, source: _Record | None) -> str:
+    """A message with the record's own e-mails and phones masked wherever they stand (by
+    value: valid or garbage, with or without ``@``), then anything else that looks like an
+    e-mail or a phone (by pattern: e.g. exception texts)."""
+    if source is not None:
+        text = mask_values(text, _contact_values(source))
+    return mask_text(text)
+
+
+def _contact_values(record: _Record) -> list[tuple[str, str]]:
+    """The raw e-mails and phones of a record, its addresses and (an order) its customer."""
+    found: list[tuple[str, str]] = []
+    if isinstance(record, ShopifyOrder):
+        addresses = [record.bill_to, record.ship_to]
+        if record.customer is not None:
+            found += _contact_values(record.customer)
+    elif isinstance(record, ShopifyCustomer):
+        addresses = list(record.addresses)
+    else:
+        addresses = []
+    email = record.email.strip()
+    if email:
+        found.append((email, EMAIL))
+        if ";" in email or "," in email:  # a field with several: each one on its own too
+            found += [(part.strip(), EMAIL) for part in re.split(r"[;,]", email)]
+    found.append((record.phone.strip(), PHONE))
+    found += [(address.phone.strip(), PHONE) for address in addresses if address is not None]
+    return found
+
+
+def _with_message(decision: Decision, message: str, base: _Base) -> Decision:
     from dataclasses import replace
 
-    return replace(decision, message=mask_text(message))
+    return replace(decision, message=base.message(message))
 
 
 def _payload(**values: Any) -> Mapping[str, Any]:
@@ -874,23 +945,40 @@ def resolve(param: Any, facts: Mapping[str, Any]) -> Any:
     return param
 
 
-def render(text: str, facts: Mapping[str, Any]) -> str:
-    """Fill ``{fact.name}`` placeholders (absent facts render as ``(none)``), masking e-mails."""
+def render(text: str, facts: Mapping[str, Any], *, message: bool = False) -> str:
+    """Fill ``{fact.name}`` placeholders (absent facts render as ``(none)``), masking e-mails;
+    for a ``message``, contact facts are masked by value (:func:`_contact_fact`)."""
 
     def value(match: re.Match[str]) -> str:
-        found = facts.get(match.group(1))
+        name = match.group(1)
+        found = facts.get(name)
         if found is None or found == "":
             return "(none)"
         if isinstance(found, bool):
             return "true" if found else "false"
-        return mask_text(str(found))
+        if message:
+            return _contact_fact(name, found)
+        return mask_emails(str(found))
 
     return _PLACEHOLDER.sub(value, text)
 
 
+def _contact_fact(name: str, value: Any) -> str:
+    """A fact's value for a message: a customer's e-mail or phone masked whatever it holds
+    (``john doe@example.com``, ``john.example.com`` and ``12`` are contact data too)."""
+    kind = _CONTACT_FACTS.get(name)
+    return mask_contact(str(value), kind) if kind is not None else str(value)
+
+
 def _message(rule: Rule, facts: Mapping[str, Any]) -> str:
-    value = resolve(rule.params.get("message"), facts)
-    return mask_text(str(value)) if value else rule.description
+    """A rule's message (unmasked by pattern yet: :meth:`_Base.make` does that)."""
+    param = rule.params.get("message")
+    if isinstance(param, Template):
+        return render(param.text, facts, message=True) or rule.description
+    if isinstance(param, FactRef):
+        found = facts.get(param.name)
+        return _contact_fact(param.name, found) if found else rule.description
+    return str(param) if param else rule.description
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -919,14 +1007,15 @@ def _shopify_label(customer: ShopifyCustomer) -> str:
     name = " ".join(p for p in (customer.first_name.strip(), customer.last_name.strip()) if p)
     email = customer.email.strip()
     if email:
-        return f"{name} <{mask_email(email)}>" if name else f"<{mask_email(email)}>"
+        masked = mask_contact(email, EMAIL)
+        return f"{name} <{masked}>" if name else f"<{masked}>"
     return name or customer.id
 
 
 def _erp_label(customer: ErpCustomer) -> str:
     email = enrich.first_email(customer.email)
     name = customer.name.strip()[:60]
-    return f"{name} <{mask_email(email)}>" if email else name
+    return f"{name} <{mask_contact(email, EMAIL)}>" if email else name
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,8 +88,9 @@ class RecordError(CustsyncError):
 
 
 def mask_email(value: str) -> str:
-    """``jane.doe@example.com`` -> ``j***@example.com`` for logs and error messages."""
+    """``jane.doe@example.com`` -> ``j***@example.com`` for logs and error messages (for a
+    text with several ``@``, everything before the last one is masked)."""
     if "@" not in value:
         return value
-    local, _, domain = value.partition("@")
+    local, _, domain = value.rpartition("@")
     return f"{local[:1]}***@{domain}"

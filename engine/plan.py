@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .masking import mask_text
 from .model import (
     Action,
     Decision,
@@ -202,7 +203,7 @@ def _bad_record_decisions(
             warnings.append(
                 PlanWarning(
                     "bad-record",
-                    f"{problem.kind.replace('_', ' ')} skipped: {problem.message}",
+                    mask_text(f"{problem.kind.replace('_', ' ')} skipped: {problem.message}"),
                     problem.location,
                     problem.record,
                 )
@@ -220,7 +221,7 @@ def _bad_record_decisions(
                     erp_no=problem.record if direction is Direction.EXPORT else None,
                     shopify_id=problem.record if direction is Direction.IMPORT else None,
                     reason_code="bad-record",
-                    message=f"{problem.location}: {problem.message}",
+                    message=mask_text(f"{problem.location}: {problem.message}"),
                 )
             )
     return decisions, warnings
@@ -403,7 +404,7 @@ def _decision_to_dict(decision: Decision) -> dict[str, Any]:
             for change in decision.changes
         ],
         "reason_code": decision.reason_code,
-        "message": decision.message,
+        "message": mask_text(decision.message) if decision.message else decision.message,
         "rules": [
             {"id": rule.id, "decision": rule.decision, "file": rule.file, "line": rule.line}
             for rule in decision.rules
@@ -415,7 +416,9 @@ def _decision_to_dict(decision: Decision) -> dict[str, Any]:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON-ready data (full values: e-mails and phones are not masked)."""
+    """The plan as JSON-ready data: full values in changes and payloads (what ``sync --plan``
+    applies); messages masked (decide.py masks them where it builds them, this is the net for
+    decisions and warnings made elsewhere)."""
     summary = plan.summary
     return {
         "format_version": plan.format_version,
@@ -428,7 +431,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "by_direction": {key: dict(value) for key, value in summary.by_direction.items()},
         },
         "decisions": [_decision_to_dict(decision) for decision in plan.decisions],
-        "warnings": [_jsonable(warning) for warning in plan.warnings],
+        "warnings": [
+            {**_jsonable(warning), "message": mask_text(warning.message)}
+            for warning in plan.warnings
+        ],
         "fingerprints": dict(plan.fingerprints),
     }
 

@@ -2,8 +2,9 @@
 
 The text plan masks customer contact data (e-mail ``j***@example.com``, phone ``+1 41* *** **34``:
 first three and last two digits kept) because it ends up in terminals, CI logs and tickets.
-The JSON plan keeps full values: it is the machine-readable record that ``sync --plan``
-applies. Neither ever contains an access token (a Plan holds none).
+The JSON plan keeps full values in changes and payloads: it is the machine-readable record
+that ``sync --plan`` applies; its messages are masked like the text plan's (masking.py).
+Neither ever contains an access token (a Plan holds none).
 
 Colours and bold only on a terminal, never when ``NO_COLOR`` is set (https://no-color.org).
 """
@@ -18,7 +19,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import mask_email
+from .masking import EMAIL, PHONE, mask_contact, mask_phone, mask_text
 from .model import Action, Decision, Direction
 from .plan import Plan, plan_to_json
 
@@ -54,39 +55,6 @@ _DIRECTION_TITLE = {
 # Masking
 # --------------------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-#: phone-like: a leading "+", or nine and more digits (dates have eight)
-_PHONE = re.compile(r"(?<![\w/])\+?\d[\d ().-]{5,}\d(?![\w/])")
-
-
-def mask_phone(value: str) -> str:
-    """Keep the first three and the last two digits, and the formatting; star the rest."""
-    digits = sum(ch.isdigit() for ch in value)
-    if digits == 0:
-        return value
-    keep_head, keep_tail = (3, 2) if digits > 6 else (0, 1)
-    out, seen = [], 0
-    for ch in value:
-        if ch.isdigit():
-            seen += 1
-            out.append(ch if seen <= keep_head or seen > digits - keep_tail else "*")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _mask_phone_match(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if text.startswith("+") or sum(ch.isdigit() for ch in text) >= 9:
-        return mask_phone(text)
-    return text
-
-
-def mask_text(text: str) -> str:
-    """Mask e-mail addresses and phone numbers inside free text (labels, messages)."""
-    return _PHONE.sub(_mask_phone_match, _EMAIL.sub(lambda m: mask_email(m.group(0)), text))
-
-
 _LABEL_CONTACT = re.compile(r"^(.*) <([^<>]*)>$")
 
 
@@ -96,17 +64,15 @@ def mask_label(label: str) -> str:
     found = _LABEL_CONTACT.match(label)
     if found is None:
         return mask_text(label)
-    contact = found.group(2)
-    masked = mask_email(contact) if "@" in contact else (contact[:1] + "***" if contact else "")
-    return f"{mask_text(found.group(1))} <{masked}>"
+    return f"{mask_text(found.group(1))} <{mask_contact(found.group(2), EMAIL)}>"
 
 
 def _sensitive(name: str) -> str | None:
     last = name.rsplit(".", 1)[-1].lower()
     if "email" in last or "e_mail" in last:
-        return "email"
+        return EMAIL
     if "phone" in last:
-        return "phone"
+        return PHONE
     return None
 
 
@@ -122,10 +88,8 @@ def _show(name: str, value: Any) -> str:
         value = json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
         return mask_text(value)
     kind = _sensitive(name)
-    if kind == "email":
-        value = mask_text(value)
-    elif kind == "phone":
-        value = mask_phone(value)
+    if kind is not None:  # a contact field: masked whatever it holds, valid or not
+        value = mask_contact(value, kind)
     return json.dumps(value, ensure_ascii=False)
 
 
