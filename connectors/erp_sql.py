@@ -854,6 +854,8 @@ def _engine(url: str, *, read_only: bool = False, must_exist: bool) -> Engine:
             raise ConfigError(
                 f"ERP {exc.message}: run `custsync erp init --erp {display_url(url)}` first"
             ) from None
+        if exc.message.startswith("database file"):
+            raise ConfigError(f"ERP {exc.message}") from None
         raise
 
 

@@ -163,13 +163,14 @@ def _sqlite_engine(parsed: URL, *, read_only: bool, must_exist: bool) -> Engine:
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
         path = Path(database)
-        if (read_only or must_exist) and not path.is_file():
-            raise ConfigError(f"database file {database} does not exist")
+        # the folder first: "run erp init" would not help while it is missing
         if not path.parent.is_dir():
             raise ConfigError(
                 f"database file {database}: its folder {path.parent} is missing "
                 "(create the folder, or correct the sqlite:/// URL)"
             )
+        if (read_only or must_exist) and not path.is_file():
+            raise ConfigError(f"database file {database} does not exist")
         if read_only:
             parsed = parsed.set(
                 database=f"file:{path.resolve()}", query={"mode": "ro", "uri": "true"}

@@ -56,6 +56,18 @@ def test_a_state_database_in_a_missing_folder_is_a_one_line_error(
     url = f"sqlite:///{tmp_path / 'nowhere' / 'erp.db'}"
     assert main(["erp", "init", "--erp", url]) == exitcodes.ERROR
     assert "is missing" in _no_traceback(capsys.readouterr())
+    # an ERP database in a missing folder: `plan` said to run `erp init`, which cannot work
+    # until the folder exists
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("sqlite:///erp.db", "sqlite:///gone/erp.db"),
+        encoding="utf-8",
+    )
+    assert main(["plan", "-c", str(config)]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert err == (
+        f"custsync: error: ERP database file {tmp_path / 'gone' / 'erp.db'}: its folder "
+        f"{tmp_path / 'gone'} is missing (create the folder, or correct the sqlite:/// URL)\n"
+    )
 
 
 def test_a_state_file_that_is_not_a_database_is_named_by_its_plain_url(
