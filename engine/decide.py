@@ -488,7 +488,7 @@ class Engine:
                     changes.append(_change(field, None, new))
                 continue
             old = getattr(erp, field) if core else erp.get(field)
-            if not _same(old, new):
+            if not _same(old, new) and not _unchanged(field, old, new):
                 changes.append(_change(field, old, new))
         return tuple(changes)
 
@@ -522,7 +522,7 @@ class Engine:
                     changes.append(_change(field, None, new))
                 continue
             old = erp.get(field)
-            if not _same(old, new):
+            if not _unchanged(field, old, new):
                 changes.append(_change(field, old, new))
         return tuple(changes)
 
@@ -989,6 +989,24 @@ def _same(old: Any, new: Any) -> bool:
     return (old if old is not None else "") == (new if new is not None else "")
 
 
+#: ERP fields an import does not rewrite for a difference of case or surrounding blanks only
+_IMPORT_CASELESS_FIELDS = frozenset({"email"})
+
+
+def _unchanged(field: str, old: Any, new: Any) -> bool:
+    """Whether an import leaves the ERP ``field`` as it is: equal, or an e-mail differing only
+    in case or surrounding blanks (Shopify compares addresses without case; rewriting the ERP
+    one for case alone would churn)."""
+    if _same(old, new):
+        return True
+    return (
+        field in _IMPORT_CASELESS_FIELDS
+        and type(old) is str
+        and type(new) is str
+        and old.strip().casefold() == new.strip().casefold()
+    )
+
+
 def _erp_version(customer: ErpCustomer | None) -> str | None:
     if customer is None:
         return None
@@ -1025,8 +1043,9 @@ def _erp_label(customer: ErpCustomer) -> str:
 
 #: the names of address changes, per address field
 _ADDRESS_CHANGE_NAMES = tuple(f"address.{field}" for field in SHOPIFY_ADDRESS_FIELDS)
-#: fields compared ignoring case
-_CODE_FIELDS = frozenset({"country_code", "province_code"})
+#: fields compared ignoring case: codes, and the e-mail (Shopify keeps the case it is sent and
+#: compares addresses without it, as matching does here: a case-only difference is no change)
+_CASELESS_FIELDS = frozenset({"country_code", "province_code", "email"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -1079,9 +1098,9 @@ class _Desired:
 
 def _shopify_equal(field: str, old: Any, new: str) -> bool:
     old_text = str(old).strip() if old else ""
-    if field in _CODE_FIELDS:
-        return old_text.upper() == new.upper()
-    return old_text == new
+    if old_text == new:
+        return True
+    return field in _CASELESS_FIELDS and old_text.casefold() == new.casefold()
 
 
 def _desired_shopify(
