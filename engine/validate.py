@@ -439,6 +439,23 @@ def _branch_titles(validator: Draft202012Validator, error: ValidationError) -> s
     return " or ".join(titles) if titles else "a different value"
 
 
+def _alternative_keys(validator: Draft202012Validator, error: ValidationError) -> list[str]:
+    """The keys of a ``oneOf``/``anyOf`` whose branches each only require one key (a rule
+    test case's ``import``/``order``/``export``); else none."""
+    if error.validator not in ("anyOf", "oneOf"):
+        return []
+    keys = []
+    for branch in error.validator_value:
+        resolved = _resolve(validator, branch)
+        if not isinstance(resolved, Mapping) or set(resolved) != {"required"}:
+            return []
+        required = resolved["required"]
+        if not isinstance(required, list) or len(required) != 1:
+            return []
+        keys.append(str(required[0]))
+    return keys
+
+
 def default_schema_diagnostics(
     doc: LoadedDocument, validator: Draft202012Validator, error: ValidationError
 ) -> list[Diagnostic]:
@@ -488,6 +505,12 @@ def default_schema_diagnostics(
         ]
     if kind == "const":
         return [at(doc, pointer, "schema", f"expected {error.validator_value!r}")]
+    keys = _alternative_keys(validator, error)
+    if keys and isinstance(value, Mapping):
+        found = [key for key in keys if key in value]
+        exactly = "exactly " if kind == "oneOf" else ""
+        message = f"give {exactly}one of {', '.join(keys)} (found {', '.join(found) or 'none'})"
+        return [at(doc, pointer, "schema", message)]
     if kind in ("anyOf", "oneOf"):
         message = f"expected {_branch_titles(validator, error)}, got {_json_type(value)}"
         types = [_resolve(validator, b).get("type") for b in error.validator_value]

@@ -310,10 +310,17 @@ def test_a_case_needs_exactly_one_kind(tmp_path: Path) -> None:
             import: 1
             export: C1
             expect: {action: skip}
+          - name: no kind
+            expect: {action: skip}
         """,
     )
-    (problem,) = _problems(path)
-    assert problem.startswith(f"{path}:2:5: error[schema] /cases/0:")
+    # it said "expected a different value, got mapping"
+    assert _problems(path) == [
+        f"{path}:2:5: error[schema] /cases/0: give exactly one of import, order, export "
+        "(found import, export)",
+        f"{path}:6:5: error[schema] /cases/1: give exactly one of import, order, export "
+        "(found none)",
+    ]
 
 
 def test_unknown_references_are_located(tmp_path: Path) -> None:
