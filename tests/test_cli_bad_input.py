@@ -387,3 +387,30 @@ def test_rules_commands_refuse_a_rules_key_that_is_not_a_list(
         f"custsync: error: {path}:2:8: /rules: expected a list of rule folders "
         "(e.g. rules: [./my-rules]), got str\n"
     )
+
+
+def test_sandbox_and_demo_options_are_checked_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # out-of-range options are usage errors (64), as the sandbox docs say, not exit 1
+    assert main(["sandbox", "--port", "70000"]) == exitcodes.USAGE
+    assert "--port 70000: must be between 0 and 65535" in _no_traceback(capsys.readouterr())
+    # a --persist file in a missing folder was found out only at Ctrl-C: the store was lost
+    persist = tmp_path / "missing" / "store.json"
+    assert main(["sandbox", "--port", "0", "--persist", str(persist)]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert err == (
+        f"custsync: error: --persist {persist}: its folder {persist.parent} does not exist\n"
+    )
+    # `demo --customers -5` ran the whole demo without customers
+    with pytest.raises(SystemExit) as raised:
+        main(["demo", "--customers", "-5", "--dir", str(tmp_path / "demo")])
+    assert raised.value.code == exitcodes.USAGE
+    assert "argument --customers: must be 1 or more: '-5'" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+    # `demo --dir FILE` was a FileExistsError traceback
+    existing = tmp_path / "a-file"
+    existing.write_text("", encoding="utf-8")
+    assert main(["demo", "--dir", str(existing)]) == exitcodes.USAGE
+    err = _no_traceback(capsys.readouterr())
+    assert err == f"custsync: error: --dir {existing}: is a file, not a folder\n"

@@ -23,7 +23,9 @@ from typing import Any
 import yaml
 
 from .. import exitcodes
+from ..errors import UsageError
 from ..resources import schema_path, shipped_rules_dir
+from .schedule import number_type
 
 _TOKEN_ENV = "CUSTSYNC_DEMO_TOKEN"
 _SHOP = "demo"
@@ -52,7 +54,10 @@ def register(subparsers: Any) -> None:
         help="where the demo's files go (default: ./custsync-demo)",
     )
     parser.add_argument(
-        "--customers", type=int, default=300, help="ERP customers to generate (default 300)"
+        "--customers",
+        type=number_type(int, 1),
+        default=300,
+        help="ERP customers to generate (default 300)",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
     parser.add_argument(
@@ -283,7 +288,11 @@ def _run(args: argparse.Namespace) -> int:
     from ..validate import require_rule_set
 
     demo_dir = Path(args.dir).resolve()
-    demo_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        demo_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = "is a file, not a folder" if demo_dir.is_file() else exc.strerror or str(exc)
+        raise UsageError(f"--dir {args.dir}: {problem}") from None
     for name in ("erp.db", "state.db", "plan.txt", "plan.json", "custsync.yaml", "shopify.json"):
         for suffix in ("", "-wal", "-shm"):
             (demo_dir / f"{name}{suffix}").unlink(missing_ok=True)

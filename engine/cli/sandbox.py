@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any
 
 from .. import exitcodes
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 
 DEFAULT_PORT = 8765
 DEFAULT_TOKEN = "shpat_sandbox"
@@ -52,9 +52,16 @@ def _run(args: argparse.Namespace) -> int:
     from custsync.connectors.shopify_double import ShopifyDouble, load_seed_file, save_store
 
     if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port {args.port}: must be between 0 and 65535")
+        raise UsageError(f"--port {args.port}: must be between 0 and 65535")
     if not args.token.strip():
-        raise ConfigError("--token must not be empty")
+        raise UsageError("--token must not be empty")
+    if args.persist is not None and not args.persist.parent.is_dir():
+        # found out only when the sandbox stops, the store would be lost
+        raise ConfigError(
+            f"--persist {args.persist}: its folder {args.persist.parent} does not exist"
+        )
+    if args.persist is not None and args.persist.is_dir():
+        raise ConfigError(f"--persist {args.persist}: is a folder, not a file")
     size, rate = PLAN_LIMITS[args.plan]
     double = ShopifyDouble(token=args.token, bucket_size=size, restore_rate=rate, port=args.port)
     source = args.seed or (args.persist if args.persist and args.persist.exists() else None)
