@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 _STREAM_BATCH = 500
 _MAX_NUMBER_TRIES = 1000
+_MAX_NUMBER_WINDOW = 4096  # numbers looked at per try when many are taken
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0", ""})
 
@@ -459,17 +460,22 @@ class SqlErpWriter(SqlErpReader):
         """The next ``count`` free numbers of the series, skipping numbers already used.
 
         The counter moves inside the caller's transaction: the series row stays locked until
-        commit (concurrent creates queue) and a rollback gives the numbers back."""
+        commit (concurrent creates queue) and a rollback gives the numbers back. Numbers
+        loaded from a file may fill long stretches of the series: each try looks twice as far
+        ahead as the last (one query per window, not one per taken number) and the counter
+        ends at the last number handed out."""
         series = schema.number_series
         found: list[str] = []
+        window = count
         for _ in range(_MAX_NUMBER_TRIES):
             need = count - len(found)
             if need <= 0:
                 return found
+            window = min(max(window, need), max(need, _MAX_NUMBER_WINDOW))
             row = conn.execute(
                 series.update()
                 .where(series.c.code == self._series)
-                .values(last_no=series.c.last_no + need)
+                .values(last_no=series.c.last_no + window)
                 .returning(series.c.prefix, series.c.width, series.c.last_no)
             ).first()
             if row is None:
@@ -477,15 +483,23 @@ class SqlErpWriter(SqlErpReader):
                     f"number series {self._series!r} does not exist (run custsync erp init)"
                 )
             candidates = [
-                f"{row.prefix}{n:0{row.width}d}"
-                for n in range(row.last_no - need + 1, row.last_no + 1)
+                (n, f"{row.prefix}{n:0{row.width}d}")
+                for n in range(row.last_no - window + 1, row.last_no + 1)
             ]
-            if len(candidates[-1]) > schema.FIELD_LENGTHS["no"]:
+            taken = _existing_keys(conn, schema.customer.c.no, [no for _, no in candidates])
+            free = [(n, no) for n, no in candidates if no not in taken][:need]
+            if free and len(free[-1][1]) > schema.FIELD_LENGTHS["no"]:
                 raise _Refused(
-                    f"number series {self._series!r} is exhausted ({candidates[-1]} too long)"
+                    f"number series {self._series!r} is exhausted ({free[-1][1]} too long)"
                 )
-            taken = _existing_keys(conn, schema.customer.c.no, candidates)
-            found += [no for no in candidates if no not in taken]
+            if len(free) == need and free[-1][0] < row.last_no:
+                conn.execute(  # give back the rest of the window
+                    series.update()
+                    .where(series.c.code == self._series)
+                    .values(last_no=free[-1][0])
+                )
+            found += [no for _, no in free]
+            window *= 2
         raise _Refused(f"number series {self._series!r}: no free number found")
 
     # ---- admin: custsync erp init / load ----------------------------------------------

@@ -150,6 +150,21 @@ def test_explicit_numbers_and_series_skip_taken_numbers(erp: SqlErpWriter) -> No
     assert [_create(erp, name=str(i)).no for i in range(2)] == ["C00001", "C00003"]
 
 
+def test_series_skips_long_stretches_of_loaded_numbers(erp: SqlErpWriter) -> None:
+    """Customers loaded with numbers C00001..C02500 (erp load, the demo): the next create
+    is C02501; it was 'no free number found' (one taken number skipped per try, 1000 tries)."""
+    rows = [(line, {"no": f"C{line:05d}", "name": f"loaded {line}"}) for line in range(1, 2501)]
+    rows.append((2501, {"no": "C02503", "name": "beyond a gap"}))
+    assert erp.load("customers", rows).inserted == 2501
+    created = [_create(erp, f"gid://shopify/Customer/{i}", name=f"new {i}") for i in range(3)]
+    assert [(r.ok, r.no) for r in created] == [(True, "C02501"), (True, "C02502"), (True, "C02504")]
+    # numbers looked at but not handed out stay free: a blank-numbered load row gets the next
+    report = erp.load("customers", [(2, {"no": "", "name": "from a file"})])
+    assert report.inserted == 1
+    assert erp.count_customers() == 2505
+    assert erp.get_customer("C02505") is not None and erp.get_customer("C02506") is None
+
+
 def test_number_series_is_configurable(db_url: str) -> None:
     with open_writer(db_url, create=True) as writer:
         writer.initialize(number_prefix="K-", number_width=3)
