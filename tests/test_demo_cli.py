@@ -3,7 +3,11 @@ to try next exists (it pointed at a seed file that was never shipped)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +32,38 @@ def test_demo_runs_and_its_suggestions_point_at_real_files(
     for path in re.findall(r"(?:--world|--seed|--config) (\S+)", suggestions):
         assert Path(path).exists(), path
     assert main(["validate", "--config", str(config)]) == exitcodes.OK
+
+
+def test_served_double_can_be_used_from_another_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --serve` names the token's value: the config's $CUSTSYNC_DEMO_TOKEN was only set
+    inside the demo process, so another shell could not plan against the double."""
+    folder = tmp_path / "demo"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from custsync.engine.cli import run; run()", "demo",
+         "--dir", str(folder), "--customers", "20", "--seed", "7", "--serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    told: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            told.append(line.strip())
+            if line.startswith("Ctrl-C to stop"):
+                break
+        exports = [line.split()[1] for line in told if line.startswith("export ")]
+        assert [name for name, _, _ in (e.partition("=") for e in exports)] == [
+            "CUSTSYNC_DEMO_TOKEN"
+        ]
+        monkeypatch.setenv(*exports[0].split("=", 1))
+        config = folder / "custsync.yaml"
+        assert f"custsync plan --config {config}" in told
+        capsys.readouterr()
+        assert main(["plan", "--config", str(config), "--direction", "import"]) == exitcodes.OK
+        assert "Plan:" in capsys.readouterr().out
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 0

@@ -408,7 +408,11 @@ def _run(args: argparse.Namespace) -> int:
             _say(f"  custsync sandbox --seed {examples / 'shopify_customers.yaml'}")
         if args.serve:
             _say()
-            _say(f"The Shopify double keeps running at {double.url} (token in ${_TOKEN_ENV});")
+            # the config names the token's variable; another shell needs its value (a
+            # random token of this local double, printed like `custsync sandbox` does)
+            _say(f"The Shopify double keeps running at {double.url}. From another shell:")
+            _say(f"  export {_TOKEN_ENV}={token}")
+            _say(f"  custsync plan --config {config_path}")
             _say("Ctrl-C to stop.")
             try:
                 while True:
