@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -525,11 +525,12 @@ def sync_shop(
                 )
         if plan is None:
             cursors = {d.value: state.cursor(shop.name, d.value) for d in wanted}
+            reads: Any = shopify if stop is None else _StoppableReads(shopify, stop)
             plan, inputs = plan_incremental(
                 shop,
                 engine=Engine(rules),
                 erp=erp,
-                shopify=shopify,
+                shopify=reads,
                 link_source=state,
                 cursors=cursors,
                 directions=wanted,
@@ -560,6 +561,8 @@ def sync_shop(
                 bar.advance()
         finally:
             bar.close()
+    except _Stopped as exc:  # stopped while reading: nothing was applied
+        status, error = ABANDONED, str(exc)
     except StalePlanError as exc:  # raised before the first record: nothing was attempted
         status, error, retriable = REFUSED, exc.render(), False
     except (FatalError, ConfigError) as exc:
@@ -601,6 +604,44 @@ def sync_shop(
         api_reads=api_reads,
         retriable=retriable,
     )
+
+
+class _Stopped(Exception):
+    """The stop token was set while the run was still reading."""
+
+
+class _StoppableReads:
+    """The Shopify client as a run's read phase sees it: the stop token is checked at every
+    customer read and look-up, so SIGTERM during a long read (a first run over a large,
+    throttled store) ends the run within a page, not after the whole read."""
+
+    def __init__(self, shopify: Any, stop: Any) -> None:
+        self._shopify = shopify
+        self._stop = stop
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped(getattr(self._stop, "reason", "") or "stop requested")
+
+    def iter_customers(self, updated_since: datetime | None = None) -> Iterator[ShopifyCustomer]:
+        for customer in self._shopify.iter_customers(updated_since=updated_since):
+            self._check()
+            yield customer
+
+    def get_customer(self, customer_id: str) -> ShopifyCustomer | None:
+        self._check()
+        return self._shopify.get_customer(customer_id)
+
+    def find_by_email(self, email: str) -> ShopifyCustomer | None:
+        self._check()
+        return self._shopify.find_by_email(email)
+
+    def find_by_phone(self, phone_e164: str) -> ShopifyCustomer | None:
+        self._check()
+        return self._shopify.find_by_phone(phone_e164)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shopify, name)
 
 
 def _shopify_options(shop_config: Any) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
+from custsync.engine.config import require_config
 from custsync.engine.model import ErpCustomer, ShopifyAddress, ShopifyCustomer
 from custsync.engine.state import open_store
+from custsync.engine.sync import run_sync
 
 from sync_world import EXPORT_SETTINGS, IMPORT_SETTINGS, make_erp, write_config
 
@@ -326,3 +328,41 @@ def test_sync_with_erp_and_state_on_postgresql(
         assert store.cursor("main", "export") is not None
     finally:
         store.close()
+
+
+def test_a_stop_while_reading_ends_the_run_within_a_page(setup: Any) -> None:
+    """SIGTERM while a first run reads a large store (minutes on a throttled bucket) used to
+    take effect only after the whole read; now the run ends at the next customer read:
+    abandoned, nothing written, cursor unmoved."""
+    make_erp(setup.erp_url)
+    seed_from_models(
+        setup.double,
+        [_shopify(f"p{i}@example.com", f"P{i}", addresses=(_address(),)) for i in range(600)],
+    )
+    config_path = setup.config(IMPORT_SETTINGS)
+    config = require_config(config_path)
+
+    def pages_read() -> int:
+        return sum(1 for r in setup.double.requests if r.executed and "customers" in r.root_fields)
+
+    class StopAfterTheFirstPage:  # a signal that arrives while the first page is read
+        reason = "SIGTERM received"
+
+        def is_set(self) -> bool:
+            return pages_read() >= 1
+
+    store = open_store(setup.state_url)
+    try:
+        result = run_sync(config, "main", "import", state=store, stop=StopAfterTheFirstPage())
+        assert (result.status, result.error) == ("abandoned", "SIGTERM received")
+        assert pages_read() == 1  # of three or more
+        [run] = store.runs("main")
+        assert (run.status, run.error) == ("abandoned", "SIGTERM received")
+        assert store.cursor("main", "import") is None
+    finally:
+        store.close()
+    assert _erp_customers(setup.erp_url) == []
+    assert setup.double.mutation_count() == 0
+    # the same command again reads and applies everything
+    assert _sync(config_path, "--direction", "import") == exitcodes.OK
+    assert len(_erp_customers(setup.erp_url)) == 600
