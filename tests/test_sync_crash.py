@@ -131,3 +131,74 @@ def test_killed_sync_resumes_without_duplicates_or_lost_links(
     assert len(links) == N_ERP + N_SHOPIFY
     assert len({link.erp_no for link in links}) == len(links)
     assert len({link.shopify_id for link in links}) == len(links)
+
+
+def test_runs_of_a_sync_stopped_hard_are_not_left_running(
+    tmp_path: Path, shopify_double: ShopifyDouble
+) -> None:
+    """A second SIGINT (hard stop) left the sync's runs "running" in the run log for good,
+    and so did SIGKILL under `sync` (only `schedule` tidied them up)."""
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    make_erp(erp_url)
+    config = write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=erp_url,
+        state_url=state_url,
+        token=shopify_double.token,
+        settings={"customer_import": "all_customers"},
+    )
+    env = {**os.environ, TOKEN_ENV: shopify_double.token}
+    command = _custsync("sync", "--config", str(config), "--no-progress")
+
+    def start() -> subprocess.Popen[str]:
+        """A sync that has its runs open and waits for the store's slow answers."""
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(400):
+            if (tmp_path / "state.db").exists():
+                store = open_store(state_url)
+                try:
+                    if any(run.status == "running" for run in store.runs(shop="main")):
+                        return process
+                finally:
+                    store.close()
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        raise AssertionError("the sync never started a run")
+
+    def runs() -> list[tuple[int, str, str]]:
+        store = open_store(state_url)
+        try:
+            return sorted((r.id, r.status, r.error) for r in store.runs(shop="main"))
+        finally:
+            store.close()
+
+    shopify_double.inject(Fault(kind="delay", seconds=2, times=1_000))
+    process = start()
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)  # do not wait for the current record
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "custsync: interrupted" in err and "Traceback" not in err
+    assert runs() == [(1, "abandoned", "SIGINT received"), (2, "abandoned", "SIGINT received")]
+
+    process = start()
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    shopify_double.clear_faults()
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    assert "custsync: shop main: run(s) 3, 4 of a stopped process marked abandoned" in (
+        final.stderr
+    )
+    stopped = "the process running it stopped"
+    assert runs()[2:] == [
+        (3, "abandoned", stopped),
+        (4, "abandoned", stopped),
+        (5, "succeeded", ""),
+        (6, "succeeded", ""),
+    ]

@@ -141,6 +141,7 @@ def _run(args: argparse.Namespace) -> int:
                     state, name, holder, LEASE_TTL_SECONDS, LEASE_TTL_SECONDS / 3, stop
                 )
                 try:
+                    _abandon_stale_runs(state, shop.name)
                     with heartbeat:
                         result = run_sync(
                             config,
@@ -154,6 +155,11 @@ def _run(args: argparse.Namespace) -> int:
                             progress=not args.no_progress and args.output == "text",
                             on_planned=_plan_printer(args) if args.verbose else None,
                         )
+                except KeyboardInterrupt:
+                    # a second signal: the run log must not keep this run "running" (we
+                    # still hold the lease, so the open runs are ours)
+                    state.abandon_running(shop=shop.name, error=stop.reason or "interrupted")
+                    raise
                 finally:
                     state.release_lease(name, holder)
                 results.append(result)
@@ -211,6 +217,18 @@ def _plan_printer(args: argparse.Namespace) -> Any:
         sys.stdout.write("\n")
 
     return show
+
+
+def _abandon_stale_runs(state: Any, shop: str) -> None:
+    """Runs of ``shop`` still "running" once we hold its lease belong to a process that was
+    killed: say so in the run log (as ``schedule`` does), instead of "running" forever."""
+    ids = state.abandon_running(shop=shop, error="the process running it stopped")
+    if ids:
+        runs = ", ".join(map(str, sorted(ids)))
+        print(
+            f"custsync: shop {shop}: run(s) {runs} of a stopped process marked abandoned",
+            file=sys.stderr,
+        )
 
 
 def _exit_code(status: str) -> int:
