@@ -239,7 +239,25 @@ def database_errors(
         where = display_url(url)
         if exc.connection_invalidated or _is_transient(exc):
             raise RetriableError(f"{what}: database {where} unavailable: {detail}") from None
-        raise FatalError(f"{what}: database {where}: {detail}") from None
+        raise FatalError(
+            f"{what}: database {where}: {detail}{_read_only_hint(where, detail)}"
+        ) from None
+
+
+def _read_only_hint(url: str, detail: str) -> str:
+    """What to do about SQLite's "attempt to write a readonly database", which also comes
+    from commands that only read (``runs``, ``plan``): SQLite writes next to the file."""
+    if "readonly database" not in detail:
+        return ""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return ""
+    path = Path(parsed.database)
+    return (
+        f" (SQLite keeps {path.name}-wal and {path.name}-shm next to the file, also to read it: "
+        f"this user needs write access to {path} and its folder {path.parent}, or run the "
+        "command as the user that syncs)"
+    )
 
 
 def _is_transient(exc: DBAPIError) -> bool:

@@ -272,3 +272,27 @@ def test_complete_intent_with_conflicting_link_changes_nothing(store: SqlStateSt
     with pytest.raises(LinkConflictError):
         store.complete_intent(intent, "C00001", Link("main", "gid://shopify/Customer/2", "C00001"))
     assert [i.id for i in store.pending_intents()] == [intent]
+
+
+def test_a_read_only_sqlite_file_says_what_sqlite_needs(tmp_path: Path) -> None:
+    """`custsync runs` as a user who may only read the state file said "attempt to write a
+    readonly database" (SQLite creates -wal/-shm files next to it even to read) and nothing
+    about what to change. Reproduced with SQLite's own read-only open (tests run as root)."""
+    from custsync.engine.state import database_errors
+
+    path = tmp_path / "state.db"
+    sa.create_engine(f"sqlite:///{path}").connect().close()
+    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with (
+        pytest.raises(FatalError) as raised,
+        database_errors("reading runs", engine.url),
+        engine.begin() as connection,
+    ):
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    engine.dispose()
+    assert raised.value.render() == (
+        f"reading runs: database sqlite:///{path}: attempt to write a readonly database "
+        f"(SQLite keeps state.db-wal and state.db-shm next to the file, also to read it: this "
+        f"user needs write access to {path} and its folder {tmp_path}, or run the command as "
+        "the user that syncs)"
+    )
