@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from custsync.connectors.shopify_double import ShopifyDouble
-from custsync.connectors.shopify_double.seed import seed_from_models
+from custsync.connectors.shopify_double.seed import order_record, seed_from_models
 from custsync.engine import exitcodes, registry
 from custsync.engine.cli import main
 from custsync.engine.model import ErpCustomer, Link, ShopifyAddress, ShopifyCustomer
@@ -268,6 +268,40 @@ def test_plan_against_connectors_reads_state_and_writes_nothing(
     assert _digest(tmp_path / "erp.db") == erp_before
     assert _digest(tmp_path / "state.db") == state_before
     assert "shpat" not in json.dumps(data)  # no token anywhere
+
+
+def test_orders_by_number_or_gid_from_the_store(
+    tmp_path: Path, shopify_double: ShopifyDouble, capsys: Capture
+) -> None:
+    """`plan --order 5001` against a store: the number is sent as an Order gid (Shopify
+    answered "Invalid global id '5001'", exit 1); an id that is none is a usage error read
+    before anything is opened."""
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    make_erp(erp_url, [ErpCustomer(no="C00001", name="Default Customer", country_code="NL")])
+    shopify_double.store.load([], [order_record({"id": "gid://shopify/Order/5001", "name": "#5001"})])
+    config = write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=erp_url,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        settings={"default_customer_no": "C00001"},
+        token=shopify_double.token,
+    )
+    for order in ("5001", "gid://shopify/Order/5001"):
+        assert _plan("--config", str(config), "--order", order, "-o", "json") == exitcodes.OK
+        data = json.loads(capsys.readouterr().out)
+        [decision] = data["decisions"]
+        assert decision["record"] == "gid://shopify/Order/5001"
+        assert decision["action"] == "link" and decision["erp_no"] == "C00001"
+    assert _plan("--config", str(config), "--order", "5002", "-o", "json") == exitcodes.OK
+    assert [w["code"] for w in json.loads(capsys.readouterr().out)["warnings"]] == [
+        "no-state",
+        "order-not-found",
+    ]
+    shopify_double.reset_log()
+    assert _plan("--config", str(config), "--order", "5001", "--order", "abc") == exitcodes.USAGE
+    assert "--order abc: not an order id" in capsys.readouterr().err
+    assert shopify_double.requests == []
 
 
 def test_files_world_copied_elsewhere_plans_the_same(

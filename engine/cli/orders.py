@@ -55,9 +55,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 _ORDER_GID = "gid://shopify/Order/"
 
 
-def _order_gid(text: str) -> str:
+def order_gid(text: str) -> str:
     """``5001`` or ``gid://shopify/Order/5001`` -> the gid; anything else is a usage error
-    (before, Shopify answered "Invalid global id" or "not found" for a customer gid)."""
+    (before, Shopify answered "Invalid global id" or "not found" for a customer gid).
+    Used by ``orders map --order`` and ``plan --order``."""
     value = text.strip()
     number = value[len(_ORDER_GID) :] if value.startswith(_ORDER_GID) else value
     if not number.isdigit():
@@ -78,7 +79,7 @@ def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list
         return list(loaded.records), problems
     orders = []
     for order_id in args.order:
-        order = reader.get_order(_order_gid(order_id))
+        order = reader.get_order(order_gid(order_id))
         if order is None:
             problems.append(f"order {order_id}: not found in the shop")
         else:
@@ -99,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..validate import require_rule_set
 
     for order_id in args.order or ():
-        _order_gid(order_id)  # every id checked before anything is opened
+        order_gid(order_id)  # every id checked before anything is opened
     config_path = config_file(args.config)
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])

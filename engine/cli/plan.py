@@ -297,11 +297,13 @@ def _orders(
         return {name: list(loaded.records) for name in shopify}
     if not args.order:
         return None
+    from .orders import order_gid
+
     found: dict[str, list[ShopifyOrder]] = {}
     for name, reader in shopify.items():
         found[name] = []
         for order_id in args.order:
-            order = reader.get_order(order_id)
+            order = reader.get_order(order_gid(order_id))
             if order is None:
                 warnings.append(
                     PlanWarning("order-not-found", f"order {order_id} not found", shop=name)
@@ -375,6 +377,11 @@ def make_plan(
     from ..validate import load_rule_set
     from ..world import ShopContext
 
+    if args.order:
+        from .orders import order_gid
+
+        for order_id in args.order:
+            order_gid(order_id)  # every id checked before anything is opened
     config_path = _config_path(args)
     world = str(Path(args.world).resolve()) if args.world else None
     setup = _load_setup(config_path)
