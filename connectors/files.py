@@ -748,12 +748,21 @@ def _load_shopify_customers(path: Path) -> LoadResult[ShopifyCustomer]:
     problems: list[SourceProblem] = []
     rows = _csv_rows(path, _SHOPIFY_CSV_COLUMNS, ("id",), problems, "shopify_customer")
     by_id: dict[str, ShopifyCustomer] = {}
+    bad: dict[str, str] = {}  # id -> where its first bad row is
     for row in rows:
         identity = _record_key(row.data, "id", "Customer")
+        if identity in bad:
+            # the customer is skipped as a whole: a further row must not plan a part of it
+            message = f"another row of this customer is bad ({bad[identity]})"
+            problems.append(SourceProblem("shopify_customer", row.location, message, identity))
+            continue
         try:
             by_id[identity] = _shopify_csv_customer(row.data, by_id.get(identity))
         except _Bad as exc:
             problems.append(SourceProblem("shopify_customer", row.location, str(exc), identity))
+            if identity:
+                bad[identity] = row.location
+                by_id.pop(identity, None)
     return LoadResult(tuple(by_id.values()), tuple(problems))
 
 

@@ -202,6 +202,43 @@ def test_shopify_csv_flat_format_with_address_rows(tmp_path: Path) -> None:
     assert problem.record == "gid://shopify/Customer/13" and "'default'" in problem.message
 
 
+def test_shopify_csv_customer_with_a_bad_row_is_skipped_whole(tmp_path: Path) -> None:
+    """A bad first row was skipped, but the customer's next (address) row then made a
+    customer of its own, without name or e-mail, which the plan would create in the ERP."""
+    _write(
+        tmp_path,
+        "shopify_customers.csv",
+        "id,first_name,email,updated_at,address_city,address_country_code\n"
+        "21,Ann,ann@example.com,yesterday,Berlin,DE\n"
+        "21,,,,Paris,FR\n"
+        "22,Bob,bob@example.com,,Rome,IT\n"
+        "22,,,,Milan,IT\n"
+        "22,,,,Turin,IT\n"
+        "23,Cid,cid@example.com,,Oslo,NO\n",
+    )
+    # Bob's third row is the bad one: his first two rows go too
+    path = tmp_path / "shopify_customers.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(",,,,Turin,", ",,,soon,Turin,"))
+    reader = files.shopify.open_reader(str(tmp_path))
+    assert [c.id for c in reader.iter_customers()] == ["gid://shopify/Customer/23"]
+    problems = [(p.location.rsplit(":", 1)[1], p.record, p.message) for p in reader.problems()]
+    ann, bob = "gid://shopify/Customer/21", "gid://shopify/Customer/22"
+    assert problems == [
+        (
+            "2",
+            ann,
+            "field 'updated_at': 'yesterday' is not an ISO 8601 date-time "
+            "(e.g. 2026-03-01T12:00:00Z)",
+        ),
+        ("3", ann, f"another row of this customer is bad ({path}:2)"),
+        (
+            "6",
+            bob,
+            "field 'updated_at': 'soon' is not an ISO 8601 date-time (e.g. 2026-03-01T12:00:00Z)",
+        ),
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # YAML and JSON Lines
 # --------------------------------------------------------------------------------------------
