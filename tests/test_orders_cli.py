@@ -123,6 +123,7 @@ def test_orders_map_creates_the_customer_and_uses_the_country_default(
     assert created["action"] == "create" and created["status"] == "ok"
     assert rows["gid://shopify/Order/5002"]["customer"] == "C00002"  # per-country default first
     assert any("order_method" in rule for rule in rows["gid://shopify/Order/5002"]["rules"])
+    assert created["decided_by"].startswith("order_method/by-email-phone (")
     reader = open_reader(erp_url)
     try:
         kim = [c for c in reader.iter_customers() if c.email == "kim@example.com"]
@@ -131,7 +132,10 @@ def test_orders_map_creates_the_customer_and_uses_the_country_default(
     assert len(kim) == 1 and created["customer"] == kim[0].no
     # mapping the same order again finds the link instead of creating a second customer
     assert main(["orders", "map", "--config", str(config), "--order", "5001"]) == exitcodes.OK
-    assert "mapped to sell-to/bill-to " + kim[0].no in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert "mapped to sell-to/bill-to " + kim[0].no in out[0]
+    # the order rule decided, not the nested import's last rule (import_update/...)
+    assert out[1].startswith("    decided by order_method/by-email-phone (")
     store = open_store(f"sqlite:///{config.parent / 'state.db'}")
     try:
         assert store.link_for_erp("main", kim[0].no) is not None

@@ -205,12 +205,27 @@ def _customer_of(decision: Any, outcome: Any) -> str:
     return str(sell_to) if sell_to else ""
 
 
+#: the decisions of the order mapping itself; the other rules of an order decision are the
+#: nested import's (which customer matched, which fields were kept)
+_ORDER_DECISIONS = frozenset({"order_method", "order_fallback"})
+
+
+def _rule_text(rule: Any) -> str:
+    return f"{rule.decision}/{rule.id} ({rule.file}:{rule.line})"
+
+
+def _deciding_rule(decision: Any) -> str | None:
+    """The last order_method/order_fallback rule: the one that decided the mapping."""
+    rule = next((r for r in reversed(decision.rules) if r.decision in _ORDER_DECISIONS), None)
+    return _rule_text(rule) if rule is not None else None
+
+
 def _print(
     outcomes: list[tuple[Any, Any]], problems: list[str], output: str, *, dry_run: bool
 ) -> None:
     rows = []
     for decision, outcome in outcomes:
-        rules = [f"{r.decision}/{r.id} ({r.file}:{r.line})" for r in decision.rules]
+        rules = [_rule_text(r) for r in decision.rules]
         rows.append(
             {
                 "order": decision.record,
@@ -219,6 +234,7 @@ def _print(
                 "customer": _customer_of(decision, outcome),
                 "status": outcome.status if outcome is not None else "planned",
                 "reason": decision.message or (outcome.message if outcome is not None else ""),
+                "decided_by": _deciding_rule(decision),
                 "rules": rules,
             }
         )
@@ -235,7 +251,6 @@ def _print(
             print(
                 f"  {row['order']}: {verb} to sell-to/bill-to {target}{created} [{row['method']}]"
             )
-        decided = row["rules"][-1] if row["rules"] else "no rule"
-        print(f"    decided by {decided}")
+        print(f"    decided by {row['decided_by'] or 'no rule'}")
     for problem in problems:
         print(f"! {problem}")
