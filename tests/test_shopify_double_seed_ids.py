@@ -61,3 +61,31 @@ def test_countries_outside_shopifys_country_enum_are_refused_not_stored(tmp_path
     double = ShopifyDouble()
     load_seed_file(double.store, seed)
     assert double.store.customers()[0]["addresses"][0]["countryCode"] == "XK"
+
+
+def test_order_ids_and_customer_ids_written_as_numbers(tmp_path: Path) -> None:
+    """`orders: [{id: 5001, customer_id: 1001}]` was an AttributeError traceback."""
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "customers:\n"
+        "  - {id: 1001, email: jane@example.com}\n"
+        "orders:\n"
+        "  - {id: 5001, name: '#5001', customer_id: 1001}\n"
+        "  - {id: '5002', name: '#5002', customer_id: gid://shopify/Customer/1001}\n",
+        encoding="utf-8",
+    )
+    double = ShopifyDouble()
+    load_seed_file(double.store, seed)
+    for number in (5001, 5002):
+        order = double.store.get_order(f"gid://shopify/Order/{number}")
+        assert order is not None and order["name"] == f"#{number}"
+        assert order["customerId"] == "gid://shopify/Customer/1001"
+
+    seed.write_text(
+        "orders:\n  - {id: abc, name: '#1'}\n  - {name: '#2', customer_id: [1001]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_seed_file(ShopifyDouble().store, seed)
+    assert "/orders/0/id: expected a positive number or a gid" in raised.value.message
+    assert "/orders/1/customer_id: expected a positive number or a gid" in raised.value.message

@@ -24,7 +24,7 @@ from custsync.engine.errors import ConfigError
 from custsync.engine.load import YamlSyntaxError, load_yaml
 
 from .delivery import ZoneProblem, zones_from_seed
-from .store import ADDRESS_GID, CUSTOMER_GID, Store, WriteRejected, parse_iso
+from .store import ADDRESS_GID, CUSTOMER_GID, ORDER_GID, Store, WriteRejected, parse_iso
 
 if TYPE_CHECKING:
     from custsync.engine.model import ShopifyCustomer
@@ -134,9 +134,10 @@ def _datetime_text(value: Any, where: str) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _seed_id(value: Any, prefix: str, where: str) -> Any:
+def _seed_id(value: Any, prefix: str, where: str, field: str = "id") -> Any:
     """An id as a gid: ``1001`` and ``"1001"`` become ``gid://shopify/<Type>/1001`` (the
-    world-in-files format writes numbers); anything else but a gid text is a problem."""
+    world-in-files format writes numbers); anything else but a gid text is a problem of
+    ``{where}/{field}``."""
     if value is None or value == "":
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -147,8 +148,8 @@ def _seed_id(value: Any, prefix: str, where: str) -> Any:
             return f"{prefix}{int(text)}"
         if text.startswith("gid://shopify/"):
             return text
-    raise SeedError(f"{where}/id", f"expected a positive number or a gid like {prefix}1001, "
-                    f"got {value!r}")
+    raise SeedError(f"{where}/{field}", "expected a positive number or a gid like "
+                    f"{prefix}1001, got {value!r}")
 
 
 def _dates(data: dict[str, Any], where: str, warnings: list[str] | None) -> None:
@@ -209,6 +210,10 @@ def customers_from_any(records: Iterable[Any], where: str = "") -> list[dict[str
 
 def order_record(record: Any, where: str = "", warnings: list[str] | None = None) -> dict[str, Any]:
     data = _camel(record, _ORDER_KEYS, where)
+    if "id" in data:
+        data["id"] = _seed_id(data["id"], ORDER_GID, where)
+    if "customerId" in data:
+        data["customerId"] = _seed_id(data["customerId"], CUSTOMER_GID, where, "customer_id")
     _dates(data, where, warnings)
     for key in ("billingAddress", "shippingAddress"):
         if data.get(key) is not None:
