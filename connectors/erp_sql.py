@@ -729,6 +729,8 @@ class SqlErpWriter(SqlErpReader):
         checked = []
         for row in rows:
             values = self._check_row(row, columns, report)
+            if values is not None and not _fits(table, row, values, report):
+                values = None
             code = row.values.get("code", "")
             if not code:
                 report.problems.append(LoadProblem(row.line, "code", "missing (required)"))
@@ -764,6 +766,19 @@ class SqlErpWriter(SqlErpReader):
             else:
                 conn.execute(table.insert().values(**values))
                 report.inserted += 1
+
+
+def _fits(table: sa.Table, row: LoadRow, values: Mapping[str, Any], report: LoadReport) -> bool:
+    """Texts within the table's own column lengths (a country's code and name are shorter
+    than a customer's): PostgreSQL refuses the whole load naming no row, SQLite keeps them."""
+    ok = True
+    for name, value in values.items():
+        limit = getattr(table.c[name].type, "length", None)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            problem = f"too long ({len(value)} characters, max {limit})"
+            report.problems.append(LoadProblem(row.line, name, problem))
+            ok = False
+    return ok
 
 
 def _execute_grouped(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:

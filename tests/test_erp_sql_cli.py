@@ -172,6 +172,23 @@ def test_a_nul_character_is_a_row_problem_on_every_database(
     assert _nos(erp_url) == []
 
 
+def test_country_codes_and_names_are_checked_against_their_own_lengths(
+    erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A country code of 13 characters (max 10) or a name of 60 (max 50) passed the
+    customer-sized checks: SQLite stored them, PostgreSQL refused the whole load with "value
+    too long for type character varying(10)" and no line."""
+    csv_file = _write(
+        tmp_path, f"code,iso_code,name\nLONGCODE12345,US,x\nZZ,US,{'N' * 60}\n", "countries.csv"
+    )
+    assert main(["erp", "load", csv_file, "--kind", "countries", "--erp", erp_url]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{csv_file}:2: code: too long (13 characters, max 10)",
+        f"{csv_file}:3: name: too long (60 characters, max 50)",
+        f"{csv_file}: 2 problems; nothing was loaded",
+    ]
+
+
 def test_load_countries_and_templates(
     erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
