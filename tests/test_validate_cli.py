@@ -114,16 +114,19 @@ def test_shipped_rules_are_checked_and_overridden(
     assert capsys.readouterr().out == "valid: no problems (2 rule files, 1 active rule)\n"
 
 
-def test_missing_config_and_folder_are_diagnostics(
+def test_missing_config_is_a_usage_error_and_a_missing_folder_a_diagnostic(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`-c missing.yaml` exits 64 as on every other command (it was an io diagnostic, exit
+    1); a missing rule folder stays a diagnostic among the others."""
     code = main(["validate", "--config", "nope.yaml", "--rules", "missing"])
-    assert code == exitcodes.ERROR
+    assert code == exitcodes.USAGE
     out, err = capsys.readouterr()
-    assert err.splitlines() == [
-        "missing: error[io] /: rule folder does not exist",
-        "nope.yaml: error[io] /: no such file",
-    ]
+    assert out == ""
+    assert err.splitlines() == ["custsync: error: nope.yaml: no such config file (pass -c FILE)"]
+    assert main(["validate", "--rules", "missing"]) == exitcodes.ERROR
+    out, err = capsys.readouterr()
+    assert err.splitlines() == ["missing: error[io] /: rule folder does not exist"]
     assert "Traceback" not in out + err
 
 

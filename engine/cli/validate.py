@@ -2,7 +2,7 @@
 
 Every problem is printed as ``path:line:col: error[code] /pointer: message`` on stderr (or a
 JSON list on stdout with ``-o json``), then one summary line. Exit 0 when there are no errors
-(warnings allowed), 1 with errors, 64 on bad usage.
+(warnings allowed), 1 with errors, 64 on bad usage (a ``-c`` file that does not exist).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
-from ..config import read_config
+from ..config import config_file, read_config
 from ..diagnostics import Diagnostic, has_errors, render_json, render_text, summary
 from ..validate import display_path, load_rule_set
 
@@ -62,15 +62,17 @@ def _run(args: argparse.Namespace) -> int:
     diagnostics: list[Diagnostic] = []
     checked: list[str] = []
     rule_dirs: list[Path] = []
-    config_path = args.config
-    if config_path is None and Path(DEFAULT_CONFIG).is_file():
-        config_path = DEFAULT_CONFIG
+    config_path: Path | None = None
+    if args.config is not None:
+        config_path = config_file(args.config)  # missing: a usage error (64), as everywhere
+    elif Path(DEFAULT_CONFIG).is_file():
+        config_path = Path(DEFAULT_CONFIG)
     if config_path is not None:
         report = read_config(config_path)
         diagnostics.extend(report.diagnostics)
         # Missing folders are reported at their line in the config.
         rule_dirs.extend(d for d in report.rule_dirs if d.exists())
-        checked.append(f"config {display_path(Path(config_path))}")
+        checked.append(f"config {display_path(config_path)}")
     rule_dirs.extend(Path(folder) for folder in args.rules)
     rule_set, rule_diagnostics = load_rule_set(rule_dirs, include_shipped=not args.no_shipped)
     diagnostics.extend(rule_diagnostics)
