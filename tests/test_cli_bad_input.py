@@ -414,3 +414,15 @@ def test_sandbox_and_demo_options_are_checked_before_anything_starts(
     assert main(["demo", "--dir", str(existing)]) == exitcodes.USAGE
     err = _no_traceback(capsys.readouterr())
     assert err == f"custsync: error: --dir {existing}: is a file, not a folder\n"
+
+
+def test_rules_folder_options_say_what_is_wrong_with_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing, a_file = tmp_path / "missing", tmp_path / "rules.yaml"
+    a_file.write_text("decision: import_match\nrules: []\n", encoding="utf-8")
+    assert main(["rules", "list", "--rules", str(missing)]) == exitcodes.USAGE
+    assert f"--rules {missing}: no such folder" in _no_traceback(capsys.readouterr())
+    # a rule file given where a folder is expected was "no such folder" too
+    assert main(["rules", "list", "--rules", str(a_file)]) == exitcodes.USAGE
+    assert f"--rules {a_file}: is a file, not a folder" in _no_traceback(capsys.readouterr())

@@ -135,7 +135,8 @@ def _checked_dirs(raw: Sequence[str]) -> list[Path]:
     for folder in raw:
         path = Path(folder)
         if not path.is_dir():
-            raise UsageError(f"--rules {folder}: no such folder")
+            problem = "is a file, not a folder" if path.exists() else "no such folder"
+            raise UsageError(f"--rules {folder}: {problem}")
         dirs.append(path.resolve())
     return dirs
 
