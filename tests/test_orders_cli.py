@@ -176,3 +176,16 @@ def test_orders_map_while_the_shop_is_being_synced_exits_4(
         store.close()
     assert code == exitcodes.LOCKED
     assert "being synced by elsewhere:1:abc" in capsys.readouterr().err
+
+
+def test_file_help_names_the_page_with_the_orders_format(
+    project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The help pointed to "the README's world-in-files format", which is in docs/plan.md."""
+    with pytest.raises(SystemExit):
+        main(["orders", "map", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "README" not in help_text
+    assert "the orders.yaml format of docs/plan.md, 'A world kept in files'" in help_text
+    plan_doc = (project_root / "docs" / "plan.md").read_text(encoding="utf-8")
+    assert "## A world kept in files" in plan_doc and "| `orders.yaml` /" in plan_doc

@@ -39,7 +39,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--shop", help="the shop (default: the only/first configured shop)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--order", action="append", help="order id or gid (repeatable)")
-    source.add_argument("--file", help="orders in a file (see the README's world-in-files format)")
+    source.add_argument(
+        "--file",
+        help="orders in a YAML, JSON or JSON Lines file (the orders.yaml format of "
+        "docs/plan.md, 'A world kept in files')",
+    )
     parser.add_argument("--rules", action="append", default=[], help="extra rule folder")
     parser.add_argument("--dry-run", action="store_true", help="decide only; write nothing")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
