@@ -483,6 +483,38 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _store_url_problem(url: str) -> tuple[str, str] | None:
+    """(code, message) of what is wrong with an http(s) store URL, as the Shopify connector
+    would find it only at the first request; None when it is fine."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as exc:  # a port that is no number or out of range, a broken [IPv6]
+        return "url", f"not a valid URL ({exc})"
+    if not host:
+        return "url", "the URL has no host (e.g. https://YOUR-SHOP.myshopify.com)"
+    if parts.username or parts.password:
+        return (
+            "secret-in-file",
+            "the URL holds credentials; leave them out and name the token's environment "
+            "variable in access_token_env",
+        )
+    if parts.scheme.lower() == "http" and not is_loopback_host(host):
+        return (
+            "url",
+            f"plain http to {host} would send the access token unencrypted; use https:// "
+            "(http:// is only for the local sandbox on 127.0.0.1 or localhost)",
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return (
+            "url",
+            "the shop's address only, without a path or query (custsync adds "
+            "/admin/api/VERSION/graphql.json)",
+        )
+    return None
+
+
 def _scheme(url: str) -> str | None:
     """``postgresql+psycopg://...`` -> ``postgresql``; None when there is no scheme."""
     found = re.match(r"^([A-Za-z][A-Za-z0-9.+-]*):", url)
@@ -559,16 +591,14 @@ class _ConfigChecker:
                 "url",
                 "expected an https:// store URL, an http:// sandbox URL or files:FOLDER",
             )
-        elif isinstance(url, str) and url.lower().startswith("http://"):
-            host = urlsplit(url).hostname or ""
-            if not is_loopback_host(host):
-                self.add(
-                    f"{pointer}/url",
-                    "url",
-                    f"plain http to {host or 'this host'} would send the access token "
-                    "unencrypted; use https:// (http:// is only for the local sandbox on "
-                    "127.0.0.1 or localhost)",
-                )
+        elif isinstance(url, str) and url.lower().startswith("files:"):
+            folder = url[len("files:") :]
+            if not folder.removeprefix("//").strip():  # as the files connector reads it
+                self.add(f"{pointer}/url", "url", "files: names no folder (e.g. files:./world)")
+        elif isinstance(url, str):
+            problem = _store_url_problem(url)
+            if problem is not None:
+                self.add(f"{pointer}/url", *problem)
 
     def database_urls(self, data: Mapping[str, Any]) -> None:
         """The ERP URL needs an installed connector; the state store is SQLite or

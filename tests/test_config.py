@@ -187,6 +187,35 @@ def test_tokens_are_never_echoed(tmp_path: Path) -> None:
     assert _codes(diagnostics).count("secret-in-file") == 2
 
 
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        ("https://a.myshopify.com/admin", "url", "the shop's address only, without a path"),
+        ("https://a.myshopify.com?x=1", "url", "the shop's address only, without a path"),
+        ("https://", "url", "the URL has no host (e.g. https://YOUR-SHOP.myshopify.com)"),
+        ("https://a.myshopify.com:abc", "url", "not a valid URL (Port could not be cast"),
+        ("http://127.0.0.1:99999", "url", "not a valid URL (Port out of range 0-65535)"),
+        ("https://[::1", "url", "not a valid URL (Invalid IPv6 URL)"),
+        ("files:", "url", "files: names no folder (e.g. files:./world)"),
+        ("https://me:s3cret@a.myshopify.com", "secret-in-file", "the URL holds credentials"),
+    ],
+)
+def test_store_urls_that_only_failed_at_the_first_request(
+    tmp_path: Path, url: str, code: str, message: str
+) -> None:
+    """`validate` said "valid" to these; `plan` then failed (three of them with a ValueError
+    traceback from urlsplit)."""
+    config, diagnostics = _load(
+        f"erp: {{url: 'files:./world'}}\nshops:\n  - name: a\n"
+        f"    shopify: {{url: '{url}', access_token_env: T}}\n",
+        tmp_path,
+    )
+    assert config is None
+    assert [(d.code, d.pointer, d.line) for d in diagnostics] == [(code, "/shops/0/shopify/url", 4)]
+    assert diagnostics[0].message.startswith(message)
+    assert "s3cret" not in diagnostics[0].render()
+
+
 def test_country_checks(tmp_path: Path) -> None:
     config, diagnostics = _load(
         'erp: {url: "files:w"}\nshops:\n  - name: s\n    shopify: {url: "files:w"}\n'

@@ -246,6 +246,10 @@ def test_shop_urls(url: str, expected: str) -> None:
         ("ftp://a-shop.myshopify.com", "not an http"),
         ("https://a-shop.myshopify.com/admin", "without a path"),
         ("https://user:pw@a-shop.myshopify.com", "credentials"),
+        # these were ValueError tracebacks from urlsplit
+        ("https://a-shop.myshopify.com:abc", r"^Shopify URL: not a valid URL \(Port could not"),
+        ("http://127.0.0.1:99999", r"^Shopify URL: not a valid URL \(Port out of range"),
+        ("https://[::1", r"^Shopify URL: not a valid URL \(Invalid IPv6 URL\)$"),
     ],
 )
 def test_bad_shop_urls_are_config_errors(url: str, message: str) -> None:

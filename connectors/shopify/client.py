@@ -100,8 +100,13 @@ def parse_shop_url(url: str) -> str:
         raise ConfigError(
             f"Shopify URL {text!r} has no scheme: use https://YOUR-SHOP.myshopify.com"
         )
-    parts = urlsplit(text)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError as exc:  # a port that is no number or out of range, a broken [IPv6]
+        # not quoted: it may hold a password
+        raise ConfigError(f"Shopify URL: not a valid URL ({exc})") from None
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigError(
             f"Shopify URL {text!r} is not an http(s) URL: use https://YOUR-SHOP.myshopify.com"
@@ -119,8 +124,8 @@ def parse_shop_url(url: str) -> str:
             "(custsync adds /admin/api/VERSION/graphql.json)"
         )
     netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     return f"{parts.scheme}://{netloc}"
 
 
