@@ -15,7 +15,8 @@ Where the provinces come from:
   Shopify's for a few countries (e.g. Mexico ``CMX`` vs ``CDMX``): review them.
 
 Where the setups are stored: in the config file itself (``shops[].countries``), edited in
-place with ruamel.yaml so the user's comments, order and quoting are kept. Existing setups and
+place with ruamel.yaml so the user's comments, order and quoting are kept (and the spacing
+of the lines it did not change: ruamel respaces them). Existing setups and
 rows are never changed: only missing countries and missing county rows are added (a row is
 missing when neither its code nor its name is in the setup yet).
 """
@@ -27,6 +28,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -226,11 +228,46 @@ def init_config_countries(
         return report
     out = StringIO()
     yaml.dump(data, out)
-    new_text = out.getvalue()
+    new_text = _keep_spacing(text, out.getvalue())
     _check(new_text, path)
     _replace(path, new_text)
     report.written = True
     return report
+
+
+def _keep_spacing(original: str, dumped: str) -> str:
+    """``dumped`` with the lines it did not change taken from ``original``.
+
+    ruamel keeps comments, key order and quotes but respaces every line it writes
+    (``erp:   {url: x}`` -> ``erp: {url: x}``). A line of ``dumped`` that differs from the
+    aligned ``original`` line only in blanks after the same indentation is written as the
+    user had it. The result is used only when it reads as the same data as ``dumped`` (the
+    guard against a blank that mattered, inside quotes)."""
+    old_lines, new_lines = original.splitlines(), dumped.splitlines()
+    matcher = SequenceMatcher(
+        None,
+        [_without_blanks(line) for line in old_lines],
+        [_without_blanks(line) for line in new_lines],
+        autojunk=False,  # rows repeat: every line may align
+    )
+    merged: list[str] = []
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        merged.extend(
+            old_lines[old_start:old_end] if tag == "equal" else new_lines[new_start:new_end]
+        )
+    text = "\n".join(merged) + ("\n" if dumped.endswith("\n") else "")
+    loader = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)  # both read alike: enough
+    try:
+        same = bool(pyyaml.load(text, Loader=loader) == pyyaml.load(dumped, Loader=loader))
+    except (pyyaml.YAMLError, ValueError):  # ValueError: a date such as 2026-13-45
+        same = False
+    return text if same else dumped
+
+
+def _without_blanks(line: str) -> str:
+    """The line's indentation, then its text without blanks (``{a:  b ,c}`` -> ``{a:b,c}``)."""
+    text = line.lstrip()
+    return line[: len(line) - len(text)] + "".join(text.split())
 
 
 def _shop_node(data: Any, shop: str, path: Path) -> CommentedMap:

@@ -135,6 +135,48 @@ def test_init_adds_missing_rows_and_keeps_existing_ones(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == text
 
 
+def test_lines_not_changed_keep_their_spacing(tmp_path: Path) -> None:
+    """ruamel respaced every line it wrote (`erp:   {url: ...}` -> `erp: {url: ...}`); only
+    the added setups and rows are new lines now."""
+    path = tmp_path / "custsync.yaml"
+    original = (
+        CONFIG.format(url="http://127.0.0.1:9")
+        .replace("erp: {", "erp:   {")
+        .replace("  - name: main", "  - name:    main   #   the shop")
+        .replace("{county: Nevada State,", "{county:  Nevada State ,")
+    )
+    path.write_text(original, encoding="utf-8")
+    countries = [
+        CountryProvinces("US", (("OR", "Oregon"),)),
+        CountryProvinces("DE", ()),
+    ]
+    assert init_config_countries(path, "main", countries).written
+    nevada = "          - {county:  Nevada State , county_code: NV}\n"
+    assert nevada in original
+    added = (
+        "          - {county: Oregon, county_code: OR, tax_area_code: '', tax_liable: false, "
+        "vat_bus_posting_group: ''}\n"
+        "      - iso_code: DE\n"
+        "        default_customer_no: ''\n"
+        "        customer_template_code: ''\n"
+        "        tax_areas: []\n"
+    )
+    assert path.read_text(encoding="utf-8") == original.replace(nevada, nevada + added)
+    assert require_config(path).shop("main").country_setups["US"].tax_areas[1] == TaxArea(
+        "Nevada State", "NV"
+    )
+
+
+def test_spacing_is_kept_only_where_it_does_not_change_a_value() -> None:
+    from custsync.engine.countries import _keep_spacing
+
+    assert _keep_spacing("a:   1   # one\nb: [x]\n", "a: 1     # one\nb:\n- x\n") == (
+        "a:   1   # one\nb:\n- x\n"
+    )
+    # blanks inside quotes are part of the value: the dumped line is kept
+    assert _keep_spacing('a: "x  y"\n', 'a: "x y"\n') == 'a: "x y"\n'
+
+
 def test_dry_run_and_unknown_shop(tmp_path: Path) -> None:
     path = _config(tmp_path)
     before = path.read_bytes()
