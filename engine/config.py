@@ -616,6 +616,8 @@ class _ConfigChecker:
                 )
             elif scheme is None:
                 self.add("/erp/url", "url", "expected a URL such as sqlite:///erp.db")
+            else:
+                self.database_port("/erp/url", erp_url)
         state_url = _mapping(data.get("state")).get("url")
         if (
             isinstance(state_url, str)
@@ -628,6 +630,16 @@ class _ConfigChecker:
                 "the state store is a SQLite or PostgreSQL database: expected "
                 "sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE",
             )
+        elif isinstance(state_url, str) and state_url:
+            self.database_port("/state/url", state_url)
+
+    def database_port(self, pointer: str, url: str) -> None:
+        """A port that is no number (or a broken [IPv6] host): the database connector's
+        URL parser fails on it with a message that names neither URL."""
+        try:
+            urlsplit(url).port  # noqa: B018 - reading it checks it
+        except ValueError as exc:
+            self.add(pointer, "url", f"not a valid URL ({exc})")
 
     def settings(self, settings: Mapping[str, Any], pointer: str) -> None:
         if (

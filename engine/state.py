@@ -113,7 +113,7 @@ def display_url(url: str | URL) -> str:
     by its plain ``sqlite:///`` URL, not by the ``file:...?mode=ro`` form used to open it)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
         return "<invalid database URL>"
     database = parsed.database or ""
     if (
@@ -132,6 +132,11 @@ def _parse_url(url: str) -> URL:
         raise ConfigError(
             f"invalid database URL {display_url(url)!r} "
             "(examples: sqlite:///erp.db, postgresql+psycopg://user@host/db)"
+        ) from None
+    except ValueError:  # SQLAlchemy's int() of the port; the URL may hold a password
+        raise ConfigError(
+            "invalid database URL: its port is not a number "
+            "(examples: sqlite:///erp.db, postgresql+psycopg://user@host:5432/db)"
         ) from None
 
 

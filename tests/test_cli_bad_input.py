@@ -426,3 +426,17 @@ def test_rules_folder_options_say_what_is_wrong_with_the_path(
     # a rule file given where a folder is expected was "no such folder" too
     assert main(["rules", "list", "--rules", str(a_file)]) == exitcodes.USAGE
     assert f"--rules {a_file}: is a file, not a folder" in _no_traceback(capsys.readouterr())
+
+
+def test_a_database_url_whose_port_is_no_number_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`erp init --erp postgresql://u:pw@db:abc/erp` was a ValueError traceback."""
+    url = "postgresql+psycopg://u:s3cret@db:abc/erp"
+    assert main(["erp", "init", "--erp", url]) == exitcodes.ERROR
+    err = _no_traceback(capsys.readouterr())
+    assert err == (
+        "custsync: error: invalid database URL: its port is not a number "
+        "(examples: sqlite:///erp.db, postgresql+psycopg://user@host:5432/db)\n"
+    )
+    assert display_url(url) == "<invalid database URL>"

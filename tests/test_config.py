@@ -216,6 +216,21 @@ def test_store_urls_that_only_failed_at_the_first_request(
     assert "s3cret" not in diagnostics[0].render()
 
 
+def test_database_urls_with_a_port_that_is_no_number(tmp_path: Path) -> None:
+    """SQLAlchemy's URL parser raised a ValueError traceback in plan, sync, runs and erp init."""
+    config, diagnostics = _load(
+        "erp: {url: 'postgresql+psycopg://u:s3cret@db:abc/erp'}\n"
+        "state: {url: 'postgresql://[::1/state'}\n"
+        "shops: [{name: a, shopify: {url: 'files:./world'}}]\n",
+        tmp_path,
+    )
+    assert config is None
+    assert [(d.code, d.pointer, d.message) for d in diagnostics] == [
+        ("url", "/erp/url", "not a valid URL (Port could not be cast to integer value as 'abc')"),
+        ("url", "/state/url", "not a valid URL (Invalid IPv6 URL)"),
+    ]
+
+
 def test_country_checks(tmp_path: Path) -> None:
     config, diagnostics = _load(
         'erp: {url: "files:w"}\nshops:\n  - name: s\n    shopify: {url: "files:w"}\n'
