@@ -25,6 +25,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -289,15 +290,27 @@ def _rows(
 ) -> list[_Row]:
     _, list_key = FILE_KINDS[kind]
     suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("yaml", "yml"):
-        return _yaml_rows(path, list_key)
-    if suffix == "jsonl":
-        return _jsonl_rows(path, problems, record_kind)
-    if suffix == "json":
-        return _json_rows(path, list_key)
-    if suffix == "csv":
-        return _csv_rows(path, columns, required, problems, record_kind)
+    with _readable(path):
+        if suffix in ("yaml", "yml"):
+            return _yaml_rows(path, list_key)
+        if suffix == "jsonl":
+            return _jsonl_rows(path, problems, record_kind)
+        if suffix == "json":
+            return _json_rows(path, list_key)
+        if suffix == "csv":
+            return _csv_rows(path, columns, required, problems, record_kind)
     raise ConfigError(f"{_shown(path)}: unsupported file type .{suffix} for {kind}")
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """A file of the world that cannot be read (permissions) is a ConfigError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(
+            f"{_shown(path)}: cannot read the file: {exc.strerror or exc}", file=str(path)
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -768,7 +781,8 @@ def _load_shopify_customers(path: Path) -> LoadResult[ShopifyCustomer]:
 
 def _load_company(path: Path) -> CompanyInfo:
     try:
-        data = load_yaml(path).data
+        with _readable(path):
+            data = load_yaml(path).data
     except YamlSyntaxError as exc:
         raise ConfigError(_yaml_message(path, exc), file=str(path)) from None
     if data is None:

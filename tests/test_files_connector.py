@@ -123,6 +123,33 @@ def test_csv_not_utf8_names_file_line_and_byte(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["erp_customers.csv", "company.yaml", "links.yaml"])
+def test_a_world_file_that_cannot_be_read_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A file without read permission was a PermissionError traceback (the tests run as
+    root, who may read anything: the refusal is the operating system's, simulated here)."""
+    for kind, text in (
+        ("erp_customers.csv", "no,name\nC1,Ann\n"),
+        ("company.yaml", "name: X\n"),
+        ("links.yaml", "[]\n"),
+    ):
+        _write(tmp_path, kind, text)
+    unreadable = tmp_path / name
+    read_bytes = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(ConfigError) as raised:
+        files.erp.open_reader(str(tmp_path))
+        load_links(tmp_path)
+    assert raised.value.render() == f"{unreadable}: cannot read the file: Permission denied"
+
+
 def test_csv_unknown_and_missing_columns(tmp_path: Path) -> None:
     _write(tmp_path, "erp_customers.csv", "no,name,emial\nC1,Ann,a@example.com\n")
     with pytest.raises(ConfigError, match=r"erp_customers.csv:1: unknown column 'emial'; known"):
