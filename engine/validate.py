@@ -813,7 +813,7 @@ class _RuleChecker:
                 if isinstance(value, bool):
                     message = (
                         f"fact {spec.name!r} is a text, but YAML read this value as {value} "
-                        "(yes/no/on/off/true/false are booleans): quote it"
+                        "(true and false are booleans): quote it"
                     )
                 else:
                     message = f"fact {spec.name!r} is a text; quote the value: '{value}'"
