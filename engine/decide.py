@@ -181,12 +181,13 @@ class _Trail:
 
     rules: list[FiredRule]
 
-    def add(self, *rules: Rule) -> None:
-        for rule in rules:
-            self.rules.append(fired_rule(rule))
+    def add(self, rule: Rule) -> None:
+        known = _FIRED.get(id(rule))  # fired_rule's memo, read here: once or more per record
+        self.rules.append(known[1] if known is not None and known[0] is rule else fired_rule(rule))
 
-    def add_one(self, rule: Rule) -> None:
-        self.rules.append(fired_rule(rule))
+    def extend(self, rules: tuple[Rule, ...]) -> None:
+        for rule in rules:
+            self.add(rule)
 
     def frozen(self) -> tuple[FiredRule, ...]:
         return tuple(self.rules)
@@ -251,6 +252,10 @@ def _field_value(value: Any, limit: int | None) -> Any:
     return value
 
 
+#: the export decisions every record that passes the requirements goes through, in order
+_EXPORT_SHAPE = ("export_person_name", "export_company", "export_province")
+
+
 class _NoRule(Exception):
     def __init__(self, decision: str) -> None:
         super().__init__(decision)
@@ -286,6 +291,23 @@ class Engine:
         if not fired:
             raise _NoRule(decision)
         return fired[0]
+
+    def _choices(self, decisions: tuple[str, ...], facts: Facts) -> tuple[Rule | None, ...]:
+        """The winners of choice decisions a record always goes through one after the other
+        (None: no rule holds), off one joint signature (:meth:`Evaluator.fired_together`).
+        Should a fact group of a later decision fail to compute, one decision at a time as
+        before, so the record fails (or is skipped for no rule) where it did."""
+        try:
+            together = self._evaluator.fired_together(decisions, facts)
+        except Exception:
+            winners: list[Rule | None] = []
+            for decision in decisions:
+                fired = self._evaluator.fired(decision, facts)
+                winners.append(fired[0] if fired else None)
+                if not fired:
+                    break
+            return tuple(winners) + (None,) * (len(decisions) - len(winners))
+        return tuple(fired[0] if fired else None for fired in together)
 
     # --- public API ------------------------------------------------------------------------
 
@@ -479,16 +501,23 @@ class Engine:
         facts.require(plan.groups)
         get = dict.get  # the groups are there now: read the facts directly
         changes: list[FieldChange] = []
+        # _field_value written out (once per field and record)
         for field, fact, param, limit, core in plan.fields:
-            new = _field_value(
-                get(facts, fact) if fact is not None else resolve(param, facts), limit
-            )
+            new = get(facts, fact) if fact is not None else resolve(param, facts)
+            if new is None:
+                new = ""
+            elif isinstance(new, str):
+                new = " ".join(new.split())
+                if limit and len(new) > limit:
+                    new = new[:limit].rstrip()
             if erp is None:
-                if new != "" and new is not None:
+                if new != "":
                     changes.append(_change(field, None, new))
                 continue
             old = getattr(erp, field) if core else erp.get(field)
-            if not _same(old, new) and not _unchanged(field, old, new):
+            if (old != new or type(old) is not str or type(new) is not str) and not _unchanged(
+                field, old, new
+            ):
                 changes.append(_change(field, old, new))
         return tuple(changes)
 
@@ -678,7 +707,7 @@ class Engine:
                 )
             requirements = self._evaluator.fired("export_requirements", facts)
             if requirements:
-                trail.add(*requirements)
+                trail.extend(requirements)
                 reasons = [
                     str(resolve(rule.params.get("reason"), facts) or rule.id)
                     for rule in requirements
@@ -691,19 +720,23 @@ class Engine:
                     message="; ".join(m for m in messages if m),
                     payload=_payload(reasons=tuple(reasons)),
                 )
-            person = self._choice("export_person_name", facts)
+            person, company_rule, province_rule = self._choices(_EXPORT_SHAPE, facts)
+            if person is None:
+                raise _NoRule(_EXPORT_SHAPE[0])
             trail.add(person)
             split: tuple[str, str] | None = None
             if person.action == "split":
                 text = str(resolve(person.params.get("text"), facts) or "")
                 source = str(resolve(person.params.get("source"), facts) or "")
                 split = names.split(text, source)
-            company_rule = self._choice("export_company", facts)
+            if company_rule is None:
+                raise _NoRule(_EXPORT_SHAPE[1])
             trail.add(company_rule)
             company = ""
             if company_rule.action == "set_company":
                 company = str(resolve(company_rule.params.get("value"), facts) or "").strip()
-            province_rule = self._choice("export_province", facts)
+            if province_rule is None:
+                raise _NoRule(_EXPORT_SHAPE[2])
             trail.add(province_rule)
             if province_rule.action == "skip":
                 return base.skip(province_rule, facts, trail)
@@ -781,6 +814,16 @@ class Engine:
 # ---------------------------------------------------------------------------------------------
 
 
+#: "the base's own value" for :meth:`_Base.make`'s targets (None is a value there)
+_BASE: Any = object()
+#: a Decision's payload when none is given (its field's default)
+_NO_PAYLOAD: Mapping[str, Any] = next(
+    spec.default_factory()
+    for spec in dataclasses.fields(Decision)
+    if spec.name == "payload" and spec.default_factory is not dataclasses.MISSING
+)
+
+
 class _Base:
     """What every decision of one record shares (a plain class: one is made per record)."""
 
@@ -820,23 +863,38 @@ class _Base:
         """``text`` fit for a decision message: see :func:`_masked_message`."""
         return _masked_message(text, self.source)
 
-    def make(self, action: Action, trail: _Trail, **fields: Any) -> Decision:
-        values: dict[str, Any] = {
-            "direction": self.direction,
-            "action": action,
-            "shop": self.shop,
-            "record": self.record,
-            "erp_no": self.erp_no,
-            "shopify_id": self.shopify_id,
-            "source_version": self.source_version,
-            "label": self.label,
-            "rules": tuple(trail.rules),
-        }
-        if fields:
-            values.update(fields)
-            if values.get("message"):
-                values["message"] = self.message(str(values["message"]))
-        return _decision(**values)
+    def make(
+        self,
+        action: Action,
+        trail: _Trail,
+        *,
+        changes: tuple[FieldChange, ...] = (),
+        reason_code: str | None = None,
+        message: str | None = None,
+        new_link: bool = False,
+        payload: Mapping[str, Any] | None = None,
+        target_version: str | None = None,
+        erp_no: Any = _BASE,
+        shopify_id: Any = _BASE,
+    ) -> Decision:
+        """The record's decision; ``erp_no`` / ``shopify_id`` default to the base's."""
+        return _decision(
+            direction=self.direction,
+            action=action,
+            shop=self.shop,
+            record=self.record,
+            erp_no=self.erp_no if erp_no is _BASE else erp_no,
+            shopify_id=self.shopify_id if shopify_id is _BASE else shopify_id,
+            changes=changes,
+            reason_code=reason_code,
+            message=self.message(str(message)) if message else message,
+            rules=tuple(trail.rules),
+            new_link=new_link,
+            payload=_NO_PAYLOAD if payload is None else payload,
+            source_version=self.source_version,
+            target_version=target_version,
+            label=self.label,
+        )
 
     def skip(self, rule: Rule, facts: Mapping[str, Any], trail: _Trail, **fields: Any) -> Decision:
         reason = str(resolve(rule.params.get("reason"), facts) or rule.id)
@@ -1061,18 +1119,23 @@ class _Desired:
     ) -> tuple[tuple[FieldChange, ...], Mapping[str, Any] | None]:
         """Changes against ``target`` (None: a create, every filled field) and the address
         payload (the whole desired default address, with the id of the one to update)."""
-        changes: list[FieldChange] = []
+        changes: list[FieldChange]
         if target is None:  # a create: every filled field, nothing to compare with
-            for field, new in zip(SHOPIFY_CUSTOMER_FIELDS, self.customer, strict=True):
-                if new:
-                    changes.append(_change(field, None, new))
-            address_changed = False
-            for name, new in zip(_ADDRESS_CHANGE_NAMES, self.address, strict=True):
-                if new:
-                    changes.append(_change(name, None, new))
-                    address_changed = True
+            changes = [
+                _change(field, None, new)
+                for field, new in zip(SHOPIFY_CUSTOMER_FIELDS, self.customer, strict=True)
+                if new
+            ]
+            count = len(changes)
+            changes += [
+                _change(name, None, new)
+                for name, new in zip(_ADDRESS_CHANGE_NAMES, self.address, strict=True)
+                if new
+            ]
+            address_changed = len(changes) > count
             current = None
         else:
+            changes = []
             for field, new in zip(SHOPIFY_CUSTOMER_FIELDS, self.customer, strict=True):
                 if not new:
                     continue  # an empty ERP value never clears a Shopify customer field

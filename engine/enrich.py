@@ -94,8 +94,14 @@ class Facts(dict[str, Any]):
 
     def _load(self, group: str) -> None:
         # every group this loader computes is done, even if it reads facts of its own
-        self._pending.difference_update(self._SIBLINGS[group])
-        self.LOADERS[group](self)
+        siblings = self._SIBLINGS[group]
+        self._pending.difference_update(siblings)
+        try:
+            self.LOADERS[group](self)
+        except BaseException:
+            # still to compute: a later read fails the same way instead of seeing a part
+            self._pending.update(siblings)
+            raise
 
     def require(self, groups: Iterable[str]) -> None:
         """Compute the deferred ones of ``groups`` now."""

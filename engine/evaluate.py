@@ -81,6 +81,21 @@ def is_empty(value: Any) -> bool:
     return value is None or value == ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How the signature of one decision, or of several read together, is taken off facts."""
+
+    #: the decision(s): a name, or a tuple of names for a joint signature
+    key: Any
+    #: fact groups (name up to the first dot) the decisions read: computed before the look-up
+    groups: tuple[str, ...]
+    #: ``(facts, other) -> tuple`` for a dict (a lazy one's groups computed): the signature, or
+    #: ``other(signature)`` when a compared value is not text, number, true/false or None
+    of_dict: Callable[[dict[str, Any], Callable[[tuple[Any, ...]], Any]], Any]
+    #: ``(get, other) -> tuple`` the same for any other mapping
+    of_get: Callable[[Callable[[str], Any], Callable[[tuple[Any, ...]], Any]], Any]
+
+
 class Evaluator:
     """Runs compiled decisions on flat fact mappings; returns the fired rules, best first."""
 
@@ -89,19 +104,16 @@ class Evaluator:
     ) -> None:
         self._decisions = dict(decisions)
         self._fired: list[str] = []
-        self._cache: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_size = max(0, cache_size)
         self.stats = EvalStats()
         self._start_host()
-        #: per decision: (compiled, groups of the facts it reads, signature function)
         self._plans = {
-            name: (
-                c,
-                tuple(dict.fromkeys(fact.partition(".")[0] for fact in c.facts)),
-                _signature_function(c),
-            )
-            for name, c in self._decisions.items()
+            name: _plan(name, c.facts, c.presence_only) for name, c in self._decisions.items()
         }
+        #: joint plans, per tuple of decision names (see :meth:`fired_together`); None when
+        #: one of the decisions is unknown
+        self._joint: dict[tuple[str, ...], Any] = {}
         self._order = {
             name: {key: index for index, key in enumerate(c.by_key)}
             for name, c in self._decisions.items()
@@ -137,17 +149,7 @@ class Evaluator:
     def signature(self, decision: str, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         """What the decision's outcome depends on: values of compared facts, presence of the
         presence-only ones (in the order of the decision's facts)."""
-        _, groups, signature = self._plans[decision]
-        if type(facts) is not dict:
-            require = getattr(facts, "require", None)
-            if require is not None:
-                require(groups)
-        # a plain dict lookup (not a lazy mapping's own ``get``): the groups are there now
-        values: tuple[Any, ...] = signature(
-            dict.get.__get__(facts) if isinstance(facts, dict) else facts.get
-        )
-        if not _PLAIN_OR_NONE.issuperset(map(type, values)):
-            values = tuple(map(_normal, values))
+        values: tuple[Any, ...] = _read(self._plans[decision], facts, _normalised)
         return values
 
     def fired(self, decision: str, facts: Mapping[str, Any]) -> tuple[Rule, ...]:
@@ -157,22 +159,63 @@ class Evaluator:
         plan = self._plans.get(decision)
         if plan is None:
             return ()
-        compiled, groups, signature = plan
         if type(facts) is dict:
-            values = signature(facts.get)
+            key = (decision, plan.of_dict(facts, _normalised))
         else:
-            require = getattr(facts, "require", None)
-            if require is not None:
-                require(groups)
-            # a plain dict lookup (not a lazy mapping's own ``get``): the groups are there now
-            values = signature(_DICT_GET.__get__(facts) if isinstance(facts, dict) else facts.get)
-        if not _PLAIN_OR_NONE.issuperset(map(type, values)):
-            values = tuple(map(_normal, values))
-        key = (decision, values)
-        cached = self._cache.get(key)
+            key = (decision, _read(plan, facts, _normalised))
+        cached: tuple[Rule, ...] | None = self._cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
+        result = self._evaluate(decision, facts)
+        self._remember(key, result)
+        return result
+
+    def fired_together(
+        self, decisions: tuple[str, ...], facts: Mapping[str, Any]
+    ) -> tuple[tuple[Rule, ...], ...]:
+        """:meth:`fired` of each of ``decisions``, off one signature over the facts they read.
+
+        For decisions a caller always evaluates together: one look-up instead of one per
+        decision (the joint signature holds every fact any of them compares, and the presence
+        of the others, so it determines each one's own signature). Every answer is still
+        durable-rules' (asked per decision on a miss). All their fact groups are computed
+        first, so use it only where each of them would be read anyway. Facts of other types
+        than text, number and true/false: one decision at a time.
+        """
+        plan = self._joint.get(decisions, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._joint[decisions] = self._joint_plan(decisions)
+        if plan is None:
+            return tuple(self.fired(name, facts) for name in decisions)
+        values = _read(plan, facts, _other)
+        if values is None:
+            return tuple(self.fired(name, facts) for name in decisions)
+        key = (decisions, values)
+        cached: tuple[tuple[Rule, ...], ...] | None = self._cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        result = tuple(self.fired(name, facts) for name in decisions)
+        self._remember(key, result)
+        return result
+
+    def _joint_plan(self, decisions: tuple[str, ...]) -> _Plan | None:
+        """The joint signature of known decisions (None when one is unknown)."""
+        compiled = [self._decisions.get(name) for name in decisions]
+        if any(c is None for c in compiled):
+            return None
+        presence_only: dict[str, bool] = {}
+        for c in compiled:
+            assert c is not None
+            for fact in c.facts:
+                presence_only[fact] = presence_only.get(fact, True) and fact in c.presence_only
+        facts = tuple(sorted(presence_only))
+        return _plan(decisions, facts, frozenset(f for f, only in presence_only.items() if only))
+
+    def _evaluate(self, decision: str, facts: Mapping[str, Any]) -> tuple[Rule, ...]:
+        """Ask durable-rules: the decision's rules that hold for ``facts``, best first."""
+        compiled = self._decisions[decision]
         message: dict[str, Any] = {DISCRIMINATOR: decision}
         for name in compiled.facts:
             value = _normal(facts.get(name))
@@ -188,14 +231,15 @@ class Evaluator:
                 self.stats.engine_seconds += time.perf_counter() - started
                 self.stats.engine_calls += 1
         order = self._order[decision]
-        result = tuple(compiled.by_key[k] for k in sorted(set(keys), key=order.__getitem__))
+        return tuple(compiled.by_key[k] for k in sorted(set(keys), key=order.__getitem__))
+
+    def _remember(self, key: tuple[Any, ...], result: Any) -> None:
         if self._cache_size:
             if len(self._cache) >= self._cache_size:
                 # drop the oldest tenth (insertion order): cheap and bounded
                 for old in list(itertools.islice(self._cache, self._cache_size // 10 or 1)):
                     del self._cache[old]
             self._cache[key] = result
-        return result
 
     def _run(self, compiled: CompiledDecision, message: dict[str, Any]) -> list[str]:
         self._fired.clear()
@@ -217,8 +261,29 @@ class Evaluator:
 
 
 _DICT_GET = dict.get
+_UNPLANNED: Any = object()
 _PLAIN = frozenset({str, bool, int})
 _PLAIN_OR_NONE = frozenset({str, bool, int, type(None)})
+
+
+def _read(plan: _Plan, facts: Mapping[str, Any], other: Callable[[tuple[Any, ...]], Any]) -> Any:
+    """The signature of ``plan`` for ``facts``, lazy groups computed first (see _Plan)."""
+    if type(facts) is not dict:
+        require = getattr(facts, "require", None)
+        if require is not None:
+            require(plan.groups)
+    if isinstance(facts, dict):
+        # a plain dict look-up (not a lazy mapping's own ``get``): the groups are there now
+        return plan.of_dict(facts, other)
+    return plan.of_get(facts.get, other)
+
+
+def _normalised(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(map(_normal, values))
+
+
+def _other(values: tuple[Any, ...]) -> None:
+    return None
 
 
 def _normal(value: Any) -> Any:
@@ -228,21 +293,33 @@ def _normal(value: Any) -> Any:
     return str(value)
 
 
-def _signature_function(compiled: CompiledDecision) -> Callable[[Any], tuple[Any, ...]]:
-    """``get -> tuple``: the value of each compared fact and the presence of each
-    presence-only fact of a decision, in its fact order (generated once per decision: a
-    straight tuple expression is several times faster than a loop over the names)."""
-    parts = [
-        f"get({name!r}) not in empty" if name in compiled.presence_only else f"get({name!r})"
-        for name in compiled.facts
-    ]
-    source = (
-        f"def signature(get, empty=empty):\n    return ({', '.join(parts)}{',' if parts else ''})\n"
+def _plan(key: Any, facts: tuple[str, ...], presence_only: frozenset[str]) -> _Plan:
+    """The signature functions of ``facts``: the value of each compared fact and the presence
+    of each presence-only one, in that order. Generated once per decision: a straight tuple
+    expression is several times faster than a loop over the names, and checking the type of
+    the compared values one by one is cheaper than a generic check of the whole tuple."""
+    groups = tuple(dict.fromkeys(fact.partition(".")[0] for fact in facts))
+    compared = [index for index, fact in enumerate(facts) if fact not in presence_only]
+    check = " and ".join(f"v{index}.__class__ in plain" for index in compared) or "True"
+    parts = ", ".join(
+        f"v{index}" if index in compared else f"v{index} not in empty"
+        for index in range(len(facts))
     )
-    namespace: dict[str, Any] = {"empty": _EMPTY_VALUES}
-    exec(source, namespace)  # names are checked vocabulary facts, written with repr
-    function: Callable[[Any], tuple[Any, ...]] = namespace["signature"]
-    return function
+    signature = f"({parts}{',' if facts else ''})"
+    namespace: dict[str, Any] = {"empty": _EMPTY_VALUES, "plain": _PLAIN_OR_NONE}
+    for name, params, read in (
+        ("of_dict", "facts, other, get=dict.get", "get(facts, {!r})"),
+        ("of_get", "get, other", "get({!r})"),
+    ):
+        lines = [f"    v{index} = {read.format(fact)}\n" for index, fact in enumerate(facts)]
+        # names are checked vocabulary facts, written with repr
+        exec(
+            f"def {name}({params}, empty=empty, plain=plain):\n"
+            + "".join(lines)
+            + f"    if {check}:\n        return {signature}\n    return other({signature})\n",
+            namespace,
+        )
+    return _Plan(key, groups, namespace["of_dict"], namespace["of_get"])
 
 
 def _deep_copy(value: Any) -> Any:

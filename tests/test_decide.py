@@ -450,3 +450,33 @@ def test_fast_record_constructors_build_the_same_records() -> None:
     assert decide_module._decision(**full) == Decision(**full)
     with pytest.raises(TypeError):
         decide_module._decision(**minimal, unknown=1)
+
+
+def test_export_decisions_read_together_fail_and_skip_where_one_at_a_time_would() -> None:
+    """The person, company and province decisions share one signature (all their facts are
+    computed first); a record whose County cannot be read still ends where it did when each
+    decision read its own facts: a record error at the province, or a no-rule skip at the
+    person name when that comes first."""
+    broken = ErpCustomer("C7", email="jane7@example.com", county=None)  # type: ignore[arg-type]
+    settings = shop(export_customers=True)
+    world = World(ERP, REFERENCE, [], [])
+    failed = Engine(shipped_rules()).decide_export(world, settings, broken)
+    assert (failed.action, failed.reason_code) == (Action.SKIP, "record-error")
+    assert "AttributeError" in (failed.message or "")
+    only_contacts = """
+decision: export_person_name
+description: only customers with a contact
+disable: [split-name-2, split-name, no-person-name]
+"""
+    engine = Engine(shipped_rules(only_contacts))
+    skipped = engine.decide_export(world, settings, broken)
+    assert (skipped.action, skipped.reason_code) == (Action.SKIP, "no-rule")
+    assert "export_person_name" in (skipped.message or "")
+    assert [rule.id for rule in skipped.rules] == ["create-export-customers"]
+    fine = engine.decide_export(world, settings, ErpCustomer("C8", contact="Max Muster"))
+    assert fine.action is Action.SKIP and fine.reason_code == "email-missing"
+    created = engine.decide_export(
+        world, settings, ErpCustomer("C9", contact="Max Muster", email="max@example.com")
+    )
+    assert created.action is Action.CREATE
+    assert [rule.id for rule in created.rules][1:] == ["split-contact", "no-company", "no-province"]

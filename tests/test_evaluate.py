@@ -181,3 +181,45 @@ def test_a_forked_process_gets_its_own_durable_host() -> None:
     os.waitpid(pid, 0)
     assert ev._host is parent_host  # the parent keeps its own
     assert ids(ev.fired("export_province", by_code)) == ["by-code"]
+
+
+PERSON = """
+decision: export_person_name
+description: t
+rules:
+  - {id: contact, description: d, priority: 10, when: {erp.contact: {present: true}}, then: {action: split}}
+  - {id: ca, description: d, priority: 5, when: {province.by_code_code: CA}, then: {action: no_split}}
+  - {id: none, description: d, priority: 0, when: {settings.name_source: none}, then: {action: no_split}}
+"""
+
+
+def test_decisions_read_together_answer_as_each_alone() -> None:
+    ev = evaluator(CHOICE, PERSON)
+    names = ("export_province", "export_person_name")
+    cases = [
+        {"settings.county_source": "code", "province.by_code_code": "CA"},
+        {"county.tax_areas_exist": True, "erp.contact": "Jane Doe", "settings.name_source": "x"},
+        {"settings.name_source": "none"},
+        {},
+    ]
+    for facts in cases:
+        alone = tuple(ev.fired(name, facts) for name in names)
+        assert ev.fired_together(names, facts) == alone
+    calls = ev.stats.engine_calls
+    # another contact and another province code: the same joint signature, nothing asked
+    again = {"county.tax_areas_exist": True, "erp.contact": "Max M", "settings.name_source": "x"}
+    assert ids(ev.fired_together(names, again)[1]) == ["contact"]
+    assert ev.stats.engine_calls == calls
+    # a fact one decision compares and the other only checks for presence keeps its value
+    ca = {"settings.county_source": "code", "province.by_code_code": "CA"}
+    tx = {"settings.county_source": "code", "province.by_code_code": "TX"}
+    assert [ids(r) for r in ev.fired_together(names, ca)] == [["by-code"], ["ca"]]
+    assert [ids(r) for r in ev.fired_together(names, tx)] == [["by-code"], []]
+
+
+def test_reading_together_falls_back_for_unknown_decisions_and_other_types() -> None:
+    ev = evaluator(CHOICE)
+    together = ev.fired_together(("export_province", "export_company"), {"county.length": 3})
+    assert together == (ev.fired("export_province", {"county.length": 3}), ())
+    odd = {"settings.county_source": ["code"]}  # not a fact type: compared as its text
+    assert ev.fired_together(("export_province",), odd) == (ev.fired("export_province", odd),)
