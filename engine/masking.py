@@ -1,5 +1,6 @@
 """Masking customer contact data (e-mail addresses, phone numbers) in text meant for people:
-decision messages, the text plan, log lines.
+decision messages, the text plan, log lines; and :func:`terminal_safe` for any data shown on
+a terminal.
 
 Two ways, used together where a message is built (decide.py):
 
@@ -30,6 +31,7 @@ __all__ = [
     "mask_phone",
     "mask_text",
     "mask_values",
+    "terminal_safe",
 ]
 
 #: the kinds of contact value :func:`mask_contact` knows
@@ -170,3 +172,20 @@ def _joined_after(text: str, end: int) -> bool:
     if after.isalnum() or after in "/_@":
         return True
     return after in ".-" and end + 1 < len(text) and text[end + 1].isalnum()
+
+
+#: control characters (C0, DEL, C1: line breaks, ESC starting a terminal escape sequence) and
+#: bidirectional formatting characters (U+202E shows the rest of the line reversed)
+_UNSAFE = {
+    code: f"\\u{code:04x}"
+    for code in (
+        *range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F,
+        *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+    )
+}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control and bidi formatting characters escaped (``\\u202e``): data from
+    a store or an ERP must not move the cursor, recolour the terminal or reverse a line."""
+    return text.translate(_UNSAFE) if not text.isprintable() else text

@@ -19,7 +19,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .masking import EMAIL, PHONE, mask_contact, mask_phone, mask_text
+from .masking import EMAIL, PHONE, mask_contact, mask_phone, mask_text, terminal_safe
 from .model import Action, Decision, Direction
 from .plan import Plan, plan_to_json
 
@@ -280,7 +280,9 @@ def _lines(plan: Plan, base_dir: Path | None) -> list[Line]:
 def render_text(plan: Plan, *, base_dir: str | Path | None = None) -> str:
     """The plain text plan. ``base_dir``: rule files under it are shown relative to it."""
     base = Path(base_dir) if base_dir is not None else None
-    return "\n".join("".join(text for text, _ in line) for line in _lines(plan, base)) + "\n"
+    return "\n".join(
+        terminal_safe("".join(text for text, _ in line)) for line in _lines(plan, base)
+    ) + "\n"
 
 
 def render_rich(plan: Plan, *, base_dir: str | Path | None = None) -> Any:
@@ -291,7 +293,7 @@ def render_rich(plan: Plan, *, base_dir: str | Path | None = None) -> Any:
     text = Text()
     for line in _lines(plan, base):
         for segment, style in line:
-            text.append(segment, style=style or None)
+            text.append(terminal_safe(segment), style=style or None)
         text.append("\n")
     return text
 

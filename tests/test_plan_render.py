@@ -220,3 +220,27 @@ def test_summary_counts_are_computed_from_decisions() -> None:
     plan = handmade_plan()
     assert plan.summary.changes == 6 and plan.has_changes
     assert plan.created_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def test_text_plan_escapes_control_and_bidi_characters_from_data() -> None:
+    """A name or message from a store must not reverse the line (U+202E) or send a terminal
+    escape sequence (ESC); other non-ASCII text is shown as it is."""
+    hostile = Decision(
+        Direction.EXPORT,
+        Action.SKIP,
+        "main",
+        "C00666",
+        label="Zoë \u202eevil\u202c \x1b[2J <z***@example.com>",
+        reason_code="email-invalid",
+        message="name Zoë \u202eevil and a bell\x07",
+    )
+    plan = dataclasses.replace(handmade_plan(), decisions=(hostile,))
+    for render in (render_text(plan), _rendered_on_a_terminal(plan)):
+        assert "\u202e" not in render and "\x1b[2J" not in render and "\x07" not in render
+        assert "\\u202e" in render and "\\u0007" in render and "Zoë" in render
+
+
+def _rendered_on_a_terminal(plan: Plan) -> str:
+    tty = _Tty()
+    print_plan(plan, tty)
+    return tty.getvalue()
