@@ -16,6 +16,12 @@ be resumed by the same command without duplicates and without lost links:
 
 Per-record failures (validation, ``userErrors``, a stale etag, retries exhausted) never stop
 the run; a :class:`~.errors.FatalError` (authentication, schema) does.
+
+A link is never taken over: one Shopify customer maps to one ERP customer. A decision that
+would link a Shopify customer already linked to another ERP customer (or an ERP customer
+already linked to another Shopify customer) fails before anything is written, naming the
+other side, and the stored link stays. The one exception is a link whose ERP customer no
+longer exists: it moves to the customer the import matched instead.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from typing import Any
 
 from .decide import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
 from .enrich import first_email
-from .errors import FatalError, RetriableError, mask_email
+from .errors import FatalError, RecordError, RetriableError, mask_email
 from .model import Action, Decision, Direction, Link, ShopifyAddress
+from .plan import BAD_RECORD
 from .ports import CustomerInput, ErpWriter, ShopifyWriter
 
 log = logging.getLogger("custsync.apply")
@@ -140,6 +147,8 @@ class Applier:
             raise
         except RetriableError as exc:
             outcome = RecordOutcome(decision, FAILED, f"gave up after retries: {exc.render()}")
+        except RecordError as exc:  # e.g. the state refused a link (LinkConflictError)
+            outcome = RecordOutcome(decision, FAILED, exc.render())
         except Exception as exc:  # a failing record never stops the run
             log.debug("applying %s failed", decision.record, exc_info=True)
             outcome = RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}")
@@ -161,10 +170,17 @@ class Applier:
     # ---- dispatch --------------------------------------------------------------------------
 
     def _dispatch(self, decision: Decision) -> RecordOutcome:
+        if decision.action is Action.SKIP and decision.reason_code == BAD_RECORD:
+            # its reader could not read it: failed, so that its cursor waits for it (a skip
+            # would let the next run start after it and never look at it again)
+            return RecordOutcome(decision, FAILED, f"{BAD_RECORD}: {decision.message or ''}")
         if decision.action is Action.SKIP:
             if decision.new_link and decision.erp_no and decision.direction is Direction.IMPORT:
                 # matched but not updatable (e.g. no address): the link is still recorded
                 gid = decision.shopify_id or decision.record
+                refused = self._link_refused(gid, decision.erp_no)
+                if refused:
+                    return RecordOutcome(decision, FAILED, refused, decision.erp_no, gid)
                 self._save_link(gid, decision.erp_no, decision, last_import_at=self._now())
             return RecordOutcome(decision, SKIPPED, decision.message or decision.reason_code or "")
         if decision.direction is Direction.IMPORT:
@@ -191,6 +207,9 @@ class Applier:
         erp_no = decision.erp_no
         if not erp_no:
             return RecordOutcome(decision, FAILED, "decision names no ERP customer")
+        refused = self._link_refused(gid, erp_no)
+        if refused:  # before writing: the ERP customer is not updated for another's link
+            return RecordOutcome(decision, FAILED, refused, erp_no, gid)
         if decision.action is Action.UPDATE:
             # the ERP record as planned (its etag): refuse to overwrite a newer edit
             result = self._erp().update_customer(
@@ -206,10 +225,16 @@ class Applier:
         key = f"{self.shop}:{gid}"
         existing = erp.find_by_idempotency_key(key)
         if existing is not None:
+            refused = self._link_refused(gid, existing.no)
+            if refused:
+                return RecordOutcome(decision, FAILED, refused, existing.no, gid)
             self._save_link(gid, existing.no, decision, last_import_at=self._now())
             return RecordOutcome(
                 decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
             )
+        refused = self._link_refused(gid, "")
+        if refused:
+            return RecordOutcome(decision, FAILED, refused, None, gid)
         template = decision.payload.get("template_code") or None
         intent = self.state.begin_intent(self.run_id, decision.record, "erp.create", key)
         result = erp.create_customer(decision.change_dict(), template, key)
@@ -217,7 +242,10 @@ class Applier:
             self.state.fail_intent(intent, result.message or "create failed")
             return RecordOutcome(decision, FAILED, result.message or "create failed", None, gid)
         self.state.complete_intent(
-            intent, target=result.no, link=self._link(gid, result.no, decision, self._now())
+            intent,
+            target=result.no,
+            link=self._link(gid, result.no, decision, self._now()),
+            replaces=self._dead_link(gid, result.no),
         )
         return RecordOutcome(decision, OK, "", result.no, gid)
 
@@ -237,6 +265,9 @@ class Applier:
         gid = decision.shopify_id
         if not gid:
             return RecordOutcome(decision, FAILED, "decision names no Shopify customer")
+        refused = self._link_refused(gid, erp_no)
+        if refused:  # before writing: another ERP customer's Shopify customer is not touched
+            return RecordOutcome(decision, FAILED, refused, erp_no, gid)
         updated_at: datetime | None = None
         if decision.action is Action.UPDATE and decision.changes:
             result = self._shopify().update_customer(gid, customer_input(decision))
@@ -401,7 +432,38 @@ class Applier:
         link = self._link(
             gid, erp_no, decision, when, export=last_export_at is not None, own_write=own_write
         )
-        self.state.save_link(link)
+        self.state.save_link(link, replaces=self._dead_link(gid, erp_no))
+
+    def _link_refused(self, gid: str, erp_no: str) -> str | None:
+        """Why ``gid`` cannot be linked to ``erp_no`` without dropping another link (checked
+        before anything is written), or None. ``erp_no`` "" is an ERP customer yet to be
+        created. A link to an ERP customer that no longer exists does not count."""
+        current = self.state.link_for_shopify(self.shop, gid)
+        if (
+            current is not None
+            and current.erp_no != erp_no
+            and self._dead_link(gid, erp_no) != current.erp_no
+        ):
+            return (
+                f"Shopify customer {gid} is already linked to ERP customer {current.erp_no}; "
+                f"not linked to {erp_no or 'a new ERP customer'} (one Shopify customer maps "
+                "to one ERP customer: the existing link is kept)"
+            )
+        other = self.state.link_for_erp(self.shop, erp_no) if erp_no else None
+        if other is not None and other.shopify_id != gid:
+            return (
+                f"ERP customer {erp_no} is already linked to Shopify customer "
+                f"{other.shopify_id}; not linked to {gid} (the existing link is kept)"
+            )
+        return None
+
+    def _dead_link(self, gid: str, erp_no: str) -> str | None:
+        """The ERP customer ``gid`` is linked to when that is another one that no longer
+        exists in the ERP (the link may move: the import matched ``gid`` anew), else None."""
+        current = self.state.link_for_shopify(self.shop, gid)
+        if current is None or current.erp_no == erp_no or self.erp is None:
+            return None
+        return current.erp_no if self.erp.get_customer(current.erp_no) is None else None
 
     def _record(self, outcome: RecordOutcome) -> None:
         decision = outcome.decision

@@ -174,18 +174,24 @@ def _digest(items: Iterable[Any]) -> str:
     return "sha256:" + digest.hexdigest()[:32]
 
 
-def _problems(reader: object) -> Sequence[SourceProblem]:
+#: the reason of a record its reader could not read (``sync`` records it as failed)
+BAD_RECORD = "bad-record"
+
+
+def reader_problems(reader: object) -> Sequence[SourceProblem]:
+    """The bad records ``reader`` reported so far (none when it cannot report them)."""
     return reader.problems() if isinstance(reader, ReportsProblems) else ()
 
 
-def _bad_record_decisions(
+def bad_record_decisions(
     problems: Sequence[SourceProblem],
     shops: Sequence[str],
     directions: Sequence[Direction],
     taken: set[tuple[Direction, str, str]],
 ) -> tuple[list[Decision], list[PlanWarning]]:
-    """A bad record with a readable key becomes a skip in its own direction; the rest (bad
-    reference rows, links, records without a key, duplicates) become warnings."""
+    """A bad record with a readable key becomes a skip in its own direction (reason
+    ``bad-record``; ``sync`` records it as a failed record, so the cursor waits for it); the
+    rest (bad reference rows, links, records without a key, duplicates) become warnings."""
     decisions: list[Decision] = []
     warnings: list[PlanWarning] = []
     natural = {"erp_customer": Direction.EXPORT, "shopify_customer": Direction.IMPORT}
@@ -220,7 +226,7 @@ def _bad_record_decisions(
                     record=problem.record,
                     erp_no=problem.record if direction is Direction.EXPORT else None,
                     shopify_id=problem.record if direction is Direction.IMPORT else None,
-                    reason_code="bad-record",
+                    reason_code=BAD_RECORD,
                     message=mask_text(f"{problem.location}: {problem.message}"),
                 )
             )
@@ -323,10 +329,10 @@ def build_plan(
         digests[f"links:{shop.name}"] = _digest(
             sorted((link for link in all_links if link.shop == shop.name), key=repr)
         )
-        problems.extend(_problems(reader))
-    problems[:0] = _problems(erp)
+        problems.extend(reader_problems(reader))
+    problems[:0] = reader_problems(erp)
     taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
-    bad, problem_warnings = _bad_record_decisions(
+    bad, problem_warnings = bad_record_decisions(
         _unique(problems), [shop.name for shop in shops], wanted, taken
     )
     decisions.extend(bad)

@@ -458,7 +458,8 @@ class Lease:
 
 
 class LinkConflictError(RecordError):
-    """The ERP customer is already linked to another Shopify customer of the shop."""
+    """The ERP customer is already linked to another Shopify customer of the shop, or the
+    Shopify customer to another ERP customer (``reason_code`` says which)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,20 +632,23 @@ class SqlStateStore:
             found.setdefault((row.shopify_id, row.erp_no), []).append(row.address_id)
         return {key: tuple(ids) for key, ids in found.items()}
 
-    def save_link(self, link: Link) -> None:
+    def save_link(self, link: Link, *, replaces: str | None = None) -> None:
         """Insert or update the link of ``link.shopify_id`` in ``link.shop``.
 
         Timestamps that are ``None`` keep their stored value (so saving a fresh
         ``Link(shop, id, no)`` never forgets our own-write time); they are reset when the link
         moves to another ERP customer. ``address_ids`` are added as address links to
         ``link.erp_no`` (existing address links are kept; use :meth:`drop_address_link`).
-        Raises :class:`LinkConflictError` when the ERP customer is linked to another Shopify
-        customer of the shop (unlink that one first).
+
+        A link is never dropped by saving another one: :class:`LinkConflictError` when the
+        ERP customer is linked to another Shopify customer of the shop, or the Shopify
+        customer to another ERP customer. Moving a Shopify customer's link on purpose (its
+        ERP customer was deleted) names the ERP customer it moves from as ``replaces``.
         """
         with self._write("saving a link") as conn:
-            self._save_link(conn, link)
+            self._save_link(conn, link, replaces=replaces)
 
-    def _save_link(self, conn: Connection, link: Link) -> None:
+    def _save_link(self, conn: Connection, link: Link, *, replaces: str | None = None) -> None:
         now = self._clock()
         other = conn.execute(
             sa.select(link_table.c.shopify_id).where(
@@ -683,6 +687,13 @@ class SqlStateStore:
             )
         else:
             moved = current.erp_no != link.erp_no
+            if moved and replaces != current.erp_no:
+                raise LinkConflictError(
+                    f"Shopify customer {link.shopify_id} is already linked to ERP customer "
+                    f"{current.erp_no} in shop {link.shop}; not linked to {link.erp_no}",
+                    record=link.shopify_id,
+                    reason_code="shopify-customer-linked-elsewhere",
+                )
             values = {name: value for name, value in stamps.items() if value is not None or moved}
             conn.execute(
                 link_table.update()
@@ -1099,12 +1110,20 @@ class SqlStateStore:
             )
             return int(result.scalar_one())
 
-    def complete_intent(self, intent_id: int, target: str = "", link: Link | None = None) -> None:
+    def complete_intent(
+        self,
+        intent_id: int,
+        target: str = "",
+        link: Link | None = None,
+        *,
+        replaces: str | None = None,
+    ) -> None:
         """Mark an intent done, saving ``link`` in the same transaction (so a crash leaves
-        either both or neither). ``target`` is the written record's id (ERP no., gid)."""
+        either both or neither). ``target`` is the written record's id (ERP no., gid);
+        ``replaces`` as in :meth:`save_link`."""
         with self._write("completing an intent") as conn:
             if link is not None:
-                self._save_link(conn, link)
+                self._save_link(conn, link, replaces=replaces)
             conn.execute(
                 intent_table.update()
                 .where(intent_table.c.id == intent_id)

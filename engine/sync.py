@@ -10,9 +10,12 @@ run of one shop:
    e-mail and phone) — API calls proportional to the changes, not to the store's size;
 3. plan with the rule engine (exactly what ``custsync plan`` shows);
 4. apply in the reference connector's order: import, export updates, export creates; a
-   failing record is reported and the run goes on;
+   failing record is reported and the run goes on. A record its reader could not read (a
+   Shopify customer with a bad ``updatedAt``, see the readers' ``problems()``) is a failed
+   record of its direction (reason ``bad-record``), not only a log line;
 5. advance each direction's cursor to the run's start time (a saved plan's: the time it was
-   made) only when every record of that direction succeeded and the run was not stopped.
+   made) only when every record of that direction succeeded and the run was not stopped, so
+   the next run reads the failed (and unreadable) records again.
 
 A stale saved plan is refused before anything is applied: the run is recorded as
 ``refused`` with the reason, which is not a failure (nothing was attempted).
@@ -34,8 +37,14 @@ from .enrich import first_email
 from .errors import ConfigError, FatalError, RetriableError, StalePlanError
 from .model import Action, Decision, Direction, ErpCustomer, Link, ShopifyCustomer
 from .phones import suffix_keys
-from .plan import DIRECTION_ORDER, Plan, decision_sort_key
-from .ports import ErpCandidateReader, ErpReader, ShopifyReader
+from .plan import (
+    DIRECTION_ORDER,
+    Plan,
+    bad_record_decisions,
+    decision_sort_key,
+    reader_problems,
+)
+from .ports import ErpCandidateReader, ErpReader, ShopifyReader, SourceProblem
 from .world import ShopContext, World
 
 log = logging.getLogger("custsync.sync")
@@ -93,6 +102,8 @@ class SyncInputs:
     imports: list[ShopifyCustomer] = field(default_factory=list)
     exports: list[ErpCustomer] = field(default_factory=list)
     api_reads: int = 0
+    #: records the readers could not read while reading these inputs (their problems())
+    problems: list[SourceProblem] = field(default_factory=list)
 
 
 def read_inputs(
@@ -118,6 +129,8 @@ def read_inputs(
     export_since = None if full else cursors.get(Direction.EXPORT.value)
     want_import = Direction.IMPORT in directions
     want_export = Direction.EXPORT in directions
+    # a reader reports every bad record it met in its life: keep those met from here on
+    erp_seen, shopify_seen = len(reader_problems(erp)), len(reader_problems(shopify))
     imports = list(shopify.iter_customers(updated_since=import_since)) if want_import else []
 
     narrow: _Narrow | None = None
@@ -168,6 +181,10 @@ def read_inputs(
                     world.shopify.values(),
                     [*narrow.links, *more],
                 )
+    inputs.problems = [
+        *reader_problems(erp)[erp_seen:],
+        *reader_problems(shopify)[shopify_seen:],
+    ]
     return inputs
 
 
@@ -257,12 +274,56 @@ def plan_shop(
     inputs: SyncInputs,
     directions: Sequence[Direction],
 ) -> list[Decision]:
+    """Decide the run's records in the order they are applied: imports, then exports in
+    ERP number order.
+
+    One Shopify customer maps to one ERP customer: the link each decision makes is noted in
+    the world for the decisions after it, so an ERP customer whose Shopify match was linked
+    earlier in the run (by its import, or by the export of a lower-numbered ERP customer with
+    the same e-mail or phone) is skipped as ``already-exists``, exactly as one linked in the
+    state is, instead of taking the link over when applied.
+    """
+    world = inputs.world
     decisions: list[Decision] = []
-    if Direction.IMPORT in directions:
-        decisions.extend(engine.decide_import(inputs.world, shop, c) for c in inputs.imports)
-    if Direction.EXPORT in directions:
-        decisions.extend(engine.decide_export(inputs.world, shop, c) for c in inputs.exports)
+    try:
+        if Direction.IMPORT in directions:
+            for shopify_customer in inputs.imports:
+                decision = engine.decide_import(world, shop, shopify_customer)
+                decisions.append(decision)
+                _note_link(world, decision)
+        if Direction.EXPORT in directions:
+            for erp_customer in sorted(inputs.exports, key=lambda customer: customer.no):
+                decision = engine.decide_export(world, shop, erp_customer)
+                decisions.append(decision)
+                _note_link(world, decision)
+    finally:
+        world.forget_noted_links()
     return decisions
+
+
+#: the ERP side of a link an import create makes (its number is given when applied)
+NEW_ERP_CUSTOMER = "(new)"
+
+
+def _note_link(world: World, decision: Decision) -> None:
+    """Note in ``world`` the link applying ``decision`` will save (see :func:`plan_shop`)."""
+    action = decision.action
+    if decision.direction is Direction.IMPORT:
+        gid = decision.shopify_id or decision.record
+        if action is Action.CREATE:
+            erp_no: str | None = NEW_ERP_CUSTOMER
+        elif action in (Action.UPDATE, Action.LINK, Action.NOOP) or decision.new_link:
+            erp_no = decision.erp_no
+        else:
+            erp_no = None
+    elif decision.direction is Direction.EXPORT:
+        gid = decision.shopify_id or ""
+        linking = action in (Action.UPDATE, Action.LINK, Action.NOOP)
+        erp_no = (decision.erp_no or decision.record) if linking else None
+    else:
+        return
+    if gid and erp_no:
+        world.note_link(Link(shop=decision.shop, shopify_id=gid, erp_no=erp_no))
 
 
 def plan_incremental(
@@ -290,11 +351,16 @@ def plan_incremental(
         link_source=link_source,
     )
     decisions = plan_shop(engine, shop, inputs, directions)
+    # records the readers could not read: skips in the plan (as ``custsync plan`` shows
+    # them), failed records when applied
+    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
+    bad, warnings = bad_record_decisions(inputs.problems, [shop.name], directions, taken)
     plan = Plan(
         created_at=(now or _now()).replace(microsecond=0),
         shops=(shop.name,),
         directions=tuple(d for d in DIRECTION_ORDER if d in directions),
-        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+        decisions=tuple(sorted([*decisions, *bad], key=decision_sort_key)),
+        warnings=tuple(warnings),
     )
     return plan, inputs
 
@@ -443,6 +509,14 @@ def _stale_reason(
             link = state.link_for_erp(decision.shop, decision.record)
             if link is not None and link.shopify_id != decision.shopify_id:
                 return f"already linked to Shopify customer {link.shopify_id}"
+            if decision.shopify_id and link is None:
+                # the Shopify customer it adopts has been linked to another ERP customer since
+                other = state.link_for_shopify(decision.shop, decision.shopify_id)
+                if other is not None and other.erp_no != decision.record:
+                    return (
+                        f"Shopify customer {decision.shopify_id} already linked to ERP "
+                        f"customer {other.erp_no}"
+                    )
     return None
 
 

@@ -185,6 +185,8 @@ class World:
             self._links_by_erp.setdefault((link.shop, link.erp_no), link)
             for address_id in link.address_ids:
                 self._address_links[(link.shop, address_id)] = link.erp_no
+        #: links noted by the decisions of a run so far (see note_link): key -> stored link
+        self._noted: dict[tuple[str, str], Link | None] = {}
 
     # --- building ------------------------------------------------------------------------------
 
@@ -359,3 +361,26 @@ class World:
 
     def links(self) -> Iterator[Link]:
         return iter(self._links.values())
+
+    def note_link(self, link: Link) -> None:
+        """A link an earlier decision of the same run will make: the decisions after it see
+        the Shopify customer as linked to ``link.erp_no`` (one Shopify customer maps to one
+        ERP customer, so a second ERP customer with its e-mail is not adopted by it too).
+
+        Only the Shopify side is noted: the ERP customer's own export still sees it as not
+        yet linked (it adopts the customer its import just matched, as planned). Undone by
+        :meth:`forget_noted_links`.
+        """
+        key = (link.shop, link.shopify_id)
+        if key not in self._noted:
+            self._noted[key] = self._links.get(key)
+        self._links[key] = link
+
+    def forget_noted_links(self) -> None:
+        """Back to the stored links only (e.g. before orders are decided)."""
+        for key, stored in self._noted.items():
+            if stored is None:
+                self._links.pop(key, None)
+            else:
+                self._links[key] = stored
+        self._noted.clear()

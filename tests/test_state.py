@@ -73,10 +73,29 @@ def test_saving_a_bare_link_keeps_stored_times(store: SqlStateStore) -> None:
 
 def test_relinking_to_another_erp_customer_resets_times(store: SqlStateStore) -> None:
     store.save_link(Link("main", "gid://shopify/Customer/1", "C00001", last_export_at=T0))
-    store.save_link(Link("main", "gid://shopify/Customer/1", "C00002"))
+    store.save_link(Link("main", "gid://shopify/Customer/1", "C00002"), replaces="C00001")
     found = store.link_for_shopify("main", "gid://shopify/Customer/1")
     assert found is not None and found.erp_no == "C00002" and found.last_export_at is None
     assert store.link_for_erp("main", "C00001") is None
+
+
+def test_a_shopify_customer_linked_elsewhere_is_not_taken_over(store: SqlStateStore) -> None:
+    """Saving a second ERP customer's link for the same Shopify customer used to move the
+    link silently: the first ERP customer lost its link and nothing said so."""
+    store.save_link(Link("main", "gid://shopify/Customer/1", "C00010", last_import_at=T0))
+    for replaces in (None, "C00999"):  # not naming the ERP customer it is linked to
+        with pytest.raises(LinkConflictError, match="already linked to ERP customer C00010"):
+            store.save_link(Link("main", "gid://shopify/Customer/1", "C00120"), replaces=replaces)
+    found = store.link_for_shopify("main", "gid://shopify/Customer/1")
+    assert found is not None and (found.erp_no, found.last_import_at) == ("C00010", T0)
+    assert store.link_for_erp("main", "C00120") is None
+    run_id = store.start_run("main", "export", T0)
+    intent = store.begin_intent(run_id, "C00120", "shopify.create", "main:C00120")
+    with pytest.raises(LinkConflictError) as exc:
+        store.complete_intent(intent, "x", Link("main", "gid://shopify/Customer/1", "C00120"))
+    assert exc.value.reason_code == "shopify-customer-linked-elsewhere"
+    assert [i.id for i in store.pending_intents()] == [intent]
+    assert store.link_for_shopify("main", "gid://shopify/Customer/1") == found
 
 
 def test_erp_customer_linked_to_two_shopify_customers_is_refused(store: SqlStateStore) -> None:
