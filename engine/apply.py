@@ -46,6 +46,10 @@ __all__ = ["Applier", "RecordOutcome", "customer_input"]
 #: outcome statuses, as the run log stores them
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
+#: skips that are no decision: the record could not be read (``bad-record``) or evaluated
+#: (``record-error``, see decide.py); applied as failed records
+_NOT_DECIDED = frozenset({BAD_RECORD, "record-error"})
+
 
 @dataclass(frozen=True, slots=True)
 class RecordOutcome:
@@ -170,10 +174,13 @@ class Applier:
     # ---- dispatch --------------------------------------------------------------------------
 
     def _dispatch(self, decision: Decision) -> RecordOutcome:
-        if decision.action is Action.SKIP and decision.reason_code == BAD_RECORD:
-            # its reader could not read it: failed, so that its cursor waits for it (a skip
-            # would let the next run start after it and never look at it again)
-            return RecordOutcome(decision, FAILED, f"{BAD_RECORD}: {decision.message or ''}")
+        if decision.action is Action.SKIP and decision.reason_code in _NOT_DECIDED:
+            # its reader could not read it, or the engine could not evaluate it: failed, so
+            # that its cursor waits for it (a skip would let the next run start after it and
+            # never look at it again)
+            return RecordOutcome(
+                decision, FAILED, f"{decision.reason_code}: {decision.message or ''}"
+            )
         if decision.action is Action.SKIP:
             if decision.new_link and decision.erp_no and decision.direction is Direction.IMPORT:
                 # matched but not updatable (e.g. no address): the link is still recorded

@@ -129,3 +129,36 @@ def test_an_unreadable_customer_fails_the_run_and_is_read_again(
         assert store.cursor("main", "import") is not None
     finally:
         store.close()
+
+
+def test_a_customer_the_engine_cannot_evaluate_fails_and_is_decided_again(
+    world: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``record-error`` (an unexpected error while deciding one record) is no decision: it
+    fails that record, so the cursor waits and the next run decides it again."""
+    from custsync.engine.decide import Engine
+
+    real_import = Engine._import
+
+    def failing_for_bob(self: Engine, world_: Any, shop: Any, customer: Any, **kw: Any) -> Any:
+        if customer.id == world.bob:
+            raise RuntimeError("engine bug")
+        return real_import(self, world_, shop, customer, **kw)
+
+    monkeypatch.setattr(Engine, "_import", failing_for_bob)
+    config = str(world.config)
+    code = main(["sync", "-c", config, "--no-progress", "--direction", "import", "-o", "json"])
+    assert code == exitcodes.PARTIAL
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["counts"]["created"] == 1 and result["counts"]["failed"] == 1
+    store = open_store(world.state)
+    try:
+        [failed] = store.failures(store.runs("main")[0].id)
+        assert failed.record == world.bob and failed.reason.startswith("record-error: ")
+        assert store.cursor("main", "import") is None
+    finally:
+        store.close()
+
+    monkeypatch.setattr(Engine, "_import", real_import)  # the bug is fixed
+    assert main(["sync", "-c", config, "--no-progress", "--direction", "import"]) == exitcodes.OK
+    assert _erp_emails(world.erp) == {"ann@example.com", "bob@example.com"}
