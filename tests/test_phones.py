@@ -276,3 +276,131 @@ def test_extension_fast_path_answers_as_the_library_does() -> None:
     texts += [rng.choice(["+", ""]) + str(rng.randint(0, 10**15)) for _ in range(300)]
     for text in texts:
         assert patched(text) == original(text), text
+
+
+def _plus_and_digit_texts(rng: random.Random) -> list[str]:
+    alphabet = "0123456789+ -().;/\\x#\uff10\u0663a:"
+    texts = ["", "+", "++1", "1", "12", "+12", "123", "+123", "1+2", "+1 415", "tel:+1415"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))) for _ in range(2000)]
+    texts += [rng.choice(["+", "", "00"]) + str(rng.randint(0, 10**16)) for _ in range(500)]
+    return texts
+
+
+def test_national_number_and_viability_fast_paths_answer_as_the_library_does() -> None:
+    from phonenumbers import phonenumberutil
+
+    rng = random.Random(13)
+    for name in ("_build_national_number_for_parsing", "_is_viable_phone_number"):
+        patched = getattr(phonenumberutil, name)
+        original = getattr(patched, "__wrapped__", patched)
+        assert original is not patched or phonenumbers.__version__ != "9.0.43"
+        for text in _plus_and_digit_texts(rng):
+            try:
+                expected: object = original(text)
+            except phonenumbers.NumberParseException as exc:
+                expected = exc.error_type
+            try:
+                found: object = patched(text)
+            except phonenumbers.NumberParseException as exc:
+                found = exc.error_type
+            assert found == expected, (name, text)
+
+
+def test_parse_is_unchanged_by_the_fast_paths() -> None:
+    """Every shortcut taken out at once: the same numbers (or errors) for the simple forms
+    parse is handed and for texts of every kind, in regions of every kind."""
+    from phonenumbers import phonenumberutil
+
+    names = (
+        "normalize_digits_only",
+        "_maybe_strip_extension",
+        "_build_national_number_for_parsing",
+        "_is_viable_phone_number",
+    )
+    patched = {name: getattr(phonenumberutil, name) for name in names}
+    rng = random.Random(17)
+    regions = ["US", "CA", "DE", "GR", "AR", "BR", "JP", "GB", "IT", "MX", "AG", "XX", None]
+    samples = [(text, rng.choice(regions)) for text in _plus_and_digit_texts(rng)]
+    samples += [(phones._simple_form(_random_text(rng)), rng.choice(regions)) for _ in range(2000)]
+
+    def readings() -> list[object]:
+        found: list[object] = []
+        for text, region in samples:
+            try:
+                found.append(phonenumbers.parse(text, region))
+            except phonenumbers.NumberParseException as exc:
+                found.append(exc.error_type)
+        return found
+
+    fast = readings()
+    for name, function in patched.items():
+        setattr(phonenumberutil, name, getattr(function, "__wrapped__", function))
+    try:
+        slow = readings()
+    finally:
+        for name, function in patched.items():
+            setattr(phonenumberutil, name, function)
+    assert fast == slow
+    assert sum(isinstance(found, phonenumbers.PhoneNumber) for found in fast) > 1000
+
+
+def test_desc_matching_and_e164_formatting_answer_as_the_library_does() -> None:
+    """phones' one-call description match against the library's, on every description of
+    every region with its example numbers and random numbers of its lengths; the E.164 text
+    of parsed numbers against format_number."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+    from phonenumbers.phonenumberutil import _is_number_matching_desc
+
+    rng = random.Random(19)
+    checked = matched = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS)[::3]:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        descs = [
+            metadata.general_desc,
+            metadata.fixed_line,
+            metadata.mobile,
+            metadata.toll_free,
+            metadata.premium_rate,
+            metadata.voip,
+            metadata.uan,
+            None,
+        ]
+        for desc in descs:
+            numbers = [desc.example_number] if desc is not None and desc.example_number else []
+            numbers += [str(rng.randint(0, 10**12))[: rng.randint(1, 12)] for _ in range(20)]
+            for nsn in numbers:
+                expected = _is_number_matching_desc(nsn, desc)
+                assert phones._matches_desc(nsn, desc) is expected, (region, nsn)
+                checked += 1
+                matched += expected
+    assert checked > 3000 and matched > 100
+    for text in (
+        "+14155551234",
+        "0301234567",
+        "+390612345678",
+        "+44 7911 123456",
+        "+800 1234 5678",
+    ):
+        number = phonenumbers.parse(text, "DE")
+        assert phones._format_e164(number) == phonenumbers.format_number(
+            number, phonenumbers.PhoneNumberFormat.E164
+        )
+
+
+def test_simple_form_shortcut_answers_as_the_pattern() -> None:
+    rng = random.Random(23)
+    texts = ["+1 415", "+ 415", "12", "1 2", "+12", "+", "1+23", "++123", "4155551234", "+1\t415"]
+    texts += [_random_text(rng).strip() for _ in range(3000)]
+    for text in texts:
+        simple = phones._SIMPLE.match(text)
+        only = phones._NOT_ASCII_DIGITS.sub("", text)
+        expected = text if simple is None or len(only) < 3 else simple.group(1) + only
+        assert phones._simple_form(text) == expected, text
+
+
+def test_digits_shortcut_answers_as_the_pattern() -> None:
+    rng = random.Random(29)
+    texts = ["", "0", "+", "+0", "007", "+0049", "+14155551234", "١٢٣", "+١٢", "12a", "+1+2"]
+    texts += [_random_text(rng) for _ in range(2000)]
+    for text in texts:
+        assert phones.digits(text) == phones._NON_DIGITS.sub("", text).lstrip("0"), text
