@@ -4,7 +4,8 @@ URLs: ``sqlite:///erp.db`` (a file; the default), ``postgresql+psycopg://user@ho
 SQLAlchemy URL. The schema is in :mod:`.erp_sql_schema`; ``custsync erp init`` creates it.
 
 * :func:`open_reader` -> :class:`SqlErpReader` (``ErpReader``): no write methods; SQLite files
-  are opened read-only.
+  are opened read-only. A customer row with a value it cannot read (garbage another program
+  left in a SQLite column) is skipped and reported through ``problems()``.
 * :func:`open_writer` -> :class:`SqlErpWriter` (``ErpWriter``): creates customers from a
   template with a number from the number series (allocated inside the create transaction,
   so concurrent creates never collide), updates only the given fields with an etag check,
@@ -22,11 +23,12 @@ records with ``modified_at`` strictly after it.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pycountry
 import sqlalchemy as sa
@@ -51,7 +53,7 @@ from custsync.engine.state import (
     write_transaction,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from . import erp_sql_schema as schema
 
@@ -67,6 +69,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _STREAM_BATCH = 500
 _MAX_NUMBER_TRIES = 1000
@@ -104,14 +107,87 @@ def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     return text, None
 
 
-def _customer(row: Any) -> ErpCustomer:
-    values = row._mapping
-    return ErpCustomer(
-        **{name: values[name] for name in ERP_CUSTOMER_FIELDS},
-        extra={name: values[name] for name in ERP_TEMPLATE_FIELDS},
-        modified_at=values["modified_at"],
-        etag=str(values["row_version"]),
-    )
+#: the customer columns read, texts first, then the flags, ``modified_at``, ``row_version``;
+#: flags are read raw (SQLite keeps any value in them: SQLAlchemy's Boolean would read the
+#: text 'false' as true), so that :func:`_customer` can tell 0/1 from garbage
+_TEXT_FIELDS: tuple[str, ...] = tuple(
+    name for name in schema.CUSTOMER_WRITABLE if name not in schema.BOOLEAN_FIELDS
+)
+_FLAG_FIELDS: tuple[str, ...] = tuple(
+    name for name in schema.CUSTOMER_WRITABLE if name in schema.BOOLEAN_FIELDS
+)
+_READ_FIELDS: tuple[str, ...] = (*_TEXT_FIELDS, *_FLAG_FIELDS, "modified_at", "row_version")
+_N_CORE = len(ERP_CUSTOMER_FIELDS)
+_N_TEXT = len(_TEXT_FIELDS)
+_N_FLAGS = _N_TEXT + len(_FLAG_FIELDS)
+#: the template fields of a read row, in their own order
+_template_values = operator.itemgetter(*(_READ_FIELDS.index(name) for name in ERP_TEMPLATE_FIELDS))
+_ONLY_TEXT = frozenset({str})
+_BITS = frozenset({0, 1})
+_READ_COLUMNS: tuple[Any, ...] = tuple(
+    sa.type_coerce(schema.customer.c[name], sa.Integer).label(name)
+    if name in schema.BOOLEAN_FIELDS
+    else schema.customer.c[name]
+    for name in _READ_FIELDS
+)
+_SELECT_CUSTOMERS = sa.select(*_READ_COLUMNS)
+assert _READ_FIELDS[0] == "no" and _TEXT_FIELDS[:_N_CORE] == ERP_CUSTOMER_FIELDS
+
+
+def _customer(values: Sequence[Any]) -> ErpCustomer | None:
+    """The customer of a row of :data:`_SELECT_CUSTOMERS`; None when a value has the wrong
+    type (SQLite keeps what another program writes: a BLOB in a text column, a text in a flag
+    or the row version), :func:`_value_problem` says which. One cheap check per row."""
+    texts = values[:_N_TEXT]
+    flags = values[_N_TEXT:_N_FLAGS]
+    version = values[-1]
+    if not (
+        _ONLY_TEXT.issuperset(map(type, texts))
+        and _BITS.issuperset(flags)
+        and type(version) is int
+    ):
+        return None
+    extra: dict[str, Any] = dict(zip(ERP_TEMPLATE_FIELDS, _template_values(values), strict=True))
+    for name in _FLAG_FIELDS:
+        extra[name] = bool(extra[name])
+    return ErpCustomer(*texts[:_N_CORE], extra, values[-2], str(version))
+
+
+def _value_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` read from the customer column ``name`` is unusable, or None."""
+    if name in schema.BOOLEAN_FIELDS:
+        return None if _BITS.issuperset((value,)) else "is not a boolean (0 or 1)"
+    if name == "row_version":
+        return None if type(value) is int else "is not an integer"
+    if name == "modified_at":
+        return None if isinstance(value, datetime) else "is not a date-time"
+    if isinstance(value, str):
+        return None
+    if isinstance(value, bytes):
+        return "holds binary data (a BLOB), not text"
+    return "is not text"
+
+
+def _read_problem(name: str) -> str:
+    """Why the column ``name`` could not be read at all (the driver or the type raised)."""
+    if name == "modified_at":
+        return "is not a date-time"
+    if name in _TEXT_FIELDS:
+        return "is not valid UTF-8 text"
+    return "cannot be read"
+
+
+#: what reading an unreadable value raises (checked further by :func:`_unreadable_value`)
+_READ_ERRORS = (ValueError, TypeError, OverflowError, DBAPIError)
+
+
+def _unreadable_value(exc: Exception) -> bool:
+    """True when ``exc`` comes from a value the driver or a column type cannot convert (not
+    from the database itself: those keep propagating): SQLite's "Could not decode to UTF-8",
+    a ``modified_at`` text that is no date-time, a PostgreSQL ``infinity`` timestamp."""
+    if not isinstance(exc, DBAPIError):
+        return True
+    return isinstance(exc, DataError) or "could not decode" in str(exc.orig).lower()
 
 
 def _template(row: Any) -> CustomerTemplate:
@@ -137,6 +213,7 @@ class SqlErpReader:
     def __init__(self, engine: Engine, *, check_schema: bool = True) -> None:
         self._engine = engine
         self._url = engine.url
+        self._problems: list[SourceProblem] = []
         if check_schema:
             try:
                 self._check_schema()
@@ -203,18 +280,44 @@ class SqlErpReader:
 
     def iter_customers(self, changed_since: datetime | None = None) -> Iterator[ErpCustomer]:
         """Customers in number order, streamed in batches; with ``changed_since`` only those
-        whose ``modified_at`` is after it."""
-        query = sa.select(schema.customer).order_by(schema.customer.c.no)
+        whose ``modified_at`` is after it. A row with an unreadable value is skipped and
+        reported (:meth:`problems`); every other row is read."""
+        conditions = []
         if changed_since is not None:
             if changed_since.tzinfo is None:
                 raise ValueError("changed_since must be timezone-aware (UTC)")
-            query = query.where(schema.customer.c.modified_at > changed_since)
+            conditions.append(schema.customer.c.modified_at > changed_since)
         with self._read("reading ERP customers") as conn:
-            result = conn.execution_options(yield_per=_STREAM_BATCH).execute(query)
+            yield from self._stream(conn, conditions)
+
+    def _stream(self, conn: Connection, conditions: Sequence[Any]) -> Iterator[ErpCustomer]:
+        """One streaming query while every value converts; a value the driver or a column
+        type cannot convert fails its whole batch, so the rest is then read by key, and the
+        batches that fail row by row (:meth:`_by_keys`)."""
+        no = schema.customer.c.no
+        last: Any = None
+        result = conn.execution_options(yield_per=_STREAM_BATCH).execute(
+            _SELECT_CUSTOMERS.where(*conditions).order_by(no)
+        )
+        try:
             for row in result:
-                yield _customer(row)
+                last = row[0]  # raw: SQLite orders a BLOB number after the texts, as here
+                customer = _customer(row)
+                if customer is None:
+                    self._report_values(row)
+                else:
+                    yield customer
+            return
+        except _READ_ERRORS as exc:
+            if not _unreadable_value(exc):
+                raise
+        finally:
+            result.close()
+        rest = [*conditions] if last is None else [*conditions, no > last]
+        yield from self._by_keys(conn, sa.and_(sa.true(), *rest))
 
     def get_customer(self, no: str) -> ErpCustomer | None:
+        """The customer numbered ``no``; None also when its row is unreadable (reported)."""
         return self._one(schema.customer.c.no == no)
 
     def find_by_idempotency_key(self, key: str) -> ErpCustomer | None:
@@ -225,8 +328,126 @@ class SqlErpReader:
 
     def _one(self, condition: Any) -> ErpCustomer | None:
         with self._read("reading an ERP customer") as conn:
-            row = conn.execute(sa.select(schema.customer).where(condition)).first()
-        return None if row is None else _customer(row)
+            found = self._where(conn, condition)
+        return found[0] if found else None
+
+    # ---- unreadable rows -------------------------------------------------------------------
+    # SQLite does not enforce column types: another program can leave a text that is no
+    # date-time in modified_at, a text in a flag or the row version, a BLOB or invalid UTF-8 in
+    # a text column. Such a row is skipped and reported (not read with the field empty: an
+    # emptied name or address would be exported as a change); the other rows are read.
+
+    def _key(self) -> Any:
+        """What identifies a row even when its number is unreadable (SQLite: the rowid)."""
+        if self._engine.dialect.name == "sqlite":
+            return sa.literal_column("rowid", sa.Integer)
+        return schema.customer.c.no
+
+    def _where(self, conn: Connection, condition: Any) -> list[ErpCustomer]:
+        """The readable customers matching ``condition`` (a few: fetched at once), in number
+        order."""
+        try:
+            rows = conn.execute(
+                _SELECT_CUSTOMERS.where(condition).order_by(schema.customer.c.no)
+            ).all()
+        except _READ_ERRORS as exc:
+            if not _unreadable_value(exc):
+                raise
+            return list(self._by_keys(conn, condition))
+        return self._convert(rows)
+
+    def _by_keys(self, conn: Connection, condition: Any) -> Iterator[ErpCustomer]:
+        """The customers matching ``condition`` in number order, read by key in chunks; a
+        chunk that cannot be read is read row by row, an unreadable row is reported."""
+        key = self._key()
+        keys = list(
+            conn.execute(
+                sa.select(key)
+                .select_from(schema.customer)
+                .where(condition)
+                .order_by(schema.customer.c.no)
+            ).scalars()
+        )
+        for chunk in _chunks(keys):
+            try:
+                rows = conn.execute(
+                    _SELECT_CUSTOMERS.where(key.in_(chunk)).order_by(schema.customer.c.no)
+                ).all()
+            except _READ_ERRORS as exc:
+                if not _unreadable_value(exc):
+                    raise
+            else:
+                yield from self._convert(rows)
+                continue
+            for one in chunk:
+                try:
+                    row = conn.execute(_SELECT_CUSTOMERS.where(key == one)).first()
+                except _READ_ERRORS as exc:
+                    if not _unreadable_value(exc):
+                        raise
+                    self._report_key(conn, key, one)
+                    continue
+                if row is not None:
+                    yield from self._convert([row])
+
+    def _convert(self, rows: Sequence[Any]) -> list[ErpCustomer]:
+        customers = []
+        for row in rows:
+            customer = _customer(row)
+            if customer is None:
+                self._report_values(row)
+            else:
+                customers.append(customer)
+        return customers
+
+    def _report_values(self, values: Sequence[Any]) -> None:
+        """Report a row that was read but has values of the wrong type."""
+        unreadable = {
+            name: problem
+            for name, value in zip(_READ_FIELDS, values, strict=True)
+            if (problem := _value_problem(name, value)) is not None
+        }
+        self._report(values[0], unreadable, None)
+
+    def _report_key(self, conn: Connection, key: Any, one: Any) -> None:
+        """Report a row that cannot be read, finding its bad columns one by one."""
+        unreadable: dict[str, str] = {}
+        no: Any = None
+        for name, column in zip(_READ_FIELDS, _READ_COLUMNS, strict=True):
+            try:
+                value = conn.execute(sa.select(column).where(key == one)).scalar()
+            except _READ_ERRORS as exc:
+                if not _unreadable_value(exc):
+                    raise
+                unreadable[name] = _read_problem(name)
+                continue
+            if name == "no":
+                no = value
+            problem = _value_problem(name, value)
+            if problem is not None:
+                unreadable[name] = problem
+        self._report(no, unreadable, one)
+
+    def _report(self, no: Any, unreadable: Mapping[str, str], key: Any) -> None:
+        """Add the problem of a skipped row (the values are not shown: they may be personal
+        data)."""
+        record = no if isinstance(no, str) and "no" not in unreadable else ""
+        if record:
+            location = f"{schema.customer.name} {record}"
+        elif key is not None and self._engine.dialect.name == "sqlite":
+            location = f"{schema.customer.name} rowid {key}"
+        else:
+            location = schema.customer.name
+        columns = "; ".join(f"column {name} {problem}" for name, problem in unreadable.items())
+        self._problems.append(
+            SourceProblem(
+                "erp_customer",
+                location,
+                f"{columns or 'a value cannot be read'}; skipped until it is corrected",
+                record,
+            )
+        )
+        log.info("ERP customer skipped: %s: %s", location, columns)
 
     def candidates(
         self,
@@ -261,13 +482,13 @@ class SqlErpReader:
                     )
             found: list[ErpCustomer] = []
             for chunk in _chunks(sorted(wanted)):
-                rows = conn.execute(sa.select(table).where(table.c.no.in_(chunk)))
-                found.extend(_customer(row) for row in rows)
+                found.extend(self._where(conn, table.c.no.in_(chunk)))
         return sorted(found, key=lambda customer: customer.no)
 
     def problems(self) -> Sequence[SourceProblem]:
-        """``ReportsProblems``: a typed SQL table has no unreadable rows."""
-        return ()
+        """``ReportsProblems``: the customer rows skipped so far as unreadable (every read
+        that meets one reports it again)."""
+        return tuple(self._problems)
 
     def count_customers(self) -> int:
         with self._read("counting ERP customers") as conn:
@@ -414,6 +635,8 @@ class SqlErpWriter(SqlErpReader):
                 ).scalar()
                 if current is None:
                     raise _Refused(f"customer {no} does not exist")
+                if type(current) is not int:  # written by another program (SQLite)
+                    raise _Refused(f"customer {no} has a row_version that is not an integer")
                 if expected_etag is not None and expected_etag != str(current):
                     raise _Refused(
                         f"customer {no} was changed in the ERP since it was read "
@@ -793,7 +1016,7 @@ def _execute_grouped(conn: Connection, statement: Any, rows: Sequence[dict[str, 
 _KEY_CHUNK = 500
 
 
-def _chunks(values: Sequence[str], size: int = _KEY_CHUNK) -> Iterator[Sequence[str]]:
+def _chunks(values: Sequence[T], size: int = _KEY_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
