@@ -693,6 +693,7 @@ class Scheduler:
         self, spec: JobSpec, token: StopToken, attempt: int, allowed: int
     ) -> RunOutcome:
         started = self._clock.now()
+        before = self._newest_run_id(spec)
         raised = True
         try:
             outcome = self._job(spec.shop_config, spec.direction, token)
@@ -706,16 +707,20 @@ class Scheduler:
             outcome = RunOutcome(FAILED, error=f"{type(exc).__name__}: {exc}")
         except BaseException:
             # hard interrupt (second signal): leave a truthful run log entry, then unwind
-            if not self._close_open_runs(spec, ABANDONED, "interrupted"):
+            if not self._close_open_runs(spec, ABANDONED, "interrupted", before):
                 self._record(spec, started, RunOutcome(ABANDONED, error="interrupted"))
             raise
         if outcome.run_id is None:
-            closed = self._close_open_runs(spec, FAILED, outcome.error) if raised else []
+            left = self._close_open_runs(spec, FAILED, outcome.error, before) if raised else []
             outcome = (
                 RunOutcome(
-                    outcome.status, outcome.counts, outcome.error, outcome.retriable, closed[-1]
+                    outcome.status,
+                    left[-1].counts,
+                    outcome.error,
+                    outcome.retriable,
+                    left[-1].id,
                 )
-                if closed
+                if left
                 else self._record(spec, started, outcome)
             )
         finished = self._clock.now()
@@ -734,23 +739,46 @@ class Scheduler:
         log.info(line)
         return outcome
 
-    def _close_open_runs(self, spec: JobSpec, status: str, error: str) -> list[int]:
-        """Finish the runs a job that raised left "running" (we hold the shop's lease, so
-        they are ours) with ``status`` and ``error``; returns their ids."""
+    def _newest_run_id(self, spec: JobSpec) -> int | None:
+        """The newest run id of the shop before an attempt (0: none; None: the run log cannot
+        be read), to tell the runs a job that raises leaves from the older ones."""
         try:
-            open_runs = [
+            return max((r.id for r in self._state.runs(shop=spec.shop, limit=20)), default=0)
+        except Exception as exc:
+            log.warning(
+                "run log: could not read the runs of %s: %s", spec.key, safe_error(str(exc))
+            )
+            return None
+
+    def _close_open_runs(
+        self, spec: JobSpec, status: str, error: str, before: int | None = None
+    ) -> list[RunRecord]:
+        """The runs a job that raised left in the run log, oldest first: those still
+        "running" (we hold the shop's lease, so they are ours) are finished with ``status``
+        and ``error``; those it finished itself (newer than run ``before``; e.g. ``sync_shop``
+        records an unexpected error, then re-raises it) are kept as they are, so that one
+        failure is one entry."""
+        try:
+            runs = [
                 r
                 for r in self._state.runs(shop=spec.shop, limit=20)
-                if r.direction == spec.direction and r.status == "running"
+                if r.direction == spec.direction
             ]
-            for run in open_runs:
-                self._state.finish_run(run.id, status, dict(run.counts), safe_error(error, 2000))
+            left: dict[int, RunRecord] = {}
+            for run in runs:
+                if run.status == "running":
+                    self._state.finish_run(
+                        run.id, status, dict(run.counts), safe_error(error, 2000)
+                    )
+                    left[run.id] = run
+                elif before is not None and run.id > before:
+                    left[run.id] = run
         except Exception as exc:
             log.warning(
                 "run log: could not close the open runs of %s: %s", spec.key, safe_error(str(exc))
             )
             return []
-        return sorted(r.id for r in open_runs)
+        return [left[run_id] for run_id in sorted(left)]
 
     def _record(self, spec: JobSpec, started: datetime, outcome: RunOutcome) -> RunOutcome:
         """Write a run-log entry for a job that did not write its own."""

@@ -662,3 +662,27 @@ def test_state_database_outage_fails_the_slot_but_keeps_the_service_up(
     state.acquire_lease = healthy_acquire  # type: ignore[method-assign]
     clock.advance(8 * 60)
     assert [r.status for r in scheduler.run_pending()] == ["succeeded"]
+
+
+def test_a_job_that_records_its_failed_run_and_raises_leaves_one_entry(
+    clock: ManualClock, state: MemoryState
+) -> None:
+    """As sync_shop does for an unexpected exception: its run is finished as failed, then the
+    exception propagates; one failure is one run-log entry per attempt."""
+    state.add_run("main", "import", T0 - timedelta(hours=1), "succeeded")
+
+    def job(shop: object, direction: str, stop: StopToken) -> RunOutcome:
+        run_id = state.start_run("main", direction, clock.now())
+        state.finish_run(run_id, "failed", {"created": 1}, "TypeError: boom")
+        raise TypeError("boom")
+
+    report = Scheduler([spec()], job, state, clock=clock, rng=FixedRandom()).run_job(
+        spec(retries=1, backoff=1), T0
+    )
+
+    assert (report.status, report.attempts, report.counts) == ("failed", 2, {"created": 1})
+    assert [(r.status, r.error) for r in state.run_log] == [
+        ("succeeded", ""),
+        ("failed", "TypeError: boom"),
+        ("failed", "TypeError: boom"),
+    ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
@@ -347,4 +348,49 @@ def test_once_syncs_a_real_shop_and_runs_status_and_runs_see_it(
     assert sorted((r["direction"], r["status"]) for r in runs) == [
         ("export", "succeeded"),
         ("import", "succeeded"),
+    ]
+
+
+def test_an_unexpected_error_of_the_real_sync_job_is_one_run_log_entry(
+    tmp_path: Path,
+    shopify_double: ShopifyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sync_shop records its run as failed and re-raises; the scheduler adds no second
+    entry for the same attempt."""
+    from custsync.engine import sync
+
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    make_erp(erp_url)
+    config = write_sync_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=erp_url,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        settings=IMPORT_SETTINGS,
+        token=shopify_double.token,
+    )
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["shops"][0]["schedule"] = {
+        "import": "*/5 * * * *",
+        "retries": 1,
+        "retry_backoff_seconds": 0.01,
+    }
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    attempts: list[int] = []
+
+    def broken_plan(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        raise RuntimeError("planning broke")
+
+    monkeypatch.setattr(sync, "plan_incremental", broken_plan)
+
+    assert main(["schedule", "-c", str(config), "--once"]) == exitcodes.ERROR
+    out = capsys.readouterr().out
+    assert len(attempts) == 2
+    assert out.count("direction=import status=failed created=") == 2
+    assert stored_runs(tmp_path) == [
+        ("failed", "RuntimeError: planning broke", {}),
+        ("failed", "RuntimeError: planning broke", {}),
     ]
