@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,29 @@ def test_missing_database_is_an_error_not_a_traceback(
     assert "does not exist: run `custsync erp init" in capsys.readouterr().err
     assert main(["erp", "export", "--erp", "nonsense"]) == exitcodes.ERROR
     assert "has no scheme" in capsys.readouterr().err
+
+
+def test_the_example_worlds_customers_load_and_their_modified_at_is_the_load_time(
+    erp_url: str, project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's steps with the example world's CSV: its ``modified_at`` column is read
+    past with a note; the loaded customers are changed now (an incremental export sees them,
+    even when its cursor is after the file's times)."""
+    example = project_root / "examples" / "world" / "erp_customers.csv"
+    header = example.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert "modified_at" in header
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    assert main(["erp", "load", str(example), "--erp", erp_url]) == exitcodes.OK
+
+    out, err = capsys.readouterr()
+    assert "loaded 13 customers (13 new, 0 updated)" in out
+    assert f"{example}:1: modified_at: ignored: the ERP sets it to the time of the load" in err
+    with open_reader(erp_url) as reader:
+        customers = list(reader.iter_customers())
+        changed = list(reader.iter_customers(changed_since=before))
+    assert len(customers) == 13 and len(changed) == 13
+    assert customers[0].no == "C00010" and customers[0].name == "Jane Doe"
+
+    assert main(["erp", "load", str(example), "--erp", erp_url, "--update"]) == exitcodes.OK
+    assert "(0 new, 13 updated)" in capsys.readouterr().out

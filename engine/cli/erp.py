@@ -38,6 +38,16 @@ LOAD_COLUMNS: dict[str, tuple[str, ...]] = {
     "templates": ("code", "description", *ERP_TEMPLATE_FIELDS),
 }
 _KEY_COLUMN = {"countries": "code", "templates": "code"}
+#: columns `erp load` reads past without loading, and why: ``modified_at`` (the files world's
+#: ERP has it) is what incremental exports select by; the ERP sets it to the time of the load,
+#: as on every write, since a time from the file may be before the last export's cursor and
+#: the loaded customers would then never be exported
+IGNORED_COLUMNS: dict[str, dict[str, str]] = {
+    "customers": {
+        "modified_at": "ignored: the ERP sets it to the time of the load, so that the next "
+        "export sees the loaded customers",
+    },
+}
 
 
 def register(subparsers: Any) -> None:
@@ -183,6 +193,7 @@ class CsvFile:
     columns: tuple[str, ...] = ()
     rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # line, column, message
+    notes: list[tuple[int, str, str]] = field(default_factory=list)  # columns read past
 
 
 def read_csv(path: Path, kind: str, delimiter: str = ",") -> CsvFile:
@@ -230,7 +241,10 @@ def read_csv(path: Path, kind: str, delimiter: str = ",") -> CsvFile:
                     )
                 )
                 continue
-            result.rows.append((line, dict(zip(result.columns, record, strict=True))))
+            values = dict(zip(result.columns, record, strict=True))
+            for _, name, _ in result.notes:
+                del values[name]
+            result.rows.append((line, values))
     except csv.Error as exc:
         result.problems.append((reader.line_num, "", f"not valid CSV: {exc}"))
     if not result.columns and not result.problems:
@@ -255,11 +269,14 @@ def _header(
         )
         return columns
     seen: set[str] = set()
+    ignored = IGNORED_COLUMNS.get(kind, {})
     for index, name in enumerate(columns, start=1):
         if not name:
             result.problems.append((line, "", f"column {index} has no name in the header"))
         elif name in seen:
             result.problems.append((line, name, "column appears twice in the header"))
+        elif name in ignored:
+            result.notes.append((line, name, ignored[name]))
         elif name not in allowed:
             other = next((d for d in ";\t|" if len(columns) == 1 and d in name), None)
             hint = (
@@ -281,6 +298,8 @@ def _load(args: argparse.Namespace) -> int:
         raise UsageError("--delimiter must be one character")
     parsed = read_csv(path, args.kind, args.delimiter)
     name = args.file
+    for line, column, note in parsed.notes:
+        print(f"{name}:{line}: {column}: {note}", file=sys.stderr)
     if parsed.problems:
         return _report_problems(name, parsed.problems + _value_problems(args, parsed))
     url = erp_url(args)
