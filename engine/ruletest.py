@@ -526,7 +526,8 @@ def load_test_file(path: str | Path) -> TestFile:
 
 
 def discover(paths: Sequence[str | Path]) -> list[Path]:
-    """The test files under ``paths``: files as given, folders' ``*.yaml``/``*.yml`` sorted."""
+    """The test files under ``paths``: files as given, folders' ``*.yaml``/``*.yml`` sorted;
+    each file once (a folder given twice, e.g. by the config and ``--rules``, runs once)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -536,7 +537,10 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
             found.append(path)
         else:
             raise ConfigError(f"{raw}: no such file or folder")
-    return found
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1324,10 +1324,24 @@ def load_rule_set(
             diagnostics.append(Diagnostic("rules", 0, 0, Severity.ERROR, "io", "", str(exc)))
     folders.extend((Path(d), False) for d in dirs)
     loaded: list[LoadedRuleFile] = []
+    # one folder (or file) listed twice, e.g. in the config's rules: and in --rules, is loaded
+    # once: loaded again, each of its rules would override itself
+    listed: dict[object, tuple[Path, bool]] = {}
+    read: dict[object, Path] = {}
     for index, (folder, shipped) in enumerate(folders):
+        first = listed.setdefault(_path_identity(folder), (folder, shipped))
+        if first[0] is not folder:
+            diagnostics.append(_listed_twice(folder, *first))
+            continue
         paths, problems = _rule_paths(folder, shipped=shipped)
         diagnostics.extend(problems)
         for path in paths:
+            source = read.setdefault(_path_identity(path), folder)
+            if source is not folder:
+                diagnostics.append(
+                    _listed_twice(path, source, False, "file is already loaded from {first}")
+                )
+                continue
             doc, problems = read_document(path)
             diagnostics.extend(problems)
             if doc is None:
@@ -1341,6 +1355,29 @@ def load_rule_set(
     if has_errors(diagnostics):
         return None, diagnostics
     return merge_rule_files([item.rule_file for item in loaded if item.rule_file]), diagnostics
+
+
+def _path_identity(path: Path) -> object:
+    """One value for every spelling of a file or folder (relative or absolute, ``..``, a
+    symbolic link): its device and inode; its absolute path when it does not exist."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path.absolute())
+    return (stat.st_dev, stat.st_ino)
+
+
+def _listed_twice(
+    path: Path, first: Path, shipped: bool, what: str = "folder is already listed as {first}"
+) -> Diagnostic:
+    """The warning for a rule folder or file not loaded again (``listed-twice``)."""
+    message = (
+        "this is the shipped rules folder, always loaded first; not loaded again"
+        if shipped
+        else f"this rule {what.format(first=display_path(first))}; it is loaded once, "
+        "at its first place"
+    )
+    return Diagnostic(display_path(path), 0, 0, Severity.WARNING, "listed-twice", "", message)
 
 
 def require_rule_set(dirs: Sequence[Path | str], include_shipped: bool = True) -> RuleSet:

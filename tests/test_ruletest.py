@@ -675,3 +675,14 @@ def test_cli_shipped_suite_is_shown_as_rules_tests_wherever_it_runs(
     assert re.search(
         r"^PASS rules/tests/import_match\.yaml:\d+ e-mail match ignores case$", out, re.M
     )
+
+
+def test_discover_lists_each_test_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user folder named twice (the config's rules: and --rules) runs its tests once."""
+    tests = tmp_path / "mine" / "tests"
+    tests.mkdir(parents=True)
+    (tests / "a.yaml").write_text("cases: []\n", encoding="utf-8")
+    (tests / "b.yaml").write_text("cases: []\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    found = ruletest.discover(["mine/tests", "./mine/tests/", tests, "mine/tests/a.yaml"])
+    assert found == [Path("mine/tests/a.yaml"), Path("mine/tests/b.yaml")]

@@ -162,3 +162,65 @@ def test_bad_output_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
         main(["validate", "-o", "xml"])
     assert caught.value.code == exitcodes.USAGE
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--rules", "mine", "--rules", "mine"],
+        ["--rules", "mine", "--rules", "./mine/"],
+        ["--rules", "mine", "--rules", "other/../mine"],
+        ["--rules", "mine", "--rules", "link"],
+        ["-c", "conf.yaml", "--rules", "mine"],
+    ],
+)
+def test_a_rule_folder_listed_twice_is_loaded_once_with_a_warning(
+    project: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    """The same folder twice (the config's rules: and --rules, or two spellings of one path)
+    must not make every rule of it override itself."""
+    (project / "conf.yaml").write_text(CONFIG, encoding="utf-8")
+    (project / "other").mkdir()
+    (project / "link").symlink_to(project / "mine")
+    _rules(project / "mine", GOOD)
+
+    assert main(["validate", *args]) == exitcodes.OK
+
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"{Path(args[-1])}: warning[listed-twice] /: this rule folder is already listed as "
+        "mine; it is loaded once, at its first place"
+    ]
+    assert out.startswith("valid: 1 warning (")
+    assert out.endswith("1 rule file, 1 active rule)\n")
+
+
+def test_a_rule_file_inside_a_folder_listed_before_is_loaded_once(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rules(project / "mine", GOOD)
+    assert main(["validate", "--rules", "mine", "--rules", "mine/r.yaml"]) == exitcodes.OK
+    out, err = capsys.readouterr()
+    assert "mine/r.yaml: warning[listed-twice] /: this rule file is already loaded from mine" in err
+    assert out.endswith("1 rule file, 1 active rule)\n")
+
+
+def test_the_shipped_folder_listed_as_a_user_folder_is_not_loaded_again(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rules(project / "shipped", GOOD)
+    assert main(["validate", "--rules", "shipped"]) == exitcodes.OK
+    out, err = capsys.readouterr()
+    assert "shipped: warning[listed-twice] /: this is the shipped rules folder" in err
+    assert out.endswith("1 rule file, 1 active rule)\n")
+
+
+def test_rules_list_shows_no_self_override_for_a_folder_listed_twice(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rules(project / "mine", GOOD)
+    assert main(["rules", "list", "--rules", "mine", "--rules", "./mine", "-o", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    rules = [rule for decision in listed["decisions"] for rule in decision["rules"]]
+    [rule] = [r for r in rules if r["id"] == "process-all"]
+    assert (rule["file"], rule["overrides"]) == ("mine/r.yaml", [])
