@@ -740,7 +740,8 @@ class SqlErpWriter(SqlErpReader):
         overwrites rows, except the series' prefix/width and the company when given)."""
         with database_errors("creating the ERP schema", self._url):
             enable_wal(self._engine)
-            schema.metadata.create_all(self._engine)
+            with write_transaction(self._engine) as conn:  # see SqlStateStore.create_all
+                schema.metadata.create_all(conn)
         with self._write("seeding the ERP database") as conn:
             version = conn.execute(sa.select(schema.schema_table.c.version)).scalar()
             if version is None:

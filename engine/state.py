@@ -509,8 +509,11 @@ class SqlStateStore:
         """Create missing tables and record the schema version; refuse a newer schema."""
         with database_errors("opening the state store", self._url):
             enable_wal(self._engine)
-            metadata.create_all(self._engine)
+            # one write transaction from the start (SQLite: BEGIN IMMEDIATE): processes opening
+            # a new state database at once queue on the busy timeout instead of failing with
+            # "database is locked" when a read turns into a write
             with write_transaction(self._engine) as conn:
+                metadata.create_all(conn)
                 version = conn.execute(sa.select(schema_table.c.version)).scalar()
                 if version is None:
                     conn.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))

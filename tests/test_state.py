@@ -315,3 +315,32 @@ def test_a_read_only_sqlite_file_says_what_sqlite_needs(tmp_path: Path) -> None:
         f"user needs write access to {path} and its folder {tmp_path}, or run the command as "
         "the user that syncs)"
     )
+
+
+def _open_and_read(url: str) -> str:
+    try:
+        for _ in range(5):
+            store = SqlStateStore.open(url)
+            try:
+                store.runs(shop="main")
+            finally:
+                store.close()
+        return "ok"
+    except Exception as exc:  # reported to the parent, which asserts on it
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_processes_opening_a_new_state_database_at_once_queue_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """A scheduler starting while `custsync runs` opens the same new file: creating the tables
+    in a deferred transaction failed with 'database is locked' (the read could not become a
+    write); one write transaction from the start makes the others wait."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for trial in range(3):
+        url = f"sqlite:///{tmp_path / f'state{trial}.db'}"
+        with context.Pool(6) as pool:
+            results = pool.map(_open_and_read, [url] * 6)
+        assert results == ["ok"] * 6
