@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import secrets
 import socket
 import threading
@@ -40,6 +39,7 @@ from croniter import croniter
 from . import exitcodes
 from .clock import Clock, SystemClock, as_utc
 from .errors import ConfigError, CustsyncError, FatalError
+from .masking import mask_text, terminal_safe
 from .ports import RunRecord
 
 __all__ = [
@@ -87,7 +87,6 @@ SKIPPED = "skipped"  # not a run: the lease was held elsewhere or the slot was a
 _RUN_LOG_STATUSES = frozenset({SUCCEEDED, FAILED, ABANDONED, REFUSED})
 _COUNT_ORDER = ("created", "updated", "linked", "skipped", "failed")
 _EMPTY_COUNTS: Mapping[str, int] = MappingProxyType({})
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,9 +313,10 @@ def format_counts(counts: Mapping[str, int]) -> str:
 
 
 def safe_error(text: str, limit: int = 300) -> str:
-    """One line, e-mail addresses masked, bounded length: fit for a log line."""
+    """One line, e-mail addresses and phones masked, control and bidi characters escaped,
+    bounded length: fit for a log line or a terminal."""
     one_line = " ".join(str(text).split())
-    masked = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", one_line)
+    masked = terminal_safe(mask_text(one_line))
     return masked if len(masked) <= limit else masked[: limit - 3] + "..."
 
 

@@ -612,6 +612,11 @@ def test_formatting_helpers() -> None:
     assert safe_error("bad e-mail jane.doe@example.com\nline 2") == (
         "bad e-mail j***@example.com line 2"
     )
+    # phones masked too; a name cannot reverse the log line or send a terminal escape
+    assert safe_error("phone +14155550101 of \u202eevil\x1b[2J") == (
+        "phone +141******01 of \\u202eevil\\u001b[2J"
+    )
+    assert safe_error("x" * 50, 10) == "xxxxxxx..."
     assert next_slot("0 * * * *", datetime(2026, 1, 1, 10, 0)) == datetime(
         2026, 1, 1, 11, 0, tzinfo=UTC
     )
