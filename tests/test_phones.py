@@ -286,21 +286,28 @@ def _plus_and_digit_texts(rng: random.Random) -> list[str]:
     return texts
 
 
-def test_national_number_and_viability_fast_paths_answer_as_the_library_does() -> None:
+def test_parse_step_fast_paths_answer_as_the_library_does() -> None:
     from phonenumbers import phonenumberutil
 
     rng = random.Random(13)
-    for name in ("_build_national_number_for_parsing", "_is_viable_phone_number"):
+    idd = ["011", "00", "NonMatch", "0(?:0|1[0-2])", "8~10"]
+    for name in (
+        "_build_national_number_for_parsing",
+        "_is_viable_phone_number",
+        "_normalize",
+        "_maybe_strip_i18n_prefix_and_normalize",
+    ):
         patched = getattr(phonenumberutil, name)
         original = getattr(patched, "__wrapped__", patched)
         assert original is not patched or phonenumbers.__version__ != "9.0.43"
         for text in _plus_and_digit_texts(rng):
+            args = (text, rng.choice(idd)) if name.startswith("_maybe") else (text,)
             try:
-                expected: object = original(text)
+                expected: object = original(*args)
             except phonenumbers.NumberParseException as exc:
                 expected = exc.error_type
             try:
-                found: object = patched(text)
+                found: object = patched(*args)
             except phonenumbers.NumberParseException as exc:
                 found = exc.error_type
             assert found == expected, (name, text)
@@ -316,6 +323,8 @@ def test_parse_is_unchanged_by_the_fast_paths() -> None:
         "_maybe_strip_extension",
         "_build_national_number_for_parsing",
         "_is_viable_phone_number",
+        "_normalize",
+        "_maybe_strip_i18n_prefix_and_normalize",
     )
     patched = {name: getattr(phonenumberutil, name) for name in names}
     rng = random.Random(17)
@@ -404,3 +413,39 @@ def test_digits_shortcut_answers_as_the_pattern() -> None:
     texts += [_random_text(rng) for _ in range(2000)]
     for text in texts:
         assert phones.digits(text) == phones._NON_DIGITS.sub("", text).lstrip("0"), text
+
+
+def test_simple_form_parse_answers_as_the_library_does() -> None:
+    """phones' parse of simple forms against phonenumbers.parse: example numbers of every
+    region in E.164 and national form (digits changed, prefixes added: trunk 0, IDD 00/011,
+    the calling code without +, + and an unknown code), read in their own region, another
+    one, an unknown one and none; the same number (all fields) or the same error."""
+    rng = random.Random(31)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    prefixes = ["", "", "0", "00", "011", "1", "8", "+", "+0", "+999", "+1", "+44"]
+    checked = parsed = 0
+    for region in regions:
+        for kind in (0, 1, 2):  # fixed line, mobile, toll free
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            nsn = phonenumbers.national_significant_number(example)
+            for _ in range(8):
+                digits = "".join(c if rng.random() > 0.25 else str(rng.randint(0, 9)) for c in nsn)
+                prefix = rng.choice(prefixes)
+                if prefix == "+":
+                    prefix = f"+{example.country_code}"
+                form = prefix + digits[: rng.randint(1, len(digits) + 2)]
+                for read_in in (region, rng.choice(regions), "ZZ", None):
+                    try:
+                        expected = repr(phonenumbers.parse(form, read_in))
+                    except phonenumbers.NumberParseException as exc:
+                        expected = f"error {exc.error_type}"
+                    try:
+                        found = repr(phones._parse_simple(form, read_in))
+                    except phonenumbers.NumberParseException as exc:
+                        found = f"error {exc.error_type}"
+                    assert found == expected, (form, read_in)
+                    checked += 1
+                    parsed += not found.startswith("error")
+    assert checked > 5000 and parsed > 2000
