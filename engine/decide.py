@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import enrich, names
 from .compile import compile_rule_set
@@ -252,14 +252,27 @@ def _field_value(value: Any, limit: int | None) -> Any:
     return value
 
 
-#: the export decisions every record that passes the requirements goes through, in order
-_EXPORT_SHAPE = ("export_person_name", "export_company", "export_province")
+#: the export decisions after export_action, in order: every record not skipped by the
+#: requirements goes through all of them
+_EXPORT_CHECKS = (
+    "export_requirements",
+    "export_person_name",
+    "export_company",
+    "export_province",
+)
 
 
 class _NoRule(Exception):
     def __init__(self, decision: str) -> None:
         super().__init__(decision)
         self.decision = decision
+
+
+def _winner(fired: tuple[Rule, ...], decision: str) -> Rule:
+    """The winning rule of a choice decision; no rule holding is :class:`_NoRule`."""
+    if not fired:
+        raise _NoRule(decision)
+    return fired[0]
 
 
 class Engine:
@@ -292,22 +305,18 @@ class Engine:
             raise _NoRule(decision)
         return fired[0]
 
-    def _choices(self, decisions: tuple[str, ...], facts: Facts) -> tuple[Rule | None, ...]:
-        """The winners of choice decisions a record always goes through one after the other
-        (None: no rule holds), off one joint signature (:meth:`Evaluator.fired_together`).
-        Should a fact group of a later decision fail to compute, one decision at a time as
-        before, so the record fails (or is skipped for no rule) where it did."""
+    def _fired_in_turn(
+        self, decisions: tuple[str, ...], facts: Facts
+    ) -> Callable[[int], tuple[Rule, ...]]:
+        """``index -> fired rules`` of decisions a record goes through one after the other
+        (the caller asks for them in that order and may stop early), answered from one joint
+        signature (:meth:`Evaluator.fired_together`): one look-up for all of them. Should a
+        fact group of any of them fail to compute, each is evaluated when asked, as before,
+        so the record fails (or is skipped) where it did."""
         try:
-            together = self._evaluator.fired_together(decisions, facts)
+            return self._evaluator.fired_together(decisions, facts).__getitem__
         except Exception:
-            winners: list[Rule | None] = []
-            for decision in decisions:
-                fired = self._evaluator.fired(decision, facts)
-                winners.append(fired[0] if fired else None)
-                if not fired:
-                    break
-            return tuple(winners) + (None,) * (len(decisions) - len(winners))
-        return tuple(fired[0] if fired else None for fired in together)
+            return lambda index: self._evaluator.fired(decisions[index], facts)
 
     # --- public API ------------------------------------------------------------------------
 
@@ -705,7 +714,8 @@ class Engine:
                 return base.skip(
                     action_rule, facts, trail, shopify_id=facts.get("shopify_match.id")
                 )
-            requirements = self._evaluator.fired("export_requirements", facts)
+            fired = self._fired_in_turn(_EXPORT_CHECKS, facts)
+            requirements = fired(0)
             if requirements:
                 trail.extend(requirements)
                 reasons = [
@@ -720,23 +730,19 @@ class Engine:
                     message="; ".join(m for m in messages if m),
                     payload=_payload(reasons=tuple(reasons)),
                 )
-            person, company_rule, province_rule = self._choices(_EXPORT_SHAPE, facts)
-            if person is None:
-                raise _NoRule(_EXPORT_SHAPE[0])
+            person = _winner(fired(1), _EXPORT_CHECKS[1])
             trail.add(person)
             split: tuple[str, str] | None = None
             if person.action == "split":
                 text = str(resolve(person.params.get("text"), facts) or "")
                 source = str(resolve(person.params.get("source"), facts) or "")
                 split = names.split(text, source)
-            if company_rule is None:
-                raise _NoRule(_EXPORT_SHAPE[1])
+            company_rule = _winner(fired(2), _EXPORT_CHECKS[2])
             trail.add(company_rule)
             company = ""
             if company_rule.action == "set_company":
                 company = str(resolve(company_rule.params.get("value"), facts) or "").strip()
-            if province_rule is None:
-                raise _NoRule(_EXPORT_SHAPE[2])
+            province_rule = _winner(fired(3), _EXPORT_CHECKS[3])
             trail.add(province_rule)
             if province_rule.action == "skip":
                 return base.skip(province_rule, facts, trail)
@@ -939,7 +945,18 @@ def _masked_message(text: str, source: _Record | None) -> str:
     e-mail or a phone (by pattern: e.g. exception texts)."""
     if source is not None:
         text = mask_values(text, _contact_values(source))
-    return mask_text(text)
+    masked = _MASKED_TEXTS.get(text)
+    if masked is None:
+        masked = mask_text(text)
+        if len(_MASKED_TEXTS) >= 4096:
+            _MASKED_TEXTS.clear()
+        _MASKED_TEXTS[text] = masked
+    return masked
+
+
+#: text -> mask_text(text), bounded: most skip messages are a rule's fixed text, the same for
+#: every record it skips (a record's own values are masked before, by value)
+_MASKED_TEXTS: dict[str, str] = {}
 
 
 def _contact_values(record: _Record) -> list[tuple[str, str]]:
@@ -1080,7 +1097,8 @@ def _shopify_version(customer: ShopifyCustomer | None) -> str | None:
 
 
 def _shopify_label(customer: ShopifyCustomer) -> str:
-    name = " ".join(p for p in (customer.first_name.strip(), customer.last_name.strip()) if p)
+    first, last = customer.first_name.strip(), customer.last_name.strip()
+    name = f"{first} {last}" if first and last else first or last
     email = customer.email.strip()
     if email:
         masked = mask_contact(email, EMAIL)
@@ -1106,10 +1124,10 @@ _ADDRESS_CHANGE_NAMES = tuple(f"address.{field}" for field in SHOPIFY_ADDRESS_FI
 _CASELESS_FIELDS = frozenset({"country_code", "province_code", "email"})
 
 
-@dataclass(frozen=True, slots=True)
-class _Desired:
+class _Desired(NamedTuple):
     """The Shopify customer an export wants, in the order of SHOPIFY_CUSTOMER_FIELDS ("" =
-    leave as is) and SHOPIFY_ADDRESS_FIELDS ("" = clear)."""
+    leave as is) and SHOPIFY_ADDRESS_FIELDS ("" = clear). (A named tuple: one per exported
+    record, made without a frozen dataclass's per-field ``object.__setattr__``.)"""
 
     customer: tuple[str, ...]
     address: tuple[str, ...]

@@ -60,6 +60,9 @@ def group_of(name: str) -> str:
     return name.partition(".")[0]
 
 
+_ABSENT: Any = object()
+
+
 class Facts(dict[str, Any]):
     """The flat facts of one record; some groups may still be *deferred*.
 
@@ -85,6 +88,15 @@ class Facts(dict[str, Any]):
     def __init__(self, facts: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
         super().__init__(facts)
         self._pending: set[str] = set()
+
+    @classmethod
+    def deferring(cls, facts: Mapping[str, Any], groups: Iterable[str]) -> Self:
+        """Facts holding a copy of ``facts``, with ``groups`` deferred (what ``cls(facts)``
+        and :meth:`defer` do, in one step: made once per record)."""
+        made = dict.__new__(cls)
+        dict.update(made, facts)
+        made._pending = set(groups)
+        return made
 
     # --- deferred groups -----------------------------------------------------------------------
 
@@ -126,6 +138,10 @@ class Facts(dict[str, Any]):
                 self._load(group)
 
     def get(self, name: str, default: Any = None) -> Any:
+        # a fact that is there is final: groups are computed whole, never in part
+        value = dict.get(self, name, _ABSENT)
+        if value is not _ABSENT:
+            return value
         if self._pending:
             self._wanted(name)
         return dict.get(self, name, default)
@@ -331,13 +347,18 @@ class ImportFacts(Facts):
     def _lookups(self) -> None:
         world, customer, chosen = self._world, self._customer, self._chosen
         if customer.email:
-            put(self, "lookup.email_customer_no", world.erp_by_email(customer.email))
+            found = world.erp_by_email(customer.email)
+            if found is not None:
+                put(self, "lookup.email_customer_no", found)
         phone = customer.phone or (chosen.phone if chosen is not None else "")
         if phone:
             region = (chosen.country_code if chosen is not None else "") or None
-            e164 = phones.match_e164(phone, region)
-            put(self, "lookup.phone_e164_customer_no", world.erp_by_e164(e164))
-            put(self, "lookup.phone_digits_customer_no", world.erp_by_phone_digits(phone))
+            found = world.erp_by_e164(phones.match_e164(phone, region))
+            if found is not None:
+                put(self, "lookup.phone_e164_customer_no", found)
+            found = world.erp_by_phone_digits(phone)
+            if found is not None:
+                put(self, "lookup.phone_digits_customer_no", found)
 
     def _setups(self) -> None:
         shop, customer, address = self._shop, self._customer, self._address
@@ -365,13 +386,12 @@ class ImportFacts(Facts):
         chosen, settings = self._chosen, self._shop.settings
         first, last = _person(chosen, self._customer)
         company = chosen.company if chosen is not None else ""
-        put(self, "names.by_name_source", names.ns(settings.name_source, first, last, company))
-        put(self, "names.by_name_2_source", names.ns(settings.name_2_source, first, last, company))
-        put(
-            self,
-            "names.by_contact_source",
-            names.ns(settings.contact_source, first, last, company),
-        )
+        sources = (settings.name_source, settings.name_2_source, settings.contact_source)
+        for fact, name in zip(
+            _NAMES_FACTS, names.ns_each(sources, first, last, company), strict=True
+        ):
+            if name:  # cleaned: single blanks, none around
+                self[fact] = name
 
     def _mapped(self) -> None:
         chosen = self._chosen
@@ -401,6 +421,13 @@ class ImportFacts(Facts):
     }
 
 
+#: the names the name sources give, in the order name, name 2, contact source
+_NAMES_FACTS = ("names.by_name_source", "names.by_name_2_source", "names.by_contact_source")
+#: the Shopify customer's own facts (put when filled)
+_SHOPIFY_FACTS = tuple(
+    (f"shopify.{name}", name)
+    for name in ("id", "email", "phone", "first_name", "last_name", "state")
+)
 #: import groups computed on first use: lookups, per-country setups, names and mapped values
 _IMPORT_DEFERRED = tuple(group for group in ImportFacts.LOADERS if group != "erp")
 
@@ -417,21 +444,17 @@ def import_facts(
 ) -> ImportFacts:
     """Facts of a Shopify customer for the import decisions. ``address`` overrides the chosen
     address (an order's bill-to); ``allow_create`` is set by an order mapping."""
-    facts = ImportFacts(_base(shop.settings, world.reference.company))
+    facts = ImportFacts.deferring(_base(shop.settings, world.reference.company), _IMPORT_DEFERRED)
     facts._world, facts._shop, facts._customer, facts._address = world, shop, customer, address
     facts._erp = None
-    if customer.id:
-        put(facts, "shopify.id", customer.id)
-    if customer.email:
-        put(facts, "shopify.email", customer.email)
-    if customer.phone:
-        put(facts, "shopify.phone", customer.phone)
-    if customer.first_name:
-        put(facts, "shopify.first_name", customer.first_name)
-    if customer.last_name:
-        put(facts, "shopify.last_name", customer.last_name)
-    if customer.state:
-        put(facts, "shopify.state", customer.state)
+    for name, attribute in _SHOPIFY_FACTS:  # put() of the filled ones, written out
+        value = getattr(customer, attribute)
+        if value:
+            if isinstance(value, str):
+                value = value.strip()
+                if not value:
+                    continue
+            facts[name] = value
     addresses = customer.addresses
     facts["shopify.address_count"] = len(addresses) + (
         1 if address is not None and address not in addresses else 0
@@ -463,11 +486,11 @@ def import_facts(
         facts["shopify.changed_since_import"] = True
         facts["shopify.own_write_echo"] = False
     # --- the caller (an order mapping) --------------------------------------------------------
-    put(facts, "caller.template_code", caller_template)
+    if caller_template is not None:
+        put(facts, "caller.template_code", caller_template)
     if allow_create is not None:
         facts["caller.allow_create"] = bool(allow_create)
-    # --- lookups, per-country setups, names and mapped values (§5): on first use -------------
-    facts.defer(*_IMPORT_DEFERRED)
+    # (lookups, per-country setups, names and mapped values (§5) are deferred: on first use)
     return facts if lazy else facts.complete()
 
 
@@ -637,6 +660,11 @@ def _export_target(
 
 
 _UNREAD: Any = object()
+#: the province facts of the rows found by code, by name and by name prefix
+_PROVINCE_FACTS = tuple(
+    (f"province.{kind}_code", f"province.{kind}_name")
+    for kind in ("by_code", "by_name", "by_prefix")
+)
 
 
 class ExportFacts(Facts):
@@ -652,14 +680,17 @@ class ExportFacts(Facts):
     _world: World
 
     def _email_facts(self) -> None:
-        email = self._email
-        put(self, "email.first", email)
+        email = self._email  # stripped by first_email
+        if email:
+            self["email.first"] = email
         self["email.valid"] = email_valid(email)
 
     def _country_facts(self) -> None:
-        code, iso, from_company = self._world.customer_country(self._customer)
-        put(self, "country.code", code)
-        put(self, "country.iso_code", iso)
+        code, iso, from_company = self._world.customer_country(self._customer)  # stripped
+        if code:
+            self["country.code"] = code
+        if iso:
+            self["country.iso_code"] = iso
         self["country.from_company"] = from_company
 
     def _phone_e164(self) -> str | None:
@@ -681,10 +712,13 @@ class ExportFacts(Facts):
         customer = self._customer
         linked_id, match_id, match_by, linked_to = self._target_of()
         self["shopify_link.exists"] = linked_id is not None
-        put(self, "shopify_link.shopify_id", linked_id)
-        put(self, "shopify_match.id", match_id)
-        put(self, "shopify_match.by", match_by)
-        put(self, "shopify_match.linked_to", linked_to)
+        if linked_id is not None:
+            put(self, "shopify_link.shopify_id", linked_id)
+        if match_id is not None:  # found by e-mail or phone, else nothing to put
+            put(self, "shopify_match.id", match_id)
+            put(self, "shopify_match.by", match_by)
+        if linked_to is not None:
+            put(self, "shopify_match.linked_to", linked_to)
         self["shopify_match.linked_elsewhere"] = linked_to is not None and linked_to != customer.no
 
     def _phone_facts(self) -> None:
@@ -692,8 +726,8 @@ class ExportFacts(Facts):
         self["phone.present"] = bool(customer.phone.strip())
         e164 = self._phone_e164()
         self["phone.valid"] = e164 is not None
-        put(self, "phone.e164", e164)
-        if e164:
+        if e164:  # "+" and digits (phones.to_e164)
+            self["phone.e164"] = e164
             linked_id, match_id, _, linked_to = self._target_of()
             target = linked_id or (
                 match_id if linked_to is None or linked_to == customer.no else None
@@ -715,11 +749,10 @@ class ExportFacts(Facts):
         self["county.length"] = len(county)
         areas = self._shop.tax_areas(self._iso)
         self["county.tax_areas_exist"] = bool(areas)
-        by_code, by_name, by_prefix = _province_rows(areas, county)
-        for prefix, row in (("by_code", by_code), ("by_name", by_name), ("by_prefix", by_prefix)):
+        for (code, name), row in zip(_PROVINCE_FACTS, _province_rows(areas, county), strict=True):
             if row is not None:
-                put(self, f"province.{prefix}_code", row.county_code)
-                put(self, f"province.{prefix}_name", row.county)
+                put(self, code, row.county_code)
+                put(self, name, row.county)
 
     def _erp_facts(self) -> None:
         add_erp_facts(self, self._customer)
@@ -748,14 +781,13 @@ def export_facts(
     requested: bool = False,
     lazy: bool = False,
 ) -> ExportFacts:
-    facts = ExportFacts(_base(shop.settings, world.reference.company))
+    facts = ExportFacts.deferring(_base(shop.settings, world.reference.company), _EXPORT_DEFERRED)
     facts._world, facts._shop, facts._customer = world, shop, customer
     facts._email = first_email(customer.email)
     facts._iso = world.customer_country(customer)[1]
     facts._e164 = _UNREAD
     facts._target = None
     facts["export.requested"] = bool(requested)
-    facts.defer(*_EXPORT_DEFERRED)
     return facts if lazy else facts.complete()
 
 

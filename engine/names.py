@@ -28,6 +28,19 @@ def ns(source: str, first: str | None, last: str | None, company: str | None) ->
     return ""
 
 
+def ns_each(
+    sources: tuple[str, ...], first: str | None, last: str | None, company: str | None
+) -> list[str]:
+    """:func:`ns` of each source for the same parts, each part cleaned once."""
+    first, last, company = _clean(first), _clean(last), _clean(company)
+    by_source = {
+        FIRST_AND_LAST: _pair(first, last),
+        LAST_AND_FIRST: _pair(last, first),
+        COMPANY: company,
+    }
+    return [by_source.get(source, "") for source in sources]
+
+
 def _pair(one: str, two: str) -> str:
     """``one two``, or the one of them that is not empty."""
     if one and two:

@@ -453,16 +453,19 @@ def test_fast_record_constructors_build_the_same_records() -> None:
 
 
 def test_export_decisions_read_together_fail_and_skip_where_one_at_a_time_would() -> None:
-    """The person, company and province decisions share one signature (all their facts are
-    computed first); a record whose County cannot be read still ends where it did when each
-    decision read its own facts: a record error at the province, or a no-rule skip at the
-    person name when that comes first."""
+    """The requirements, person, company and province decisions share one signature (all
+    their facts are computed first); a record whose County cannot be read still ends where it
+    did when each decision read its own facts: a record error at the province, a skip for its
+    requirements or for no person-name rule when that comes first."""
     broken = ErpCustomer("C7", email="jane7@example.com", county=None)  # type: ignore[arg-type]
     settings = shop(export_customers=True)
     world = World(ERP, REFERENCE, [], [])
     failed = Engine(shipped_rules()).decide_export(world, settings, broken)
     assert (failed.action, failed.reason_code) == (Action.SKIP, "record-error")
     assert "AttributeError" in (failed.message or "")
+    invalid = ErpCustomer("C6", email="not an e-mail", county=None)  # type: ignore[arg-type]
+    skipped_first = Engine(shipped_rules()).decide_export(world, settings, invalid)
+    assert (skipped_first.action, skipped_first.reason_code) == (Action.SKIP, "email-invalid")
     only_contacts = """
 decision: export_person_name
 description: only customers with a contact

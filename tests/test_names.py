@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from custsync.engine.names import ns, split
+from custsync.engine.names import ns, ns_each, split
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,12 @@ from custsync.engine.names import ns, split
 )
 def test_ns_by_source(source: str, expected: str) -> None:
     assert ns(source, "  Jane ", " Doe  ", " Adatum   Corp ") == expected
+
+
+def test_ns_each_answers_as_ns_per_source() -> None:
+    sources = ("company_name", "first_and_last_name", "last_and_first_name", "none", "x")
+    for parts in [("  Jane ", " Doe  ", " Adatum   Corp "), ("", "Doe", None), (None, None, None)]:
+        assert ns_each(sources, *parts) == [ns(source, *parts) for source in sources]
 
 
 def test_ns_joins_with_one_space_and_skips_empty_parts() -> None:
