@@ -31,7 +31,7 @@ from . import enrich, names
 from .compile import compile_rule_set
 from .enrich import ExportFacts, Facts, ImportFacts
 from .evaluate import DEFAULT_CACHE_SIZE, EvalStats, Evaluator
-from .masking import EMAIL, PHONE, mask_contact, mask_emails, mask_text, mask_values
+from .masking import EMAIL, PHONE, mask_contact, mask_text, mask_values
 from .model import (
     ERP_CUSTOMER_FIELDS,
     ERP_FIELD_LENGTHS,
@@ -1021,8 +1021,10 @@ def resolve(param: Any, facts: Mapping[str, Any]) -> Any:
 
 
 def render(text: str, facts: Mapping[str, Any], *, message: bool = False) -> str:
-    """Fill ``{fact.name}`` placeholders (absent facts render as ``(none)``), masking e-mails;
-    for a ``message``, contact facts are masked by value (:func:`_contact_fact`)."""
+    """Fill ``{fact.name}`` placeholders (absent facts render as ``(none)``). For a
+    ``message`` contact facts are masked by value (:func:`_contact_fact`); data (a field's
+    value, a name, a company) is written as it is: masking it would write ``j***@...`` into
+    the ERP or Shopify."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -1033,7 +1035,7 @@ def render(text: str, facts: Mapping[str, Any], *, message: bool = False) -> str
             return "true" if found else "false"
         if message:
             return _contact_fact(name, found)
-        return mask_emails(str(found))
+        return str(found)
 
     return _PLACEHOLDER.sub(value, text)
 
