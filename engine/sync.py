@@ -281,7 +281,8 @@ def plan_shop(
     the world for the decisions after it, so an ERP customer whose Shopify match was linked
     earlier in the run (by its import, or by the export of a lower-numbered ERP customer with
     the same e-mail or phone) is skipped as ``already-exists``, exactly as one linked in the
-    state is, instead of taking the link over when applied.
+    state is, instead of taking the link over when applied. So is one whose e-mail a
+    lower-numbered ERP customer's export creates in Shopify in this run.
     """
     world = inputs.world
     decisions: list[Decision] = []
@@ -317,6 +318,11 @@ def _note_link(world: World, decision: Decision) -> None:
         else:
             erp_no = None
     elif decision.direction is Direction.EXPORT:
+        if action is Action.CREATE:
+            email = next((c.new for c in decision.changes if c.field == "email"), None)
+            if email:
+                world.note_created(decision.shop, str(email), decision.erp_no or decision.record)
+            return
         gid = decision.shopify_id or ""
         linking = action in (Action.UPDATE, Action.LINK, Action.NOOP)
         erp_no = (decision.erp_no or decision.record) if linking else None

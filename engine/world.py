@@ -53,6 +53,10 @@ class ShopContext:
         return setup.tax_areas if setup is not None else ()
 
 
+#: the id under which a Shopify customer an export of the run will create is noted
+PLANNED_CUSTOMER = "planned-for:"
+
+
 def _add(index: dict[str, str | list[str]], key: str, no: str) -> None:
     """Append ``no`` to a compact multi-map (a single value is stored without a list)."""
     present = index.get(key)
@@ -187,6 +191,8 @@ class World:
                 self._address_links[(link.shop, address_id)] = link.erp_no
         #: links noted by the decisions of a run so far (see note_link): key -> stored link
         self._noted: dict[tuple[str, str], Link | None] = {}
+        #: e-mails of Shopify customers an export of this run will create (see note_created)
+        self._noted_emails: list[str] = []
 
     # --- building ------------------------------------------------------------------------------
 
@@ -376,11 +382,28 @@ class World:
             self._noted[key] = self._links.get(key)
         self._links[key] = link
 
+    def note_created(self, shop: str, email: str, erp_no: str) -> None:
+        """A Shopify customer with ``email`` an earlier export of the same run will create
+        for ERP customer ``erp_no``: the exports after it find it by that e-mail as linked
+        to ``erp_no`` (a second ERP customer with the e-mail is ``already-exists``, as it is
+        once the first one's customer exists, instead of failing on Shopify's "Email has
+        already been taken"). Undone by :meth:`forget_noted_links`."""
+        folded = _folded(email)
+        if not folded or folded in self._shopify_email:
+            return
+        planned = f"{PLANNED_CUSTOMER}{erp_no}"
+        self._shopify_email[folded] = planned
+        self._noted_emails.append(folded)
+        self.note_link(Link(shop=shop, shopify_id=planned, erp_no=erp_no))
+
     def forget_noted_links(self) -> None:
-        """Back to the stored links only (e.g. before orders are decided)."""
+        """Back to the stored links and customers only (e.g. before orders are decided)."""
         for key, stored in self._noted.items():
             if stored is None:
                 self._links.pop(key, None)
             else:
                 self._links[key] = stored
         self._noted.clear()
+        for email in self._noted_emails:
+            self._shopify_email.pop(email, None)
+        self._noted_emails.clear()

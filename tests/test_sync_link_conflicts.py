@@ -340,3 +340,42 @@ def test_a_shopify_customer_the_import_creates_from_is_not_adopted_as_well(
         assert link.erp_no != "C00200"  # the customer the import created
     finally:
         store.close()
+
+
+def test_two_new_erp_customers_with_one_email_create_one_shopify_customer(
+    tmp_path: Path, shopify_double: ShopifyDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nobody in Shopify has the e-mail yet: the lower number creates the customer, the twin
+    finds it (as linked to the first) and is skipped as already-exists, in plan and sync,
+    instead of failing on Shopify's "Email has already been taken"."""
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    make_erp(erp_url, TWINS)
+    config = write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=erp_url,
+        state_url=state_url,
+        settings=SETTINGS,
+        token=shopify_double.token,
+    )
+
+    class World:
+        state = state_url
+
+    capsys.readouterr()
+    assert main(["plan", "-c", str(config), "-o", "json", "--direction", "export"]) == exitcodes.OK
+    plan = json.loads(capsys.readouterr().out)
+    assert _export_decision(plan, "C00010")["action"] == "create"
+    twin = _export_decision(plan, "C00120")
+    assert (twin["action"], twin["reason_code"]) == ("skip", "already-exists")
+    assert "C00010" in twin["message"]
+
+    assert main(["sync", "-c", str(config), "--no-progress", "--direction", "export"]) == (
+        exitcodes.OK
+    )
+    [created] = shopify_double.store.customers()
+    assert created["email"] == "jane.doe@example.com"
+    assert _links(World()) == {created["id"]: "C00010"}
+    outcome = _outcomes(World())[("export", "C00120")]
+    assert outcome.status == "skipped" and outcome.reason.startswith("already-exists")
