@@ -27,6 +27,7 @@ from .model import (
     ERP_CUSTOMER_FIELDS,
     CompanyInfo,
     ErpCustomer,
+    Link,
     ShopifyAddress,
     ShopifyCustomer,
     ShopifyOrder,
@@ -116,12 +117,20 @@ class Facts(dict[str, Any]):
             raise
 
     def require(self, groups: Iterable[str]) -> None:
-        """Compute the deferred ones of ``groups`` now."""
+        """Compute the deferred ones of ``groups`` now (:meth:`_load` written out: the
+        evaluator asks before every decision)."""
         pending = self._pending
         if pending and not pending.isdisjoint(groups):
+            loaders, siblings = self.LOADERS, self._SIBLINGS
             for group in groups:
                 if group in pending:
-                    self._load(group)
+                    done = siblings[group]
+                    pending.difference_update(done)
+                    try:
+                        loaders[group](self)
+                    except BaseException:
+                        pending.update(done)
+                        raise
 
     def complete(self) -> Self:
         """Compute every deferred group; returns the facts themselves."""
@@ -292,18 +301,37 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _put_fields(facts: dict[str, Any], record: object, fields: tuple[tuple[str, str], ...]) -> None:
-    """``put`` of text fields of a record (faster than one ``put`` call per field)."""
+def _fields_putter(
+    fields: tuple[tuple[str, str], ...],
+) -> Callable[[dict[str, Any], Any], None]:
+    """``(facts, record) -> None``: ``put`` of each ``(fact, attribute)`` of a record, as one
+    straight-line function (generated once per field list: the address and ERP customer
+    groups put a dozen fields per record, and a loop spends as much as the puts)."""
+    lines = ["def put_fields(facts, record, str=str):"]
     for name, attribute in fields:
-        value = getattr(record, attribute)
-        if value:
-            if isinstance(value, str):
-                value = value.strip()
-                if not value:
-                    continue
-            facts[name] = value
-        elif value is not None and value != "":
-            facts[name] = value  # a falsy non-text value (0, False) is a value
+        if not attribute.isidentifier():
+            raise ValueError(f"not an attribute name: {attribute!r}")
+        lines += [
+            f"    value = record.{attribute}",
+            "    if value:",
+            "        if isinstance(value, str):",
+            "            value = value.strip()",
+            "            if value:",
+            f"                facts[{name!r}] = value",
+            "        else:",
+            f"            facts[{name!r}] = value",
+            '    elif value is not None and value != "":',
+            f"        facts[{name!r}] = value  # a falsy non-text value (0, False) is a value",
+        ]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines) + "\n", namespace)  # attribute names checked, fact names repr'd
+    function: Callable[[dict[str, Any], Any], None] = namespace["put_fields"]
+    return function
+
+
+#: ``put`` of a Shopify address's fields as ``address.*`` facts, of an ERP customer's as ``erp.*``
+_put_address_fields = _fields_putter(_ADDRESS_FACTS)
+_put_erp_fields = _fields_putter(_ERP_FACTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +345,7 @@ def address_facts(
     """``address.*`` and the mapped values of the import field mapping (§5)."""
     if address is None:
         return
-    _put_fields(facts, address, _ADDRESS_FACTS)
+    _put_address_fields(facts, address)
     iso = address.country_code.strip().upper()
     put(facts, "mapped.country_code", world.erp_country_for_iso(iso))
     area = tax_area_for_province(shop.tax_areas(iso), address.province, address.province_code)
@@ -336,13 +364,15 @@ def address_facts(
 class ImportFacts(Facts):
     """Facts of a Shopify customer for the import decisions (see :func:`import_facts`)."""
 
-    __slots__ = ("_address", "_chosen", "_customer", "_erp", "_shop", "_world")
+    __slots__ = ("_address", "_chosen", "_customer", "_erp", "_shop", "_world", "link")
     _address: ShopifyAddress | None
     _chosen: ShopifyAddress | None
     _customer: ShopifyCustomer
     _erp: ErpCustomer | None
     _shop: ShopContext
     _world: World
+    #: the stored link of the Shopify customer (looked up once per record)
+    link: Link | None
 
     def _lookups(self) -> None:
         world, customer, chosen = self._world, self._customer, self._chosen
@@ -470,7 +500,7 @@ def import_facts(
     if address is not None:  # an order's address: its country counts as the default one
         put(facts, "default_address.country_code", address.country_code.upper())
     # --- link and selection -------------------------------------------------------------------
-    link = world.link_for_shopify(shop.name, customer.id)
+    link = facts.link = world.link_for_shopify(shop.name, customer.id)
     linked = link is not None and world.erp_customer(link.erp_no) is not None
     facts["link.exists"] = linked
     facts["link.dropped"] = link is not None and not linked
@@ -499,7 +529,7 @@ def add_erp_facts(facts: dict[str, Any], customer: ErpCustomer | None) -> None:
     facts["erp.exists"] = customer is not None
     if customer is None:
         return
-    _put_fields(facts, customer, _ERP_FACTS)
+    _put_erp_fields(facts, customer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +617,7 @@ def order_facts(world: World, shop: ShopContext, order: ShopifyOrder) -> Facts:
         if link is not None and linked:
             put(facts, "link.customer_no", link.erp_no)
     if order.bill_to is not None:
-        _put_fields(facts, order.bill_to, _ADDRESS_FACTS)
+        _put_address_fields(facts, order.bill_to)
         _, linked_no, by_name = bill_to_match(world, shop, order)
         put(facts, "lookup.bill_to_customer_no", linked_no)
         put(facts, "lookup.bill_to_name_customer_no", by_name)
@@ -678,6 +708,11 @@ class ExportFacts(Facts):
     _shop: ShopContext
     _target: tuple[str | None, str | None, str | None, str | None] | None
     _world: World
+
+    @property
+    def first_email(self) -> str:
+        """The customer's e-mail before the first ``;`` or ``,`` (:func:`first_email`)."""
+        return self._email
 
     def _email_facts(self) -> None:
         email = self._email  # stripped by first_email

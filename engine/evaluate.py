@@ -161,8 +161,14 @@ class Evaluator:
             return ()
         if type(facts) is dict:
             key = (decision, plan.of_dict(facts, _normalised))
-        else:
-            key = (decision, _read(plan, facts, _normalised))
+        else:  # _read written out: once or more per decision of every record
+            require = getattr(facts, "require", None)
+            if require is not None:
+                require(plan.groups)
+            if isinstance(facts, dict):
+                key = (decision, plan.of_dict(facts, _normalised))
+            else:
+                key = (decision, plan.of_get(facts.get, _normalised))
         cached: tuple[Rule, ...] | None = self._cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1

@@ -430,7 +430,14 @@ def _matches_desc(nsn: str, desc: PhoneNumberDesc | None) -> bool:
     pattern = desc.national_number_pattern
     if not pattern:
         return False
-    return re_util.re_compile(pattern).fullmatch(nsn) is not None
+    compiled = _DESC_PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = _DESC_PATTERNS[pattern] = re_util.re_compile(pattern)
+    return compiled.fullmatch(nsn) is not None
+
+
+#: number description patterns, compiled (the metadata holds a bounded set of them)
+_DESC_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def _has_known_type(nsn: str, metadata: PhoneMetadata) -> bool:

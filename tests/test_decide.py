@@ -483,3 +483,54 @@ disable: [split-name-2, split-name, no-person-name]
     )
     assert created.action is Action.CREATE
     assert [rule.id for rule in created.rules][1:] == ["split-contact", "no-company", "no-province"]
+
+
+def test_generated_field_mapping_maps_as_the_field_steps_do() -> None:
+    """The create and update mapping generated per field plan against the steps written
+    plainly (_field_value, then _unchanged against the ERP value): facts missing, not text,
+    with extra blanks, over the field length, an e-mail differing only in case, a template
+    field, a parameter that is a literal and one that is a template."""
+    from custsync.engine import decide as decide_module
+    from custsync.engine.rulefile import FactRef, Template
+
+    fields = (
+        ("name", "names.a", FactRef("names.a"), 10, True),
+        ("contact", None, "  Fixed   Contact ", 100, True),
+        ("city", None, Template("{address.city} town"), 8, True),
+        ("phone", "mapped.phone", FactRef("mapped.phone"), None, True),
+        ("email", "shopify.email", FactRef("shopify.email"), 80, True),
+        ("tax_liable", "mapped.tax_liable", FactRef("mapped.tax_liable"), None, False),
+        ("tax_area_code", "mapped.none", FactRef("mapped.none"), None, False),
+    )
+    create, update = decide_module._field_mapping(fields)
+
+    def plainly(facts: dict[str, object], erp: ErpCustomer | None) -> list[tuple[object, ...]]:
+        changes = []
+        for field, fact, param, limit, core in fields:
+            raw = facts.get(fact) if fact is not None else decide_module.resolve(param, facts)
+            new = decide_module._field_value(raw, limit)
+            if erp is None:
+                if new not in ("", None):
+                    changes.append((field, None, new))
+                continue
+            old = getattr(erp, field) if core else erp.get(field)
+            if not decide_module._unchanged(field, old, new):
+                changes.append((field, old, new))
+        return changes
+
+    cases: list[dict[str, object]] = [
+        {},
+        {"names.a": "  Jane   Doe  Longname ", "address.city": "Fresno", "mapped.phone": 12},
+        {"shopify.email": "JANE@example.com ", "mapped.tax_liable": False, "names.a": "Jo"},
+        {"mapped.tax_liable": True, "mapped.phone": "+1 555", "address.city": "A  B"},
+        {"names.a": "Janet  Doe Smith", "address.city": "Fresno"},  # cut before a blank
+    ]
+    erps = [
+        None,
+        ErpCustomer("C1", name="Jo", email="jane@example.com", phone="12"),
+        ErpCustomer("C2", name="Jane Doe L", contact="Fixed Contact", extra={"tax_liable": True}),
+    ]
+    for facts in cases:
+        for erp in erps:
+            found = create(facts) if erp is None else update(facts, erp)
+            assert [(c.field, c.old, c.new) for c in found] == plainly(facts, erp), (facts, erp)
