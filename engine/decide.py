@@ -242,7 +242,10 @@ def _field_mapping(
         create += value
         create.append('    if new != "":')
         create.append(f"        changes.append(change({field!r}, None, new))")
-        old = f"erp.{field}" if core and field.isidentifier() else f"erp.get({field!r})"
+        if not core:  # ErpCustomer.get of a template field
+            old = f"erp.extra.get({field!r}, '')"
+        else:
+            old = f"erp.{field}" if field.isidentifier() else f"erp.get({field!r})"
         update += value
         update.append(f"    old = {old}")
         update.append("    if (old != new or type(old) is not str or type(new) is not str) and (")
@@ -810,7 +813,11 @@ class Engine:
                 trail,
                 changes=changes,
                 new_link=True,
-                payload=_payload(address=address, send_invite=invite),
+                payload=MappingProxyType(  # _payload: no None values (invite is a bool)
+                    {"send_invite": invite}
+                    if address is None
+                    else {"address": address, "send_invite": invite}
+                ),
             )
         if rule.action == "adopt":
             target_id = str(resolve(rule.params.get("shopify_id"), facts) or "")

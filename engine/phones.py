@@ -483,9 +483,11 @@ def _parse_simple(form: str, region: str | None) -> phonenumbers.PhoneNumber:
 
     parse() without the steps that return such a text as it is (RFC 3966 and extension
     handling, extracting the number out of other text, the viability pattern, normalising,
-    and, after a ``+``, stripping it); the steps that decide something call the library's own
-    functions, in the library's order: the country calling code, the national prefix, the
-    length checks, leading zeros. A ``+`` not followed by a known calling code takes the
+    and, after a ``+``, stripping it), nor those that change nothing for the number at hand
+    (the national prefix when its pattern does not start the number, the length check of a
+    number nothing was stripped from, leading zeros when there is none); the steps that
+    decide something call the library's own functions, in the library's order: the country
+    calling code, the national prefix, the length checks, leading zeros. A ``+`` not followed by a known calling code takes the
     library's own way (it retries without the ``+``). Any other text: parse() itself. Tested
     against parse() on every region.
     """
@@ -514,7 +516,8 @@ def _parse_simple(form: str, region: str | None) -> phonenumbers.PhoneNumber:
         extract = utils._maybe_extract_country_code  # (its stubs leave out a None metadata)
         code, national = extract(form, metadata, False, number)  # type: ignore[arg-type]
     if code != 0:
-        number_region = utils.region_code_for_country_code(code)
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(code)  # region_code_for_country_code
+        number_region = regions[0] if regions is not None else utils.UNKNOWN_REGION
         if number_region != region:
             metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, number_region)
     else:  # no calling code in the text: the region's (which was checked above)
@@ -526,9 +529,13 @@ def _parse_simple(form: str, region: str | None) -> phonenumbers.PhoneNumber:
             phonenumbers.NumberParseException.TOO_SHORT_NSN,
             "The string supplied is too short to be a phone number.",
         )
-    if metadata is not None:
+    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
+    if metadata is not None and prefix and re_util.re_compile(prefix).match(national):
+        # (a number the prefix pattern does not start is returned as it is: nothing to do)
         _, stripped, _ = utils._maybe_strip_national_prefix_carrier_code(national, metadata)
-        if utils._test_number_length(stripped, metadata) not in _PREFIX_KEPT_WHEN:
+        if stripped != national and utils._test_number_length(stripped, metadata) not in (
+            _PREFIX_KEPT_WHEN
+        ):
             national = stripped
     if len(national) < utils._MIN_LENGTH_FOR_NSN:
         raise phonenumbers.NumberParseException(
@@ -540,7 +547,8 @@ def _parse_simple(form: str, region: str | None) -> phonenumbers.PhoneNumber:
             phonenumbers.NumberParseException.TOO_LONG,
             "The string supplied is too long to be a phone number.",
         )
-    utils._set_italian_leading_zeros_for_phone_number(national, number)
+    if len(national) > 1 and national[0] == "0":  # (else the library sets nothing)
+        utils._set_italian_leading_zeros_for_phone_number(national, number)
     number.national_number = int(national)
     return number
 
