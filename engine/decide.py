@@ -115,6 +115,46 @@ def _change_factory() -> Callable[[str, Any, Any], FieldChange]:
 #: builds FieldChange records (see :func:`_change_factory`); used on every changed field
 _change = _change_factory()
 
+#: what generated code fills a FieldChange's slots with (see :func:`_append_change`)
+_CHANGE_PARTS: dict[str, Any] = (
+    {
+        "allocate": object.__new__,
+        "FieldChange": FieldChange,
+        **{f"set_{name}": getattr(FieldChange, name).__set__ for name in ("field", "old", "new")},
+    }
+    if _change is not FieldChange
+    else {"change": _change}
+)
+
+
+def _append_change(indent: str, field: str, old: str, new: str) -> list[str]:
+    """Lines of generated code appending ``FieldChange(field, old, new)`` (source
+    expressions) to ``changes``: :func:`_change` written out, its call saved (a dozen per
+    created record); the call itself where FieldChange is not slotted as expected."""
+    if "change" in _CHANGE_PARTS:
+        return [f"{indent}changes.append(change({field}, {old}, {new}))"]
+    return [
+        f"{indent}made = allocate(FieldChange)",
+        f"{indent}set_field(made, {field})",
+        f"{indent}set_old(made, {old})",
+        f"{indent}set_new(made, {new})",
+        f"{indent}changes.append(made)",
+    ]
+
+
+def _new_values_function(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], list[FieldChange]]:
+    """``values -> changes``: ``FieldChange(name, None, value)`` of each filled value (in the
+    order of ``names``), as one straight-line function (what a create sends)."""
+    lines = ["def created(values):", "    changes = []"]
+    for index, name in enumerate(names):
+        lines += [f"    new = values[{index}]", "    if new:"]
+        lines += _append_change("        ", repr(name), "None", "new")
+    lines.append("    return changes")
+    namespace = dict(_CHANGE_PARTS)
+    exec("\n".join(lines) + "\n", namespace)  # names written with repr
+    function: Callable[[tuple[Any, ...]], list[FieldChange]] = namespace["created"]
+    return function
+
 
 def _decision_factory() -> Callable[..., Decision]:
     """``Decision(**fields)`` without the frozen dataclass ``__init__`` (see
@@ -222,7 +262,7 @@ def _field_mapping(
     spends about as much on unpacking its entries as on the values. Field and fact names
     are written with ``repr``, limits as numbers; parameters are passed in.
     """
-    namespace: dict[str, Any] = {"dict_get": dict.get, "change": _change, "resolve": resolve}
+    namespace: dict[str, Any] = {"dict_get": dict.get, "resolve": resolve, **_CHANGE_PARTS}
     namespace["unchanged"] = _unchanged
     create: list[str] = []
     update: list[str] = []
@@ -241,7 +281,7 @@ def _field_mapping(
             value.append(f"            new = new[:{int(limit)}].rstrip()")
         create += value
         create.append('    if new != "":')
-        create.append(f"        changes.append(change({field!r}, None, new))")
+        create += _append_change("        ", repr(field), "None", "new")
         if not core:  # ErpCustomer.get of a template field
             old = f"erp.extra.get({field!r}, '')"
         else:
@@ -251,8 +291,8 @@ def _field_mapping(
         update.append("    if (old != new or type(old) is not str or type(new) is not str) and (")
         update.append(f"        not unchanged({field!r}, old, new)")
         update.append("    ):")
-        update.append(f"        changes.append(change({field!r}, old, new))")
-    defaults = "get=dict_get, change=change, resolve=resolve, unchanged=unchanged"
+        update += _append_change("        ", repr(field), "old", "new")
+    defaults = "get=dict_get, resolve=resolve, unchanged=unchanged"
     lines = [f"def create(facts, {defaults}):", "    changes = []", *create]
     lines += ["    return tuple(changes)", f"def update(facts, erp, {defaults}):"]
     lines += ["    changes = []", *update, "    return tuple(changes)", ""]
@@ -1160,6 +1200,9 @@ def _erp_label(customer: ErpCustomer, email: str) -> str:
 
 #: the names of address changes, per address field
 _ADDRESS_CHANGE_NAMES = tuple(f"address.{field}" for field in SHOPIFY_ADDRESS_FIELDS)
+#: the changes of a create: customer fields, address fields (see :func:`_new_values_function`)
+_new_customer_values = _new_values_function(SHOPIFY_CUSTOMER_FIELDS)
+_new_address_values = _new_values_function(_ADDRESS_CHANGE_NAMES)
 #: fields compared ignoring case: codes, and the e-mail (Shopify keeps the case it is sent and
 #: compares addresses without it, as matching does here: a case-only difference is no change)
 _CASELESS_FIELDS = frozenset({"country_code", "province_code", "email"})
@@ -1180,18 +1223,10 @@ class _Desired(NamedTuple):
         payload (the whole desired default address, with the id of the one to update)."""
         changes: list[FieldChange]
         if target is None:  # a create: every filled field, nothing to compare with
-            changes = [
-                _change(field, None, new)
-                for field, new in zip(SHOPIFY_CUSTOMER_FIELDS, self.customer, strict=True)
-                if new
-            ]
-            count = len(changes)
-            changes += [
-                _change(name, None, new)
-                for name, new in zip(_ADDRESS_CHANGE_NAMES, self.address, strict=True)
-                if new
-            ]
-            address_changed = len(changes) > count
+            changes = _new_customer_values(self.customer)
+            address_changes = _new_address_values(self.address)
+            address_changed = bool(address_changes)
+            changes += address_changes
             current = None
         else:
             changes = []

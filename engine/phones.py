@@ -319,15 +319,17 @@ class Reading:
     """One parse of a phone text in a region: its E.164 form, and whether it has a possible
     length (matching) and is valid (export), each checked on first use."""
 
-    __slots__ = ("_number", "_possible", "_valid", "e164")
+    __slots__ = ("_nsn", "_number", "_possible", "_valid", "e164")
 
     def __init__(self, number: phonenumbers.PhoneNumber | None) -> None:
         self._number = number
         self._possible: bool | None = None if number is not None else False
         self._valid: bool | None = None if number is not None else False
         self.e164: str | None = None
+        self._nsn: str | None = None
         if number is not None:
-            self.e164 = _format_e164(number)
+            self._nsn = national_significant_number(number)
+            self.e164 = _format_e164(number, self._nsn)
 
     @property
     def possible(self) -> bool:
@@ -340,19 +342,19 @@ class Reading:
     def valid(self) -> bool:
         if self._valid is None:
             number = self._number
-            self._valid = number is not None and is_valid_number(number)
+            self._valid = number is not None and is_valid_number(number, self._nsn)
         return self._valid
 
 
-def _format_e164(number: phonenumbers.PhoneNumber) -> str:
+def _format_e164(number: phonenumbers.PhoneNumber, nsn: str | None = None) -> str:
     """``format_number(number, E164)`` of a parsed number: ``+``, the calling code and the
-    national significant number. (The library formats a national number 0 from the raw input
-    only when it kept one, which :func:`_read` never asks for; parse always sets the calling
-    code.) Any other phonenumbers release: the library itself."""
+    national significant number (``nsn``, when known). (The library formats a national
+    number 0 from the raw input only when it kept one, which :func:`_read` never asks for;
+    parse always sets the calling code.) Any other phonenumbers release: the library."""
     code = number.country_code
     if code is None or number.raw_input is not None or phonenumbers.__version__ != _READ_AGAINST:
         return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-    return f"+{code}{national_significant_number(number)}"
+    return f"+{code}{nsn if nsn is not None else national_significant_number(number)}"
 
 
 _NOTHING = Reading(None)
@@ -361,8 +363,9 @@ _NOTHING = Reading(None)
 _VALIDITY_READ_AGAINST = _READ_AGAINST
 
 
-def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
-    """``phonenumbers.is_valid_number`` without its second look at the same region.
+def is_valid_number(number: phonenumbers.PhoneNumber, nsn: str | None = None) -> bool:
+    """``phonenumbers.is_valid_number`` without its second look at the same region (``nsn``:
+    the number's national significant number, when known).
 
     For a calling code shared by several regions (1: US, CA and the NANPA islands; 44; 7;
     ...), phonenumbers first finds the region (``_region_code_for_number_from_list``: the
@@ -379,16 +382,11 @@ def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
     regions = COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
     if code is None or regions is None or phonenumbers.__version__ != _VALIDITY_READ_AGAINST:
         return bool(phonenumbers.is_valid_number(number))
+    if nsn is None:
+        nsn = national_significant_number(number)
     if len(regions) == 1:  # is_valid_number_for_region of the one region, as the library
-        region = regions[0]
-        metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region.upper())
-        if metadata is None or (
-            region != REGION_CODE_FOR_NON_GEO_ENTITY
-            and code != country_code_for_valid_region(region)
-        ):
-            return False
-        return _has_known_type(national_significant_number(number), metadata)
-    nsn = national_significant_number(number)
+        metadata = _metadata_of_one_region(code)
+        return metadata is not None and _has_known_type(nsn, metadata)
     for region, metadata, leading_digits in _regions_of(code):
         if leading_digits is not None:
             if leading_digits.match(nsn):
@@ -396,6 +394,20 @@ def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
         elif _has_known_type(nsn, metadata):
             return bool(metadata.country_code == number.country_code)
     return False
+
+
+@lru_cache(maxsize=512)
+def _metadata_of_one_region(code: int) -> PhoneMetadata | None:
+    """The metadata :func:`is_valid_number` checks a number of a one-region calling code
+    against, None when ``is_valid_number_for_region`` says no whatever the number (no
+    metadata, or a region that does not have this calling code); looked up once per code."""
+    region = COUNTRY_CODE_TO_REGION_CODE[code][0]
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region.upper())
+    if metadata is None or (
+        region != REGION_CODE_FOR_NON_GEO_ENTITY and code != country_code_for_valid_region(region)
+    ):
+        return None
+    return metadata
 
 
 @lru_cache(maxsize=512)

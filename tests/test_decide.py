@@ -450,6 +450,9 @@ def test_fast_record_constructors_build_the_same_records() -> None:
     assert decide_module._decision(**full) == Decision(**full)
     with pytest.raises(TypeError):
         decide_module._decision(**minimal, unknown=1)
+    created = decide_module._new_values_function(("a", "b", "c"))(("x", "", 0))
+    assert created == [FieldChange("a", None, "x")]
+    assert repr(created[0]) == repr(FieldChange("a", None, "x"))
 
 
 def test_export_decisions_read_together_fail_and_skip_where_one_at_a_time_would() -> None:
