@@ -29,6 +29,8 @@ for write transactions (so two processes writing at once queue instead of deadlo
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -216,9 +218,7 @@ def enable_wal(engine: Engine) -> None:
     try:
         raw = engine.raw_connection()  # outside any transaction, as the pragma requires
         try:
-            cursor = raw.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.close()
+            _set_wal(raw.cursor())
         finally:
             raw.close()
     except engine.dialect.loaded_dbapi.Error as exc:
@@ -226,6 +226,29 @@ def enable_wal(engine: Engine) -> None:
         # database, a folder that cannot be written): wrap them, so that database_errors()
         # reports them like every other driver error
         raise sa.exc.OperationalError("PRAGMA journal_mode=WAL", None, exc) from exc
+
+
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the file is locked: switching the mode
+    of a new file fails at once with "database is locked" (SQLite's busy timeout does not
+    cover it) when another process is creating it at the same moment."""
+    deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+    pause = 0.01
+    try:
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode")
+                if str(cursor.fetchone()[0]).lower() == "wal":
+                    return
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+    finally:
+        cursor.close()
 
 
 @contextmanager
