@@ -120,14 +120,13 @@ class Facts(dict[str, Any]):
         """Compute the deferred ones of ``groups`` now (:meth:`_load` written out: the
         evaluator asks before every decision)."""
         pending = self._pending
-        if pending and not pending.isdisjoint(groups):
-            loaders, siblings = self.LOADERS, self._SIBLINGS
+        if pending:
             for group in groups:
                 if group in pending:
-                    done = siblings[group]
+                    done = self._SIBLINGS[group]
                     pending.difference_update(done)
                     try:
-                        loaders[group](self)
+                        self.LOADERS[group](self)
                     except BaseException:
                         pending.update(done)
                         raise
@@ -493,12 +492,15 @@ def import_facts(
     chosen = address if address is not None else (default or (addresses[0] if addresses else None))
     facts._chosen = chosen
     facts["shopify.has_address"] = chosen is not None
-    if default is not None:
-        put(facts, "default_address.country_code", default.country_code.upper())
-    if addresses:
-        put(facts, "first_address.country_code", addresses[0].country_code.upper())
-    if address is not None:  # an order's address: its country counts as the default one
-        put(facts, "default_address.country_code", address.country_code.upper())
+    for name, source in (
+        ("default_address.country_code", default),
+        ("first_address.country_code", addresses[0] if addresses else None),
+        ("default_address.country_code", address),  # an order's address: the default one
+    ):
+        if source is not None:  # put() of the upper-case code, written out
+            code = source.country_code.upper().strip()
+            if code:
+                facts[name] = code
     # --- link and selection -------------------------------------------------------------------
     link = facts.link = world.link_for_shopify(shop.name, customer.id)
     linked = link is not None and world.erp_customer(link.erp_no) is not None
@@ -643,6 +645,27 @@ def _province_rows(
     return _remember(areas, key, _find_province_rows(areas, county))
 
 
+def _province_values(areas: tuple[TaxArea, ...], county: str) -> Mapping[str, Any]:
+    """The ``province.*`` facts of an ERP County (remembered with the rows: many customers
+    share a county)."""
+    if not county or not areas:
+        return _NO_FACTS
+    key = (id(areas), True, county, "facts")
+    known = _AREA_ANSWERS.get(key)
+    if known is not None and known[0] is areas:
+        found: Mapping[str, Any] = known[1]
+        return found
+    values: dict[str, Any] = {}
+    for (code, name), row in zip(_PROVINCE_FACTS, _province_rows(areas, county), strict=True):
+        if row is not None:
+            put(values, code, row.county_code)
+            put(values, name, row.county)
+    return _remember(areas, key, values)  # shared: never changed after this
+
+
+_NO_FACTS: Mapping[str, Any] = {}
+
+
 def _find_province_rows(
     areas: tuple[TaxArea, ...], county: str
 ) -> tuple[TaxArea | None, TaxArea | None, TaxArea | None]:
@@ -700,11 +723,12 @@ _PROVINCE_FACTS = tuple(
 class ExportFacts(Facts):
     """Facts of an ERP customer for the export decisions (see :func:`export_facts`)."""
 
-    __slots__ = ("_customer", "_e164", "_email", "_iso", "_shop", "_target", "_world")
+    __slots__ = ("_country", "_customer", "_e164", "_email", "_iso", "_shop", "_target", "_world")
     _customer: ErpCustomer
     _e164: Any  # str | None once read, _UNREAD before
     _email: str
     _iso: str
+    _country: tuple[str, str, bool]  # World.customer_country
     _shop: ShopContext
     _target: tuple[str | None, str | None, str | None, str | None] | None
     _world: World
@@ -721,7 +745,7 @@ class ExportFacts(Facts):
         self["email.valid"] = email_valid(email)
 
     def _country_facts(self) -> None:
-        code, iso, from_company = self._world.customer_country(self._customer)  # stripped
+        code, iso, from_company = self._country  # stripped
         if code:
             self["country.code"] = code
         if iso:
@@ -784,10 +808,7 @@ class ExportFacts(Facts):
         self["county.length"] = len(county)
         areas = self._shop.tax_areas(self._iso)
         self["county.tax_areas_exist"] = bool(areas)
-        for (code, name), row in zip(_PROVINCE_FACTS, _province_rows(areas, county), strict=True):
-            if row is not None:
-                put(self, code, row.county_code)
-                put(self, name, row.county)
+        self.update(_province_values(areas, county))
 
     def _erp_facts(self) -> None:
         add_erp_facts(self, self._customer)
@@ -819,7 +840,8 @@ def export_facts(
     facts = ExportFacts.deferring(_base(shop.settings, world.reference.company), _EXPORT_DEFERRED)
     facts._world, facts._shop, facts._customer = world, shop, customer
     facts._email = first_email(customer.email)
-    facts._iso = world.customer_country(customer)[1]
+    facts._country = world.customer_country(customer)
+    facts._iso = facts._country[1]
     facts._e164 = _UNREAD
     facts._target = None
     facts["export.requested"] = bool(requested)
