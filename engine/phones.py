@@ -671,12 +671,21 @@ def could_read_as(text: str | None, region: str | None, e164: str) -> bool:
     if not raw or len(raw) > MAX_PHONE_LENGTH:
         return False  # both readings are None, and e164 is a text
     split = _split_e164(e164)
-    if split is None or _SIMPLE.match(raw) is None:
+    if split is None:
         return True
+    only = None
+    if raw.isascii():  # the usual texts, without the patterns: digits, blanks, one leading +
+        compact = raw.replace(" ", "") if " " in raw else raw
+        body = compact[1:] if compact[:1] == "+" else compact
+        if body.isdigit():
+            only = body
+    if only is None:
+        if _SIMPLE.match(raw) is None:
+            return True
+        only = _NOT_ASCII_DIGITS.sub("", raw)
     code, nsn = split
     if _rewrites_prefix(_region(region)) or _code_rewrites_prefix(code):
         return True
-    only = _NOT_ASCII_DIGITS.sub("", raw)
     if len(only) < 3:
         return True
     return only.endswith(nsn)

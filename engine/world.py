@@ -276,7 +276,12 @@ class World:
         if not e164:
             return None
         read = phones.to_e164 if valid_only else phones.match_e164
-        for no in self._phone_candidates(phones.suffix_key(e164)):
+        # _phone_candidates written out: asked for every exported customer's own number
+        key = phones.suffix_key(e164)
+        present = self._phone.get(key) if key else None
+        if present is None:
+            return None
+        for no in present if isinstance(present, list) else (present,):
             if no == exclude:
                 continue
             customer = self.erp[no]
