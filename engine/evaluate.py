@@ -21,6 +21,8 @@ facts measured on durable-rules 2.0.28):
 Decisions depend only on the facts their conditions read, so results are memoised per
 (decision, signature): the signature holds the value of every compared fact and only the
 presence of presence-only facts. durable-rules still decides every distinct signature.
+Decisions a caller always evaluates together can share one joint signature and one look-up
+(:meth:`Evaluator.fired_together`).
 :class:`EvalStats` counts engine calls, cache hits and time spent inside durable-rules.
 
 Facts may be lazy (``enrich.Facts``): a mapping with a ``require(groups)`` method is asked for
