@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from phonenumbers import (
@@ -170,54 +171,22 @@ def _plus_fast_path(
     return _maybe_strip_i18n_prefix_and_normalize
 
 
+def _install_fast_path(name: str, wrap: Callable[[Any], Any]) -> None:
+    """Replace phonenumbers' module function ``name`` by ``wrap(original)``, once, and only
+    on the release it was read against (any other release keeps the library's code)."""
+    original = getattr(_phonenumberutil, name)
+    if phonenumbers.__version__ == _READ_AGAINST and not hasattr(original, "__wrapped__"):
+        setattr(_phonenumberutil, name, wrap(original))
+
+
 # parse() calls the module's own globals; the public phonenumbers.normalize_digits_only is
-# left as it is. Only for the release read against (any other keeps the library's code).
-if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
-    _phonenumberutil.normalize_digits_only, "__wrapped__"
-):
-    _phonenumberutil.normalize_digits_only = _digits_fast_path(
-        _phonenumberutil.normalize_digits_only
-    )
-if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
-    _phonenumberutil._maybe_strip_extension, "__wrapped__"
-):
-    setattr(  # noqa: B010 (the stubs type the module's function more narrowly)
-        _phonenumberutil,
-        "_maybe_strip_extension",
-        _extension_fast_path(_phonenumberutil._maybe_strip_extension),
-    )
-
-if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
-    _phonenumberutil._build_national_number_for_parsing, "__wrapped__"
-):
-    setattr(  # noqa: B010 (as above)
-        _phonenumberutil,
-        "_build_national_number_for_parsing",
-        _national_number_fast_path(_phonenumberutil._build_national_number_for_parsing),
-    )
-if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
-    _phonenumberutil._is_viable_phone_number, "__wrapped__"
-):
-    setattr(  # noqa: B010 (as above)
-        _phonenumberutil,
-        "_is_viable_phone_number",
-        _viable_fast_path(_phonenumberutil._is_viable_phone_number),
-    )
-
-if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
-    _phonenumberutil._normalize, "__wrapped__"
-):
-    setattr(  # noqa: B010 (as above)
-        _phonenumberutil, "_normalize", _normalize_fast_path(_phonenumberutil._normalize)
-    )
-if phonenumbers.__version__ == _READ_AGAINST and not hasattr(
-    _phonenumberutil._maybe_strip_i18n_prefix_and_normalize, "__wrapped__"
-):
-    setattr(  # noqa: B010 (as above)
-        _phonenumberutil,
-        "_maybe_strip_i18n_prefix_and_normalize",
-        _plus_fast_path(_phonenumberutil._maybe_strip_i18n_prefix_and_normalize),
-    )
+# left as it is.
+_install_fast_path("normalize_digits_only", _digits_fast_path)
+_install_fast_path("_maybe_strip_extension", _extension_fast_path)
+_install_fast_path("_build_national_number_for_parsing", _national_number_fast_path)
+_install_fast_path("_is_viable_phone_number", _viable_fast_path)
+_install_fast_path("_normalize", _normalize_fast_path)
+_install_fast_path("_maybe_strip_i18n_prefix_and_normalize", _plus_fast_path)
 
 #: digits compared by the candidate index; a match must agree on these last digits
 SUFFIX_DIGITS = 6
