@@ -86,29 +86,35 @@ JANE = ShopifyCustomer(
 )
 
 
-@pytest.fixture
-def world(tmp_path: Path, shopify_double: ShopifyDouble) -> Any:
+def _make_world(tmp_path: Path, store: ShopifyDouble, shopify: list[ShopifyCustomer]) -> Any:
+    """The TWINS ERP, a store with ``shopify`` and a config of SETTINGS."""
     erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     make_erp(erp_url, TWINS)
-    seed_from_models(shopify_double, [JANE])
+    seed_from_models(store, shopify)
 
     class World:
         erp = erp_url
         state = state_url
-        double = shopify_double
+        double = store
         folder = tmp_path
         config = write_config(
             tmp_path,
-            shop_url=shopify_double.url,
+            shop_url=store.url,
             erp_url=erp_url,
             state_url=state_url,
             settings=SETTINGS,
-            token=shopify_double.token,
+            token=store.token,
         )
-        jane = shopify_double.store.customers()[0]["id"]
 
     return World()
+
+
+@pytest.fixture
+def world(tmp_path: Path, shopify_double: ShopifyDouble) -> Any:
+    made = _make_world(tmp_path, shopify_double, [JANE])
+    made.jane = shopify_double.store.customers()[0]["id"]
+    return made
 
 
 def _plan(world: Any, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
@@ -348,21 +354,8 @@ def test_two_new_erp_customers_with_one_email_create_one_shopify_customer(
     """Nobody in Shopify has the e-mail yet: the lower number creates the customer, the twin
     finds it (as linked to the first) and is skipped as already-exists, in plan and sync,
     instead of failing on Shopify's "Email has already been taken"."""
-    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
-    state_url = f"sqlite:///{tmp_path / 'state.db'}"
-    make_erp(erp_url, TWINS)
-    config = write_config(
-        tmp_path,
-        shop_url=shopify_double.url,
-        erp_url=erp_url,
-        state_url=state_url,
-        settings=SETTINGS,
-        token=shopify_double.token,
-    )
-
-    class World:
-        state = state_url
-
+    world = _make_world(tmp_path, shopify_double, [])
+    config = world.config
     capsys.readouterr()
     assert main(["plan", "-c", str(config), "-o", "json", "--direction", "export"]) == exitcodes.OK
     plan = json.loads(capsys.readouterr().out)
@@ -376,6 +369,6 @@ def test_two_new_erp_customers_with_one_email_create_one_shopify_customer(
     )
     [created] = shopify_double.store.customers()
     assert created["email"] == "jane.doe@example.com"
-    assert _links(World()) == {created["id"]: "C00010"}
-    outcome = _outcomes(World())[("export", "C00120")]
+    assert _links(world) == {created["id"]: "C00010"}
+    outcome = _outcomes(world)[("export", "C00120")]
     assert outcome.status == "skipped" and outcome.reason.startswith("already-exists")
