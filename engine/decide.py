@@ -68,6 +68,10 @@ SHOPIFY_ADDRESS_FIELDS = (
 )
 #: Shopify's limit for address first/last names as the reference connector cuts them
 ADDRESS_NAME_LENGTH = 50
+#: Shopify refuses a customer's first or last name and an address's company over 255
+#: characters ("is too long (maximum is 255 characters)", recorded in the captures): cut, as
+#: the reference connector cuts names to its fields, instead of a failed create
+SHOPIFY_TEXT_LENGTH = 255
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+)\}")
 
@@ -1269,6 +1273,11 @@ def _desired_shopify(
     province_name: str,
 ) -> _Desired:
     first, last = split if split is not None else ("", "")
+    if len(first) > SHOPIFY_TEXT_LENGTH or len(last) > SHOPIFY_TEXT_LENGTH:
+        first = first[:SHOPIFY_TEXT_LENGTH].rstrip()
+        last = last[:SHOPIFY_TEXT_LENGTH].rstrip()
+    if len(company) > SHOPIFY_TEXT_LENGTH:
+        company = company[:SHOPIFY_TEXT_LENGTH].rstrip()
     phone = str(facts.get("phone.e164") or "")
     wanted = (first, last, str(facts.get("email.first") or ""), phone)
     address = (

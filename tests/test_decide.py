@@ -537,3 +537,28 @@ def test_generated_field_mapping_maps_as_the_field_steps_do() -> None:
         for erp in erps:
             found = create(facts) if erp is None else update(facts, erp)
             assert [(c.field, c.old, c.new) for c in found] == plainly(facts, erp), (facts, erp)
+
+
+def test_export_cuts_names_and_company_to_shopify_limits(engine: Engine) -> None:
+    """Shopify refuses names and a company over 255 characters: cut, not a failed create."""
+    long_name = "Lastname" + "x" * 600
+    erp = ErpCustomer(
+        "C9",
+        name="Firstname " + long_name,
+        name_2="Company " + "y" * 600,
+        email="long@example.com",
+        country_code="US",
+        address="1 Main St",
+        city="Fresno",
+    )
+    decision = engine.decide_export(
+        World([erp], REFERENCE, [], []),
+        shop(export_customers=True, name_source="first_and_last_name", name_2_source="company_name"),
+        erp,
+    )
+    assert decision.action is Action.CREATE, decision
+    changes = {change.field: change.new for change in decision.changes}
+    assert changes["first_name"] == "Firstname"
+    assert len(changes["last_name"]) == 255 and changes["last_name"].startswith("Lastnamexx")
+    address = decision.payload["address"]
+    assert len(address["company"]) == 255 and len(address["last_name"]) == 50
