@@ -52,6 +52,16 @@ _NOT_DECIDED = frozenset({BAD_RECORD, "record-error"})
 
 
 @dataclass(frozen=True, slots=True)
+class _LinkCheck:
+    """The stored link of a Shopify customer about to be linked, and what it means for the
+    link asked for (:meth:`Applier._check_link`)."""
+
+    current: Link | None
+    refused: str | None = None  # why the link cannot be made
+    replaces: str | None = None  # the ERP customer (no longer existing) the link moves from
+
+
+@dataclass(frozen=True, slots=True)
 class RecordOutcome:
     """What applying one decision did."""
 
@@ -185,10 +195,10 @@ class Applier:
             if decision.new_link and decision.erp_no and decision.direction is Direction.IMPORT:
                 # matched but not updatable (e.g. no address): the link is still recorded
                 gid = decision.shopify_id or decision.record
-                refused = self._link_refused(gid, decision.erp_no)
-                if refused:
-                    return RecordOutcome(decision, FAILED, refused, decision.erp_no, gid)
-                self._save_link(gid, decision.erp_no, decision, last_import_at=self._now())
+                check = self._check_link(gid, decision.erp_no)
+                if check.refused:
+                    return RecordOutcome(decision, FAILED, check.refused, decision.erp_no, gid)
+                self._save_link(gid, decision.erp_no, decision, check, last_import_at=self._now())
             return RecordOutcome(decision, SKIPPED, decision.message or decision.reason_code or "")
         if decision.direction is Direction.IMPORT:
             return self._apply_import(decision)
@@ -214,9 +224,9 @@ class Applier:
         erp_no = decision.erp_no
         if not erp_no:
             return RecordOutcome(decision, FAILED, "decision names no ERP customer")
-        refused = self._link_refused(gid, erp_no)
-        if refused:  # before writing: the ERP customer is not updated for another's link
-            return RecordOutcome(decision, FAILED, refused, erp_no, gid)
+        check = self._check_link(gid, erp_no)
+        if check.refused:  # before writing: the ERP customer is not updated for another's link
+            return RecordOutcome(decision, FAILED, check.refused, erp_no, gid)
         if decision.action is Action.UPDATE:
             # the ERP record as planned (its etag): refuse to overwrite a newer edit
             result = self._erp().update_customer(
@@ -224,7 +234,7 @@ class Applier:
             )
             if not result.ok:
                 return RecordOutcome(decision, FAILED, result.message, erp_no, gid)
-        self._save_link(gid, erp_no, decision, last_import_at=self._now())
+        self._save_link(gid, erp_no, decision, check, last_import_at=self._now())
         return RecordOutcome(decision, OK, "", erp_no, gid)
 
     def _import_create(self, decision: Decision, gid: str) -> RecordOutcome:
@@ -232,16 +242,16 @@ class Applier:
         key = f"{self.shop}:{gid}"
         existing = erp.find_by_idempotency_key(key)
         if existing is not None:
-            refused = self._link_refused(gid, existing.no)
-            if refused:
-                return RecordOutcome(decision, FAILED, refused, existing.no, gid)
-            self._save_link(gid, existing.no, decision, last_import_at=self._now())
+            check = self._check_link(gid, existing.no)
+            if check.refused:
+                return RecordOutcome(decision, FAILED, check.refused, existing.no, gid)
+            self._save_link(gid, existing.no, decision, check, last_import_at=self._now())
             return RecordOutcome(
                 decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
             )
-        refused = self._link_refused(gid, "")
-        if refused:
-            return RecordOutcome(decision, FAILED, refused, None, gid)
+        check = self._check_link(gid, "")
+        if check.refused:
+            return RecordOutcome(decision, FAILED, check.refused, None, gid)
         template = decision.payload.get("template_code") or None
         intent = self.state.begin_intent(self.run_id, decision.record, "erp.create", key)
         result = erp.create_customer(decision.change_dict(), template, key)
@@ -251,8 +261,8 @@ class Applier:
         self.state.complete_intent(
             intent,
             target=result.no,
-            link=self._link(gid, result.no, decision, self._now()),
-            replaces=self._dead_link(gid, result.no),
+            link=self._link(gid, result.no, decision, self._now(), existing=check.current),
+            replaces=check.replaces,
         )
         return RecordOutcome(decision, OK, "", result.no, gid)
 
@@ -272,16 +282,18 @@ class Applier:
         gid = decision.shopify_id
         if not gid:
             return RecordOutcome(decision, FAILED, "decision names no Shopify customer")
-        refused = self._link_refused(gid, erp_no)
-        if refused:  # before writing: another ERP customer's Shopify customer is not touched
-            return RecordOutcome(decision, FAILED, refused, erp_no, gid)
+        check = self._check_link(gid, erp_no)
+        if check.refused:  # before writing: another ERP customer's Shopify customer is not touched
+            return RecordOutcome(decision, FAILED, check.refused, erp_no, gid)
         updated_at: datetime | None = None
         if decision.action is Action.UPDATE and decision.changes:
             result = self._shopify().update_customer(gid, customer_input(decision))
             if not result.ok:
                 return RecordOutcome(decision, FAILED, "; ".join(result.errors), erp_no, gid)
             updated_at = result.customer.updated_at if result.customer else None
-        self._save_link(gid, erp_no, decision, last_export_at=self._now(), own_write=updated_at)
+        self._save_link(
+            gid, erp_no, decision, check, last_export_at=self._now(), own_write=updated_at
+        )
         return RecordOutcome(decision, OK, "", erp_no, gid)
 
     def _export_create(self, decision: Decision, erp_no: str) -> RecordOutcome:
@@ -300,6 +312,7 @@ class Applier:
                     erp_no,
                     decision,
                     self._now(),
+                    existing=None,  # Shopify just created it
                     export=True,
                     own_write=result.customer.updated_at,
                 ),
@@ -337,7 +350,7 @@ class Applier:
         self.state.complete_intent(
             intent,
             target=found.id,
-            link=self._link(found.id, erp_no, decision, self._now(), export=True),
+            link=self._link(found.id, erp_no, decision, self._now(), existing=other, export=True),
         )
         return RecordOutcome(
             decision,
@@ -377,7 +390,9 @@ class Applier:
             self.state.complete_intent(
                 intent.id,
                 target=found.no,
-                link=self._link(intent.record, found.no, decision, self._now()),
+                link=self._link(
+                    intent.record, found.no, decision, self._now(), existing=self._stored(intent.record)
+                ),
             )
             return RecordOutcome(decision, OK, "settled after a crash", found.no, intent.record)
         if intent.action == "shopify.create":
@@ -391,7 +406,14 @@ class Applier:
             self.state.complete_intent(
                 intent.id,
                 target=created.id,
-                link=self._link(created.id, erp_no, decision, self._now(), export=True),
+                link=self._link(
+                    created.id,
+                    erp_no,
+                    decision,
+                    self._now(),
+                    existing=self._stored(created.id),
+                    export=True,
+                ),
             )
             return RecordOutcome(decision, OK, "settled after a crash", erp_no, created.id)
         self.state.fail_intent(intent.id, f"unknown intent action {intent.action!r}")
@@ -406,10 +428,12 @@ class Applier:
         decision: Decision,
         when: datetime,
         *,
+        existing: Link | None,
         export: bool = False,
         own_write: datetime | None = None,
     ) -> Link:
-        existing = self.state.link_for_shopify(self.shop, gid)
+        """The link to save; ``existing`` is the Shopify customer's stored link (its address
+        ids and times are kept when it is to the same ERP customer)."""
         base = existing if existing is not None and existing.erp_no == erp_no else None
         address_ids = tuple(base.address_ids) if base is not None else ()
         extra = decision.payload.get("address_ids") or ()
@@ -430,6 +454,7 @@ class Applier:
         gid: str,
         erp_no: str,
         decision: Decision,
+        check: _LinkCheck,
         *,
         last_import_at: datetime | None = None,
         last_export_at: datetime | None = None,
@@ -437,40 +462,49 @@ class Applier:
     ) -> None:
         when = last_export_at or last_import_at or self._now()
         link = self._link(
-            gid, erp_no, decision, when, export=last_export_at is not None, own_write=own_write
+            gid,
+            erp_no,
+            decision,
+            when,
+            existing=check.current,
+            export=last_export_at is not None,
+            own_write=own_write,
         )
-        self.state.save_link(link, replaces=self._dead_link(gid, erp_no))
+        self.state.save_link(link, replaces=check.replaces)
 
-    def _link_refused(self, gid: str, erp_no: str) -> str | None:
-        """Why ``gid`` cannot be linked to ``erp_no`` without dropping another link (checked
-        before anything is written), or None. ``erp_no`` "" is an ERP customer yet to be
-        created. A link to an ERP customer that no longer exists does not count."""
-        current = self.state.link_for_shopify(self.shop, gid)
-        if (
-            current is not None
-            and current.erp_no != erp_no
-            and self._dead_link(gid, erp_no) != current.erp_no
-        ):
-            return (
-                f"Shopify customer {gid} is already linked to ERP customer {current.erp_no}; "
-                f"not linked to {erp_no or 'a new ERP customer'} (one Shopify customer maps "
-                "to one ERP customer: the existing link is kept)"
-            )
+    def _stored(self, gid: str) -> Link | None:
+        return self.state.link_for_shopify(self.shop, gid)
+
+    def _check_link(self, gid: str, erp_no: str) -> _LinkCheck:
+        """Whether ``gid`` can be linked to ``erp_no`` without dropping another link, read
+        once per record before anything is written. ``erp_no`` "" is an ERP customer yet to
+        be created. A stored link to an ERP customer that no longer exists does not stand in
+        the way: it moves (``replaces``)."""
+        current = self._stored(gid)
+        replaces: str | None = None
+        if current is not None and current.erp_no != erp_no:
+            if self.erp is not None and self.erp.get_customer(current.erp_no) is None:
+                replaces = current.erp_no
+            else:
+                return _LinkCheck(
+                    current,
+                    refused=(
+                        f"Shopify customer {gid} is already linked to ERP customer "
+                        f"{current.erp_no}; not linked to {erp_no or 'a new ERP customer'} "
+                        "(one Shopify customer maps to one ERP customer: the existing link "
+                        "is kept)"
+                    ),
+                )
         other = self.state.link_for_erp(self.shop, erp_no) if erp_no else None
         if other is not None and other.shopify_id != gid:
-            return (
-                f"ERP customer {erp_no} is already linked to Shopify customer "
-                f"{other.shopify_id}; not linked to {gid} (the existing link is kept)"
+            return _LinkCheck(
+                current,
+                refused=(
+                    f"ERP customer {erp_no} is already linked to Shopify customer "
+                    f"{other.shopify_id}; not linked to {gid} (the existing link is kept)"
+                ),
             )
-        return None
-
-    def _dead_link(self, gid: str, erp_no: str) -> str | None:
-        """The ERP customer ``gid`` is linked to when that is another one that no longer
-        exists in the ERP (the link may move: the import matched ``gid`` anew), else None."""
-        current = self.state.link_for_shopify(self.shop, gid)
-        if current is None or current.erp_no == erp_no or self.erp is None:
-            return None
-        return current.erp_no if self.erp.get_customer(current.erp_no) is None else None
+        return _LinkCheck(current, replaces=replaces)
 
     def _record(self, outcome: RecordOutcome) -> None:
         decision = outcome.decision
