@@ -677,11 +677,11 @@ class Store:
             self._stamp(customer)
             return address
 
-    def _owned_address(
+    def _customer_and_address(
         self, customer_gid: str | None, address_gid_: str | None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(customer, address) when the address belongs to the customer; raises LookupError
-        for an unknown address id (Shopify: top-level "invalid id"), else userErrors."""
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(customer, the address's owner, address); raises LookupError for an unknown
+        address id (Shopify: top-level "invalid id"), a userError for an unknown customer."""
         found = self.find_address(address_gid_)
         if found is None:
             raise LookupError("invalid id")
@@ -690,6 +690,14 @@ class Store:
             raise WriteRejected([UserError(("customerId",), "Customer does not exist",
                                            "NOT_FOUND")])
         owner, address = found
+        return customer, owner, address
+
+    def _owned_address(
+        self, customer_gid: str | None, address_gid_: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(customer, address) when the address belongs to the customer; else as
+        :meth:`_customer_and_address`, or a userError for another customer's address."""
+        customer, owner, address = self._customer_and_address(customer_gid, address_gid_)
         if owner is not customer:
             raise WriteRejected([UserError(("addressId",), "Address does not exist",
                                            "NOT_FOUND")])
@@ -731,14 +739,8 @@ class Store:
     def set_default_address(self, customer_gid: str | None, address_gid_: str | None
                             ) -> dict[str, Any]:
         with self.lock:
-            found = self.find_address(address_gid_)
-            if found is None:
-                raise LookupError("invalid id")
-            customer = self.get_customer(customer_gid)
-            if customer is None:
-                raise WriteRejected([UserError(("customerId",), "Customer does not exist",
-                                               "NOT_FOUND")])
-            owner, address = found
+            # another customer's address changes nothing: the customer is answered as it is
+            customer, owner, address = self._customer_and_address(customer_gid, address_gid_)
             if owner is customer:
                 customer["defaultAddressId"] = address["id"]
                 self._stamp(customer)
