@@ -213,14 +213,6 @@ def base_facts(world: World, shop: ShopContext) -> Facts:
 # ---------------------------------------------------------------------------------------------
 
 
-def chosen_address(customer: ShopifyCustomer) -> ShopifyAddress | None:
-    """The default address, else the first one."""
-    default = customer.default_address
-    if default is not None:
-        return default
-    return customer.addresses[0] if customer.addresses else None
-
-
 def first_email(value: str | None) -> str:
     """The part before the first ';' or ',' (a field holding several addresses)."""
     if not value:

@@ -243,10 +243,6 @@ class World:
     def customer_region(self, customer: ErpCustomer) -> str:
         return self.customer_country(customer)[1]
 
-    def customer_e164(self, customer: ErpCustomer) -> str | None:
-        """:meth:`erp_e164` of a customer known to have a phone."""
-        return phones.to_e164(customer.phone, self.customer_country(customer)[1] or None)
-
     def erp_e164(self, customer: ErpCustomer) -> str | None:
         """The ERP customer's phone in E.164, read in its country; None when invalid."""
         if not customer.phone:
