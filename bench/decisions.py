@@ -21,12 +21,11 @@ import argparse
 import dataclasses
 import sys
 
-from custsync.engine import ruletest
-from custsync.engine.decide import Engine
-from custsync.engine.model import ShopifyOrder, ShopSettings
-from custsync.engine.world import ShopContext, World
-
 import evaluate as bench  # the benchmark's world generator (this script's folder is on the path)
+from custsync.engine.decide import ruletest
+from custsync.engine.decide.engine import Engine
+from custsync.engine.decide.world import World
+from custsync.engine.model import ShopContext, ShopifyOrder, ShopSettings
 
 #: the benchmark's settings, then variants taking the other branches of the shipped rules
 VARIANTS: dict[str, dict[str, object]] = {

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from custsync.engine import ruletest
-from custsync.engine.decide import Engine
+from custsync.engine.decide import ruletest
+from custsync.engine.decide.engine import Engine
+from custsync.engine.decide.world import World
 from custsync.engine.model import (
     CompanyInfo,
     Country,
@@ -45,12 +46,12 @@ from custsync.engine.model import (
     ErpCustomer,
     ErpReference,
     Link,
+    ShopContext,
     ShopifyAddress,
     ShopifyCustomer,
     ShopSettings,
     TaxArea,
 )
-from custsync.engine.world import ShopContext, World
 
 SHOP = "bench"
 

@@ -29,9 +29,9 @@ import sqlalchemy as sa
 from custsync.connectors.erp_sql import LoadRow, open_writer
 from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.engine.config import load_config_text
-from custsync.engine.state import link_table, open_store
-from custsync.engine.sync import run_sync
-from custsync.engine.validate import require_rule_set
+from custsync.engine.rules.validate import require_rule_set
+from custsync.engine.run.state import link_table, open_store
+from custsync.engine.run.sync import run_sync
 
 TOKEN_ENV = "CUSTSYNC_BENCH_TOKEN"
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import pycountry
 import sqlalchemy as sa
-from custsync.engine import phones
+from custsync.engine.decide import phones
 from custsync.engine.errors import ConfigError, FatalError
 from custsync.engine.model import (
     ERP_CUSTOMER_FIELDS,
@@ -44,7 +44,7 @@ from custsync.engine.model import (
     ErpReference,
 )
 from custsync.engine.ports import ErpWriteResult, SourceProblem
-from custsync.engine.state import (
+from custsync.engine.run.state import (
     database_errors,
     display_url,
     enable_wal,

@@ -23,7 +23,7 @@ from types import MappingProxyType
 
 import sqlalchemy as sa
 from custsync.engine.model import ERP_CUSTOMER_FIELDS, ERP_FIELD_LENGTHS, ERP_TEMPLATE_FIELDS
-from custsync.engine.state import UtcDateTime
+from custsync.engine.run.state import UtcDateTime
 
 SCHEMA_VERSION = 1
 CUSTOMER_SERIES = "CUST"

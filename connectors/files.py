@@ -33,7 +33,6 @@ from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 
 from custsync.engine.errors import ConfigError
-from custsync.engine.load import LoadedDocument, YamlSyntaxError, load_yaml
 from custsync.engine.model import (
     ERP_CUSTOMER_FIELDS,
     ERP_TEMPLATE_FIELDS,
@@ -48,7 +47,8 @@ from custsync.engine.model import (
     ShopifyOrder,
 )
 from custsync.engine.ports import SourceProblem
-from custsync.engine.validate import display_path as _shown
+from custsync.engine.rules.load import LoadedDocument, YamlSyntaxError, load_yaml
+from custsync.engine.rules.validate import display_path as _shown
 
 __all__ = [
     "FILE_KINDS",

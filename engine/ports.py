@@ -65,7 +65,7 @@ class ErpCandidateReader(Protocol):
     match, so that a run reads in proportion to the changes instead of the whole ERP.
 
     Returns every customer with one of the e-mails (whole value, ignoring case), phone suffix
-    keys (:func:`custsync.engine.phones.suffix_keys`) or post codes, plus customers ``nos``,
+    keys (:func:`custsync.engine.decide.phones.suffix_keys`) or post codes, plus customers ``nos``,
     in number order; None when the ERP cannot answer (the caller then reads everything).
     """
 

@@ -22,8 +22,8 @@ from custsync.engine.model import (
     FiredRule,
     ShopifyAddress,
 )
-from custsync.engine.plan import Plan, PlanWarning, decision_sort_key
 from custsync.engine.resources import schema_path
+from custsync.engine.run.plan import Plan, PlanWarning, decision_sort_key
 from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parent.parent

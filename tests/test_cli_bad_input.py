@@ -13,7 +13,7 @@ import yaml
 from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
-from custsync.engine.state import display_url, open_store
+from custsync.engine.run.state import display_url, open_store
 
 from sync_world import make_erp
 
@@ -275,7 +275,7 @@ def test_paths_outside_the_working_folder_are_shown_so_that_they_can_be_opened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project_root: Path
 ) -> None:
     from custsync.engine.resources import shipped_rules_dir
-    from custsync.engine.validate import display_path
+    from custsync.engine.rules.validate import display_path
 
     monkeypatch.chdir(tmp_path)
     # a shipped rule file reads the same wherever custsync runs ...

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from custsync.engine.compile import (
+from custsync.engine.errors import ConfigError
+from custsync.engine.rules.compile import (
     DISCRIMINATOR,
     MAX_ALTERNATIVES,
     compile_rule_set,
     fact_key,
 )
-from custsync.engine.errors import ConfigError
-from custsync.engine.evaluate import Evaluator
-from custsync.engine.load import load_yaml_text
-from custsync.engine.rulefile import RuleSet, build_rule_file, merge_rule_files
+from custsync.engine.rules.evaluate import Evaluator
+from custsync.engine.rules.load import load_yaml_text
+from custsync.engine.rules.rulefile import RuleSet, build_rule_file, merge_rule_files
 
 
 def rule_set(text: str, path: str = "rules/test.yaml") -> RuleSet:

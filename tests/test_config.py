@@ -18,9 +18,9 @@ from custsync.engine.config import (
     read_config,
     require_config,
 )
-from custsync.engine.diagnostics import Diagnostic
 from custsync.engine.errors import ConfigError, DiagnosticsError
-from custsync.engine.model import CountrySetup, ShopSettings, TaxArea
+from custsync.engine.model import CountrySetup, ShopContext, ShopSettings, TaxArea
+from custsync.engine.rules.diagnostics import Diagnostic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -255,11 +255,10 @@ def test_shop_lookup(tmp_path: Path) -> None:
 
 
 def test_context_for_the_engine(tmp_path: Path) -> None:
-    world = pytest.importorskip("custsync.engine.world")
     config, _ = _load(FULL.replace(", /abs/rules", ""), tmp_path)
     assert config is not None
     context = config.shop("main").context()
-    assert isinstance(context, world.ShopContext)
+    assert isinstance(context, ShopContext)
     assert context.name == "main"
     assert context.setup("us") == config.shop("main").country_setups["US"]
 

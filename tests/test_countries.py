@@ -10,14 +10,14 @@ from custsync.connectors.shopify_double import ShopifyDouble, seed_store
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.config import require_config
-from custsync.engine.countries import (
+from custsync.engine.errors import FatalError
+from custsync.engine.model import TaxArea
+from custsync.engine.run.countries import (
     CountryProvinces,
     init_config_countries,
     iso_provinces,
     store_provinces,
 )
-from custsync.engine.errors import FatalError
-from custsync.engine.model import TaxArea
 
 CONFIG = """\
 # yaml-language-server: $schema=./schemas/config.schema.json
@@ -168,7 +168,7 @@ def test_lines_not_changed_keep_their_spacing(tmp_path: Path) -> None:
 
 
 def test_spacing_is_kept_only_where_it_does_not_change_a_value() -> None:
-    from custsync.engine.countries import _keep_spacing
+    from custsync.engine.run.countries import _keep_spacing
 
     assert _keep_spacing("a:   1   # one\nb: [x]\n", "a: 1     # one\nb:\n- x\n") == (
         "a:   1   # one\nb:\n- x\n"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from custsync.engine.decide import Engine
-from custsync.engine.load import load_yaml, load_yaml_text
+from custsync.engine.decide.engine import Engine
+from custsync.engine.decide.world import World
 from custsync.engine.model import (
     Action,
     CompanyInfo,
@@ -18,14 +18,15 @@ from custsync.engine.model import (
     ErpCustomer,
     ErpReference,
     Link,
+    ShopContext,
     ShopifyAddress,
     ShopifyCustomer,
     ShopifyOrder,
     ShopSettings,
     TaxArea,
 )
-from custsync.engine.rulefile import RuleSet, build_rule_file, merge_rule_files
-from custsync.engine.world import ShopContext, World
+from custsync.engine.rules.load import load_yaml, load_yaml_text
+from custsync.engine.rules.rulefile import RuleSet, build_rule_file, merge_rule_files
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -423,7 +424,7 @@ def test_evaluation_keeps_nothing_in_durable(engine: Engine) -> None:
 
 
 def test_fast_record_constructors_build_the_same_records() -> None:
-    from custsync.engine import decide as decide_module
+    from custsync.engine.decide import engine as decide_module
     from custsync.engine.model import Action, Decision, Direction, FieldChange, FiredRule
 
     change = decide_module._change("email", None, "a@example.com")
@@ -493,8 +494,8 @@ def test_generated_field_mapping_maps_as_the_field_steps_do() -> None:
     plainly (_field_value, then _unchanged against the ERP value): facts missing, not text,
     with extra blanks, over the field length, an e-mail differing only in case, a template
     field, a parameter that is a literal and one that is a template."""
-    from custsync.engine import decide as decide_module
-    from custsync.engine.rulefile import FactRef, Template
+    from custsync.engine.decide import engine as decide_module
+    from custsync.engine.rules.rulefile import FactRef, Template
 
     fields = (
         ("name", "names.a", FactRef("names.a"), 10, True),

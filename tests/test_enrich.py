@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from custsync.engine import enrich
+from custsync.engine.decide import enrich
+from custsync.engine.decide.world import World
 from custsync.engine.model import (
     CompanyInfo,
     Country,
@@ -12,12 +13,12 @@ from custsync.engine.model import (
     ErpCustomer,
     ErpReference,
     Link,
+    ShopContext,
     ShopifyAddress,
     ShopifyCustomer,
     ShopSettings,
     TaxArea,
 )
-from custsync.engine.world import ShopContext, World
 
 REFERENCE = ErpReference(
     countries=(Country("US", "US"), Country("EL", "GR"), Country("DE", "DE"), Country("XX", "")),
@@ -193,8 +194,8 @@ def test_lazy_facts_compute_a_group_on_first_read_and_equal_the_full_facts() -> 
 
 
 def test_a_record_skipped_early_never_reads_its_phone() -> None:
-    from custsync.engine import phones, ruletest
-    from custsync.engine.decide import Engine
+    from custsync.engine.decide import phones, ruletest
+    from custsync.engine.decide.engine import Engine
 
     engine = Engine(ruletest.load_rules())
     linked = ErpCustomer("C7", name="Seven", email="seven@example.com", phone="+1 303 555 0107")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from custsync.engine.compile import compile_rule_set
-from custsync.engine.evaluate import Evaluator
-from custsync.engine.load import load_yaml_text
-from custsync.engine.rulefile import build_rule_file, merge_rule_files
+from custsync.engine.rules.compile import compile_rule_set
+from custsync.engine.rules.evaluate import Evaluator
+from custsync.engine.rules.load import load_yaml_text
+from custsync.engine.rules.rulefile import build_rule_file, merge_rule_files
 from durable import engine as durable_engine
 
 CHOICE = """

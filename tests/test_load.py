@@ -1,4 +1,4 @@
-"""YAML loading with positions (engine/load.py)."""
+"""YAML loading with positions (engine/rules/load.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from custsync.engine.load import (
+from custsync.engine.rules.load import (
     LoadedDocument,
     Position,
     SafeLoader,

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custsync.engine import enrich, ruletest
 from custsync.engine.cli import main
-from custsync.engine.decide import Engine
+from custsync.engine.decide import enrich, ruletest
+from custsync.engine.decide.engine import Engine
+from custsync.engine.decide.world import World
 from custsync.engine.masking import EMAIL, PHONE, mask_contact, mask_text, mask_values
 from custsync.engine.model import (
     Action,
@@ -23,14 +24,14 @@ from custsync.engine.model import (
     Direction,
     ErpCustomer,
     ErpReference,
+    ShopContext,
     ShopifyAddress,
     ShopifyCustomer,
     ShopifyOrder,
     ShopSettings,
 )
-from custsync.engine.plan import Plan, plan_to_json
-from custsync.engine.render import render_text
-from custsync.engine.world import ShopContext, World
+from custsync.engine.run.plan import Plan, plan_to_json
+from custsync.engine.run.render import render_text
 
 from plan_helpers import FIXED_TIME, ROOT
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from custsync.engine.names import ns, ns_each, split
+from custsync.engine.decide.names import ns, ns_each, split
 
 
 @pytest.mark.parametrize(

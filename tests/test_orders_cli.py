@@ -12,7 +12,7 @@ from custsync.connectors.shopify_double.seed import order_record
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.model import ErpCustomer
-from custsync.engine.state import open_store
+from custsync.engine.run.state import open_store
 
 from sync_world import make_erp, write_config
 

@@ -6,7 +6,7 @@ import random
 
 import phonenumbers
 import pytest
-from custsync.engine import phones
+from custsync.engine.decide import phones
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from custsync.connectors import files
+from custsync.engine.decide.world import World
 from custsync.engine.model import (
     Action,
     Decision,
     Direction,
     ErpCustomer,
+    ShopContext,
     ShopifyCustomer,
     ShopifyOrder,
 )
-from custsync.engine.plan import build_plan
-from custsync.engine.world import ShopContext, World
+from custsync.engine.run.planner import build_plan
 
 from plan_helpers import FIXED_TIME, ROOT
 

@@ -15,8 +15,8 @@ from custsync.connectors.shopify_double.seed import order_record, seed_from_mode
 from custsync.engine import exitcodes, registry
 from custsync.engine.cli import main
 from custsync.engine.model import ErpCustomer, Link, ShopifyAddress, ShopifyCustomer
-from custsync.engine.plan import plan_from_json
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.plan import plan_from_json
+from custsync.engine.run.state import SqlStateStore
 
 from plan_helpers import ROOT, schema_errors
 from sync_world import IMPORT_SETTINGS, make_erp, write_config

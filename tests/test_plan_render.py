@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from custsync.engine.errors import ConfigError
 from custsync.engine.model import Action, Decision, Direction
-from custsync.engine.plan import (
+from custsync.engine.run.plan import (
     FORMAT_VERSION,
     Plan,
     decision_sort_key,
@@ -19,7 +19,7 @@ from custsync.engine.plan import (
     plan_to_dict,
     plan_to_json,
 )
-from custsync.engine.render import mask_label, mask_phone, mask_text, print_plan, render_text
+from custsync.engine.run.render import mask_label, mask_phone, mask_text, print_plan, render_text
 
 from plan_helpers import FIXED_TIME, check_golden, handmade_decisions, handmade_plan, schema_errors
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from custsync.engine.model import Action, Decision, Direction
-from custsync.engine.plan import Plan
-from custsync.engine.render import render_text
+from custsync.engine.run.plan import Plan
+from custsync.engine.run.render import render_text
 
 
 def _skip(*reasons: str) -> str:

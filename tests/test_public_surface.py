@@ -24,6 +24,7 @@ PINNED = {
         "FieldChange",
         "FiredRule",
         "Link",
+        "ShopContext",
         "ShopSettings",
         "ShopifyAddress",
         "ShopifyCustomer",
@@ -73,16 +74,16 @@ PINNED = {
         "open_shopify_writer",
         "scheme_of",
     ],
-    "custsync.engine.sync": [
+    "custsync.engine.run.sync": ["SyncResult", "run_sync", "sync_shop"],
+    "custsync.engine.run.planner": [
+        "FULL_READ_THRESHOLD",
         "SyncInputs",
-        "SyncResult",
+        "build_plan",
         "plan_incremental",
         "plan_shop",
         "read_inputs",
-        "run_sync",
-        "sync_shop",
     ],
-    "custsync.engine.apply": ["Applier", "RecordOutcome", "customer_input"],
+    "custsync.engine.run.apply": ["Applier", "RecordOutcome", "customer_input"],
 }
 
 

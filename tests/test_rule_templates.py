@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from custsync.engine.decide import Engine
+from custsync.engine.decide.engine import Engine
+from custsync.engine.decide.world import World
 from custsync.engine.model import Action
-from custsync.engine.world import World
 
 from test_decide import REFERENCE, customer, shipped_rules, shop
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custsync.engine import exitcodes, ruletest
+from custsync.engine import exitcodes
 from custsync.engine.cli import main
+from custsync.engine.decide import ruletest
 from custsync.engine.errors import DiagnosticsError
 from custsync.engine.model import (
     Action,

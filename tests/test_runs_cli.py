@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.state import SqlStateStore
 
 CONFIG = """\
 erp: {url: "sqlite:///erp.db"}

@@ -14,7 +14,7 @@ from custsync.engine import exitcodes
 from custsync.engine.clock import ManualClock
 from custsync.engine.errors import ConfigError, FatalError, RetriableError
 from custsync.engine.ports import RunRecord
-from custsync.engine.schedule import (
+from custsync.engine.run.schedule import (
     JobSpec,
     RunOutcome,
     Scheduler,
@@ -26,7 +26,7 @@ from custsync.engine.schedule import (
     next_slot,
     safe_error,
 )
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.state import SqlStateStore
 
 T0 = datetime(2026, 11, 28, 10, 7, tzinfo=UTC)
 

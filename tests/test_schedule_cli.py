@@ -26,8 +26,8 @@ from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.cli import schedule as schedule_cli
 from custsync.engine.model import ShopifyAddress, ShopifyCustomer
-from custsync.engine.schedule import RunOutcome, StopToken
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.schedule import RunOutcome, StopToken
+from custsync.engine.run.state import SqlStateStore
 
 from sync_world import IMPORT_SETTINGS, make_erp
 from sync_world import write_config as write_sync_config
@@ -49,7 +49,7 @@ SCHEDULE_WITH_STUB_JOB = textwrap.dedent(
     """
     import sys, time
     from custsync.engine.cli import main, schedule as schedule_cli
-    from custsync.engine.schedule import RunOutcome
+    from custsync.engine.run.schedule import RunOutcome
 
     def make_job(config, state):
         def job(shop, direction, stop):
@@ -359,7 +359,7 @@ def test_an_unexpected_error_of_the_real_sync_job_is_one_run_log_entry(
 ) -> None:
     """sync_shop records its run as failed and re-raises; the scheduler adds no second
     entry for the same attempt."""
-    from custsync.engine import sync
+    from custsync.engine.run import sync
 
     erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
     make_erp(erp_url)

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from custsync.engine.clock import ManualClock
-from custsync.engine.schedule import JobSpec, RunOutcome, Scheduler, StopToken
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.schedule import JobSpec, RunOutcome, Scheduler, StopToken
+from custsync.engine.run.state import SqlStateStore
 
 SPEC = JobSpec("main", "import", "*/15 * * * *", retries=0, shop_config="main")
 
@@ -30,8 +30,8 @@ SPEC = JobSpec("main", "import", "*/15 * * * *", retries=0, shop_config="main")
 HOLDER = textwrap.dedent(
     """
     import sys, threading
-    from custsync.engine.schedule import JobSpec, RunOutcome, Scheduler
-    from custsync.engine.state import SqlStateStore
+    from custsync.engine.run.schedule import JobSpec, RunOutcome, Scheduler
+    from custsync.engine.run.state import SqlStateStore
 
     url, ttl = sys.argv[1], float(sys.argv[2])
     store = SqlStateStore.open(url)
@@ -56,7 +56,7 @@ HOLDER = textwrap.dedent(
 CONTENDER = textwrap.dedent(
     """
     import sys, time
-    from custsync.engine.state import SqlStateStore
+    from custsync.engine.run.state import SqlStateStore
 
     url, holder, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
     store = SqlStateStore.open(url)

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custsync.engine import ruletest
+from custsync.engine.decide import ruletest
 from custsync.engine.errors import DiagnosticsError
-from custsync.engine.load import load_yaml
 from custsync.engine.model import ShopSettings
 from custsync.engine.resources import shipped_rules_dir
+from custsync.engine.rules.load import load_yaml
 
 SUITE = shipped_rules_dir() / "tests"
 FILES = ruletest.discover([SUITE])

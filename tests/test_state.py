@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from custsync.engine.errors import FatalError
 from custsync.engine.model import Link
 from custsync.engine.ports import StateStore
-from custsync.engine.state import LinkConflictError, Outcome, SqlStateStore
+from custsync.engine.run.state import LinkConflictError, Outcome, SqlStateStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -297,7 +297,7 @@ def test_a_read_only_sqlite_file_says_what_sqlite_needs(tmp_path: Path) -> None:
     """`custsync runs` as a user who may only read the state file said "attempt to write a
     readonly database" (SQLite creates -wal/-shm files next to it even to read) and nothing
     about what to change. Reproduced with SQLite's own read-only open (tests run as root)."""
-    from custsync.engine.state import database_errors
+    from custsync.engine.run.state import database_errors
 
     path = tmp_path / "state.db"
     sa.create_engine(f"sqlite:///{path}").connect().close()

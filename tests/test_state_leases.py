@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.state import SqlStateStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -86,7 +86,7 @@ def test_threads_with_their_own_connections_get_exactly_one_lease(db_url: str) -
 _LEASE_SCRIPT = """
 import sys, time
 from datetime import datetime
-from custsync.engine.state import SqlStateStore
+from custsync.engine.run.state import SqlStateStore
 url, holder, go, now, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 store = SqlStateStore.open(url)
 time.sleep(max(0.0, go - time.time()))

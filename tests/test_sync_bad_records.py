@@ -16,7 +16,7 @@ from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.model import ShopifyAddress, ShopifyCustomer
-from custsync.engine.state import open_store
+from custsync.engine.run.state import open_store
 
 from sync_world import IMPORT_SETTINGS, make_erp, write_config
 
@@ -136,7 +136,7 @@ def test_a_customer_the_engine_cannot_evaluate_fails_and_is_decided_again(
 ) -> None:
     """A ``record-error`` (an unexpected error while deciding one record) is no decision: it
     fails that record, so the cursor waits and the next run decides it again."""
-    from custsync.engine.decide import Engine
+    from custsync.engine.decide.engine import Engine
 
     real_import = Engine._import
 

@@ -17,7 +17,7 @@ from custsync.connectors.erp_sql import open_reader
 from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine.model import ErpCustomer, ShopifyAddress, ShopifyCustomer
-from custsync.engine.state import open_store
+from custsync.engine.run.state import open_store
 
 from sync_world import TOKEN_ENV, make_erp, write_config
 

@@ -14,8 +14,8 @@ from custsync.engine import exitcodes
 from custsync.engine.cli import main
 from custsync.engine.config import require_config
 from custsync.engine.model import ErpCustomer, ShopifyAddress, ShopifyCustomer
-from custsync.engine.state import open_store
-from custsync.engine.sync import run_sync
+from custsync.engine.run.state import open_store
+from custsync.engine.run.sync import run_sync
 
 from sync_world import EXPORT_SETTINGS, IMPORT_SETTINGS, make_erp, write_config
 

@@ -15,14 +15,15 @@ from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
+from custsync.engine.cli.demo_data import generate
 from custsync.engine.config import require_config
-from custsync.engine.decide import Engine
-from custsync.engine.demo_data import generate
+from custsync.engine.decide.engine import Engine
 from custsync.engine.model import Direction, ErpCustomer
-from custsync.engine.plan import plan_to_dict
-from custsync.engine.state import open_store
-from custsync.engine.sync import open_shopify_reader_for, plan_incremental, shop_context
-from custsync.engine.validate import require_rule_set
+from custsync.engine.rules.validate import require_rule_set
+from custsync.engine.run.plan import plan_to_dict
+from custsync.engine.run.planner import plan_incremental
+from custsync.engine.run.state import open_store
+from custsync.engine.run.sync import open_shopify_reader_for, shop_context
 
 from sync_world import make_erp, write_config
 

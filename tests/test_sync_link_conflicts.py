@@ -27,7 +27,7 @@ from custsync.engine.model import (
     ShopifyAddress,
     ShopifyCustomer,
 )
-from custsync.engine.state import open_store
+from custsync.engine.run.state import open_store
 
 from sync_world import make_erp, write_config
 
@@ -213,9 +213,9 @@ def applier(world: Any) -> Iterator[Callable[[Any, str], Any]]:
     """``applier(store, direction)``: an Applier of a new run with the real ERP and Shopify
     writers (closed after the test)."""
     from custsync.connectors.erp_sql import open_writer as open_erp
-    from custsync.engine.apply import Applier
     from custsync.engine.config import require_config
-    from custsync.engine.sync import open_shopify_writer_for
+    from custsync.engine.run.apply import Applier
+    from custsync.engine.run.sync import open_shopify_writer_for
 
     shop_config = require_config(world.config).shops[0]
     opened: list[Any] = []

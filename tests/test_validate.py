@@ -1,4 +1,4 @@
-"""Rule validation (engine/validate.py, engine/diagnostics.py): schema, semantic checks, merge."""
+"""Rule validation (engine/rules/validate.py, engine/rules/diagnostics.py): schema, semantic checks, merge."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from custsync.engine import validate, vocabulary
-from custsync.engine.diagnostics import (
+from custsync.engine.cli.schemagen import generated_schemas, reference_markdown, updated_docs
+from custsync.engine.errors import DiagnosticsError
+from custsync.engine.resources import schema_path, shipped_rules_dir
+from custsync.engine.rules import validate, vocabulary
+from custsync.engine.rules.diagnostics import (
     Diagnostic,
     Severity,
     raise_on_errors,
@@ -18,14 +21,10 @@ from custsync.engine.diagnostics import (
     sort_diagnostics,
     summary,
 )
-from custsync.engine.errors import DiagnosticsError
-from custsync.engine.load import load_yaml_text
-from custsync.engine.resources import schema_path, shipped_rules_dir
-from custsync.engine.rulefile import FactRef, Template
-from custsync.engine.validate import (
-    generated_schemas,
+from custsync.engine.rules.load import load_yaml_text
+from custsync.engine.rules.rulefile import FactRef, Template
+from custsync.engine.rules.validate import (
     load_rule_set,
-    reference_markdown,
     require_rule_set,
     rules_schema,
     validate_rule_document,
@@ -33,7 +32,7 @@ from custsync.engine.validate import (
 from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = "run: python -m custsync.engine.validate --write-schema"
+REGENERATE = "run: python -m custsync.engine.cli.schemagen --write-schema"
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -501,8 +500,8 @@ def test_reference_lists_every_decision_action_and_fact() -> None:
 def test_docs_reference_is_up_to_date() -> None:
     docs = ROOT / "docs" / "rules-and-config.md"
     text = docs.read_text(encoding="utf-8")
-    assert validate.updated_docs(text) == text, (
-        "docs/rules-and-config.md is stale; run: python -m custsync.engine.validate "
+    assert updated_docs(text) == text, (
+        "docs/rules-and-config.md is stale; run: python -m custsync.engine.cli.schemagen "
         "--update-docs docs/rules-and-config.md"
     )
 

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from custsync.engine import exitcodes, validate
+from custsync.engine import exitcodes
 from custsync.engine.cli import main
+from custsync.engine.rules import validate
 
 GOOD = """\
 decision: import_selection

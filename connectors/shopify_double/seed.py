@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from custsync.engine.errors import ConfigError
-from custsync.engine.load import YamlSyntaxError, load_yaml
+from custsync.engine.rules.load import YamlSyntaxError, load_yaml
 
 from .delivery import ZoneProblem, zones_from_seed
 from .store import ADDRESS_GID, CUSTOMER_GID, ORDER_GID, Store, WriteRejected, parse_iso

@@ -2,7 +2,11 @@
 
 One module per command group registers its subcommands (``register(subparsers)``); each
 handler takes the parsed arguments and returns an exit code from :mod:`..exitcodes`.
-Results go to stdout, diagnostics to stderr.
+Results go to stdout, diagnostics to stderr. ``demo_data`` makes the demo's world and
+``schemagen`` regenerates the JSON Schemas and the rule reference.
+
+May import every layer below it: ``run``, ``decide``, ``rules``, ``config`` and the shared
+modules (and, for the demo and the sandbox, the shipped connectors).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from .. import exitcodes
-from ..countries import (
+from ..errors import ConfigError, CustsyncError, UsageError
+from ..run.countries import (
     CountriesReport,
     CountryProvinces,
     check_iso_codes,
@@ -22,7 +23,6 @@ from ..countries import (
     init_config_countries,
     store_provinces,
 )
-from ..errors import ConfigError, CustsyncError, UsageError
 
 DEFAULT_CONFIG = "custsync.yaml"
 
@@ -127,7 +127,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _from_store(shop: Any, codes: list[str]) -> list[CountryProvinces]:
-    from ..sync import open_shopify_reader_for
+    from ..run.sync import open_shopify_reader_for
 
     reader = open_shopify_reader_for(shop)
     notes: list[str] = []

@@ -173,8 +173,8 @@ def _config_document(dir_: Path, shop_url: str, world: Any) -> dict[str, Any]:
 
 def _excerpt(plan: Any, per_kind: int = 2) -> str:
     """A few blocks of each kind of decision, so the demo's plan fits on a screen."""
-    from ..plan import Plan
-    from ..render import render_text
+    from ..run.plan import Plan
+    from ..run.render import render_text
 
     picked: list[Any] = []
     seen: Counter[tuple[str, str, str]] = Counter()
@@ -196,7 +196,7 @@ def _excerpt(plan: Any, per_kind: int = 2) -> str:
 
 
 def _summary_line(plan: Any) -> str:
-    from ..render import render_text
+    from ..run.render import render_text
 
     text: str = render_text(plan)
     return next((line for line in text.splitlines() if line.startswith("Plan:")), "No changes.")
@@ -216,7 +216,7 @@ def _change_some_records(dir_: Path, erp_url: str, shop: Any) -> list[str]:
     """Edit a few customers on both sides, as people do between two syncs."""
     from ...connectors.erp_sql import open_writer
     from ..ports import CustomerInput
-    from ..sync import open_shopify_writer_for
+    from ..run.sync import open_shopify_writer_for
 
     notes: list[str] = []
     shopify = open_shopify_writer_for(shop)
@@ -277,15 +277,16 @@ def _run(args: argparse.Namespace) -> int:
     from ...connectors.shopify_double import ShopifyDouble
     from ...connectors.shopify_double.seed import seed_from_models
     from ..config import require_config
-    from ..decide import Engine
-    from ..demo_data import generate
+    from ..decide.engine import Engine
     from ..model import Direction
-    from ..plan import plan_to_json
-    from ..render import render_text
-    from ..schedule import lease_name, make_holder_id
-    from ..state import open_store
-    from ..sync import open_shopify_reader_for, plan_incremental, run_sync, shop_context
-    from ..validate import require_rule_set
+    from ..rules.validate import require_rule_set
+    from ..run.plan import plan_to_json
+    from ..run.planner import plan_incremental
+    from ..run.render import render_text
+    from ..run.schedule import lease_name, make_holder_id
+    from ..run.state import open_store
+    from ..run.sync import open_shopify_reader_for, run_sync, shop_context
+    from .demo_data import generate
 
     demo_dir = Path(args.dir).resolve()
     try:

@@ -99,9 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..config import config_file, require_config
     from ..model import Action
     from ..registry import open_erp_writer
-    from ..state import open_store
-    from ..sync import open_shopify_writer_for, shop_context
-    from ..validate import require_rule_set
+    from ..rules.validate import require_rule_set
+    from ..run.state import open_store
+    from ..run.sync import open_shopify_writer_for, shop_context
 
     for order_id in args.order or ():
         order_gid(order_id)  # every id checked before anything is opened
@@ -148,11 +148,11 @@ def _map(
     shopify: Any,
 ) -> tuple[list[tuple[Any, Any]], list[str]]:
     """Decide (and, without --dry-run, apply) the orders; the outcomes and the problems."""
-    from ..apply import Applier
-    from ..decide import Engine
+    from ..decide.engine import Engine
+    from ..decide.world import World
     from ..model import Action, Direction
-    from ..schedule import acquire_shop_lease, lease_name, make_holder_id
-    from ..world import World
+    from ..run.apply import Applier
+    from ..run.schedule import acquire_shop_lease, lease_name, make_holder_id
 
     holder = make_holder_id()
     lease = lease_name(shop.name)

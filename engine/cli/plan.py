@@ -26,9 +26,10 @@ from typing import Any
 from .. import exitcodes, registry
 from ..errors import ConfigError, CustsyncError, DiagnosticsError, UsageError
 from ..model import CountrySetup, Direction, Link, ShopifyOrder, ShopSettings
-from ..plan import Plan, PlanWarning, build_plan, file_fingerprint, plan_to_json
-from ..render import print_plan
 from ..resources import locate
+from ..run.plan import Plan, PlanWarning, file_fingerprint, plan_to_json
+from ..run.planner import build_plan
+from ..run.render import print_plan
 
 DEFAULT_CONFIG = "custsync.yaml"
 _FILES = "files"
@@ -257,7 +258,7 @@ def _read_state(
     url: str | None, shops: list[str], warnings: list[PlanWarning]
 ) -> tuple[list[Link], dict[tuple[str, str], datetime | None]]:
     """Links and cursors of ``shops``, read-only. No state database yet = a first run."""
-    from ..state import DEFAULT_URL, SqlStateStore, make_engine
+    from ..run.state import DEFAULT_URL, SqlStateStore, make_engine
 
     state_url = url or DEFAULT_URL
     try:
@@ -374,8 +375,8 @@ def make_plan(
     args: argparse.Namespace, *, engine_factory: Callable[[Any], Any] | None = None
 ) -> Plan:
     """Build the plan the command line asks for (used by ``plan``; reusable by ``sync``)."""
-    from ..validate import load_rule_set
-    from ..world import ShopContext
+    from ..model import ShopContext
+    from ..rules.validate import load_rule_set
 
     if args.order:
         from .orders import order_gid

@@ -25,14 +25,15 @@ from typing import Any
 
 import yaml
 
-from .. import exitcodes, ruletest
-from ..diagnostics import Diagnostic
-from ..diagnostics import render_text as render_diagnostics
+from .. import exitcodes
+from ..decide import ruletest
 from ..errors import ConfigError, DiagnosticsError, UsageError
-from ..load import YamlSyntaxError, load_yaml
 from ..resources import locate, shipped_rules_dir
-from ..rulefile import Rule, RuleSet
-from ..vocabulary import DECISIONS
+from ..rules.diagnostics import Diagnostic
+from ..rules.diagnostics import render_text as render_diagnostics
+from ..rules.load import YamlSyntaxError, load_yaml
+from ..rules.rulefile import Rule, RuleSet
+from ..rules.vocabulary import DECISIONS
 
 DEFAULT_CONFIG = "custsync.yaml"
 
@@ -143,8 +144,8 @@ def _checked_dirs(raw: Sequence[str]) -> list[Path]:
 
 def _display(path: str | Path) -> str:
     """A path relative to the working folder when it is inside it, a shipped rule file as
-    ``rules/<file>``, else as it is (:func:`custsync.engine.validate.display_path`)."""
-    from ..validate import display_path
+    ``rules/<file>``, else as it is (:func:`custsync.engine.rules.validate.display_path`)."""
+    from ..rules.validate import display_path
 
     return display_path(Path(path))
 

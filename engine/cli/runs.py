@@ -8,7 +8,7 @@
                     [--max-failures N] [-o text|json]
 
 Both only read the state database. ``status`` exits 0 when every scheduled job is healthy and
-1 when one is not (see :func:`custsync.engine.schedule.job_health`), so it can be used as a
+1 when one is not (see :func:`custsync.engine.run.schedule.job_health`), so it can be used as a
 health check as it is.
 """
 
@@ -25,7 +25,7 @@ from .. import exitcodes
 from ..clock import SystemClock, as_utc
 from ..errors import ConfigError, UsageError
 from ..ports import RunRecord
-from ..schedule import DIRECTIONS, JobHealth, job_health, jobs_from_config, safe_error
+from ..run.schedule import DIRECTIONS, JobHealth, job_health, jobs_from_config, safe_error
 from .schedule import add_config_options, load_config, number_type, open_state, state_url_of
 
 FORMAT_VERSION = 1

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ConfigError
-from ..schedule import (
+from ..run.schedule import (
     Job,
     JobSpec,
     RunOutcome,
@@ -128,7 +128,7 @@ def state_url_of(config: Any, override: str | None) -> str:
 
 def open_state(url: str, *, read_only: bool = False) -> Any:
     """The state store at ``url``; read-only opens an existing database without creating it."""
-    from ..state import SqlStateStore, make_engine, open_store
+    from ..run.state import SqlStateStore, make_engine, open_store
 
     if read_only:
         return SqlStateStore(make_engine(url, read_only=True, must_exist=True))
@@ -163,13 +163,13 @@ def make_job(config: Any, state: Any) -> Job:
     """THE wiring between the scheduler and the real sync job.
 
     Loads the rule set once (invalid rules stop ``schedule`` before it starts). Each run
-    calls :func:`custsync.engine.sync.run_sync`, which opens fresh ERP and Shopify writers
+    calls :func:`custsync.engine.run.sync.run_sync`, which opens fresh ERP and Shopify writers
     for the shop (a long-running service survives a dropped connection), records the run,
     honours the stop token between records and advances the cursor only on success. The
     scheduler holds the shop's lease around it.
     """
-    from ..sync import run_sync
-    from ..validate import require_rule_set
+    from ..rules.validate import require_rule_set
+    from ..run.sync import run_sync
 
     rules = require_rule_set(list(config.rule_dirs))
 
@@ -182,7 +182,7 @@ def make_job(config: Any, state: Any) -> Job:
 
 
 def outcome_of(result: Any) -> RunOutcome:
-    """A :class:`~custsync.engine.sync.SyncResult` as the scheduler's RunOutcome (the sync
+    """A :class:`~custsync.engine.run.sync.SyncResult` as the scheduler's RunOutcome (the sync
     job has written its own run-log entries: ``run_ids``)."""
     run_ids = tuple(getattr(result, "run_ids", ()) or ())
     return RunOutcome(

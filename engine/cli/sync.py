@@ -85,17 +85,17 @@ def _signals(stop: Any) -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     from ..config import config_file, require_config
-    from ..plan import plan_from_json
-    from ..schedule import (
+    from ..rules.validate import require_rule_set
+    from ..run.plan import plan_from_json
+    from ..run.schedule import (
         LeaseHeartbeat,
         StopToken,
         acquire_shop_lease,
         lease_name,
         make_holder_id,
     )
-    from ..state import open_store
-    from ..sync import run_sync
-    from ..validate import require_rule_set
+    from ..run.state import open_store
+    from ..run.sync import run_sync
 
     config_path = config_file(args.config)
     config = require_config(config_path)
@@ -175,7 +175,7 @@ def _check_writers(config: Any, shops: list[Any]) -> None:
     read-only files: world, a missing token or ERP database is reported without leaving a
     new state database behind."""
     from ..registry import open_erp_writer
-    from ..sync import open_shopify_writer_for
+    from ..run.sync import open_shopify_writer_for
 
     open_erp_writer(config.erp_url).close()
     for shop in shops:
@@ -186,7 +186,7 @@ def _check_saved_plan(
     saved: Any, args: argparse.Namespace, configured: list[str], config_path: Path
 ) -> None:
     """A saved plan must be for shops of this config and have what --shop/--direction ask."""
-    from ..sync import directions_for
+    from ..run.sync import directions_for
 
     where = f"--plan {args.plan_file}"
     unknown = [name for name in saved.shops if name not in configured]
@@ -211,7 +211,7 @@ def _check_saved_plan(
 
 def _plan_printer(args: argparse.Namespace) -> Any:
     def show(plan: Any) -> None:
-        from ..render import render_text
+        from ..run.render import render_text
 
         sys.stdout.write(render_text(plan))
         sys.stdout.write("\n")

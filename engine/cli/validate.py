@@ -15,8 +15,8 @@ from typing import Any
 
 from .. import exitcodes
 from ..config import config_file, read_config
-from ..diagnostics import Diagnostic, has_errors, render_json, render_text, summary
-from ..validate import display_path, load_rule_set
+from ..rules.diagnostics import Diagnostic, has_errors, render_json, render_text, summary
+from ..rules.validate import display_path, load_rule_set
 
 #: diagnostics shown in text output without -v
 TEXT_LIMIT = 50

@@ -22,19 +22,20 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar, Self
 
-from . import names, phones
-from .model import (
+from ..model import (
     ERP_CUSTOMER_FIELDS,
     CompanyInfo,
     ErpCustomer,
     Link,
+    ShopContext,
     ShopifyAddress,
     ShopifyCustomer,
     ShopifyOrder,
     ShopSettings,
     TaxArea,
 )
-from .world import ShopContext, World, bill_to_key
+from . import names, phones
+from .world import World, bill_to_key
 
 #: a deliberately plain check: one @, no spaces or separators, a dot in the domain
 _EMAIL = re.compile(r"^[^@\s;,<>()\[\]\"]+@[^@\s;,<>()\[\]\"]+\.[^@\s;,<>()\[\]\".]+$")

@@ -27,12 +27,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from . import enrich, names
-from .compile import compile_rule_set
-from .enrich import ExportFacts, Facts, ImportFacts
-from .evaluate import DEFAULT_CACHE_SIZE, EvalStats, Evaluator
-from .masking import EMAIL, PHONE, mask_contact, mask_text, mask_values
-from .model import (
+from ..masking import EMAIL, PHONE, mask_contact, mask_text, mask_values
+from ..model import (
     ERP_CUSTOMER_FIELDS,
     ERP_FIELD_LENGTHS,
     Action,
@@ -41,12 +37,17 @@ from .model import (
     ErpCustomer,
     FieldChange,
     FiredRule,
+    ShopContext,
     ShopifyCustomer,
     ShopifyOrder,
 )
-from .rulefile import FactRef, Rule, RuleSet, Template
-from .vocabulary import FACTS, STRING
-from .world import ShopContext, World
+from ..rules.compile import compile_rule_set
+from ..rules.evaluate import DEFAULT_CACHE_SIZE, EvalStats, Evaluator
+from ..rules.rulefile import FactRef, Rule, RuleSet, Template
+from ..rules.vocabulary import FACTS, STRING
+from . import enrich, names
+from .enrich import ExportFacts, Facts, ImportFacts
+from .world import World
 
 __all__ = ["SHOPIFY_ADDRESS_FIELDS", "SHOPIFY_CUSTOMER_FIELDS", "Engine", "ShopContext", "World"]
 

@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .decide import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
-from .enrich import first_email
-from .errors import FatalError, RecordError, RetriableError, mask_email
-from .model import Action, Decision, Direction, Link, ShopifyAddress
+from ..decide.engine import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
+from ..decide.enrich import first_email
+from ..errors import FatalError, RecordError, RetriableError, mask_email
+from ..model import Action, Decision, Direction, Link, ShopifyAddress
+from ..ports import CustomerInput, ErpWriter, ShopifyWriter
 from .plan import BAD_RECORD
-from .ports import CustomerInput, ErpWriter, ShopifyWriter
 
 log = logging.getLogger("custsync.apply")
 

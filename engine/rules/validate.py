@@ -13,18 +13,15 @@ shows every problem.
   unreachable rules, decisions without a fallback, facts per decision).
 * :func:`load_rule_set` reads the shipped folder and the user folders and merges them.
 
-``python -m custsync.engine.validate --write-schema`` regenerates both JSON Schemas;
+``python -m custsync.engine.cli.schemagen --write-schema`` regenerates both JSON Schemas;
 ``--reference-md`` prints the rule reference tables; ``--update-docs FILE`` rewrites the
 generated section of a Markdown file.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import json
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,12 +31,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from ..errors import ConfigError
+from ..model import ERP_CUSTOMER_FIELDS, ERP_FIELD_LENGTHS, ERP_TEMPLATE_FIELDS
+from ..resources import shipped_rules_dir
 from . import vocabulary
 from .diagnostics import Diagnostic, Severity, at, has_errors, sort_diagnostics
-from .errors import ConfigError
 from .load import LoadedDocument, YamlSyntaxError, load_yaml
-from .model import ERP_CUSTOMER_FIELDS, ERP_FIELD_LENGTHS, ERP_TEMPLATE_FIELDS
-from .resources import schema_path, shipped_rules_dir
 from .rulefile import (
     GROUP_KEYS,
     OPERATORS,
@@ -62,7 +59,6 @@ __all__ = [
     "json_pointer",
     "load_rule_set",
     "read_document",
-    "reference_markdown",
     "require_rule_set",
     "rules_schema",
     "schema_diagnostics",
@@ -78,7 +74,7 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 FACT_NAME_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)+$"
 _GENERATED = (
-    "Generated from engine/vocabulary.py by `python -m custsync.engine.validate "
+    "Generated from engine/rules/vocabulary.py by `python -m custsync.engine.cli.schemagen "
     "--write-schema`; do not edit by hand."
 )
 _REGEX_OPERATORS = frozenset({"matches", "match", "regex", "mt", "pattern", "like"})
@@ -125,7 +121,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__  # date, datetime (YAML timestamps)
 
 
-_TYPE_WORDS = {
+TYPE_WORDS = {
     "string": "a text",
     "boolean": "true or false",
     "integer": "a whole number",
@@ -138,7 +134,7 @@ _TYPE_WORDS = {
 
 def _type_words(types: Any) -> str:
     names = [types] if isinstance(types, str) else list(types)
-    return " or ".join(_TYPE_WORDS.get(name, name) for name in names)
+    return " or ".join(TYPE_WORDS.get(name, name) for name in names)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -175,11 +171,11 @@ _OPERATOR_DOCS: Mapping[str, tuple[str, dict[str, Any]]] = {
     "gte": ("The fact is greater than or equal to this number.", {"type": "number"}),
 }
 
-_JSON_TYPES = {vocabulary.STRING: "string", vocabulary.BOOL: "boolean", vocabulary.INT: "integer"}
+JSON_TYPES = {vocabulary.STRING: "string", vocabulary.BOOL: "boolean", vocabulary.INT: "integer"}
 
 
 def _fact_description(spec: vocabulary.FactSpec) -> str:
-    text = f"{spec.description} ({_TYPE_WORDS[_JSON_TYPES[spec.type]]}"
+    text = f"{spec.description} ({TYPE_WORDS[JSON_TYPES[spec.type]]}"
     if spec.values:
         text += f": {' | '.join(spec.values)}"
     text += ")"
@@ -189,7 +185,7 @@ def _fact_description(spec: vocabulary.FactSpec) -> str:
 
 
 def _param_schema(param: vocabulary.ParamSpec) -> dict[str, Any]:
-    literal: dict[str, Any] = {"type": _JSON_TYPES[param.type]}
+    literal: dict[str, Any] = {"type": JSON_TYPES[param.type]}
     if param.values:
         literal["enum"] = list(param.values)
     description = param.description or ""
@@ -793,13 +789,13 @@ class _RuleChecker:
                 cond.value_pointer,
                 "fact-type",
                 f"operator {cond.op!r} compares numbers; fact {spec.name!r} is "
-                f"{_TYPE_WORDS[_JSON_TYPES[spec.type]]}",
+                f"{TYPE_WORDS[JSON_TYPES[spec.type]]}",
             )
 
     def value(self, spec: vocabulary.FactSpec, op: str, value: Any, pointer: str) -> None:
         if value is None or isinstance(value, Mapping | list):
             return  # the schema reports it
-        kind = _TYPE_WORDS[_JSON_TYPES[spec.type]]
+        kind = TYPE_WORDS[JSON_TYPES[spec.type]]
         if spec.type == vocabulary.BOOL and not isinstance(value, bool):
             self.add(pointer, "fact-type", f"fact {spec.name!r} is {kind}, not {_short(value)}")
             return
@@ -871,8 +867,8 @@ class _RuleChecker:
             self.add(
                 pointer,
                 "param-type",
-                f"parameter {param.name!r} is {_TYPE_WORDS[_JSON_TYPES[param.type]]}; "
-                f"fact {name!r} is {_TYPE_WORDS[_JSON_TYPES[spec.type]]}",
+                f"parameter {param.name!r} is {TYPE_WORDS[JSON_TYPES[param.type]]}; "
+                f"fact {name!r} is {TYPE_WORDS[JSON_TYPES[spec.type]]}",
             )
         elif param.values and spec.values:
             possible = narrowed.get(name, set(spec.values))
@@ -1389,125 +1385,3 @@ def require_rule_set(dirs: Sequence[Path | str], include_shipped: bool = True) -
         raise_on_errors(diagnostics)
         raise ConfigError("the rules are invalid")  # pragma: no cover - errors raised above
     return rule_set
-
-
-# ---------------------------------------------------------------------------------------------
-# Generated artefacts: schemas and the Markdown reference
-# ---------------------------------------------------------------------------------------------
-
-
-def schema_text(schema: Mapping[str, Any]) -> str:
-    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-
-
-def generated_schemas() -> dict[str, str]:
-    """Schema name -> file content, for ``schemas/``."""
-    from .config import config_schema
-
-    return {"rules": schema_text(rules_schema()), "config": schema_text(config_schema())}
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def reference_markdown() -> str:
-    """The decision, action and fact tables of the rule reference (Markdown)."""
-    lines = ["### Decisions and actions", ""]
-    for name, spec in vocabulary.DECISIONS.items():
-        lines += [f"#### `{name}` ({spec.kind}, {spec.direction})", "", _md(spec.description), ""]
-        lines += ["| action | parameters | what it does |", "|---|---|---|"]
-        for action in spec.actions.values():
-            params = []
-            for param in action.params:
-                words = _TYPE_WORDS[_JSON_TYPES[param.type]]
-                if param.values:
-                    words = " \\| ".join(param.values)
-                flags = "" if param.required else ", optional"
-                ref = "" if param.fact_ref else ", literal only"
-                params.append(f"`{param.name}` ({words}{flags}{ref})")
-            lines.append(
-                f"| `{action.name}` | {'; '.join(params) or '-'} | {_md(action.description)} |"
-            )
-        lines.append("")
-    lines += [
-        "### Facts",
-        "",
-        "Scope `all` means every decision; otherwise the decisions listed.",
-        "",
-    ]
-    lines += ["| fact | type | values | scope | meaning |", "|---|---|---|---|---|"]
-    for name, fact in sorted(vocabulary.FACTS.items()):
-        values = ", ".join(f"`{v}`" for v in fact.values)
-        lines.append(
-            f"| `{name}` | {_JSON_TYPES[fact.type]} | {values} | {_scope_words(fact.scopes)} | "
-            f"{_md(fact.description)} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _scope_words(scopes: frozenset[str]) -> str:
-    if not scopes:
-        return "all"
-    directions = sorted(
-        {vocabulary.DECISIONS[d].direction for d in scopes if d in vocabulary.DECISIONS}
-    )
-    covered = {d for d, spec in vocabulary.DECISIONS.items() if spec.direction in directions}
-    if covered == set(scopes):
-        return " + ".join(f"{d} decisions" for d in directions)
-    return ", ".join(sorted(scopes))
-
-
-BEGIN_MARK = (
-    "<!-- BEGIN GENERATED: rule vocabulary (python -m custsync.engine.validate --update-docs) -->"
-)
-END_MARK = "<!-- END GENERATED: rule vocabulary -->"
-
-
-def updated_docs(text: str) -> str:
-    """``text`` with the section between the markers replaced by :func:`reference_markdown`."""
-    start = text.find(BEGIN_MARK)
-    end = text.find(END_MARK)
-    if start < 0 or end < start:
-        raise ConfigError(f"the markers {BEGIN_MARK!r} ... {END_MARK!r} are missing")
-    return text[: start + len(BEGIN_MARK)] + "\n\n" + reference_markdown() + "\n" + text[end:]
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m custsync.engine.validate",
-        description="Regenerate the JSON Schemas and the rule reference from the vocabulary.",
-    )
-    parser.add_argument(
-        "--write-schema",
-        action="store_true",
-        help="write schemas/rules.schema.json and schemas/config.schema.json",
-    )
-    parser.add_argument(
-        "--reference-md",
-        action="store_true",
-        help="print the decision/action/fact tables as Markdown",
-    )
-    parser.add_argument(
-        "--update-docs", metavar="FILE", help="rewrite the generated section of a Markdown file"
-    )
-    args = parser.parse_args(argv)
-    if not (args.write_schema or args.reference_md or args.update_docs):
-        parser.print_usage(sys.stderr)
-        return 64
-    if args.write_schema:
-        for name, text in generated_schemas().items():
-            path = schema_path(name)
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}", file=sys.stderr)
-    if args.reference_md:
-        sys.stdout.write(reference_markdown())
-    if args.update_docs:
-        path = Path(args.update_docs)
-        path.write_text(updated_docs(path.read_text(encoding="utf-8")), encoding="utf-8")
-        print(f"updated {path}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DiagnosticsError
+from ..errors import DiagnosticsError
 from .load import LoadedDocument
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The plan: every decision of a dry run, with its summary, warnings and source fingerprints.
 
 :func:`build_plan` reads the ERP and the shops through *readers* only and asks the
-:class:`~custsync.engine.decide.Engine` for one Decision per record and direction; it never
+:class:`~custsync.engine.decide.engine.Engine` for one Decision per record and direction; it never
 receives or builds a writer, so planning cannot change anything. ``custsync sync`` applies a
 Plan, and ``sync --plan FILE`` applies a saved one: :func:`plan_to_json` /
 :func:`plan_from_json` round-trip it (``format_version`` "1.0", schema
@@ -26,22 +26,20 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .masking import mask_text
-from .model import (
+from ..errors import ConfigError
+from ..masking import mask_text
+from ..model import (
     Action,
     Decision,
     Direction,
     FieldChange,
     FiredRule,
-    Link,
     ShopifyAddress,
-    ShopifyOrder,
 )
-from .ports import ErpReader, ReportsProblems, ShopifyReader, SourceProblem
+from ..ports import ReportsProblems, SourceProblem
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .rulefile import RuleSet
+    pass
 
 __all__ = [
     "DIRECTION_ORDER",
@@ -49,7 +47,6 @@ __all__ = [
     "Plan",
     "PlanSummary",
     "PlanWarning",
-    "build_plan",
     "decision_sort_key",
     "file_fingerprint",
     "plan_from_json",
@@ -165,15 +162,6 @@ def decision_sort_key(decision: Decision) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-def _digest(items: Iterable[Any]) -> str:
-    """A short stable digest of records (their reprs are deterministic: frozen dataclasses)."""
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(repr(item).encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
-    return "sha256:" + digest.hexdigest()[:32]
-
-
 #: the reason of a record its reader could not read (``sync`` records it as failed)
 BAD_RECORD = "bad-record"
 
@@ -231,129 +219,6 @@ def bad_record_decisions(
                 )
             )
     return decisions, warnings
-
-
-def _resolve_order(order: ShopifyOrder, reader: ShopifyReader, missing: list[str]) -> ShopifyOrder:
-    """An order whose customer is given by id only gets the full customer from the shop; a
-    customer the shop does not have is dropped (and its id added to ``missing``), so that the
-    order is not decided as one of a customer "without an address"."""
-    customer = order.customer
-    if customer is None or customer.email or customer.addresses or customer.first_name:
-        return order
-    found = reader.get_customer(customer.id)
-    if found is None:
-        missing.append(customer.id)
-    return dataclasses.replace(order, customer=found)
-
-
-def build_plan(
-    *,
-    shops: Sequence[Any],
-    rules: RuleSet | None,
-    erp: ErpReader,
-    shopify: Mapping[str, ShopifyReader],
-    links: Iterable[Link] = (),
-    directions: Sequence[Direction | str] = (Direction.IMPORT, Direction.EXPORT),
-    orders: Mapping[str, Sequence[ShopifyOrder]] | None = None,
-    cursors: Mapping[tuple[str, str], datetime | None] | None = None,
-    engine: Any = None,
-    fingerprints: Mapping[str, str] | None = None,
-    warnings: Iterable[PlanWarning] = (),
-    now: datetime | None = None,
-) -> Plan:
-    """Decide every record of ``shops`` and return the Plan. Read-only by construction.
-
-    ``shops`` are :class:`~custsync.engine.world.ShopContext` objects; ``shopify`` maps each
-    shop name to its reader; ``links`` are all stored links (filtered per shop here).
-    ``cursors`` maps (shop, direction) to the last successful run's start; records are read
-    and selected exactly as ``custsync sync`` does (:func:`custsync.engine.sync.read_inputs`:
-    Shopify customers updated after the import cursor, ERP customers modified after the
-    export cursor and not just written by our own import). ``orders``
-    maps shop names to orders to map (direction ``order``). ``engine`` defaults to
-    ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config).
-    """
-    # the decide stage and the sync's reading, imported here to keep plan/render light and
-    # to plan exactly what ``custsync sync`` would apply
-    from .sync import plan_shop, read_inputs
-
-    if engine is None:
-        from .decide import Engine
-
-        if rules is None:
-            raise ConfigError("build_plan needs the rules (or an engine)")
-        engine = Engine(rules)
-    wanted = tuple(Direction(direction) for direction in directions)
-    customer_directions = tuple(d for d in wanted if d is not Direction.ORDER)
-    cursors = cursors or {}
-    all_links = list(links)
-    digests: dict[str, str] = {}
-    decisions: list[Decision] = []
-    problems: list[SourceProblem] = []
-    missing_warnings: list[PlanWarning] = []
-    for shop in shops:
-        reader = shopify[shop.name]
-        inputs = read_inputs(
-            shop,
-            erp=erp,
-            shopify=reader,
-            links=all_links,
-            cursors={
-                direction.value: cursors.get((shop.name, direction.value))
-                for direction in (Direction.IMPORT, Direction.EXPORT)
-            },
-            directions=customer_directions,
-        )
-        world = inputs.world
-        decisions.extend(plan_shop(engine, shop, inputs, customer_directions))
-        for order in (orders or {}).get(shop.name, ()):
-            missing: list[str] = []
-            resolved = _resolve_order(order, reader, missing)
-            missing_warnings.extend(
-                PlanWarning(
-                    "customer-not-found",
-                    f"order {order.name or order.id}: Shopify customer {gid} is not in the "
-                    "shop; the order is mapped without a Shopify customer",
-                    record=order.id,
-                    shop=shop.name,
-                )
-                for gid in missing
-            )
-            if resolved.customer is not None and resolved.customer.id:
-                world.add_shopify(resolved.customer)
-            decisions.append(engine.decide_order(world, shop, resolved))
-        digests.setdefault("erp", _digest(world.erp.values()))
-        digests.setdefault("erp_reference", _digest([world.reference]))
-        digests[f"shopify:{shop.name}"] = _digest(
-            world.shopify[key] for key in sorted(world.shopify)
-        )
-        digests[f"links:{shop.name}"] = _digest(
-            sorted((link for link in all_links if link.shop == shop.name), key=repr)
-        )
-        problems.extend(reader_problems(reader))
-    problems[:0] = reader_problems(erp)
-    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
-    bad, problem_warnings = bad_record_decisions(
-        _unique(problems), [shop.name for shop in shops], wanted, taken
-    )
-    decisions.extend(bad)
-    digests.update(fingerprints or {})
-    planned = set(wanted) | ({Direction.ORDER} if orders else set())
-    return Plan(
-        created_at=(now or datetime.now(UTC)).replace(microsecond=0),
-        shops=tuple(shop.name for shop in shops),
-        directions=tuple(d for d in DIRECTION_ORDER if d in planned),
-        decisions=tuple(sorted(decisions, key=decision_sort_key)),
-        warnings=(*warnings, *missing_warnings, *problem_warnings),
-        fingerprints=MappingProxyType(dict(sorted(digests.items()))),
-    )
-
-
-def _unique(problems: Iterable[SourceProblem]) -> list[SourceProblem]:
-    """Readers of several shops may share a folder: report each problem once."""
-    seen: dict[tuple[str, str, str], SourceProblem] = {}
-    for problem in problems:
-        seen.setdefault((problem.kind, problem.location, problem.message), problem)
-    return list(seen.values())
 
 
 def file_fingerprint(paths: Iterable[str | Path]) -> str:
@@ -450,7 +315,7 @@ def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
 
 
 def _schema() -> Any:
-    from .resources import schema_path
+    from ..resources import schema_path
 
     return json.loads(schema_path("plan").read_text(encoding="utf-8"))
 

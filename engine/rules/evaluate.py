@@ -41,8 +41,8 @@ from typing import Any
 
 from durable import engine as _durable
 
+from ..errors import FatalError
 from .compile import DISCRIMINATOR, CompiledDecision, fact_key
-from .errors import FatalError
 from .rulefile import Rule
 
 #: default number of memoised signatures per evaluator (all decisions together)

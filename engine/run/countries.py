@@ -40,7 +40,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from .errors import ConfigError, CustsyncError
+from ..errors import ConfigError, CustsyncError
 
 __all__ = [
     "PROVINCE_COUNTRIES",
@@ -347,8 +347,8 @@ def _scalar(text: str) -> str:
 
 
 def _check(text: str, path: Path) -> None:
-    from .config import load_config_text
-    from .diagnostics import has_errors
+    from ..config import load_config_text
+    from ..rules.diagnostics import has_errors
 
     _config, diagnostics = load_config_text(text, str(path), path.resolve().parent)
     if has_errors(diagnostics):

@@ -19,8 +19,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .masking import EMAIL, PHONE, mask_contact, mask_phone, mask_text, terminal_safe
-from .model import Action, Decision, Direction
+from ..masking import EMAIL, PHONE, mask_contact, mask_phone, mask_text, terminal_safe
+from ..model import Action, Decision, Direction
 from .plan import Plan, plan_to_json
 
 __all__ = [

@@ -26,42 +26,28 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..decide.engine import Engine
+from ..errors import ConfigError, FatalError, RetriableError, StalePlanError
+from ..model import Action, Decision, Direction, ErpCustomer, ShopContext, ShopifyCustomer
+from ..ports import ErpReader, ShopifyReader
 from .apply import FAILED, Applier, RecordOutcome
-from .decide import Engine
-from .enrich import first_email
-from .errors import ConfigError, FatalError, RetriableError, StalePlanError
-from .model import Action, Decision, Direction, ErpCustomer, Link, ShopifyCustomer
-from .phones import suffix_keys
 from .plan import (
-    DIRECTION_ORDER,
     Plan,
-    bad_record_decisions,
-    decision_sort_key,
-    reader_problems,
 )
-from .ports import ErpCandidateReader, ErpReader, ShopifyReader, SourceProblem
-from .world import ShopContext, World
+from .planner import plan_incremental
 
 log = logging.getLogger("custsync.sync")
 
 __all__ = [
-    "SyncInputs",
     "SyncResult",
-    "plan_incremental",
-    "plan_shop",
-    "read_inputs",
     "run_sync",
     "sync_shop",
 ]
-
-#: above this many export candidates without a cursor, read the whole store once (bulk)
-#: instead of looking each customer up by e-mail and phone
-FULL_READ_THRESHOLD = 500
 
 SUCCEEDED, PARTIAL, FAILED_RUN, ABANDONED = "succeeded", "partial", "failed", "abandoned"
 #: a saved plan refused as stale: nothing applied, no cursor moved, not a failure
@@ -87,288 +73,6 @@ def directions_for(direction: str) -> tuple[Direction, ...]:
         return (Direction(direction),)
     except ValueError:
         raise ConfigError(f"unknown direction {direction!r}; use import, export or both") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class SyncInputs:
-    """What one run of one shop decides over."""
-
-    world: World
-    imports: list[ShopifyCustomer] = field(default_factory=list)
-    exports: list[ErpCustomer] = field(default_factory=list)
-    api_reads: int = 0
-    #: records the readers could not read while reading these inputs (their problems())
-    problems: list[SourceProblem] = field(default_factory=list)
-
-
-def read_inputs(
-    shop: ShopContext,
-    *,
-    erp: ErpReader,
-    shopify: ShopifyReader,
-    links: Iterable[Link] = (),
-    cursors: Mapping[str, datetime | None],
-    directions: Sequence[Direction],
-    full: bool = False,
-    link_source: Any = None,
-) -> SyncInputs:
-    """Read the changed records and the counterparts their rules need (read-only).
-
-    With cursors for every wanted direction, an ERP that can answer
-    :class:`~.ports.ErpCandidateReader` and a ``link_source`` with ``links_for`` (the state
-    store), only the records the changes can touch are read: the World then holds the changed
-    customers, every ERP customer sharing an e-mail or a phone key with them, and their links,
-    so the rules see exactly what a full read would show them. Otherwise everything is read.
-    """
-    import_since = None if full else cursors.get(Direction.IMPORT.value)
-    export_since = None if full else cursors.get(Direction.EXPORT.value)
-    want_import = Direction.IMPORT in directions
-    want_export = Direction.EXPORT in directions
-    # a reader reports every bad record it met in its life: keep those met from here on
-    erp_seen, shopify_seen = len(reader_problems(erp)), len(reader_problems(shopify))
-    imports = list(shopify.iter_customers(updated_since=import_since)) if want_import else []
-
-    narrow: _Narrow | None = None
-    if (
-        isinstance(erp, ErpCandidateReader)
-        and link_source is not None
-        and (not want_import or import_since is not None)
-        and (not want_export or export_since is not None)
-    ):
-        narrow = _narrow_read(shop, erp, link_source, imports, export_since, want_export)
-    if narrow is None:
-        shop_links = [link for link in links if link.shop == shop.name]
-        if link_source is not None and not shop_links:
-            shop_links = list(link_source.links(shop.name))
-        erp_customers = list(erp.iter_customers())
-        changed = [
-            c
-            for c in erp_customers
-            if export_since is None or c.modified_at is None or c.modified_at > export_since
-        ]
-        narrow = _Narrow(erp_customers, changed if want_export else [], shop_links)
-
-    reference = erp.reference()
-    world = World(narrow.erp_customers, reference, imports, narrow.links)
-    inputs = SyncInputs(world=world, imports=imports)
-    if want_export:
-        by_erp = {link.erp_no: link for link in narrow.links}
-        for customer in narrow.changed:
-            link = by_erp.get(customer.no)
-            if (
-                link is not None
-                and link.last_import_at is not None
-                and customer.modified_at is not None
-                and customer.modified_at <= link.last_import_at
-            ):
-                continue  # our own import wrote this change: do not echo it back
-            inputs.exports.append(customer)
-        _prefetch_counterparts(inputs, shopify, by_erp, first_run=export_since is None)
-        if link_source is not None and narrow.partial:
-            # links of the Shopify customers found for the exports (adopt or skip rules)
-            extra = link_source.links_for(shop.name, shopify_ids=list(world.shopify))
-            known = {link.shopify_id for link in narrow.links}
-            more = [link for link in extra if link.shopify_id not in known]
-            if more:
-                inputs.world = World(
-                    narrow.erp_customers,
-                    reference,
-                    world.shopify.values(),
-                    [*narrow.links, *more],
-                )
-    inputs.problems = [
-        *reader_problems(erp)[erp_seen:],
-        *reader_problems(shopify)[shopify_seen:],
-    ]
-    return inputs
-
-
-@dataclass(slots=True)
-class _Narrow:
-    erp_customers: list[ErpCustomer]
-    changed: list[ErpCustomer]
-    links: list[Link]
-    partial: bool = False  # only the records the changes can touch
-
-
-def _narrow_read(
-    shop: ShopContext,
-    erp: ErpCandidateReader,
-    link_source: Any,
-    imports: Sequence[ShopifyCustomer],
-    export_since: datetime | None,
-    want_export: bool,
-) -> _Narrow | None:
-    """The ERP customers and links an incremental run can touch, or None (read all)."""
-    reader: Any = erp
-    changed = list(reader.iter_customers(changed_since=export_since)) if want_export else []
-    shop_links = link_source.links_for(
-        shop.name,
-        shopify_ids=[customer.id for customer in imports],
-        erp_nos=[customer.no for customer in changed],
-    )
-    phone_texts = [c.phone for c in changed]
-    for customer in imports:
-        phone_texts.append(customer.phone)
-        phone_texts.extend(address.phone for address in customer.addresses)
-    defaults = [shop.settings.default_customer_no] + [
-        setup.default_customer_no for setup in shop.country_setups.values()
-    ]
-    subset = erp.candidates(
-        emails=[customer.email for customer in imports],
-        phone_keys=sorted({key for text in phone_texts for key in suffix_keys(text)}),
-        nos=[link.erp_no for link in shop_links] + [no for no in defaults if no],
-    )
-    if subset is None:
-        return None
-    by_no = {customer.no: customer for customer in subset}
-    by_no.update((customer.no, customer) for customer in changed)
-    customers = [by_no[no] for no in sorted(by_no)]
-    return _Narrow(customers, changed, list(shop_links), partial=True)
-
-
-def _prefetch_counterparts(
-    inputs: SyncInputs,
-    shopify: ShopifyReader,
-    by_erp: Mapping[str, Link],
-    *,
-    first_run: bool,
-) -> None:
-    """The Shopify customers the export rules look at: the linked one, and one with the same
-    e-mail or phone (adopt, skip as duplicate, phone used elsewhere)."""
-    world = inputs.world
-    if first_run and len(inputs.exports) > FULL_READ_THRESHOLD:
-        # first export of a large ERP: one full read beats two searches per customer
-        for existing in shopify.iter_customers():
-            world.add_shopify(existing)
-        return
-    for customer in inputs.exports:
-        link = by_erp.get(customer.no)
-        if link is not None and world.shopify_customer(link.shopify_id) is None:
-            inputs.api_reads += 1
-            found = shopify.get_customer(link.shopify_id)
-            if found is not None:
-                world.add_shopify(found)
-        email = first_email(customer.email)
-        if email and "@" in email and world.shopify_by_email(email) is None:
-            inputs.api_reads += 1
-            by_email = shopify.find_by_email(email)
-            if by_email is not None:
-                world.add_shopify(by_email)
-        e164 = world.erp_e164(customer)
-        if e164 and world.shopify_by_phone(e164) is None:
-            inputs.api_reads += 1
-            by_phone = shopify.find_by_phone(e164)
-            if by_phone is not None:
-                world.add_shopify(by_phone)
-
-
-def plan_shop(
-    engine: Engine,
-    shop: ShopContext,
-    inputs: SyncInputs,
-    directions: Sequence[Direction],
-) -> list[Decision]:
-    """Decide the run's records in the order they are applied: imports, then exports in
-    ERP number order.
-
-    One Shopify customer maps to one ERP customer: the link each decision makes is noted in
-    the world for the decisions after it, so an ERP customer whose Shopify match was linked
-    earlier in the run (by its import, or by the export of a lower-numbered ERP customer with
-    the same e-mail or phone) is skipped as ``already-exists``, exactly as one linked in the
-    state is, instead of taking the link over when applied. So is one whose e-mail a
-    lower-numbered ERP customer's export creates in Shopify in this run.
-    """
-    world = inputs.world
-    decisions: list[Decision] = []
-    try:
-        if Direction.IMPORT in directions:
-            for shopify_customer in inputs.imports:
-                decision = engine.decide_import(world, shop, shopify_customer)
-                decisions.append(decision)
-                _note_link(world, decision)
-        if Direction.EXPORT in directions:
-            for erp_customer in sorted(inputs.exports, key=lambda customer: customer.no):
-                decision = engine.decide_export(world, shop, erp_customer)
-                decisions.append(decision)
-                _note_link(world, decision)
-    finally:
-        world.forget_noted_links()
-    return decisions
-
-
-#: the ERP side of a link an import create makes (its number is given when applied)
-NEW_ERP_CUSTOMER = "(new)"
-
-
-def _note_link(world: World, decision: Decision) -> None:
-    """Note in ``world`` the link applying ``decision`` will save (see :func:`plan_shop`)."""
-    action = decision.action
-    if decision.direction is Direction.IMPORT:
-        gid = decision.shopify_id or decision.record
-        if action is Action.CREATE:
-            erp_no: str | None = NEW_ERP_CUSTOMER
-        elif action in (Action.UPDATE, Action.LINK, Action.NOOP) or decision.new_link:
-            erp_no = decision.erp_no
-        else:
-            erp_no = None
-    elif decision.direction is Direction.EXPORT:
-        if action is Action.CREATE:
-            email = next((c.new for c in decision.changes if c.field == "email"), None)
-            if email:
-                world.note_created(decision.shop, str(email), decision.erp_no or decision.record)
-            return
-        gid = decision.shopify_id or ""
-        linking = action in (Action.UPDATE, Action.LINK, Action.NOOP)
-        erp_no = (decision.erp_no or decision.record) if linking else None
-    else:
-        return
-    if gid and erp_no:
-        world.note_link(Link(shop=decision.shop, shopify_id=gid, erp_no=erp_no))
-
-
-def plan_incremental(
-    shop: ShopContext,
-    *,
-    engine: Engine,
-    erp: ErpReader,
-    shopify: ShopifyReader,
-    cursors: Mapping[str, datetime | None],
-    directions: Sequence[Direction],
-    links: Iterable[Link] = (),
-    link_source: Any = None,
-    full: bool = False,
-    now: datetime | None = None,
-) -> tuple[Plan, SyncInputs]:
-    """Read what changed and decide it: the plan ``sync`` would apply (read-only)."""
-    inputs = read_inputs(
-        shop,
-        erp=erp,
-        shopify=shopify,
-        links=links,
-        cursors=cursors,
-        directions=directions,
-        full=full,
-        link_source=link_source,
-    )
-    decisions = plan_shop(engine, shop, inputs, directions)
-    # records the readers could not read: skips in the plan (as ``custsync plan`` shows
-    # them), failed records when applied
-    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
-    bad, warnings = bad_record_decisions(inputs.problems, [shop.name], directions, taken)
-    plan = Plan(
-        created_at=(now or _now()).replace(microsecond=0),
-        shops=(shop.name,),
-        directions=tuple(d for d in DIRECTION_ORDER if d in directions),
-        decisions=tuple(sorted([*decisions, *bad], key=decision_sort_key)),
-        warnings=tuple(warnings),
-    )
-    return plan, inputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -734,14 +438,14 @@ def _shopify_options(shop_config: Any) -> dict[str, Any]:
 
 
 def open_shopify_writer_for(shop_config: Any) -> Any:
-    from .registry import open_shopify_writer
+    from ..registry import open_shopify_writer
 
     return open_shopify_writer(shop_config.shopify_url, **_shopify_options(shop_config))
 
 
 def open_shopify_reader_for(shop_config: Any) -> Any:
     """A read-only Shopify client for a configured shop (``plan`` uses only these)."""
-    from .registry import open_shopify_reader
+    from ..registry import open_shopify_reader
 
     return open_shopify_reader(shop_config.shopify_url, **_shopify_options(shop_config))
 
@@ -762,8 +466,8 @@ def run_sync(
     """One run of a configured shop: opens the ERP and Shopify writers named in ``config``
     and calls :func:`sync_shop`. The caller holds the shop lease (``sync`` and ``schedule``
     both do)."""
-    from .registry import open_erp_writer
-    from .validate import require_rule_set
+    from ..registry import open_erp_writer
+    from ..rules.validate import require_rule_set
 
     shop_config = next((s for s in config.shops if s.name == shop_name), None)
     if shop_config is None:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .rulefile import Condition, Group, Rule, RuleSet
 from .vocabulary import BOOL, DECISIONS, FACTS, INT, STRING
 

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import difflib
 import enum
-import importlib
 import json
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,10 +28,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from .diagnostics import Diagnostic, Severity
-from .errors import ConfigError, DiagnosticsError
-from .load import LoadedDocument, YamlSyntaxError, load_yaml
-from .model import (
+from ..errors import ConfigError, DiagnosticsError
+from ..model import (
     ERP_CUSTOMER_FIELDS,
     CompanyInfo,
     Country,
@@ -42,14 +39,20 @@ from .model import (
     ErpCustomer,
     ErpReference,
     Link,
+    ShopContext,
     ShopifyAddress,
     ShopifyCustomer,
     ShopifyOrder,
     ShopSettings,
     TaxArea,
 )
-from .resources import schema_path, shipped_rules_dir
-from .rulefile import RuleSet
+from ..resources import schema_path
+from ..rules.diagnostics import Diagnostic, Severity
+from ..rules.load import LoadedDocument, YamlSyntaxError, load_yaml
+from ..rules.rulefile import RuleSet
+from ..rules.validate import load_rule_set
+from .engine import Engine
+from .world import World
 
 __all__ = [
     "FORMAT_VERSION",
@@ -220,7 +223,7 @@ def _unquoted_no_keys(doc: LoadedDocument) -> None:
 def _schema_problems(doc: LoadedDocument) -> list[Diagnostic]:
     """Schema problems in the words `custsync validate` uses for rule files (unknown
     property with a did-you-mean, expected types, allowed values)."""
-    from .validate import schema_diagnostics
+    from ..rules.validate import schema_diagnostics
 
     if doc.data is None:
         return [_problem(doc, "", "empty", "the file is empty; a rule-test file needs 'cases'")]
@@ -260,7 +263,7 @@ _ERP_TEXT = ERP_CUSTOMER_FIELDS
 
 def _address_fields() -> tuple[str, ...]:
     # imported here: the CLI loads this module for every command, the engine only for tests
-    from .decide import SHOPIFY_ADDRESS_FIELDS
+    from .engine import SHOPIFY_ADDRESS_FIELDS
 
     return SHOPIFY_ADDRESS_FIELDS
 
@@ -474,7 +477,7 @@ def _normalize_expect(expect: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_test_file(path: str | Path) -> TestFile:
     """Load, validate and build one rule-test file; raise DiagnosticsError with every problem."""
-    from .validate import display_path
+    from ..rules.validate import display_path
 
     shown = display_path(Path(path))  # the shipped suite as rules/tests/<file>, like rules
     try:
@@ -732,55 +735,26 @@ ShopFactory = Callable[[WorldSpec, ShopSettings], Any]
 def load_rules(extra_dirs: Sequence[Path] = ()) -> RuleSet:
     """The shipped rules with ``extra_dirs`` applied over them, in that order.
 
-    Uses the validator (which reports every problem with its position) when it is installed;
+    Uses the validator (which reports every problem with its position);
     raises DiagnosticsError / ConfigError for invalid rules.
     """
-    loader = getattr(_engine_module("validate"), "load_rule_set", None)
-    if loader is None:  # pragma: no cover - fallback before validate landed
-        return _load_rules_unvalidated([shipped_rules_dir(), *extra_dirs])
-    rule_set, diagnostics = loader(list(extra_dirs))
+    rule_set, diagnostics = load_rule_set(list(extra_dirs))
     if rule_set is None:
         raise DiagnosticsError([d for d in diagnostics if d.is_error] or list(diagnostics))
     result: RuleSet = rule_set
     return result
 
 
-def _engine_module(name: str) -> Any:
-    """A sibling engine module, or None while it does not exist (parallel development)."""
-    try:
-        return importlib.import_module(f"{__package__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{name}":
-            raise
-        return None
-
-
-def _load_rules_unvalidated(dirs: Sequence[Path]) -> RuleSet:  # pragma: no cover
-    from .rulefile import build_rule_file, merge_rule_files
-
-    files = []
-    for folder in dirs:
-        for path in sorted(Path(folder).glob("*.yaml")):
-            try:
-                files.append(build_rule_file(load_yaml(path)))
-            except YamlSyntaxError as exc:
-                raise ConfigError(str(exc)) from None
-    return merge_rule_files(files)
-
-
 def _default_engine(dirs: tuple[Path, ...]) -> EngineLike:
-    engine: EngineLike = importlib.import_module(f"{__package__}.decide").Engine(load_rules(dirs))
-    return engine
+    return Engine(load_rules(dirs))
 
 
 def _default_world(spec: WorldSpec) -> Any:
-    world = importlib.import_module(f"{__package__}.world")
-    return world.World(spec.erp_customers, spec.reference, spec.shopify_customers, spec.links)
+    return World(spec.erp_customers, spec.reference, spec.shopify_customers, spec.links)
 
 
 def _default_shop(spec: WorldSpec, settings: ShopSettings) -> Any:
-    world = importlib.import_module(f"{__package__}.world")
-    return world.ShopContext(name=spec.shop, settings=settings, country_setups=spec.country_setups)
+    return ShopContext(name=spec.shop, settings=settings, country_setups=spec.country_setups)
 
 
 class RuleTestRunner:

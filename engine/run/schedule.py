@@ -36,11 +36,11 @@ from typing import Any, Protocol
 
 from croniter import croniter
 
-from . import exitcodes
-from .clock import Clock, SystemClock, as_utc
-from .errors import ConfigError, CustsyncError, FatalError
-from .masking import mask_text, terminal_safe
-from .ports import RunRecord
+from .. import exitcodes
+from ..clock import Clock, SystemClock, as_utc
+from ..errors import ConfigError, CustsyncError, FatalError
+from ..masking import mask_text, terminal_safe
+from ..ports import RunRecord
 
 __all__ = [
     "DIRECTIONS",

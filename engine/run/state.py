@@ -42,10 +42,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
-from .clock import as_utc
-from .errors import ConfigError, FatalError, RecordError, RetriableError
-from .model import Link
-from .ports import RunRecord
+from ..clock import as_utc
+from ..errors import ConfigError, FatalError, RecordError, RetriableError
+from ..model import Link
+from ..ports import RunRecord
 
 __all__ = [
     "RUN_STATUSES",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
-from .model import (
+from ..model import (
     CompanyInfo,
     Country,
     CountrySetup,

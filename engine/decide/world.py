@@ -11,47 +11,16 @@ ERP lists them; the first customer in that order wins every tie.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import pycountry
 
-from . import phones
-from .model import (
-    CountrySetup,
+from ..model import (
     ErpCustomer,
     ErpReference,
     Link,
     ShopifyCustomer,
-    ShopSettings,
-    TaxArea,
 )
-
-_NO_SETUPS: Mapping[str, CountrySetup] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class ShopContext:
-    """One shop as the engine sees it: its name, settings and per-country setups (ISO keys)."""
-
-    name: str
-    settings: ShopSettings = field(default_factory=ShopSettings)
-    country_setups: Mapping[str, CountrySetup] = field(default_factory=lambda: _NO_SETUPS)
-
-    def setup(self, iso_code: str | None) -> CountrySetup | None:
-        """The per-country setup for an ISO code (any case), or None."""
-        if not iso_code:
-            return None
-        code = iso_code.strip().upper()
-        found = self.country_setups.get(code)
-        if found is None and code != iso_code:
-            found = self.country_setups.get(iso_code)
-        return found
-
-    def tax_areas(self, iso_code: str | None) -> tuple[TaxArea, ...]:
-        setup = self.setup(iso_code)
-        return setup.tax_areas if setup is not None else ()
-
+from . import phones
 
 #: the id under which a Shopify customer an export of the run will create is noted
 PLANNED_CUSTOMER = "planned-for:"

@@ -1,0 +1,472 @@
+"""Reading a shop's changed records and deciding them into a Plan (read-only).
+
+``custsync plan`` (:func:`build_plan`) and ``custsync sync`` (:func:`plan_incremental`) both
+read through :func:`read_inputs` and decide through :func:`plan_shop`, so a dry run shows
+exactly what a sync would apply. Nothing here receives or builds a writer.
+
+Reading is incremental: Shopify customers updated after the import cursor, ERP customers
+modified after the export cursor (our own writes are not echoed back), and for those the
+Shopify counterparts the export rules need (the linked customer by id, an unlinked one by
+e-mail and phone) — API calls proportional to the changes, not to the store's size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from ..decide.engine import Engine
+from ..decide.enrich import first_email
+from ..decide.phones import suffix_keys
+from ..decide.world import World
+from ..errors import ConfigError
+from ..model import (
+    Action,
+    Decision,
+    Direction,
+    ErpCustomer,
+    Link,
+    ShopContext,
+    ShopifyCustomer,
+    ShopifyOrder,
+)
+from ..ports import ErpCandidateReader, ErpReader, ShopifyReader, SourceProblem
+from ..rules.rulefile import RuleSet
+from .plan import (
+    DIRECTION_ORDER,
+    Plan,
+    PlanWarning,
+    bad_record_decisions,
+    decision_sort_key,
+    reader_problems,
+)
+
+__all__ = [
+    "FULL_READ_THRESHOLD",
+    "SyncInputs",
+    "build_plan",
+    "plan_incremental",
+    "plan_shop",
+    "read_inputs",
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _digest(items: Iterable[Any]) -> str:
+    """A short stable digest of records (their reprs are deterministic: frozen dataclasses)."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(repr(item).encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+#: above this many export candidates without a cursor, read the whole store once (bulk)
+#: instead of looking each customer up by e-mail and phone
+FULL_READ_THRESHOLD = 500
+
+
+
+
+@dataclass(slots=True)
+class SyncInputs:
+    """What one run of one shop decides over."""
+
+    world: World
+    imports: list[ShopifyCustomer] = field(default_factory=list)
+    exports: list[ErpCustomer] = field(default_factory=list)
+    api_reads: int = 0
+    #: records the readers could not read while reading these inputs (their problems())
+    problems: list[SourceProblem] = field(default_factory=list)
+
+
+def read_inputs(
+    shop: ShopContext,
+    *,
+    erp: ErpReader,
+    shopify: ShopifyReader,
+    links: Iterable[Link] = (),
+    cursors: Mapping[str, datetime | None],
+    directions: Sequence[Direction],
+    full: bool = False,
+    link_source: Any = None,
+) -> SyncInputs:
+    """Read the changed records and the counterparts their rules need (read-only).
+
+    With cursors for every wanted direction, an ERP that can answer
+    :class:`~.ports.ErpCandidateReader` and a ``link_source`` with ``links_for`` (the state
+    store), only the records the changes can touch are read: the World then holds the changed
+    customers, every ERP customer sharing an e-mail or a phone key with them, and their links,
+    so the rules see exactly what a full read would show them. Otherwise everything is read.
+    """
+    import_since = None if full else cursors.get(Direction.IMPORT.value)
+    export_since = None if full else cursors.get(Direction.EXPORT.value)
+    want_import = Direction.IMPORT in directions
+    want_export = Direction.EXPORT in directions
+    # a reader reports every bad record it met in its life: keep those met from here on
+    erp_seen, shopify_seen = len(reader_problems(erp)), len(reader_problems(shopify))
+    imports = list(shopify.iter_customers(updated_since=import_since)) if want_import else []
+
+    narrow: _Narrow | None = None
+    if (
+        isinstance(erp, ErpCandidateReader)
+        and link_source is not None
+        and (not want_import or import_since is not None)
+        and (not want_export or export_since is not None)
+    ):
+        narrow = _narrow_read(shop, erp, link_source, imports, export_since, want_export)
+    if narrow is None:
+        shop_links = [link for link in links if link.shop == shop.name]
+        if link_source is not None and not shop_links:
+            shop_links = list(link_source.links(shop.name))
+        erp_customers = list(erp.iter_customers())
+        changed = [
+            c
+            for c in erp_customers
+            if export_since is None or c.modified_at is None or c.modified_at > export_since
+        ]
+        narrow = _Narrow(erp_customers, changed if want_export else [], shop_links)
+
+    reference = erp.reference()
+    world = World(narrow.erp_customers, reference, imports, narrow.links)
+    inputs = SyncInputs(world=world, imports=imports)
+    if want_export:
+        by_erp = {link.erp_no: link for link in narrow.links}
+        for customer in narrow.changed:
+            link = by_erp.get(customer.no)
+            if (
+                link is not None
+                and link.last_import_at is not None
+                and customer.modified_at is not None
+                and customer.modified_at <= link.last_import_at
+            ):
+                continue  # our own import wrote this change: do not echo it back
+            inputs.exports.append(customer)
+        _prefetch_counterparts(inputs, shopify, by_erp, first_run=export_since is None)
+        if link_source is not None and narrow.partial:
+            # links of the Shopify customers found for the exports (adopt or skip rules)
+            extra = link_source.links_for(shop.name, shopify_ids=list(world.shopify))
+            known = {link.shopify_id for link in narrow.links}
+            more = [link for link in extra if link.shopify_id not in known]
+            if more:
+                inputs.world = World(
+                    narrow.erp_customers,
+                    reference,
+                    world.shopify.values(),
+                    [*narrow.links, *more],
+                )
+    inputs.problems = [
+        *reader_problems(erp)[erp_seen:],
+        *reader_problems(shopify)[shopify_seen:],
+    ]
+    return inputs
+
+
+@dataclass(slots=True)
+class _Narrow:
+    erp_customers: list[ErpCustomer]
+    changed: list[ErpCustomer]
+    links: list[Link]
+    partial: bool = False  # only the records the changes can touch
+
+
+def _narrow_read(
+    shop: ShopContext,
+    erp: ErpCandidateReader,
+    link_source: Any,
+    imports: Sequence[ShopifyCustomer],
+    export_since: datetime | None,
+    want_export: bool,
+) -> _Narrow | None:
+    """The ERP customers and links an incremental run can touch, or None (read all)."""
+    reader: Any = erp
+    changed = list(reader.iter_customers(changed_since=export_since)) if want_export else []
+    shop_links = link_source.links_for(
+        shop.name,
+        shopify_ids=[customer.id for customer in imports],
+        erp_nos=[customer.no for customer in changed],
+    )
+    phone_texts = [c.phone for c in changed]
+    for customer in imports:
+        phone_texts.append(customer.phone)
+        phone_texts.extend(address.phone for address in customer.addresses)
+    defaults = [shop.settings.default_customer_no] + [
+        setup.default_customer_no for setup in shop.country_setups.values()
+    ]
+    subset = erp.candidates(
+        emails=[customer.email for customer in imports],
+        phone_keys=sorted({key for text in phone_texts for key in suffix_keys(text)}),
+        nos=[link.erp_no for link in shop_links] + [no for no in defaults if no],
+    )
+    if subset is None:
+        return None
+    by_no = {customer.no: customer for customer in subset}
+    by_no.update((customer.no, customer) for customer in changed)
+    customers = [by_no[no] for no in sorted(by_no)]
+    return _Narrow(customers, changed, list(shop_links), partial=True)
+
+
+def _prefetch_counterparts(
+    inputs: SyncInputs,
+    shopify: ShopifyReader,
+    by_erp: Mapping[str, Link],
+    *,
+    first_run: bool,
+) -> None:
+    """The Shopify customers the export rules look at: the linked one, and one with the same
+    e-mail or phone (adopt, skip as duplicate, phone used elsewhere)."""
+    world = inputs.world
+    if first_run and len(inputs.exports) > FULL_READ_THRESHOLD:
+        # first export of a large ERP: one full read beats two searches per customer
+        for existing in shopify.iter_customers():
+            world.add_shopify(existing)
+        return
+    for customer in inputs.exports:
+        link = by_erp.get(customer.no)
+        if link is not None and world.shopify_customer(link.shopify_id) is None:
+            inputs.api_reads += 1
+            found = shopify.get_customer(link.shopify_id)
+            if found is not None:
+                world.add_shopify(found)
+        email = first_email(customer.email)
+        if email and "@" in email and world.shopify_by_email(email) is None:
+            inputs.api_reads += 1
+            by_email = shopify.find_by_email(email)
+            if by_email is not None:
+                world.add_shopify(by_email)
+        e164 = world.erp_e164(customer)
+        if e164 and world.shopify_by_phone(e164) is None:
+            inputs.api_reads += 1
+            by_phone = shopify.find_by_phone(e164)
+            if by_phone is not None:
+                world.add_shopify(by_phone)
+
+
+def plan_shop(
+    engine: Engine,
+    shop: ShopContext,
+    inputs: SyncInputs,
+    directions: Sequence[Direction],
+) -> list[Decision]:
+    """Decide the run's records in the order they are applied: imports, then exports in
+    ERP number order.
+
+    One Shopify customer maps to one ERP customer: the link each decision makes is noted in
+    the world for the decisions after it, so an ERP customer whose Shopify match was linked
+    earlier in the run (by its import, or by the export of a lower-numbered ERP customer with
+    the same e-mail or phone) is skipped as ``already-exists``, exactly as one linked in the
+    state is, instead of taking the link over when applied. So is one whose e-mail a
+    lower-numbered ERP customer's export creates in Shopify in this run.
+    """
+    world = inputs.world
+    decisions: list[Decision] = []
+    try:
+        if Direction.IMPORT in directions:
+            for shopify_customer in inputs.imports:
+                decision = engine.decide_import(world, shop, shopify_customer)
+                decisions.append(decision)
+                _note_link(world, decision)
+        if Direction.EXPORT in directions:
+            for erp_customer in sorted(inputs.exports, key=lambda customer: customer.no):
+                decision = engine.decide_export(world, shop, erp_customer)
+                decisions.append(decision)
+                _note_link(world, decision)
+    finally:
+        world.forget_noted_links()
+    return decisions
+
+
+#: the ERP side of a link an import create makes (its number is given when applied)
+NEW_ERP_CUSTOMER = "(new)"
+
+
+def _note_link(world: World, decision: Decision) -> None:
+    """Note in ``world`` the link applying ``decision`` will save (see :func:`plan_shop`)."""
+    action = decision.action
+    if decision.direction is Direction.IMPORT:
+        gid = decision.shopify_id or decision.record
+        if action is Action.CREATE:
+            erp_no: str | None = NEW_ERP_CUSTOMER
+        elif action in (Action.UPDATE, Action.LINK, Action.NOOP) or decision.new_link:
+            erp_no = decision.erp_no
+        else:
+            erp_no = None
+    elif decision.direction is Direction.EXPORT:
+        if action is Action.CREATE:
+            email = next((c.new for c in decision.changes if c.field == "email"), None)
+            if email:
+                world.note_created(decision.shop, str(email), decision.erp_no or decision.record)
+            return
+        gid = decision.shopify_id or ""
+        linking = action in (Action.UPDATE, Action.LINK, Action.NOOP)
+        erp_no = (decision.erp_no or decision.record) if linking else None
+    else:
+        return
+    if gid and erp_no:
+        world.note_link(Link(shop=decision.shop, shopify_id=gid, erp_no=erp_no))
+
+
+def plan_incremental(
+    shop: ShopContext,
+    *,
+    engine: Engine,
+    erp: ErpReader,
+    shopify: ShopifyReader,
+    cursors: Mapping[str, datetime | None],
+    directions: Sequence[Direction],
+    links: Iterable[Link] = (),
+    link_source: Any = None,
+    full: bool = False,
+    now: datetime | None = None,
+) -> tuple[Plan, SyncInputs]:
+    """Read what changed and decide it: the plan ``sync`` would apply (read-only)."""
+    inputs = read_inputs(
+        shop,
+        erp=erp,
+        shopify=shopify,
+        links=links,
+        cursors=cursors,
+        directions=directions,
+        full=full,
+        link_source=link_source,
+    )
+    decisions = plan_shop(engine, shop, inputs, directions)
+    # records the readers could not read: skips in the plan (as ``custsync plan`` shows
+    # them), failed records when applied
+    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
+    bad, warnings = bad_record_decisions(inputs.problems, [shop.name], directions, taken)
+    plan = Plan(
+        created_at=(now or _now()).replace(microsecond=0),
+        shops=(shop.name,),
+        directions=tuple(d for d in DIRECTION_ORDER if d in directions),
+        decisions=tuple(sorted([*decisions, *bad], key=decision_sort_key)),
+        warnings=tuple(warnings),
+    )
+    return plan, inputs
+
+
+def _resolve_order(order: ShopifyOrder, reader: ShopifyReader, missing: list[str]) -> ShopifyOrder:
+    """An order whose customer is given by id only gets the full customer from the shop; a
+    customer the shop does not have is dropped (and its id added to ``missing``), so that the
+    order is not decided as one of a customer "without an address"."""
+    customer = order.customer
+    if customer is None or customer.email or customer.addresses or customer.first_name:
+        return order
+    found = reader.get_customer(customer.id)
+    if found is None:
+        missing.append(customer.id)
+    return dataclasses.replace(order, customer=found)
+
+
+def build_plan(
+    *,
+    shops: Sequence[Any],
+    rules: RuleSet | None,
+    erp: ErpReader,
+    shopify: Mapping[str, ShopifyReader],
+    links: Iterable[Link] = (),
+    directions: Sequence[Direction | str] = (Direction.IMPORT, Direction.EXPORT),
+    orders: Mapping[str, Sequence[ShopifyOrder]] | None = None,
+    cursors: Mapping[tuple[str, str], datetime | None] | None = None,
+    engine: Any = None,
+    fingerprints: Mapping[str, str] | None = None,
+    warnings: Iterable[PlanWarning] = (),
+    now: datetime | None = None,
+) -> Plan:
+    """Decide every record of ``shops`` and return the Plan. Read-only by construction.
+
+    ``shops`` are :class:`~custsync.engine.model.ShopContext` objects; ``shopify`` maps each
+    shop name to its reader; ``links`` are all stored links (filtered per shop here).
+    ``cursors`` maps (shop, direction) to the last successful run's start; records are read
+    and selected exactly as ``custsync sync`` does (:func:`read_inputs`:
+    Shopify customers updated after the import cursor, ERP customers modified after the
+    export cursor and not just written by our own import). ``orders``
+    maps shop names to orders to map (direction ``order``). ``engine`` defaults to
+    ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config).
+    """
+    if engine is None:
+        from ..decide.engine import Engine
+
+        if rules is None:
+            raise ConfigError("build_plan needs the rules (or an engine)")
+        engine = Engine(rules)
+    wanted = tuple(Direction(direction) for direction in directions)
+    customer_directions = tuple(d for d in wanted if d is not Direction.ORDER)
+    cursors = cursors or {}
+    all_links = list(links)
+    digests: dict[str, str] = {}
+    decisions: list[Decision] = []
+    problems: list[SourceProblem] = []
+    missing_warnings: list[PlanWarning] = []
+    for shop in shops:
+        reader = shopify[shop.name]
+        inputs = read_inputs(
+            shop,
+            erp=erp,
+            shopify=reader,
+            links=all_links,
+            cursors={
+                direction.value: cursors.get((shop.name, direction.value))
+                for direction in (Direction.IMPORT, Direction.EXPORT)
+            },
+            directions=customer_directions,
+        )
+        world = inputs.world
+        decisions.extend(plan_shop(engine, shop, inputs, customer_directions))
+        for order in (orders or {}).get(shop.name, ()):
+            missing: list[str] = []
+            resolved = _resolve_order(order, reader, missing)
+            missing_warnings.extend(
+                PlanWarning(
+                    "customer-not-found",
+                    f"order {order.name or order.id}: Shopify customer {gid} is not in the "
+                    "shop; the order is mapped without a Shopify customer",
+                    record=order.id,
+                    shop=shop.name,
+                )
+                for gid in missing
+            )
+            if resolved.customer is not None and resolved.customer.id:
+                world.add_shopify(resolved.customer)
+            decisions.append(engine.decide_order(world, shop, resolved))
+        digests.setdefault("erp", _digest(world.erp.values()))
+        digests.setdefault("erp_reference", _digest([world.reference]))
+        digests[f"shopify:{shop.name}"] = _digest(
+            world.shopify[key] for key in sorted(world.shopify)
+        )
+        digests[f"links:{shop.name}"] = _digest(
+            sorted((link for link in all_links if link.shop == shop.name), key=repr)
+        )
+        problems.extend(reader_problems(reader))
+    problems[:0] = reader_problems(erp)
+    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
+    bad, problem_warnings = bad_record_decisions(
+        _unique(problems), [shop.name for shop in shops], wanted, taken
+    )
+    decisions.extend(bad)
+    digests.update(fingerprints or {})
+    planned = set(wanted) | ({Direction.ORDER} if orders else set())
+    return Plan(
+        created_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        shops=tuple(shop.name for shop in shops),
+        directions=tuple(d for d in DIRECTION_ORDER if d in planned),
+        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+        warnings=(*warnings, *missing_warnings, *problem_warnings),
+        fingerprints=MappingProxyType(dict(sorted(digests.items()))),
+    )
+
+
+def _unique(problems: Iterable[SourceProblem]) -> list[SourceProblem]:
+    """Readers of several shops may share a folder: report each problem once."""
+    seen: dict[tuple[str, str, str], SourceProblem] = {}
+    for problem in problems:
+        seen.setdefault((problem.kind, problem.location, problem.message), problem)
+    return list(seen.values())
