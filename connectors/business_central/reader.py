@@ -1,0 +1,342 @@
+"""Reading customers and reference data from Business Central (``ErpReader``).
+
+Customers come from the standard ``customers`` API (v2.0) in number order, paged by the
+server (``@odata.nextLink``). What that API lacks is read from the *sources* the config
+names (settings.py ``pages``): Name 2, Contact and the posting groups from the Customer Card
+(page 21) or a customer's own API page, ISO country codes from the Countries/Regions page,
+customer templates from the Customer Templ. page. A source that is not configured or not
+published is *unavailable*: :meth:`BcErpReader.unavailable` says why, ``problems()`` reports
+it, and the values it would give stay blank on purpose (validate and plan name the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from custsync.engine.errors import ConfigError
+from custsync.engine.model import (
+    ERP_TEMPLATE_FIELDS,
+    CompanyInfo,
+    Country,
+    CustomerTemplate,
+    ErpCustomer,
+    ErpReference,
+)
+from custsync.engine.ports import SourceProblem
+
+from .client import BcClient, BcHttpError
+from .mapping import CUSTOMER_SELECT, customer_from_api, odata_datetime, odata_string
+from .settings import BcSettings, PageSource
+
+__all__ = ["BcErpReader"]
+
+log = logging.getLogger("custsync.bc")
+
+_OR_CHUNK = 20  # numbers per "No eq .. or No eq .." filter (URL length)
+_WHAT = {
+    "customer_card": "Name 2, Contact and posting groups (Customer Card, page 21)",
+    "countries": "ISO country codes (Countries/Regions page)",
+    "customer_templates": "customer templates (Customer Templ. page)",
+}
+
+
+class BcErpReader:
+    """``ErpReader`` over BC's API v2.0 for one company. Close it when done."""
+
+    def __init__(self, client: BcClient) -> None:
+        self.client = client
+        self.settings: BcSettings = client.settings
+        self._company: dict[str, Any] | None = None
+        self._codes: dict[str, dict[str, str]] = {}
+        self._unavailable: dict[str, str] = {
+            name: f"{_WHAT[name]}: not configured (erp.business_central.pages.{name})"
+            for name in _WHAT
+            if name not in self.settings.pages
+        }
+        self._problems: list[SourceProblem] = []
+        self._ids: dict[str, str] = {}  # customer no. -> id
+
+    def __enter__(self) -> BcErpReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    @property
+    def url(self) -> str:
+        return self.settings.display
+
+    # ---- company -------------------------------------------------------------------------
+
+    @property
+    def company(self) -> dict[str, Any]:
+        """The configured company (by id or name), found once."""
+        if self._company is None:
+            self._company = self._find_company()
+        return self._company
+
+    def _find_company(self) -> dict[str, Any]:
+        wanted = self.settings.company
+        try:
+            companies = list(self.client.iter_collection("companies"))
+        except BcHttpError as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"Business Central environment {self.settings.base_url} not found "
+                    f"({exc.brief}): check the tenant and environment name in erp.url"
+                ) from None
+            raise
+        for company in companies:
+            if wanted in (company.get("id"), company.get("name")):
+                return company
+        names = ", ".join(repr(c.get("name")) for c in companies) or "(none)"
+        near = [
+            c.get("name") for c in companies if str(c.get("name", "")).lower() == wanted.lower()
+        ]
+        hint = f" (names are case-sensitive: {near[0]!r}?)" if near else ""
+        raise ConfigError(
+            f"Business Central {self.settings.base_url}: company {wanted!r} does not exist"
+            f"{hint}; the environment has: {names}"
+        )
+
+    def _company_path(self, entity_set: str) -> str:
+        return f"companies({self.company['id']})/{entity_set}"
+
+    # ---- sources the standard API lacks --------------------------------------------------
+
+    def unavailable(self) -> Mapping[str, str]:
+        """Source name -> why it cannot be read (not configured, not published)."""
+        return dict(self._unavailable)
+
+    def has_source(self, name: str) -> bool:
+        return name in self.settings.pages and name not in self._unavailable
+
+    def _page_rows(self, name: str, filter_: str | None = None) -> Iterator[dict[str, Any]] | None:
+        """The rows of source ``name`` renamed to custsync field names; None when it is
+        unavailable (the reason is kept)."""
+        if not self.has_source(name):
+            return None
+        source: PageSource = self.settings.pages[name]
+        path = source.url_path(str(self.company.get("name", "")), str(self.company["id"]))
+        params = {"$select": ",".join(source.fields.values())}
+        if filter_:
+            params["$filter"] = filter_
+        rows = self.client.iter_collection(path, params)
+        try:
+            first = next(rows, None)
+        except BcHttpError as exc:
+            if exc.status in (400, 404):
+                self._mark_unavailable(name, source, exc)
+                return None
+            raise
+        return self._renamed(source, first, rows)
+
+    @staticmethod
+    def _renamed(
+        source: PageSource, first: dict[str, Any] | None, rows: Iterator[dict[str, Any]]
+    ) -> Iterator[dict[str, Any]]:
+        if first is None:
+            return
+        inverse = {prop: field for field, prop in source.fields.items()}
+        yield {inverse[k]: v for k, v in first.items() if k in inverse}
+        for row in rows:
+            yield {inverse[k]: v for k, v in row.items() if k in inverse}
+
+    def _mark_unavailable(self, name: str, source: PageSource, exc: BcHttpError) -> None:
+        reason = (
+            f"{_WHAT[name]}: {source.path!r} cannot be read ({exc.brief}); publish the page "
+            "as a web service or name your own API page in "
+            f"erp.business_central.pages.{name}"
+        )
+        if name not in self._unavailable:
+            log.warning("Business Central: %s", reason)
+            self._problems.append(SourceProblem(name, source.path, reason))
+        self._unavailable[name] = reason
+
+    # ---- reference data --------------------------------------------------------------------
+
+    def lookup_codes(self, entity_set: str) -> dict[str, str]:
+        """id -> code of ``paymentTerms``, ``paymentMethods``, ``taxAreas``, ``currencies``."""
+        if entity_set not in self._codes:
+            self._codes[entity_set] = {
+                str(row.get("id")): str(row.get("code") or "")
+                for row in self.client.iter_collection(
+                    self._company_path(entity_set), {"$select": "id,code"}
+                )
+            }
+        return self._codes[entity_set]
+
+    def _codes_for_customers(self) -> dict[str, dict[str, str]]:
+        return {
+            name: self.lookup_codes(name) for name in ("paymentTerms", "paymentMethods", "taxAreas")
+        }
+
+    def reference(self) -> ErpReference:
+        """Countries (ISO codes from the Countries/Regions source when available), the
+        company (companyInformation) and the customer templates (when available)."""
+        info = next(self.client.iter_collection(self._company_path("companyInformation")), {})
+        company = CompanyInfo(
+            name=str(info.get("displayName") or self.company.get("name") or ""),
+            country_code=str(info.get("country") or ""),
+        )
+        countries: tuple[Country, ...]
+        rows = self._page_rows("countries")
+        if rows is not None:
+            countries = tuple(
+                sorted(
+                    (
+                        Country(
+                            str(r.get("code", "")),
+                            str(r.get("iso_code", "") or ""),
+                            str(r.get("name", "") or ""),
+                        )
+                        for r in rows
+                    ),
+                    key=lambda c: c.code,
+                )
+            )
+        else:
+            countries = tuple(
+                sorted(
+                    (
+                        Country(str(r.get("code", "")), "", str(r.get("displayName", "") or ""))
+                        for r in self.client.iter_collection(
+                            self._company_path("countriesRegions"), {"$select": "code,displayName"}
+                        )
+                    ),
+                    key=lambda c: c.code,
+                )
+            )
+        templates: tuple[CustomerTemplate, ...] = ()
+        template_rows = self._page_rows("customer_templates")
+        if template_rows is not None:
+            templates = tuple(
+                sorted((_template(row) for row in template_rows), key=lambda t: t.code)
+            )
+        return ErpReference(countries=countries, company=company, templates=templates)
+
+    # ---- customers -----------------------------------------------------------------------
+
+    def iter_customers(self, changed_since: datetime | None = None) -> Iterator[ErpCustomer]:
+        """Customers in number order; with ``changed_since`` those whose
+        ``lastModifiedDateTime`` is within ``modified_overlap_seconds`` before it or later (the
+        overlap covers clock differences between BC and this machine; a record is yielded
+        once even if paging meets it twice)."""
+        params = {"$select": CUSTOMER_SELECT, "$orderby": "number"}
+        if changed_since is not None:
+            if changed_since.tzinfo is None:
+                raise ValueError("changed_since must be timezone-aware (UTC)")
+            since = changed_since - timedelta(seconds=self.settings.modified_overlap_seconds)
+            params["$filter"] = f"lastModifiedDateTime gt {odata_datetime(since)}"
+        codes = self._codes_for_customers()
+        seen: set[str] = set()
+        page: list[dict[str, Any]] = []
+        for entity in self.client.iter_collection(self._company_path("customers"), params):
+            ident = str(entity.get("id"))
+            if ident in seen:
+                continue
+            seen.add(ident)
+            page.append(entity)
+            if len(page) >= self.settings.page_size:
+                yield from self._with_cards(page, codes, ranged=changed_since is None)
+                page = []
+        if page:
+            yield from self._with_cards(page, codes, ranged=changed_since is None)
+
+    def _with_cards(
+        self,
+        entities: Sequence[dict[str, Any]],
+        codes: Mapping[str, Mapping[str, str]],
+        *,
+        ranged: bool,
+    ) -> Iterator[ErpCustomer]:
+        nos = [str(e.get("number", "")) for e in entities]
+        cards = self._cards(nos, ranged=ranged)
+        for entity, no in zip(entities, nos, strict=True):
+            self.remember(entity)
+            yield customer_from_api(
+                entity, cards.get(no) if cards is not None else None, codes=codes
+            )
+
+    def _cards(self, nos: Sequence[str], *, ranged: bool) -> dict[str, dict[str, Any]] | None:
+        """Page rows of the customers ``nos`` by number; None when the source is unavailable.
+        ``ranged``: one filtered read over the numbers' range (a full read), else chunks of
+        ``No eq .. or ..``."""
+        if not nos or not self.has_source("customer_card"):
+            return None
+        key = self.settings.pages["customer_card"].fields["no"]
+        found: dict[str, dict[str, Any]] = {}
+        if ranged:
+            filters = [f"{key} ge {odata_string(min(nos))} and {key} le {odata_string(max(nos))}"]
+        else:
+            filters = [
+                " or ".join(f"{key} eq {odata_string(no)}" for no in nos[i : i + _OR_CHUNK])
+                for i in range(0, len(nos), _OR_CHUNK)
+            ]
+        for filter_ in filters:
+            rows = self._page_rows("customer_card", filter_)
+            if rows is None:
+                return None
+            for row in rows:
+                found[str(row.get("no", ""))] = row
+        return found
+
+    def remember(self, entity: Mapping[str, Any]) -> None:
+        """Keep the id of a customer read (PATCH addresses customers by id)."""
+        no = entity.get("number")
+        if no:
+            self._ids[str(no)] = str(entity.get("id"))
+
+    def _entity_by_number(self, no: str) -> dict[str, Any] | None:
+        params = {"$select": CUSTOMER_SELECT, "$filter": f"number eq {odata_string(no)}"}
+        for entity in self.client.iter_collection(self._company_path("customers"), params):
+            if entity.get("number") == no:
+                self.remember(entity)
+                return entity
+        return None
+
+    def get_customer(self, no: str) -> ErpCustomer | None:
+        if not no or len(no) > 20:  # BC refuses a filter longer than the Code[20] field
+            return None
+        entity = self._entity_by_number(no)
+        if entity is None:
+            return None
+        return self._one(entity)
+
+    def _one(self, entity: dict[str, Any]) -> ErpCustomer:
+        return next(self._with_cards([entity], self._codes_for_customers(), ranged=False))
+
+    def problems(self) -> Sequence[SourceProblem]:
+        return tuple(self._problems)
+
+    def check(self) -> list[str]:
+        """For ``validate``: reach BC (token, environment, company) and read each configured
+        source once; the list of warnings (sources unavailable). Raises on what stops a run."""
+        self.company  # noqa: B018 - token, environment and company
+        for name in ("countries", "customer_templates"):
+            rows = self._page_rows(name)
+            if rows is not None:
+                next(rows, None)
+        if self.has_source("customer_card"):
+            self._page_rows("customer_card", None)
+        return list(self._unavailable.values())
+
+
+def _template(row: Mapping[str, Any]) -> CustomerTemplate:
+    values = {}
+    for name in ERP_TEMPLATE_FIELDS:
+        value = row.get(name)
+        if value in (None, "", False):
+            continue
+        values[name] = bool(value) if name == "tax_liable" else str(value)
+    return CustomerTemplate(
+        code=str(row.get("code", "")),
+        description=str(row.get("description", "") or ""),
+        fields=values,
+    )
