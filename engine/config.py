@@ -138,6 +138,8 @@ class Config:
     #: its folder, ``base_dir``
     path: Path | None = None
     base_dir: Path | None = None
+    #: options for the ERP connector (``erp.business_central``), passed to its factories
+    erp_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def shop(self, name: str | None = None) -> ShopConfig:
         """The shop called ``name``; without a name, the only shop (ConfigError otherwise)."""
@@ -201,6 +203,73 @@ def _cron(description: str) -> dict[str, Any]:
     }
 
 
+def _business_central_schema() -> dict[str, Any]:
+    """``erp.business_central``: the options of a ``bc://`` ERP (docs/business-central.md)."""
+    text = {"type": "string", "minLength": 1}
+    positive = {"type": "number", "exclusiveMinimum": 0}
+    page = {
+        "description": (
+            "A published page's web service name (e.g. Customer), or {path, fields} for a "
+            "page of your own (path below the environment root; {company} and {company_id} "
+            "are replaced)."
+        ),
+        "oneOf": [
+            text,
+            {
+                "type": "object",
+                "required": ["path"],
+                "additionalProperties": False,
+                "properties": {
+                    "path": text,
+                    "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        ],
+    }
+    return {
+        "description": "Business Central options (for a bc:// ERP URL).",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["company", "client_id", "client_secret_env"],
+        "properties": {
+            "company": {**text, "description": "Company name (case-sensitive) or id."},
+            "client_id": {**text, "description": "The app registration's client ID."},
+            "client_secret_env": {
+                **text,
+                "description": "Name of the environment variable holding the client secret.",
+                "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+            },
+            "tenant": {**text, "description": "Entra tenant id or domain (default: the URL's)."},
+            "token_url": {**text, "description": "OAuth token endpoint (default: Entra's)."},
+            "scope": text,
+            "pages": {
+                "description": "Sources of what the standard API lacks.",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "customer_card": page,
+                    "countries": page,
+                    "customer_templates": page,
+                },
+            },
+            "page_size": {"type": "integer", "minimum": 1, "maximum": 20000, "default": 1000},
+            "modified_overlap_seconds": {"type": "number", "minimum": 0, "default": 120},
+            "timeout_seconds": {**positive, "default": 60},
+            "requests_per_window": {"type": "integer", "minimum": 1, "default": 6000},
+            "window_seconds": {**positive, "default": 300},
+            "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 5, "default": 5},
+            "max_attempts": {"type": "integer", "minimum": 1, "default": 6},
+            "retry_base_delay": {**positive, "default": 1},
+            "retry_max_delay": {**positive, "default": 60},
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+            "journal": {
+                **text,
+                "description": "The create journal file (relative to the config file).",
+            },
+        },
+    }
+
+
 def config_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of ``custsync.yaml``; settings come from ShopSettings and the
     vocabulary's ``settings.*`` facts."""
@@ -233,8 +302,10 @@ def config_schema() -> dict[str, Any]:
                             "sqlite:///erp.db",
                             "postgresql+psycopg://user@localhost/erp",
                             "files:./world",
+                            "bc://contoso.onmicrosoft.com/Production",
                         ],
-                    }
+                    },
+                    "business_central": _business_central_schema(),
                 },
             },
             "state": {
@@ -544,6 +615,7 @@ class _ConfigChecker:
     def run(self) -> list[Diagnostic]:
         data = _mapping(self.doc.data)
         self.database_urls(data)
+        self.business_central(data)
         for index, folder in enumerate(_list(data.get("rules"))):
             if isinstance(folder, str) and folder:
                 path = _resolve_path(folder, self.base_dir)
@@ -618,6 +690,14 @@ class _ConfigChecker:
                 )
             elif scheme is None:
                 self.add("/erp/url", "url", "expected a URL such as sqlite:///erp.db")
+            elif scheme == "bc":
+                if "business_central" not in _mapping(data.get("erp")) and "?" not in erp_url:
+                    self.add(
+                        "/erp",
+                        "required",
+                        "a Business Central ERP needs erp.business_central (company, "
+                        "client_id, client_secret_env): see docs/business-central.md",
+                    )
             else:
                 self.database_port("/erp/url", erp_url)
         state_url = _mapping(data.get("state")).get("url")
@@ -634,6 +714,57 @@ class _ConfigChecker:
             )
         elif isinstance(state_url, str) and state_url:
             self.database_port("/state/url", state_url)
+
+    def business_central(self, data: Mapping[str, Any]) -> None:
+        """Warn when a Business Central ERP lacks a source the shops' settings need (BC's
+        standard API has no Name 2, Contact, ISO country codes or customer templates)."""
+        erp = _mapping(data.get("erp"))
+        url = erp.get("url")
+        if not isinstance(url, str) or _scheme(url) != "bc":
+            return
+        pages = _mapping(_mapping(erp.get("business_central")).get("pages"))
+        pointer = "/erp/business_central" if "business_central" in erp else "/erp"
+        defaults = ShopSettings()
+        for index, shop in enumerate(_list(data.get("shops"))):
+            shop = _mapping(shop)
+            name = shop.get("name", index)
+            settings = _mapping(shop.get("settings"))
+            needs = [
+                f"{key} {value!r} needs {what}"
+                for key, what in (("name_2_source", "Name 2"), ("contact_source", "Contact"))
+                if (value := settings.get(key, getattr(defaults, key))) != "none"
+            ]
+            if needs and not pages.get("customer_card"):
+                self.add(
+                    pointer,
+                    "bc-source",
+                    f"shop {name}: {'; '.join(needs)}, which Business Central's API lacks: "
+                    "without pages.customer_card (the published Customer Card or your own "
+                    "API page) they are not written, and each create and plan says so",
+                    warning=True,
+                )
+            templates = settings.get("customer_template_code") or any(
+                _mapping(c).get("customer_template_code") for c in _list(shop.get("countries"))
+            )
+            if templates and not pages.get("customer_templates"):
+                self.add(
+                    pointer,
+                    "bc-source",
+                    f"shop {name}: customer templates are used, but Business Central's API "
+                    "has none: without pages.customer_templates creates get BC's own "
+                    "defaults (each create says so)",
+                    warning=True,
+                )
+        if not pages.get("countries"):
+            self.add(
+                pointer,
+                "bc-source",
+                "Business Central's API has no ISO country codes: without pages.countries "
+                "custsync takes a BC country code that is an ISO code as that ISO code (and EL "
+                "as GR, UK as GB); a code of your own is not mapped and its customers are "
+                "skipped with that reason",
+                warning=True,
+            )
 
     def database_port(self, pointer: str, url: str) -> None:
         """A port that is no number (or a broken [IPv6] host): the database connector's
@@ -780,8 +911,12 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
             )
         )
     state = data.get("state") or {}
+    erp_options = dict(data["erp"].get("business_central") or {})
+    if erp_options.get("journal"):
+        erp_options["journal"] = str(_resolve_path(erp_options["journal"], base_dir))
     return Config(
         erp_url=_resolve_url(data["erp"]["url"], base_dir),
+        erp_options=MappingProxyType(erp_options),
         state_url=_resolve_url(state.get("url", DEFAULT_STATE_URL), base_dir),
         rule_dirs=tuple(_resolve_path(folder, base_dir) for folder in data.get("rules") or ()),
         shops=tuple(shops),

@@ -27,6 +27,7 @@ from .model import (
 __all__ = [
     "CustomerInput",
     "ErpCandidateReader",
+    "ErpFieldLimits",
     "ErpReader",
     "ErpWriteResult",
     "ErpWriter",
@@ -77,6 +78,15 @@ class ErpCandidateReader(Protocol):
         post_codes: Sequence[str] = (),
         nos: Sequence[str] = (),
     ) -> list[ErpCustomer] | None: ...
+
+
+@runtime_checkable
+class ErpFieldLimits(Protocol):
+    """Optional reader capability: customer fields this ERP cannot write now, each with why
+    (Business Central's API has no Name 2 or Contact; a page that provides them may be
+    missing). The plan notes the reason on every decision that would write one."""
+
+    def unwritable_fields(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)

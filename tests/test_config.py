@@ -314,3 +314,58 @@ def test_committed_config_schema_has_editor_help() -> None:
     shopify = schema["$defs"]["shopify"]["properties"]
     assert shopify["access_token_env"]["examples"] == ["SHOPIFY_TOKEN"]
     assert shopify["api_version"]["default"] == DEFAULT_API_VERSION
+
+
+BC_CONFIG = """\
+erp:
+  url: bc://contoso.onmicrosoft.com/Production
+  business_central:
+    company: CRONUS USA, Inc.
+    client_id: 3f0c9d5e-1234-4c6e-9d0a-0123456789ab
+    client_secret_env: BC_CLIENT_SECRET
+    journal: ./bc-journal.sqlite
+    pages: {countries: Countries}
+shops:
+  - name: main
+    shopify: {url: "http://127.0.0.1:8765"}
+    settings: {customer_template_code: RETAIL}
+"""
+
+
+def test_business_central_options_are_typed_and_resolved(tmp_path: Path) -> None:
+    (tmp_path / "custsync.yaml").write_text(BC_CONFIG)
+    config, diagnostics = load_config(tmp_path / "custsync.yaml")
+    assert config is not None, diagnostics
+    assert config.erp_url == "bc://contoso.onmicrosoft.com/Production"
+    assert config.erp_options["company"] == "CRONUS USA, Inc."
+    assert config.erp_options["journal"] == str(tmp_path / "bc-journal.sqlite")
+    warnings = [d.render() for d in diagnostics]
+    # the shop's name_2/contact sources and its template need pages the config does not name
+    assert any("name_2_source 'first_and_last_name' needs Name 2" in w for w in warnings)
+    assert any("customer templates are used" in w for w in warnings)
+    assert not any("ISO country codes" in w for w in warnings)  # pages.countries is named
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("    client_secret_env: BC_CLIENT_SECRET\n", "missing required property 'client_secret_env'"),
+        ("    client_id: 3f0c9d5e-1234-4c6e-9d0a-0123456789ab\n", "missing required property 'client_id'"),
+    ],
+)
+def test_business_central_options_missing_are_located(
+    tmp_path: Path, change: str, expected: str
+) -> None:
+    (tmp_path / "custsync.yaml").write_text(BC_CONFIG.replace(change, ""))
+    config, diagnostics = load_config(tmp_path / "custsync.yaml")
+    assert config is None
+    assert any(expected in d.render() and "custsync.yaml:4:5" in d.render() for d in diagnostics)
+
+
+def test_business_central_without_its_options_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "custsync.yaml").write_text(
+        'erp: {url: "bc://t/e"}\nshops: [{name: main, shopify: {url: "http://127.0.0.1:1"}}]\n'
+    )
+    config, diagnostics = load_config(tmp_path / "custsync.yaml")
+    assert config is None
+    assert any("needs erp.business_central" in d.render() for d in diagnostics)

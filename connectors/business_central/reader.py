@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pycountry
 from custsync.engine.errors import ConfigError
 from custsync.engine.model import (
     ERP_TEMPLATE_FIELDS,
@@ -114,6 +115,12 @@ class BcErpReader:
         """Source name -> why it cannot be read (not configured, not published)."""
         return dict(self._unavailable)
 
+    def unwritable_fields(self) -> Mapping[str, str]:
+        """``ErpFieldLimits``: Name 2 and Contact while the Customer Card source is
+        unavailable."""
+        reason = self._unavailable.get("customer_card")
+        return {"name_2": reason, "contact": reason} if reason else {}
+
     def has_source(self, name: str) -> bool:
         return name in self.settings.pages and name not in self._unavailable
 
@@ -205,7 +212,11 @@ class BcErpReader:
             countries = tuple(
                 sorted(
                     (
-                        Country(str(r.get("code", "")), "", str(r.get("displayName", "") or ""))
+                        Country(
+                            str(r.get("code", "")),
+                            assumed_iso(str(r.get("code", ""))),
+                            str(r.get("displayName", "") or ""),
+                        )
                         for r in self.client.iter_collection(
                             self._company_path("countriesRegions"), {"$select": "code,displayName"}
                         )
@@ -313,7 +324,14 @@ class BcErpReader:
         return next(self._with_cards([entity], self._codes_for_customers(), ranged=False))
 
     def problems(self) -> Sequence[SourceProblem]:
-        return tuple(self._problems)
+        """Sources that cannot be read (not published) and those not configured: the plan
+        shows them as warnings."""
+        configured_away = [
+            SourceProblem(name, "erp.business_central.pages", reason)
+            for name, reason in self._unavailable.items()
+            if name not in self.settings.pages
+        ]
+        return (*configured_away, *self._problems)
 
     def check(self) -> list[str]:
         """For ``validate``: reach BC (token, environment, company) and read each configured
@@ -326,6 +344,20 @@ class BcErpReader:
         if self.has_source("customer_card"):
             self._page_rows("customer_card", None)
         return list(self._unavailable.values())
+
+
+#: BC's standard country codes that are not ISO 3166-1 alpha-2 codes
+_NOT_ISO = {"EL": "GR", "UK": "GB"}
+
+
+def assumed_iso(code: str) -> str:
+    """Without the Countries/Regions page: the ISO code a BC country code stands for when it
+    is one (BC's standard codes are ISO codes, except EL for Greece); else blank."""
+    if code in _NOT_ISO:
+        return _NOT_ISO[code]
+    if len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None:
+        return code
+    return ""
 
 
 def _template(row: Mapping[str, Any]) -> CustomerTemplate:

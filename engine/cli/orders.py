@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     with ExitStack() as opened:
         # the writers first: a read-only files: world or a missing token is reported
         # before a state database is created
-        erp = opened.enter_context(closing(open_erp_writer(config.erp_url)))
+        erp = opened.enter_context(closing(open_erp_writer(config.erp_url, **config.erp_options)))
         shopify = opened.enter_context(closing(open_shopify_writer_for(shop)))
         state = opened.enter_context(closing(open_store(config.state_url)))
         try:

@@ -152,7 +152,7 @@ def _load_setup(config_path: Path | None) -> _Setup | None:
     return _Setup(
         path=config_path,
         erp_url=config.erp_url,
-        erp_options={},
+        erp_options=dict(config.erp_options),
         state_url=config.state_url,
         rule_dirs=list(config.rule_dirs),
         shops=[

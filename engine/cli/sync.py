@@ -177,7 +177,7 @@ def _check_writers(config: Any, shops: list[Any]) -> None:
     from ..registry import open_erp_writer
     from ..run.sync import open_shopify_writer_for
 
-    open_erp_writer(config.erp_url).close()
+    open_erp_writer(config.erp_url, **config.erp_options).close()
     for shop in shops:
         open_shopify_writer_for(shop).close()
 

@@ -35,7 +35,7 @@ from ..model import (
     ShopifyCustomer,
     ShopifyOrder,
 )
-from ..ports import ErpCandidateReader, ErpReader, ShopifyReader, SourceProblem
+from ..ports import ErpCandidateReader, ErpFieldLimits, ErpReader, ShopifyReader, SourceProblem
 from ..rules.rulefile import RuleSet
 from .plan import (
     DIRECTION_ORDER,
@@ -72,8 +72,6 @@ def _digest(items: Iterable[Any]) -> str:
 #: above this many export candidates without a cursor, read the whole store once (bulk)
 #: instead of looking each customer up by e-mail and phone
 FULL_READ_THRESHOLD = 500
-
-
 
 
 @dataclass(slots=True)
@@ -250,6 +248,27 @@ def _prefetch_counterparts(
                 world.add_shopify(by_phone)
 
 
+def note_unwritable(decisions: list[Decision], erp: object) -> list[Decision]:
+    """Name on each import that would write a field the ERP cannot write now (see
+    :class:`~..ports.ErpFieldLimits`) that it will not be written, and why."""
+    limits = erp.unwritable_fields() if isinstance(erp, ErpFieldLimits) else {}
+    if not limits:
+        return decisions
+    noted = []
+    for decision in decisions:
+        lost = [
+            change.field
+            for change in decision.changes
+            if change.field in limits and change.new not in (None, "")
+        ]
+        if lost and decision.direction is Direction.IMPORT:
+            note = "; ".join(f"{name} not written: {limits[name]}" for name in lost)
+            message = f"{decision.message}; {note}" if decision.message else note
+            decision = dataclasses.replace(decision, message=message)
+        noted.append(decision)
+    return noted
+
+
 def plan_shop(
     engine: Engine,
     shop: ShopContext,
@@ -338,7 +357,7 @@ def plan_incremental(
         full=full,
         link_source=link_source,
     )
-    decisions = plan_shop(engine, shop, inputs, directions)
+    decisions = note_unwritable(plan_shop(engine, shop, inputs, directions), erp)
     # records the readers could not read: skips in the plan (as ``custsync plan`` shows
     # them), failed records when applied
     taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
@@ -420,7 +439,7 @@ def build_plan(
             directions=customer_directions,
         )
         world = inputs.world
-        decisions.extend(plan_shop(engine, shop, inputs, customer_directions))
+        decisions.extend(note_unwritable(plan_shop(engine, shop, inputs, customer_directions), erp))
         for order in (orders or {}).get(shop.name, ()):
             missing: list[str] = []
             resolved = _resolve_order(order, reader, missing)

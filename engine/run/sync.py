@@ -474,7 +474,7 @@ def run_sync(
         raise ConfigError(f"no shop named {shop_name!r} in the configuration")
     if rules is None:
         rules = require_rule_set(list(config.rule_dirs))
-    erp = open_erp_writer(config.erp_url)
+    erp = open_erp_writer(config.erp_url, **config.erp_options)
     try:
         shopify = open_shopify_writer_for(shop_config)
         try:
