@@ -34,6 +34,7 @@ PINNED = {
     "custsync.engine.ports": [
         "CustomerInput",
         "ErpCandidateReader",
+        "ErpFieldLimits",
         "ErpReader",
         "ErpWriteResult",
         "ErpWriter",
