@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -67,6 +67,7 @@ __all__ = [
     "ConfigReport",
     "ScheduleConfig",
     "ShopConfig",
+    "check_shop_names",
     "config_file",
     "config_schema",
     "default_config",
@@ -148,12 +149,24 @@ class Config:
             if len(self.shops) == 1:
                 return self.shops[0]
             raise ConfigError(f"the config has several shops; name one of: {', '.join(names)}")
-        for shop in self.shops:
-            if shop.name == name:
-                return shop
-        raise ConfigError(
-            f"unknown shop {name!r}{did_you_mean(name, names)}; the config has: "
-            f"{', '.join(names) or '(no shops)'}"
+        check_shop_names([name], names)
+        return next(shop for shop in self.shops if shop.name == name)
+
+    def select_shops(self, names: Sequence[str]) -> list[ShopConfig]:
+        """The shops called ``names`` (every shop when none is named), in config order;
+        UsageError for a name the config does not have (:func:`check_shop_names`)."""
+        check_shop_names(names, [shop.name for shop in self.shops])
+        return [shop for shop in self.shops if not names or shop.name in names]
+
+
+def check_shop_names(wanted: Iterable[str], configured: Sequence[str]) -> None:
+    """UsageError (exit 64) when a ``--shop`` names no configured shop: every command says
+    it the same way, with a suggestion for a near miss."""
+    unknown = [name for name in dict.fromkeys(wanted) if name not in configured]
+    if unknown:
+        raise UsageError(
+            f"--shop {', '.join(unknown)}: no such shop{did_you_mean(unknown[0], configured)}; "
+            f"configured: {', '.join(configured) or '(none)'}"
         )
 
 

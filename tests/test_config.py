@@ -18,7 +18,7 @@ from custsync.engine.config import (
     read_config,
     require_config,
 )
-from custsync.engine.errors import ConfigError, DiagnosticsError
+from custsync.engine.errors import ConfigError, DiagnosticsError, UsageError
 from custsync.engine.model import CountrySetup, ShopContext, ShopSettings, TaxArea
 from custsync.engine.rules.diagnostics import Diagnostic
 
@@ -250,7 +250,7 @@ def test_shop_lookup(tmp_path: Path) -> None:
     assert config is not None
     with pytest.raises(ConfigError, match="several shops"):
         config.shop()
-    with pytest.raises(ConfigError, match="did you mean 'main'"):
+    with pytest.raises(UsageError, match="--shop mian: no such shop \\(did you mean 'main'\\?\\)"):
         config.shop("mian")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from custsync.engine import exitcodes
 from custsync.engine.clock import ManualClock
-from custsync.engine.errors import ConfigError, FatalError, RetriableError
+from custsync.engine.errors import ConfigError, FatalError, RetriableError, UsageError
 from custsync.engine.ports import RunRecord
 from custsync.engine.run.schedule import (
     JobSpec,
@@ -554,7 +554,7 @@ def test_jobs_from_config_errors_say_where() -> None:
         r"cron expression 'every 5 minutes'",
     ):
         jobs_from_config(bad)
-    with pytest.raises(ConfigError, match="unknown shop 'nope'; the config has: main"):
+    with pytest.raises(UsageError, match="--shop nope: no such shop; configured: main"):
         jobs_from_config({"shops": [{"name": "main"}]}, ["nope"])
 
 

@@ -161,17 +161,17 @@ def test_once_with_the_real_sync_job_reports_its_error(
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["--shop", "nope"], "unknown shop 'nope'; the config has: main, outlet"),
-        (["--shop", "outlet"], "no shop has a schedule"),
+        (["--shop", "nope"], exitcodes.USAGE, "--shop nope: no such shop; configured: main, outlet"),
+        (["--shop", "outlet"], exitcodes.ERROR, "no shop has a schedule"),
     ],
 )
 def test_schedule_config_errors_are_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
 ) -> None:
     config = write_config(tmp_path)
-    assert main(["schedule", "-c", str(config), *args]) == exitcodes.ERROR
+    assert main(["schedule", "-c", str(config), *args]) == code
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 

@@ -108,15 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     config_path = config_file(args.config)
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
-    if args.shop:
-        shop = next((s for s in config.shops if s.name == args.shop), None)
-        if shop is None:
-            raise UsageError(
-                f"--shop {args.shop}: no such shop; configured: "
-                f"{', '.join(s.name for s in config.shops)}"
-            )
-    else:
-        shop = config.shops[0]
+    shop = config.select_shops([args.shop])[0] if args.shop else config.shops[0]
     context = shop_context(shop)
     with ExitStack() as opened:
         # the writers first: a read-only files: world or a missing token is reported

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exitcodes, registry
+from ..config import check_shop_names
 from ..errors import ConfigError, CustsyncError, DiagnosticsError, UsageError
 from ..model import CountrySetup, Direction, Link, ShopifyOrder, ShopSettings
 from ..resources import locate
@@ -351,11 +352,7 @@ def _select_shops(setup: _Setup, wanted: Sequence[str]) -> list[_ShopSource]:
             raise ConfigError(f"{setup.path}: no shops configured")
         return list(setup.shops)
     known = {shop.name: shop for shop in setup.shops}
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise UsageError(
-            f"--shop {unknown[0]}: no such shop; configured: {', '.join(known) or '(none)'}"
-        )
+    check_shop_names(wanted, list(known))
     return [known[name] for name in dict.fromkeys(wanted)]
 
 

@@ -19,10 +19,12 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
 from ..clock import SystemClock, as_utc
+from ..config import check_shop_names
 from ..errors import ConfigError, UsageError
 from ..ports import RunRecord
 from ..run.schedule import DIRECTIONS, JobHealth, job_health, jobs_from_config, safe_error
@@ -105,6 +107,7 @@ def _runs(args: argparse.Namespace) -> int:
     try:
         if args.failures is not None:
             return _failures(state, args.failures, args.output)
+        _check_shop(args, state)
         records = state.runs(shop=args.shop, limit=args.limit, direction=args.direction)
     finally:
         state.close()
@@ -139,6 +142,18 @@ def _runs(args: argparse.Namespace) -> int:
     ]
     _print_table(header, rows)
     return exitcodes.OK
+
+
+def _check_shop(args: argparse.Namespace, state: Any) -> None:
+    """An unknown ``--shop`` is a usage error (64) as in every command, not "No runs.": a shop
+    is known when the config has it or the run log holds runs of it (a shop removed since)."""
+    if args.shop is None or state.runs(shop=args.shop, limit=1):
+        return
+    configured: list[str] = []
+    if not args.state_url or Path(args.config).is_file():
+        configured = [shop.name for shop in load_config(args.config).shops]
+    logged = {health.shop for health in state.health()}
+    check_shop_names([args.shop], sorted(logged.union(configured)))
 
 
 def _failures(state: Any, run_id: int, output: str) -> int:

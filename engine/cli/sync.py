@@ -100,13 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     config_path = config_file(args.config)
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
-    shops = [s for s in config.shops if not args.shop or s.name in args.shop]
-    unknown = set(args.shop) - {s.name for s in config.shops}
-    if unknown:
-        raise UsageError(
-            f"--shop {', '.join(sorted(unknown))}: no such shop; configured: "
-            f"{', '.join(s.name for s in config.shops)}"
-        )
+    shops = config.select_shops(args.shop)
     saved = None
     if args.plan_file:
         try:

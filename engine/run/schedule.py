@@ -38,6 +38,7 @@ from croniter import croniter
 
 from .. import exitcodes
 from ..clock import Clock, SystemClock, as_utc
+from ..config import check_shop_names
 from ..errors import ConfigError, CustsyncError, FatalError
 from ..masking import mask_text, terminal_safe
 from ..ports import RunRecord
@@ -339,16 +340,11 @@ def _field(obj: Any, *names: str) -> Any:
 def jobs_from_config(config: Any, shops: Sequence[str] = ()) -> list[JobSpec]:
     """The scheduled jobs of a config: one per shop and direction with a cron expression.
 
-    ``shops`` limits them to the named shops (ConfigError for a name not in the config).
+    ``shops`` limits them to the named shops (UsageError for a name not in the config).
     """
     all_shops = list(_field(config, "shops") or ())
     names = [str(_field(shop, "name")) for shop in all_shops]
-    unknown = [s for s in shops if s not in names]
-    if unknown:
-        raise ConfigError(
-            f"unknown shop {', '.join(map(repr, unknown))}; the config has: "
-            f"{', '.join(names) or '(no shops)'}"
-        )
+    check_shop_names(shops, names)
     specs: list[JobSpec] = []
     for index, shop in enumerate(all_shops):
         name = names[index]

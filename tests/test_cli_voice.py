@@ -1,0 +1,105 @@
+"""One voice across the CLI (issue 11, item 5): every command says the same thing the same way."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from custsync.engine import exitcodes
+from custsync.engine.cli import build_parser, main
+from custsync.engine.run.state import SqlStateStore
+
+CONFIG = """\
+erp: {url: "sqlite:///erp.db"}
+state: {url: "sqlite:///state.db"}
+shops:
+  - name: main
+    shopify: {url: "http://127.0.0.1:9"}
+    schedule: {import: "*/15 * * * *"}
+  - name: outlet
+    shopify: {url: "http://127.0.0.1:9"}
+"""
+
+
+def _subcommands() -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every command and subcommand of ``custsync`` (``plan``, ``erp load``, ...) -> parser."""
+    found: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found[(*path, name)] = sub
+                    walk(sub, (*path, name))
+
+    walk(build_parser(), ())
+    return found
+
+
+SUBCOMMANDS = _subcommands()
+
+#: each command taking --shop, with the other arguments it needs to get as far as the check
+SHOP_COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("plan",): (),
+    ("sync",): (),
+    ("runs",): (),
+    ("status",): (),
+    ("schedule",): ("--once",),
+    ("orders", "map"): ("--order", "1", "--dry-run"),
+    ("countries", "init"): ("--from-iso", "--country", "US", "--dry-run"),
+}
+
+
+@pytest.fixture
+def configured(tmp_path: Path) -> Path:
+    """A config of shops main and outlet, and a state database with one run of main."""
+    config = tmp_path / "custsync.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    store = SqlStateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        run = store.start_run("main", "import", datetime.now(UTC))
+        store.finish_run(run, "succeeded", {"created": 1})
+    finally:
+        store.close()
+    return config
+
+
+def test_every_command_taking_shop_is_checked() -> None:
+    takes_shop = {
+        path
+        for path, parser in SUBCOMMANDS.items()
+        if any("--shop" in a.option_strings for a in parser._actions)
+    }
+    assert takes_shop == set(SHOP_COMMANDS)
+
+
+@pytest.mark.parametrize("command", list(SHOP_COMMANDS), ids=" ".join)
+def test_an_unknown_shop_is_a_usage_error_everywhere(
+    command: tuple[str, ...], configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status`, `schedule` and `countries init` exited 1, `runs` 0 with "No runs."."""
+    code = main([*command, "-c", str(configured), "--shop", "mian", *SHOP_COMMANDS[command]])
+    out, err = capsys.readouterr()
+    assert code == exitcodes.USAGE, err
+    assert "No runs." not in out
+    assert (
+        "custsync: error: --shop mian: no such shop (did you mean 'main'?); "
+        "configured: main, outlet\n"
+    ) in err
+
+
+def test_runs_of_a_shop_only_in_the_run_log_are_shown(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shop removed from the config keeps its history."""
+    configured.write_text(CONFIG.replace("name: main", "name: renamed"), encoding="utf-8")
+    assert main(["runs", "-c", str(configured), "--shop", "main"]) == exitcodes.OK
+    assert "main" in capsys.readouterr().out
+    assert main(["runs", "-c", str(configured), "--shop", "outlet"]) == exitcodes.OK
+    assert capsys.readouterr().out == "No runs.\n"
+    state = f"sqlite:///{configured.parent / 'state.db'}"
+    missing = str(configured.parent / "missing.yaml")
+    assert main(["runs", "-c", missing, "--state", state, "--shop", "nope"]) == exitcodes.USAGE
+    assert "--shop nope: no such shop; configured: main\n" in capsys.readouterr().err
