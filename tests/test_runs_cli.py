@@ -23,18 +23,16 @@ shops:
     schedule: {export: "30 2 * * *"}
 """
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Path:
     """A config and a state database with a few runs of shop main."""
     (tmp_path / "custsync.yaml").write_text(CONFIG, encoding="utf-8")
+    now = datetime.now(UTC).replace(microsecond=0)  # at the test's start, not at collection
     store = SqlStateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
-        ok = store.start_run("main", "import", NOW - timedelta(hours=2))
+        ok = store.start_run("main", "import", now - timedelta(hours=2))
         store.finish_run(ok, "succeeded", {"created": 3, "updated": 1, "skipped": 2})
-        bad = store.start_run("main", "import", NOW - timedelta(minutes=20))
+        bad = store.start_run("main", "import", now - timedelta(minutes=20))
         store.record_outcome(bad, "gid://shopify/Customer/1", "create", "ok")
         store.record_outcome(
             bad,
@@ -45,7 +43,7 @@ def world(tmp_path: Path) -> Path:
             ["import_match.by_email"],
         )
         store.finish_run(bad, "failed", {"created": 1, "failed": 1}, "1 record(s) failed")
-        exp = store.start_run("main", "export", NOW - timedelta(minutes=10))
+        exp = store.start_run("main", "export", now - timedelta(minutes=10))
         store.finish_run(exp, "succeeded", {"updated": 4})
         assert store.acquire_lease("shop:main", "host-a:123:abcd", 3600)
     finally:
