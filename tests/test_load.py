@@ -174,3 +174,42 @@ def test_a_value_its_explicit_tag_cannot_hold_is_a_located_error(text: str, mess
     with pytest.raises(YamlSyntaxError) as raised:
         load_yaml_text(text, "f.yaml")
     assert str(raised.value).startswith(f"f.yaml:{message}")
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs" document: each level lists the one before nine times."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_aliases_that_expand_past_the_limit_are_refused_at_the_alias() -> None:
+    """Nine levels took 1.2 GB and minutes (or a MemoryError) before the limit."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        load_yaml_text(_laughs(9), "f.yaml")
+    # l1..l3 add 90 + 819 + 7,380 nodes; l4's first alias (7,381 more) crosses 10,000
+    assert caught.value.position == Position(5, 10)
+    assert "aliases expand to more than 10000 nodes at *l3" in caught.value.message
+    assert str(caught.value).startswith("f.yaml:5:10: YAML: ")
+    # a few levels stay within the limit and load as before
+    assert len(load_yaml_text(_laughs(3), "f.yaml").data["l2"]) == 9
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [("x: &a [*a]\n", Position(1, 8)), ("x: &a\n  k: {j: *a}\n", Position(2, 10))],
+)
+def test_an_alias_inside_the_node_it_names_is_refused(text: str, position: Position) -> None:
+    """It was a RecursionError traceback of 3,000 lines."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        load_yaml_text(text, "f.yaml")
+    assert caught.value.position == position
+    assert "alias *a is used inside the node it names" in caught.value.message
+
+
+def test_nesting_deeper_than_the_limit_is_a_located_error() -> None:
+    with pytest.raises(YamlSyntaxError) as caught:
+        load_yaml_text("a: " + "[" * 400 + "]" * 400 + "\n", "f.yaml")
+    assert caught.value.position == Position(1, 103)
+    assert "nested deeper than 100 levels" in caught.value.message

@@ -9,6 +9,15 @@ Plain scalars are read with YAML 1.2's rules rather than PyYAML's YAML 1.1 ones 
 :class:`SafeLoader`): ``NO`` (Norway), ``ON`` (Ontario), ``yes`` and ``off`` stay text, and a
 number with a leading zero (post code ``01067``) is not read as an octal number. A date that
 does not exist (``2026-13-45``) stays text for the reader of the field to report.
+
+Aliases (``*name``) are allowed but bounded while the document is composed, before anything is
+built: an alias used inside the node it names (``x: &a [*a]``) is an error, and so are aliases
+that together expand to more than :data:`ALIAS_EXPANSION_LIMIT` nodes (or the document's own
+node count, when larger): a "billion laughs" file of a few hundred bytes is refused at the
+alias that crosses the limit instead of taking gigabytes. Nesting deeper than
+:data:`MAX_DEPTH` levels is refused too (Python's recursion limit would otherwise end the
+load with a traceback). Every YAML file custsync reads (config, rules, rule tests, sandbox
+seeds, files worlds) goes through this module.
 """
 
 from __future__ import annotations
@@ -19,9 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = [
+    "ALIAS_EXPANSION_LIMIT",
+    "MAX_DEPTH",
     "LoadedDocument",
     "Position",
     "SafeLoader",
@@ -36,8 +49,15 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
+#: nodes that aliases may add to a document in all (when the document itself is smaller)
+ALIAS_EXPANSION_LIMIT = 10_000
+#: deepest nesting of mappings and sequences accepted
+MAX_DEPTH = 100
+
+
 class SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 scalars where YAML 1.1 silently changes data.
+    """PyYAML's safe loader with YAML 1.2 scalars where YAML 1.1 silently changes data,
+    and aliases bounded (see the module docstring).
 
     * Booleans are only ``true`` / ``false`` (any of three casings). YAML 1.1 also reads
       ``yes/no/on/off/y/n``, so the country code ``NO`` or the province code ``ON`` became
@@ -52,6 +72,70 @@ class SafeLoader(yaml.SafeLoader):
         first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it expands to
+        self._open_anchors: set[str] = set()  # anchors of the nodes being composed
+        self._expanded = 0  # nodes added by aliases so far
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()
+        if self.check_event(AliasEvent):
+            return self._compose_alias(event, parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _LimitError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        anchor = event.anchor
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if anchor is not None:
+                self._open_anchors.discard(anchor)
+        size = 1
+        for child in _children(node):
+            size += self._sizes.get(id(child), 1)
+        self._sizes[id(node)] = size
+        return node
+
+    def _compose_alias(self, event: Any, parent: Node | None, index: Any) -> Node | None:
+        if event.anchor in self._open_anchors:
+            raise _LimitError(
+                None,
+                None,
+                f"alias *{event.anchor} is used inside the node it names (a loop)",
+                event.start_mark,
+            )
+        node = super().compose_node(parent, index)
+        self._expanded += self._sizes.get(id(node), 1)
+        limit = max(ALIAS_EXPANSION_LIMIT, len(self._sizes))
+        if self._expanded > limit:
+            raise _LimitError(
+                None,
+                None,
+                f"aliases expand to more than {limit} nodes at *{event.anchor}; "
+                "write the values out or use fewer aliases",
+                event.start_mark,
+            )
+        return node
+
+
+class _LimitError(ComposerError):
+    """A well-formed document custsync refuses to build (alias loop, expansion, depth)."""
+
+
+def _children(node: Node | None) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 SafeLoader.add_implicit_resolver(
@@ -197,7 +281,8 @@ class _Builder:
 
 
 _HINTS = (
-    ("alias", '; a value starting with * or & must be quoted, e.g. "*/15 * * * *"'),
+    ("scanning an alias", '; a value starting with * or & must be quoted, e.g. "*/15 * * * *"'),
+    ("undefined alias", '; a value starting with * or & must be quoted, e.g. "*/15 * * * *"'),
     ("'\\t'", "; indent with spaces, not tabs"),
     ("mapping values are not allowed", "; quote a value that contains ': '"),
     ("found character '@'", "; quote a value starting with @ or `"),
@@ -221,6 +306,8 @@ def load_yaml_text(text: str, path: str) -> LoadedDocument:
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        if isinstance(exc, _LimitError):
+            raise YamlSyntaxError(path, position, f"YAML: {message}") from None
         raise YamlSyntaxError(path, position, f"YAML syntax: {message}{_hint(message)}") from None
     except yaml.YAMLError as exc:  # pragma: no cover - other YAML errors carry no mark
         raise YamlSyntaxError(path, Position(1, 1), f"YAML: {exc}") from None
