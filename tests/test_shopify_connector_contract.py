@@ -412,3 +412,28 @@ def test_bulk_export_of_2000_under_faults_creates_each_customer_exactly_once(
     ]
     assert len(runs) == 1  # the lost answer was adopted, not re-run
     assert len(double.requests) < 40  # a few dozen requests for 2,000 customers
+
+
+def test_a_lost_answer_to_an_address_create_does_not_create_it_twice(
+    shopify_double: ShopifyDouble,
+) -> None:
+    """Shopify fills a blank address name from the customer, so the writer's look-up after a
+    dropped answer compared "Person" with "" and created the address again (issue 10 item 3)."""
+    writer = open_writer(shopify_double.url, token=TOKEN, **FAST)
+    created = writer.create_customer(
+        CustomerInput(first_name="Ada", last_name="Person", email="ada@example.com")
+    )
+    assert created.ok and created.customer is not None and not created.customer.addresses
+    shopify_double.inject(
+        Fault(kind="drop", operation="customerAddressCreate", after_effect=True)
+    )
+    new = ShopifyAddress(address1="1 Elm St", city="Salem", zip="97301", country_code="US")
+    updated = writer.update_customer(created.customer.id, CustomerInput(address=new))
+    writer.close()
+    assert updated.ok, updated.errors
+    stored = shopify_double.store.customer(created.customer.id)
+    assert stored is not None
+    assert [(a["address1"], a["lastName"]) for a in stored["addresses"]] == [
+        ("1 Elm St", "Person")
+    ]
+    assert not shopify_double.faults.pending()  # the answer was really dropped

@@ -38,14 +38,17 @@ def _failed(*errors: str, key: str = "") -> ShopifyWriteResult:
     return ShopifyWriteResult(ok=False, errors=tuple(errors), key=key)
 
 
-def _same_address(a: ShopifyAddress, b: ShopifyAddress) -> bool:
-    def norm(x: ShopifyAddress) -> tuple[str, ...]:
-        return tuple(
-            v.strip().lower()
-            for v in (x.address1, x.address2, x.zip, x.city, x.country_code, x.last_name)
-        )
+def _same_address(stored: ShopifyAddress, sent: ShopifyAddress) -> bool:
+    """Whether ``stored`` is the address ``sent`` created: the fields sent compare equal
+    (trimmed, any case). A name left blank is not compared: Shopify fills it from the
+    customer, so the stored one differs from what was sent."""
 
-    return norm(a) == norm(b)
+    def norm(x: ShopifyAddress, fields: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple((getattr(x, f) or "").strip().lower() for f in fields)
+
+    fields: tuple[str, ...] = ("address1", "address2", "zip", "city", "country_code")
+    fields += tuple(f for f in ("first_name", "last_name") if (getattr(sent, f) or "").strip())
+    return norm(stored, fields) == norm(sent, fields)
 
 
 class ShopifyGraphQLWriter(ShopifyGraphQLReader):
