@@ -48,6 +48,7 @@ from custsync.engine.run.state import (
     database_errors,
     display_url,
     enable_wal,
+    lock_schema,
     make_engine,
     utcnow,
     write_transaction,
@@ -741,8 +742,10 @@ class SqlErpWriter(SqlErpReader):
         with database_errors("creating the ERP schema", self._url):
             enable_wal(self._engine)
             with write_transaction(self._engine) as conn:  # see SqlStateStore.create_all
+                lock_schema(conn, "erp")
                 schema.metadata.create_all(conn)
         with self._write("seeding the ERP database") as conn:
+            lock_schema(conn, "erp")  # processes seeding at once: one after the other
             version = conn.execute(sa.select(schema.schema_table.c.version)).scalar()
             if version is None:
                 conn.execute(

@@ -59,6 +59,7 @@ __all__ = [
     "UtcDateTime",
     "database_errors",
     "display_url",
+    "lock_schema",
     "make_engine",
     "open_store",
     "write_transaction",
@@ -209,6 +210,23 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         connection.execution_options(custsync_begin="IMMEDIATE")
         with connection.begin():
             yield connection
+
+
+def lock_schema(conn: Connection, name: str) -> None:
+    """Serialise creating (and seeding) the tables of ``name`` across processes.
+
+    PostgreSQL's ``CREATE TABLE`` is not safe to run concurrently: several processes opening
+    an empty database at once failed with ``duplicate key value violates unique constraint
+    "pg_type_typname_nsp_index"``. A transaction-level advisory lock per schema makes them
+    queue; each then finds the tables the first one committed (``create_all`` checks first).
+    SQLite needs nothing: :func:`write_transaction` already takes the write lock up front."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtext(:name || coalesce(current_schema(), '')))"
+            ),
+            {"name": f"custsync {name} schema in "},
+        )
 
 
 def enable_wal(engine: Engine) -> None:
@@ -536,6 +554,7 @@ class SqlStateStore:
             # a new state database at once queue on the busy timeout instead of failing with
             # "database is locked" when a read turns into a write
             with write_transaction(self._engine) as conn:
+                lock_schema(conn, "state")
                 metadata.create_all(conn)
                 version = conn.execute(sa.select(schema_table.c.version)).scalar()
                 if version is None:
