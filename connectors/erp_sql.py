@@ -42,6 +42,7 @@ from custsync.engine.model import (
     CustomerTemplate,
     ErpCustomer,
     ErpReference,
+    erp_code,
 )
 from custsync.engine.ports import ErpWriteResult, SourceProblem
 from custsync.engine.run.state import (
@@ -84,6 +85,21 @@ _FALSE = frozenset({"false", "no", "n", "0", ""})
 # --------------------------------------------------------------------------------------------
 
 
+#: key columns that are Business Central Code fields (trimmed, upper case)
+_CODE_KEYS = frozenset({"no", "code"})
+
+
+def _with_codes(row: LoadRow) -> LoadRow:
+    """``row`` with its key normalised as a Code field (``g001`` and `` G001 `` are G001)."""
+    if not any(isinstance(row.values.get(key), str) for key in _CODE_KEYS):
+        return row
+    values = {
+        name: erp_code(value) if name in _CODE_KEYS and isinstance(value, str) else value
+        for name, value in row.values.items()
+    }
+    return LoadRow(row.line, values)
+
+
 def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     """``(value, None)`` ready for the column ``name``, or ``(None, problem)``."""
     if name in schema.BOOLEAN_FIELDS:
@@ -99,7 +115,7 @@ def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
         value = ""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None, f"must be text, not {type(value).__name__}"
-    text = str(value)
+    text = erp_code(str(value)) if name in _CODE_KEYS else str(value)
     if "\x00" in text:  # PostgreSQL refuses it for the whole batch; SQLite would keep it
         return None, "contains a NUL character (0x00)"
     limit = schema.FIELD_LENGTHS.get(name)
@@ -828,7 +844,7 @@ class SqlErpWriter(SqlErpReader):
         if kind not in schema.LOAD_COLUMNS:
             raise ConfigError(f"unknown load kind {kind!r} (customers, countries or templates)")
         report = LoadReport(kind)
-        checked = [row if isinstance(row, LoadRow) else LoadRow(*row) for row in rows]
+        checked = [_with_codes(row if isinstance(row, LoadRow) else LoadRow(*row)) for row in rows]
         try:
             with self._write(f"loading {kind}") as conn:
                 if kind == "customers":

@@ -45,6 +45,7 @@ from custsync.engine.model import (
     ShopifyAddress,
     ShopifyCustomer,
     ShopifyOrder,
+    erp_code,
 )
 from custsync.engine.ports import SourceProblem
 from custsync.engine.rules.load import LoadedDocument, YamlSyntaxError, load_yaml
@@ -467,7 +468,7 @@ _ORDER_KEYS = ("id", "name", "email", "phone", "customer", "bill_to", "ship_to")
 def _erp_customer(data: Any) -> ErpCustomer:
     fields = _Fields(_check_keys(data, _ERP_COLUMNS, "an ERP customer"))
     core = {name: fields.get(name, _text, "") for name in ERP_CUSTOMER_FIELDS if name != "no"}
-    no = fields.required("no", _text).strip()
+    no = erp_code(fields.required("no", _text))
     extra: dict[str, Any] = {}
     for name in ERP_TEMPLATE_FIELDS:
         if name in fields.data and fields.data[name] not in (None, ""):
@@ -580,7 +581,7 @@ def _link(data: Any) -> Link:
     fields = _Fields(_check_keys(data, _LINK_COLUMNS, "a link"))
     shop = fields.required("shop", _text).strip()
     shopify_id = fields.required("shopify_id", lambda v, n: _gid(v, n, "Customer"))
-    erp_no = fields.required("erp_no", _text).strip()
+    erp_no = erp_code(fields.required("erp_no", _text))
     address_ids = tuple(
         _gid(item, "address_ids", "MailingAddress")
         for item in fields.get("address_ids", _list, ())

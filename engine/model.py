@@ -37,6 +37,7 @@ __all__ = [
     "ShopifyCustomer",
     "ShopifyOrder",
     "TaxArea",
+    "erp_code",
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -89,6 +90,12 @@ ERP_FIELD_LENGTHS: Mapping[str, int] = MappingProxyType(
         "post_code": 20,
     }
 )
+
+
+def erp_code(value: str) -> str:
+    """A key as Business Central's Code fields store it: trimmed, upper case (``" g001 "`` is
+    customer ``G001``), so that one customer is not loaded as three."""
+    return value.strip().upper()
 
 
 @dataclass(frozen=True, slots=True)

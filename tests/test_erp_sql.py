@@ -165,6 +165,34 @@ def test_series_skips_long_stretches_of_loaded_numbers(erp: SqlErpWriter) -> Non
     assert erp.get_customer("C02505") is not None and erp.get_customer("C02506") is None
 
 
+def test_customer_numbers_are_codes_trimmed_and_upper_case(erp: SqlErpWriter) -> None:
+    """G001, g001 and " G001 " loaded as three customers (issue 10 item 12); Business
+    Central's Code fields store them as one number, G001."""
+    rows = [(2, {"no": "G001", "name": "a"}), (3, {"no": "g001", "name": "b"})]
+    rows.append((4, {"no": " G001 ", "name": "c"}))
+    report = erp.load("customers", rows)
+    assert report.inserted == 0
+    assert [(p.line, p.column, p.message) for p in report.problems] == [
+        (3, "no", "customer G001 is also on line 2"),
+        (4, "no", "customer G001 is also on line 2"),
+    ]
+    assert erp.load("customers", [(2, {"no": " g002 ", "name": "d"})]).inserted == 1
+    report = erp.load("customers", [(2, {"no": "G002", "name": "e"})])
+    assert [p.message for p in report.problems] == [
+        "customer G002 already exists (use --update to update it)"
+    ]
+    assert erp.load("customers", [(2, {"no": "g002", "name": "e"})], update=True).updated == 1
+    stored = erp.get_customer("G002")
+    assert stored is not None and stored.name == "e"
+    assert erp.count_customers() == 1
+    created = _create(erp, "k-g003", no=" g003", name="f")
+    assert created.ok and created.no == "G003"
+    report = erp.load("countries", [(2, {"code": " de ", "iso_code": "DE", "name": "x"})])
+    assert [p.message for p in report.problems] == [
+        "country DE already exists (use --update to update it)"
+    ]
+
+
 def test_number_series_is_configurable(db_url: str) -> None:
     with open_writer(db_url, create=True) as writer:
         writer.initialize(number_prefix="K-", number_width=3)

@@ -194,6 +194,23 @@ def test_csv_bad_rows_are_skipped_and_the_rest_is_read(tmp_path: Path) -> None:
     assert "duplicate 'C1' (first at" in problems["6"].message and "csv:2)" in problems["6"].message
 
 
+def test_customer_numbers_are_read_as_codes_trimmed_and_upper_case(tmp_path: Path) -> None:
+    """G001, g001 and " G001 " were three customers (issue 10 item 12)."""
+    _write(tmp_path, "erp_customers.csv", "no,name\nG001,Ann\ng001,Bob\n\" G001 \",Cid\n")
+    _write(
+        tmp_path,
+        "links.yaml",
+        "- {shop: main, shopify_id: 1, erp_no: ' g001'}\n",
+    )
+    reader = files.erp.open_reader(str(tmp_path))
+    assert [(c.no, c.name) for c in reader.iter_customers()] == [("G001", "Ann")]
+    problems = [(p.location.rsplit(":", 1)[1], p.message) for p in reader.problems()]
+    assert [line for line, _ in problems] == ["3", "4"]
+    assert all("duplicate 'G001' (first at" in message for _, message in problems)
+    [link] = files.load_links(tmp_path).records
+    assert link.erp_no == "G001"
+
+
 def test_csv_quoted_multiline_values_keep_row_numbers(tmp_path: Path) -> None:
     _write(
         tmp_path,

@@ -30,6 +30,7 @@ PINNED = {
         "ShopifyCustomer",
         "ShopifyOrder",
         "TaxArea",
+        "erp_code",
     ],
     "custsync.engine.ports": [
         "CustomerInput",

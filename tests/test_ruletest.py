@@ -324,6 +324,24 @@ def test_a_case_needs_exactly_one_kind(tmp_path: Path) -> None:
     ]
 
 
+def test_customer_numbers_in_a_world_are_codes(tmp_path: Path) -> None:
+    """g1 and " G1 " are customer G1, as in Business Central (issue 10 item 12)."""
+    path = _write(
+        tmp_path,
+        """
+        world:
+          erp_customers: [{no: g1}, {no: " G1 "}]
+        cases:
+          - name: lower case
+            export: g1
+            expect: {action: skip}
+        """,
+    )
+    assert _problems(path) == [
+        f"{path}:2:34: error[duplicate] /world/erp_customers/1/no: duplicate customer no.",
+    ]
+
+
 def test_unknown_references_are_located(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

@@ -45,6 +45,7 @@ from ..model import (
     ShopifyOrder,
     ShopSettings,
     TaxArea,
+    erp_code,
 )
 from ..resources import schema_path
 from ..rules.diagnostics import Diagnostic, Severity
@@ -308,6 +309,8 @@ class _Builder:
 
     def erp_customer(self, data: Mapping[str, Any]) -> ErpCustomer:
         values: dict[str, Any] = {key: _text(data.get(key)) for key in _ERP_TEXT if key in data}
+        if "no" in values:
+            values["no"] = erp_code(values["no"])  # as Business Central stores it
         return ErpCustomer(extra=dict(data.get("extra") or {}), **values)
 
     def world(self, data: Mapping[str, Any]) -> WorldSpec:
@@ -337,7 +340,7 @@ class _Builder:
                 Link(
                     shop=shop,
                     shopify_id=_gid(item["shopify_id"], CUSTOMER_GID),
-                    erp_no=str(item["erp_no"]),
+                    erp_no=erp_code(str(item["erp_no"])),
                     address_ids=tuple(_gid(a, ADDRESS_GID) for a in item.get("address_ids") or ()),
                     last_import_at=self.time(item, "last_import_at", pointer),
                     last_export_at=self.time(item, "last_export_at", pointer),
@@ -461,7 +464,7 @@ class _Builder:
             )
             return TestCase(**common, order=order)
         number = spec["customer"] if isinstance(spec, Mapping) else spec
-        erp = next((c for c in world.erp_customers if c.no == str(number)), None)
+        erp = next((c for c in world.erp_customers if c.no == erp_code(str(number))), None)
         if erp is None:
             self.fail(f"{pointer}/export", "unknown-customer", f"no ERP customer {number} in world")
             return None
