@@ -88,8 +88,19 @@ _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _API_VERSION_PATTERN = r"^(\d{4}-(01|04|07|10)|unstable)$"
 _SECRET_KEYS = re.compile(r"(access_?token|token|password|secret|api_?key)$", re.IGNORECASE)
-#: Shopify token prefixes (admin API, custom app, private app, shared secret)
-_TOKEN_LOOKALIKE = re.compile(r"^(shp(at|ca|pa|ss)_|[0-9a-f]{32,}$)", re.IGNORECASE)
+#: what a secret looks like in any text of the config (each with what it is called)
+_SECRET_LOOKALIKES = (
+    # Shopify tokens: admin API, custom app, private app, shared secret
+    (re.compile(r"shp(?:at|ca|pa|ss)_[0-9A-Za-z]{6,}"), "a Shopify access token"),
+    # a long hex key (a Shopify token without its prefix, an API key or secret)
+    (re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{32,}(?![0-9A-Za-z])"), "a secret key"),
+    # a URL with a password (user:password@host)
+    (re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@"), "a URL with a password"),
+)
+_URL_WITH_PASSWORD = _SECRET_LOOKALIKES[-1][1]
+#: a base64/random-looking secret: 32+ letters, digits and + / = _ ~ . - with upper case,
+#: lower case and digits mixed (client secrets, API keys)
+_RANDOM_SECRET = re.compile(r"(?<![^\s\"'=:,])[A-Za-z0-9+/=_~.-]{32,}(?![^\s\"',;])")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,6 +517,38 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(config_schema())
 
 
+def _masked(diagnostics: list[Diagnostic], secrets: set[str]) -> list[Diagnostic]:
+    """``diagnostics`` with every text that looks like a secret shown as ``***`` (a check
+    that quotes the value, such as "rule folder ... does not exist", must not echo it)."""
+    if not secrets:
+        return diagnostics
+    out = []
+    for diagnostic in diagnostics:
+        message = diagnostic.message
+        for secret in secrets:
+            message = message.replace(secret, "***")
+        out.append(dataclasses.replace(diagnostic, message=message))
+    return out
+
+
+def _secret_lookalike(text: str) -> str:
+    """What ``text`` looks like when it looks like a secret (a token, a key, a URL with a
+    password), else ""."""
+    for pattern, what in _SECRET_LOOKALIKES:
+        if pattern.search(text):
+            return what
+    for match in _RANDOM_SECRET.finditer(text):
+        token = match.group()
+        if (
+            any(c.isupper() for c in token)
+            and any(c.islower() for c in token)
+            and sum(c.isdigit() for c in token) >= 4
+            and not ("/" in token and ("." in token or token.startswith(("/", "~"))))  # a path
+        ):
+            return "a secret key"
+    return ""
+
+
 def _rewrite(doc: LoadedDocument, error: ValidationError) -> list[Diagnostic] | None:
     """Keys that look like secrets get their own message (and their value is never shown)."""
     if error.validator != "additionalProperties" or not isinstance(error.instance, Mapping):
@@ -620,6 +663,8 @@ class _ConfigChecker:
         self.doc = doc
         self.base_dir = base_dir
         self.out: list[Diagnostic] = []
+        #: texts that look like secrets: no message may show them
+        self.secret_values: set[str] = set()
 
     def add(self, pointer: str, code: str, message: str, *, warning: bool = False) -> None:
         severity = Severity.WARNING if warning else Severity.ERROR
@@ -653,17 +698,11 @@ class _ConfigChecker:
             self.settings(_mapping(shop.get("settings")), f"{pointer}/settings")
             self.countries(_list(shop.get("countries")), f"{pointer}/countries")
             self.schedule(_mapping(shop.get("schedule")), f"{pointer}/schedule")
+        self.secrets(self.doc.data, ())  # after the checks with a more specific message
         return self.out
 
     def shopify(self, shopify: Mapping[str, Any], pointer: str) -> None:
         env = shopify.get("access_token_env")
-        if isinstance(env, str) and _TOKEN_LOOKALIKE.search(env):
-            self.add(
-                f"{pointer}/access_token_env",
-                "secret-in-file",
-                "this looks like an access token itself; put the token in an environment "
-                "variable and write that variable's name here",
-            )
         url = shopify.get("url")
         if isinstance(url, str) and url.lower().startswith("https://") and not env:
             self.add(
@@ -686,6 +725,37 @@ class _ConfigChecker:
             problem = _store_url_problem(url)
             if problem is not None:
                 self.add(f"{pointer}/url", *problem)
+
+    def secrets(self, value: Any, path: tuple[Any, ...]) -> None:
+        """Every text of the file that looks like a secret is an error at its place; the
+        message says what it looks like, never the value (README "Security")."""
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not _SECRET_KEYS.search(str(key)):  # those the schema check reports
+                    self.secrets(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.secrets(item, (*path, index))
+        elif isinstance(value, str):
+            pointer = json_pointer(path)
+            what = _secret_lookalike(value)
+            if what:
+                self.secret_values.add(value)
+            if what and not any(
+                d.pointer == pointer and d.code == "secret-in-file" for d in self.out
+            ):
+                fix = (
+                    "leave the password out of the URL (PostgreSQL reads it from PGPASSWORD "
+                    "or ~/.pgpass)"
+                    if what == _URL_WITH_PASSWORD
+                    else "put it in an environment variable and write that variable's name "
+                    "here (e.g. access_token_env: SHOPIFY_TOKEN)"
+                )
+                self.add(
+                    pointer,
+                    "secret-in-file",
+                    f"this looks like {what}; secrets do not belong in the config file: {fix}",
+                )
 
     def database_urls(self, data: Mapping[str, Any]) -> None:
         """The ERP URL needs an installed connector; the state store is SQLite or
@@ -955,8 +1025,9 @@ def _report(doc: LoadedDocument, base_dir: Path, path: Path | None) -> ConfigRep
         )
         return ConfigReport(None, sort_diagnostics(diagnostics), rule_dirs)
     diagnostics.extend(schema_diagnostics(doc, _validator(), _rewrite))
-    diagnostics.extend(_ConfigChecker(doc, base_dir).run())
-    diagnostics = sort_diagnostics(diagnostics)
+    checker = _ConfigChecker(doc, base_dir)
+    diagnostics.extend(checker.run())
+    diagnostics = sort_diagnostics(_masked(diagnostics, checker.secret_values))
     if has_errors(diagnostics):
         return ConfigReport(None, diagnostics, rule_dirs)
     return ConfigReport(_build(data, base_dir, path), diagnostics, rule_dirs)

@@ -171,6 +171,59 @@ def test_settings_errors(tmp_path: Path, settings: str, code: str) -> None:
     assert diagnostics[0].line == 2
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "what"),
+    [
+        ("note", "shpca_0123456789abcdef0123456789abcdef", "a Shopify access token"),
+        ("note", "my token is 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", "a Shopify access token"),
+        ("shop", "0123456789abcdef0123456789abcdef01234567", "a secret key"),
+        ("note", "Zx8Q~abcDEF1234.ghiJKL5678_mnoPQR90stUv", "a secret key"),
+        ("state", "postgresql+psycopg://custsync:hunter2xyz@db/state", "a URL with a password"),
+        ("rules", "https://user:hunter2xyz@example.com/rules", "a URL with a password"),
+    ],
+)
+def test_token_looking_values_anywhere_are_refused_unechoed(
+    tmp_path: Path, where: str, value: str, what: str
+) -> None:
+    """Only access_token_env was checked, although the README promises the config refuses
+    values that look like tokens (issue 10 item 13)."""
+    state = value if where == "state" else "sqlite:///state.db"
+    text = (
+        "erp: {url: 'sqlite:///erp.db'}\n"
+        f"state: {{url: '{state}'}}\n"
+        + (f"rules: ['{value}']\n" if where == "rules" else "")
+        + "shops:\n"
+        "  - name: a\n"
+        "    shopify: {url: 'files:./world'}\n"
+        + (f"    countries: [{{iso_code: US, customer_template_code: '{value}'}}]\n"
+           if where == "shop" else "")
+        + (f"    settings: {{note_prefix: '{value}'}}\n" if where == "note" else "")
+    )
+    config, diagnostics = _load(text, tmp_path)
+    assert config is None
+    secrets = [d for d in diagnostics if d.code == "secret-in-file"]
+    assert len(secrets) == 1, diagnostics
+    assert secrets[0].message.startswith(f"this looks like {what};")
+    assert secrets[0].line == text[: text.index(value)].count("\n") + 1
+    rendered = "\n".join(d.render() for d in diagnostics)
+    assert value not in rendered and "hunter2" not in rendered and "0123456789abcdef" not in rendered
+
+
+def test_ordinary_long_values_are_not_taken_for_secrets(tmp_path: Path) -> None:
+    _config, diagnostics = _load(
+        "erp: {url: 'postgresql+psycopg://custsync@db.internal:5432/erp'}\n"
+        "state: {url: 'sqlite:///state.db'}\n"
+        "rules: ['./rules/Customer_Templates_2024_Version_3_Final']\n"
+        "shops:\n"
+        "  - name: a\n"
+        "    shopify: {url: 'https://my-very-long-shop-name-2024.myshopify.com', "
+        "access_token_env: SHOPIFY_TOKEN_FOR_THE_MAIN_SHOP_2024}\n"
+        "    schedule: {import: '*/15 * * * *'}\n",
+        tmp_path,
+    )
+    assert [d for d in diagnostics if d.code == "secret-in-file"] == []
+
+
 def test_tokens_are_never_echoed(tmp_path: Path) -> None:
     token = "shpat_0123456789abcdef0123456789abcdef"
     config, diagnostics = _load(
@@ -184,7 +237,11 @@ def test_tokens_are_never_echoed(tmp_path: Path) -> None:
     assert config is None
     text = "\n".join(d.render() for d in diagnostics)
     assert token not in text and "s3cret" not in text
-    assert _codes(diagnostics).count("secret-in-file") == 2
+    assert [d.pointer for d in diagnostics if d.code == "secret-in-file"] == [
+        "/state/url/0",  # a database password belongs in PGPASSWORD or ~/.pgpass
+        "/shops/0/shopify/access_token",
+        "/shops/1/shopify/access_token_env",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -226,6 +283,13 @@ def test_database_urls_with_a_port_that_is_no_number(tmp_path: Path) -> None:
     )
     assert config is None
     assert [(d.code, d.pointer, d.message) for d in diagnostics] == [
+        (
+            "secret-in-file",
+            "/erp/url",
+            "this looks like a URL with a password; secrets do not belong in the config file: "
+            "leave the password out of the URL (PostgreSQL reads it from PGPASSWORD or "
+            "~/.pgpass)",
+        ),
         ("url", "/erp/url", "not a valid URL (Port could not be cast to integer value as 'abc')"),
         ("url", "/state/url", "not a valid URL (Invalid IPv6 URL)"),
     ]
