@@ -85,6 +85,9 @@ _FALSE = frozenset({"false", "no", "n", "0", ""})
 # --------------------------------------------------------------------------------------------
 
 
+#: control characters refused in texts: C0 (but tab, line feed, carriage return), DEL, C1
+_CONTROLS = frozenset((*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)))
+
 #: key columns that are Business Central Code fields (trimmed, upper case)
 _CODE_KEYS = frozenset({"no", "code"})
 
@@ -118,6 +121,10 @@ def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     text = erp_code(str(value)) if name in _CODE_KEYS else str(value)
     if "\x00" in text:  # PostgreSQL refuses it for the whole batch; SQLite would keep it
         return None, "contains a NUL character (0x00)"
+    if not text.isprintable():
+        control = next((c for c in text if ord(c) in _CONTROLS), None)
+        if control is not None:  # a terminal escape would reach whoever reads erp export
+            return None, f"contains a control character (0x{ord(control):02x})"
     limit = schema.FIELD_LENGTHS.get(name)
     if limit is not None and len(text) > limit:
         return None, f"too long ({len(text)} characters, max {limit})"

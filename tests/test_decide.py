@@ -169,6 +169,42 @@ def test_import_create_with_template_and_cut_fields(engine: Engine) -> None:
     assert all(change.old is None for change in decision.changes)
 
 
+def test_import_strips_terminal_escapes_and_control_characters(engine: Engine) -> None:
+    """Shopify names with terminal escape sequences were imported into the ERP as they were
+    and `erp export` wrote them raw to a terminal (issue 10 item 11)."""
+    first, last = "Eve\x1b[2J\x1b[31m", "\x1b]8;;https://evil.example\x07Smith\x1b]8;;\x07\x00"
+    world = World(ERP, REFERENCE, [], [])
+    decision = engine.decide_import(
+        world,
+        shop(
+            customer_import="all_customers",
+            auto_create_unknown_customers=True,
+            name_source="first_and_last_name",
+        ),
+        customer(
+            "8",
+            email="esc@example.com",
+            first_name=first,
+            last_name=last,
+            addresses=(
+                address(
+                    first_name=first,
+                    last_name=last,
+                    address1="1\x07 Main\x9b St\x7f",
+                    city="Fresno\x1b",
+                ),
+            ),
+        ),
+    )
+    assert decision.action is Action.CREATE
+    changes = decision.change_dict()
+    assert changes["name"] == "Eve Smith"
+    assert changes["address"] == "1 Main St"
+    assert changes["city"] == "Fresno"
+    for change in decision.changes:
+        assert isinstance(change.new, bool) or str(change.new).isprintable(), change
+
+
 @pytest.mark.parametrize(
     ("settings", "cust", "reason"),
     [

@@ -173,6 +173,50 @@ def test_a_nul_character_is_a_row_problem_on_every_database(
     assert _nos(erp_url) == []
 
 
+def test_control_characters_are_a_row_problem(
+    erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A terminal escape in a loaded name reached whoever read `erp export` (issue 10 item
+    11); tabs and line breaks inside a quoted value stay allowed."""
+    csv_file = _write(tmp_path, 'no,name\nC1,"Jane\tDoe"\nC2,Eve\x1b[2J\nC3,Bob\x9b\n')
+    assert main(["erp", "load", csv_file, "--erp", erp_url]) == exitcodes.ERROR
+    assert capsys.readouterr().err.splitlines() == [
+        f"{csv_file}:3: name: contains a control character (0x1b)",
+        f"{csv_file}:4: name: contains a control character (0x9b)",
+        f"{csv_file}: 2 problems; nothing was loaded",
+    ]
+
+
+def test_csv_export_neutralises_formulas_and_loads_them_back(
+    erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name starting with = was exported as a live spreadsheet formula (issue 10 item 11)."""
+    csv_file = _write(
+        tmp_path,
+        "no,name,contact,phone,address\n"
+        'C1,"=HYPERLINK(""http://evil.example"",""x"")",@SUM(A1),+1 415-555-0100,-5 Main St\n'
+        "C2,+cmd|' /C calc'!A0,-2+3,-42,\n",
+    )
+    assert main(["erp", "load", csv_file, "--erp", erp_url]) == exitcodes.OK
+    capsys.readouterr()
+    assert main(["erp", "export", "--erp", erp_url]) == exitcodes.OK
+    out = capsys.readouterr().out
+    rows = {line.split(",", 1)[0]: line for line in out.splitlines()[1:]}
+    assert rows["C1"].startswith('C1,"\'=HYPERLINK(""http://evil.example"",""x"")",,\'@SUM(A1),')
+    assert ",+1 415-555-0100," in rows["C1"]  # a phone number calls nothing: kept as it is
+    assert ",'-5 Main St," in rows["C1"]
+    assert rows["C2"].startswith("C2,'+cmd|' /C calc'!A0,,'-2+3,") and ",-42," in rows["C2"]
+    # the quote comes off again on the way back in
+    exported = tmp_path / "exported.csv"
+    exported.write_text(out, encoding="utf-8")
+    assert main(["erp", "load", str(exported), "--erp", erp_url, "--update"]) == exitcodes.OK
+    with open_reader(erp_url) as reader:
+        [c1, c2] = list(reader.iter_customers())
+    assert c1.name == '=HYPERLINK("http://evil.example","x")' and c1.contact == "@SUM(A1)"
+    assert c1.address == "-5 Main St" and c2.name == "+cmd|' /C calc'!A0"
+    assert c2.contact == "-2+3" and c2.phone == "-42"
+
+
 def test_country_codes_and_names_are_checked_against_their_own_lengths(
     erp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

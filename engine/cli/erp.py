@@ -16,6 +16,7 @@ import inspect
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -241,7 +242,7 @@ def read_csv(path: Path, kind: str, delimiter: str = ",") -> CsvFile:
                     )
                 )
                 continue
-            values = dict(zip(result.columns, record, strict=True))
+            values = dict(zip(result.columns, map(csv_value, record), strict=True))
             for _, name, _ in result.notes:
                 del values[name]
             result.rows.append((line, values))
@@ -369,12 +370,33 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: cells a spreadsheet would read as a formula (=HYPERLINK(...), +cmd|..., @SUM(...)), except
+#: numbers and phone numbers (digits, blanks, ( ) . - /), which call nothing
+_FORMULA = re.compile(r"[=+\-@\t\r]")
+_NUMBER_LIKE = re.compile(r"[+-]?[0-9 ().\-/]*")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` safe for a spreadsheet: a cell starting like a formula gets a leading ``'``
+    (OWASP's CSV injection advice); ``erp load`` takes that quote off again."""
+    if text[:1] and _FORMULA.match(text) and not _NUMBER_LIKE.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_value(text: str) -> str:
+    """A loaded CSV value: the ``'`` that :func:`csv_cell` put before a formula removed."""
+    if text[:1] == "'" and _FORMULA.match(text, 1):
+        return text[1:]
+    return text
+
+
 def write_csv(out: IO[str], customers: Iterator[ErpCustomer]) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_EXPORT_COLUMNS)
     count = 0
     for customer in customers:
-        writer.writerow([_text(customer.get(name)) for name in _EXPORT_COLUMNS])
+        writer.writerow([csv_cell(_text(customer.get(name))) for name in _EXPORT_COLUMNS])
         count += 1
     return count
 

@@ -269,6 +269,7 @@ def _field_mapping(
     """
     namespace: dict[str, Any] = {"dict_get": dict.get, "resolve": resolve, **_CHANGE_PARTS}
     namespace["unchanged"] = _unchanged
+    namespace["printable"] = printable
     create: list[str] = []
     update: list[str] = []
     for index, (field, fact, param, limit, core) in enumerate(fields):
@@ -280,6 +281,8 @@ def _field_mapping(
             '        new = ""',
             "    elif isinstance(new, str):",
             '        new = " ".join(new.split())',
+            "        if not new.isprintable():",
+            "            new = printable(new)",
         ]
         if limit:
             value.append(f"        if len(new) > {int(limit)}:")
@@ -297,13 +300,32 @@ def _field_mapping(
         update.append(f"        not unchanged({field!r}, old, new)")
         update.append("    ):")
         update += _append_change("        ", repr(field), "old", "new")
-    defaults = "get=dict_get, resolve=resolve, unchanged=unchanged"
+    defaults = "get=dict_get, resolve=resolve, unchanged=unchanged, printable=printable"
     lines = [f"def create(facts, {defaults}):", "    changes = []", *create]
     lines += ["    return tuple(changes)", f"def update(facts, erp, {defaults}):"]
     lines += ["    changes = []", *update, "    return tuple(changes)", ""]
     source = "\n".join(lines)
     exec(source, namespace)
     return namespace["create"], namespace["update"]
+
+
+#: a terminal escape sequence: CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \\),
+#: or ESC and one character
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)")
+#: control characters (C0, DEL, C1) that are not blanks; blanks are folded by str.split
+_CONTROLS = dict.fromkeys(
+    code for code in (*range(0x20), *range(0x7F, 0xA0)) if not chr(code).isspace()
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters.
+
+    Shopify names are typed by anyone: ``"Eve\x1b[2J"`` would clear the terminal of whoever
+    reads ``erp export`` or a log. The import mapping writes text through this, so a plan
+    shows what will be stored."""
+    cleaned = _ESCAPE_SEQUENCE.sub("", text).translate(_CONTROLS)
+    return " ".join(cleaned.split())
 
 
 def _field_limit(field: str, rule: Rule) -> int | None:
@@ -347,6 +369,8 @@ def _field_value(value: Any, limit: int | None) -> Any:
         return ""
     if isinstance(value, str):
         value = " ".join(value.split())
+        if not value.isprintable():
+            value = printable(value)
         if limit and len(value) > limit:
             value = value[:limit].rstrip()
     return value
