@@ -190,3 +190,43 @@ def test_seed_files_with_bad_bytes_tags_and_dates(
     found = double.store.search_customers("updated_at:>'2026-01-01T12:00:00Z'")
     assert "b@example.com" not in {c["email"] for c in found}
     assert {"a@example.com", "c@example.com", "d@example.com"} <= {c["email"] for c in found}
+
+
+def test_sandbox_injects_faults_given_on_the_command_line() -> None:
+    """`custsync sandbox --faults` arms the double's Fault API from the command line."""
+    process, printed = start_sandbox(
+        "--faults", "status:status=503,times=2;drop:operation=customerCreate,after_effect",
+        "--faults", "throttle")
+    headers = {"X-Shopify-Access-Token": printed.get("token", "")}
+    count = {"query": "{ customersCount { count } }"}
+    try:
+        statuses = [httpx.post(printed["url"], headers=headers, json=count).status_code
+                    for _ in range(2)]
+        assert statuses == [503, 503]
+        throttled = httpx.post(printed["url"], headers=headers, json=count).json()
+        assert throttled["errors"][0]["extensions"]["code"] == "THROTTLED"
+        with pytest.raises(httpx.TransportError):  # the answer is dropped, the write happened
+            httpx.post(printed["url"], headers=headers, json={
+                "query": 'mutation { customerCreate(input: {email: "a@example.com"}) '
+                         "{ customer { id } } }"})
+        body = httpx.post(printed["url"], headers=headers, json=count).json()
+        assert body["data"]["customersCount"]["count"] == 1  # and now the store answers again
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("explode", "--faults 'explode': unknown fault kind 'explode'"),
+    ("status:times=often", "--faults 'status:times=often': times takes a whole number"),
+    ("drop:colour=red", "--faults 'drop:colour=red': unknown option 'colour'"),
+])
+def test_sandbox_refuses_a_bad_fault_spec(spec: str, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from custsync.engine.cli import run; run()", "sandbox",
+         "--port", "0", "--faults", spec],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 64
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

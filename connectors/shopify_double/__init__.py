@@ -16,7 +16,7 @@ THROTTLED answers, bulk operations with staged uploads, and injected faults. See
 from __future__ import annotations
 
 from .bucket import LeakyBucket, ThrottleStatus
-from .faults import Fault
+from .faults import Fault, describe_fault, parse_faults
 from .seed import load_seed_file, save_store, seed_from_models, seed_store
 from .server import RequestLog, ShopifyDouble
 from .store import Store, UserError
@@ -33,7 +33,9 @@ __all__ = [
     "Store",
     "ThrottleStatus",
     "UserError",
+    "describe_fault",
     "load_seed_file",
+    "parse_faults",
     "save_store",
     "seed_from_models",
     "seed_store",

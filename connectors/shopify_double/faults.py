@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 
 KINDS = ("status", "throttle", "drop", "delay")
 TARGETS = ("graphql", "download", "upload", "any")
+#: the options of a fault written as text (``parse_faults``), with their types
+_OPTIONS: dict[str, type] = {
+    "times": int,
+    "status": int,
+    "seconds": float,
+    "retry_after": float,
+    "operation": str,
+    "skip": int,
+    "after_effect": bool,
+    "target": str,
+}
 
 
 @dataclass(slots=True)
@@ -85,3 +96,67 @@ class FaultPlan:
                     self._faults.remove(fault)
                 return fault
             return None
+
+
+def parse_faults(text: str) -> list[Fault]:
+    """Faults written as text (``custsync sandbox --faults``): ``;``-separated, each
+    ``KIND[:OPTION=VALUE,...]`` with the options of :class:`Fault`, e.g.
+    ``drop:operation=customerCreate,after_effect`` or ``status:status=503,times=2``. A bare
+    option is true; ``-`` may stand for ``_``. Raises ValueError saying what is wrong."""
+    faults = []
+    for spec in (part.strip() for part in text.split(";")):
+        if not spec:
+            continue
+        kind, _, options = spec.partition(":")
+        values: dict[str, object] = {}
+        for option in (o.strip() for o in options.split(",") if o.strip()):
+            name, has_value, raw = option.partition("=")
+            name = name.strip().replace("-", "_")
+            wanted = _OPTIONS.get(name)
+            if wanted is None:
+                raise ValueError(
+                    f"{spec!r}: unknown option {name!r}; use {', '.join(_OPTIONS)}"
+                )
+            values[name] = _option_value(spec, name, wanted, raw.strip() if has_value else None)
+        try:
+            faults.append(Fault(kind=kind.strip(), **values))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"{spec!r}: {exc}") from None
+    if not faults:
+        raise ValueError(f"{text!r}: no fault given (e.g. status:status=503,times=2)")
+    return faults
+
+
+def _option_value(spec: str, name: str, wanted: type, raw: str | None) -> object:
+    if wanted is bool:
+        if raw is None or raw.lower() in ("true", "yes", "1"):
+            return True
+        if raw.lower() in ("false", "no", "0"):
+            return False
+        raise ValueError(f"{spec!r}: {name} takes true or false, not {raw!r}")
+    if raw is None or raw == "":
+        raise ValueError(f"{spec!r}: {name} needs a value ({name}=...)")
+    try:
+        return wanted(raw)
+    except ValueError:
+        noun = "a whole number" if wanted is int else "a number"
+        raise ValueError(f"{spec!r}: {name} takes {noun}, not {raw!r}") from None
+
+
+def describe_fault(fault: Fault) -> str:
+    """One line for a user: ``drop x1 on customerCreate after the write``."""
+    parts = [fault.kind if fault.kind != "status" else f"status {fault.status}"]
+    if fault.kind == "delay":
+        parts.append(f"{fault.seconds:g}s")
+    if fault.retry_after is not None:
+        parts.append(f"Retry-After {fault.retry_after:g}")
+    parts.append(f"x{fault.times}")
+    if fault.operation:
+        parts.append(f"on {fault.operation}")
+    if fault.target != "graphql":
+        parts.append(f"({fault.target} requests)")
+    if fault.skip:
+        parts.append(f"after {fault.skip} passed")
+    if fault.after_effect:
+        parts.append("after the request ran")
+    return " ".join(parts)

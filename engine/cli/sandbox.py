@@ -44,12 +44,24 @@ def register(subparsers: Any) -> None:
                         "plus = bucket 20000, 1000 points/s")
     parser.add_argument("--api-version", default="2026-07",
                         help="API version shown in the printed URL (default 2026-07)")
+    parser.add_argument("--faults", metavar="SPEC", action="append", default=[],
+                        help="inject faults, as the double's Fault API: KIND[:OPTION=VALUE,...], "
+                        "several separated by ';' or repeated; KIND status, throttle, drop or "
+                        "delay; options times, status, seconds, retry_after, operation, skip, "
+                        "after_effect, target (e.g. 'status:status=503,times=2', "
+                        "'drop:operation=customerCreate,after_effect'); see docs/sandbox.md")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from custsync.connectors.shopify_double import PLANS as PLAN_LIMITS
-    from custsync.connectors.shopify_double import ShopifyDouble, load_seed_file, save_store
+    from custsync.connectors.shopify_double import (
+        ShopifyDouble,
+        describe_fault,
+        load_seed_file,
+        parse_faults,
+        save_store,
+    )
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: must be between 0 and 65535")
@@ -62,11 +74,19 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.persist is not None and args.persist.is_dir():
         raise ConfigError(f"--persist {args.persist}: is a folder, not a file")
+    faults = []
+    for spec in args.faults:
+        try:
+            faults.extend(parse_faults(spec))
+        except ValueError as exc:
+            raise UsageError(f"--faults {exc}") from None
     size, rate = PLAN_LIMITS[args.plan]
     double = ShopifyDouble(token=args.token, bucket_size=size, restore_rate=rate, port=args.port)
     source = args.seed or (args.persist if args.persist and args.persist.exists() else None)
     if source is not None:
         load_seed_file(double.store, source)
+    for fault in faults:
+        double.inject(fault)
     try:
         double.start()
     except OSError as exc:
@@ -85,6 +105,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"url:   {double.graphql_url(args.api_version)}")
         print(f"shop:  {double.url}")
         print(f"token: {args.token}")
+        for fault in faults:
+            print(f"fault: {describe_fault(fault)}")
         print("Stop with Ctrl-C.", flush=True)
         while not stop.wait(0.5):
             pass
