@@ -92,3 +92,19 @@ def test_sandbox_refuses_a_billion_laughs_seed(tmp_path: Path) -> None:
     )
     assert result.returncode == exitcodes.ERROR
     _one_located_error(result.stderr, seed, "5:10")
+
+
+def test_the_business_central_doubles_seed_refuses_aliases_with_their_place(
+    tmp_path: Path,
+) -> None:
+    from custsync.connectors.bc_double import SeedError, Store, load_seed_file
+
+    seed = tmp_path / "bc-seed.yaml"
+    seed.write_text(LAUGHS, encoding="utf-8")
+    with pytest.raises(SeedError) as caught:
+        load_seed_file(Store(), seed)
+    assert str(caught.value).startswith(f"{seed}:5:10: YAML: aliases expand to more than")
+    seed.write_text("companies: &c [{name: CRONUS, more: *c}]\n", encoding="utf-8")
+    with pytest.raises(SeedError) as caught:
+        load_seed_file(Store(), seed)
+    assert str(caught.value).startswith(f"{seed}:1:37: YAML: alias *c is used inside")
