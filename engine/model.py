@@ -98,6 +98,13 @@ def erp_code(value: str) -> str:
     return value.strip().upper()
 
 
+def _code_field(record: Any, name: str) -> None:
+    """A customer number of a frozen record stored as :func:`erp_code` (the ERP's form)."""
+    value = getattr(record, name)
+    if isinstance(value, str) and value != erp_code(value):
+        object.__setattr__(record, name, erp_code(value))
+
+
 @dataclass(frozen=True, slots=True)
 class ErpCustomer:
     """A customer record of the ERP (Business Central field names in the docstring of each)."""
@@ -244,6 +251,9 @@ class CountrySetup:
     customer_template_code: str = ""
     tax_areas: tuple[TaxArea, ...] = ()
 
+    def __post_init__(self) -> None:
+        _code_field(self, "default_customer_no")
+
 
 @dataclass(frozen=True, slots=True)
 class ShopSettings:
@@ -262,6 +272,9 @@ class ShopSettings:
     contact_source: str = "first_and_last_name"
     county_source: str = "code"  # code | name
     send_invite_email: bool = False
+
+    def __post_init__(self) -> None:
+        _code_field(self, "default_customer_no")
 
 
 @dataclass(frozen=True, slots=True)

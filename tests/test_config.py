@@ -433,3 +433,22 @@ def test_business_central_without_its_options_is_an_error(tmp_path: Path) -> Non
     config, diagnostics = load_config(tmp_path / "custsync.yaml")
     assert config is None
     assert any("needs erp.business_central" in d.render() for d in diagnostics)
+
+
+def test_default_customer_numbers_are_read_as_the_erp_stores_them(tmp_path: Path) -> None:
+    """The ERP stores customer numbers trimmed and upper case (issue 10 item 12); a default
+    customer written " c00001" in the config must name the same customer."""
+    config, diagnostics = _load(
+        "erp: {url: 'sqlite:///erp.db'}\n"
+        "state: {url: 'sqlite:///state.db'}\n"
+        "shops:\n"
+        "  - name: a\n"
+        "    shopify: {url: 'files:./world'}\n"
+        "    settings: {default_customer_no: ' c00001'}\n"
+        "    countries: [{iso_code: US, default_customer_no: 'us-default '}]\n",
+        tmp_path,
+    )
+    assert config is not None, diagnostics
+    shop = config.shop("a")
+    assert shop.settings.default_customer_no == "C00001"
+    assert shop.country_setups["US"].default_customer_no == "US-DEFAULT"
