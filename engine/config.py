@@ -81,6 +81,32 @@ __all__ = [
 DEFAULT_API_VERSION = "2026-07"
 DEFAULT_STATE_URL = "sqlite:///custsync-state.db"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+BULK_MODES = ("auto", "always", "never")
+#: a read of at least this many customers runs as a bulk operation (bulk_reads: auto)
+DEFAULT_BULK_READ_THRESHOLD = 5000
+#: a run creating at least this many customers sends them as a bulk mutation (bulk_writes:
+#: auto): below it, one by one with DEFAULT_CONCURRENCY in flight is about as fast
+DEFAULT_BULK_WRITE_THRESHOLD = 250
+DEFAULT_CONCURRENCY = 4
+#: ``shopify:`` option in custsync.yaml -> the Shopify connector's keyword argument
+CONNECTOR_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "max_attempts": "max_attempts",
+        "retry_base_delay_seconds": "retry_base_delay",
+        "retry_max_delay_seconds": "retry_max_delay",
+        "page_size": "page_size",
+        "lookup": "lookup",
+        "bulk_reads": "bulk_reads",
+        "bulk_read_threshold": "bulk_threshold",
+        "bulk_writes": "bulk_writes",
+        "bulk_write_threshold": "bulk_write_threshold",
+        "concurrency": "concurrency",
+        "poll_interval_seconds": "poll_interval",
+        "max_poll_interval_seconds": "max_poll_interval",
+    }
+)
+#: connector options only a writer takes (``plan`` opens readers)
+WRITER_ONLY_OPTIONS = ("bulk_writes", "bulk_write_threshold", "concurrency")
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_BACKOFF_SECONDS = 30.0
 
@@ -130,8 +156,23 @@ class ShopConfig:
     #: ISO 3166-1 alpha-2 code -> per-country setup
     country_setups: Mapping[str, CountrySetup] = field(default_factory=lambda: MappingProxyType({}))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    #: connector retry policy: max_attempts, retry_base_delay, retry_max_delay (when set)
-    retry_options: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    #: the Shopify connector's tuning options set in the file, by the connector's names
+    #: (:data:`CONNECTOR_OPTIONS`): retries, paging, look-ups, bulk reads and writes
+    connector_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def shopify_options(self, *, writer: bool) -> dict[str, Any]:
+        """Keyword arguments for the Shopify connector's ``open_reader`` (``writer`` False:
+        without the options only a writer takes) or ``open_writer``."""
+        options = {
+            "api_version": self.api_version,
+            "token_env": self.access_token_env or None,
+            "timeout": self.timeout_seconds,
+            **self.connector_options,
+        }
+        if not writer:
+            for name in WRITER_ONLY_OPTIONS:
+                options.pop(name, None)
+        return options
 
     def context(self) -> ShopContext:
         """The engine's view of this shop (:class:`~.model.ShopContext`)."""
@@ -443,6 +484,74 @@ def config_schema() -> dict[str, Any]:
                         "minimum": 0,
                         "maximum": 3600,
                         "default": 30,
+                    },
+                    "page_size": {
+                        "description": "Customers per page when reading page by page.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 250,
+                        "default": 250,
+                    },
+                    "lookup": {
+                        "description": (
+                            "How a customer is looked up by e-mail or phone: identifier "
+                            "(customerByIdentifier: exact, current right after a write) or "
+                            "search (customers(query:), re-checked for an exact match)."
+                        ),
+                        "enum": ["identifier", "search"],
+                        "default": "identifier",
+                    },
+                    "bulk_reads": {
+                        "description": (
+                            "Read customers through a bulk operation: auto (from "
+                            "bulk_read_threshold customers), always, never."
+                        ),
+                        "enum": list(BULK_MODES),
+                        "default": "auto",
+                    },
+                    "bulk_read_threshold": {
+                        "description": "Customers from which a read uses a bulk operation.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "default": DEFAULT_BULK_READ_THRESHOLD,
+                    },
+                    "bulk_writes": {
+                        "description": (
+                            "Send new customers through a bulk mutation: auto (from "
+                            "bulk_write_threshold creates in a run), always, never (one by one)."
+                        ),
+                        "enum": list(BULK_MODES),
+                        "default": "auto",
+                    },
+                    "bulk_write_threshold": {
+                        "description": "Creates in a run from which they go as a bulk mutation.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "default": DEFAULT_BULK_WRITE_THRESHOLD,
+                    },
+                    "concurrency": {
+                        "description": "Creates in flight when they are sent one by one.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 16,
+                        "default": DEFAULT_CONCURRENCY,
+                    },
+                    "poll_interval_seconds": {
+                        "description": (
+                            "First wait before asking for a bulk operation's status; it "
+                            "doubles up to max_poll_interval_seconds."
+                        ),
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 600,
+                        "default": 1,
+                    },
+                    "max_poll_interval_seconds": {
+                        "description": "Longest wait between two bulk operation status polls.",
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 3600,
+                        "default": 10,
                     },
                 },
             },
@@ -970,14 +1079,10 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
                 api_version=shopify.get("api_version", DEFAULT_API_VERSION),
                 access_token_env=shopify.get("access_token_env", ""),
                 timeout_seconds=float(shopify.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
-                retry_options=MappingProxyType(
+                connector_options=MappingProxyType(
                     {
                         option: shopify[key]
-                        for key, option in (
-                            ("max_attempts", "max_attempts"),
-                            ("retry_base_delay_seconds", "retry_base_delay"),
-                            ("retry_max_delay_seconds", "retry_max_delay"),
-                        )
+                        for key, option in CONNECTOR_OPTIONS.items()
                         if key in shopify
                     }
                 ),

@@ -10,7 +10,7 @@ Reading and writing are separate interfaces: ``custsync plan`` only ever obtains
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -182,9 +182,24 @@ class ShopifyWriter(ShopifyReader, Protocol):
     def send_invite(self, customer_id: str) -> ShopifyWriteResult: ...
 
     def bulk_create_customers(
-        self, items: Iterable[tuple[str, CustomerInput]]
+        self,
+        items: Iterable[tuple[str, CustomerInput]],
+        *,
+        on_started: Callable[[str], None] | None = None,
     ) -> Iterator[ShopifyWriteResult]:
-        """Create many customers (key, input); one result per item, keyed."""
+        """Create many customers (key, input); one result per item, keyed. A batch sent as
+        one bulk job calls ``on_started(job id)`` once the job runs, before its results."""
+        ...
+
+    def uses_bulk(self, creates: int) -> bool:
+        """Whether a batch of ``creates`` customers goes through one bulk job."""
+        ...
+
+    def bulk_create_results(
+        self, operation_id: str, items: Sequence[tuple[str, CustomerInput]]
+    ) -> Iterator[ShopifyWriteResult]:
+        """The results of the bulk job ``operation_id`` (started by an earlier process) for
+        its input lines ``items``, in line order; waits while it still runs."""
         ...
 
 

@@ -58,7 +58,9 @@ def write_config(
     settings: Mapping[str, Any],
     countries: Sequence[Mapping[str, Any]] = (),
     token: str = "shpat_test",
+    shopify_options: Mapping[str, Any] | None = None,
 ) -> Path:
+    """``shopify_options``: more options of the shop's ``shopify:`` section."""
     os.environ[TOKEN_ENV] = token
     document = {
         "erp": {"url": erp_url},
@@ -75,6 +77,7 @@ def write_config(
                     "max_attempts": 3,
                     "retry_base_delay_seconds": 0.01,
                     "retry_max_delay_seconds": 0.05,
+                    **dict(shopify_options or {}),
                 },
                 "settings": dict(settings),
                 "countries": list(countries),

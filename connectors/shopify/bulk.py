@@ -23,7 +23,7 @@ import logging
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -115,11 +115,17 @@ class BulkRunner:
     # -- mutations ---------------------------------------------------------------------------
 
     def run_mutation(
-        self, mutation: str, variables: Iterable[Mapping[str, Any]]
+        self,
+        mutation: str,
+        variables: Iterable[Mapping[str, Any]],
+        on_started: Callable[[str], None] | None = None,
     ) -> Iterator[LineResult]:
         """Run ``mutation`` once per variables dict; one :class:`LineResult` per line.
 
-        Line numbers are 0-based positions in ``variables``.
+        Line numbers are 0-based positions in ``variables``. ``on_started`` is called with
+        the operation id as soon as the job runs at Shopify (before waiting for it), so a
+        caller can journal it and read the result back after a crash
+        (:meth:`mutation_results`).
         """
         with tempfile.TemporaryDirectory(prefix="custsync-bulk-") as tmp:
             path = Path(tmp) / "variables.jsonl"
@@ -138,25 +144,43 @@ class BulkRunner:
                 "MUTATION",
                 mutation,
             )
-            operation = self._wait(operation)
-            seen: set[int] = set()
-            url = operation.url or operation.partial_data_url
-            if url:
-                with self._download(url) as result_path:
-                    for result in _read_mutation_results(result_path):
-                        if 0 <= result.line < count and result.line not in seen:
-                            seen.add(result.line)
-                            yield result
-            if len(seen) < count:
-                reason = (
-                    "no result from the bulk operation"
-                    if operation.status == "COMPLETED"
-                    else f"bulk operation {operation.status.lower()}"
-                    + (f" ({operation.error_code})" if operation.error_code else "")
-                )
-                for number in range(count):
-                    if number not in seen:
-                        yield LineResult(number, None, reason, missing=True)
+        if on_started is not None:
+            on_started(operation.id)
+        yield from self.mutation_results(operation, count)
+
+    def mutation_results(self, operation: BulkOperation | str, count: int) -> Iterator[LineResult]:
+        """Wait for a bulk mutation of ``count`` input lines (an operation or its id) and
+        yield one :class:`LineResult` per line: the result file's, then ``missing`` ones for
+        lines it has no result for (the job failed or was canceled part way)."""
+        if isinstance(operation, str):
+            operation = self.operation(operation)
+        operation = self._wait(operation)
+        seen: set[int] = set()
+        url = operation.url or operation.partial_data_url
+        if url:
+            with self._download(url) as result_path:
+                for result in _read_mutation_results(result_path):
+                    if 0 <= result.line < count and result.line not in seen:
+                        seen.add(result.line)
+                        yield result
+        if len(seen) < count:
+            reason = (
+                "no result from the bulk operation"
+                if operation.status == "COMPLETED"
+                else f"bulk operation {operation.status.lower()}"
+                + (f" ({operation.error_code})" if operation.error_code else "")
+            )
+            for number in range(count):
+                if number not in seen:
+                    yield LineResult(number, None, reason, missing=True)
+
+    def operation(self, operation_id: str) -> BulkOperation:
+        """The bulk operation ``operation_id`` as Shopify reports it now."""
+        data = self.client.execute(docs.BULK_OPERATION_BY_ID, {"id": operation_id}).data
+        node = data.get("bulkOperation")
+        if not isinstance(node, Mapping):
+            raise FatalError(f"bulk operation {operation_id} disappeared")
+        return BulkOperation.from_node(node)
 
     # -- steps -------------------------------------------------------------------------------
 

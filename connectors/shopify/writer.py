@@ -14,7 +14,7 @@ create is reported as failed with an "outcome unknown" message rather than riske
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from typing import Any
@@ -24,6 +24,7 @@ from custsync.engine.model import ShopifyAddress, ShopifyCustomer
 from custsync.engine.ports import CustomerInput, ShopifyWriteResult
 
 from . import documents as docs
+from .bulk import LineResult
 from .client import GraphQLClient, OutcomeUnknown
 from .mapping import BadRecord, address_input, customer_input, parse_customer, user_error_messages
 from .reader import ShopifyGraphQLReader
@@ -243,38 +244,58 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
                     future.cancel()
 
     def bulk_create_customers(
-        self, items: Iterable[tuple[str, CustomerInput]]
+        self,
+        items: Iterable[tuple[str, CustomerInput]],
+        *,
+        on_started: Callable[[str], None] | None = None,
     ) -> Iterator[ShopifyWriteResult]:
         """Create many customers; one result per item, keyed (order may differ).
 
         Batches of at least ``bulk_write_threshold`` go through one bulk mutation (staged
-        upload, ``bulkOperationRunMutation``, result file); smaller ones customer by customer.
+        upload, ``bulkOperationRunMutation``, result file); ``on_started`` gets the bulk
+        operation's id once it runs (journal it: :meth:`bulk_create_results` reads its result
+        back after a crash). Smaller batches are created one by one, ``concurrency`` in flight.
         """
         batch = list(items)
-        use_bulk = self.bulk_writes == "always" or (
-            self.bulk_writes == "auto" and len(batch) >= self.bulk_write_threshold
-        )
-        if not use_bulk:
+        if not self.uses_bulk(len(batch)):
             yield from self._create_each(batch)
             return
         log.info("Shopify: creating %d customers by bulk mutation", len(batch))
         lines = ({"input": customer_input(data, with_address=True)} for _, data in batch)
-        for result in self.bulk.run_mutation(docs.BULK_CUSTOMER_CREATE, lines):
-            key, item = batch[result.line]
-            if result.missing:
-                # no outcome for this line: it may have been applied before the job failed
-                found, _ = self._find_created(item)
-                if found is not None:
-                    yield ShopifyWriteResult(ok=True, customer=found, key=key)
-                else:
-                    yield _failed(result.error, key=key)
-                continue
-            if result.data is None:
-                yield _failed(result.error or "no result for this customer", key=key)
-                continue
-            root = result.data.get("customerCreate") or {}
-            errors = user_error_messages(root.get("userErrors"))
-            if errors:
-                yield _failed(*errors, key=key)
-            else:
-                yield replace(self._result(root.get("customer")), key=key)
+        for result in self.bulk.run_mutation(docs.BULK_CUSTOMER_CREATE, lines, on_started):
+            yield self._bulk_create_result(result, batch)
+
+    def uses_bulk(self, creates: int) -> bool:
+        """Whether :meth:`bulk_create_customers` sends ``creates`` customers by bulk mutation."""
+        return creates > 0 and (
+            self.bulk_writes == "always"
+            or (self.bulk_writes == "auto" and creates >= self.bulk_write_threshold)
+        )
+
+    def bulk_create_results(
+        self, operation_id: str, items: Sequence[tuple[str, CustomerInput]]
+    ) -> Iterator[ShopifyWriteResult]:
+        """The results of a bulk create started earlier (by a process that died): waits for
+        the operation if it still runs; ``items`` are its input lines in order (their e-mail
+        and phone suffice: a line without a result is looked up by them)."""
+        batch = list(items)
+        for result in self.bulk.mutation_results(operation_id, len(batch)):
+            yield self._bulk_create_result(result, batch)
+
+    def _bulk_create_result(
+        self, result: LineResult, batch: Sequence[tuple[str, CustomerInput]]
+    ) -> ShopifyWriteResult:
+        key, item = batch[result.line]
+        if result.missing:
+            # no outcome for this line: it may have been applied before the job failed
+            found, _ = self._find_created(item)
+            if found is not None:
+                return ShopifyWriteResult(ok=True, customer=found, key=key)
+            return _failed(result.error, key=key)
+        if result.data is None:
+            return _failed(result.error or "no result for this customer", key=key)
+        root = result.data.get("customerCreate") or {}
+        errors = user_error_messages(root.get("userErrors"))
+        if errors:
+            return _failed(*errors, key=key)
+        return replace(self._result(root.get("customer")), key=key)

@@ -162,12 +162,7 @@ def _load_setup(config_path: Path | None) -> _Setup | None:
                 settings=shop.settings,
                 country_setups=dict(shop.country_setups),
                 url=shop.shopify_url,
-                options={
-                    "api_version": shop.api_version,
-                    "token_env": shop.access_token_env or None,
-                    "timeout": shop.timeout_seconds,
-                    **dict(shop.retry_options),
-                },
+                options=shop.shopify_options(writer=False),
             )
             for shop in config.shops
         ],

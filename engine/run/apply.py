@@ -27,7 +27,7 @@ longer exists: it moves to the customer the import matched instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +36,9 @@ from ..decide.engine import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
 from ..decide.enrich import first_email
 from ..errors import FatalError, RecordError, RetriableError, mask_email
 from ..model import Action, Decision, Direction, Link, ShopifyAddress
-from ..ports import CustomerInput, ErpWriter, ShopifyWriter
+from ..ports import CustomerInput, ErpWriter, ShopifyWriter, ShopifyWriteResult
 from .plan import BAD_RECORD
+from .state import Outcome
 
 log = logging.getLogger("custsync.apply")
 
@@ -45,6 +46,8 @@ __all__ = ["Applier", "RecordOutcome", "customer_input"]
 
 #: outcome statuses, as the run log stores them
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+#: create results settled (intents, links, run log) per transaction
+_SETTLE_CHUNK = 500
 
 #: skips that are no decision: the record could not be read (``bad-record``) or evaluated
 #: (``record-error``, see decide.py); applied as failed records
@@ -59,6 +62,16 @@ class _LinkCheck:
     current: Link | None
     refused: str | None = None  # why the link cannot be made
     replaces: str | None = None  # the ERP customer (no longer existing) the link moves from
+
+
+@dataclass(slots=True)
+class _Create:
+    """One export create of a batch: its decision, what is sent, its intent once journaled."""
+
+    decision: Decision
+    erp_no: str
+    data: CustomerInput
+    intent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +185,10 @@ class Applier:
     def resume_pending(self) -> list[RecordOutcome]:
         """Settle the intents of earlier runs of this shop that died mid-write."""
         settled: list[RecordOutcome] = []
+        if self.shopify is not None and hasattr(self.state, "pending_bulks"):
+            for batch in self.state.pending_bulks(self.shop):
+                if batch.operation:
+                    settled.extend(self._settle_bulk(batch))
         for intent in self.state.pending_intents(shop=self.shop):
             try:
                 settled.append(self._settle(intent))
@@ -336,6 +353,119 @@ class Applier:
         self.state.fail_intent(intent, message)
         return RecordOutcome(decision, FAILED, message, erp_no, None)
 
+    def apply_export_creates(self, decisions: Sequence[Decision]) -> Iterator[RecordOutcome]:
+        """Export creates as one batch, one recorded outcome per decision, in batches.
+
+        The intents are journaled together before anything is sent; the writer sends the
+        batch as one bulk job (above its threshold: ``bulk_writes``, ``bulk_write_threshold``)
+        or one create per customer, a few in flight. The job's id is journaled as soon as it
+        runs, so a run killed while it runs (or after) reads its result back on resume
+        (:meth:`resume_pending`). Results are settled (intents, links, run log) a few hundred
+        at a time, in one transaction each."""
+        shopify = self._shopify()
+        pending: dict[str, _Create] = {}
+        for decision in decisions:
+            erp_no = decision.erp_no or decision.record
+            try:
+                data = customer_input(decision)
+            except Exception as exc:  # a failing record never stops the run
+                outcome = RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}")
+                self._record(outcome)
+                yield outcome
+                continue
+            pending[erp_no] = _Create(decision, erp_no, data)
+        if not pending:
+            return
+        creates = list(pending.values())
+        bulk = shopify.uses_bulk(len(creates))
+        bulk_id, intents = self.state.begin_intents(
+            self.run_id,
+            [(c.decision.record, "shopify.create", f"{self.shop}:{c.erp_no}") for c in creates],
+            bulk=bulk,
+        )
+        for create, intent in zip(creates, intents, strict=True):
+            create.intent = intent
+
+        def started(operation: str) -> None:
+            if bulk_id is not None:
+                self.state.bulk_started(bulk_id, operation)
+
+        results = shopify.bulk_create_customers(
+            ((c.erp_no, c.data) for c in creates), on_started=started
+        )
+        yield from self._settle_creates(pending, results)
+
+    def _settle_creates(
+        self, creates: Mapping[str, _Create], results: Iterable[ShopifyWriteResult]
+    ) -> Iterator[RecordOutcome]:
+        """Settle create results (keyed by ERP no.) in chunks: intents and links in one
+        transaction, then the run log, then the invites."""
+        chunk: list[tuple[_Create, ShopifyWriteResult]] = []
+        for result in results:
+            create = creates.get(result.key)
+            if create is None:  # pragma: no cover - the writer keys every result
+                log.warning("a create result for an unknown key %r was ignored", result.key)
+                continue
+            chunk.append((create, result))
+            if len(chunk) >= _SETTLE_CHUNK:
+                yield from self._settle_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._settle_chunk(chunk)
+
+    def _settle_chunk(
+        self, chunk: Sequence[tuple[_Create, ShopifyWriteResult]]
+    ) -> Iterator[RecordOutcome]:
+        done: list[tuple[int, str, Link | None]] = []
+        failed: list[tuple[int, str]] = []
+        outcomes: dict[int, RecordOutcome] = {}
+        now = self._now()
+        for create, result in chunk:
+            decision, erp_no = create.decision, create.erp_no
+            if result.ok and result.customer is not None:
+                gid = result.customer.id
+                link = self._link(
+                    gid,
+                    erp_no,
+                    decision,
+                    now,
+                    existing=None,  # Shopify just created it
+                    export=True,
+                    own_write=result.customer.updated_at,
+                )
+                done.append((create.intent, gid, link))
+                outcomes[create.intent] = RecordOutcome(decision, OK, "", erp_no, gid)
+                continue
+            message = "; ".join(result.errors) or "create failed"
+            if "already been taken" in message and create.data.email:
+                adopted = self._adopt_existing(decision, erp_no, create.data.email, create.intent)
+                if adopted is not None:
+                    outcomes[create.intent] = adopted
+                    continue
+            failed.append((create.intent, message))
+            outcomes[create.intent] = RecordOutcome(decision, FAILED, message, erp_no, None)
+        refused = self.state.settle_intents(done, failed)
+        for intent, reason in refused.items():
+            old = outcomes[intent]
+            outcomes[intent] = replace(old, status=FAILED, message=reason)
+        for create, _ in chunk:
+            outcome = outcomes[create.intent]
+            if (
+                outcome.status == OK
+                and outcome.shopify_id
+                and create.decision.payload.get("send_invite")
+                and create.intent not in refused
+            ):
+                invite = self._shopify().send_invite(outcome.shopify_id)
+                if not invite.ok:
+                    outcomes[create.intent] = replace(
+                        outcome,
+                        message="created; the invite e-mail failed: " + "; ".join(invite.errors),
+                    )
+        ordered = [outcomes[create.intent] for create, _ in chunk]
+        self._record_all(ordered)
+        yield from ordered
+
     def _adopt_existing(
         self, decision: Decision, erp_no: str, email: str, intent: int
     ) -> RecordOutcome | None:
@@ -374,6 +504,54 @@ class Applier:
         return RecordOutcome(decision, OK, "", decision.erp_no, decision.shopify_id)
 
     # ---- resume ----------------------------------------------------------------------------
+
+    def _settle_bulk(self, batch: Any) -> list[RecordOutcome]:
+        """Read back the result of a bulk job a dead run started and settle its pending
+        intents by it (a line without a result is looked up by e-mail and phone first). When
+        the result cannot be read (the job expired), they are left to :meth:`_settle`."""
+        creates: dict[str, _Create] = {}
+        items: list[tuple[str, CustomerInput]] = []
+        for intent in batch.intents:
+            erp_no = intent.idempotency_key.split(":", 1)[-1]
+            customer = self._erp().get_customer(erp_no) if self.erp is not None else None
+            data = CustomerInput(
+                email=first_email(customer.email) if customer is not None else None,
+                phone=None,
+            )
+            items.append((erp_no, data))
+            if intent.status == "pending":
+                decision = Decision(
+                    direction=Direction.EXPORT,
+                    action=Action.CREATE,
+                    shop=self.shop,
+                    record=intent.record,
+                )
+                creates[erp_no] = _Create(decision, erp_no, data, intent.id)
+        log.info(
+            "reading back bulk job %s of an interrupted run (%d pending creates)",
+            batch.operation,
+            len(creates),
+        )
+        try:
+            results = [
+                r
+                for r in self._shopify().bulk_create_results(batch.operation, items)
+                if r.key in creates
+            ]
+        except (FatalError, RetriableError) as exc:
+            log.warning(
+                "bulk job %s could not be read back (%s); looking its customers up one by one",
+                batch.operation,
+                exc.render(),
+            )
+            return []
+        settled = []
+        for outcome in self._settle_creates(creates, results):
+            if outcome.status == OK:
+                settled.append(replace(outcome, message="settled after a crash"))
+            else:
+                settled.append(replace(outcome, status=SKIPPED))
+        return settled
 
     def _settle(self, intent: Any) -> RecordOutcome:
         decision = Decision(
@@ -505,6 +683,20 @@ class Applier:
                 ),
             )
         return _LinkCheck(current, replaces=replaces)
+
+    def _record_all(self, outcomes: Sequence[RecordOutcome]) -> None:
+        """The run-log rows of many outcomes, in one transaction."""
+        self.state.record_outcomes(
+            Outcome(
+                self.run_id,
+                o.decision.record,
+                f"{o.decision.direction.value}.{o.decision.action.value}",
+                o.status,
+                o.message or o.decision.reason_code or "",
+                tuple(rule.id for rule in o.decision.rules),
+            )
+            for o in outcomes
+        )
 
     def _record(self, outcome: RecordOutcome) -> None:
         decision = outcome.decision

@@ -19,6 +19,8 @@ ERP tables):
 ``state_outcome``      one row per record of a run: key, action, status, reason, rule ids
 ``state_lease``        named leases for the scheduler (one holder, expiry)
 ``state_intent``       the crash-safe apply journal (see :meth:`SqlStateStore.begin_intent`)
+``state_bulk``         create intents sent as one Shopify bulk job: the job's id, and
+``state_bulk_item``    which intent is which input line (:meth:`SqlStateStore.begin_intents`)
 =====================  ========================================================================
 
 The small SQL helpers at the top (:func:`make_engine`, :class:`UtcDateTime`) are shared with
@@ -54,6 +56,7 @@ __all__ = [
     "Intent",
     "LinkConflictError",
     "Outcome",
+    "PendingBulk",
     "SqlStateStore",
     "StateStore",
     "UtcDateTime",
@@ -441,6 +444,35 @@ intent_table = sa.Table(
     sa.Index("ix_state_intent_key", "idempotency_key"),
 )
 
+#: a batch of create intents sent as one Shopify bulk job: the job's id once it runs, and
+#: which intent is which input line (see :meth:`SqlStateStore.begin_intents`)
+bulk_table = sa.Table(
+    "state_bulk",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id", sa.Integer, sa.ForeignKey("state_run.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("operation", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+bulk_item_table = sa.Table(
+    "state_bulk_item",
+    metadata,
+    sa.Column(
+        "bulk_id", sa.Integer, sa.ForeignKey("state_bulk.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column(
+        "intent_id",
+        sa.Integer,
+        sa.ForeignKey("state_intent.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Index("ix_state_bulk_item_intent", "intent_id"),
+)
+
 
 # --------------------------------------------------------------------------------------------
 # Records returned by the query methods
@@ -488,6 +520,18 @@ class Intent:
     target: str = ""
     error: str = ""
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBulk:
+    """A bulk job of create intents of which some are still pending (its run died).
+    ``intents`` are its input lines in order (pending or not); ``operation`` is the job's id
+    at Shopify, "" when the process died before the job ran."""
+
+    id: int
+    run_id: int
+    operation: str
+    intents: tuple[Intent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1183,6 +1227,124 @@ class SqlStateStore:
                 .where(intent_table.c.id == intent_id)
                 .values(status="failed", error=error[:_ERROR_MAX], finished_at=self._clock())
             )
+
+    def begin_intents(
+        self, run_id: int, items: Sequence[tuple[str, str, str]], *, bulk: bool = False
+    ) -> tuple[int | None, list[int]]:
+        """Journal a batch of writes sent together *before* sending it: one intent per
+        ``(record, action, idempotency_key)``, in one transaction. Returns the intent ids (in
+        ``items`` order) and, with ``bulk`` (the batch goes as one Shopify bulk job, its input
+        lines in ``items`` order), the batch id: once the job runs, :meth:`bulk_started`
+        stores its id, so that after a crash :meth:`pending_bulks` can read its result back."""
+        now = self._clock()
+        with self._write("journaling intents") as conn:
+            bulk_id: int | None = None
+            if bulk:
+                bulk_id = int(
+                    conn.execute(
+                        bulk_table.insert()
+                        .values(run_id=run_id, operation="", created_at=now)
+                        .returning(bulk_table.c.id)
+                    ).scalar_one()
+                )
+            ids: list[int] = []
+            for record, action, key in items:
+                ids.append(
+                    int(
+                        conn.execute(
+                            intent_table.insert()
+                            .values(
+                                run_id=run_id,
+                                record=record,
+                                action=action,
+                                idempotency_key=key,
+                                status="pending",
+                                created_at=now,
+                            )
+                            .returning(intent_table.c.id)
+                        ).scalar_one()
+                    )
+                )
+            if bulk_id is not None and ids:
+                conn.execute(
+                    bulk_item_table.insert(),
+                    [
+                        {"bulk_id": bulk_id, "line": line, "intent_id": intent_id}
+                        for line, intent_id in enumerate(ids)
+                    ],
+                )
+            return bulk_id, ids
+
+    def bulk_started(self, bulk_id: int, operation: str) -> None:
+        """The batch's bulk job runs at Shopify as ``operation`` (its gid)."""
+        with self._write("journaling a bulk job") as conn:
+            conn.execute(
+                bulk_table.update().where(bulk_table.c.id == bulk_id).values(operation=operation)
+            )
+
+    def settle_intents(
+        self,
+        done: Iterable[tuple[int, str, Link | None]] = (),
+        failed: Iterable[tuple[int, str]] = (),
+    ) -> dict[int, str]:
+        """Complete (``(intent id, target, link)``) and fail (``(intent id, error)``) many
+        intents in one transaction, each as :meth:`complete_intent` / :meth:`fail_intent`.
+        A link refused (:class:`LinkConflictError`) fails its intent instead; returns those
+        intents' ids with the reason."""
+        now = self._clock()
+        refused: dict[int, str] = {}
+        with self._write("settling intents") as conn:
+            failed = list(failed)
+            for intent_id, target, link in done:
+                if link is not None:
+                    try:
+                        self._save_link(conn, link)
+                    except LinkConflictError as exc:  # checked before anything is written
+                        refused[intent_id] = exc.render()
+                        failed.append((intent_id, exc.render()))
+                        continue
+                conn.execute(
+                    intent_table.update()
+                    .where(intent_table.c.id == intent_id)
+                    .values(status="done", target=target, finished_at=now)
+                )
+            for intent_id, error in failed:
+                conn.execute(
+                    intent_table.update()
+                    .where(intent_table.c.id == intent_id)
+                    .values(status="failed", error=error[:_ERROR_MAX], finished_at=now)
+                )
+        return refused
+
+    def pending_bulks(self, shop: str) -> list[PendingBulk]:
+        """The shop's bulk batches with intents still pending (a run died), oldest first."""
+        pending = sa.exists().where(
+            bulk_item_table.c.bulk_id == bulk_table.c.id,
+            intent_table.c.id == bulk_item_table.c.intent_id,
+            intent_table.c.status == "pending",
+        )
+        query = (
+            sa.select(bulk_table)
+            .join(run_table, run_table.c.id == bulk_table.c.run_id)
+            .where(run_table.c.shop == shop, pending)
+            .order_by(bulk_table.c.id)
+        )
+        with self._read("reading bulk batches") as conn:
+            batches = list(conn.execute(query))
+        found = []
+        for row in batches:
+            intents = self._intents(
+                intent_table.c.id.in_(
+                    sa.select(bulk_item_table.c.intent_id).where(
+                        bulk_item_table.c.bulk_id == row.id
+                    )
+                ),
+                shop,
+                None,
+            )
+            # intents are journaled in line order, so their ids are too
+            found.append(PendingBulk(row.id, row.run_id, row.operation, tuple(intents)))
+        return found
 
     def pending_intents(
         self, shop: str | None = None, direction: str | None = None

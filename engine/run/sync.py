@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -151,6 +151,46 @@ def _apply_order(decision: Decision) -> tuple[int, int]:
     if decision.direction is Direction.EXPORT:
         return (1, 1 if decision.action is Action.CREATE else 0)
     return (2, 0)
+
+
+#: most export creates sent as one bulk job (a job's input file stays far below Shopify's
+#: 100 MB limit, and a crash leaves at most this many creates to read back)
+BULK_BATCH = 10_000
+#: export creates sent one by one (a few in flight) per batch: the stop token is checked
+#: between batches
+EACH_BATCH = 32
+
+
+def _is_export_create(decision: Decision) -> bool:
+    return decision.direction is Direction.EXPORT and decision.action is Action.CREATE
+
+
+def _apply_batches(ordered: Sequence[Decision], shopify: Any) -> Iterator[list[Decision]]:
+    """The decisions in apply order, one per batch, except the export creates (last among the
+    exports): those come in batches the writer sends together, as bulk jobs of up to
+    :data:`BULK_BATCH` when it uses bulk for them (``uses_bulk``), else of
+    :data:`EACH_BATCH`."""
+    creates: list[Decision] = []
+    for decision in ordered:
+        if _is_export_create(decision):
+            creates.append(decision)
+            continue
+        yield from _create_batches(creates, shopify)
+        creates = []
+        yield [decision]
+    yield from _create_batches(creates, shopify)
+
+
+def _create_batches(creates: list[Decision], shopify: Any) -> Iterator[list[Decision]]:
+    if not creates:
+        return
+    if shopify.uses_bulk(len(creates)):
+        batches = -(-len(creates) // BULK_BATCH)
+        size = -(-len(creates) // batches)  # even batches, each still above the threshold
+    else:
+        size = EACH_BATCH
+    for start in range(0, len(creates), size):
+        yield creates[start : start + size]
 
 
 def check_plan_current(
@@ -332,17 +372,22 @@ def sync_shop(
         )
         bar = Progress(len(ordered), f"sync {shop.name}", enabled=progress)
         try:
-            for decision in ordered:
+            for batch in _apply_batches(ordered, shopify):
                 if stop is not None and stop.is_set():
                     status = ABANDONED
                     error = getattr(stop, "reason", "") or "stop requested"
                     break
-                outcome = appliers[decision.direction].apply(decision)
-                bucket = counts[decision.direction]
-                bucket[outcome.counted_as] = bucket.get(outcome.counted_as, 0) + 1
-                if outcome.status == FAILED:
-                    failures.append(outcome)
-                bar.advance()
+                applier = appliers[batch[0].direction]
+                if len(batch) == 1 and not _is_export_create(batch[0]):
+                    outcomes: Iterable[RecordOutcome] = (applier.apply(batch[0]),)
+                else:
+                    outcomes = applier.apply_export_creates(batch)
+                for outcome in outcomes:
+                    bucket = counts[outcome.decision.direction]
+                    bucket[outcome.counted_as] = bucket.get(outcome.counted_as, 0) + 1
+                    if outcome.status == FAILED:
+                        failures.append(outcome)
+                    bar.advance()
         finally:
             bar.close()
     except _Stopped as exc:  # stopped while reading: nothing was applied
@@ -428,26 +473,19 @@ class _StoppableReads:
         return getattr(self._shopify, name)
 
 
-def _shopify_options(shop_config: Any) -> dict[str, Any]:
-    return {
-        "token_env": shop_config.access_token_env or None,
-        "api_version": shop_config.api_version,
-        "timeout": shop_config.timeout_seconds,
-        **dict(getattr(shop_config, "retry_options", {}) or {}),
-    }
-
-
 def open_shopify_writer_for(shop_config: Any) -> Any:
     from ..registry import open_shopify_writer
 
-    return open_shopify_writer(shop_config.shopify_url, **_shopify_options(shop_config))
+    return open_shopify_writer(shop_config.shopify_url, **shop_config.shopify_options(writer=True))
 
 
 def open_shopify_reader_for(shop_config: Any) -> Any:
     """A read-only Shopify client for a configured shop (``plan`` uses only these)."""
     from ..registry import open_shopify_reader
 
-    return open_shopify_reader(shop_config.shopify_url, **_shopify_options(shop_config))
+    return open_shopify_reader(
+        shop_config.shopify_url, **shop_config.shopify_options(writer=False)
+    )
 
 
 def run_sync(
