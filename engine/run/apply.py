@@ -14,6 +14,11 @@ be resumed by the same command without duplicates and without lost links:
   re-sent. Shopify's own "Email has already been taken" answer is settled the same way: an
   unlinked customer with that e-mail is adopted, never duplicated.
 
+Export creates go as one batch (:meth:`Applier.apply_export_creates`): a Shopify bulk job above
+the writer's threshold, whose intents are journaled together before it is submitted and whose
+job id is journaled once it runs; a resumed run reads that job's result back and settles the
+intents by it (lines without a result are looked up first).
+
 Per-record failures (validation, ``userErrors``, a stale etag, retries exhausted) never stop
 the run; a :class:`~.errors.FatalError` (authentication, schema) does.
 
@@ -396,10 +401,15 @@ class Applier:
         yield from self._settle_creates(pending, results)
 
     def _settle_creates(
-        self, creates: Mapping[str, _Create], results: Iterable[ShopifyWriteResult]
+        self,
+        creates: Mapping[str, _Create],
+        results: Iterable[ShopifyWriteResult],
+        *,
+        resumed: bool = False,
     ) -> Iterator[RecordOutcome]:
         """Settle create results (keyed by ERP no.) in chunks: intents and links in one
-        transaction, then the run log, then the invites."""
+        transaction, then the invites and the run log (not for intents of a dead run:
+        ``resumed``; their records are planned again by this run when not created)."""
         chunk: list[tuple[_Create, ShopifyWriteResult]] = []
         for result in results:
             create = creates.get(result.key)
@@ -408,13 +418,13 @@ class Applier:
                 continue
             chunk.append((create, result))
             if len(chunk) >= _SETTLE_CHUNK:
-                yield from self._settle_chunk(chunk)
+                yield from self._settle_chunk(chunk, resumed)
                 chunk = []
         if chunk:
-            yield from self._settle_chunk(chunk)
+            yield from self._settle_chunk(chunk, resumed)
 
     def _settle_chunk(
-        self, chunk: Sequence[tuple[_Create, ShopifyWriteResult]]
+        self, chunk: Sequence[tuple[_Create, ShopifyWriteResult]], resumed: bool
     ) -> Iterator[RecordOutcome]:
         done: list[tuple[int, str, Link | None]] = []
         failed: list[tuple[int, str]] = []
@@ -451,7 +461,8 @@ class Applier:
         for create, _ in chunk:
             outcome = outcomes[create.intent]
             if (
-                outcome.status == OK
+                not resumed
+                and outcome.status == OK
                 and outcome.shopify_id
                 and create.decision.payload.get("send_invite")
                 and create.intent not in refused
@@ -463,7 +474,8 @@ class Applier:
                         message="created; the invite e-mail failed: " + "; ".join(invite.errors),
                     )
         ordered = [outcomes[create.intent] for create, _ in chunk]
-        self._record_all(ordered)
+        if not resumed:
+            self._record_all(ordered)
         yield from ordered
 
     def _adopt_existing(
@@ -546,7 +558,7 @@ class Applier:
             )
             return []
         settled = []
-        for outcome in self._settle_creates(creates, results):
+        for outcome in self._settle_creates(creates, results, resumed=True):
             if outcome.status == OK:
                 settled.append(replace(outcome, message="settled after a crash"))
             else:
