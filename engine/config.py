@@ -67,6 +67,7 @@ __all__ = [
     "ConfigReport",
     "ScheduleConfig",
     "ShopConfig",
+    "WorkersConfig",
     "check_shop_names",
     "config_file",
     "config_schema",
@@ -109,6 +110,9 @@ CONNECTOR_OPTIONS: Mapping[str, str] = MappingProxyType(
 WRITER_ONLY_OPTIONS = ("bulk_writes", "bulk_write_threshold", "concurrency")
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_BACKOFF_SECONDS = 30.0
+DEFAULT_WORKER_QUEUE = "custsync"
+DEFAULT_LEASE_RETRY_SECONDS = 15.0
+DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600.0
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -182,6 +186,33 @@ class ShopConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersConfig:
+    """The ``workers:`` section: the Celery broker and queue settings (docs/scheduling.md).
+
+    ``broker_url`` carries no password; ``broker_password_env`` names the environment
+    variable holding it (read when connecting, never printed)."""
+
+    broker_url: str
+    broker_password_env: str = ""
+    result_backend: str = ""
+    queue: str = DEFAULT_WORKER_QUEUE
+    #: shop name -> queue (shops not named here go to ``queue``)
+    shop_queues: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: how long a task for a shop whose lease is held waits before it is tried again
+    lease_retry_seconds: float = DEFAULT_LEASE_RETRY_SECONDS
+    #: Redis only: an unacknowledged task goes back to the queue after this long
+    visibility_timeout_seconds: float = DEFAULT_VISIBILITY_TIMEOUT_SECONDS
+
+    def queue_for(self, shop: str) -> str:
+        return self.shop_queues.get(shop, self.queue)
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every queue the config names, the default first."""
+        return tuple(dict.fromkeys([self.queue, *self.shop_queues.values()]))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     erp_url: str
     state_url: str
@@ -193,6 +224,8 @@ class Config:
     base_dir: Path | None = None
     #: options for the ERP connector (``erp.business_central``), passed to its factories
     erp_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: the Celery settings (None: no ``workers:`` section)
+    workers: WorkersConfig | None = None
 
     def shop(self, name: str | None = None) -> ShopConfig:
         """The shop called ``name``; without a name, the only shop (ConfigError otherwise)."""
@@ -392,6 +425,7 @@ def config_schema() -> dict[str, Any]:
                 "items": {"type": "string", "minLength": 1},
                 "examples": [["./my-rules"]],
             },
+            "workers": {"$ref": "#/$defs/workers"},
             "shops": {
                 "description": "The Shopify stores kept in sync.",
                 "type": "array",
@@ -593,6 +627,65 @@ def config_schema() -> dict[str, Any]:
                     "tax_area_code": {"description": "ERP tax area.", **text, "default": ""},
                     "tax_liable": {"type": "boolean", "default": False},
                     "vat_bus_posting_group": {**text, "default": ""},
+                },
+            },
+            "workers": {
+                "description": (
+                    "Celery workers (`custsync worker`, `--executor celery`): needs "
+                    "`pip install 'custsync[celery]'` and a PostgreSQL state database."
+                ),
+                "type": "object",
+                "required": ["broker_url"],
+                "additionalProperties": False,
+                "properties": {
+                    "broker_url": {
+                        "description": (
+                            "Broker URL without its password (RabbitMQ amqp:// recommended, "
+                            "Redis redis:// supported)."
+                        ),
+                        "type": "string",
+                        "pattern": "^(amqps?|pyamqp|redis|rediss)://",
+                        "examples": [
+                            "amqp://custsync@rabbitmq.internal:5672/custsync",
+                            "redis://127.0.0.1:6379/0",
+                        ],
+                    },
+                    "broker_password_env": {
+                        "description": "Environment variable holding the broker password.",
+                        "type": "string",
+                        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                        "examples": ["CUSTSYNC_BROKER_PASSWORD"],
+                    },
+                    "result_backend": {
+                        "description": "Optional Celery result backend URL (not needed).",
+                        "type": "string",
+                    },
+                    "queue": {
+                        "description": "The queue jobs are sent to.",
+                        "type": "string",
+                        "pattern": _NAME_PATTERN,
+                        "default": DEFAULT_WORKER_QUEUE,
+                    },
+                    "shop_queues": {
+                        "description": "Shop name -> queue, for shops routed elsewhere.",
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "pattern": _NAME_PATTERN},
+                    },
+                    "lease_retry_seconds": {
+                        "description": "Delay before a task for a busy shop is tried again.",
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "default": DEFAULT_LEASE_RETRY_SECONDS,
+                    },
+                    "visibility_timeout_seconds": {
+                        "description": (
+                            "Redis broker: an unacknowledged task (its worker died) is "
+                            "delivered again after this long; longer than your longest run."
+                        ),
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "default": DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+                    },
                 },
             },
             "schedule": {
@@ -807,8 +900,32 @@ class _ConfigChecker:
             self.settings(_mapping(shop.get("settings")), f"{pointer}/settings")
             self.countries(_list(shop.get("countries")), f"{pointer}/countries")
             self.schedule(_mapping(shop.get("schedule")), f"{pointer}/schedule")
+        self.workers(_mapping(data.get("workers")), names)
         self.secrets(self.doc.data, ())  # after the checks with a more specific message
         return self.out
+
+    def workers(self, workers: Mapping[str, Any], shops: Mapping[str, int]) -> None:
+        url = workers.get("broker_url")
+        if isinstance(url, str) and url:
+            try:
+                password = urlsplit(url).password
+            except ValueError as exc:
+                self.add("/workers/broker_url", "url", f"not a valid URL ({exc})")
+                password = None
+            if password:
+                self.add(
+                    "/workers/broker_url",
+                    "secret-in-config",
+                    "the broker URL contains a password: leave it out and name the "
+                    "environment variable holding it in workers.broker_password_env",
+                )
+        for shop in _mapping(workers.get("shop_queues")):
+            if shop not in shops:
+                self.add(
+                    f"/workers/shop_queues/{shop}",
+                    "unknown-shop",
+                    f"no shop named {shop!r}; the config has: {', '.join(shops) or '(none)'}",
+                )
 
     def shopify(self, shopify: Mapping[str, Any], pointer: str) -> None:
         env = shopify.get("access_token_env")
@@ -1102,7 +1219,23 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
     erp_options = dict(data["erp"].get("business_central") or {})
     if erp_options.get("journal"):
         erp_options["journal"] = str(_resolve_path(erp_options["journal"], base_dir))
+    workers = data.get("workers")
     return Config(
+        workers=None
+        if workers is None
+        else WorkersConfig(
+            broker_url=workers["broker_url"],
+            broker_password_env=workers.get("broker_password_env", ""),
+            result_backend=workers.get("result_backend", ""),
+            queue=workers.get("queue", DEFAULT_WORKER_QUEUE),
+            shop_queues=MappingProxyType(dict(workers.get("shop_queues") or {})),
+            lease_retry_seconds=float(
+                workers.get("lease_retry_seconds", DEFAULT_LEASE_RETRY_SECONDS)
+            ),
+            visibility_timeout_seconds=float(
+                workers.get("visibility_timeout_seconds", DEFAULT_VISIBILITY_TIMEOUT_SECONDS)
+            ),
+        ),
         erp_url=_resolve_url(data["erp"]["url"], base_dir),
         erp_options=MappingProxyType(erp_options),
         state_url=_resolve_url(state.get("url", DEFAULT_STATE_URL), base_dir),

@@ -16,4 +16,4 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 def project_root() -> Path:
     return ROOT
 
-pytest_plugins = ["fixtures_shopify", "fixtures_db", "fixtures_bc"]
+pytest_plugins = ["fixtures_shopify", "fixtures_db", "fixtures_bc", "fixtures_brokers"]

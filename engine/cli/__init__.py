@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "sync",
     "runs",
     "schedule",
+    "worker",
     "orders",
     "countries",
     "erp",

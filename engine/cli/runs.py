@@ -226,15 +226,25 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         state.close()
     healthy = all(h.healthy for h in health)
+    queues: dict[str, dict[str, int | None]] | None = None
+    queue_problem = ""
+    if getattr(config, "workers", None) is not None:
+        from .worker import queue_report
+
+        queues, queue_problem = queue_report(config)
+        healthy = healthy and not queue_problem
     if args.output == "json":
-        _print_json(
-            {
-                "format_version": FORMAT_VERSION,
-                "checked_at": _iso(now),
-                "healthy": healthy,
-                "jobs": [_health_json(h) for h in health],
-            }
-        )
+        document: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "checked_at": _iso(now),
+            "healthy": healthy,
+            "jobs": [_health_json(h) for h in health],
+        }
+        if getattr(config, "workers", None) is not None:
+            document["queues"] = queues
+            if queue_problem:
+                document["queue_problem"] = safe_error(queue_problem, 2000)
+        _print_json(document)
     else:
         header = [
             "SHOP",
@@ -262,6 +272,21 @@ def _status(args: argparse.Namespace) -> int:
             for h in health
         ]
         _print_table(header, rows)
+        if queues is not None:
+            print()
+            _print_table(
+                ["QUEUE", "WAITING", "CONSUMERS"],
+                [
+                    [
+                        name,
+                        str(q["messages"]),
+                        "-" if q["consumers"] is None else str(q["consumers"]),
+                    ]
+                    for name, q in queues.items()
+                ],
+            )
+        if queue_problem:
+            print(f"queues: {safe_error(queue_problem)}")
         print("healthy" if healthy else "UNHEALTHY")
     return exitcodes.OK if healthy else exitcodes.ERROR
 

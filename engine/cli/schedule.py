@@ -21,12 +21,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ConfigError
+from ..run.jobs import make_job, outcome_of
 from ..run.schedule import (
-    Job,
     JobSpec,
-    RunOutcome,
     Scheduler,
-    StopToken,
     jobs_from_config,
 )
 
@@ -65,6 +63,13 @@ def register(subparsers: Any) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how long a crashed instance blocks a shop (default 60; renewed every TTL/3)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("embedded", "celery"),
+        default="embedded",
+        help="embedded: run due jobs here, one at a time (default); celery: send them to "
+        "the queue of the config's workers: section (`custsync worker` runs them)",
     )
     parser.set_defaults(handler=_run)
 
@@ -148,6 +153,8 @@ def _run(args: argparse.Namespace) -> int:
             f"{args.config}: no shop has a schedule; add e.g. "
             "shops[].schedule: {import: '*/15 * * * *', export: '0 * * * *'}"
         )
+    if args.executor == "celery":
+        return dispatch_schedule(args, config, specs)
     state = open_state(state_url_of(config, args.state_url))
     try:
         scheduler = Scheduler(specs, make_job(config, state), state, lease_ttl=args.lease_ttl)
@@ -159,39 +166,50 @@ def _run(args: argparse.Namespace) -> int:
         state.close()
 
 
-def make_job(config: Any, state: Any) -> Job:
-    """THE wiring between the scheduler and the real sync job.
+# --------------------------------------------------------------------------------------------
+# schedule --executor celery
+# --------------------------------------------------------------------------------------------
 
-    Loads the rule set once (invalid rules stop ``schedule`` before it starts). Each run
-    calls :func:`custsync.engine.run.sync.run_sync`, which opens fresh ERP and Shopify writers
-    for the shop (a long-running service survives a dropped connection), records the run,
-    honours the stop token between records and advances the cursor only on success. The
-    scheduler holds the shop's lease around it.
-    """
-    from ..rules.validate import require_rule_set
-    from ..run.sync import run_sync
 
-    rules = require_rule_set(list(config.rule_dirs))
+def dispatch_schedule(args: argparse.Namespace, config: Any, specs: list[Any]) -> int:
+    """``custsync schedule --executor celery``: the cron loop, sending due jobs."""
+    from ..run.workers import celery_app, check_broker, require_shared_state
 
-    def job(shop: Any, direction: str, stop: StopToken) -> RunOutcome:
-        return outcome_of(
-            run_sync(config, shop.name, direction, state=state, stop=stop, rules=rules)
+    state_url = state_url_of(config, args.state_url)
+    require_shared_state(state_url, "custsync schedule --executor celery")
+    app = celery_app(config)
+    try:
+        check_broker(app)
+        return _dispatch(args, app, config, specs, state_url)
+    finally:
+        app.close()
+
+
+def _dispatch(
+    args: argparse.Namespace, app: Any, config: Any, specs: list[Any], state_url: str
+) -> int:
+    from ..run.dispatch import DispatchLedger, DispatchScheduler
+    from ..run.workers import config_fingerprint, send_job
+
+    fingerprint = config_fingerprint(config)
+    state = open_state(state_url)
+    ledger = DispatchLedger(state_url)
+    try:
+        scheduler = DispatchScheduler(
+            specs,
+            state,
+            ledger,
+            lambda row: send_job(app, row, fingerprint),
+            queue_for=config.workers.queue_for,
+            lease_ttl=args.lease_ttl,
         )
-
-    return job
-
-
-def outcome_of(result: Any) -> RunOutcome:
-    """A :class:`~custsync.engine.run.sync.SyncResult` as the scheduler's RunOutcome (the sync
-    job has written its own run-log entries: ``run_ids``)."""
-    run_ids = tuple(getattr(result, "run_ids", ()) or ())
-    return RunOutcome(
-        status=str(result.status),
-        counts=dict(getattr(result, "counts", {}) or {}),
-        error=str(getattr(result, "error", "") or ""),
-        retriable=bool(getattr(result, "retriable", True)),
-        run_id=run_ids[-1] if run_ids else None,
-    )
+        with _log_to_stdout(), stop_on_signals(scheduler):
+            if args.once:
+                return scheduler.run_once()[1]
+            return scheduler.run_forever()
+    finally:
+        ledger.close()
+        state.close()
 
 
 @contextmanager

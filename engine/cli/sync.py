@@ -56,6 +56,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the plan first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--executor",
+        choices=("embedded", "celery"),
+        default="embedded",
+        help="embedded: sync here (default); celery: send the job of each --shop to the "
+        "workers' queue (`custsync worker` runs it)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --executor celery: wait until the workers finished the jobs",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with --wait: give up waiting after this long (default 3600)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -101,6 +120,15 @@ def _run(args: argparse.Namespace) -> int:
     config = require_config(config_path)
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
     shops = config.select_shops(args.shop)
+    if args.executor == "celery":
+        if args.plan_file or args.full or args.rules:
+            raise UsageError(
+                "--executor celery sends the configured job: --plan, --full and --rules "
+                "apply to a sync run here only"
+            )
+        from .worker import enqueue_sync
+
+        return enqueue_sync(args, config)
     saved = None
     if args.plan_file:
         try:

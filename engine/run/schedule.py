@@ -55,6 +55,7 @@ __all__ = [
     "RunReport",
     "ScheduleState",
     "Scheduler",
+    "SlotLedger",
     "StopToken",
     "acquire_shop_lease",
     "backoff_delay",
@@ -180,6 +181,21 @@ class ScheduleState(Protocol):
     def renew_lease(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
 
     def release_lease(self, name: str, holder: str) -> None: ...
+
+
+class SlotLedger(Protocol):
+    """Who decides whether a slot still needs its run (asked under the shop lease).
+
+    The embedded scheduler asks its run log (:func:`last_run_start`); a Celery worker asks
+    the dispatch table, where a run its killed predecessor left does not count."""
+
+    def already_done(self, spec: JobSpec, slot: datetime) -> str | None:
+        """Why the slot needs no run (None: run it)."""
+        ...
+
+    def finished(self, spec: JobSpec, slot: datetime, report: RunReport) -> None:
+        """The slot's run ended (still under the lease)."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,8 +606,11 @@ class Scheduler:
 
     # ---- one slot -------------------------------------------------------------------------
 
-    def run_job(self, spec: JobSpec, slot: datetime) -> RunReport:
-        """Run one due slot of ``spec`` under the shop lease, with retries."""
+    def run_job(
+        self, spec: JobSpec, slot: datetime, *, ledger: SlotLedger | None = None
+    ) -> RunReport:
+        """Run one due slot of ``spec`` under the shop lease, with retries. ``ledger``
+        replaces the run log as the judge of whether the slot already ran."""
         name = lease_name(spec.shop)
         taken, holder = acquire_shop_lease(self._state, name, self.holder, self.lease_ttl)
         if not taken:
@@ -611,15 +630,18 @@ class Scheduler:
                 self._state, name, self.holder, self.lease_ttl, self._interval, token
             ) as heartbeat:
                 # Another instance may have run this slot between our wake-up and our lease.
-                last = last_run_start(self._state, spec.shop, spec.direction)
-                if last is not None and last >= slot:
+                done = (ledger or self).already_done(spec, slot)
+                if done is not None:
                     self._log(
                         f"skipped: {spec.shop} direction={spec.direction} slot "
-                        f"{stamp(slot)} already ran at {stamp(last)}"
+                        f"{stamp(slot)} {done}"
                     )
                     return RunReport(spec.shop, spec.direction, slot, SKIPPED)
                 self._abandon_stale_runs(spec.shop)
-                return self._attempts(spec, slot, token, heartbeat)
+                report = self._attempts(spec, slot, token, heartbeat)
+                if ledger is not None:
+                    ledger.finished(spec, slot, report)
+                return report
         finally:
             with self._lock:
                 self._current = None
@@ -632,6 +654,13 @@ class Scheduler:
                     self.lease_ttl,
                     safe_error(str(exc)),
                 )
+
+    def already_done(self, spec: JobSpec, slot: datetime) -> str | None:
+        """The run log's answer: a run started at or after ``slot`` ran it."""
+        last = last_run_start(self._state, spec.shop, spec.direction)
+        if last is not None and last >= slot:
+            return f"already ran at {stamp(last)}"
+        return None
 
     def _abandon_stale_runs(self, shop: str) -> None:
         """Runs of ``shop`` still "running" while we hold its lease belong to a process that
