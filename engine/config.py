@@ -645,6 +645,7 @@ def config_schema() -> dict[str, Any]:
                         ),
                         "type": "string",
                         "pattern": "^(amqps?|pyamqp|redis|rediss)://",
+                        "x-form": "an amqp:// or redis:// URL, e.g. amqp://custsync@rabbitmq/custsync",
                         "examples": [
                             "amqp://custsync@rabbitmq.internal:5672/custsync",
                             "redis://127.0.0.1:6379/0",

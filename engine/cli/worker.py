@@ -12,6 +12,7 @@ job exactly as ``custsync schedule`` would (see :mod:`custsync.engine.run.worker
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -84,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
     if not queues:
         raise UsageError("--queues: name at least one queue")
     check_broker(app)
+    for chatty in ("httpx", "httpcore"):  # one line per HTTP request at Celery's INFO level
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     print(
         f"custsync worker: broker={app.conf.custsync_shown_broker} queues={','.join(queues)} "
         f"concurrency={args.concurrency} config={path} fingerprint={config_fingerprint(config)}",

@@ -204,13 +204,24 @@ def celery_app(config: Any, *, config_path: str | None = None) -> Any:
         broker_transport_options=transport_options,
         broker_connection_timeout=5,
         broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
         enable_utc=True,
         timezone="UTC",
         custsync_config=config_path,
         custsync_shown_broker=shown_url(url),
     )
     app.task(name=TASK_NAME, bind=True, max_retries=None, acks_late=True)(_run_job_task)
+    if config_path:
+        from celery.signals import worker_process_init
+
+        def warm_up(**_kwargs: Any) -> None:
+            """Load config, rules and state in each new worker process before its first job,
+            so a job's start is not delayed by it."""
+            try:
+                _runtime(app)
+            except Exception:  # reported by the first task instead, with its message
+                log.exception("custsync worker: could not load %s", config_path)
+
+        worker_process_init.connect(warm_up, weak=False)
     return app
 
 

@@ -1,0 +1,397 @@
+"""Benchmark: a fleet of shops synced by Celery workers (issue 13).
+
+    python bench/fleet.py --shops 8 --n 300 --workers 8 [--time-scale 1] [--sweep]
+
+S Shopify doubles (each in its own process) with the Standard plan's bucket (2,000 points,
+100 points/s; ``--time-scale`` speeds both the double's refill and the connector's pacer up),
+one SQLite ERP with N customers that every shop exports (N creates per shop: the first ~200
+from the full bucket, the rest paced by the rate limit, as a first export of a real store),
+PostgreSQL state (a fresh schema per round), RabbitMQ (a queue of its own). Per round a
+``custsync worker --concurrency W`` is started, the real dispatcher (``DispatchScheduler``,
+as ``schedule --executor celery``) sends the S jobs, all due at once, and the round ends when
+every job is done. Rounds: W = 1 and W = ``--workers`` (``--sweep``: 1, 2, 4, ... W).
+
+Printed per round: jobs per minute, speed-up over W = 1, broker messages per job (task
+messages: sends and retries; Celery event messages, counted by a real event receiver), and
+the time from a slot's due time to its run's start (p50, p95: queueing when S > W). Verdict:
+speed-up >= 0.8 x W for these API-bound runs (they wait on the rate limit, not on the CPU).
+
+Needs the servers of the test suite: PostgreSQL (127.0.0.1:5432, db ``test``), RabbitMQ
+(127.0.0.1:5672, guest/guest). The machine has 2 cores, shared with whatever else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing as mp
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from custsync.connectors.erp_sql import LoadRow, open_writer
+from custsync.engine.config import require_config
+from custsync.engine.run.dispatch import DispatchLedger, DispatchScheduler
+from custsync.engine.run.schedule import jobs_from_config
+from custsync.engine.run.state import open_store
+from custsync.engine.run.workers import celery_app, config_fingerprint, queue_depths, send_job
+
+TOKEN = "shpat_bench"
+TOKEN_ENV = "CUSTSYNC_BENCH_TOKEN"
+PASSWORD_ENV = "CUSTSYNC_BENCH_BROKER_PASSWORD"
+BUCKET, RESTORE = 2000.0, 100.0  # Shopify Standard plan
+
+
+# --------------------------------------------------------------------------------------------
+# Shopify doubles, one process each
+# --------------------------------------------------------------------------------------------
+
+
+def _serve(time_scale: float, urls: Any, stop: Any) -> None:
+    from custsync.connectors.shopify_double import ShopifyDouble
+
+    double = ShopifyDouble(
+        token=TOKEN, bucket_size=BUCKET, restore_rate=RESTORE, time_scale=time_scale
+    ).start()
+    urls.put(double.url)
+    stop.wait()
+    double.stop()
+
+
+class Doubles:
+    def __init__(self, count: int, time_scale: float) -> None:
+        ctx = mp.get_context("fork")
+        self._stop = ctx.Event()
+        urls: Any = ctx.Queue()
+        self._procs = [
+            ctx.Process(target=_serve, args=(time_scale, urls, self._stop), daemon=True)
+            for _ in range(count)
+        ]
+        for proc in self._procs:
+            proc.start()
+        self.urls = [urls.get(timeout=60) for _ in self._procs]
+
+    def close(self) -> None:
+        self._stop.set()
+        for proc in self._procs:
+            proc.join(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# World: ERP, state schema, config
+# --------------------------------------------------------------------------------------------
+
+
+def _make_erp(url: str, n: int) -> None:
+    erp = open_writer(url, create=True)
+    try:
+        erp.initialize(company_name="Bench", company_country="NL")
+        rows = [
+            LoadRow(
+                i + 2,
+                {
+                    "no": f"C{i:06d}",
+                    "name": f"Person {i}",
+                    "email": f"p{i}@example.com",
+                    "country_code": "NL",
+                },
+            )
+            for i in range(n)
+        ]
+        report = erp.load("customers", rows)
+        assert not report.problems, report.problems[:3]
+    finally:
+        erp.close()
+
+
+def _pg_schema(base: str) -> tuple[str, str]:
+    import psycopg
+
+    schema = f"bench_fleet_{secrets.token_hex(4)}"
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+        c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _write_config(
+    folder: Path, urls: list[str], erp_url: str, state_url: str, broker: str, queue: str
+) -> Path:
+    document = {
+        "erp": {"url": erp_url},
+        "state": {"url": state_url},
+        "workers": {
+            "broker_url": broker,
+            "broker_password_env": PASSWORD_ENV,
+            "queue": queue,
+            "lease_retry_seconds": 1,
+        },
+        "shops": [
+            {
+                "name": f"shop{i:02d}",
+                "shopify": {"url": url, "access_token_env": TOKEN_ENV, "timeout_seconds": 30},
+                "settings": {
+                    "customer_import": "with_order_import",
+                    "export_customers": True,
+                    "can_update_shopify_customers": True,
+                },
+                "schedule": {"export": "*/15 * * * *", "retries": 0},
+            }
+            for i, url in enumerate(urls)
+        ],
+    }
+    path = folder / "custsync.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Worker entry: the real `custsync worker`, its connector told the doubles' time scale
+# --------------------------------------------------------------------------------------------
+
+
+def _worker_entry(config: str, concurrency: int, time_scale: float) -> int:
+    from custsync.engine import registry
+    from custsync.engine.cli import main
+
+    real = registry.open_shopify_writer
+
+    def scaled(url: str, **options: Any) -> Any:  # the sandbox-only pacer option
+        return real(url, **options, time_scale=time_scale)
+
+    registry.open_shopify_writer = scaled  # type: ignore[assignment]
+    return main(["worker", "-c", config, "--concurrency", str(concurrency), "--lease-ttl", "30"])
+
+
+# --------------------------------------------------------------------------------------------
+# One round
+# --------------------------------------------------------------------------------------------
+
+
+class EventCounter:
+    """Counts the Celery event messages the broker carries while a round runs."""
+
+    def __init__(self, app: Any) -> None:
+        self.counts: dict[str, int] = {}
+        self._app = app
+        self._receiver: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _count(self, event: dict[str, Any]) -> None:
+        kind = str(event.get("type", "?"))
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def _run(self) -> None:
+        with self._app.connection() as conn:
+            self._receiver = self._app.events.Receiver(conn, handlers={"*": self._count})
+            self._ready.set()
+            with contextlib.suppress(Exception):  # the connection closes when the round ends
+                self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def __enter__(self) -> EventCounter:
+        self._thread.start()
+        self._ready.wait(10)
+        time.sleep(0.5)  # the receiver's queue is bound
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(1.0)  # the last events arrive
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        self._thread.join(timeout=5)
+
+
+def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str, Any]:
+    doubles = Doubles(args.shops, args.time_scale)
+    state_url, schema = _pg_schema(args.state)
+    queue = f"bench-fleet-{secrets.token_hex(3)}"
+    config_path = _write_config(
+        folder, doubles.urls, f"sqlite:///{folder / 'erp.db'}", state_url, args.broker, queue
+    )
+    config = require_config(config_path)
+    app = celery_app(config)
+    ledger = DispatchLedger(state_url)
+    state = open_store(state_url)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--worker-entry",
+            str(config_path),
+            str(workers),
+            str(args.time_scale),
+        ],
+        stdout=subprocess.DEVNULL if not args.verbose else None,
+        stderr=subprocess.DEVNULL if not args.verbose else None,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while queue_depths(app, [queue])[queue]["consumers"] == 0:
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start (exit {worker.poll()})")
+            time.sleep(0.3)
+        time.sleep(2.0)  # its processes are forked and have loaded the rules
+        fingerprint = config_fingerprint(config)
+        dispatcher = DispatchScheduler(
+            jobs_from_config(config),
+            state,
+            ledger,
+            lambda row: send_job(app, row, fingerprint),
+            queue_for=config.workers.queue_for,  # type: ignore[union-attr]
+        )
+        with EventCounter(app) as events:
+            started = time.monotonic()
+            dispatcher.plan(run_never_run=True)  # every shop due now
+            reports = dispatcher.run_pending()
+            assert len(reports) == args.shops, reports
+            while True:
+                rows = ledger.rows()
+                if all(r.done for r in rows):
+                    break
+                if time.monotonic() - started > args.timeout:
+                    raise SystemExit(f"round W={workers} timed out: {[r.status for r in rows]}")
+                time.sleep(0.2)
+            elapsed = time.monotonic() - started
+        failed = [r for r in rows if r.status != "succeeded"]
+        runs = state.runs(limit=10 * args.shops)
+        created = sum(int(r.counts.get("created", 0)) for r in runs if r.status == "succeeded")
+        waits = sorted(
+            (r.started_at - r.slot).total_seconds() for r in rows if r.started_at is not None
+        )
+        durations = sorted(
+            (r.finished_at - r.started_at).total_seconds()
+            for r in rows
+            if r.finished_at and r.started_at
+        )
+        task_messages = events.counts.get("task-sent", 0) + events.counts.get("task-retried", 0)
+        event_messages = sum(events.counts.values())
+        return {
+            "workers": workers,
+            "elapsed": elapsed,
+            "jobs_per_minute": len(rows) / elapsed * 60,
+            "failed": len(failed),
+            "failures": [f"{r.shop}: {r.status} {r.error}" for r in failed[:3]],
+            "created": created,
+            "wait_p50": _pct(waits, 50),
+            "wait_p95": _pct(waits, 95),
+            "run_p50": _pct(durations, 50),
+            "task_messages_per_job": task_messages / len(rows),
+            "event_messages_per_job": event_messages / len(rows),
+            "events": dict(sorted(events.counts.items())),
+        }
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, 15)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, 9)
+                worker.wait()
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+        app.close()
+        ledger.close()
+        state.close()
+        _drop_schema(args.state, schema)
+        doubles.close()
+
+
+def _pct(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker-entry":
+        return _worker_entry(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shops", type=int, default=8, help="S: shops (Shopify doubles)")
+    parser.add_argument("--n", type=int, default=300, help="N: customers each shop exports")
+    parser.add_argument("--workers", type=int, default=8, help="W: worker processes")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="rate-limit clock speed")
+    parser.add_argument("--sweep", action="store_true", help="also W = 2, 4, ... below W")
+    parser.add_argument("--broker", default="amqp://guest@127.0.0.1:5672//")
+    parser.add_argument("--broker-password", default="guest")
+    parser.add_argument("--state", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="per round, seconds")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the worker's log")
+    args = parser.parse_args()
+    os.environ[TOKEN_ENV] = TOKEN
+    os.environ[PASSWORD_ENV] = args.broker_password
+    counts = [1]
+    if args.sweep:
+        w = 2
+        while w < args.workers:
+            counts.append(w)
+            w *= 2
+    if args.workers > 1:
+        counts.append(args.workers)
+    print(
+        f"fleet: S={args.shops} shops x N={args.n} customers (export: creates), Standard "
+        f"bucket {BUCKET:g} points at {RESTORE:g}/s, time scale {args.time_scale:g}; "
+        f"{os.cpu_count()} CPUs (shared with other work); rounds W={counts}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="custsync-fleet-") as tmp:
+        folder = Path(tmp)
+        t0 = time.monotonic()
+        _make_erp(f"sqlite:///{folder / 'erp.db'}", args.n)
+        print(f"setup: ERP with {args.n} customers in {time.monotonic() - t0:.1f}s", flush=True)
+        results = []
+        for workers in counts:
+            result = run_round(args, workers, folder)
+            results.append(result)
+            base = results[0]["jobs_per_minute"]
+            print(
+                f"W={workers}: {args.shops} jobs in {result['elapsed']:.1f}s = "
+                f"{result['jobs_per_minute']:.1f} jobs/min, speed-up {result['jobs_per_minute'] / base:.2f}"
+                f" (ideal {min(workers, args.shops)}), run p50 {result['run_p50']:.1f}s; "
+                f"due->start p50 {result['wait_p50']:.2f}s p95 {result['wait_p95']:.2f}s; "
+                f"broker messages/job: {result['task_messages_per_job']:.1f} task + "
+                f"{result['event_messages_per_job']:.1f} event; created {result['created']}"
+                f"/{args.shops * args.n}; failed jobs {result['failed']} {result['failures']}",
+                flush=True,
+            )
+            if args.verbose:
+                print(f"  events: {result['events']}", flush=True)
+    ok = True
+    base = results[0]["jobs_per_minute"]
+    for result in results[1:]:
+        workers = result["workers"]
+        ideal = min(workers, args.shops)
+        speedup = result["jobs_per_minute"] / base
+        met = speedup >= 0.8 * ideal
+        ok = ok and met
+        print(
+            f"verdict: speed-up of W={workers} over W=1 {speedup:.2f} "
+            f"(target >= {0.8 * ideal:.1f} = 0.8 x {ideal}): {'met' if met else 'NOT met'}"
+        )
+    lost = [r for r in results if r["failed"] or r["created"] != args.shops * args.n]
+    print(
+        "verdict: every job succeeded, every customer created once: "
+        + ("met" if not lost else "NOT met")
+    )
+    return 0 if ok and not lost else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
