@@ -280,6 +280,9 @@ def test_two_dispatchers_send_a_due_slot_once_and_the_message_is_durable(
 ) -> None:
     fleet = fleet_factory(rabbitmq_url)
     fleet.customers(1)
+    monthly = yaml.safe_load(fleet.config_path.read_text(encoding="utf-8"))
+    monthly["shops"][0]["schedule"]["export"] = "0 0 1 * *"  # no new slot during the test
+    fleet.config_path.write_text(yaml.safe_dump(monthly, sort_keys=False), encoding="utf-8")
     # a run long ago: the job is due now (one catch-up slot), for both dispatchers at once
     store = open_store(fleet.state_url)
     store.finish_run(
@@ -297,7 +300,7 @@ def test_two_dispatchers_send_a_due_slot_once_and_the_message_is_durable(
     assert joined.count(" sent queue=") == 1, joined
     assert "was sent by another dispatcher" in joined or joined.count("nothing due") == 1, joined
     [row] = fleet.rows()
-    assert row.status == "sent" and row.slot == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    assert row.status == "sent" and row.slot == datetime(2026, 2, 1, tzinfo=UTC)
 
     # the queue is durable and the message persistent: a broker restart keeps both
     config = require_config(fleet.config_path)

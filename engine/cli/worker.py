@@ -85,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     if not queues:
         raise UsageError("--queues: name at least one queue")
     check_broker(app)
+    _create_tables(config.state_url)
     for chatty in ("httpx", "httpcore"):  # one line per HTTP request at Celery's INFO level
         logging.getLogger(chatty).setLevel(logging.WARNING)
     print(
@@ -110,6 +111,16 @@ def _run(args: argparse.Namespace) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else exitcodes.ERROR
     return exitcodes.OK
+
+
+def _create_tables(state_url: str) -> None:
+    """Open the state database once before the worker processes start, so that they do not
+    race to create its tables (and an unusable database stops the worker here)."""
+    from ..run.dispatch import DispatchLedger
+    from .schedule import open_state
+
+    open_state(state_url).close()
+    DispatchLedger(state_url).close()
 
 
 # --------------------------------------------------------------------------------------------

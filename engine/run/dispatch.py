@@ -18,6 +18,7 @@ This module knows nothing of Celery: the sending is injected (:data:`Send`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from ..errors import CustsyncError
 from .schedule import (
@@ -64,6 +65,9 @@ FINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "refused"})
 SCHEDULED, MANUAL = "scheduled", "manual"
 
 _metadata = sa.MetaData()
+#: what PostgreSQL says to the loser of a CREATE TABLE race (unique violation on pg_type,
+#: or "relation already exists")
+_RACE: tuple[type[Exception], ...] = (IntegrityError, ProgrammingError)
 
 dispatch_table = sa.Table(
     "state_dispatch",
@@ -122,8 +126,17 @@ class DispatchLedger:
         self._url = url
         self._engine = make_engine(url)
         self._clock = clock
-        with self._write("creating the dispatch table") as conn:
-            _metadata.create_all(conn)
+        for attempt in range(3):
+            # several processes opening a new database at once race to create the table:
+            # the losers see it exist on the next try
+            try:
+                with self._write("creating the dispatch table", keep=_RACE) as conn:
+                    _metadata.create_all(conn)
+                break
+            except _RACE:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
 
     def close(self) -> None:
         self._engine.dispose()
