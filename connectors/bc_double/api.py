@@ -76,6 +76,8 @@ class Call:
 def _ok(payload: Any, status: int = 200, *, content_type: str = JSON_ODATA,
         extra: Mapping[str, str] | None = None) -> Reply:
     headers = {"OData-Version": "4.0", "Content-Type": content_type}
+    if content_type == "application/json":
+        del headers["OData-Version"]  # recorded: BC's PATCH answer has neither
     headers.update(extra or {})
     return Reply(status, payload, headers)
 

@@ -4,8 +4,10 @@ dropped connection, a slow answer; chosen by method and entity set, after ``skip
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 FAULT_KINDS = ("status", "drop", "delay")
 
@@ -53,28 +55,25 @@ class Fault:
         return self.target == target
 
 
+_SPEC = re.compile(r"^(?P<kind>[a-z]+)(?::(?P<value>[0-9.]+))?(?:@(?P<method>[A-Za-z]+))?"
+                   r"(?:/(?P<target>[^\s]+?))?(?:\s*x(?P<times>\d+))?$")
+
+
 def parse_fault(text: str) -> Fault:
     """``KIND[:VALUE][@METHOD][/TARGET][xTIMES]`` for the CLI, e.g. ``status:503/customers``,
-    ``status:429@POST x3``, ``drop/customers``, ``delay:2``."""
-    spec = text.replace(" ", "")
-    times = 1
-    if "x" in spec.rsplit("/", 1)[-1]:
-        spec, _, count = spec.rpartition("x")
-        times = int(count)
-    target = None
-    if "/" in spec:
-        spec, _, target = spec.partition("/")
-    method = None
-    if "@" in spec:
-        spec, _, method = spec.partition("@")
-    kind, _, value = spec.partition(":")
+    ``status:429@POST/customers x3``, ``drop/$batch``, ``delay:2``."""
+    match = _SPEC.match(text.strip())
+    if match is None:
+        raise ValueError(f"fault {text!r}: expected KIND[:VALUE][@METHOD][/TARGET][xTIMES], "
+                         "e.g. status:503@POST/customers x2")
+    kind, value = match["kind"], match["value"]
+    common: dict[str, Any] = {"times": int(match["times"] or 1), "method": match["method"],
+                              "target": match["target"]}
     if kind == "status":
-        return Fault("status", times=times, status=int(value or 503), method=method,
-                     target=target)
+        return Fault("status", status=int(float(value or 503)), **common)
     if kind == "delay":
-        return Fault("delay", times=times, seconds=float(value or 1), method=method,
-                     target=target)
-    return Fault(kind, times=times, method=method, target=target)
+        return Fault("delay", seconds=float(value or 1), **common)
+    return Fault(kind, **common)
 
 
 class FaultPlan:

@@ -302,6 +302,7 @@ class BcDouble:
                                      operations=_operations(call, reply))
         except BcError as exc:
             reply = _error_reply(exc, request_id)
+            reply.headers.setdefault("Cache-Control", "no-cache, no-store")
             return self._respond(request, reply, target, user, request_id, started)
 
     def _call(self, request: Request, rest: str, body: bytes, pages: bool) -> Call:
@@ -427,6 +428,10 @@ class BcDouble:
             exc.correlation = False  # BC leaves the CorrelationId out inside batches
             reply = _error_reply(exc, None)
             reply.headers = {"Content-Type": "application/json; charset=utf-8"}
+        if reply.status < 400 and "Content-Type" in reply.headers:
+            # recorded: answers inside a batch are "application/json; odata.metadata=minimal"
+            reply.headers["Content-Type"] = "application/json; odata.metadata=minimal"
+            reply.headers["OData-Version"] = "4.0"
         answer: dict[str, Any] = {"id": op_id, "atomicityGroup": group,
                                   "status": reply.status,
                                   "headers": {k.lower(): v for k, v in reply.headers.items()}}
