@@ -39,6 +39,7 @@ _COMPANY_KEYS = {"name", "id", "display_name", "lcy_code", "uses_vat", "number_s
 #: the default world: one US company with the reference data custsync's rules use
 DEFAULT_WORLD: dict[str, Any] = {"companies": [{
     "name": "CRONUS USA, Inc.",
+    "id": "5b7a3c2e-8f4d-4e1a-9c6b-2d0e1f3a4b5c",  # stable, so configs can name it
     "lcy_code": "USD",
     "number_series": "C00000",
     "new_customer_defaults": {"customerPostingGroup": "DOMESTIC",

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "countries",
     "erp",
     "sandbox",
+    "bc_sandbox",
     "demo",
 )
 
