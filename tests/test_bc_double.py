@@ -527,3 +527,11 @@ def test_batch_over_100_operations_is_refused(bc: Bc) -> None:
     message = assert_error(_batch(bc, ops), 500, "Unknown")
     assert "maximum number of '100' query operations" in message
     assert _batch(bc, ops[:100]).status_code == 200
+
+
+def test_company_information(bc: Bc) -> None:
+    rows = bc.call("GET", "companyInformation").json()["value"]
+    assert len(rows) == 1
+    assert (rows[0]["displayName"], rows[0]["country"], rows[0]["currencyCode"]) == (
+        "CRONUS USA, Inc.", "US", "USD")
+    assert rows[0]["currentFiscalYearStartDate"] == "2026-01-01"

@@ -88,6 +88,14 @@ CURRENCY = EntityType("currency", "Currency", (
     _p("amountDecimalPlaces", "text", 5), _p("amountRoundingPrecision", "decimal"), _STAMP),
     ("code",))
 
+COMPANY_INFORMATION = EntityType("companyInformation", "Company Information", (
+    _p("id", "guid", ro=True), _p("displayName", "text", 100), _p("addressLine1", "text", 100),
+    _p("addressLine2", "text", 50), _p("city", "text", 30), _p("state", "text", 30),
+    _p("country", "code", 10), _p("postalCode", "code", 20), _p("phoneNumber", "text", 30),
+    _p("faxNumber", "text", 30), _p("email", "text", 80), _p("website", "text", 80),
+    _p("taxRegistrationNumber", "text", 20), _p("currencyCode", "code", 10),
+    _p("currentFiscalYearStartDate", "date"), _p("industry", "text", 30), _STAMP), ("id",))
+
 #: Customer Card (page 21): page property -> customer row key
 CARD_FIELDS: dict[str, str] = {
     "No": "number", "Name": "displayName", "Name_2": "name2", "Search_Name": "searchName",
@@ -239,6 +247,9 @@ API_SETS: dict[str, EntitySet] = {
                                  "id"),
     "currencies": EntitySet("currencies", CURRENCY, _ref_rows("currencies"),
                             _render_ref(CURRENCY), "id"),
+    "companyInformation": EntitySet("companyInformation", COMPANY_INFORMATION,
+                                    _ref_rows("companyInformation"),
+                                    _render_ref(COMPANY_INFORMATION), "id"),
 }
 
 #: page -> how it is served once published under some service name

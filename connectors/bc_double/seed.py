@@ -9,6 +9,7 @@ The file (``custsync bc-sandbox --seed FILE``) has the same shape :func:`seed_wo
         uses_vat: false
         number_series: C00000        # the last number used
         new_customer_defaults: {paymentTermsCode: 14 DAYS, customerPostingGroup: DOMESTIC}
+        information: {addressLine1: ..., city: Atlanta, country: US}   # companyInformation
         countriesRegions: [{code: US, displayName: United States, isoCode: US,
                             isoNumericCode: "840", addressFormat: City+County+Post Code}]
         taxAreas: [{code: CA, displayName: California, taxType: Sales Tax}]
@@ -34,13 +35,21 @@ from .store import CUSTOMER_FIELDS, Company, NumberSeries, Store
 REFERENCE_SETS = ("countriesRegions", "taxAreas", "paymentTerms", "paymentMethods",
                   "currencies", "shipmentMethods", "customerTemplates")
 _COMPANY_KEYS = {"name", "id", "display_name", "lcy_code", "uses_vat", "number_series",
-                 "new_customer_defaults", "customers", *REFERENCE_SETS}
+                 "new_customer_defaults", "customers", "information", *REFERENCE_SETS}
+#: companyInformation's properties and their blank values
+_INFORMATION = {"displayName": "", "addressLine1": "", "addressLine2": "", "city": "",
+                "state": "", "country": "", "postalCode": "", "phoneNumber": "",
+                "faxNumber": "", "email": "", "website": "", "taxRegistrationNumber": "",
+                "currencyCode": "", "currentFiscalYearStartDate": "0001-01-01", "industry": ""}
 
 #: the default world: one US company with the reference data custsync's rules use
 DEFAULT_WORLD: dict[str, Any] = {"companies": [{
     "name": "CRONUS USA, Inc.",
     "id": "5b7a3c2e-8f4d-4e1a-9c6b-2d0e1f3a4b5c",  # stable, so configs can name it
     "lcy_code": "USD",
+    "information": {"addressLine1": "7122 South Ashford Street", "city": "Atlanta",
+                    "state": "GA", "country": "US", "postalCode": "31772",
+                    "currentFiscalYearStartDate": "2026-01-01"},
     "number_series": "C00000",
     "new_customer_defaults": {"customerPostingGroup": "DOMESTIC",
                               "genBusPostingGroup": "DOMESTIC", "paymentTermsCode": "14 DAYS"},
@@ -134,6 +143,13 @@ def seed_world(store: Store, world: Mapping[str, Any]) -> list[Company]:
             uses_vat=bool(spec.get("uses_vat", False)),
             number_series=NumberSeries(spec.get("number_series", "C00000")),
             new_customer_defaults=dict(spec.get("new_customer_defaults") or {}))
+        information = spec.get("information") or {}
+        if not isinstance(information, dict) or set(information) - set(_INFORMATION):
+            raise SeedError(f"{where}.information: a mapping of "
+                            f"{', '.join(_INFORMATION)}")
+        store.add_reference(company, "companyInformation", {
+            **_INFORMATION, "displayName": company.name, "currencyCode": company.lcy_code,
+            **information})
         for entity_set in REFERENCE_SETS:
             for row in spec.get(entity_set) or []:
                 if not isinstance(row, dict) or not row.get("code"):
