@@ -25,7 +25,9 @@ shops:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Path:
-    """A config and a state database with a few runs of shop main."""
+    """A config and a state database with a few runs of shop main (times relative to now:
+    taken here, not at import, as the suite may reach these tests minutes after collecting)."""
+    now = datetime.now(UTC).replace(microsecond=0)
     (tmp_path / "custsync.yaml").write_text(CONFIG, encoding="utf-8")
     now = datetime.now(UTC).replace(microsecond=0)  # at the test's start, not at collection
     store = SqlStateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
