@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from custsync.connectors.bc_double import BcDouble, Fault, Limits, parse_fault
+from custsync.connectors.bc_double import BcDouble, Fault, Limits, parse_faults
 
 from fixtures_bc import bc_company, bc_token
 
@@ -184,18 +184,23 @@ def test_token_endpoint_fault(bc_double: BcDouble, http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("status:503", Fault("status", status=503)),
-    ("status:429@POST/customers x3", Fault("status", status=429, method="POST",
-                                           target="customers", times=3)),
-    ("drop/$batch", Fault("drop", target="$batch")),
-    ("delay:2.5", Fault("delay", seconds=2.5)),
+    ("status:status=503", [Fault("status", status=503)]),
+    ("status:status=429,method=POST,target=customers,times=3",
+     [Fault("status", status=429, method="POST", target="customers", times=3)]),
+    ("drop:target=$batch,after-effect; delay:seconds=2.5",
+     [Fault("drop", target="$batch", after_effect=True), Fault("delay", seconds=2.5)]),
 ])
-def test_parse_fault(text: str, expected: Fault) -> None:
-    assert parse_fault(text) == expected
+def test_parse_faults(text: str, expected: list[Fault]) -> None:
+    assert parse_faults(text) == expected
 
 
-def test_bad_fault_specs_are_refused() -> None:
-    with pytest.raises(ValueError, match="unknown fault kind"):
-        parse_fault("explode")
-    with pytest.raises(ValueError, match="not an error status"):
-        Fault("status", status=200)
+@pytest.mark.parametrize(("text", "message"), [
+    ("explode", "unknown fault kind"),
+    ("status:status=200", "not an error status"),
+    ("status:operation=customerCreate", "unknown option 'operation'"),
+    ("delay:seconds=soon", "seconds takes a number"),
+    (" ; ", "no fault given"),
+])
+def test_bad_fault_specs_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_faults(text)

@@ -54,7 +54,7 @@ def test_sandbox_prints_config_and_serves_the_seed(tmp_path: Path) -> None:
         encoding="utf-8")
     process, lines = start("--seed", str(seed), "--tenant", "contoso.onmicrosoft.com",
                            "--client-id", "my-app", "--client-secret", "s3cret",
-                           "--faults", "status:503@POST/customers")
+                           "--faults", "status:status=503,method=POST,target=customers")
     try:
         assert "1 company, 1 customers" in lines[0]
         token_url = _printed(lines, "token")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .auth import SCOPE
 from .errors import BcError
-from .faults import Fault, parse_fault
+from .faults import Fault, parse_faults
 from .limits import Limits
 from .seed import DEFAULT_WORLD, SeedError, load_seed_file, seed_world
 from .server import (
@@ -50,6 +50,6 @@ __all__ = [
     "Store",
     "etag",
     "load_seed_file",
-    "parse_fault",
+    "parse_faults",
     "seed_world",
 ]

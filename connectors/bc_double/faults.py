@@ -4,10 +4,11 @@ dropped connection, a slow answer; chosen by method and entity set, after ``skip
 
 from __future__ import annotations
 
-import re
-import threading
 from dataclasses import dataclass, field
-from typing import Any
+
+from ..doubles_faults import FaultPlan, parse_fault_specs
+
+__all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "parse_faults"]
 
 FAULT_KINDS = ("status", "drop", "delay")
 
@@ -55,56 +56,15 @@ class Fault:
         return self.target == target
 
 
-_SPEC = re.compile(r"^(?P<kind>[a-z]+)(?::(?P<value>[0-9.]+))?(?:@(?P<method>[A-Za-z]+))?"
-                   r"(?:/(?P<target>[^\s]+?))?(?:\s*x(?P<times>\d+))?$")
+#: the options of a fault written as text (``parse_faults``), with their types
+_OPTIONS: dict[str, type] = {"times": int, "status": int, "seconds": float, "retry_after": float,
+                             "method": str, "target": str, "skip": int, "after_effect": bool}
 
 
-def parse_fault(text: str) -> Fault:
-    """``KIND[:VALUE][@METHOD][/TARGET][xTIMES]`` for the CLI, e.g. ``status:503/customers``,
-    ``status:429@POST/customers x3``, ``drop/$batch``, ``delay:2``."""
-    match = _SPEC.match(text.strip())
-    if match is None:
-        raise ValueError(f"fault {text!r}: expected KIND[:VALUE][@METHOD][/TARGET][xTIMES], "
-                         "e.g. status:503@POST/customers x2")
-    kind, value = match["kind"], match["value"]
-    common: dict[str, Any] = {"times": int(match["times"] or 1), "method": match["method"],
-                              "target": match["target"]}
-    if kind == "status":
-        return Fault("status", status=int(float(value or 503)), **common)
-    if kind == "delay":
-        return Fault("delay", seconds=float(value or 1), **common)
-    return Fault(kind, **common)
-
-
-class FaultPlan:
-    """The faults armed on one double, consumed in injection order."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[Fault]:
-        with self._lock:
-            return list(self._faults)
-
-    def next(self, method: str, target: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if not fault.matches(method, target):
-                    continue
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    continue
-                fault.fired += 1
-                if fault.fired >= fault.times:
-                    self._faults.remove(fault)
-                return fault
-            return None
+def parse_faults(text: str) -> list[Fault]:
+    """Faults written as text (``custsync bc-sandbox --faults``), in the Shopify sandbox's
+    form: ``;``-separated, each ``KIND[:OPTION=VALUE,...]`` with the options of
+    :class:`Fault`, e.g. ``status:status=503,times=2,target=customers`` or
+    ``drop:method=POST,after_effect``. Raises ValueError saying what is wrong."""
+    return parse_fault_specs(text, Fault, _OPTIONS,
+                             "status:status=503,times=2,target=customers")

@@ -106,7 +106,7 @@ class BcDouble:
                                   lifetime=token_lifetime)
         self.limits = limits or Limits()
         self.latency = latency
-        self.faults = FaultPlan()
+        self.faults: FaultPlan[Fault] = FaultPlan()
         self._port = port
         self._log: list[RequestLog] = []
         self._log_lock = threading.Lock()

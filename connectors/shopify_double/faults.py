@@ -4,8 +4,11 @@ dropped connections, at chosen points (by operation, after letting ``skip`` requ
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
+
+from ..doubles_faults import FaultPlan, parse_fault_specs
+
+__all__ = ["Fault", "FaultPlan", "describe_fault", "parse_faults"]
 
 KINDS = ("status", "throttle", "drop", "delay")
 TARGETS = ("graphql", "download", "upload", "any")
@@ -63,84 +66,12 @@ class Fault:
         return self.operation is None or self.operation in root_fields
 
 
-class FaultPlan:
-    """The faults armed on one double, consumed in injection order."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[Fault]:
-        with self._lock:
-            return list(self._faults)
-
-    def next(self, target: str, root_fields: tuple[str, ...]) -> Fault | None:
-        """The fault to apply to this request, if any (skips and counts are consumed)."""
-        with self._lock:
-            for fault in self._faults:
-                if not fault.matches(target, root_fields):
-                    continue
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    continue
-                fault.fired += 1
-                if fault.fired >= fault.times:
-                    self._faults.remove(fault)
-                return fault
-            return None
-
-
 def parse_faults(text: str) -> list[Fault]:
     """Faults written as text (``custsync sandbox --faults``): ``;``-separated, each
     ``KIND[:OPTION=VALUE,...]`` with the options of :class:`Fault`, e.g.
     ``drop:operation=customerCreate,after_effect`` or ``status:status=503,times=2``. A bare
     option is true; ``-`` may stand for ``_``. Raises ValueError saying what is wrong."""
-    faults = []
-    for spec in (part.strip() for part in text.split(";")):
-        if not spec:
-            continue
-        kind, _, options = spec.partition(":")
-        values: dict[str, object] = {}
-        for option in (o.strip() for o in options.split(",") if o.strip()):
-            name, has_value, raw = option.partition("=")
-            name = name.strip().replace("-", "_")
-            wanted = _OPTIONS.get(name)
-            if wanted is None:
-                raise ValueError(
-                    f"{spec!r}: unknown option {name!r}; use {', '.join(_OPTIONS)}"
-                )
-            values[name] = _option_value(spec, name, wanted, raw.strip() if has_value else None)
-        try:
-            faults.append(Fault(kind=kind.strip(), **values))  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise ValueError(f"{spec!r}: {exc}") from None
-    if not faults:
-        raise ValueError(f"{text!r}: no fault given (e.g. status:status=503,times=2)")
-    return faults
-
-
-def _option_value(spec: str, name: str, wanted: type, raw: str | None) -> object:
-    if wanted is bool:
-        if raw is None or raw.lower() in ("true", "yes", "1"):
-            return True
-        if raw.lower() in ("false", "no", "0"):
-            return False
-        raise ValueError(f"{spec!r}: {name} takes true or false, not {raw!r}")
-    if raw is None or raw == "":
-        raise ValueError(f"{spec!r}: {name} needs a value ({name}=...)")
-    try:
-        return wanted(raw)
-    except ValueError:
-        noun = "a whole number" if wanted is int else "a number"
-        raise ValueError(f"{spec!r}: {name} takes {noun}, not {raw!r}") from None
+    return parse_fault_specs(text, Fault, _OPTIONS, "status:status=503,times=2")
 
 
 def describe_fault(fault: Fault) -> str:

@@ -171,7 +171,7 @@ class ShopifyDouble:
         self.store = Store(clock=clock, shop=shop)
         self.bucket = LeakyBucket(bucket_size, restore_rate, time_scale)
         self.bulk = BulkManager(self.store, lambda: self.url, bulk_seconds=bulk_seconds)
-        self.faults = FaultPlan()
+        self.faults: FaultPlan[Fault] = FaultPlan()
         self._requests: list[RequestLog] = []
         self._log_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None

@@ -44,9 +44,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--client-secret",
                         help="its secret (a sandbox value; default: printed at start)")
     parser.add_argument("--faults", metavar="SPEC", action="append", default=[],
-                        help="inject a fault: KIND[:VALUE][@METHOD][/TARGET][xTIMES], e.g. "
-                        "status:503/customers x2, status:429@POST, drop/$batch, delay:2 "
-                        "(repeatable)")
+                        help="inject faults as the double's Fault API: KIND[:OPTION=VALUE,...], "
+                        "several separated by ';' or repeated; KIND status, drop or delay; "
+                        "options times, status, seconds, retry_after, method, target (entity "
+                        "set, $batch, token), skip, after_effect (e.g. "
+                        "'status:status=503,times=2,target=customers', "
+                        "'drop:method=POST,after_effect')")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="run BC's 5-minute request window and queue timeout this many "
                         "times faster (default 1)")
@@ -66,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         Limits,
         SeedError,
         load_seed_file,
-        parse_fault,
+        parse_faults,
         seed_world,
     )
 
@@ -85,10 +88,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-scale {args.time_scale}: must be positive")
     if not 1 <= args.page_size <= 20000:
         raise UsageError(f"--page-size {args.page_size}: must be between 1 and 20000")
-    try:
-        faults = [parse_fault(spec) for spec in args.faults]
-    except ValueError as exc:
-        raise UsageError(f"--faults: {exc}") from exc
+    faults = []
+    for spec in args.faults:
+        try:
+            faults.extend(parse_faults(spec))
+        except ValueError as exc:
+            raise UsageError(f"--faults {exc}") from None
     double = BcDouble(tenant=args.tenant, environment=args.environment,
                       client_id=args.client_id, client_secret=args.client_secret,
                       port=args.port, max_page_size=args.page_size,
