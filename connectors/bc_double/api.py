@@ -178,7 +178,7 @@ class Api:
             raise errors.method_not_allowed(call.method, name, "Entity")
         self._check_if_match(call, row)
         if call.method == "DELETE":
-            del company.customers[row["id"]]
+            company.remove_customer(row)
             return Reply(204, None, {})
         update_customer(self.store, company, row, _json_body(call.body))
         return _ok({"@odata.context": f"{call.root}$metadata#{context}/$entity",
@@ -206,7 +206,7 @@ class Api:
 
     def _expanded(self, call: Call, company: Company, es: EntitySet, row: Row
                   ) -> dict[str, Any]:
-        wire = es.render(company, row)
+        wire = dict(es.render(company, row))
         expand = call.params.get("$expand")
         if expand:
             for name in (n.strip() for n in expand.split(",")):
@@ -315,6 +315,10 @@ class Api:
         if not (len(text) >= 2 and text[0] == text[-1] == "'"):
             raise errors.query_syntax()
         value = text[1:-1].replace("''", "'")
+        if es.key == "No":  # the Customer Card: by the number index
+            found = company.by_number(value)
+            if found is not None:
+                return found
         for row in es.rows(company):
             wire = es.render(company, row)
             if wire.get(es.key) == value:

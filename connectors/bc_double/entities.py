@@ -140,6 +140,26 @@ TEMPLATE_PAGE = EntityType("CustomerTempl", "Customer Templ.", (
       for name, key in TEMPLATE_PAGE_FIELDS.items() if key in CUSTOMER_FIELDS)), ("Code",))
 
 
+Render = Callable[[Company, Row], dict[str, Any]]
+
+
+def cached(render: Render) -> Render:
+    """``render`` done once per row version (and reference data generation): listing a large
+    set renders only what changed since the last listing. Callers must not change the dict."""
+
+    def cached_render(company: Company, row: Row) -> dict[str, Any]:
+        key = (row["_version"], company.reference_generation)
+        cache = row.setdefault("_wire", {})
+        hit = cache.get(render)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        wire = render(company, row)
+        cache[render] = (key, wire)
+        return wire
+
+    return cached_render
+
+
 @dataclass(frozen=True, slots=True)
 class EntitySet:
     """A set the double serves: its type, its rows and how one row looks on the wire."""
@@ -233,7 +253,7 @@ def render_template_page(_company: Company, row: Row) -> dict[str, Any]:
 
 API_SETS: dict[str, EntitySet] = {
     "customers": EntitySet("customers", CUSTOMER, lambda c: c.customers.values(),
-                           render_customer, "id"),
+                           cached(render_customer), "id"),
     "countriesRegions": EntitySet("countriesRegions", COUNTRY, _ref_rows("countriesRegions"),
                                   _render_ref(COUNTRY), "id"),
     "taxAreas": EntitySet("taxAreas", TAX_AREA, _ref_rows("taxAreas"), _render_ref(TAX_AREA),
@@ -255,7 +275,7 @@ API_SETS: dict[str, EntitySet] = {
 #: page -> how it is served once published under some service name
 PAGES: dict[str, tuple[EntityType, Callable[[Company], Iterable[Row]],
                        Callable[[Company, Row], dict[str, Any]], str]] = {
-    "customer_card": (CARD, lambda c: c.customers.values(), render_card, "No"),
+    "customer_card": (CARD, lambda c: c.customers.values(), cached(render_card), "No"),
     "countries_regions": (COUNTRY_PAGE, _ref_rows("countriesRegions"), render_country_page,
                           "Code"),
     "customer_templates": (TEMPLATE_PAGE, _ref_rows("customerTemplates"),
@@ -408,7 +428,10 @@ def _apply(store: Store, company: Company, row: Row, changes: Mapping[str, Any])
                                      or row["searchName"] == old_name.upper()):
         candidate["searchName"] = changes["displayName"].upper()[:100]
     _check_row(candidate)
+    number = candidate.pop("number")
     row.update(candidate)
+    if number != row.get("number"):
+        company.renumber(row, number)
     store.touch(row)
 
 
@@ -428,7 +451,7 @@ def create_customer(store: Store, company: Company, body: Mapping[str, Any]) -> 
             lambda n: company.by_number(n) is not None)
     row["id"] = _new_id(company)
     _apply(store, company, row, changes)
-    company.customers[row["id"]] = row
+    company.add_customer(row)
     return row
 
 

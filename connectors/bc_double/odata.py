@@ -368,11 +368,17 @@ class Ordering:
 
     props: tuple[Prop, ...]
     descending: tuple[bool, ...]
+    #: ascending on properties compared as they are sent (the usual case: fast keys)
+    plain: bool = False
 
     def key(self, record: Record) -> tuple[Any, ...]:
+        if self.plain:
+            return tuple(record.get(p.name) for p in self.props)
         return self.key_of([record.get(p.name) for p in self.props])
 
     def key_of(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        if self.plain:
+            return tuple(values)
         out: list[Any] = []
         for prop, desc, value in zip(self.props, self.descending, values, strict=True):
             item = comparable(prop, value)
@@ -423,7 +429,9 @@ def ordering(text: str | None, etype: EntityType) -> Ordering:
         if name not in [p.name for p in props]:
             props.append(etype.prop(name))
             descending.append(False)
-    return Ordering(tuple(props), tuple(descending))
+    plain = not any(descending) and all(
+        p.kind in ("text", "code", "enum", "int", "decimal", "bool") for p in props)
+    return Ordering(tuple(props), tuple(descending), plain)
 
 
 def select(text: str | None, etype: EntityType) -> list[str] | None:

@@ -129,7 +129,10 @@ class BcDouble:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> BcDouble:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP given, so asyncio sets TCP_NODELAY on each accepted connection (it only
+        # does for sockets whose proto says TCP); without it every answer waits ~40 ms for the
+        # client's delayed ACK between uvicorn's header and body writes
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self._port))
         self._socket = sock

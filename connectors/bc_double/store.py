@@ -200,12 +200,30 @@ class Company:
     #: currencies, shipmentMethods, customerTemplates)
     reference: dict[str, dict[str, Row]] = field(default_factory=dict)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: customer number -> id (kept by add_customer, remove_customer, renumber, reindex)
+    numbers: dict[str, str] = field(default_factory=dict)
+    #: bumped when reference rows change, so cached renderings of customers are redone
+    reference_generation: int = 0
 
     def by_number(self, number: str) -> Row | None:
-        for row in self.customers.values():
-            if row["number"] == number:
-                return row
-        return None
+        row_id = self.numbers.get(number)
+        return self.customers.get(row_id) if row_id is not None else None
+
+    def add_customer(self, row: Row) -> None:
+        self.customers[row["id"]] = row
+        self.numbers[row["number"]] = row["id"]
+
+    def remove_customer(self, row: Row) -> None:
+        del self.customers[row["id"]]
+        self.numbers.pop(row["number"], None)
+
+    def renumber(self, row: Row, number: str) -> None:
+        self.numbers.pop(row["number"], None)
+        row["number"] = number
+        self.numbers[number] = row["id"]
+
+    def reindex(self) -> None:
+        self.numbers = {row["number"]: row_id for row_id, row in self.customers.items()}
 
     def ref(self, entity_set: str) -> dict[str, Row]:
         return self.reference.setdefault(entity_set, {})
@@ -282,6 +300,7 @@ class Store:
             row: Row = {"id": new_guid(), **values}
             self.touch(row)
             company.ref(entity_set)[row["id"]] = row
+            company.reference_generation += 1
             return row
 
     def insert_customer(self, company: Company, values: Mapping[str, Any]) -> Row:
@@ -296,7 +315,7 @@ class Store:
             if not row["searchName"]:
                 row["searchName"] = row["displayName"].upper()[:100]
             self.touch(row)
-            company.customers[row["id"]] = row
+            company.add_customer(row)
             return row
 
     def snapshot(self, company: Company) -> tuple[dict[str, Row], str]:
@@ -307,3 +326,4 @@ class Store:
     def restore(self, company: Company, snapshot: tuple[dict[str, Row], str]) -> None:
         company.customers = snapshot[0]
         company.number_series.last = snapshot[1]
+        company.reindex()
