@@ -542,3 +542,60 @@ def test_company_information(bc: Bc) -> None:
     assert (rows[0]["displayName"], rows[0]["country"], rows[0]["currencyCode"]) == (
         "CRONUS USA, Inc.", "US", "USD")
     assert rows[0]["currentFiscalYearStartDate"] == "2026-01-01"
+
+
+def test_entity_set_with_company_parameter(bc: Bc) -> None:
+    url = f"{bc.double.api_url}/customers"
+    answer = bc.call("GET", url, params={"company": bc.company.id, "$select": "number"})
+    assert answer.status_code == 200
+    assert [r["number"] for r in answer.json()["value"]] == ["C00010", "C00020", "C00030"]
+
+
+def test_snapshot_batch_failing_first_operation_answers_once(bc: Bc) -> None:
+    path = f"companies({bc.company.id})/customers"
+    answer = _batch(bc, [
+        {"id": "1", "method": "POST", "url": path, "body": {"displayName": ""}},
+        {"id": "2", "method": "POST", "url": path, "body": {"displayName": "Never"}},
+    ], Isolation="snapshot")
+    assert [r["id"] for r in answer.json()["responses"]] == ["1"]
+    assert "Never" not in [r["displayName"] for r in bc.company.customers.values()]
+
+
+def test_atomicity_groups_share_one_guid(bc: Bc) -> None:
+    path = f"companies({bc.company.id})/customers"
+    answer = _batch(bc, [
+        {"id": "a", "atomicityGroup": "g1", "method": "POST", "url": path,
+         "body": {"displayName": "G1"}},
+        {"id": "b", "atomicityGroup": "g1", "method": "POST", "url": path,
+         "body": {"displayName": "G2"}},
+        {"id": "c", "method": "POST", "url": path, "body": {"displayName": "G3"}},
+    ])
+    groups = [r["atomicityGroup"] for r in answer.json()["responses"]]
+    assert groups[0] == groups[1] != groups[2]
+
+
+def test_rename_keeps_the_number_index(bc: Bc) -> None:
+    created = bc.create(displayName="Renamed", number="R1")
+    answer = bc.call("PATCH", f"customers({created['id']})", json={"number": "r2"},
+                     headers={"If-Match": "*"})
+    assert answer.json()["number"] == "R2"
+    assert [r["id"] for r in bc.customers(**{"$filter": "number eq 'R2'"})] == [created["id"]]
+    assert bc.customers(**{"$filter": "number eq 'R1'"}) == []
+    card = f"{bc.double.odata_url}/Company('CRONUS USA, Inc.')/Customer('R2')"
+    assert bc.call("GET", card).json()["Name"] == "Renamed"
+    taken = bc.call("PATCH", f"customers({created['id']})", json={"number": "C00010"},
+                    headers={"If-Match": "*"})
+    assert_error(taken, 400, "Internal_EntityWithSameKeyExists")
+
+
+def test_changes_to_reference_data_show_in_customers(bc: Bc) -> None:
+    before = bc.customers(**{"$filter": "number eq 'C00010'"})[0]
+    assert before["taxAreaDisplayName"] == "No sales tax"
+    row = bc.company.ref_by_code("taxAreas", "NOTAX")
+    assert row is not None
+    row["displayName"] = "Tax free"
+    # adding reference rows (seeding) renders customers anew
+    bc.double.store.add_reference(bc.company, "taxAreas",
+                                  {"code": "NOTAX2", "displayName": "Other"})
+    after = bc.customers(**{"$filter": "number eq 'C00010'"})[0]
+    assert after["taxAreaDisplayName"] == "Tax free"
