@@ -331,6 +331,10 @@ def _business_central_schema() -> dict[str, Any]:
         "required": ["company", "client_id", "client_secret_env"],
         "properties": {
             "company": {**text, "description": "Company name (case-sensitive) or id."},
+            "company_country": {
+                **text,
+                "description": "The company's country code (default: companyInformation's).",
+            },
             "client_id": {**text, "description": "The app registration's client ID."},
             "client_secret_env": {
                 **text,

@@ -59,11 +59,16 @@ def write_config(
     countries: Sequence[Mapping[str, Any]] = (),
     token: str = "shpat_test",
     shopify_options: Mapping[str, Any] | None = None,
+    erp_options: Mapping[str, Any] | None = None,
 ) -> Path:
-    """``shopify_options``: more options of the shop's ``shopify:`` section."""
+    """``shopify_options``: more options of the shop's ``shopify:`` section;
+    ``erp_options``: the ERP's ``business_central:`` section."""
     os.environ[TOKEN_ENV] = token
+    erp: dict[str, Any] = {"url": erp_url}
+    if erp_options is not None:
+        erp["business_central"] = dict(erp_options)
     document = {
-        "erp": {"url": erp_url},
+        "erp": erp,
         "state": {"url": state_url},
         "rules": [],
         "shops": [

@@ -14,7 +14,8 @@
   up first (see writer.py).
 * **Errors**: BC's ``{"error": {"code", "message"}}`` becomes :class:`BcHttpError` with
   ``code``, the message without its ``CorrelationId`` suffix and the correlation id (the
-  ``request-id`` header). No token or secret is ever part of a message.
+  ``request-id`` header). No token or secret is ever part of a message, and e-mails and
+  phone numbers BC quotes in its messages are masked.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 import httpx
 from custsync.engine.errors import ConfigError, FatalError, RetriableError
+from custsync.engine.masking import mask_text
 
 from .settings import BcSettings
 
@@ -140,7 +142,7 @@ def parse_error(response: httpx.Response) -> tuple[str, str, str]:
     elif response.text.lstrip().startswith("<"):
         code = _xml_text(response.text, "code")
         message = _xml_text(response.text, "message")
-    message, correlation = split_correlation(message)
+    message, correlation = split_correlation(mask_text(message))
     return (
         code or f"HTTP{response.status_code}",
         message or response.reason_phrase,

@@ -184,14 +184,35 @@ class BcErpReader:
             name: self.lookup_codes(name) for name in ("paymentTerms", "paymentMethods", "taxAreas")
         }
 
+    def _company_info(self) -> CompanyInfo:
+        """The company's name and country (``companyInformation``; ``company_country``
+        overrides the country, and stands in when that entity cannot be read)."""
+        name = str(self.company.get("displayName") or self.company.get("name") or "")
+        country = self.settings.company_country
+        try:
+            info = next(self.client.iter_collection(self._company_path("companyInformation")), {})
+        except BcHttpError as exc:
+            if exc.status not in (400, 404):
+                raise
+            if not country:
+                self._problems.append(
+                    SourceProblem(
+                        "company",
+                        "companyInformation",
+                        f"the company's country cannot be read ({exc.brief}); customers with "
+                        "a blank country get none: set erp.business_central.company_country",
+                    )
+                )
+            return CompanyInfo(name=name, country_code=country)
+        return CompanyInfo(
+            name=str(info.get("displayName") or name),
+            country_code=country or str(info.get("country") or ""),
+        )
+
     def reference(self) -> ErpReference:
         """Countries (ISO codes from the Countries/Regions source when available), the
         company (companyInformation) and the customer templates (when available)."""
-        info = next(self.client.iter_collection(self._company_path("companyInformation")), {})
-        company = CompanyInfo(
-            name=str(info.get("displayName") or self.company.get("name") or ""),
-            country_code=str(info.get("country") or ""),
-        )
+        company = self._company_info()
         countries: tuple[Country, ...]
         rows = self._page_rows("countries")
         if rows is not None:

@@ -76,6 +76,7 @@ PAGE_DEFAULTS: Mapping[str, Mapping[str, str]] = MappingProxyType(
 _ALLOWED = frozenset(
     {
         "company",
+        "company_country",
         "tenant",
         "client_id",
         "client_secret_env",
@@ -124,6 +125,7 @@ class BcSettings:
     client_id: str
     client_secret_env: str
     company: str
+    company_country: str = ""
     scope: str = DEFAULT_SCOPE
     page_size: int = 1000
     modified_overlap_seconds: float = 120.0
@@ -245,6 +247,7 @@ def parse_settings(url: str, options: Mapping[str, Any]) -> BcSettings:
         client_id=str(merged["client_id"]),
         client_secret_env=str(merged["client_secret_env"]),
         company=str(merged["company"]),
+        company_country=str(merged.get("company_country") or ""),
         scope=str(merged.get("scope") or DEFAULT_SCOPE),
         page_size=_number(merged, "page_size", 1000, integer=True),
         modified_overlap_seconds=_number(merged, "modified_overlap_seconds", 120.0, integer=False),

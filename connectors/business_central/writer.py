@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from custsync.engine.errors import RecordError, RetriableError
+from custsync.engine.masking import mask_text
 from custsync.engine.model import CustomerTemplate, ErpCustomer
 from custsync.engine.ports import ErpWriteResult
 
@@ -387,6 +388,14 @@ class BcErpWriter(BcErpReader):
 
     # ---- crash recovery ------------------------------------------------------------------
 
+    def _matching(self, params: Mapping[str, str], want: Mapping[str, str]) -> list[dict[str, Any]]:
+        matches = []
+        for entity in self.client.iter_collection(self._company_path("customers"), params):
+            got = {name: str(entity.get(API_FIELDS[name]) or "").strip() for name in want}
+            if all(got[n].casefold() == want[n].casefold() for n in want):
+                matches.append(entity)
+        return matches
+
     def find_by_idempotency_key(self, key: str) -> ErpCustomer | None:
         """The customer created with ``key`` (see journal.py); asks BC only for keys that
         were sent."""
@@ -408,11 +417,13 @@ class BcErpWriter(BcErpReader):
         if want.get("name"):
             filters.append(f"displayName eq {odata_string(want['name'])}")
         params = {"$select": CUSTOMER_SELECT, "$filter": " and ".join(filters)}
-        matches = []
-        for entity in self.client.iter_collection(self._company_path("customers"), params):
-            got = {name: str(entity.get(API_FIELDS[name]) or "").strip() for name in want}
-            if all(got[n].casefold() == want[n].casefold() for n in want):
-                matches.append(entity)
+        matches = self._matching(params, want)
+        in_flight = entry.sent_at + timedelta(seconds=self.settings.timeout_seconds)
+        if not matches and self._now() < in_flight:
+            # the POST may still be running in BC (its client died or gave up): look again
+            # once BC must have finished it
+            self.client._sleep(max(0.0, (in_flight - self._now()).total_seconds()))
+            matches = self._matching(params, want)
         if not matches:
             self.journal.settle(key, FAILED)
             return None
@@ -436,7 +447,7 @@ def _inner_error(response: Mapping[str, Any]) -> str:
     error = body.get("error") if isinstance(body, Mapping) else None
     status = response.get("status")
     if isinstance(error, Mapping):
-        message, correlation = split_correlation(str(error.get("message") or ""))
+        message, correlation = split_correlation(mask_text(str(error.get("message") or "")))
         where = f" (correlation id {correlation})" if correlation else ""
         return f"{error.get('code') or f'HTTP{status}'}: {message}{where}"
     return f"HTTP {status} in $batch"
