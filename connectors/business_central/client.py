@@ -95,11 +95,17 @@ class ClientStats:
 
 
 class RequestWindow:
-    """At most ``limit`` request starts in any ``window`` seconds (a sliding window)."""
+    """At most ``limit`` request starts in any ``window`` seconds (a sliding window).
 
-    def __init__(self, limit: int, window: float, clock: Clock, sleep: Sleep) -> None:
+    A request counts from when it is sent here, but BC counts it from when it arrives: the
+    window is held ``margin`` (2 %) longer so that a request does not leave our window while
+    it is still in BC's."""
+
+    def __init__(
+        self, limit: int, window: float, clock: Clock, sleep: Sleep, margin: float = 0.02
+    ) -> None:
         self.limit = limit
-        self.window = window
+        self.window = window * (1 + margin)
         self._clock = clock
         self._sleep = sleep
         self._starts: deque[float] = deque()

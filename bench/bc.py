@@ -1,0 +1,237 @@
+"""Benchmark: import N new Shopify customers into the Business Central double with BC's limits.
+
+    python bench/bc.py --n 2000 [--time-scale 30] [--budget 600] [--path both|batch|single]
+
+The BC double runs in a child process (its own interpreter lock) with BC's per-user limits:
+``--budget`` requests per 5-minute sliding window (BC: 6,000; default here 600 so that a few
+thousand customers run into it) and 5 concurrent requests. Time is scaled by the same factor
+on both sides like bench/shopify.py: ``--time-scale 30`` makes the double's window last
+300/30 = 10 real seconds and tells the connector its window is 10 seconds too.
+
+The N customers are new Shopify customers (US addresses, e-mail, phone) with the ERP fields
+an import gives them (name from the company, Name 2 from first and last name, address,
+contact data), created with the template US-RETAIL:
+
+* ``batch``: the writer's ``create_customers`` (JSON ``$batch`` of 100). Printed: HTTP
+  requests per created customer (target <= 0.1).
+* ``single``: one ``POST customers`` per customer (what ``custsync sync`` sends per create
+  today), ``--workers`` at a time (default 5, BC's concurrency limit) so that the request
+  budget, not the latency, is the limit; paced by the connector to the budget. Printed: the
+  share of BC's request budget used while the budget was the limit (requests in the last k
+  whole windows after the first window's budget was used up, over k x budget, which no
+  client can exceed; target >= 0.9), 429 answers seen, and records lost or duplicated (must be 0).
+
+Both paths use no Customer Card source (a card write is one more request per customer, which
+``$batch`` cannot carry: it is another OData service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from custsync.connectors import business_central as bc
+
+COMPANY = "CRONUS USA, Inc."
+SECRET_ENV = "BENCH_BC_SECRET"
+
+
+def _serve(budget: int, time_scale: float, urls: Any, stop: Any, report: Any) -> None:
+    from custsync.connectors.bc_double import DEFAULT_WORLD, BcDouble, Limits, seed_world
+
+    double = BcDouble(limits=Limits(requests_per_window=budget, time_scale=time_scale))
+    world = {
+        **DEFAULT_WORLD,
+        "companies": [{**c, "customers": []} for c in DEFAULT_WORLD["companies"]],
+    }
+    seed_world(double.store, world)
+    double.start()
+    urls.put((double.environment_url, double.client_id, double.client_secret))
+    stop.wait()
+    requests = double.requests
+    report.put(
+        {
+            "requests": len(requests),
+            "throttled": sum(1 for r in requests if r.status == 429),
+            "peak_concurrency": double._limiter.peak_concurrency(double.client_id)
+            if double._limiter
+            else 0,
+        }
+    )
+    double.stop()
+
+
+class _Double:
+    def __init__(self, budget: int, time_scale: float) -> None:
+        ctx = mp.get_context("spawn")
+        self._urls, self._report = ctx.Queue(), ctx.Queue()
+        self._stop = ctx.Event()
+        self._process = ctx.Process(
+            target=_serve,
+            args=(budget, time_scale, self._urls, self._stop, self._report),
+            daemon=True,
+        )
+        self._process.start()
+        self.url, self.client_id, self.secret = self._urls.get(timeout=120)
+
+    def finish(self) -> dict[str, Any]:
+        self._stop.set()
+        report: dict[str, Any] = self._report.get(timeout=60)
+        self._process.join(timeout=30)
+        return report
+
+
+class _Timed(httpx.HTTPTransport):
+    """Keeps the send time of every request (the budget share is computed from them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.sent.append(time.monotonic())
+        return super().handle_request(request)
+
+
+def _fields(i: int, run: str) -> dict[str, Any]:
+    return {
+        "name": f"Bench Company {i}",
+        "address": f"{i} Pike Street",
+        "city": "Seattle",
+        "post_code": "98101",
+        "county": "WA",
+        "country_code": "US",
+        "phone": f"+1 206 {i % 1000:03d} {i % 10000:04d}",
+        "email": f"{run}{i}@example.com",
+    }
+
+
+def _writer(double: _Double, journal: Path, budget: int, time_scale: float, transport: Any):
+    return bc.open_writer(
+        f"bc+{double.url}",
+        company=COMPANY,
+        company_country="US",
+        client_id=double.client_id,
+        client_secret_env=SECRET_ENV,
+        environ={SECRET_ENV: double.secret},
+        journal=str(journal),
+        requests_per_window=budget,
+        window_seconds=300.0 / time_scale,
+        pages={"customer_templates": "CustomerTemplates"},
+        transport=transport,
+        timeout_seconds=120,
+    )
+
+
+def _lost(writer: Any, run: str, n: int) -> tuple[int, int]:
+    emails = Counter(c.email for c in writer.iter_customers() if c.email.startswith(run))
+    return n - len(emails), sum(count - 1 for count in emails.values())
+
+
+def run_batch(n: int, budget: int, time_scale: float, folder: Path) -> bool:
+    double = _Double(budget, time_scale)
+    transport = _Timed()
+    writer = _writer(double, folder / "batch.sqlite", budget, time_scale, transport)
+    started = time.monotonic()
+    items = [bc.CreateItem(f"bench:b{i}", _fields(i, "b"), "US-RETAIL") for i in range(n)]
+    results = list(writer.create_customers(items))
+    seconds = time.monotonic() - started
+    requests = writer.client.stats.requests + writer.client.stats.token_requests
+    created = sum(1 for r in results if r.ok)
+    lost, duplicated = _lost(writer, "b", n)
+    writer.close()
+    report = double.finish()
+    per = requests / max(created, 1)
+    print(
+        f"batch: {created}/{n} created in {seconds:.1f} s; {requests} HTTP requests "
+        f"({per:.3f} per created customer); 429s seen {writer.client.stats.throttled} "
+        f"(double: {report['throttled']}); lost {lost}, duplicated {duplicated}"
+    )
+    ok = per <= 0.1 and lost == 0 and duplicated == 0
+    print(
+        f"VERDICT batch requests per customer {per:.3f} <= 0.1, nothing lost: "
+        f"{'MET' if ok else 'NOT MET'}"
+    )
+    return ok
+
+
+def run_single(n: int, budget: int, time_scale: float, folder: Path, workers: int) -> bool:
+    double = _Double(budget, time_scale)
+    transport = _Timed()
+    writer = _writer(double, folder / "single.sqlite", budget, time_scale, transport)
+    writer.reference()  # token, company, templates: before the clock starts
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(
+            pool.map(
+                lambda i: writer.create_customer(_fields(i, "s"), "US-RETAIL", f"bench:s{i}"),
+                range(n),
+            )
+        )
+    ended = time.monotonic()
+    sent = sorted(t for t in transport.sent if t >= started)
+    window = 300.0 / time_scale
+    # the budget is the limit from the moment the first window's requests are used up; in
+    # any k whole windows at most k * budget requests fit, so the share is measured over the
+    # last k whole windows inside that period
+    share = float("nan")
+    if len(sent) > budget:
+        throttled_from = sent[budget - 1]
+        k = int((ended - throttled_from) // window)
+        if k >= 1:
+            in_period = sum(1 for t in sent if t > ended - k * window)
+            share = in_period / (k * budget)
+    created = sum(1 for r in results if r.ok)
+    lost, duplicated = _lost(writer, "s", n)
+    stats = writer.client.stats
+    writer.close()
+    report = double.finish()
+    print(
+        f"single: {created}/{n} created in {ended - started:.1f} s "
+        f"(window {window:.1f} s, budget {budget}); {len(sent)} requests; paced "
+        f"{stats.paced_seconds:.1f} s; budget used while throttled {share:.3f}; "
+        f"429s seen {stats.throttled} (double: {report['throttled']}); peak concurrency "
+        f"{report['peak_concurrency']}; lost {lost}, duplicated {duplicated}"
+    )
+    ok = share >= 0.9 and lost == 0 and duplicated == 0
+    print(
+        f"VERDICT single budget share {share:.3f} >= 0.9, nothing lost or duplicated: "
+        f"{'MET' if ok else 'NOT MET'}"
+    )
+    if len(sent) <= budget:
+        print("  (N did not exceed the budget: raise --n or lower --budget to measure it)")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--time-scale", type=float, default=30.0)
+    parser.add_argument("--budget", type=int, default=600, help="requests per 5-minute window")
+    parser.add_argument("--path", choices=("both", "batch", "single"), default="both")
+    parser.add_argument(
+        "--workers", type=int, default=5, help="single path: creates at a time (BC allows 5)"
+    )
+    args = parser.parse_args(argv)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-bc-") as tmp:
+        if args.path in ("both", "batch"):
+            ok &= run_batch(args.n, args.budget, args.time_scale, Path(tmp))
+        if args.path in ("both", "single"):
+            ok &= run_single(args.n, args.budget, args.time_scale, Path(tmp), args.workers)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
