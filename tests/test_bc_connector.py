@@ -249,7 +249,9 @@ def test_unpublished_card_is_reported_not_blank(fake: FakeBc, tmp_path: Path) ->
         assert [c.name for c in writer.iter_customers()] == ["A"]
         reason = writer.unavailable()["customer_card"]
         problems = writer.problems()
-        assert writer.unwritable_fields() == {"name_2": reason, "contact": reason}
+        unwritable = writer.unwritable_fields()
+        assert unwritable["name_2"] == unwritable["contact"] == reason
+        assert unwritable["customer_posting_group"] == reason
     assert "'Customer' cannot be read (BadRequest_NotFound" in reason
     assert "publish the page" in reason
     assert [p.kind for p in problems] == ["countries", "customer_templates", "customer_card"]

@@ -41,9 +41,22 @@ def test_served_double_can_be_used_from_another_shell(
     inside the demo process, so another shell could not plan against the double."""
     folder = tmp_path / "demo"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from custsync.engine.cli import run; run()", "demo",
-         "--dir", str(folder), "--customers", "20", "--seed", "7", "--serve"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from custsync.engine.cli import run; run()",
+            "demo",
+            "--dir",
+            str(folder),
+            "--customers",
+            "20",
+            "--seed",
+            "7",
+            "--serve",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     told: list[str] = []
@@ -67,3 +80,21 @@ def test_served_double_can_be_used_from_another_shell(
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
     assert process.returncode == 0
+
+
+def test_demo_with_business_central_as_the_erp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`custsync demo --erp business-central`: the same demo against the BC double."""
+    folder = tmp_path / "demo"
+    code = main(["demo", "--erp", "business-central", "--dir", str(folder), "--customers", "30"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "(Business Central double)" in out
+    first = out.partition("== 2. Apply")[2].partition("== 3.")[0]
+    assert "succeeded:" in first and " 0 failed" in first
+    config = (folder / "custsync.yaml").read_text(encoding="utf-8")
+    assert "url: bc+http://127.0.0.1:" in config and "client_secret_env:" in config
+    from custsync.connectors.bc_double import DEFAULT_SECRET
+
+    assert DEFAULT_SECRET not in config  # the secret itself is not in the file

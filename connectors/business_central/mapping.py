@@ -12,7 +12,9 @@ from custsync.engine.model import ErpCustomer
 __all__ = [
     "API_FIELDS",
     "BLANK_GUID",
+    "CARD_TEMPLATE_FIELDS",
     "CUSTOMER_SELECT",
+    "PAGE_ONLY_FIELDS",
     "api_body",
     "customer_from_api",
     "odata_datetime",
@@ -38,6 +40,13 @@ API_FIELDS: Mapping[str, str] = {
 
 #: the customer fields only a page has (Customer Card, or the customer's own API page)
 PAGE_ONLY_FIELDS = ("name_2", "contact")
+#: template fields only the Customer Card has
+CARD_TEMPLATE_FIELDS = (
+    "gen_bus_posting_group",
+    "customer_posting_group",
+    "vat_bus_posting_group",
+    "language_code",
+)
 
 CUSTOMER_SELECT = ",".join(
     (

@@ -29,7 +29,14 @@ from custsync.engine.model import (
 from custsync.engine.ports import SourceProblem
 
 from .client import BcClient, BcHttpError
-from .mapping import CUSTOMER_SELECT, customer_from_api, odata_datetime, odata_string
+from .mapping import (
+    CARD_TEMPLATE_FIELDS,
+    CUSTOMER_SELECT,
+    PAGE_ONLY_FIELDS,
+    customer_from_api,
+    odata_datetime,
+    odata_string,
+)
 from .settings import BcSettings, PageSource
 
 __all__ = ["BcErpReader"]
@@ -116,10 +123,12 @@ class BcErpReader:
         return dict(self._unavailable)
 
     def unwritable_fields(self) -> Mapping[str, str]:
-        """``ErpFieldLimits``: Name 2 and Contact while the Customer Card source is
-        unavailable."""
+        """``ErpFieldLimits``: Name 2, Contact, the posting groups and the language while the
+        Customer Card source is unavailable."""
         reason = self._unavailable.get("customer_card")
-        return {"name_2": reason, "contact": reason} if reason else {}
+        if not reason:
+            return {}
+        return {name: reason for name in (*PAGE_ONLY_FIELDS, *CARD_TEMPLATE_FIELDS)}
 
     def has_source(self, name: str) -> bool:
         return name in self.settings.pages and name not in self._unavailable

@@ -33,6 +33,8 @@ from .client import BcClient, BcHttpError, OutcomeUnknown, split_correlation
 from .journal import CREATED, FAILED, CreateJournal
 from .mapping import (
     API_FIELDS,
+    BLANK_GUID,
+    CARD_TEMPLATE_FIELDS,
     CUSTOMER_SELECT,
     PAGE_ONLY_FIELDS,
     api_body,
@@ -53,14 +55,9 @@ _TEMPLATE_API = {
     "payment_method_code": ("paymentMethodId", "paymentMethods"),
     "tax_area_code": ("taxAreaId", "taxAreas"),
 }
-#: template fields only the Customer Card has
-_TEMPLATE_CARD = (
-    "gen_bus_posting_group",
-    "customer_posting_group",
-    "vat_bus_posting_group",
-    "language_code",
-)
+_TEMPLATE_CARD = CARD_TEMPLATE_FIELDS
 _CHANGED = "changed in Business Central since it was read"
+_TRUE = frozenset({"true", "yes", "y", "1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,20 +144,41 @@ class BcErpWriter(BcErpReader):
             return None
         return ErpWriteResult(True, found.no, "already created (same idempotency key)", found.etag)
 
-    def _prepare(self, item: CreateItem) -> _Prepared:
-        notes: list[str] = []
-        unknown = sorted(set(item.fields) - set(API_FIELDS) - set(PAGE_ONLY_FIELDS))
+    def _split(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``customers`` properties and the Customer Card values of custsync ``fields``
+        (template fields included: codes become BC's ids); RecordError for an unknown field
+        or a code BC does not have."""
+        unknown = sorted(
+            set(fields)
+            - set(API_FIELDS)
+            - set(PAGE_ONLY_FIELDS)
+            - set(_TEMPLATE_API)
+            - set(_TEMPLATE_CARD)
+        )
         if unknown:
             raise RecordError(f"unknown customer field(s): {', '.join(unknown)}")
-        body = api_body({k: v for k, v in item.fields.items() if k != "no" or v})
-        card = {k: item.fields[k] for k in PAGE_ONLY_FIELDS if item.fields.get(k)}
+        body = api_body({k: v for k, v in fields.items() if k != "no" or v})
+        card: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in _TEMPLATE_API:
+                prop, entity_set = _TEMPLATE_API[name]
+                body[prop] = self._template_value(name, value, entity_set)
+            elif name in PAGE_ONLY_FIELDS or name in _TEMPLATE_CARD:
+                card[name] = "" if value is None else value
+        return body, card
+
+    def _prepare(self, item: CreateItem) -> _Prepared:
+        notes: list[str] = []
+        body, card = self._split(item.fields)
+        card = {k: v for k, v in card.items() if v}
         if item.template_code:
             template = self._template(item.template_code, notes)
             if template is not None:
                 for name, value in template.fields.items():
                     if name in _TEMPLATE_API:
                         prop, entity_set = _TEMPLATE_API[name]
-                        body.setdefault(prop, self._template_value(name, value, entity_set))
+                        if prop not in body:
+                            body[prop] = self._template_value(name, value, entity_set)
                     elif name in _TEMPLATE_CARD:
                         card.setdefault(name, value)
         if card and not self.has_source("customer_card"):
@@ -190,7 +208,11 @@ class BcErpWriter(BcErpReader):
 
     def _template_value(self, name: str, value: Any, entity_set: str | None) -> Any:
         if entity_set is None:
-            return bool(value) if name == "tax_liable" else str(value)
+            if name == "tax_liable":
+                return value if isinstance(value, bool) else str(value).lower() in _TRUE
+            return "" if value is None else str(value)
+        if value in (None, ""):
+            return BLANK_GUID
         ids = {code: ident for ident, code in self.lookup_codes(entity_set).items()}
         if str(value) not in ids:
             raise RecordError(
@@ -313,9 +335,10 @@ class BcErpWriter(BcErpReader):
     ) -> ErpWriteResult:
         if "no" in changes and changes["no"] != no:
             return ErpWriteResult(False, no, "the customer number cannot be changed")
-        unknown = sorted(set(changes) - set(API_FIELDS) - set(PAGE_ONLY_FIELDS))
-        if unknown:
-            return ErpWriteResult(False, no, f"unknown customer field(s): {', '.join(unknown)}")
+        try:
+            body, card = self._split({k: v for k, v in changes.items() if k != "no"})
+        except RecordError as exc:
+            return ErpWriteResult(False, no, exc.message)
         ident = self._ids.get(no)
         if ident is None:
             entity = self._entity_by_number(no)
@@ -324,8 +347,6 @@ class BcErpWriter(BcErpReader):
                     False, no, f"customer {no} does not exist in Business Central"
                 )
             ident = str(entity["id"])
-        body = api_body({k: v for k, v in changes.items() if k != "no"})
-        card = {k: changes[k] for k in PAGE_ONLY_FIELDS if k in changes}
         notes: list[str] = []
         if card and not self.has_source("customer_card"):
             notes.append(

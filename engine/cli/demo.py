@@ -1,12 +1,13 @@
 """``custsync demo``: the whole job on a fresh machine, with no store and no ERP.
 
-Builds a demo ERP (SQLite, a few hundred customers across several countries with clean and
-problem records), starts the local Shopify test double seeded with overlapping customers,
+Builds a demo ERP (SQLite, or with ``--erp business-central`` the local Business Central
+double; a few hundred customers across several countries with clean and problem records),
+starts the local Shopify test double seeded with overlapping customers,
 dry-runs the plan, applies it, changes a few records on both sides and syncs again to show
 that the second run is incremental, then says where the files are and what to try next.
 
 This command is a composition root: like ``sandbox`` it wires concrete connectors (the SQL
-ERP and the double) together; the engine's pipeline itself never imports a connector.
+ERP or the BC double, and the Shopify double) together; the engine's pipeline itself never imports a connector.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from ..resources import schema_path, shipped_rules_dir
 from .schedule import number_type
 
 _TOKEN_ENV = "CUSTSYNC_DEMO_TOKEN"
+_BC_SECRET_ENV = "CUSTSYNC_DEMO_BC_SECRET"
 _SHOP = "demo"
+_BC_PAGES = {
+    "customer_card": "Customer",
+    "countries": "CountriesRegions",
+    "customer_templates": "CustomerTemplates",
+}
 
 
 #: what the usual skip reasons of a second run mean, for the demo's summary
@@ -60,6 +67,12 @@ def register(subparsers: Any) -> None:
         help="ERP customers to generate (default 300)",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
+    parser.add_argument(
+        "--erp",
+        choices=("sql", "business-central"),
+        default="sql",
+        help="the demo ERP: a SQLite database (default) or the local Business Central double",
+    )
     parser.add_argument(
         "--serve",
         action="store_true",
@@ -117,7 +130,9 @@ def _build_erp(url: str, world: Any) -> None:
         erp.close()
 
 
-def _config_document(dir_: Path, shop_url: str, world: Any) -> dict[str, Any]:
+def _config_document(
+    dir_: Path, shop_url: str, world: Any, erp: dict[str, Any] | None = None
+) -> dict[str, Any]:
     countries = [
         {
             "iso_code": setup.iso_code,
@@ -137,7 +152,7 @@ def _config_document(dir_: Path, shop_url: str, world: Any) -> dict[str, Any]:
         for setup in world.country_setups.values()
     ]
     return {
-        "erp": {"url": "sqlite:///erp.db"},
+        "erp": erp or {"url": "sqlite:///erp.db"},
         "state": {"url": "sqlite:///state.db"},
         "rules": [],
         "shops": [
@@ -212,10 +227,10 @@ def _print_result(result: Any, seconds: float) -> None:
         _say(f"  ! {failure.decision.direction.value} {failure.decision.record}: {failure.message}")
 
 
-def _change_some_records(dir_: Path, erp_url: str, shop: Any) -> list[str]:
+def _change_some_records(dir_: Path, config: Any, shop: Any) -> list[str]:
     """Edit a few customers on both sides, as people do between two syncs."""
-    from ...connectors.erp_sql import open_writer
     from ..ports import CustomerInput
+    from ..registry import open_erp_writer
     from ..run.sync import open_shopify_writer_for
 
     notes: list[str] = []
@@ -245,7 +260,7 @@ def _change_some_records(dir_: Path, erp_url: str, shop: Any) -> list[str]:
             notes.append("Shopify: a new customer, Noor Hendriks, signed up")
     finally:
         shopify.close()
-    erp = open_writer(erp_url)
+    erp = open_erp_writer(config.erp_url, **config.erp_options)
     try:
         for no in ("C00003", "C00004"):
             before = erp.get_customer(no)
@@ -259,6 +274,95 @@ def _change_some_records(dir_: Path, erp_url: str, shop: Any) -> list[str]:
     finally:
         erp.close()
     return notes
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _bc_seed(world: Any) -> dict[str, Any]:
+    """The demo world as a BC double seed: the company, its reference data (the demo's
+    countries, templates and tax areas added to the double's default ones) and customers."""
+    from ...connectors.bc_double import DEFAULT_WORLD
+
+    base = dict(DEFAULT_WORLD["companies"][0])
+    countries = {row["code"]: row for row in base["countriesRegions"]}
+    for country in world.reference.countries:
+        countries.setdefault(
+            country.code,
+            {"code": country.code, "displayName": country.name, "isoCode": country.iso_code},
+        )
+    tax_areas = {row["code"]: row for row in base["taxAreas"]}
+    for setup in world.country_setups.values():
+        for area in setup.tax_areas:
+            if area.tax_area_code:
+                tax_areas.setdefault(
+                    area.tax_area_code,
+                    {
+                        "code": area.tax_area_code,
+                        "displayName": area.county,
+                        "taxType": "Sales Tax",
+                    },
+                )
+    templates = [
+        {
+            "code": t.code,
+            "description": t.description,
+            **{_camel(k): v for k, v in t.fields.items()},
+        }
+        for t in world.reference.templates
+    ]
+    customers = [
+        {
+            "number": c.no,
+            "displayName": c.name,
+            "name2": c.name_2,
+            "contact": c.contact,
+            "addressLine1": c.address,
+            "addressLine2": c.address_2,
+            "city": c.city,
+            "postalCode": c.post_code,
+            "state": c.county,
+            "country": c.country_code,
+            "phoneNumber": c.phone,
+            "email": c.email,
+        }
+        for c in world.erp_customers
+    ]
+    company = {
+        **base,
+        "name": world.reference.company.name,
+        "lcy_code": "EUR",
+        "countriesRegions": list(countries.values()),
+        "taxAreas": list(tax_areas.values()),
+        "customerTemplates": templates,
+        "customers": customers,
+    }
+    return {"companies": [company]}
+
+
+def _start_bc_double(world: Any) -> Any:
+    from ...connectors.bc_double import BcDouble, seed_world
+
+    double = BcDouble()
+    seed_world(double.store, _bc_seed(world))
+    return double.start()
+
+
+def _bc_erp_block(double: Any, world: Any) -> dict[str, Any]:
+    os.environ[_BC_SECRET_ENV] = double.client_secret
+    return {
+        "url": f"bc+{double.environment_url}",
+        "business_central": {
+            "company": world.reference.company.name,
+            "company_country": world.reference.company.country_code,
+            "client_id": double.client_id,
+            "client_secret_env": _BC_SECRET_ENV,
+            "journal": "bc-journal.sqlite",
+            "pages": dict(_BC_PAGES),
+        },
+    }
 
 
 def _demo_address() -> Any:
@@ -294,15 +398,30 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         problem = "is a file, not a folder" if demo_dir.is_file() else exc.strerror or str(exc)
         raise UsageError(f"--dir {args.dir}: {problem}") from None
-    for name in ("erp.db", "state.db", "plan.txt", "plan.json", "custsync.yaml", "shopify.json"):
+    for name in (
+        "erp.db",
+        "state.db",
+        "plan.txt",
+        "plan.json",
+        "custsync.yaml",
+        "shopify.json",
+        "bc-journal.sqlite",
+    ):
         for suffix in ("", "-wal", "-shm"):
             (demo_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
     _heading("custsync demo")
     world = generate(n_erp=args.customers, seed=args.seed)
-    erp_url = f"sqlite:///{demo_dir / 'erp.db'}"
-    _build_erp(erp_url, world)
-    _say(f"ERP     {len(world.erp_customers)} customers in {demo_dir / 'erp.db'}")
+    bc_double: Any = None
+    erp_block: dict[str, Any] | None = None
+    if args.erp == "business-central":
+        bc_double = _start_bc_double(world)
+        erp_block = _bc_erp_block(bc_double, world)
+        erp_where = f"the local Business Central double at {bc_double.environment_url}"
+    else:
+        _build_erp(f"sqlite:///{demo_dir / 'erp.db'}", world)
+        erp_where = str(demo_dir / "erp.db")
+    _say(f"ERP     {len(world.erp_customers)} customers in {erp_where}")
     _say("        (countries US, CA, NL, DE, GB and Greece with ERP code EL / ISO GR;")
     _say("         some records have problems on purpose: bad e-mail, short phone, no country,")
     _say("         a county code over 10 characters, two customers sharing one phone)")
@@ -322,7 +441,9 @@ def _run(args: argparse.Namespace) -> int:
             f"# yaml-language-server: $schema={schema_path('config')}\n"
             "# Written by `custsync demo`. The Shopify URL is the demo's test double; it\n"
             "# only runs while the demo does (or `custsync demo --serve`).\n"
-            + yaml.safe_dump(_config_document(demo_dir, double.url, world), sort_keys=False),
+            + yaml.safe_dump(
+                _config_document(demo_dir, double.url, world, erp_block), sort_keys=False
+            ),
             encoding="utf-8",
         )
         config = require_config(config_path)
@@ -332,9 +453,9 @@ def _run(args: argparse.Namespace) -> int:
         state = open_store(config.state_url)
         try:
             _heading("1. Dry run: custsync plan")
-            from ...connectors.erp_sql import open_reader
+            from ..registry import open_erp_reader
 
-            erp_reader = open_reader(config.erp_url)
+            erp_reader = open_erp_reader(config.erp_url, **config.erp_options)
             shopify_reader = open_shopify_reader_for(shop)
             try:
                 plan, _ = plan_incremental(
@@ -374,7 +495,7 @@ def _run(args: argparse.Namespace) -> int:
 
             first = sync("2. Apply: custsync sync")
             _heading("3. Meanwhile, people edit customers on both sides")
-            for note in _change_some_records(demo_dir, config.erp_url, shop):
+            for note in _change_some_records(demo_dir, config, shop):
                 _say(f"  {note}")
             second = sync("4. The next sync is incremental: only what changed")
             _say(
@@ -394,7 +515,10 @@ def _run(args: argparse.Namespace) -> int:
 
         _heading("Where things are")
         _say(f"  config      {config_path}")
-        _say(f"  ERP         {demo_dir / 'erp.db'}   (SQLite)")
+        if bc_double is not None:
+            _say(f"  ERP         {bc_double.environment_url}   (Business Central double)")
+        else:
+            _say(f"  ERP         {demo_dir / 'erp.db'}   (SQLite)")
         _say(f"  state       {demo_dir / 'state.db'}   (links, cursors, run log)")
         _say(f"  plan        {demo_dir / 'plan.txt'}  and  plan.json")
         _heading("Try next")
@@ -413,6 +537,8 @@ def _run(args: argparse.Namespace) -> int:
             # random token of this local double, printed like `custsync sandbox` does)
             _say(f"The Shopify double keeps running at {double.url}. From another shell:")
             _say(f"  export {_TOKEN_ENV}={token}")
+            if bc_double is not None:
+                _say(f"  export {_BC_SECRET_ENV}={bc_double.client_secret}")
             _say(f"  custsync plan --config {config_path}")
             _say("Ctrl-C to stop.")
             try:
@@ -422,4 +548,6 @@ def _run(args: argparse.Namespace) -> int:
                 pass
     finally:
         double.stop()
+        if bc_double is not None:
+            bc_double.stop()
     return exitcodes.ERROR if second.status == "failed" else exitcodes.OK
