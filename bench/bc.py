@@ -17,9 +17,9 @@ contact data), created with the template US-RETAIL:
 * ``single``: one ``POST customers`` per customer (what ``custsync sync`` sends per create
   today), ``--workers`` at a time (default 5, BC's concurrency limit) so that the request
   budget, not the latency, is the limit; paced by the connector to the budget. Printed: the
-  share of BC's request budget used while the budget was the limit (requests in the last k
-  whole windows after the first window's budget was used up, over k x budget, which no
-  client can exceed; target >= 0.9), 429 answers seen, and records lost or duplicated (must be 0).
+  share of BC's request budget used while the budget was the limit (requests in the k whole
+  windows that follow the moment the first window's budget was used up, over k x budget,
+  which no client can exceed; target >= 0.9), 429 answers seen, and records lost or duplicated (must be 0).
 
 Both paths use no Customer Card source (a card write is one more request per customer, which
 ``$batch`` cannot carry: it is another OData service).
@@ -183,14 +183,16 @@ def run_single(n: int, budget: int, time_scale: float, folder: Path, workers: in
     sent = sorted(t for t in transport.sent if t >= started)
     window = 300.0 / time_scale
     # the budget is the limit from the moment the first window's requests are used up; in
-    # any k whole windows at most k * budget requests fit, so the share is measured over the
-    # last k whole windows inside that period
+    # any k whole windows at most k * budget requests fit
     share = float("nan")
     if len(sent) > budget:
         throttled_from = sent[budget - 1]
         k = int((ended - throttled_from) // window)
         if k >= 1:
-            in_period = sum(1 for t in sent if t > ended - k * window)
+            # whole windows from the start of throttling: the last, partly filled because
+            # the work ran out (not because of pacing), is left out
+            start = throttled_from
+            in_period = sum(1 for t in sent if start < t <= start + k * window)
             share = in_period / (k * budget)
     created = sum(1 for r in results if r.ok)
     lost, duplicated = _lost(writer, "s", n)
