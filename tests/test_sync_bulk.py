@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,41 @@ def test_a_bulk_job_that_never_ran_is_settled_by_looking_its_customers_up(
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stdout + final.stderr
     _assert_each_once(shopify_double, state_url, n)
+
+
+def test_settling_a_batch_inserts_new_links_and_refuses_a_conflicting_one(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        store.save_link(Link(shop="main", shopify_id="gid://shopify/Customer/9", erp_no="C3"))
+        run = store.start_run("main", "export", datetime.now(UTC))
+        bulk_id, ids = store.begin_intents(
+            run, [(f"C{i}", "shopify.create", f"main:C{i}") for i in (1, 2, 3)], bulk=True
+        )
+        assert bulk_id is not None and len(ids) == 3
+        store.bulk_started(bulk_id, "gid://shopify/BulkOperation/1")
+        (pending,) = store.pending_bulks("main")
+        assert pending.operation == "gid://shopify/BulkOperation/1"
+        assert [i.record for i in pending.intents] == ["C1", "C2", "C3"]
+        refused = store.settle_intents(
+            done=[
+                (ids[i], f"gid://shopify/Customer/{i + 1}", Link(
+                    shop="main", shopify_id=f"gid://shopify/Customer/{i + 1}", erp_no=f"C{i + 1}"
+                ))
+                for i in range(3)
+            ]
+        )
+        # C3 is linked to Customer/9 already: its intent fails, the link stays
+        assert list(refused) == [ids[2]] and "already linked" in refused[ids[2]]
+        links = {link.erp_no: link.shopify_id for link in store.links("main")}
+        assert links == {
+            "C1": "gid://shopify/Customer/1",
+            "C2": "gid://shopify/Customer/2",
+            "C3": "gid://shopify/Customer/9",
+        }
+        assert not store.pending_intents(shop="main") and not store.pending_bulks("main")
+        assert store.intent_for_key("main:C1").status == "done"
+        assert store.intent_for_key("main:C3").status == "failed"
+    finally:
+        store.close()

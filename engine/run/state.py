@@ -1248,23 +1248,25 @@ class SqlStateStore:
                     ).scalar_one()
                 )
             ids: list[int] = []
-            for record, action, key in items:
-                ids.append(
-                    int(
-                        conn.execute(
-                            intent_table.insert()
-                            .values(
-                                run_id=run_id,
-                                record=record,
-                                action=action,
-                                idempotency_key=key,
-                                status="pending",
-                                created_at=now,
-                            )
-                            .returning(intent_table.c.id)
-                        ).scalar_one()
-                    )
+            if items:
+                # one INSERT for the batch; RETURNING in the order of the rows given
+                result = conn.execute(
+                    intent_table.insert().returning(
+                        intent_table.c.id, sort_by_parameter_order=True
+                    ),
+                    [
+                        {
+                            "run_id": run_id,
+                            "record": record,
+                            "action": action,
+                            "idempotency_key": key,
+                            "status": "pending",
+                            "created_at": now,
+                        }
+                        for record, action, key in items
+                    ],
                 )
+                ids = [int(row[0]) for row in result]
             if bulk_id is not None and ids:
                 conn.execute(
                     bulk_item_table.insert(),
@@ -1293,28 +1295,96 @@ class SqlStateStore:
         intents' ids with the reason."""
         now = self._clock()
         refused: dict[int, str] = {}
+        done = list(done)
+        failed = list(failed)
         with self._write("settling intents") as conn:
-            failed = list(failed)
+            fresh = self._fresh_links(conn, [link for _, _, link in done if link is not None])
+            if fresh:  # new links on both sides: one INSERT for all of them
+                conn.execute(
+                    link_table.insert(),
+                    [
+                        {
+                            "shop": link.shop,
+                            "shopify_id": link.shopify_id,
+                            "erp_no": link.erp_no,
+                            "last_import_at": link.last_import_at,
+                            "last_export_at": link.last_export_at,
+                            "own_write_shopify_updated_at": link.own_write_shopify_updated_at,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for link in fresh.values()
+                    ],
+                )
+            completed = []
             for intent_id, target, link in done:
-                if link is not None:
+                if link is not None and id(link) not in fresh:
                     try:
                         self._save_link(conn, link)
                     except LinkConflictError as exc:  # checked before anything is written
                         refused[intent_id] = exc.render()
                         failed.append((intent_id, exc.render()))
                         continue
+                completed.append({"intent": intent_id, "target": target})
+            if completed:
                 conn.execute(
                     intent_table.update()
-                    .where(intent_table.c.id == intent_id)
-                    .values(status="done", target=target, finished_at=now)
+                    .where(intent_table.c.id == sa.bindparam("intent"))
+                    .values(status="done", target=sa.bindparam("target"), finished_at=now),
+                    completed,
                 )
-            for intent_id, error in failed:
+            if failed:
                 conn.execute(
                     intent_table.update()
-                    .where(intent_table.c.id == intent_id)
-                    .values(status="failed", error=error[:_ERROR_MAX], finished_at=now)
+                    .where(intent_table.c.id == sa.bindparam("intent"))
+                    .values(status="failed", error=sa.bindparam("message"), finished_at=now),
+                    [
+                        {"intent": intent_id, "message": error[:_ERROR_MAX]}
+                        for intent_id, error in failed
+                    ],
                 )
         return refused
+
+    def _fresh_links(self, conn: Connection, links: Sequence[Link]) -> dict[int, Link]:
+        """Of ``links`` (one shop's), those whose Shopify and ERP customers are linked to
+        nobody yet and that carry no address links, by ``id()``: they can be inserted as
+        they are. The others go through :meth:`_save_link` (its checks and merges)."""
+        if not links:
+            return {}
+        shop = links[0].shop
+        taken_gids: set[str] = set()
+        taken_nos: set[str] = set()
+        for start in range(0, len(links), 400):  # stay below SQL parameter limits
+            part = links[start : start + 400]
+            rows = conn.execute(
+                sa.select(link_table.c.shopify_id, link_table.c.erp_no).where(
+                    link_table.c.shop == shop,
+                    sa.or_(
+                        link_table.c.shopify_id.in_([link.shopify_id for link in part]),
+                        link_table.c.erp_no.in_([link.erp_no for link in part]),
+                    ),
+                )
+            )
+            for gid, no in rows:
+                taken_gids.add(gid)
+                taken_nos.add(no)
+        fresh: dict[int, Link] = {}
+        seen_gids: set[str] = set()
+        seen_nos: set[str] = set()
+        for link in links:
+            if (
+                link.shop != shop
+                or link.address_ids
+                or link.shopify_id in taken_gids
+                or link.shopify_id in seen_gids
+                or link.erp_no in taken_nos
+                or link.erp_no in seen_nos
+            ):
+                continue
+            seen_gids.add(link.shopify_id)
+            seen_nos.add(link.erp_no)
+            fresh[id(link)] = link
+        return fresh
 
     def pending_bulks(self, shop: str) -> list[PendingBulk]:
         """The shop's bulk batches with intents still pending (a run died), oldest first."""
