@@ -144,13 +144,16 @@ def test_fault_matches_method_and_target_after_skip(bc_double: BcDouble,
     assert bc_double.faults.pending() == []
 
 
-def test_dropped_connection(bc_double: BcDouble, http: httpx.Client) -> None:
+def test_dropped_connection(bc_double: BcDouble, http: httpx.Client,
+                            caplog: pytest.LogCaptureFixture) -> None:
     token = bc_token(bc_double, http)
     bc_double.inject(Fault("drop"))
     with pytest.raises(httpx.TransportError):
         _get(http, bc_double, token)
     assert _get(http, bc_double, token).status_code == 200
     assert bc_double.counts()[0] == 1
+    # an injected drop is not logged as an application error
+    assert not [r for r in caplog.records if "Exception in ASGI" in r.getMessage()]
 
 
 def test_drop_after_effect_creates_the_customer_the_client_never_hears_of(

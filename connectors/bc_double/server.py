@@ -51,8 +51,13 @@ class DroppedConnection(Exception):
 
 
 class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging an injected drop as an application error."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+_QUIET_DROPS = _QuietDrops()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +144,7 @@ class BcDouble:
         config = uvicorn.Config(self.app, log_config=None, log_level="warning",
                                 access_log=False, lifespan="off", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
-        logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)  # added once (same object)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name="bc-double", daemon=True)
         self._thread.start()
