@@ -177,6 +177,18 @@ class ShopConfig:
             for name in WRITER_ONLY_OPTIONS:
                 options.pop(name, None)
         return options
+    #: name of the environment variable holding the app's client secret that Shopify signs
+    #: webhooks with ("" = this shop's webhooks are refused)
+    webhook_secret_env: str = ""
+    #: the shop's myshopify domain (X-Shopify-Shop-Domain); "" = the host of ``shopify_url``
+    shop_domain: str = ""
+
+    @property
+    def domain(self) -> str:
+        """The domain webhooks of this shop name (``shop_domain``, else the URL's host)."""
+        if self.shop_domain:
+            return self.shop_domain.lower()
+        return (urlsplit(self.shopify_url).hostname or "").lower()
 
     def context(self) -> ShopContext:
         """The engine's view of this shop (:class:`~.model.ShopContext`)."""
@@ -491,6 +503,26 @@ def config_schema() -> dict[str, Any]:
                         "pattern": _ENV_PATTERN,
                         "x-form": "an environment variable name, e.g. SHOPIFY_TOKEN",
                         "examples": ["SHOPIFY_TOKEN"],
+                    },
+                    "webhook_secret_env": {
+                        "description": (
+                            "Name of the environment variable that holds the app's client "
+                            "secret, which Shopify signs webhooks with (never the secret "
+                            "itself). Without it, webhooks for this shop are refused."
+                        ),
+                        "type": "string",
+                        "pattern": _ENV_PATTERN,
+                        "x-form": "an environment variable name, e.g. SHOPIFY_WEBHOOK_SECRET",
+                        "examples": ["SHOPIFY_WEBHOOK_SECRET"],
+                    },
+                    "shop_domain": {
+                        "description": (
+                            "The shop's myshopify.com domain, as webhooks name it in "
+                            "X-Shopify-Shop-Domain (default: the host of url)."
+                        ),
+                        "type": "string",
+                        "pattern": r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
+                        "examples": ["my-shop.myshopify.com"],
                     },
                     "timeout_seconds": {
                         "description": "HTTP timeout per request.",
@@ -1200,6 +1232,8 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
                 shopify_url=_resolve_url(shopify["url"], base_dir),
                 api_version=shopify.get("api_version", DEFAULT_API_VERSION),
                 access_token_env=shopify.get("access_token_env", ""),
+                webhook_secret_env=shopify.get("webhook_secret_env", ""),
+                shop_domain=shopify.get("shop_domain", ""),
                 timeout_seconds=float(shopify.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
                 connector_options=MappingProxyType(
                     {

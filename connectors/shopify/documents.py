@@ -343,6 +343,41 @@ def bulk_customers_query(search: str | None = None) -> str:
     )
 
 
+WEBHOOK_SUBSCRIPTIONS: Final = """query WebhookSubscriptions($after: String) {
+  webhookSubscriptions(first: 100, after: $after) {
+    nodes {
+      id
+      topic
+      uri
+      createdAt
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+"""
+
+WEBHOOK_SUBSCRIPTION_CREATE: Final = """mutation WebhookSubscriptionCreate(
+  $topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!
+) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
+    webhookSubscription {
+      id
+      topic
+      uri
+      createdAt
+    }
+    userErrors {
+      field
+      message
+    }
+  }
+}
+"""
+
+
 #: Every document sent as a request body (name -> text), for schema validation in tests.
 ALL_DOCUMENTS: Final = MappingProxyType(
     {
@@ -364,6 +399,8 @@ ALL_DOCUMENTS: Final = MappingProxyType(
         "BulkOperationRunMutation": BULK_RUN_MUTATION,
         "BulkOperationById": BULK_OPERATION_BY_ID,
         "CurrentBulkOperation": CURRENT_BULK_OPERATION,
+        "WebhookSubscriptions": WEBHOOK_SUBSCRIPTIONS,
+        "WebhookSubscriptionCreate": WEBHOOK_SUBSCRIPTION_CREATE,
     }
 )
 

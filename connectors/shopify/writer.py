@@ -226,6 +226,37 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
             return ShopifyWriteResult(ok=True, customer=self.get_customer(customer_id))
         return _failed("invite not sent")
 
+    # -- webhook subscriptions ---------------------------------------------------------------
+
+    def webhook_subscriptions(self) -> list[dict[str, str]]:
+        """The app's webhook subscriptions on this shop: id, topic (enum), uri, createdAt."""
+        found: list[dict[str, str]] = []
+        after: str | None = None
+        while True:
+            data = self.client.execute(docs.WEBHOOK_SUBSCRIPTIONS, {"after": after})
+            page = data.data.get("webhookSubscriptions") or {}
+            found.extend(page.get("nodes") or ())
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                return found
+            after = info.get("endCursor")
+
+    def create_webhook_subscription(self, topic: str, uri: str) -> tuple[str | None, list[str]]:
+        """Subscribe ``uri`` to ``topic`` (a WebhookSubscriptionTopic such as
+        CUSTOMERS_UPDATE): (the subscription id, []) or (None, Shopify's userErrors)."""
+        try:
+            data = self.client.execute(
+                docs.WEBHOOK_SUBSCRIPTION_CREATE,
+                {"topic": topic, "subscription": {"uri": uri, "format": "JSON"}},
+            )
+        except OutcomeUnknown as exc:
+            # the answer was lost: the subscription may exist; the caller lists them again
+            return None, [exc.message]
+        root = data.data.get("webhookSubscriptionCreate") or {}
+        errors = user_error_messages(root.get("userErrors"))
+        created = root.get("webhookSubscription") or {}
+        return (created.get("id") if not errors else None), list(errors)
+
     # -- bulk --------------------------------------------------------------------------------
 
     def _create_each(self, batch: list[tuple[str, CustomerInput]]) -> Iterator[ShopifyWriteResult]:

@@ -31,6 +31,7 @@ from .store import (
 
 if TYPE_CHECKING:
     from .bulk import BulkManager
+    from .webhooks import WebhookHub
 
 MAX_PAGE = 250
 T = TypeVar("T")
@@ -94,6 +95,7 @@ class Context:
     search_warnings: list[str] = field(default_factory=list)
     #: an export in slices (with ``unpaged``): root connections give a window per execution
     window: ExportWindow | None = None
+    webhooks: WebhookHub | None = None
 
 
 def error(message: str, code: str | None = None, **extra: Any) -> GraphQLError:
@@ -702,6 +704,36 @@ def _customer_delete(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) ->
     except WriteRejected as exc:
         return {"deletedCustomerId": None, "userErrors": _user_errors(exc.errors, False)}
     return {"deletedCustomerId": deleted, "userErrors": []}
+
+
+def _hub(info: GraphQLResolveInfo) -> WebhookHub:
+    hub = _ctx(info).webhooks
+    if hub is None:
+        raise error("Webhook subscriptions are not available here", "BAD_REQUEST")
+    return hub
+
+
+@resolves("QueryRoot", "webhookSubscriptions")
+def _webhook_subscriptions(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    found = [
+        s for s in _hub(info).subscriptions(args.get("topics"))
+        if not args.get("uri") or s["uri"] == args["uri"]
+    ]
+    return connection(found, args, _ctx(info))
+
+
+@resolves("Mutation", "webhookSubscriptionCreate")
+def _webhook_subscription_create(_: Any, info: GraphQLResolveInfo, topic: str,
+                                 webhookSubscription: dict[str, Any]) -> Any:
+    uri = webhookSubscription.get("uri") or webhookSubscription.get("callbackUrl")
+    created, errors = _hub(info).create(topic, uri, _ctx(info).store.now())
+    return {"webhookSubscription": created, "userErrors": errors}
+
+
+@resolves("Mutation", "webhookSubscriptionDelete")
+def _webhook_subscription_delete(_: Any, info: GraphQLResolveInfo, id: str) -> Any:
+    deleted, errors = _hub(info).delete(id)
+    return {"deletedWebhookSubscriptionId": deleted, "userErrors": errors}
 
 
 @resolves("Mutation", "customerSendAccountInviteEmail")

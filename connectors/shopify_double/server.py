@@ -39,6 +39,7 @@ from .cost import CostCalculator
 from .faults import Fault, FaultPlan
 from .seed import seed_store
 from .store import Store
+from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ class ShopifyDouble:
         shop: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] | None = None,
         bulk_seconds: float = 0.3,
+        webhook_secret: str = "sandbox-webhook-secret",
     ) -> None:
         self.token = token
         self.host = host
@@ -172,6 +174,10 @@ class ShopifyDouble:
         self.bucket = LeakyBucket(bucket_size, restore_rate, time_scale)
         self.bulk = BulkManager(self.store, lambda: self.url, bulk_seconds=bulk_seconds)
         self.faults: FaultPlan[Fault] = FaultPlan()
+        #: webhook subscriptions and signed deliveries (``webhook_secret``: the app's client
+        #: secret the deliveries are signed with)
+        self.webhooks = WebhookHub(self.store.shop["myshopifyDomain"], secret=webhook_secret)
+        self.store.listeners.append(self.webhooks.on_change)
         self._requests: list[RequestLog] = []
         self._log_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -197,6 +203,7 @@ class ShopifyDouble:
 
     def stop(self) -> None:
         self.bulk.cancel_timers()
+        self.webhooks.close()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -306,7 +313,7 @@ class ShopifyDouble:
             return done(_json(200, body), requested=requested, **info)
         if charge and not self.bucket.take(requested):
             return done(self._throttled(requested), requested=requested, throttled=True, **info)
-        ctx = api.Context(store=self.store, bulk=self.bulk)
+        ctx = api.Context(store=self.store, bulk=self.bulk, webhooks=self.webhooks)
         with self.store.lock:
             result = api.execute(document, variables, op_name, ctx)
         if result.errors and result.data is None and all(e.path is None for e in result.errors):

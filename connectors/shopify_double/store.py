@@ -129,6 +129,8 @@ class Store:
         self._version = 0
         self._views: dict[str, Any] = {}
         self.invites: list[dict[str, Any]] = []  #: account invites "sent" (customer id, email)
+        #: called with (topic, record) after every change a webhook reports (not for seeding)
+        self.listeners: list[Callable[[str, Mapping[str, Any]], None]] = []
         self.shop: dict[str, Any] = {
             "id": "gid://shopify/Shop/1",
             "name": "custsync sandbox",
@@ -376,6 +378,11 @@ class Store:
             now = previous + timedelta(seconds=1)
         customer["updatedAt"] = iso(now)
         self._changed()
+        self._emit("customers/update", customer)
+
+    def _emit(self, topic: str, record: Mapping[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(topic, record)
 
     def _check_unique(
         self, errors: list[UserError], prefix: tuple[str, ...], email: str | None,
@@ -529,6 +536,8 @@ class Store:
             customer["createdAt"] = created_at or stamp
             customer["updatedAt"] = updated_at or stamp
             self._put(number, customer)
+            if not seeding:
+                self._emit("customers/create", customer)
             return customer
 
     def update_customer(
@@ -622,6 +631,7 @@ class Store:
             number = gid_number(customer["id"])
             assert number is not None
             self._drop(number, customer)
+            self._emit("customers/delete", customer)
             return str(customer["id"])
 
     def send_invite(self, gid: str | None, email: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -748,8 +758,9 @@ class Store:
 
     # ------------------------------------------------------------------ seeding
 
-    def add_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Seed an order (the API offers no order writes to the connector)."""
+    def add_order(self, data: Mapping[str, Any], *, seeding: bool = False) -> dict[str, Any]:
+        """Add an order (the API offers no order writes to the connector); a new order is
+        reported as ``orders/create`` unless it is seeding."""
         with self.lock:
             number = gid_number(data.get("id")) or 0
             if number in self._orders or gid_type(data.get("id")) != "Order":
@@ -779,6 +790,8 @@ class Store:
             self._orders[number] = order
             if order["customerId"]:
                 self._orders_by_customer.setdefault(order["customerId"], []).append(number)
+            if not seeding:
+                self._emit("orders/create", order)
             return order
 
     def load(self, customers: Iterable[Mapping[str, Any]],
@@ -820,7 +833,7 @@ class Store:
                 if order.get("customerEmail") and not order.get("customerId"):
                     owner = self.by_email(order["customerEmail"])
                     order["customerId"] = owner["id"] if owner else None
-                self.add_order(order)
+                self.add_order(order, seeding=True)
             self._changed()
         return created
 

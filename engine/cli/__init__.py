@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "runs",
     "schedule",
     "worker",
+    "serve",
     "orders",
     "countries",
     "erp",

@@ -471,6 +471,8 @@ class Scheduler:
         rng: random.Random | None = None,
         max_backoff: float = 3600.0,
         max_sleep: float = 60.0,
+        request_quiet: float = 10.0,
+        request_max_wait: float = 60.0,
     ) -> None:
         if lease_ttl <= 0:
             raise ValueError("lease_ttl must be positive")
@@ -489,6 +491,10 @@ class Scheduler:
         # re-entrant: request_stop runs in a signal handler on the thread that may hold it
         self._lock = threading.RLock()
         self._next: dict[str, datetime] = {}
+        #: a requested run (webhooks) starts once no request came for ``request_quiet``
+        #: seconds, or ``request_max_wait`` seconds after the first (a steady stream)
+        self._request_quiet = request_quiet
+        self._request_max_wait = request_max_wait
 
     # ---- control -------------------------------------------------------------------------
 
@@ -534,10 +540,58 @@ class Scheduler:
         ready = [s for s in self.jobs if self._next.get(s.key, now) <= now]
         return sorted(ready, key=lambda s: (self._next.get(s.key, now), order.get(s.direction, 9)))
 
+    def requested(self) -> list[tuple[JobSpec, datetime]]:
+        """Scheduled jobs with a run request (webhooks) that is due now, with the time of its
+        latest request (the run covers every request made up to then)."""
+        reader = getattr(self._state, "run_requests", None)
+        if reader is None:
+            return []
+        now = self._clock.now()
+        specs = {spec.key: spec for spec in self.jobs}
+        due = []
+        for request in reader():
+            spec = specs.get(f"{request.shop}/{request.direction}")
+            if spec is None:
+                continue
+            quiet = (now - request.last_at).total_seconds() >= self._request_quiet
+            waited = (now - request.first_at).total_seconds() >= self._request_max_wait
+            if quiet or waited:
+                due.append((spec, request.last_at))
+        return due
+
+    def run_requested(self) -> list[RunReport]:
+        """Run the jobs whose run requests are due; a request is dropped once a run that
+        started after it covered it (a request made during the run stays for the next)."""
+        reports: list[RunReport] = []
+        for spec, last_request in self.requested():
+            if self.stopping:
+                break
+            report = self.run_job(spec, last_request)
+            reports.append(report)
+            if report.holder is None:  # not skipped for another process's lease
+                self._state.clear_run_request(  # type: ignore[attr-defined]
+                    spec.shop, spec.direction, last_request
+                )
+        return reports
+
     # ---- loops -----------------------------------------------------------------------------
 
     def run_pending(self) -> list[RunReport]:
-        """Run every due job once (in slot order) and schedule its next slot."""
+        """Run every due job once (in slot order) and schedule its next slot, then the jobs
+        whose run requests (webhooks) are due."""
+        reports: list[RunReport] = self._run_slots()
+        if not self.stopping:
+            reports.extend(self._guarded(self.run_requested, "run requests"))
+        return reports
+
+    def _guarded(self, run: Callable[[], list[RunReport]], what: str) -> list[RunReport]:
+        try:
+            return run()
+        except Exception as exc:  # the state database failed: keep the service up
+            self._log(f"{what}: status=failed error=\"{safe_error(str(exc))}\"")
+            return []
+
+    def _run_slots(self) -> list[RunReport]:
         reports: list[RunReport] = []
         for spec in self.due():
             if self.stopping:
@@ -582,6 +636,8 @@ class Scheduler:
                 delay = self._max_sleep
             else:
                 delay = (wake - self._clock.now()).total_seconds()
+            if hasattr(self._state, "run_requests"):  # look for requested runs meanwhile
+                delay = min(delay, max(self._request_quiet / 2, 1.0))
             if delay > 0:
                 self._clock.sleep(min(delay, self._max_sleep), self._stop)
         self._log(f"scheduler stopped ({self._stop.reason or 'stop requested'})")

@@ -69,6 +69,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+#: how long handled webhook ids are remembered against redeliveries
+WEBHOOK_KEEP_DAYS = 7.0
 DEFAULT_URL = "sqlite:///custsync-state.db"
 #: ``refused``: the run applied nothing because its input was refused (a stale saved plan);
 #: not a failure (health ignores it) and its cursor did not move. A plain string in the
@@ -474,6 +476,27 @@ bulk_item_table = sa.Table(
 )
 
 
+webhook_table = sa.Table(
+    "state_webhook",
+    metadata,
+    sa.Column("webhook_id", sa.String(100), primary_key=True),
+    sa.Column("shop", sa.String(100), nullable=False),
+    sa.Column("topic", sa.String(100), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Index("ix_state_webhook_received", "received_at"),
+)
+
+run_request_table = sa.Table(
+    "state_run_request",
+    metadata,
+    sa.Column("shop", sa.String(100), primary_key=True),
+    sa.Column("direction", sa.String(20), primary_key=True),
+    sa.Column("first_at", UtcDateTime, nullable=False),
+    sa.Column("last_at", UtcDateTime, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False, server_default=""),
+)
+
 # --------------------------------------------------------------------------------------------
 # Records returned by the query methods
 # --------------------------------------------------------------------------------------------
@@ -540,6 +563,19 @@ class Lease:
     holder: str
     acquired_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Runs asked for outside the schedule (webhooks) and not yet run: the first and the
+    latest request and how many came (a burst of webhooks is one request)."""
+
+    shop: str
+    direction: str
+    first_at: datetime
+    last_at: datetime
+    count: int
+    reason: str = ""
 
 
 class LinkConflictError(RecordError):
@@ -1454,6 +1490,185 @@ class SqlStateStore:
                 )
                 for row in conn.execute(query.order_by(intent_table.c.id))
             ]
+
+
+    # ---- webhooks and run requests -------------------------------------------------------
+
+    def webhook_seen(self, webhook_id: str) -> bool:
+        """Whether a webhook with this ``X-Shopify-Webhook-Id`` was handled already."""
+        with self._read("reading webhooks") as conn:
+            found = conn.execute(
+                sa.select(webhook_table.c.webhook_id).where(webhook_table.c.webhook_id == webhook_id)
+            ).first()
+        return found is not None
+
+    def note_webhook(
+        self, webhook_id: str, shop: str, topic: str, *, keep_days: float = WEBHOOK_KEEP_DAYS
+    ) -> bool:
+        """Remember a handled webhook; False when it was noted before (a redelivery). Ids
+        older than ``keep_days`` are forgotten (Shopify retries a delivery for 4 hours)."""
+        now = self._clock()
+        with self._write("noting a webhook", keep=(IntegrityError,)) as conn:
+            conn.execute(
+                webhook_table.delete().where(
+                    webhook_table.c.received_at < now - timedelta(days=keep_days)
+                )
+            )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        webhook_table.insert().values(
+                            webhook_id=webhook_id, shop=shop, topic=topic, received_at=now
+                        )
+                    )
+            except IntegrityError:
+                return False
+        return True
+
+    def request_run(self, shop: str, direction: str, reason: str = "") -> None:
+        """Ask for a run of ``shop``'s ``direction`` soon (the scheduler debounces them)."""
+        now = self._clock()
+        with self._write("requesting a run", keep=(IntegrityError,)) as conn:
+            changed = conn.execute(
+                run_request_table.update()
+                .where(
+                    run_request_table.c.shop == shop,
+                    run_request_table.c.direction == direction,
+                )
+                .values(last_at=now, count=run_request_table.c.count + 1, reason=reason[:200])
+            ).rowcount
+            if not changed:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            run_request_table.insert().values(
+                                shop=shop, direction=direction, first_at=now, last_at=now,
+                                count=1, reason=reason[:200],
+                            )
+                        )
+                except IntegrityError:  # another receiver inserted it at the same moment
+                    conn.execute(
+                        run_request_table.update()
+                        .where(
+                            run_request_table.c.shop == shop,
+                            run_request_table.c.direction == direction,
+                        )
+                        .values(last_at=now, count=run_request_table.c.count + 1)
+                    )
+
+    def run_requests(self, shop: str | None = None) -> list[RunRequest]:
+        query = sa.select(run_request_table).order_by(
+            run_request_table.c.first_at, run_request_table.c.shop, run_request_table.c.direction
+        )
+        if shop is not None:
+            query = query.where(run_request_table.c.shop == shop)
+        with self._read("reading run requests") as conn:
+            rows = conn.execute(query).all()
+        return [
+            RunRequest(r.shop, r.direction, r.first_at, r.last_at, r._mapping["count"], r.reason)
+            for r in rows
+        ]
+
+    def clear_run_request(self, shop: str, direction: str, upto: datetime) -> bool:
+        """Drop the request once a run that started at ``upto`` or later covered it; a
+        request made after ``upto`` stays for the next run. True when it was dropped."""
+        with self._write("clearing a run request") as conn:
+            dropped = conn.execute(
+                run_request_table.delete().where(
+                    run_request_table.c.shop == shop,
+                    run_request_table.c.direction == direction,
+                    run_request_table.c.last_at <= upto,
+                )
+            ).rowcount
+        return bool(dropped)
+
+    # ---- privacy ---------------------------------------------------------------------------
+
+    def _customer_records(
+        self, conn: Connection, shop: str, shopify_id: str
+    ) -> tuple[str | None, list[str], Any]:
+        """The customer's linked ERP number, the record keys naming it in the run log (its
+        gid, and its ERP number), and the shop's runs (a subquery)."""
+        erp_no = conn.execute(
+            sa.select(link_table.c.erp_no).where(
+                link_table.c.shop == shop, link_table.c.shopify_id == shopify_id
+            )
+        ).scalar()
+        records = [shopify_id] + ([erp_no] if erp_no else [])
+        runs = sa.select(run_table.c.id).where(run_table.c.shop == shop)
+        return erp_no, records, runs
+
+    def customer_data(self, shop: str, shopify_id: str) -> dict[str, Any]:
+        """What the state holds about one Shopify customer (``customers/data_request``): its
+        link, address links, and the run log's outcomes and intents of it and of its linked
+        ERP customer."""
+        with self._read("reading a customer's data") as conn:
+            erp_no, records, runs = self._customer_records(conn, shop, shopify_id)
+            addresses = conn.execute(
+                sa.select(address_link_table.c.address_id, address_link_table.c.erp_no).where(
+                    address_link_table.c.shop == shop,
+                    address_link_table.c.shopify_id == shopify_id,
+                )
+            ).all()
+            outcomes = conn.execute(
+                sa.select(outcome_table).where(
+                    outcome_table.c.record.in_(records), outcome_table.c.run_id.in_(runs)
+                ).order_by(outcome_table.c.id)
+            ).all()
+            intents = conn.execute(
+                sa.select(intent_table).where(
+                    intent_table.c.record.in_(records), intent_table.c.run_id.in_(runs)
+                ).order_by(intent_table.c.id)
+            ).all()
+        return {
+            "shop": shop,
+            "shopify_id": shopify_id,
+            "erp_no": erp_no,
+            "address_links": [{"address_id": a.address_id, "erp_no": a.erp_no} for a in addresses],
+            "outcomes": [
+                {"run_id": o.run_id, "record": o.record, "action": o.action, "status": o.status,
+                 "reason": o.reason, "rules": list(o.rules or ()),
+                 "recorded_at": as_utc(o.recorded_at).isoformat() if o.recorded_at else None}
+                for o in outcomes
+            ],
+            "intents": [
+                {"run_id": i.run_id, "record": i.record, "action": i.action, "status": i.status,
+                 "target": i.target}
+                for i in intents
+            ],
+        }
+
+    def forget_customer(self, shop: str, shopify_id: str) -> dict[str, int]:
+        """``customers/redact``: remove what the state holds about one Shopify customer (its
+        link and address links, the outcomes and intents naming it or its linked ERP
+        customer). The ERP customer itself is the merchant's record and stays. Returns the
+        rows removed per kind."""
+        with self._write("forgetting a customer") as conn:
+            _erp_no, records, runs = self._customer_records(conn, shop, shopify_id)
+            removed = {
+                "outcomes": conn.execute(
+                    outcome_table.delete().where(
+                        outcome_table.c.record.in_(records), outcome_table.c.run_id.in_(runs)
+                    )
+                ).rowcount,
+                "intents": conn.execute(
+                    intent_table.delete().where(
+                        intent_table.c.record.in_(records), intent_table.c.run_id.in_(runs)
+                    )
+                ).rowcount,
+                "address_links": conn.execute(
+                    address_link_table.delete().where(
+                        address_link_table.c.shop == shop,
+                        address_link_table.c.shopify_id == shopify_id,
+                    )
+                ).rowcount,
+                "links": conn.execute(
+                    link_table.delete().where(
+                        link_table.c.shop == shop, link_table.c.shopify_id == shopify_id
+                    )
+                ).rowcount,
+            }
+        return removed
 
 
 def _link(row: Any, address_ids: tuple[str, ...]) -> Link:
