@@ -157,7 +157,7 @@ def test_data_request_writes_what_custsync_holds_readable_by_its_owner_only(
 
 
 def test_serve_binds_loopback_only() -> None:
-    with pytest.raises(UsageError, match="loopback addresses only"):
+    with pytest.raises(UsageError, match="needs a login"):
         ServerThread(create_app(None), host="0.0.0.0")
 
 

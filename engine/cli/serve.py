@@ -1,6 +1,6 @@
-"""`custsync serve` (the HTTP server: Shopify webhooks) and `custsync webhooks register|list`.
+"""`custsync serve` (the web console and Shopify webhooks) and `custsync webhooks register|list`.
 
-``serve`` answers ``POST /webhooks/shopify`` for every shop with ``webhook_secret_env`` set:
+``serve`` shows the console (docs/console.md) and answers ``POST /webhooks/shopify`` for every shop with ``webhook_secret_env`` set:
 each delivery is checked (signature, shop, JSON), de-duplicated, and recorded as a run
 request for the shop's import, which ``custsync schedule`` runs after a short quiet period;
 privacy deliveries remove or export what custsync holds about the customer. ``webhooks
@@ -30,13 +30,14 @@ TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "CUSTOMERS_DELETE", "ORDERS_CR
 def register(subparsers: Any) -> None:
     serve = subparsers.add_parser(
         "serve",
-        help="run the HTTP server that receives Shopify's webhooks",
+        help="run the web console and the receiver of Shopify's webhooks",
         description=(
-            "Serve POST /webhooks/shopify (and GET /healthz) on a loopback address. Each "
-            "webhook of a shop with webhook_secret_env is checked and recorded as a request "
-            "for an import run, which `custsync schedule` runs soon after; nothing is synced "
-            "while Shopify waits. Put a reverse proxy with TLS in front of it for Shopify. "
-            "Exit codes: 0 ok, 1 error, 64 usage."
+            "Serve the web console (overview, runs, plan review and approval, rules) and "
+            "POST /webhooks/shopify. Binds 127.0.0.1 by default; another address needs a "
+            "login (CUSTSYNC_CONSOLE_PASSWORD_HASH or CUSTSYNC_CONSOLE_TOKEN). Each webhook of "
+            "a shop with webhook_secret_env is checked and recorded as a request for an "
+            "import run, which `custsync schedule` runs soon after; nothing is synced while "
+            "Shopify waits. Exit codes: 0 ok, 1 error, 64 usage."
         ),
     )
     serve.add_argument(
@@ -44,7 +45,7 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument(
         "--host", metavar="HOST", default="127.0.0.1",
-        help="loopback address to bind (default: 127.0.0.1)",
+        help="address to bind (default: 127.0.0.1; others need a login)",
     )
     serve.add_argument(
         "--port", metavar="N", type=int, default=DEFAULT_PORT,
@@ -54,6 +55,11 @@ def register(subparsers: Any) -> None:
         "--data-requests", metavar="DIR",
         help="folder for customers/data_request exports (default: data-requests/ beside the "
         "config file)",
+    )
+    serve.add_argument(
+        "--hash-password", action="store_true",
+        help="read a password (from the terminal or one line of stdin) and print the "
+        "CUSTSYNC_CONSOLE_PASSWORD_HASH line for it, then exit",
     )
     serve.set_defaults(handler=_serve)
 
@@ -97,27 +103,40 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from ..config import config_file, require_config
     from ..console.app import ServerThread, check_bind_host, create_app
+    from ..console.security import PASSWORD_HASH_ENV, ConsoleAuth, hash_password
+    from ..console.service import ConsoleService
     from ..run.state import open_store
     from ..run.webhooks import WebhookReceiver, shops_from_config
 
+    if args.hash_password:
+        import getpass
+
+        password = getpass.getpass("console password: ") if sys.stdin.isatty() else \
+            sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise UsageError("a console password has at least 12 characters")
+        print(f"{PASSWORD_HASH_ENV}='{hash_password(password)}'")
+        return exitcodes.OK
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a port number (0-65535)")
-    check_bind_host(args.host)
+    try:
+        auth = ConsoleAuth.from_environment(os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    check_bind_host(args.host, login_required=auth.login_required)
     path = config_file(args.config or DEFAULT_CONFIG)
     config = require_config(path)
     shops = shops_from_config(config)
-    if not shops:
-        print(
-            "custsync: note: no shop has webhook_secret_env set (with the variable present); "
-            "webhooks will be refused with 404",
-            file=sys.stderr,
-        )
     folder = Path(args.data_requests) if args.data_requests else path.parent / "data-requests"
     state = open_store(config.state_url)
     receiver = WebhookReceiver(shops, state, data_request_dir=folder) if shops else None
-    server = ServerThread(create_app(receiver), args.host, args.port)
+    service = ConsoleService(config, state, plans_dir=path.parent / "console-plans")
+    server = ServerThread(create_app(receiver, service, auth=auth), args.host, args.port,
+                          login_required=auth.login_required)
     try:
         server.start()
     except RuntimeError:
@@ -125,13 +144,12 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"could not listen on {args.host}:{args.port} (in use, or not allowed)"
         ) from None
-    print(f"custsync: serving {server.url}/webhooks/shopify for "
-          f"{', '.join(s.name for s in shops) or 'no shop'}; Ctrl-C stops", file=sys.stderr)
+    print(f"custsync: console at {server.url}/ ; webhooks at {server.url}/webhooks/shopify "
+          f"for {', '.join(s.name for s in shops) or 'no shop (no webhook_secret_env set)'}; "
+          "Ctrl-C stops", file=sys.stderr)
     try:
-        while True:
-            server._thread.join(timeout=1.0)
-            if not server._thread.is_alive():
-                break
+        while not server.wait(timeout=1.0):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -24,6 +24,7 @@ from ..model import Action, Decision, Direction
 from .plan import Plan, plan_to_json
 
 __all__ = [
+    "decision_text",
     "mask_label",
     "mask_phone",
     "mask_text",
@@ -214,6 +215,14 @@ def _block(decision: Decision, base_dir: Path | None) -> list[Line]:
         lines.append([("    note: ", "dim"), (mask_text(decision.message), "")])
     lines += [[(text, "dim")] for text in _provenance(decision, base_dir)]
     return lines
+
+
+def decision_text(decision: Decision, *, base_dir: Path | None = None) -> str:
+    """One decision's block of the text plan (header, changes, reason, rules), masked as the
+    plan is: the web console shows decisions exactly as ``custsync plan`` explains them."""
+    return "\n".join(
+        terminal_safe("".join(text for text, _ in line)) for line in _block(decision, base_dir)
+    )
 
 
 def _summary_line(plan: Plan) -> Line:

@@ -25,13 +25,13 @@ import hmac
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..files import write_private
 from ..masking import terminal_safe
 
 log = logging.getLogger("custsync.webhooks")
@@ -185,7 +185,7 @@ class WebhookReceiver:
         data["received_at"] = self._clock().isoformat()
         stem = f"{shop.name}-{gid.rsplit('/', 1)[-1]}-{request_id or 'request'}"
         path = self._dir / f"{_safe_name(stem)}.json"
-        _write_private(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        write_private(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return WebhookAnswer(200, f"data request written to {path.name}")
 
 
@@ -203,17 +203,3 @@ def _customer_gid(payload: Mapping[str, Any]) -> str | None:
 
 def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:150]
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only (it holds contact data)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

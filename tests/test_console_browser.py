@@ -1,0 +1,98 @@
+"""The web console in a real browser: headless Chromium (Debian's chromium and
+chromium-driver) driven with Selenium against the console over 127.0.0.1.
+
+Load the overview, make a dry run, review it, approve it and find the run in the run log.
+The screenshots of docs/console.md are taken here: ``CUSTSYNC_UPDATE_SCREENSHOTS=1`` writes
+them to docs/images/. Without a browser these tests skip with a message; under ``CI=true``
+they fail instead (.ci/run installs the browser).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from custsync.engine.console.app import ServerThread, create_app
+
+from test_console import EMAIL, World, world  # noqa: F401 - the fixture
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    missing = [p for p in (CHROMIUM, DRIVER) if not Path(p).exists()]
+    if missing:
+        message = (f"no browser for the console tests ({', '.join(missing)} missing): "
+                   "apt-get install chromium chromium-driver")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _shot(driver: Any, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"console-{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 1000
+    if os.environ.get("CUSTSYNC_UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_IMAGES / path.name)
+
+
+def test_review_and_approve_a_plan_in_the_browser(
+    world: World, browser: Any, tmp_path: Path  # noqa: F811 - the fixture
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    with ServerThread(create_app(None, world.service)) as server:
+        browser.get(f"{server.url}/")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Overview"
+        assert "main" in browser.find_element(By.ID, "jobs").text
+
+        browser.find_element(By.LINK_TEXT, "Plan review").click()
+        Select(browser.find_element(By.NAME, "direction")).select_by_value("import")
+        browser.find_element(By.CSS_SELECTOR, "#make-plan button").click()
+        summary = browser.find_element(By.ID, "summary").text
+        assert summary.endswith("1 to create, 0 to update, 0 to link, 1 skipped.")
+        decisions = browser.find_element(By.ID, "decisions").text
+        assert EMAIL not in decisions and "j***" in decisions
+        _shot(browser, tmp_path, "plan")
+
+        browser.find_element(By.CSS_SELECTOR, "#approve button").click()
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Run #")
+        outcomes = browser.find_element(By.ID, "outcomes").text
+        assert "create" in outcomes and "rules/import_" in outcomes
+        _shot(browser, tmp_path, "run")
+
+        browser.find_element(By.LINK_TEXT, "Runs").click()
+        assert "main" in browser.find_element(By.ID, "runs").text
+        browser.find_element(By.LINK_TEXT, "Overview").click()
+        assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect")
+        _shot(browser, tmp_path, "overview")
+        browser.find_element(By.LINK_TEXT, "Rules").click()
+        assert "import_match" in browser.find_element(By.ID, "rules").text
+        _shot(browser, tmp_path, "rules")
+    assert EMAIL in world.erp_emails()
