@@ -113,6 +113,8 @@ DEFAULT_RETRY_BACKOFF_SECONDS = 30.0
 DEFAULT_WORKER_QUEUE = "custsync"
 DEFAULT_LEASE_RETRY_SECONDS = 15.0
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600.0
+#: runs a record may fail in a row before it is parked on the attention list
+DEFAULT_PARK_AFTER = 3
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -146,6 +148,8 @@ class ScheduleConfig:
     export_cron: str | None = None
     retries: int = DEFAULT_RETRIES
     retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
+    #: a record failing this many runs in a row is parked on the attention list
+    park_after: int = DEFAULT_PARK_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -745,6 +749,19 @@ def config_schema() -> dict[str, Any]:
                         "minimum": 0,
                         "default": DEFAULT_RETRY_BACKOFF_SECONDS,
                     },
+                    "park_after": {
+                        "description": (
+                            "A record that failed this many runs in a row is parked on the "
+                            "attention list: it stops holding its direction's cursor "
+                            "(custsync attention list). A failure that cannot go away by "
+                            "trying again (a link conflict, values the target refuses) is "
+                            "parked at once."
+                        ),
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 1000,
+                        "default": DEFAULT_PARK_AFTER,
+                    },
                 },
             },
         },
@@ -1251,6 +1268,7 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
                     retry_backoff_seconds=float(
                         schedule.get("retry_backoff_seconds", DEFAULT_RETRY_BACKOFF_SECONDS)
                     ),
+                    park_after=int(schedule.get("park_after", DEFAULT_PARK_AFTER)),
                 ),
             )
         )

@@ -224,3 +224,39 @@ def test_hash_password_prints_the_line_for_the_environment(
     assert verify_password("a very long password", value.strip("'"))
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["serve", "--hash-password"]) == 64
+
+
+def _park_jane(world: World) -> str:
+    """Jane's import parked (as after a link conflict), with the cursor past her."""
+    from datetime import UTC, datetime
+
+    from custsync.engine.run.state import Failure
+
+    gid = next(c["id"] for c in world.double.store.customers() if c["email"] == EMAIL)
+    world.state.advance_cursor("main", "import", datetime.now(UTC))
+    world.state.note_failures("main", "import", None, [
+        Failure(gid, "linked to another Shopify customer", permanent=True,
+                rules=("match-by-email",), label=f"Jane Doe <{EMAIL}>")
+    ])
+    return gid
+
+
+def test_attention_page_retries_resolves_and_refuses_a_stale_form(
+    world: World, console: Any
+) -> None:
+    gid = _park_jane(world)
+    with _client(console) as client:
+        page = client.get("/attention").text
+        assert gid in page and "parked" in page and EMAIL not in page
+        assert "1</a>" in client.get("/").text  # the overview counts it
+        form = {"csrf": _csrf(page), "shop": "main", "direction": "import", "record": gid}
+        retried = client.post("/attention", data={**form, "action": "retry"})
+        assert retried.status_code == 303
+        assert "retry asked" in client.get(retried.headers["location"]).text
+        assert main(["sync", "-c", str(world.config_path), "--direction", "import",
+                     "--no-progress"]) in (0, 3)
+        assert EMAIL in world.erp_emails()  # read again although the cursor was past it
+        assert world.state.attention("main") == []  # it went through: off the list
+        # the form of a record that is no longer listed does nothing and says so
+        stale = client.post("/attention", data={**form, "action": "resolve"})
+        assert stale.status_code == 400 and "no longer on the attention list" in stale.text

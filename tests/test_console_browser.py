@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from custsync.engine.cli import main
 from custsync.engine.console.app import ServerThread, create_app
 
-from test_console import EMAIL, World, world  # noqa: F401 - the fixture
+from test_console import EMAIL, World, _park_jane, world  # noqa: F401 - the fixture
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -95,4 +96,28 @@ def test_review_and_approve_a_plan_in_the_browser(
         browser.find_element(By.LINK_TEXT, "Rules").click()
         assert "import_match" in browser.find_element(By.ID, "rules").text
         _shot(browser, tmp_path, "rules")
+    assert EMAIL in world.erp_emails()
+
+
+def test_retry_a_parked_record_in_the_browser(
+    world: World, browser: Any, tmp_path: Path  # noqa: F811 - the fixture
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    gid = _park_jane(world)
+    with ServerThread(create_app(None, world.service)) as server:
+        browser.get(f"{server.url}/")
+        browser.find_element(By.LINK_TEXT, "Attention").click()
+        table = browser.find_element(By.ID, "attention").text
+        assert gid in table and "parked" in table and EMAIL not in table
+        _shot(browser, tmp_path, "attention")
+        browser.find_element(By.CSS_SELECTOR, "#attention button[value^='retry']").click()
+        assert "reads it again" in browser.find_element(By.CSS_SELECTOR, "p.notice").text
+        assert main(["sync", "-c", str(world.config_path), "--direction", "import",
+                     "--no-progress"]) in (0, 3)
+        browser.get(f"{server.url}/attention")
+        assert "Nothing needs attention." in browser.find_element(By.ID, "attention").text
+        browser.find_element(By.LINK_TEXT, "Runs").click()
+        browser.find_element(By.CSS_SELECTOR, "#runs tbody a").click()
+        assert gid in browser.find_element(By.ID, "outcomes").text
     assert EMAIL in world.erp_emails()

@@ -252,6 +252,7 @@ def test_applying_a_link_to_a_shopify_customer_linked_elsewhere_fails_and_keeps_
         )
         outcome = exporting.apply(adopt)
         assert outcome.status == "failed"
+        assert outcome.permanent  # trying again cannot help: parked at once (attention list)
         assert "already linked to ERP customer C00010" in outcome.message
         assert world.double.mutation_count() == 0  # nothing written to Shopify
         importing = applier(store, "import")

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "plan",
     "sync",
     "runs",
+    "attention",
     "schedule",
     "worker",
     "serve",

@@ -33,6 +33,7 @@ from .schedule import add_config_options, load_config, number_type, open_state, 
 FORMAT_VERSION = 1
 _POSITIVE_INT = number_type(int, 1)
 _SECONDS = number_type(float, 0)
+_NON_NEGATIVE_INT = number_type(int, 0)
 _COUNT_COLUMNS = ("created", "updated", "skipped", "failed")
 
 
@@ -85,6 +86,13 @@ def register(subparsers: Any) -> None:
         default=3,
         metavar="N",
         help="unhealthy after N consecutive failed or abandoned runs (default 3)",
+    )
+    status.add_argument(
+        "--max-parked",
+        type=_NON_NEGATIVE_INT,
+        metavar="N",
+        help="unhealthy when more than N records of a job are parked on the attention list "
+        "(default: parked records do not make a job unhealthy)",
     )
     status.add_argument("-o", "--output", choices=("text", "json"), default="text")
     status.set_defaults(handler=_status)
@@ -223,9 +231,16 @@ def _status(args: argparse.Namespace) -> int:
     state = open_state(state_url_of(config, args.state_url), read_only=True)
     try:
         health = job_health(state, specs, now, max_lag=args.max_lag, max_failures=args.max_failures)
+        parked = _parked_counts(state)
     finally:
         state.close()
-    healthy = all(h.healthy for h in health)
+    too_many = {
+        (h.shop, h.direction): f"{parked.get((h.shop, h.direction), 0)} parked records "
+        f"(more than {args.max_parked}): custsync attention list"
+        for h in health
+        if args.max_parked is not None and parked.get((h.shop, h.direction), 0) > args.max_parked
+    }
+    healthy = all(h.healthy for h in health) and not too_many
     queues: dict[str, dict[str, int | None]] | None = None
     queue_problem = ""
     if getattr(config, "workers", None) is not None:
@@ -238,7 +253,18 @@ def _status(args: argparse.Namespace) -> int:
             "format_version": FORMAT_VERSION,
             "checked_at": _iso(now),
             "healthy": healthy,
-            "jobs": [_health_json(h) for h in health],
+            "jobs": [
+                {
+                    **_health_json(h),
+                    "parked": parked.get((h.shop, h.direction), 0),
+                    **(
+                        {"healthy": False, "problems": [*h.problems, too_many[key]]}
+                        if (key := (h.shop, h.direction)) in too_many
+                        else {}
+                    ),
+                }
+                for h in health
+            ],
         }
         if getattr(config, "workers", None) is not None:
             document["queues"] = queues
@@ -252,6 +278,7 @@ def _status(args: argparse.Namespace) -> int:
             "LAST SUCCESS",
             "LAG",
             "FAILURES",
+            "PARKED",
             "LAST FAILURE",
             "LEASE",
             "NEXT RUN",
@@ -264,10 +291,14 @@ def _status(args: argparse.Namespace) -> int:
                 _time(h.last_success),
                 "-" if h.lag_seconds is None else _span(h.lag_seconds),
                 str(h.consecutive_failures),
+                str(parked.get((h.shop, h.direction), 0)),
                 _time(h.last_failure.started_at) if h.last_failure else "-",
                 h.lease_holder or "-",
                 _time(h.next_run),
-                "ok" if h.healthy else "; ".join(h.problems),
+                "; ".join(
+                    [*h.problems, *([too_many[(h.shop, h.direction)]]
+                                    if (h.shop, h.direction) in too_many else [])]
+                ) or "ok",
             ]
             for h in health
         ]
@@ -289,6 +320,15 @@ def _status(args: argparse.Namespace) -> int:
             print(f"queues: {safe_error(queue_problem)}")
         print("healthy" if healthy else "UNHEALTHY")
     return exitcodes.OK if healthy else exitcodes.ERROR
+
+
+def _parked_counts(state: Any) -> dict[tuple[str, str], int]:
+    """Parked records per (shop, direction); none where the store has no attention list."""
+    counts: dict[tuple[str, str], int] = {}
+    for record in getattr(state, "attention", lambda **_: [])(status="parked"):
+        key = (record.shop, record.direction)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _health_json(h: JobHealth) -> dict[str, Any]:

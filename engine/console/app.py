@@ -165,10 +165,12 @@ class _Console:
     async def overview(self, request: Request, session: Session) -> Response:
         service = self._service()
         rows = await run_in_threadpool(service.overview)
+        parked = await run_in_threadpool(service.attention, "parked")
         runs = await run_in_threadpool(lambda: service.runs(limit=30))
         chart = counts_of(runs)
         return self.render(request, session, "overview.html",
-                           {"rows": rows, "chart": chart, "chart_max": _chart_max(chart)})
+                           {"rows": rows, "chart": chart, "chart_max": _chart_max(chart),
+                            "parked": _parked_by_job(parked)})
 
     async def runs(self, request: Request, session: Session) -> Response:
         service = self._service()
@@ -229,6 +231,22 @@ class _Console:
         target = f"/runs/{run_ids[0]}" if run_ids else "/runs"
         return RedirectResponse(target, status_code=303)
 
+    async def attention(self, request: Request, session: Session) -> Response:
+        status = request.query_params.get("status", "")
+        records = await run_in_threadpool(self._service().attention, status)
+        return self.render(request, session, "attention.html",
+                           {"records": records, "status": status,
+                            "message": request.query_params.get("message", "")})
+
+    async def attention_action(self, request: Request, session: Session) -> Response:
+        form = await request.form()
+        values = {k: str(form.get(k, "")) for k in ("action", "shop", "direction", "record")}
+        done = await run_in_threadpool(
+            self._service().attention_action,
+            values["action"], values["shop"], values["direction"], values["record"],
+        )
+        return RedirectResponse(f"/attention?{urlencode({'message': done})}", status_code=303)
+
     async def rules(self, request: Request, session: Session) -> Response:
         rows, disabled = await run_in_threadpool(self._service().rule_rows)
         return self.render(request, session, "rules.html", {"rows": rows, "disabled": disabled})
@@ -249,6 +267,13 @@ class _Console:
                                     status_code=303)
         self._set_cookie(response, self.auth.new_session())
         return response
+
+
+def _parked_by_job(records: list[Any]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for record in records:
+        counts[(record.shop, record.direction)] = counts.get((record.shop, record.direction), 0) + 1
+    return counts
 
 
 def _is_open(request: Request) -> bool:
@@ -321,6 +346,8 @@ def create_app(
             Route("/plans/{plan_id}", page(console.plan), methods=["GET"]),
             Route("/plans/{plan_id}/approve", page(console.approve), methods=["POST"]),
             Route("/rules", page(console.rules), methods=["GET"]),
+            Route("/attention", page(console.attention), methods=["GET"]),
+            Route("/attention", page(console.attention_action), methods=["POST"]),
         ]
     return Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
 

@@ -219,6 +219,38 @@ class ConsoleService:
             for rule in rule_set.rules(decision)
         }
 
+    # ---- attention -------------------------------------------------------------------------
+
+    def attention(self, status: str = "") -> list[Any]:
+        reader = getattr(self.state, "attention", None)
+        return list(reader(status=status or None)) if reader else []
+
+    def attention_action(self, action: str, shop: str, direction: str, record: str) -> str:
+        """``retry`` | ``resolve`` | ``unlink`` one record of the list; returns what was done.
+        A record no longer on the list (it changed meanwhile) is said, and nothing is done."""
+        self._shop(shop)
+        found = self.state.attention_record(shop, direction, record)
+        if found is None:
+            raise UsageError(f"{record} is no longer on the attention list of {shop}/{direction} "
+                             "(it went through or was resolved meanwhile); nothing was done")
+        if action == "retry":
+            self.state.request_retry(shop, direction, record)
+            return f"{record}: the next run reads it again"
+        if action == "resolve":
+            self.state.resolve_attention(shop, direction, record)
+            return f"{record}: off the list"
+        if action == "unlink":
+            gid = record if direction == "import" else None
+            link = self.state.link_for_shopify(shop, gid) if gid else self.state.link_for_erp(
+                shop, record
+            )
+            if link is None:
+                raise UsageError(f"{record} has no link to drop; nothing was done")
+            self.state.drop_link(shop, link.shopify_id)
+            self.state.request_retry(shop, direction, record)
+            return f"{record}: unlinked from {link.shopify_id if gid is None else link.erp_no}"
+        raise UsageError(f"unknown action {action!r}")
+
     # ---- plans -----------------------------------------------------------------------------
 
     def make_plan(self, shop_name: str, direction: str) -> str:

@@ -76,6 +76,9 @@ SHOPIFY_TEXT_LENGTH = 255
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+)\}")
 
+#: the reason of an import matched to an ERP customer linked to another Shopify customer
+LINKED_ELSEWHERE = "linked-to-another"
+
 
 def _contact_kind(name: str) -> str | None:
     """EMAIL or PHONE for a text fact holding a customer's e-mail or phone (``erp.email``,
@@ -572,6 +575,22 @@ class Engine:
         facts.matched(erp)
         link = facts.link  # the Shopify customer's stored link
         new_link = link is None or link.erp_no != erp.no
+        other = world.linked_elsewhere(shop.name, erp.no, customer.id) if new_link else None
+        if other is not None:
+            # one ERP customer, one Shopify customer: known now, so a planned skip with its
+            # own reason (the state would refuse the link when applied)
+            return base.make(
+                Action.SKIP,
+                trail,
+                reason_code=LINKED_ELSEWHERE,
+                message=(
+                    f"rule {match.id} matched ERP customer {erp.no}, which is linked to Shopify "
+                    f"customer {other}; merge the two Shopify customers, or unlink the other "
+                    "one (custsync attention unlink) to link this one"
+                ),
+                erp_no=erp.no,
+                target_version=_erp_version(erp),
+            )
         common: dict[str, Any] = {
             "erp_no": erp.no,
             "new_link": new_link,

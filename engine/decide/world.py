@@ -160,6 +160,8 @@ class World:
                 self._address_links[(link.shop, address_id)] = link.erp_no
         #: links noted by the decisions of a run so far (see note_link): key -> stored link
         self._noted: dict[tuple[str, str], Link | None] = {}
+        #: (shop, ERP number) -> the Shopify customer an earlier decision of the run links it to
+        self._noted_erp: dict[tuple[str, str], str] = {}
         #: e-mails of Shopify customers an export of this run will create (see note_created)
         self._noted_emails: list[str] = []
 
@@ -351,6 +353,7 @@ class World:
         if key not in self._noted:
             self._noted[key] = self._links.get(key)
         self._links[key] = link
+        self._noted_erp.setdefault((link.shop, link.erp_no), link.shopify_id)
 
     def note_created(self, shop: str, email: str, erp_no: str) -> None:
         """A Shopify customer with ``email`` an earlier export of the same run will create
@@ -366,8 +369,20 @@ class World:
         self._noted_emails.append(folded)
         self.note_link(Link(shop=shop, shopify_id=planned, erp_no=erp_no))
 
+    def linked_elsewhere(self, shop: str, erp_no: str, shopify_id: str) -> str | None:
+        """The other Shopify customer ``erp_no`` is linked to (stored, or by an earlier
+        decision of the run), or None: one ERP customer maps to one Shopify customer."""
+        stored = self._links_by_erp.get((shop, erp_no))
+        if stored is not None and stored.shopify_id != shopify_id:
+            return stored.shopify_id
+        noted = self._noted_erp.get((shop, erp_no))
+        if noted is not None and noted != shopify_id:
+            return noted
+        return None
+
     def forget_noted_links(self) -> None:
         """Back to the stored links and customers only (e.g. before orders are decided)."""
+        self._noted_erp.clear()
         for key, stored in self._noted.items():
             if stored is None:
                 self._links.pop(key, None)

@@ -88,6 +88,9 @@ class RecordOutcome:
     message: str = ""
     erp_no: str | None = None
     shopify_id: str | None = None
+    #: the failure will not go away by trying again (the state refused the link: another
+    #: record holds it): the record is parked at once on the attention list
+    permanent: bool = False
 
     @property
     def counted_as(self) -> str:
@@ -219,7 +222,7 @@ class Applier:
                 gid = decision.shopify_id or decision.record
                 check = self._check_link(gid, decision.erp_no)
                 if check.refused:
-                    return RecordOutcome(decision, FAILED, check.refused, decision.erp_no, gid)
+                    return RecordOutcome(decision, FAILED, check.refused, decision.erp_no, gid, permanent=True)
                 self._save_link(gid, decision.erp_no, decision, check, last_import_at=self._now())
             return RecordOutcome(decision, SKIPPED, decision.message or decision.reason_code or "")
         if decision.direction is Direction.IMPORT:
@@ -248,7 +251,7 @@ class Applier:
             return RecordOutcome(decision, FAILED, "decision names no ERP customer")
         check = self._check_link(gid, erp_no)
         if check.refused:  # before writing: the ERP customer is not updated for another's link
-            return RecordOutcome(decision, FAILED, check.refused, erp_no, gid)
+            return RecordOutcome(decision, FAILED, check.refused, erp_no, gid, permanent=True)
         if decision.action is Action.UPDATE:
             # the ERP record as planned (its etag): refuse to overwrite a newer edit
             result = self._erp().update_customer(
@@ -266,14 +269,14 @@ class Applier:
         if existing is not None:
             check = self._check_link(gid, existing.no)
             if check.refused:
-                return RecordOutcome(decision, FAILED, check.refused, existing.no, gid)
+                return RecordOutcome(decision, FAILED, check.refused, existing.no, gid, permanent=True)
             self._save_link(gid, existing.no, decision, check, last_import_at=self._now())
             return RecordOutcome(
                 decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
             )
         check = self._check_link(gid, "")
         if check.refused:
-            return RecordOutcome(decision, FAILED, check.refused, None, gid)
+            return RecordOutcome(decision, FAILED, check.refused, None, gid, permanent=True)
         template = decision.payload.get("template_code") or None
         intent = self.state.begin_intent(self.run_id, decision.record, "erp.create", key)
         result = erp.create_customer(decision.change_dict(), template, key)
@@ -306,7 +309,7 @@ class Applier:
             return RecordOutcome(decision, FAILED, "decision names no Shopify customer")
         check = self._check_link(gid, erp_no)
         if check.refused:  # before writing: another ERP customer's Shopify customer is not touched
-            return RecordOutcome(decision, FAILED, check.refused, erp_no, gid)
+            return RecordOutcome(decision, FAILED, check.refused, erp_no, gid, permanent=True)
         updated_at: datetime | None = None
         if decision.action is Action.UPDATE and decision.changes:
             result = self._shopify().update_customer(gid, customer_input(decision))

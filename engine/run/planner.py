@@ -96,8 +96,13 @@ def read_inputs(
     directions: Sequence[Direction],
     full: bool = False,
     link_source: Any = None,
+    retry: Mapping[str, Sequence[str]] | None = None,
 ) -> SyncInputs:
     """Read the changed records and the counterparts their rules need (read-only).
+
+    ``retry`` names records per direction (Shopify ids for the import, ERP numbers for the
+    export) to read and decide whatever the cursors say: records on the attention list a
+    person asked to retry.
 
     With cursors for every wanted direction, an ERP that can answer
     :class:`~.ports.ErpCandidateReader` and a ``link_source`` with ``links_for`` (the state
@@ -112,6 +117,14 @@ def read_inputs(
     # a reader reports every bad record it met in its life: keep those met from here on
     erp_seen, shopify_seen = len(reader_problems(erp)), len(reader_problems(shopify))
     imports = list(shopify.iter_customers(updated_since=import_since)) if want_import else []
+    retry_imports = list((retry or {}).get(Direction.IMPORT.value, ())) if want_import else []
+    retry_exports = list((retry or {}).get(Direction.EXPORT.value, ())) if want_export else []
+    if retry_imports:
+        have = {customer.id for customer in imports}
+        for gid in retry_imports:
+            found = shopify.get_customer(gid) if gid not in have else None
+            if found is not None:
+                imports.append(found)
 
     narrow: _Narrow | None = None
     if (
@@ -120,16 +133,22 @@ def read_inputs(
         and (not want_import or import_since is not None)
         and (not want_export or export_since is not None)
     ):
-        narrow = _narrow_read(shop, erp, link_source, imports, export_since, want_export)
+        narrow = _narrow_read(
+            shop, erp, link_source, imports, export_since, want_export, retry_exports
+        )
     if narrow is None:
         shop_links = [link for link in links if link.shop == shop.name]
         if link_source is not None and not shop_links:
             shop_links = list(link_source.links(shop.name))
         erp_customers = list(erp.iter_customers())
+        again = set(retry_exports)
         changed = [
             c
             for c in erp_customers
-            if export_since is None or c.modified_at is None or c.modified_at > export_since
+            if export_since is None
+            or c.modified_at is None
+            or c.modified_at > export_since
+            or c.no in again
         ]
         narrow = _Narrow(erp_customers, changed if want_export else [], shop_links)
 
@@ -142,6 +161,7 @@ def read_inputs(
             link = by_erp.get(customer.no)
             if (
                 link is not None
+                and customer.no not in retry_exports
                 and link.last_import_at is not None
                 and customer.modified_at is not None
                 and customer.modified_at <= link.last_import_at
@@ -183,10 +203,16 @@ def _narrow_read(
     imports: Sequence[ShopifyCustomer],
     export_since: datetime | None,
     want_export: bool,
+    retry_exports: Sequence[str] = (),
 ) -> _Narrow | None:
     """The ERP customers and links an incremental run can touch, or None (read all)."""
     reader: Any = erp
     changed = list(reader.iter_customers(changed_since=export_since)) if want_export else []
+    have = {customer.no for customer in changed}
+    for no in retry_exports:
+        found = reader.get_customer(no) if no not in have else None
+        if found is not None:
+            changed.append(found)
     shop_links = link_source.links_for(
         shop.name,
         shopify_ids=[customer.id for customer in imports],
@@ -345,8 +371,10 @@ def plan_incremental(
     link_source: Any = None,
     full: bool = False,
     now: datetime | None = None,
+    retry: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Plan, SyncInputs]:
-    """Read what changed and decide it: the plan ``sync`` would apply (read-only)."""
+    """Read what changed (and the records to ``retry``) and decide it: the plan ``sync``
+    would apply (read-only)."""
     inputs = read_inputs(
         shop,
         erp=erp,
@@ -356,6 +384,7 @@ def plan_incremental(
         directions=directions,
         full=full,
         link_source=link_source,
+        retry=retry,
     )
     decisions = note_unwritable(plan_shop(engine, shop, inputs, directions), erp)
     # records the readers could not read: skips in the plan (as ``custsync plan`` shows

@@ -45,6 +45,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from ..clock import as_utc
+from ..config import DEFAULT_PARK_AFTER
 from ..errors import ConfigError, FatalError, RecordError, RetriableError
 from ..model import Link
 from ..ports import RunRecord
@@ -497,6 +498,27 @@ run_request_table = sa.Table(
     sa.Column("reason", sa.String(200), nullable=False, server_default=""),
 )
 
+attention_table = sa.Table(
+    "state_attention",
+    metadata,
+    sa.Column("shop", sa.String(100), primary_key=True),
+    sa.Column("direction", sa.String(20), primary_key=True),
+    sa.Column("record", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),  # failing | parked
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("permanent", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("source_version", sa.String(100), nullable=False, server_default=""),
+    sa.Column("target_version", sa.String(100), nullable=False, server_default=""),
+    sa.Column("label", sa.String(300), nullable=False, server_default=""),
+    sa.Column("first_failed_at", UtcDateTime, nullable=False),
+    sa.Column("last_failed_at", UtcDateTime, nullable=False),
+    sa.Column("parked_at", UtcDateTime),
+    sa.Column("last_run_id", sa.Integer),
+    sa.Column("retry", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
 # --------------------------------------------------------------------------------------------
 # Records returned by the query methods
 # --------------------------------------------------------------------------------------------
@@ -576,6 +598,44 @@ class RunRequest:
     last_at: datetime
     count: int
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionRecord:
+    """A record that keeps failing. ``failing``: it still holds its direction's cursor (a
+    failure may be transient); ``parked``: it failed ``park_after`` times in a row or its
+    failure is permanent by nature, so it no longer holds the cursor and waits here for its
+    source to change, a retry or a person."""
+
+    shop: str
+    direction: str
+    record: str
+    status: str
+    failures: int
+    permanent: bool
+    reason: str
+    rules: tuple[str, ...]
+    source_version: str
+    target_version: str
+    label: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    parked_at: datetime | None
+    last_run_id: int | None
+    retry: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed record of a run, as :meth:`SqlStateStore.note_failures` takes it."""
+
+    record: str
+    reason: str
+    permanent: bool = False
+    rules: tuple[str, ...] = ()
+    source_version: str = ""
+    target_version: str = ""
+    label: str = ""
 
 
 class LinkConflictError(RecordError):
@@ -1492,6 +1552,129 @@ class SqlStateStore:
             ]
 
 
+
+    # ---- attention list ----------------------------------------------------------------------
+
+    def note_failures(
+        self,
+        shop: str,
+        direction: str,
+        run_id: int | None,
+        failures: Sequence[Failure],
+        *,
+        park_after: int = DEFAULT_PARK_AFTER,
+    ) -> set[str]:
+        """Count each failed record's failures in a row; return the records parked now or
+        before (they no longer hold the cursor). A permanent failure parks at once."""
+        now = self._clock()
+        parked: set[str] = set()
+        with self._write("noting failed records") as conn:
+            for item in failures:
+                key = (
+                    attention_table.c.shop == shop,
+                    attention_table.c.direction == direction,
+                    attention_table.c.record == item.record,
+                )
+                row = conn.execute(sa.select(attention_table).where(*key)).first()
+                count = (row.failures if row is not None else 0) + 1
+                park = item.permanent or count >= park_after or (
+                    row is not None and row.status == "parked"
+                )
+                values = {
+                    "status": "parked" if park else "failing",
+                    "failures": count,
+                    "permanent": item.permanent,
+                    "reason": item.reason[:2000],
+                    "rules": list(item.rules),
+                    "source_version": item.source_version[:100],
+                    "target_version": item.target_version[:100],
+                    "label": item.label[:300],
+                    "last_failed_at": now,
+                    "last_run_id": run_id,
+                    "retry": False,
+                }
+                if park:
+                    parked.add(item.record)
+                    if row is None or row.parked_at is None:
+                        values["parked_at"] = now
+                if row is None:
+                    conn.execute(attention_table.insert().values(
+                        shop=shop, direction=direction, record=item.record,
+                        first_failed_at=now, **values,
+                    ))
+                else:
+                    conn.execute(attention_table.update().where(*key).values(**values))
+        return parked
+
+    def clear_attention(self, shop: str, direction: str, records: Iterable[str]) -> int:
+        """Records that succeeded (or were decided without failing): off the list."""
+        wanted = list(records)
+        if not wanted:
+            return 0
+        removed = 0
+        with self._write("clearing the attention list") as conn:
+            for start in range(0, len(wanted), 500):
+                removed += conn.execute(attention_table.delete().where(
+                    attention_table.c.shop == shop,
+                    attention_table.c.direction == direction,
+                    attention_table.c.record.in_(wanted[start:start + 500]),
+                )).rowcount
+        return removed
+
+    def attention(
+        self, shop: str | None = None, *, direction: str | None = None, status: str | None = None
+    ) -> list[AttentionRecord]:
+        query = sa.select(attention_table).order_by(
+            attention_table.c.shop, attention_table.c.direction, attention_table.c.record
+        )
+        if shop is not None:
+            query = query.where(attention_table.c.shop == shop)
+        if direction is not None:
+            query = query.where(attention_table.c.direction == direction)
+        if status is not None:
+            query = query.where(attention_table.c.status == status)
+        with self._read("reading the attention list") as conn:
+            return [_attention(row) for row in conn.execute(query)]
+
+    def attention_record(self, shop: str, direction: str, record: str) -> AttentionRecord | None:
+        found = [
+            a for a in self.attention(shop, direction=direction) if a.record == record
+        ]
+        return found[0] if found else None
+
+    def request_retry(self, shop: str, direction: str, record: str) -> bool:
+        """The next run of the direction reads this record again, whatever its cursor."""
+        with self._write("asking for a retry") as conn:
+            return bool(conn.execute(attention_table.update().where(
+                attention_table.c.shop == shop,
+                attention_table.c.direction == direction,
+                attention_table.c.record == record,
+            ).values(retry=True)).rowcount)
+
+    def retries(self, shop: str, direction: str) -> list[str]:
+        """Records a person asked to retry: the next run reads them again, whatever the
+        cursor says."""
+        with self._read("reading retries") as conn:
+            rows = conn.execute(sa.select(attention_table.c.record).where(
+                attention_table.c.shop == shop,
+                attention_table.c.direction == direction,
+                attention_table.c.retry == sa.true(),
+            ))
+            return [row.record for row in rows]
+
+    def resolve_attention(self, shop: str, direction: str, record: str) -> bool:
+        """A person dealt with it: off the list (it comes back if it fails again)."""
+        return self.clear_attention(shop, direction, [record]) > 0
+
+    def count_parked(self, shop: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(attention_table).where(
+            attention_table.c.status == "parked"
+        )
+        if shop is not None:
+            query = query.where(attention_table.c.shop == shop)
+        with self._read("counting parked records") as conn:
+            return int(conn.execute(query).scalar_one())
+
     # ---- webhooks and run requests -------------------------------------------------------
 
     def webhook_seen(self, webhook_id: str) -> bool:
@@ -1669,6 +1852,17 @@ class SqlStateStore:
                 ).rowcount,
             }
         return removed
+
+
+def _attention(row: Any) -> AttentionRecord:
+    return AttentionRecord(
+        shop=row.shop, direction=row.direction, record=row.record, status=row.status,
+        failures=row.failures, permanent=bool(row.permanent), reason=row.reason,
+        rules=tuple(row.rules or ()), source_version=row.source_version,
+        target_version=row.target_version, label=row.label,
+        first_failed_at=row.first_failed_at, last_failed_at=row.last_failed_at,
+        parked_at=row.parked_at, last_run_id=row.last_run_id, retry=bool(row.retry),
+    )
 
 
 def _link(row: Any, address_ids: tuple[str, ...]) -> Link:

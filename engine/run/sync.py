@@ -33,6 +33,7 @@ from typing import Any
 
 from ..decide.engine import Engine
 from ..errors import ConfigError, FatalError, RetriableError, StalePlanError
+from ..masking import mask_text
 from ..model import Action, Decision, Direction, ErpCustomer, ShopContext, ShopifyCustomer
 from ..ports import ErpReader, ShopifyReader
 from .apply import FAILED, Applier, RecordOutcome
@@ -40,6 +41,7 @@ from .plan import (
     Plan,
 )
 from .planner import plan_incremental
+from .render import mask_label
 
 log = logging.getLogger("custsync.sync")
 
@@ -328,6 +330,8 @@ def sync_shop(
     }
     counts: dict[Direction, dict[str, int]] = {d: {} for d in wanted}
     failures: list[RecordOutcome] = []
+    #: records applied without failing, per direction (off the attention list)
+    went_through: dict[Direction, list[str]] = {d: [] for d in wanted}
     appliers = {
         d: Applier(
             shop=shop.name, run_id=run_ids[d], state=state, erp=erp, shopify=shopify, now=now
@@ -349,6 +353,8 @@ def sync_shop(
                 )
         if plan is None:
             cursors = {d.value: state.cursor(shop.name, d.value) for d in wanted}
+            retries = getattr(state, "retries", None)
+            retry = {d.value: retries(shop.name, d.value) for d in wanted} if retries else None
             reads: Any = shopify if stop is None else _StoppableReads(shopify, stop)
             plan, inputs = plan_incremental(
                 shop,
@@ -360,6 +366,7 @@ def sync_shop(
                 directions=wanted,
                 full=full,
                 now=started,
+                retry=retry,
             )
             api_reads = inputs.api_reads
         else:
@@ -387,6 +394,8 @@ def sync_shop(
                     bucket[outcome.counted_as] = bucket.get(outcome.counted_as, 0) + 1
                     if outcome.status == FAILED:
                         failures.append(outcome)
+                    else:
+                        went_through[outcome.decision.direction].append(outcome.decision.record)
                     bar.advance()
         finally:
             bar.close()
@@ -405,9 +414,19 @@ def sync_shop(
     finished_status = status
     for d in wanted:
         failed_here = [f for f in failures if f.decision.direction is d]
+        parked = _note_attention(
+            state, shop_config, d, run_ids[d], failed_here, went_through[d]
+        )
         if status == SUCCEEDED and failed_here:
             run_status, run_error = "failed", f"{len(failed_here)} record(s) failed"
             finished_status = PARTIAL
+            if all(f.decision.record in parked for f in failed_here):
+                # every failure is parked on the attention list: it no longer holds the
+                # cursor (it comes back when its record changes, or on `attention retry`)
+                run_error += f", all parked ({ATTENTION_HINT})"
+                state.advance_cursor(shop.name, d.value, cursor_at)
+            elif parked:
+                run_error += f", {len(parked)} of them parked ({ATTENTION_HINT})"
         elif status == SUCCEEDED:
             run_status, run_error = "succeeded", ""
             state.advance_cursor(shop.name, d.value, cursor_at)
@@ -433,6 +452,51 @@ def sync_shop(
         api_reads=api_reads,
         retriable=retriable,
     )
+
+
+ATTENTION_HINT = "custsync attention list"
+
+
+def _note_attention(
+    state: Any,
+    shop_config: Any,
+    direction: Direction,
+    run_id: int,
+    failed: Sequence[RecordOutcome],
+    settled: Sequence[str],
+) -> set[str]:
+    """Count the run's failures on the attention list and take the records that went through
+    off it; returns the records parked (a state store without the list parks nothing)."""
+    note = getattr(state, "note_failures", None)
+    if note is None:
+        return set()
+    from ..config import DEFAULT_PARK_AFTER
+    from .state import Failure
+
+    schedule = getattr(shop_config, "schedule", None)
+    park_after = int(getattr(schedule, "park_after", 0) or DEFAULT_PARK_AFTER)
+    parked: set[str] = set()
+    if failed:
+        parked = note(
+            shop_config.name,
+            direction.value,
+            run_id,
+            [
+                Failure(
+                    record=outcome.decision.record,
+                    reason=mask_text(outcome.message or outcome.decision.reason_code or ""),
+                    permanent=outcome.permanent,
+                    rules=tuple(rule.id for rule in outcome.decision.rules),
+                    source_version=outcome.decision.source_version or "",
+                    target_version=outcome.decision.target_version or "",
+                    label=mask_label(outcome.decision.label or ""),
+                )
+                for outcome in failed
+            ],
+            park_after=park_after,
+        )
+    state.clear_attention(shop_config.name, direction.value, settled)
+    return parked
 
 
 class _Stopped(Exception):
