@@ -49,6 +49,13 @@ SHOP_COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("schedule",): ("--once",),
     ("orders", "map"): ("--order", "1", "--dry-run"),
     ("countries", "init"): ("--from-iso", "--country", "US", "--dry-run"),
+    ("webhooks", "register"): ("--url", "https://sync.example.com/webhooks/shopify"),
+    ("webhooks", "list"): (),
+    ("attention", "list"): (),
+    ("attention", "show"): ("C00001",),
+    ("attention", "retry"): ("C00001",),
+    ("attention", "resolve"): ("C00001",),
+    ("attention", "unlink"): ("1001",),
 }
 
 
