@@ -76,6 +76,14 @@ def test_served_double_can_be_used_from_another_shell(
         capsys.readouterr()
         assert main(["plan", "--config", str(config), "--direction", "import"]) == exitcodes.OK
         assert "Plan:" in capsys.readouterr().out
+        # and the web console shows the demo's runs
+        [url] = [line.split(": ", 1)[1] for line in told if line.startswith("The web console")]
+        import httpx
+
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            overview = client.get(url)
+            assert overview.status_code == 200 and "Overview" in overview.text
+            assert "succeeded" in client.get(url + "runs").text
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)

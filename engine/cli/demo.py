@@ -76,7 +76,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--serve",
         action="store_true",
-        help="keep the Shopify double running at the end (until Ctrl-C) to explore it",
+        help="at the end, open the web console on the demo and keep the Shopify double "
+        "running (until Ctrl-C) to explore them",
     )
     parser.set_defaults(handler=_run)
 
@@ -526,28 +527,53 @@ def _run(args: argparse.Namespace) -> int:
         _say("  custsync rules list                                 # the shipped rules")
         _say("  custsync rules test                                 # their unit tests")
         _say(f"  custsync validate --config {config_path}")
-        _say("  custsync demo --serve                               # keep the Shopify double up")
+        _say("  custsync demo --serve                               # the web console on this demo")
         examples = shipped_rules_dir().parent / "examples" / "world"
         if examples.is_dir():  # a checkout: the example world in files
             _say(f"  custsync plan --world {examples}")
             _say(f"  custsync sandbox --seed {examples / 'shopify_customers.yaml'}")
         if args.serve:
-            _say()
-            # the config names the token's variable; another shell needs its value (a
-            # random token of this local double, printed like `custsync sandbox` does)
-            _say(f"The Shopify double keeps running at {double.url}. From another shell:")
-            _say(f"  export {_TOKEN_ENV}={token}")
+            exports = [f"  export {_TOKEN_ENV}={token}"]
             if bc_double is not None:
-                _say(f"  export {_BC_SECRET_ENV}={bc_double.client_secret}")
-            _say(f"  custsync plan --config {config_path}")
-            _say("Ctrl-C to stop.")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+                exports.append(f"  export {_BC_SECRET_ENV}={bc_double.client_secret}")
+            _serve(config_path, double.url, exports)
     finally:
         double.stop()
         if bc_double is not None:
             bc_double.stop()
     return exitcodes.ERROR if second.status == "failed" else exitcodes.OK
+
+
+def _serve(config_path: Path, shopify_url: str, exports: list[str]) -> None:
+    """Keep the Shopify double up and open the web console on the demo's data (Ctrl-C)."""
+    from ..config import require_config
+    from ..console.app import ServerThread, create_app
+    from ..console.service import ConsoleService
+    from ..run.state import open_store
+
+    config = require_config(config_path)
+    state = open_store(config.state_url)
+    service = ConsoleService(config, state, plans_dir=config_path.parent / "console-plans")
+    app = create_app(None, service)
+    try:
+        console = ServerThread(app, port=8787).start()
+    except (RuntimeError, OSError):  # 8787 taken: any free port
+        console = ServerThread(app).start()
+    try:
+        _say()
+        _say(f"The web console of this demo: {console.url}/")
+        # the config names the token's variable; another shell needs its value (a
+        # random token of this local double, printed like `custsync sandbox` does)
+        _say(f"The Shopify double keeps running at {shopify_url}. From another shell:")
+        for line in exports:
+            _say(line)
+        _say(f"  custsync plan --config {config_path}")
+        _say("Ctrl-C to stop.")
+        try:
+            while not console.wait(timeout=3600):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        console.stop()
+        state.close()
