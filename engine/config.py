@@ -167,6 +167,11 @@ class ShopConfig:
     #: the Shopify connector's tuning options set in the file, by the connector's names
     #: (:data:`CONNECTOR_OPTIONS`): retries, paging, look-ups, bulk reads and writes
     connector_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: name of the environment variable holding the app's client secret that Shopify signs
+    #: webhooks with ("" = this shop's webhooks are refused)
+    webhook_secret_env: str = ""
+    #: the shop's myshopify domain (X-Shopify-Shop-Domain); "" = the host of ``shopify_url``
+    shop_domain: str = ""
 
     def shopify_options(self, *, writer: bool) -> dict[str, Any]:
         """Keyword arguments for the Shopify connector's ``open_reader`` (``writer`` False:
@@ -181,11 +186,6 @@ class ShopConfig:
             for name in WRITER_ONLY_OPTIONS:
                 options.pop(name, None)
         return options
-    #: name of the environment variable holding the app's client secret that Shopify signs
-    #: webhooks with ("" = this shop's webhooks are refused)
-    webhook_secret_env: str = ""
-    #: the shop's myshopify domain (X-Shopify-Shop-Domain); "" = the host of ``shopify_url``
-    shop_domain: str = ""
 
     @property
     def domain(self) -> str:
