@@ -28,6 +28,8 @@ from ..run.plan import Plan, plan_from_json, plan_to_json
 
 __all__ = ["ConsoleService", "JobRow", "OutcomeRow", "RuleRow"]
 
+#: the shop lease of an approval (renewed every third of it, as the scheduler's default)
+LEASE_TTL_SECONDS = 60.0
 #: plan ids are random tokens of this form (they name files: nothing else is accepted)
 _PLAN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -331,7 +333,7 @@ class ConsoleService:
         direction = "both" if len(directions) > 1 else directions[0].value
         holder = make_holder_id()
         name = lease_name(shop.name)
-        ttl = 120.0
+        ttl = LEASE_TTL_SECONDS
         taken, other = acquire_shop_lease(self.state, name, holder, ttl)
         if not taken:
             raise ConfigError(f"shop {shop.name} is being synced by {other or 'another process'}; "
