@@ -351,6 +351,47 @@ def test_a_task_for_a_shop_whose_lease_is_held_is_deferred_then_run(
     assert fleet.double.store.count() == 2 and len(_links(fleet.state_url)) == 2
 
 
+def test_a_job_delivered_twice_runs_once_and_status_shows_the_worker_as_holder(
+    fleet_factory: Callable[[str], Fleet], rabbitmq_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = fleet_factory(rabbitmq_url)
+    fleet.customers(8)
+    fleet.double.inject(Fault("delay", times=10_000, seconds=0.3, operation="customerCreate"))
+    fleet.start_worker(concurrency=2)
+    row_id = fleet.dispatch()
+    # the same job once more, as a broker redelivering it while it runs would
+    config = require_config(fleet.config_path)
+    app = celery_app(config)
+    try:
+        send_job(app, fleet.row(row_id), config_fingerprint(config))
+    finally:
+        app.close()
+    holder = _wait_for("the run to start", lambda: fleet.row(row_id).holder)
+    _wait_for(
+        "the run in the run log",
+        lambda: [r for r in _runs(fleet.state_url) if r.status == "running"],
+    )
+    assert main(["status", "-c", str(fleet.config_path), "-o", "json"]) == exitcodes.OK
+    [job] = json.loads(capsys.readouterr().out)["jobs"]
+    assert job["lease_holder"] == holder and job["running"] is not None
+    _wait_for(
+        "the second delivery to be deferred",
+        lambda: fleet.row(row_id).status == "deferred" or fleet.row(row_id).done,
+    )
+
+    row = fleet.wait_done(row_id)
+
+    time.sleep(1.5)  # the deferred copy comes back, finds the slot done and does nothing
+    assert fleet.row(row_id).status == "succeeded" and row.deliveries == 1
+    [run] = _runs(fleet.state_url)  # one run, never two at once
+    assert run.status == "succeeded" and run.counts.get("created") == 8
+    assert fleet.double.store.count() == 8
+    fleet.stop()
+    log = "".join(fleet.output)
+    assert "deferred shop=main" in log and "is being synced by " + holder in log, log[-3000:]
+    assert "already succeeded" in log, log[-3000:]
+
+
 def test_a_worker_killed_mid_run_leaves_a_run_another_worker_completes(
     fleet_factory: Callable[[str], Fleet], rabbitmq_url: str
 ) -> None:
