@@ -55,24 +55,26 @@ BUCKET, RESTORE = 2000.0, 100.0  # Shopify Standard plan
 # --------------------------------------------------------------------------------------------
 
 
-def _serve(time_scale: float, urls: Any, stop: Any) -> None:
-    from custsync.connectors.shopify_double import ShopifyDouble
+def _serve(time_scale: float, latency: float, urls: Any, stop: Any) -> None:
+    from custsync.connectors.shopify_double import Fault, ShopifyDouble
 
     double = ShopifyDouble(
         token=TOKEN, bucket_size=BUCKET, restore_rate=RESTORE, time_scale=time_scale
     ).start()
+    if latency > 0:  # Shopify's answer time over the internet, which loopback does not have
+        double.inject(Fault("delay", times=10**9, seconds=latency, target="any"))
     urls.put(double.url)
     stop.wait()
     double.stop()
 
 
 class Doubles:
-    def __init__(self, count: int, time_scale: float) -> None:
+    def __init__(self, count: int, time_scale: float, latency: float) -> None:
         ctx = mp.get_context("fork")
         self._stop = ctx.Event()
         urls: Any = ctx.Queue()
         self._procs = [
-            ctx.Process(target=_serve, args=(time_scale, urls, self._stop), daemon=True)
+            ctx.Process(target=_serve, args=(time_scale, latency, urls, self._stop), daemon=True)
             for _ in range(count)
         ]
         for proc in self._procs:
@@ -185,15 +187,24 @@ def _worker_entry(config: str, concurrency: int, time_scale: float) -> int:
 class EventCounter:
     """Counts the Celery event messages the broker carries while a round runs."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, queue: str, worker_pid: int) -> None:
         self.counts: dict[str, int] = {}
         self._app = app
+        self._queue = queue
+        self._worker = f"custsync-{worker_pid}@"
         self._receiver: Any = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._ready = threading.Event()
 
     def _count(self, event: dict[str, Any]) -> None:
+        """Only this round's: its worker's events and the jobs sent to its queue (other
+        Celery users of the broker publish to the same event exchange)."""
         kind = str(event.get("type", "?"))
+        if kind == "task-sent":
+            if event.get("routing_key") != self._queue and event.get("queue") != self._queue:
+                return
+        elif not str(event.get("hostname", "")).startswith(self._worker):
+            return
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     def _run(self) -> None:
@@ -217,7 +228,7 @@ class EventCounter:
 
 
 def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str, Any]:
-    doubles = Doubles(args.shops, args.time_scale)
+    doubles = Doubles(args.shops, args.time_scale, args.latency)
     state_url, schema = _pg_schema(args.state)
     queue = f"bench-fleet-{secrets.token_hex(3)}"
     config_path = _write_config(
@@ -255,7 +266,7 @@ def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str,
             lambda row: send_job(app, row, fingerprint),
             queue_for=config.workers.queue_for,  # type: ignore[union-attr]
         )
-        with EventCounter(app) as events:
+        with EventCounter(app, queue, worker.pid) as events:
             started = time.monotonic()
             dispatcher.plan(run_never_run=True)  # every shop due now
             reports = dispatcher.run_pending()
@@ -329,6 +340,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8, help="W: worker processes")
     parser.add_argument("--time-scale", type=float, default=1.0, help="rate-limit clock speed")
     parser.add_argument("--sweep", action="store_true", help="also W = 2, 4, ... below W")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.15,
+        help="seconds each Shopify request takes (default 0.15, an Admin API answer over the "
+        "internet; 0: loopback speed, the runs are then CPU-bound on this machine)",
+    )
     parser.add_argument("--broker", default="amqp://guest@127.0.0.1:5672//")
     parser.add_argument("--broker-password", default="guest")
     parser.add_argument("--state", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -347,7 +365,8 @@ def main() -> int:
         counts.append(args.workers)
     print(
         f"fleet: S={args.shops} shops x N={args.n} customers (export: creates), Standard "
-        f"bucket {BUCKET:g} points at {RESTORE:g}/s, time scale {args.time_scale:g}; "
+        f"bucket {BUCKET:g} points at {RESTORE:g}/s, time scale {args.time_scale:g}, "
+        f"{args.latency:g}s per Shopify request; "
         f"{os.cpu_count()} CPUs (shared with other work); rounds W={counts}",
         flush=True,
     )
