@@ -21,6 +21,20 @@ Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict lin
     the bulk run, which it does not limit, takes as long: the ratio then understates the
     real one (quick checks only).
 
+``plan-files``, ``plan-sqlite``, ``erp-load`` (issue 11: memory bounded by the batch)
+    ``plan-files``: ``bench/evaluate.py``'s world of N records (60 % ERP, 40 % Shopify, the
+    same generator and ``--seed``) written as a files world (JSON Lines, links CSV, a config
+    with the benchmark's settings and country setups); ``custsync plan -o json --out FILE`` on
+    it, and ``bench/evaluate.py --n N`` in the same run. Target (judged at N >= 1,000,000):
+    peak RSS < 1.5 GB and wall time within 1.5x of evaluate.py's.
+    ``plan-sqlite``: a SQLite ERP (loaded with ``custsync erp load``) and the Shopify double
+    (in this process, over loopback) with N customers a side; ``custsync plan`` (text, a first
+    run). Target (judged at N >= 200,000): peak RSS < 1 GB.
+    ``erp-load``: ``custsync erp load`` of N customer rows from CSV into a new SQLite ERP.
+    Target (judged at N >= 1,000,000): peak RSS < 500 MB.
+    Their peak RSS is the child's own ``ru_maxrss`` taken by a small launcher process (MB =
+    10^6 bytes).
+
 Add a scenario: a function ``(args) -> bool`` (True when its target is met) in
 :data:`SCENARIOS`.
 """
@@ -28,6 +42,8 @@ Add a scenario: a function ``(args) -> bool`` (True when its target is met) in
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -35,9 +51,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evaluate  # bench/evaluate.py: the world generator of the plan scenarios
+from custsync.engine.model import ERP_FIELD_LENGTHS, ErpCustomer, ShopifyCustomer
+
+HERE = Path(__file__).resolve().parent
+CUSTSYNC = str(Path(sys.executable).with_name("custsync"))
 
 TOKEN = "shpat_bench"
 TOKEN_ENV = "CUSTSYNC_BENCH_TOKEN"
@@ -237,14 +262,425 @@ def scenario_sync(args: argparse.Namespace) -> bool:
     return met
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# plan-files, plan-sqlite, erp-load
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stderr: str
+
+
+#: runs the measured command from a small process: a child forked (or vfork-ed) by this
+#: benchmark, which holds a generated world, would report this process's RSS as its own
+#: ``ru_maxrss`` (it is counted before the exec); forked from the launcher it cannot
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+out, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+child = subprocess.Popen(command)
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - started
+with open(out, "w") as handle:
+    json.dump({"seconds": seconds, "maxrss_kb": usage.ru_maxrss,
+               "returncode": os.waitstatus_to_exitcode(status)}, handle)
+"""
+
+
+def measure(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdout: Any = subprocess.DEVNULL,
+) -> Measured:
+    """Run ``command``; its wall time and its own peak RSS (``ru_maxrss`` from ``wait4``,
+    taken by a small launcher process that starts it)."""
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        figures = Path(tmp) / "figures.json"
+        launched = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(figures), *command],
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=stdout,
+            stderr=err,
+            check=False,
+        )
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+        if not figures.is_file():
+            raise SystemExit(f"the launcher failed (exit {launched.returncode}):\n{stderr[-3000:]}")
+        result = json.loads(figures.read_text())
+    return Measured(
+        result["seconds"], result["maxrss_kb"] * 1024 / 1e6, result["returncode"], stderr
+    )
+
+
+def _check(what: str, measured: Measured, ok: Sequence[int] = (0,)) -> None:
+    if measured.returncode not in ok:
+        raise SystemExit(f"{what} failed (exit {measured.returncode}):\n{measured.stderr[-3000:]}")
+
+
+def _verdict(met: bool | None, below: str) -> str:
+    return f"n/a below {below}" if met is None else ("met" if met else "NOT met")
+
+
+# --------------------------------------------------------------------------------------------
+# Worlds
+# --------------------------------------------------------------------------------------------
+
+
+def _erp_row(customer: ErpCustomer) -> dict[str, str]:
+    row = {
+        "no": customer.no,
+        "name": customer.name,
+        "contact": customer.contact,
+        "address": customer.address,
+        "city": customer.city,
+        "post_code": customer.post_code,
+        "county": customer.county,
+        "country_code": customer.country_code,
+        "phone": customer.phone,
+        "email": customer.email,
+    }
+    return {key: value for key, value in row.items() if value}
+
+
+def _shopify_row(customer: ShopifyCustomer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "addresses": [
+            {
+                key: value
+                for key, value in (
+                    ("id", address.id),
+                    ("default", address.default),
+                    ("first_name", address.first_name),
+                    ("last_name", address.last_name),
+                    ("address1", address.address1),
+                    ("zip", address.zip),
+                    ("city", address.city),
+                    ("country_code", address.country_code),
+                    ("province_code", address.province_code),
+                    ("province", address.province),
+                )
+                if value
+            }
+            for address in customer.addresses
+        ],
+    }
+
+
+def _settings_yaml(shop_url: str, extra: str = "") -> str:
+    setups = evaluate.country_setups()
+    lines = [
+        "shops:",
+        f"  - name: {evaluate.SHOP}",
+        f'    shopify: {{url: "{shop_url}"{extra}}}',
+        "    settings:",
+        "      customer_import: all_customers",
+        "      auto_create_unknown_customers: true",
+        "      shopify_can_update_customers: true",
+        "      export_customers: true",
+        "      customer_template_code: RETAIL",
+        "    countries:",
+    ]
+    for iso, setup in setups.items():
+        lines.append(f"      - iso_code: {iso}")
+        if setup.customer_template_code:
+            lines.append(f"        customer_template_code: {setup.customer_template_code}")
+        if setup.tax_areas:
+            lines.append("        tax_areas:")
+            for area in setup.tax_areas:
+                lines.append(
+                    f'          - {{county: "{area.county}", county_code: "{area.county_code}", '
+                    f'tax_area_code: "{area.tax_area_code}", tax_liable: {str(area.tax_liable).lower()}, '
+                    'vat_bus_posting_group: ""}'
+                )
+    return "\n".join(lines) + "\n"
+
+
+def write_files_world(folder: Path, n: int, seed: int) -> Path:
+    """bench/evaluate.py's world of ``n`` records as a files world; returns the config."""
+    world = evaluate.generate(n, seed)
+    data = folder / "world"
+    data.mkdir()
+    with (data / "erp_customers.jsonl").open("w", encoding="utf-8") as out:
+        for customer in world.erp:
+            out.write(json.dumps(_erp_row(customer), ensure_ascii=False) + "\n")
+    with (data / "shopify_customers.jsonl").open("w", encoding="utf-8") as out:
+        for shopify in world.shopify:
+            out.write(json.dumps(_shopify_row(shopify), ensure_ascii=False) + "\n")
+    with (data / "links.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["shop", "shopify_id", "erp_no"])
+        writer.writerows([link.shop, link.shopify_id, link.erp_no] for link in world.links)
+    reference = evaluate.reference()
+    (data / "countries.yaml").write_text(
+        "".join(f"- {{code: {c.code}, iso_code: {c.iso_code}}}\n" for c in reference.countries)
+    )
+    (data / "company.yaml").write_text(
+        f"name: {reference.company.name}\ncountry_code: {reference.company.country_code}\n"
+    )
+    (data / "templates.yaml").write_text(
+        "".join(f"- {{code: {t.code}}}\n" for t in reference.templates)
+    )
+    config = folder / "custsync.yaml"
+    config.write_text(
+        'erp: {url: "files:./world"}\n'
+        f'state: {{url: "sqlite:///{folder / "state.db"}"}}\n' + _settings_yaml("files:./world")
+    )
+    return config
+
+
+def write_erp_csv(path: Path, customers: Sequence[ErpCustomer]) -> None:
+    """ERP customers as an `erp load` file (values clipped to the ERP's field lengths)."""
+    columns = (
+        "no",
+        "name",
+        "contact",
+        "address",
+        "city",
+        "post_code",
+        "county",
+        "country_code",
+        "phone",
+        "email",
+    )
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for customer in customers:
+            writer.writerow(
+                str(getattr(customer, name))[: ERP_FIELD_LENGTHS.get(name, 250)] for name in columns
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+
+
+def plan_files(n: int, seed: int, folder: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    config = write_files_world(folder, n, seed)
+    setup = time.perf_counter() - t0
+    out = folder / "plan.json"
+    plan = measure(
+        [CUSTSYNC, "plan", "-c", str(config), "-o", "json", "--out", str(out)], cwd=folder
+    )
+    _check("custsync plan", plan)
+    size = out.stat().st_size
+    result_file = folder / "evaluate.json"
+    with result_file.open("w") as handle:
+        evaluated = measure(
+            [
+                sys.executable,
+                str(HERE / "evaluate.py"),
+                "--n",
+                str(n),
+                "--seed",
+                str(seed),
+                "--json",
+            ],
+            stdout=handle,
+        )
+    _check("bench/evaluate.py", evaluated)
+    figures = json.loads(result_file.read_text())
+    planned = figures["seconds"]["load_to_decide"]
+    ratio_planned = plan.seconds / planned
+    ratio_process = plan.seconds / evaluated.seconds
+    judged = n >= 1_000_000
+    memory_met = plan.peak_rss_mb < 1500 if judged else None
+    time_met = ratio_process <= 1.5 if judged else None
+    print(
+        f"plan-files: N = {n:,} ({figures['erp_customers']:,} ERP, "
+        f"{figures['shopify_customers']:,} Shopify, {figures['links']:,} links); world "
+        f"written in {setup:.1f} s"
+    )
+    print(
+        f"  custsync plan -o json --out: {plan.seconds:.1f} s, peak RSS "
+        f"{plan.peak_rss_mb:.0f} MB, plan file {size / 1e6:.0f} MB"
+    )
+    print(
+        f"  bench/evaluate.py (same world, same run): process {evaluated.seconds:.1f} s "
+        f"(peak RSS {evaluated.peak_rss_mb:.0f} MB), of which planned (indexes + decide) "
+        f"{planned:.1f} s"
+    )
+    print(
+        f"  ratio: {ratio_process:.2f}x evaluate.py's process time, {ratio_planned:.2f}x its "
+        "planned time (custsync also reads the files and writes the plan twice: file + stdout)"
+    )
+    print(
+        f"target: plan -o json --out peak RSS {plan.peak_rss_mb:.0f} MB < 1,500 MB "
+        f"{_verdict(memory_met, '1,000,000')}; time {ratio_process:.2f}x evaluate.py's "
+        f"<= 1.5x {_verdict(time_met, '1,000,000')}"
+    )
+    return {
+        "n": n,
+        "plan_seconds": plan.seconds,
+        "plan_peak_rss_mb": plan.peak_rss_mb,
+        "plan_file_mb": size / 1e6,
+        "evaluate_seconds": evaluated.seconds,
+        "evaluate_planned_seconds": planned,
+        "ratio": ratio_process,
+        "ratio_planned": ratio_planned,
+        "memory_met": memory_met,
+        "time_met": time_met,
+    }
+
+
+def _erp_world(folder: Path, customers: Sequence[ErpCustomer]) -> tuple[str, Measured]:
+    url = f"sqlite:///{folder / 'erp.db'}"
+    _check("erp init", measure([CUSTSYNC, "erp", "init", "--erp", url, "--with-defaults"]))
+    rows = folder / "customers.csv"
+    write_erp_csv(rows, customers)
+    loaded = measure([CUSTSYNC, "erp", "load", str(rows), "--erp", url])
+    _check("erp load", loaded)
+    return url, loaded
+
+
+def erp_load(n: int, seed: int, folder: Path) -> dict[str, Any]:
+    world = evaluate.generate(max(2, n * 10 // 6 + 2), seed)
+    customers = world.erp[:n]
+    del world
+    url, loaded = _erp_world(folder, customers)
+    del url
+    judged = n >= 1_000_000
+    met = loaded.peak_rss_mb < 500 if judged else None
+    print(
+        f"erp-load: N = {len(customers):,} rows: {loaded.seconds:.1f} s, peak RSS "
+        f"{loaded.peak_rss_mb:.0f} MB"
+    )
+    print(
+        f"target: erp load peak RSS {loaded.peak_rss_mb:.0f} MB < 500 MB "
+        f"{_verdict(met, '1,000,000')}"
+    )
+    return {
+        "n": len(customers),
+        "seconds": loaded.seconds,
+        "peak_rss_mb": loaded.peak_rss_mb,
+        "met": met,
+    }
+
+
+def _graphql_customer(customer: ShopifyCustomer) -> dict[str, Any]:
+    return {
+        "firstName": customer.first_name,
+        "lastName": customer.last_name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "addresses": [
+            {
+                "firstName": a.first_name,
+                "lastName": a.last_name,
+                "address1": a.address1,
+                "zip": a.zip,
+                "city": a.city,
+                "countryCode": a.country_code,
+                "provinceCode": a.province_code,
+            }
+            for a in customer.addresses
+        ],
+    }
+
+
+def plan_sqlite(n: int, seed: int, folder: Path) -> dict[str, Any]:
+    from custsync.connectors.shopify_double import ShopifyDouble
+    from custsync.connectors.shopify_double.store import WriteRejected
+
+    world = evaluate.generate(max(2, n * 10 // 4 + 4), seed)  # N ERP, N Shopify customers
+    t0 = time.perf_counter()
+    url, loaded = _erp_world(folder, world.erp[:n])
+    double = ShopifyDouble(
+        token="shpat_bench",
+        bucket_size=1_000_000,
+        restore_rate=1_000_000.0,
+        max_cost_per_query=1_000_000,
+    )
+    seeded = rejected = 0
+    for customer in world.shopify[:n]:
+        try:
+            double.store.load([_graphql_customer(customer)])
+            seeded += 1
+        except WriteRejected:
+            rejected += 1
+    del world
+    double.start()
+    try:
+        config = folder / "custsync.yaml"
+        config.write_text(
+            f'erp: {{url: "{url}"}}\n'
+            f'state: {{url: "sqlite:///{folder / "state.db"}"}}\n'
+            + _settings_yaml(double.url, f", access_token_env: {TOKEN_ENV}")
+        )
+        setup = time.perf_counter() - t0
+        plan = measure(
+            [CUSTSYNC, "plan", "-c", str(config)], cwd=folder, env={TOKEN_ENV: double.token}
+        )
+        _check("custsync plan", plan)
+    finally:
+        double.stop()
+    judged = n >= 200_000
+    met = plan.peak_rss_mb < 1000 if judged else None
+    print(
+        f"plan-sqlite: N = {n:,} ERP customers (SQLite), {seeded:,} Shopify customers in the "
+        f"double ({rejected:,} the double refused as duplicates); setup {setup:.1f} s "
+        f"(erp load {loaded.seconds:.1f} s, {loaded.peak_rss_mb:.0f} MB)"
+    )
+    print(f"  custsync plan (text): {plan.seconds:.1f} s, peak RSS {plan.peak_rss_mb:.0f} MB")
+    print(f"target: plan peak RSS {plan.peak_rss_mb:.0f} MB < 1,000 MB {_verdict(met, '200,000')}")
+    return {
+        "n": n,
+        "shopify": seeded,
+        "seconds": plan.seconds,
+        "peak_rss_mb": plan.peak_rss_mb,
+        "met": met,
+    }
+
+
+
+def _judged(scenario: Callable[[int, int, Path], dict[str, Any]]) -> Callable[[argparse.Namespace], bool]:
+    """A scenario(n, seed, folder) -> figures, as a SCENARIOS entry: True unless a judged
+    target is not met; figures added to ``--json FILE`` when given."""
+
+    def run(args: argparse.Namespace) -> bool:
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory(prefix="custsync-bench-cli-") as tmp:
+            figures = scenario(args.n, args.seed, Path(tmp))
+        if args.json:
+            path = Path(args.json)
+            known = json.loads(path.read_text()) if path.is_file() else {}
+            known[scenario.__name__.replace("_", "-")] = figures
+            path.write_text(json.dumps(known, indent=2) + "\n")
+        return all(value is not False for key, value in figures.items() if key.endswith("met"))
+
+    return run
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "sync": scenario_sync,
+    "plan-files": _judged(plan_files),
+    "plan-sqlite": _judged(plan_sqlite),
+    "erp-load": _judged(erp_load),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="sync")
+    parser.add_argument(
+        "--scenario", choices=[*sorted(SCENARIOS), "all"], default="sync", help="(sync)"
+    )
     parser.add_argument("--n", type=int, default=10_000, help="customers (10,000)")
     parser.add_argument(
         "--time-scale",
@@ -252,10 +688,14 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="the double's bucket refills this many times faster than the Standard plan (1)",
     )
+    parser.add_argument("--seed", type=int, default=7, help="world generator seed (7)")
+    parser.add_argument("--json", metavar="FILE", help="also write the plan scenarios' figures")
     args = parser.parse_args(argv)
     if args.n < 1 or args.time_scale <= 0:
         parser.error("--n must be >= 1 and --time-scale > 0")
-    return 0 if SCENARIOS[args.scenario](args) else 1
+    names = sorted(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    met = [SCENARIOS[name](args) for name in names]
+    return 0 if all(met) else 1
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +44,7 @@ from custsync.engine.model import (
     ErpReference,
     erp_code,
 )
-from custsync.engine.ports import ErpWriteResult, SourceProblem
+from custsync.engine.ports import ErpWriteResult, LoadRowProblem, SourceProblem
 from custsync.engine.run.state import (
     database_errors,
     display_url,
@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _STREAM_BATCH = 500
+#: customer rows checked and written at a time by ``load`` (inside its one transaction)
+LOAD_BATCH = 5_000
 _MAX_NUMBER_TRIES = 1000
 _MAX_NUMBER_WINDOW = 4096  # numbers looked at per try when many are taken
 _TRUE = frozenset({"true", "yes", "y", "1"})
@@ -836,30 +838,39 @@ class SqlErpWriter(SqlErpReader):
     def load(
         self,
         kind: str,
-        rows: Sequence[LoadRow | tuple[int, Mapping[str, str]]],
+        rows: Iterable[LoadRow | LoadRowProblem | tuple[int, Mapping[str, str]]],
         *,
         update: bool = False,
         check_only: bool = False,
+        batch_size: int = LOAD_BATCH,
+        on_rows: Callable[[int], None] | None = None,
     ) -> LoadReport:
-        """Validate every row, then write all of them in one transaction, or nothing.
+        """Validate every row and write them in one transaction: all of them, or nothing.
 
         ``kind`` is ``customers``, ``countries`` or ``templates``; rows (``LoadRow`` or
         ``(line, values)``) carry only the columns of the file (an update writes only those).
         An existing key is a problem unless ``update``. A customer row with a blank ``no`` gets
         the next number of the series. ``check_only`` reports the problems and writes nothing.
+        A ``LoadRowProblem`` among the rows is one the file's reader found (a malformed row):
+        it is reported with the others and refuses the load.
+
+        Customers are read, checked and written ``batch_size`` rows at a time inside the one
+        transaction, so memory holds a batch, not the file (plus each number's first line, to
+        report duplicates, and the rows without a number, numbered at the end so that the
+        series skips the numbers the file gives). ``on_rows(count)`` follows the progress.
         """
         if kind not in schema.LOAD_COLUMNS:
             raise ConfigError(f"unknown load kind {kind!r} (customers, countries or templates)")
         report = LoadReport(kind)
-        checked = [_with_codes(row if isinstance(row, LoadRow) else LoadRow(*row)) for row in rows]
+        checked = _load_rows(rows, report, on_rows)
         try:
             with self._write(f"loading {kind}") as conn:
                 if kind == "customers":
-                    self._load_customers(conn, checked, update, report)
+                    self._load_customers(conn, checked, update, report, check_only, batch_size)
                 elif kind == "countries":
-                    self._load_keyed(conn, schema.country, checked, update, report)
+                    self._load_keyed(conn, schema.country, list(checked), update, report)
                 else:
-                    self._load_keyed(conn, schema.customer_template, checked, update, report)
+                    self._load_keyed(conn, schema.customer_template, list(checked), update, report)
                 if report.problems or check_only:
                     raise _Refused("rolled back")
         except _Refused:
@@ -884,84 +895,91 @@ class SqlErpWriter(SqlErpReader):
         return values if ok else None
 
     def _load_customers(
-        self, conn: Connection, rows: Sequence[LoadRow], update: bool, report: LoadReport
+        self,
+        conn: Connection,
+        rows: Iterable[LoadRow],
+        update: bool,
+        report: LoadReport,
+        check_only: bool,
+        batch_size: int,
     ) -> None:
         table = schema.customer
         columns = schema.LOAD_COLUMNS["customers"]
         countries = _country_codes(conn)
-        wanted = [r.values.get("no", "") for r in rows if r.values.get("no")]
-        existing = _existing_keys(conn, table.c.no, wanted)
         seen: dict[str, int] = {}
-        checked: list[dict[str, Any]] = []
-        for row in rows:
-            values = self._check_row(row, columns, report)
-            no = row.values.get("no", "")
-            if no:
-                if no in seen:
-                    report.problems.append(
-                        LoadProblem(row.line, "no", f"customer {no} is also on line {seen[no]}")
-                    )
-                seen.setdefault(no, row.line)
-                if no in existing and not update:
+        blank: list[dict[str, Any]] = []
+        now = self._clock()
+        for batch in _batches(rows, batch_size):
+            wanted = [r.values.get("no", "") for r in batch if r.values.get("no")]
+            existing = _existing_keys(conn, table.c.no, [no for no in wanted if no not in seen])
+            checked: list[dict[str, Any]] = []
+            for row in batch:
+                values = self._check_row(row, columns, report)
+                no = row.values.get("no", "")
+                if no:
+                    if no in seen:
+                        report.problems.append(
+                            LoadProblem(row.line, "no", f"customer {no} is also on line {seen[no]}")
+                        )
+                    elif no in existing and not update:
+                        report.problems.append(
+                            LoadProblem(
+                                row.line,
+                                "no",
+                                f"customer {no} already exists (use --update to update it)",
+                            )
+                        )
+                    seen.setdefault(no, row.line)
+                country_code = row.values.get("country_code", "")
+                if country_code and country_code not in countries:
                     report.problems.append(
                         LoadProblem(
                             row.line,
-                            "no",
-                            f"customer {no} already exists (use --update to update it)",
+                            "country_code",
+                            f"unknown country/region code {country_code!r}",
                         )
                     )
-            country_code = row.values.get("country_code", "")
-            if country_code and country_code not in countries:
-                report.problems.append(
-                    LoadProblem(
-                        row.line, "country_code", f"unknown country/region code {country_code!r}"
-                    )
-                )
-            if values is not None:
-                checked.append(values)
-        if report.problems:
-            return
-        now = self._clock()
-        updates = [v for v in checked if v.get("no", "") in existing]
-        explicit = [v for v in checked if v.get("no", "") and v["no"] not in existing]
-        blank = [v for v in checked if not v.get("no", "")]
-        _execute_grouped(
-            conn,
-            table.update()
-            .where(table.c.no == sa.bindparam("_key"))
-            .values(row_version=table.c.row_version + 1, modified_at=now),
-            [
-                {**{k: v for k, v in values.items() if k != "no"}, "_key": values["no"]}
-                for values in updates
-            ],
-        )
-        # explicit numbers first, so that the series skips them
-        _execute_grouped(
-            conn,
-            table.insert(),
-            [{**values, "modified_at": now, "row_version": 1} for values in explicit],
-        )
-        numbers: list[str] = []
-        if blank:
-            try:
-                numbers = self._next_numbers(conn, len(blank))
-            except _Refused as exc:
-                report.problems.append(LoadProblem(0, "no", str(exc)))
-                return
+                if values is not None:
+                    checked.append(values)
+            if report.problems or check_only:
+                continue  # nothing more is written (it is rolled back); the rest is checked
+            updates = [v for v in checked if v.get("no", "") in existing]
+            explicit = [v for v in checked if v.get("no", "") and v["no"] not in existing]
+            blank.extend(v for v in checked if not v.get("no", ""))
+            _execute_grouped(
+                conn,
+                table.update()
+                .where(table.c.no == sa.bindparam("_key"))
+                .values(row_version=table.c.row_version + 1, modified_at=now),
+                [
+                    {**{k: v for k, v in values.items() if k != "no"}, "_key": values["no"]}
+                    for values in updates
+                ],
+            )
             _execute_grouped(
                 conn,
                 table.insert(),
-                [
-                    {**values, "no": no, "modified_at": now, "row_version": 1}
-                    for values, no in zip(blank, numbers, strict=True)
-                ],
+                [{**values, "modified_at": now, "row_version": 1} for values in explicit],
             )
-        _refresh_keys(
-            conn,
-            [v["no"] for v in updates] + [v["no"] for v in explicit] + numbers,
-        )
-        report.updated = len(updates)
-        report.inserted = len(explicit) + len(blank)
+            _refresh_keys(conn, [v["no"] for v in updates] + [v["no"] for v in explicit])
+            report.updated += len(updates)
+            report.inserted += len(explicit)
+        if report.problems or check_only or not blank:
+            return
+        # the rows without a number last, so that the series skips every number of the file
+        try:
+            numbers = self._next_numbers(conn, len(blank))
+        except _Refused as exc:
+            report.problems.append(LoadProblem(0, "no", str(exc)))
+            return
+        numbered = [
+            {**values, "no": no, "modified_at": now, "row_version": 1}
+            for values, no in zip(blank, numbers, strict=True)
+        ]
+        for start in range(0, len(numbered), batch_size):
+            _execute_grouped(conn, table.insert(), numbered[start : start + batch_size])
+        _refresh_keys(conn, numbers)
+        report.inserted += len(blank)
 
     def _load_keyed(
         self,
@@ -1029,6 +1047,32 @@ def _fits(table: sa.Table, row: LoadRow, values: Mapping[str, Any], report: Load
             report.problems.append(LoadProblem(row.line, name, problem))
             ok = False
     return ok
+
+
+def _load_rows(
+    rows: Iterable[LoadRow | LoadRowProblem | tuple[int, Mapping[str, str]]],
+    report: LoadReport,
+    on_rows: Callable[[int], None] | None,
+) -> Iterator[LoadRow]:
+    """The rows as LoadRows; problems the file's reader found go to the report."""
+    for row in rows:
+        if isinstance(row, LoadRowProblem):
+            report.problems.append(LoadProblem(row.line, row.column, row.message))
+            continue
+        yield _with_codes(row if isinstance(row, LoadRow) else LoadRow(*row))
+        if on_rows is not None:
+            on_rows(1)
+
+
+def _batches(rows: Iterable[LoadRow], size: int) -> Iterator[list[LoadRow]]:
+    batch: list[LoadRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _execute_grouped(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:

@@ -21,10 +21,9 @@ The connector is read-only: ``open_writer`` refuses with a ConfigError.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -180,28 +179,49 @@ def _yaml_rows(path: Path, list_key: str) -> list[_Row]:
             f"{list_key!r} holding that list)",
             file=str(path),
         )
+    shown = _shown(path)
     return [
-        _Row(f"{_shown(path)}:{doc.position(f'{prefix}/{index}').line}", item)
+        _Row(f"{shown}:{doc.position(f'{prefix}/{index}').line}", item)
         for index, item in enumerate(data)
     ]
 
 
-def _jsonl_rows(path: Path, problems: list[SourceProblem], kind: str) -> list[_Row]:
-    rows = []
-    for number, line in enumerate(_decode(path).splitlines(), start=1):
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines (number, text with its line end), decoded one by one: a large
+    file is never held whole. A byte that is not UTF-8 is a ConfigError naming line and column."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{_shown(path)}:{number}:{exc.start + 1}: not UTF-8 "
+                    f"(byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+                    file=str(path),
+                    line=number,
+                ) from None
+            yield number, text
+
+
+def _jsonl_rows(path: Path, problems: list[SourceProblem], kind: str) -> Iterator[_Row]:
+    shown = _shown(path)
+    for number, line in _decoded_lines(path):
         if not line.strip():
             continue
         try:
-            rows.append(_Row(f"{_shown(path)}:{number}", json.loads(line)))
+            data = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(
                 SourceProblem(
                     kind,
-                    f"{_shown(path)}:{number}",
+                    f"{shown}:{number}",
                     f"not valid JSON ({exc.msg}, column {exc.colno})",
                 )
             )
-    return rows
+            continue
+        yield _Row(f"{shown}:{number}", data)
 
 
 def _json_rows(path: Path, list_key: str) -> list[_Row]:
@@ -218,7 +238,8 @@ def _json_rows(path: Path, list_key: str) -> list[_Row]:
             f"{_shown(path)}: expected a JSON list of records (or {{{list_key!r}: [...]}})"
         )
     # JSON carries no line numbers once parsed; the record's index is the position.
-    return [_Row(f"{_shown(path)}:[{index}]", item) for index, item in enumerate(data)]
+    shown = _shown(path)
+    return [_Row(f"{shown}:[{index}]", item) for index, item in enumerate(data)]
 
 
 def _csv_rows(
@@ -227,14 +248,13 @@ def _csv_rows(
     required: Sequence[str],
     problems: list[SourceProblem],
     kind: str,
-) -> list[_Row]:
-    text = _decode(path)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[_Row] = []
+) -> Iterator[_Row]:
+    shown = _shown(path)
+    reader = csv.reader(_csv_lines(path), strict=True)
     try:
         header = next(reader, None)
         if header is None:
-            return []
+            return
         header = [name.strip() for name in header]
         unknown = [name for name in header if name not in columns]
         if unknown:
@@ -262,7 +282,7 @@ def _csv_rows(
             )
         start = reader.line_num + 1
         for values in reader:
-            location = f"{_shown(path)}:{start}"
+            location = f"{shown}:{start}"
             start = reader.line_num + 1
             if not any(value.strip() for value in values):
                 continue
@@ -275,10 +295,15 @@ def _csv_rows(
                     )
                 )
                 continue
-            rows.append(_Row(location, dict(zip(header, values, strict=True))))
+            yield _Row(location, dict(zip(header, values, strict=True)))
     except csv.Error as exc:
-        raise ConfigError(f"{_shown(path)}:{reader.line_num}: CSV: {exc}", file=str(path)) from None
-    return rows
+        raise ConfigError(f"{shown}:{reader.line_num}: CSV: {exc}", file=str(path)) from None
+
+
+def _csv_lines(path: Path) -> Iterator[str]:
+    """The file's lines with their line ends (as ``csv`` wants them), decoded one by one."""
+    for _, text in _decoded_lines(path):
+        yield text
 
 
 def _rows(
@@ -288,19 +313,25 @@ def _rows(
     required: Sequence[str],
     problems: list[SourceProblem],
     record_kind: str,
-) -> list[_Row]:
+) -> Iterable[_Row]:
+    """The file's rows; JSON Lines and CSV are read row by row as they are consumed."""
     _, list_key = FILE_KINDS[kind]
     suffix = path.suffix.lower().lstrip(".")
     with _readable(path):
         if suffix in ("yaml", "yml"):
             return _yaml_rows(path, list_key)
         if suffix == "jsonl":
-            return _jsonl_rows(path, problems, record_kind)
+            return _guarded(path, _jsonl_rows(path, problems, record_kind))
         if suffix == "json":
             return _json_rows(path, list_key)
         if suffix == "csv":
-            return _csv_rows(path, columns, required, problems, record_kind)
+            return _guarded(path, _csv_rows(path, columns, required, problems, record_kind))
     raise ConfigError(f"{_shown(path)}: unsupported file type .{suffix} for {kind}")
+
+
+def _guarded(path: Path, rows: Iterator[_Row]) -> Iterator[_Row]:
+    with _readable(path):
+        yield from rows
 
 
 @contextmanager
@@ -650,7 +681,7 @@ def _record_key(data: Any, key: str, resource: str | None = None) -> str:
 
 
 def _parse_all(
-    rows: Sequence[_Row],
+    rows: Iterable[_Row],
     parse: Callable[[Any], T],
     kind: str,
     key: Callable[[T], str],
@@ -760,7 +791,9 @@ def _load_shopify_customers(path: Path) -> LoadResult[ShopifyCustomer]:
             raw_key=lambda data: _record_key(data, "id", "Customer"),
         )
     problems: list[SourceProblem] = []
-    rows = _csv_rows(path, _SHOPIFY_CSV_COLUMNS, ("id",), problems, "shopify_customer")
+    rows = _guarded(
+        path, _csv_rows(path, _SHOPIFY_CSV_COLUMNS, ("id",), problems, "shopify_customer")
+    )
     by_id: dict[str, ShopifyCustomer] = {}
     bad: dict[str, str] = {}  # id -> where its first bad row is
     for row in rows:

@@ -31,6 +31,7 @@ __all__ = [
     "ErpReader",
     "ErpWriteResult",
     "ErpWriter",
+    "LoadRowProblem",
     "ReportsProblems",
     "RunRecord",
     "ShopifyReader",
@@ -266,6 +267,17 @@ class StateStore(Protocol):
 # --------------------------------------------------------------------------------------------
 # Per-record problems a reader found in its source (bad rows are reported, not fatal)
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRowProblem:
+    """A row of a load file its reader could not take (malformed CSV, not UTF-8). Given to an
+    ERP connector's ``load`` among the rows (``custsync erp load`` streams them): reported
+    with the value problems, and the load writes nothing."""
+
+    line: int
+    column: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,3 +337,55 @@ def test_sqlite_reader_is_read_only(tmp_path: Path) -> None:
         engine = reader._engine
         with pytest.raises(sa.exc.OperationalError, match="readonly"), engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM erp_customer")
+
+
+def test_load_streams_in_batches_and_stays_all_or_nothing(erp: SqlErpWriter) -> None:
+    """`erp load` of a million rows holds a batch, not the file: rows are consumed lazily,
+    checked and written a batch at a time in one transaction. Duplicates across batches are
+    still found, a problem in the last batch still leaves nothing written, and rows without
+    a number are numbered after every number the file gives (the series skips them)."""
+    from custsync.engine.ports import LoadRowProblem
+
+    consumed: list[int] = []
+
+    def rows(count: int, last: dict[str, str] | None = None) -> Iterator[object]:
+        for line in range(2, count + 2):
+            consumed.append(line)
+            yield (line, {"no": f"C{line:05d}", "name": f"row {line}"})
+        if last is not None:
+            yield (count + 2, last)
+
+    counted: list[int] = []
+    bad = erp.load(
+        "customers",
+        rows(25, {"no": "C00003", "name": "again"}),
+        batch_size=10,
+        on_rows=counted.append,
+    )
+    assert [(p.line, p.message) for p in bad.problems] == [
+        (27, "customer C00003 is also on line 3")
+    ]
+    assert (bad.inserted, erp.count_customers()) == (0, 0)  # the first two batches rolled back
+    assert sum(counted) == 26
+
+    # a malformed row the file's reader found refuses the load the same way
+    def with_problem() -> Iterator[object]:
+        yield from rows(12)
+        yield LoadRowProblem(14, "", "row has 2 values, the header has 3")
+
+    refused = erp.load("customers", with_problem(), batch_size=5)
+    assert [(p.line, p.message) for p in refused.problems] == [
+        (14, "row has 2 values, the header has 3")
+    ]
+    assert erp.count_customers() == 0
+
+    consumed.clear()
+    mixed = (
+        (2, {"no": "", "name": "blank first"}),
+        *((line, {"no": f"C{line - 2:05d}", "name": f"row {line}"}) for line in range(3, 30)),
+    )
+    report = erp.load("customers", iter(mixed), batch_size=4)
+    assert report.problems == [] and report.inserted == 28
+    # C00001..C00027 came from the file; the blank row, first in the file, got the next one
+    assert erp.get_customer("C00028") is not None
+    assert erp.get_customer("C00028").name == "blank first"  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from custsync.connectors import files
@@ -136,14 +137,20 @@ def test_a_world_file_that_cannot_be_read_is_named(
     ):
         _write(tmp_path, kind, text)
     unreadable = tmp_path / name
-    read_bytes = Path.read_bytes
+    read_bytes, open_file = Path.read_bytes, Path.open
 
     def refuse(path: Path) -> bytes:
         if path == unreadable:
             raise PermissionError(13, "Permission denied", str(path))
         return read_bytes(path)
 
+    def refuse_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path == unreadable:  # large files are read line by line (CSV, JSON Lines)
+            raise PermissionError(13, "Permission denied", str(path))
+        return open_file(path, *args, **kwargs)
+
     monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "open", refuse_open)
     with pytest.raises(ConfigError) as raised:
         files.erp.open_reader(str(tmp_path))
         load_links(tmp_path)

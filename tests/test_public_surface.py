@@ -39,6 +39,7 @@ PINNED = {
         "ErpReader",
         "ErpWriteResult",
         "ErpWriter",
+        "LoadRowProblem",
         "ReportsProblems",
         "RunRecord",
         "ShopifyReader",
@@ -81,10 +82,14 @@ PINNED = {
         "FULL_READ_THRESHOLD",
         "SyncInputs",
         "build_plan",
+        "iter_shop_decisions",
         "plan_incremental",
         "plan_shop",
         "read_inputs",
+        "stream_plan",
     ],
+    "custsync.engine.run.planstream": ["DecisionSpool"],
+    "custsync.engine.progress": ["LOG_EVERY_SECONDS", "Progress"],
     "custsync.engine.run.apply": ["Applier", "RecordOutcome", "customer_input"],
 }
 

@@ -133,6 +133,7 @@ def _configure_logging() -> None:
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
     logging.getLogger("custsync.sync").setLevel(logging.INFO)
+    logging.getLogger("custsync.progress").setLevel(logging.INFO)
 
 
 def run() -> NoReturn:  # pragma: no cover - console entry

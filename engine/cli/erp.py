@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
-import io
 import json
 import os
 import re
@@ -26,8 +25,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import exitcodes, registry
-from ..errors import ConfigError, CustsyncError, UsageError
+from ..errors import ConfigError, UsageError
 from ..model import ERP_CUSTOMER_FIELDS, ERP_TEMPLATE_FIELDS, ErpCustomer
+from ..ports import LoadRowProblem
+from ..progress import Progress
 
 DEFAULT_CONFIG = "custsync.yaml"
 ENV_URL = "CUSTSYNC_ERP_URL"
@@ -189,38 +190,90 @@ def _init(args: argparse.Namespace) -> int:
 
 @dataclass(slots=True)
 class CsvFile:
-    """A parsed load file: its columns, its data rows with line numbers, its problems."""
+    """A load file read as a stream: its header at once (:func:`read_csv`), its data rows as
+    they are consumed (:meth:`rows`: ``(line, values)``, or a ``LoadRowProblem`` for a row
+    that is not well-formed), so that a million rows are never held in memory."""
 
+    path: Path
+    kind: str
+    delimiter: str = ","
     columns: tuple[str, ...] = ()
-    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # line, column, message
     notes: list[tuple[int, str, str]] = field(default_factory=list)  # columns read past
+    _reader: Any = None
+    _lines: Any = None
+    _last_line: int = 0
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str]] | LoadRowProblem]:
+        if self._reader is None:
+            return
+        reader, last_line = self._reader, self._last_line
+        ignored = [name for _, name, _ in self.notes]
+        try:
+            for record in reader:
+                line, last_line = last_line + 1, reader.line_num
+                if not record or all(not value.strip() for value in record):
+                    continue
+                if len(record) != len(self.columns):
+                    yield LoadRowProblem(
+                        line,
+                        "",
+                        f"row has {len(record)} values, the header has {len(self.columns)}",
+                    )
+                    continue
+                values = dict(zip(self.columns, map(csv_value, record), strict=True))
+                for name in ignored:
+                    del values[name]
+                yield line, values
+        except csv.Error as exc:
+            yield LoadRowProblem(reader.line_num, "", f"not valid CSV: {exc}")
+        except _NotUtf8 as exc:
+            yield LoadRowProblem(exc.line, "", exc.message)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
+
+
+class _NotUtf8(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def _decoded(handle: IO[bytes]) -> Iterator[str]:
+    """The file's lines decoded one by one (a BOM dropped); a byte that is not UTF-8 stops
+    the reading with the line and the byte offset."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        skip = 3 if number == 1 and raw.startswith(b"\xef\xbb\xbf") else 0
+        try:
+            text = raw[skip:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = offset + skip + exc.start
+            raise _NotUtf8(
+                number,
+                f"not UTF-8 (byte 0x{raw[skip + exc.start]:02x} at byte offset {at}); "
+                "save the file as UTF-8",
+            ) from None
+        offset += len(raw)
+        yield text
 
 
 def read_csv(path: Path, kind: str, delimiter: str = ",") -> CsvFile:
-    """Read and check the structure of a load file (values are checked by the connector)."""
-    result = CsvFile()
+    """Open a load file and read and check its header (values are checked by the connector;
+    the data rows come from ``rows()`` as they are consumed)."""
+    result = CsvFile(path, kind, delimiter)
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    bom = b"\xef\xbb\xbf"
-    body = data[len(bom) :] if data.startswith(bom) else data
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = exc.start + (len(data) - len(body))
-        line = data[:offset].count(b"\n") + 1
-        result.problems.append(
-            (
-                line,
-                "",
-                f"not UTF-8 (byte 0x{data[offset]:02x} at byte offset {offset}); "
-                "save the file as UTF-8",
-            )
-        )
-        return result
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    lines = _decoded(handle)
+    result._lines = handle
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     allowed = LOAD_COLUMNS[kind]
     last_line = 0
     try:
@@ -228,28 +281,18 @@ def read_csv(path: Path, kind: str, delimiter: str = ",") -> CsvFile:
             line, last_line = last_line + 1, reader.line_num
             if not record or all(not value.strip() for value in record):
                 continue
-            if not result.columns:
-                result.columns = _header(record, line, kind, allowed, result)
-                if result.problems:
-                    return result
-                continue
-            if len(record) != len(result.columns):
-                result.problems.append(
-                    (
-                        line,
-                        "",
-                        f"row has {len(record)} values, the header has {len(result.columns)}",
-                    )
-                )
-                continue
-            values = dict(zip(result.columns, map(csv_value, record), strict=True))
-            for _, name, _ in result.notes:
-                del values[name]
-            result.rows.append((line, values))
+            result.columns = _header(record, line, kind, allowed, result)
+            break
     except csv.Error as exc:
         result.problems.append((reader.line_num, "", f"not valid CSV: {exc}"))
+    except _NotUtf8 as exc:
+        result.problems.append((exc.line, "", exc.message))
     if not result.columns and not result.problems:
         result.problems.append((1, "", "the file is empty (a header row is required)"))
+    if result.problems:
+        result.close()
+    else:
+        result._reader, result._last_line = reader, last_line
     return result
 
 
@@ -294,20 +337,29 @@ def _header(
 
 
 def _load(args: argparse.Namespace) -> int:
+    """Stream the file's rows into the connector's ``load`` (one transaction, all or
+    nothing): every problem of the file is reported in one run, malformed rows and values."""
     path = Path(args.file)
     if len(args.delimiter) != 1:
         raise UsageError("--delimiter must be one character")
     parsed = read_csv(path, args.kind, args.delimiter)
     name = args.file
-    for line, column, note in parsed.notes:
-        print(f"{name}:{line}: {column}: {note}", file=sys.stderr)
-    if parsed.problems:
-        return _report_problems(name, parsed.problems + _value_problems(args, parsed))
-    url = erp_url(args)
-    with _opened(registry.open_erp_writer(url)) as writer:
-        load = _capability(writer, "load", url, "erp load")
-        report = load(args.kind, parsed.rows, update=args.update)
-        where = getattr(writer, "url", url)
+    try:
+        for line, column, note in parsed.notes:
+            print(f"{name}:{line}: {column}: {note}", file=sys.stderr)
+        if parsed.problems:
+            return _report_problems(name, parsed.problems)
+        url = erp_url(args)
+        with (
+            _opened(registry.open_erp_writer(url)) as writer,
+            Progress(None, f"erp load {name}", unit="rows") as progress,
+        ):
+            load = _capability(writer, "load", url, "erp load")
+            options = {"on_rows": progress.advance} if _accepts(load, "on_rows") else {}
+            report = load(args.kind, parsed.rows(), update=args.update, **options)
+            where = getattr(writer, "url", url)
+    finally:
+        parsed.close()
     if report.problems:
         return _report_problems(name, [(p.line, p.column, p.message) for p in report.problems])
     print(
@@ -317,21 +369,11 @@ def _load(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _value_problems(args: argparse.Namespace, parsed: CsvFile) -> list[tuple[int, str, str]]:
-    """The value problems of the well-formed rows of a file that has malformed ones, so that
-    one run reports every problem; none when the database cannot be checked."""
-    if not parsed.rows:
-        return []
+def _accepts(function: Any, parameter: str) -> bool:
     try:
-        url = erp_url(args)
-        with _opened(registry.open_erp_writer(url)) as writer:
-            load = getattr(writer, "load", None)
-            if load is None or "check_only" not in inspect.signature(load).parameters:
-                return []
-            report = load(args.kind, parsed.rows, update=args.update, check_only=True)
-    except CustsyncError:  # no database to check against yet
-        return []
-    return [(p.line, p.column, p.message) for p in report.problems]
+        return parameter in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin
+        return False
 
 
 def _report_problems(name: str, problems: list[tuple[int, str, str]]) -> int:

@@ -21,16 +21,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .. import exitcodes, registry
 from ..config import check_shop_names
-from ..errors import ConfigError, CustsyncError, DiagnosticsError, UsageError
-from ..model import CountrySetup, Direction, Link, ShopifyOrder, ShopSettings
+from ..errors import ConfigError, DiagnosticsError, UsageError
+from ..model import CountrySetup, Decision, Direction, Link, ShopifyOrder, ShopSettings
+from ..progress import Progress
 from ..resources import locate
-from ..run.plan import Plan, PlanWarning, file_fingerprint, plan_to_json
-from ..run.planner import build_plan
-from ..run.render import print_plan
+from ..run.plan import Plan, PlanWarning, decision_to_json, file_fingerprint, write_plan_json
+from ..run.planner import build_plan, stream_plan
+from ..run.planstream import DecisionSpool, encode_block
+from ..run.render import decision_block, stream_text
 
 DEFAULT_CONFIG = "custsync.yaml"
 _FILES = "files"
@@ -351,12 +353,13 @@ def _select_shops(setup: _Setup, wanted: Sequence[str]) -> list[_ShopSource]:
     return [known[name] for name in dict.fromkeys(wanted)]
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:
+    """``write`` the file through a temporary one (0600: it holds full contact data)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            write(handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -364,9 +367,16 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def make_plan(
-    args: argparse.Namespace, *, engine_factory: Callable[[Any], Any] | None = None
+    args: argparse.Namespace,
+    *,
+    engine_factory: Callable[[Any], Any] | None = None,
+    sink: Callable[[Decision], None] | None = None,
+    progress: Progress | None = None,
 ) -> Plan:
-    """Build the plan the command line asks for (used by ``plan``; reusable by ``sync``)."""
+    """Build the plan the command line asks for (used by ``plan``; reusable by ``sync``).
+
+    With a ``sink`` the decisions go there as they are made and the plan returned keeps only
+    their counts (:func:`~custsync.engine.run.planner.stream_plan`)."""
     from ..model import ShopContext
     from ..rules.validate import load_rule_set
 
@@ -410,6 +420,23 @@ def make_plan(
     with _open_sources(setup, shops, world) as sources:
         orders = _orders(args, sources.shopify, sources.warnings)
         engine = engine_factory(rule_set) if engine_factory else None
+        if sink is not None:
+            return stream_plan(
+                sink,
+                shops=contexts,
+                rules=rule_set,
+                erp=sources.erp,
+                shopify=sources.shopify,
+                links=sources.links,
+                directions=_directions(args),
+                orders=orders,
+                cursors={} if getattr(args, "full", False) else sources.cursors,
+                engine=engine,
+                fingerprints=fingerprints,
+                warnings=[*warnings, *sources.warnings],
+                now=started,
+                progress=progress,
+            )
         return build_plan(
             shops=contexts,
             rules=rule_set,
@@ -427,27 +454,55 @@ def make_plan(
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        plan = make_plan(args)
-    except DiagnosticsError as exc:
-        _print_diagnostics(exc.diagnostics)
-        print(f"custsync plan: {_count(exc.diagnostics)}; nothing planned", file=sys.stderr)
-        return exitcodes.ERROR
-    except CustsyncError:
-        raise
-    if args.out:
-        out = Path(args.out)
+    """Plan, streaming: each decision is rendered into a spool as it is made (text block,
+    JSON item), and the outputs are written from there; memory holds the World, not the plan."""
+    channels: dict[str, Callable[[Decision], str | None]] = {}
+    base_dir = Path.cwd()
+    if args.out or args.output == "json":
+        channels["json"] = decision_to_json
+    if args.output == "text":
+        channels["text"] = lambda decision: encode_block(decision_block(decision, base_dir))
+    with DecisionSpool(channels) as spool, Progress(enabled=True) as progress:
         try:
-            _write_atomically(out, plan_to_json(plan))
-        except OSError as exc:
-            raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
-        print(
-            f"Saved the plan to {out}; apply it with: custsync sync --plan {out}", file=sys.stderr
-        )
-    print_plan(plan, sys.stdout, output=args.output, base_dir=Path.cwd())
+            plan = make_plan(args, sink=spool.add, progress=progress)
+        except DiagnosticsError as exc:
+            progress.close()
+            _print_diagnostics(exc.diagnostics)
+            print(f"custsync plan: {_count(exc.diagnostics)}; nothing planned", file=sys.stderr)
+            return exitcodes.ERROR
+        if args.out:
+            progress.start(len(spool), "write plan")
+            out = Path(args.out)
+            try:
+                _write_atomically(
+                    out,
+                    lambda stream: write_plan_json(
+                        plan, _counted(spool.texts("json"), progress), stream, count=len(spool)
+                    ),
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"--out {args.out}: cannot write: {exc.strerror or exc}"
+                ) from None
+        progress.close()
+        if args.out:
+            print(
+                f"Saved the plan to {out}; apply it with: custsync sync --plan {out}",
+                file=sys.stderr,
+            )
+        if args.output == "json":
+            write_plan_json(plan, spool.texts("json"), sys.stdout, count=len(spool))
+        else:
+            stream_text(plan, spool.blocks("text"), sys.stdout)
     if args.detailed_exitcode and plan.has_changes:
         return exitcodes.CHANGES_PRESENT
     return exitcodes.OK
+
+
+def _counted(items: Iterator[str], progress: Progress) -> Iterator[str]:
+    for item in items:
+        progress.advance()
+        yield item
 
 
 def _count(diagnostics: Sequence[Any]) -> str:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import io
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..masking import mask_text
@@ -44,15 +46,20 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DIRECTION_ORDER",
     "FORMAT_VERSION",
+    "PRETTY_DECISIONS",
     "Plan",
     "PlanSummary",
+    "PlanTally",
     "PlanWarning",
     "decision_sort_key",
+    "decision_to_json",
     "file_fingerprint",
     "plan_from_json",
+    "plan_order_key",
     "plan_to_dict",
     "plan_to_json",
     "validate_plan_data",
+    "write_plan_json",
 ]
 
 FORMAT_VERSION = "1.0"
@@ -95,10 +102,44 @@ class PlanSummary:
         )
 
 
+class PlanTally:
+    """Counts by action as decisions go by: the summary of a plan whose decisions are not
+    kept in memory (``custsync plan`` streams them to its output)."""
+
+    __slots__ = ("_per",)
+
+    def __init__(self) -> None:
+        self._per: dict[str, Counter[str]] = {}
+
+    def add(self, decision: Decision) -> None:
+        per = self._per.get(decision.direction.value)
+        if per is None:
+            per = self._per[decision.direction.value] = Counter()
+        per[decision.action.value] += 1
+
+    def summary(self) -> PlanSummary:
+        overall: Counter[str] = Counter()
+        for counts in self._per.values():
+            overall.update(counts)
+        return PlanSummary(
+            counts={action.value: overall[action.value] for action in _ACTIONS},
+            by_direction={
+                direction.value: {
+                    action.value: self._per[direction.value][action.value] for action in _ACTIONS
+                }
+                for direction in DIRECTION_ORDER
+                if direction.value in self._per
+            },
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A dry run's result. ``fingerprints`` digest what the plan was computed from (rules,
-    config, each source) so that ``sync --plan`` can tell a stale plan from a current one."""
+    config, each source) so that ``sync --plan`` can tell a stale plan from a current one.
+
+    A *streamed* plan (``custsync plan``) keeps no decisions: ``decisions`` is empty and
+    ``counts`` holds their summary, counted as they were written out."""
 
     created_at: datetime
     shops: tuple[str, ...]
@@ -107,28 +148,22 @@ class Plan:
     warnings: tuple[PlanWarning, ...] = ()
     fingerprints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     format_version: str = FORMAT_VERSION
+    counts: PlanSummary | None = None
 
     @property
     def summary(self) -> PlanSummary:
-        overall: Counter[str] = Counter()
-        per: dict[str, Counter[str]] = {}
+        if self.counts is not None:
+            return self.counts
+        tally = PlanTally()
         for decision in self.decisions:
-            overall[decision.action.value] += 1
-            per.setdefault(decision.direction.value, Counter())[decision.action.value] += 1
-        return PlanSummary(
-            counts={action.value: overall[action.value] for action in _ACTIONS},
-            by_direction={
-                direction.value: {
-                    action.value: per[direction.value][action.value] for action in _ACTIONS
-                }
-                for direction in DIRECTION_ORDER
-                if direction.value in per
-            },
-        )
+            tally.add(decision)
+        return tally.summary()
 
     @property
     def has_changes(self) -> bool:
         """Whether applying would write anything (create, update or link)."""
+        if self.counts is not None:
+            return self.counts.changes > 0
         return any(decision.is_change for decision in self.decisions)
 
 
@@ -154,6 +189,29 @@ def decision_sort_key(decision: Decision) -> tuple[Any, ...]:
         decision.shop,
         _natural(decision.record),
         decision.record,
+    )
+
+
+def _natural_text(text: str) -> str:
+    """``_natural(text)`` as one string that sorts the same way (cheaper to keep for a
+    million records): a text part is ``\\x01`` + text + ``\\x00``, a number ``\\x02`` + its
+    length + its digits without leading zeros (longer numbers are larger)."""
+    parts = []
+    for part in _DIGITS.split(text):
+        if not part:
+            continue
+        if part.isdigit():
+            digits = str(int(part))
+            parts.append(f"\x02{chr(len(digits) + 1)}{digits}")
+        else:
+            parts.append(f"\x01{part}\x00")
+    return "".join(parts)
+
+
+def plan_order_key(direction: Direction, shop: str, record: str) -> str:
+    """:func:`decision_sort_key` as one string (the same order, for records without NUL)."""
+    return (
+        f"{chr(DIRECTION_ORDER.index(direction) + 1)}{shop}\x00{_natural_text(record)}\x00{record}"
     )
 
 
@@ -290,6 +348,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan as JSON-ready data: full values in changes and payloads (what ``sync --plan``
     applies); messages masked (decide.py masks them where it builds them, this is the net for
     decisions and warnings made elsewhere)."""
+    data = _head_dict(plan)
+    data["decisions"] = [_decision_to_dict(decision) for decision in plan.decisions]
+    return data
+
+
+def _head_dict(plan: Plan) -> dict[str, Any]:
+    """Everything but the decisions, in the document's key order (decisions a placeholder)."""
     summary = plan.summary
     return {
         "format_version": plan.format_version,
@@ -301,7 +366,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "changes": summary.changes,
             "by_direction": {key: dict(value) for key, value in summary.by_direction.items()},
         },
-        "decisions": [_decision_to_dict(decision) for decision in plan.decisions],
+        "decisions": [],
         "warnings": [
             {**_jsonable(warning), "message": mask_text(warning.message)}
             for warning in plan.warnings
@@ -311,7 +376,54 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 
 def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
+    if indent == 2:  # the document custsync writes: the same bytes as the streamed one
+        out = io.StringIO()
+        write_plan_json(
+            plan, (decision_to_json(d) for d in plan.decisions), out, count=len(plan.decisions)
+        )
+        return out.getvalue()
     return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False) + "\n"
+
+
+#: plans with more decisions than this are written one decision per line (compact JSON);
+#: smaller ones indented throughout. Either way one JSON document with the same schema.
+PRETTY_DECISIONS = 10_000
+
+#: a decision's indentation inside the document (an item of the top-level "decisions" list)
+_ITEM_INDENT = "    "
+
+
+def decision_to_json(decision: Decision) -> str:
+    """One decision as compact JSON (one line: JSON strings hold no raw newline)."""
+    return json.dumps(_decision_to_dict(decision), ensure_ascii=False)
+
+
+def _pretty(item: str) -> str:
+    text = json.dumps(json.loads(item), indent=2, ensure_ascii=False)
+    return _ITEM_INDENT + text.replace("\n", "\n" + _ITEM_INDENT)
+
+
+def write_plan_json(plan: Plan, decisions: Iterable[str], stream: IO[str], *, count: int) -> None:
+    """Write the plan document to ``stream`` with ``decisions`` (from :func:`decision_to_json`,
+    in plan order, ``count`` of them) streamed into its "decisions" list: one valid JSON
+    document that is never held in memory. Up to :data:`PRETTY_DECISIONS` decisions it is
+    byte for byte ``json.dumps(plan_to_dict(plan), indent=2)``; a larger plan has one decision
+    per line (indenting a million decisions in Python would take longer than deciding them).
+    The summary comes from ``plan`` (its ``counts`` when the decisions are not kept)."""
+    marker = f"@decisions-{uuid.uuid4().hex}@"
+    head = _head_dict(plan)
+    head["decisions"] = marker
+    before, after = json.dumps(head, indent=2, ensure_ascii=False).split(json.dumps(marker), 1)
+    pretty = count <= PRETTY_DECISIONS
+    stream.write(before)
+    first = True
+    for item in decisions:
+        stream.write("[\n" if first else ",\n")
+        stream.write(_pretty(item) if pretty else _ITEM_INDENT + item)
+        first = False
+    stream.write("[]" if first else "\n  ]")
+    stream.write(after)
+    stream.write("\n")
 
 
 def _schema() -> Any:

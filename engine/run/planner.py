@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -36,10 +36,12 @@ from ..model import (
     ShopifyOrder,
 )
 from ..ports import ErpCandidateReader, ErpFieldLimits, ErpReader, ShopifyReader, SourceProblem
+from ..progress import Progress
 from ..rules.rulefile import RuleSet
 from .plan import (
     DIRECTION_ORDER,
     Plan,
+    PlanTally,
     PlanWarning,
     bad_record_decisions,
     decision_sort_key,
@@ -50,9 +52,11 @@ __all__ = [
     "FULL_READ_THRESHOLD",
     "SyncInputs",
     "build_plan",
+    "iter_shop_decisions",
     "plan_incremental",
     "plan_shop",
     "read_inputs",
+    "stream_plan",
 ]
 
 
@@ -97,6 +101,7 @@ def read_inputs(
     full: bool = False,
     link_source: Any = None,
     retry: Mapping[str, Sequence[str]] | None = None,
+    progress: Progress | None = None,
 ) -> SyncInputs:
     """Read the changed records and the counterparts their rules need (read-only).
 
@@ -109,6 +114,7 @@ def read_inputs(
     store), only the records the changes can touch are read: the World then holds the changed
     customers, every ERP customer sharing an e-mail or a phone key with them, and their links,
     so the rules see exactly what a full read would show them. Otherwise everything is read.
+    ``progress`` counts the records read (a phase per source).
     """
     import_since = None if full else cursors.get(Direction.IMPORT.value)
     export_since = None if full else cursors.get(Direction.EXPORT.value)
@@ -116,7 +122,18 @@ def read_inputs(
     want_export = Direction.EXPORT in directions
     # a reader reports every bad record it met in its life: keep those met from here on
     erp_seen, shopify_seen = len(reader_problems(erp)), len(reader_problems(shopify))
-    imports = list(shopify.iter_customers(updated_since=import_since)) if want_import else []
+    imports = (
+        list(
+            _counted(
+                shopify.iter_customers(updated_since=import_since),
+                progress,
+                f"read shop {shop.name}",
+                "customers",
+            )
+        )
+        if want_import
+        else []
+    )
     retry_imports = list((retry or {}).get(Direction.IMPORT.value, ())) if want_import else []
     retry_exports = list((retry or {}).get(Direction.EXPORT.value, ())) if want_export else []
     if retry_imports:
@@ -140,7 +157,7 @@ def read_inputs(
         shop_links = [link for link in links if link.shop == shop.name]
         if link_source is not None and not shop_links:
             shop_links = list(link_source.links(shop.name))
-        erp_customers = list(erp.iter_customers())
+        erp_customers = list(_counted(erp.iter_customers(), progress, "read ERP", "customers"))
         again = set(retry_exports)
         changed = [
             c
@@ -186,6 +203,19 @@ def read_inputs(
         *reader_problems(shopify)[shopify_seen:],
     ]
     return inputs
+
+
+def _counted(
+    items: Iterable[Any], progress: Progress | None, label: str, unit: str
+) -> Iterator[Any]:
+    """``items`` as they come, counted on ``progress`` (a phase of unknown length)."""
+    if progress is None:
+        yield from items
+        return
+    progress.start(None, label, unit=unit)
+    for item in items:
+        progress.advance()
+        yield item
 
 
 @dataclass(slots=True)
@@ -277,10 +307,15 @@ def _prefetch_counterparts(
 def note_unwritable(decisions: list[Decision], erp: object) -> list[Decision]:
     """Name on each import that would write a field the ERP cannot write now (see
     :class:`~..ports.ErpFieldLimits`) that it will not be written, and why."""
+    return list(noted_unwritable(decisions, erp))
+
+
+def noted_unwritable(decisions: Iterable[Decision], erp: object) -> Iterator[Decision]:
+    """:func:`note_unwritable` as the decisions come (a plan streams them)."""
     limits = erp.unwritable_fields() if isinstance(erp, ErpFieldLimits) else {}
     if not limits:
-        return decisions
-    noted = []
+        yield from decisions
+        return
     for decision in decisions:
         lost = [
             change.field
@@ -291,8 +326,7 @@ def note_unwritable(decisions: list[Decision], erp: object) -> list[Decision]:
             note = "; ".join(f"{name} not written: {limits[name]}" for name in lost)
             message = f"{decision.message}; {note}" if decision.message else note
             decision = dataclasses.replace(decision, message=message)
-        noted.append(decision)
-    return noted
+        yield decision
 
 
 def plan_shop(
@@ -301,6 +335,16 @@ def plan_shop(
     inputs: SyncInputs,
     directions: Sequence[Direction],
 ) -> list[Decision]:
+    """Every decision of :func:`iter_shop_decisions`, in a list."""
+    return list(iter_shop_decisions(engine, shop, inputs, directions))
+
+
+def iter_shop_decisions(
+    engine: Engine,
+    shop: ShopContext,
+    inputs: SyncInputs,
+    directions: Sequence[Direction],
+) -> Iterator[Decision]:
     """Decide the run's records in the order they are applied: imports, then exports in
     ERP number order.
 
@@ -312,21 +356,19 @@ def plan_shop(
     lower-numbered ERP customer's export creates in Shopify in this run.
     """
     world = inputs.world
-    decisions: list[Decision] = []
     try:
         if Direction.IMPORT in directions:
             for shopify_customer in inputs.imports:
                 decision = engine.decide_import(world, shop, shopify_customer)
-                decisions.append(decision)
                 _note_link(world, decision)
+                yield decision
         if Direction.EXPORT in directions:
             for erp_customer in sorted(inputs.exports, key=lambda customer: customer.no):
                 decision = engine.decide_export(world, shop, erp_customer)
-                decisions.append(decision)
                 _note_link(world, decision)
+                yield decision
     finally:
         world.forget_noted_links()
-    return decisions
 
 
 #: the ERP side of a link an import create makes (its number is given when applied)
@@ -372,6 +414,7 @@ def plan_incremental(
     full: bool = False,
     now: datetime | None = None,
     retry: Mapping[str, Sequence[str]] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Plan, SyncInputs]:
     """Read what changed (and the records to ``retry``) and decide it: the plan ``sync``
     would apply (read-only)."""
@@ -385,8 +428,17 @@ def plan_incremental(
         full=full,
         link_source=link_source,
         retry=retry,
+        progress=progress,
     )
-    decisions = note_unwritable(plan_shop(engine, shop, inputs, directions), erp)
+    if progress is not None:
+        progress.start(len(inputs.imports) + len(inputs.exports), f"plan {shop.name}")
+    decisions = []
+    for decision in noted_unwritable(
+        iter_shop_decisions(engine, shop, inputs, directions), erp
+    ):
+        decisions.append(decision)
+        if progress is not None:
+            progress.advance()
     # records the readers could not read: skips in the plan (as ``custsync plan`` shows
     # them), failed records when applied
     taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
@@ -439,7 +491,52 @@ def build_plan(
     export cursor and not just written by our own import). ``orders``
     maps shop names to orders to map (direction ``order``). ``engine`` defaults to
     ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config).
+
+    Every decision is kept; :func:`stream_plan` hands them to a sink instead.
     """
+    decisions: list[Decision] = []
+    head = stream_plan(
+        decisions.append,
+        shops=shops,
+        rules=rules,
+        erp=erp,
+        shopify=shopify,
+        links=links,
+        directions=directions,
+        orders=orders,
+        cursors=cursors,
+        engine=engine,
+        fingerprints=fingerprints,
+        warnings=warnings,
+        now=now,
+    )
+    return dataclasses.replace(
+        head, decisions=tuple(sorted(decisions, key=decision_sort_key)), counts=None
+    )
+
+
+def stream_plan(
+    sink: Callable[[Decision], None],
+    *,
+    shops: Sequence[Any],
+    rules: RuleSet | None,
+    erp: ErpReader,
+    shopify: Mapping[str, ShopifyReader],
+    links: Iterable[Link] = (),
+    directions: Sequence[Direction | str] = (Direction.IMPORT, Direction.EXPORT),
+    orders: Mapping[str, Sequence[ShopifyOrder]] | None = None,
+    cursors: Mapping[tuple[str, str], datetime | None] | None = None,
+    engine: Any = None,
+    fingerprints: Mapping[str, str] | None = None,
+    warnings: Iterable[PlanWarning] = (),
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """:func:`build_plan` without keeping the decisions: each goes to ``sink`` as it is made
+    (in decide order, not plan order: see :class:`~.planstream.DecisionSpool`). Returns the
+    plan without decisions, with their summary counts (``Plan.counts``). Memory holds the
+    World of one shop and the keys of the few bad records, not the decisions.
+    ``progress`` is told about every record decided (its total set per shop)."""
     if engine is None:
         from ..decide.engine import Engine
 
@@ -451,9 +548,21 @@ def build_plan(
     cursors = cursors or {}
     all_links = list(links)
     digests: dict[str, str] = {}
-    decisions: list[Decision] = []
+    tally = PlanTally()
     problems: list[SourceProblem] = []
     missing_warnings: list[PlanWarning] = []
+    # bad records become skips unless a decision exists for them: only their keys are kept
+    taken: set[tuple[Direction, str, str]] = set()
+    erp_problem_records: set[str] | None = None
+
+    def emit(decision: Decision, bad_records: set[str]) -> None:
+        if decision.record in bad_records:
+            taken.add((decision.direction, decision.shop, decision.record))
+        tally.add(decision)
+        sink(decision)
+        if progress is not None:
+            progress.advance()
+
     for shop in shops:
         reader = shopify[shop.name]
         inputs = read_inputs(
@@ -466,10 +575,22 @@ def build_plan(
                 for direction in (Direction.IMPORT, Direction.EXPORT)
             },
             directions=customer_directions,
+            progress=progress,
         )
+        if erp_problem_records is None:
+            erp_problem_records = {p.record for p in reader_problems(erp) if p.record}
+        bad_records = erp_problem_records | {p.record for p in reader_problems(reader) if p.record}
         world = inputs.world
-        decisions.extend(note_unwritable(plan_shop(engine, shop, inputs, customer_directions), erp))
-        for order in (orders or {}).get(shop.name, ()):
+        shop_orders = (orders or {}).get(shop.name, ())
+        if progress is not None:
+            todo = len(shop_orders)
+            todo += len(inputs.imports) if Direction.IMPORT in customer_directions else 0
+            todo += len(inputs.exports) if Direction.EXPORT in customer_directions else 0
+            progress.start(todo, f"plan {shop.name}")
+        shop_decisions = iter_shop_decisions(engine, shop, inputs, customer_directions)
+        for decision in noted_unwritable(shop_decisions, erp):
+            emit(decision, bad_records)
+        for order in shop_orders:
             missing: list[str] = []
             resolved = _resolve_order(order, reader, missing)
             missing_warnings.extend(
@@ -484,7 +605,7 @@ def build_plan(
             )
             if resolved.customer is not None and resolved.customer.id:
                 world.add_shopify(resolved.customer)
-            decisions.append(engine.decide_order(world, shop, resolved))
+            emit(engine.decide_order(world, shop, resolved), bad_records)
         digests.setdefault("erp", _digest(world.erp.values()))
         digests.setdefault("erp_reference", _digest([world.reference]))
         digests[f"shopify:{shop.name}"] = _digest(
@@ -494,21 +615,24 @@ def build_plan(
             sorted((link for link in all_links if link.shop == shop.name), key=repr)
         )
         problems.extend(reader_problems(reader))
+        del inputs, world
     problems[:0] = reader_problems(erp)
-    taken = {(decision.direction, decision.shop, decision.record) for decision in decisions}
     bad, problem_warnings = bad_record_decisions(
         _unique(problems), [shop.name for shop in shops], wanted, taken
     )
-    decisions.extend(bad)
+    for decision in bad:
+        tally.add(decision)
+        sink(decision)
     digests.update(fingerprints or {})
     planned = set(wanted) | ({Direction.ORDER} if orders else set())
     return Plan(
         created_at=(now or datetime.now(UTC)).replace(microsecond=0),
         shops=tuple(shop.name for shop in shops),
         directions=tuple(d for d in DIRECTION_ORDER if d in planned),
-        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+        decisions=(),
         warnings=(*warnings, *missing_warnings, *problem_warnings),
         fingerprints=MappingProxyType(dict(sorted(digests.items()))),
+        counts=tally.summary(),
     )
 
 

@@ -11,19 +11,22 @@ Colours and bold only on a terminal, never when ``NO_COLOR`` is set (https://no-
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ..masking import EMAIL, PHONE, mask_contact, mask_phone, mask_text, terminal_safe
 from ..model import Action, Decision, Direction
-from .plan import Plan, plan_to_json
+from .plan import Plan, PlanSummary, plan_to_json
 
 __all__ = [
+    "Block",
+    "decision_block",
     "decision_text",
     "mask_label",
     "mask_phone",
@@ -32,6 +35,8 @@ __all__ = [
     "render_json",
     "render_rich",
     "render_text",
+    "stream_text",
+    "write_text",
 ]
 
 _SYMBOL_STYLE = {
@@ -225,8 +230,8 @@ def decision_text(decision: Decision, *, base_dir: Path | None = None) -> str:
     )
 
 
-def _summary_line(plan: Plan) -> Line:
-    counts = plan.summary.counts
+def _summary_line(summary: PlanSummary) -> Line:
+    counts = summary.counts
     unchanged = counts["noop"]
     if not any(counts[key] for key in ("create", "update", "link", "skip")):
         tail = (
@@ -243,21 +248,32 @@ def _summary_line(plan: Plan) -> Line:
     return [(text, "bold")]
 
 
-def _lines(plan: Plan, base_dir: Path | None) -> list[Line]:
-    shown = [decision for decision in plan.decisions if decision.action is not Action.NOOP]
-    lines: list[Line] = []
+#: a decision's text block, keyed by what its group header shows: (direction, shop)
+Block = tuple[tuple[Direction, str], list[Line]]
+
+
+def decision_block(decision: Decision, base_dir: str | Path | None = None) -> Block | None:
+    """The text block of one decision (None for a no-op: the text plan does not show them)."""
+    if decision.action is Action.NOOP:
+        return None
+    base = Path(base_dir) if base_dir is not None else None
+    return (decision.direction, decision.shop), _block(decision, base)
+
+
+def _plan_lines(plan: Plan, blocks: Iterable[Block]) -> Iterator[Line]:
+    """The text plan line by line; ``blocks`` are the shown decisions' blocks in plan order
+    (streamed: only the summary counts of ``plan`` are needed, not its decisions)."""
+    summary = plan.summary
     directions = ", ".join(direction.value for direction in plan.directions) or "nothing"
     shops = ", ".join(plan.shops) or "(none)"
-    lines.append(
-        [
-            (
-                f"custsync plan: shop{'s' if len(plan.shops) != 1 else ''} {shops}; {directions}",
-                "bold",
-            )
-        ]
-    )
-    if shown:
-        in_use = [action for action in _LEGEND if any(d.action is action for d in shown)]
+    yield [
+        (
+            f"custsync plan: shop{'s' if len(plan.shops) != 1 else ''} {shops}; {directions}",
+            "bold",
+        )
+    ]
+    in_use = [action for action in _LEGEND if summary.counts[action.value]]
+    if in_use:
         legend: Line = [("Symbols:", "")]
         for action in in_use:
             legend += [
@@ -265,45 +281,65 @@ def _lines(plan: Plan, base_dir: Path | None) -> list[Line]:
                 (action.symbol, f"bold {_SYMBOL_STYLE[action]}"),
                 (f" {_LEGEND[action]}", ""),
             ]
-        lines += [[], legend]
+        yield []
+        yield legend
     group: tuple[Direction, str] | None = None
-    for decision in shown:
-        if (decision.direction, decision.shop) != group:
-            group = (decision.direction, decision.shop)
-            lines += [
-                [],
-                [(f"# shop {decision.shop}: {_DIRECTION_TITLE[decision.direction]}", "bold")],
-            ]
-        lines.append([])
-        lines += _block(decision, base_dir)
+    for (direction, shop), block in blocks:
+        if (direction, shop) != group:
+            group = (direction, shop)
+            yield []
+            yield [(f"# shop {shop}: {_DIRECTION_TITLE[direction]}", "bold")]
+        yield []
+        yield from block
     if plan.warnings:
-        lines += [[], [("Warnings:", "bold yellow")]]
+        yield []
+        yield [("Warnings:", "bold yellow")]
         for warning in plan.warnings:
             where = f"{warning.location}: " if warning.location else ""
             shop = f"shop {warning.shop}: " if warning.shop else ""
-            lines.append([("  ! ", "yellow"), (f"{where}{shop}{mask_text(warning.message)}", "")])
-    lines += [[], _summary_line(plan)]
-    return lines
+            yield [("  ! ", "yellow"), (f"{where}{shop}{mask_text(warning.message)}", "")]
+    yield []
+    yield _summary_line(summary)
+
+
+def _own_blocks(plan: Plan, base_dir: str | Path | None) -> Iterator[Block]:
+    for decision in plan.decisions:
+        block = decision_block(decision, base_dir)
+        if block is not None:
+            yield block
 
 
 def render_text(plan: Plan, *, base_dir: str | Path | None = None) -> str:
     """The plain text plan. ``base_dir``: rule files under it are shown relative to it."""
-    base = Path(base_dir) if base_dir is not None else None
-    return "\n".join(
-        terminal_safe("".join(text for text, _ in line)) for line in _lines(plan, base)
-    ) + "\n"
+    out = io.StringIO()
+    write_text(plan, _own_blocks(plan, base_dir), out)
+    return out.getvalue()
+
+
+def write_text(plan: Plan, blocks: Iterable[Block], stream: IO[str]) -> None:
+    """Write the plain text plan line by line (see :func:`_plan_lines`)."""
+    for line in _plan_lines(plan, blocks):
+        stream.write(terminal_safe("".join(text for text, _ in line)))
+        stream.write("\n")
+
+
+def _rich_line(line: Line) -> Any:
+    from rich.text import Text
+
+    text = Text()
+    for segment, style in line:
+        text.append(terminal_safe(segment), style=style or None)
+    text.append("\n")
+    return text
 
 
 def render_rich(plan: Plan, *, base_dir: str | Path | None = None) -> Any:
     """The text plan as a ``rich.text.Text`` with styles (for a terminal)."""
     from rich.text import Text
 
-    base = Path(base_dir) if base_dir is not None else None
     text = Text()
-    for line in _lines(plan, base):
-        for segment, style in line:
-            text.append(terminal_safe(segment), style=style or None)
-        text.append("\n")
+    for line in _plan_lines(plan, _own_blocks(plan, base_dir)):
+        text.append_text(_rich_line(line))
     return text
 
 
@@ -319,11 +355,18 @@ def print_plan(
     if output == "json":
         stream.write(render_json(plan))
         return
+    stream_text(plan, _own_blocks(plan, base_dir), stream)
+
+
+def stream_text(plan: Plan, blocks: Iterable[Block], stream: IO[str]) -> None:
+    """The text plan to ``stream`` as the blocks come: styled on a terminal (rich), plain
+    otherwise or when ``NO_COLOR`` is set."""
     isatty = getattr(stream, "isatty", None)
     if not (callable(isatty) and isatty()) or os.environ.get("NO_COLOR", ""):
-        stream.write(render_text(plan, base_dir=base_dir))
+        write_text(plan, blocks, stream)
         return
     from rich.console import Console
 
     console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False, markup=False)
-    console.print(render_rich(plan, base_dir=base_dir), end="")
+    for line in _plan_lines(plan, blocks):
+        console.print(_rich_line(line), end="")

@@ -24,8 +24,6 @@ A stale saved plan is refused before anything is applied: the run is recorded as
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +34,7 @@ from ..errors import ConfigError, FatalError, RetriableError, StalePlanError
 from ..masking import mask_text
 from ..model import Action, Decision, Direction, ErpCustomer, ShopContext, ShopifyCustomer
 from ..ports import ErpReader, ShopifyReader
+from ..progress import Progress
 from .apply import FAILED, Applier, RecordOutcome
 from .plan import (
     Plan,
@@ -75,47 +74,6 @@ def directions_for(direction: str) -> tuple[Direction, ...]:
         return (Direction(direction),)
     except ValueError:
         raise ConfigError(f"unknown direction {direction!r}; use import, export or both") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Progress
-# --------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """A rich progress bar on a terminal, a log line every few seconds otherwise."""
-
-    def __init__(self, total: int, label: str, *, enabled: bool = True) -> None:
-        self.total = total
-        self.label = label
-        self.done = 0
-        self._last = time.monotonic()
-        self._bar: Any = None
-        self._task: Any = None
-        if enabled and total and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-            from rich.progress import Progress as Bar
-
-            self._bar = Bar(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(label, total=total)
-
-    def advance(self) -> None:
-        self.done += 1
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.done)
-        elif time.monotonic() - self._last >= 5.0:
-            self._last = time.monotonic()
-            log.info("%s: %d/%d records", self.label, self.done, self.total)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,6 +300,7 @@ def sync_shop(
     error = ""
     retriable = True
     api_reads = 0
+    bar = Progress(enabled=progress)  # reading, planning, applying: one bar, phase by phase
     try:
         for d in wanted:
             for settled in appliers[d].resume_pending():
@@ -367,6 +326,7 @@ def sync_shop(
                 full=full,
                 now=started,
                 retry=retry,
+                progress=bar,
             )
             api_reads = inputs.api_reads
         else:
@@ -377,7 +337,7 @@ def sync_shop(
             (d for d in plan.decisions if d.shop == shop.name and d.direction in wanted),
             key=_apply_order,
         )
-        bar = Progress(len(ordered), f"sync {shop.name}", enabled=progress)
+        bar.start(len(ordered), f"sync {shop.name}")
         try:
             for batch in _apply_batches(ordered, shopify):
                 if stop is not None and stop.is_set():
@@ -408,9 +368,11 @@ def sync_shop(
     except RetriableError as exc:
         status, error = FAILED_RUN, exc.render()
     except Exception as exc:  # never leave a run "running": record it as failed, then raise
+        bar.close()
         for d in wanted:
             state.finish_run(run_ids[d], "failed", counts[d], f"{type(exc).__name__}: {exc}")
         raise
+    bar.close()  # a run stopped while reading or planning: the bar goes too
     finished_status = status
     for d in wanted:
         failed_here = [f for f in failures if f.decision.direction is d]

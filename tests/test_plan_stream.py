@@ -1,0 +1,140 @@
+"""Streaming plans: the spool gives decisions back in plan order, the compact sort key orders
+like decision_sort_key, and `custsync plan` writes the same documents as the in-memory path."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from custsync.engine.model import Action, Decision, Direction
+from custsync.engine.run.plan import (
+    PRETTY_DECISIONS,
+    Plan,
+    decision_sort_key,
+    decision_to_json,
+    plan_from_json,
+    plan_order_key,
+    plan_to_dict,
+    plan_to_json,
+    write_plan_json,
+)
+from custsync.engine.run.planstream import DecisionSpool, encode_block
+from custsync.engine.run.render import decision_block, render_text, write_text
+
+
+def _records(rng: random.Random, count: int) -> list[str]:
+    parts = ["C", "gid://shopify/Customer/", "A-", "x", "Kunde ", "0", "007", "10", "9", ""]
+    records = []
+    for _ in range(count):
+        text = "".join(
+            rng.choice(parts)
+            + (str(rng.randint(0, 10 ** rng.randint(0, 12))) if rng.random() < 0.7 else "")
+            for _ in range(rng.randint(1, 3))
+        )
+        records.append(text)
+    return records
+
+
+def test_the_compact_key_orders_like_decision_sort_key() -> None:
+    rng = random.Random(11)
+    decisions = [
+        Decision(
+            direction=rng.choice(list(Direction)),
+            action=Action.SKIP,
+            shop=rng.choice(["main", "ma", "main2", "b"]),
+            record=record,
+        )
+        for record in _records(rng, 3000)
+    ]
+    by_tuple = sorted(decisions, key=decision_sort_key)
+    by_text = sorted(decisions, key=lambda d: plan_order_key(d.direction, d.shop, d.record))
+    assert [decision_sort_key(d) for d in by_text] == [decision_sort_key(d) for d in by_tuple]
+
+
+def _decision(index: int, direction: Direction = Direction.EXPORT) -> Decision:
+    action = (Action.CREATE, Action.NOOP, Action.SKIP, Action.UPDATE)[index % 4]
+    return Decision(
+        direction=direction,
+        action=action,
+        shop="main",
+        record=f"C{index}",
+        erp_no=f"C{index}",
+        reason_code="no-address" if action is Action.SKIP else None,
+        label=f"Name {index} <n{index}@example.com>",
+    )
+
+
+def test_the_spool_gives_decisions_back_in_plan_order_whatever_order_they_came_in() -> None:
+    decisions = [_decision(i) for i in range(1, 60)] + [
+        _decision(i, Direction.IMPORT) for i in (5, 3)
+    ]
+    random.Random(3).shuffle(decisions)
+    with DecisionSpool(
+        {"json": decision_to_json, "text": lambda d: encode_block(decision_block(d))}
+    ) as spool:
+        for decision in decisions:
+            spool.add(decision)
+        expected = sorted(decisions, key=decision_sort_key)
+        assert len(spool) == len(decisions)
+        assert [json.loads(text)["record"] for text in spool.texts("json")] == [
+            d.record for d in expected
+        ]
+        # no-ops are not in the text plan; the blocks carry their group (direction, shop)
+        blocks = list(spool.blocks("text"))
+        shown = [d for d in expected if d.action is not Action.NOOP]
+        assert [group for group, _ in blocks] == [(d.direction, d.shop) for d in shown]
+        plan = Plan(
+            created_at=_when(),
+            shops=("main",),
+            directions=(Direction.IMPORT, Direction.EXPORT),
+            decisions=tuple(expected),
+        )
+        streamed = Plan(
+            created_at=plan.created_at,
+            shops=plan.shops,
+            directions=plan.directions,
+            decisions=(),
+            counts=plan.summary,
+        )
+        out = _Text()
+        write_text(streamed, spool.blocks("text"), out)
+        assert out.getvalue() == render_text(plan)
+        doc = _Text()
+        write_plan_json(streamed, spool.texts("json"), doc, count=len(spool))
+        assert doc.getvalue() == plan_to_json(plan)
+
+
+def test_a_large_plan_is_one_document_with_a_decision_per_line() -> None:
+    count = PRETTY_DECISIONS + 1
+    decisions = tuple(_decision(i) for i in range(1, count + 1))
+    plan = Plan(
+        created_at=_when(),
+        shops=("main",),
+        directions=(Direction.EXPORT,),
+        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+    )
+    text = plan_to_json(plan)
+    assert json.loads(text) == plan_to_dict(plan)  # one valid document, the same content
+    lines = text.splitlines()
+    start = lines.index('  "decisions": [')
+    assert json.loads(lines[start + 1].rstrip(","))["record"] == "C1"
+    assert len(lines) < count + 60  # one line per decision, not dozens
+    assert plan_from_json(text).summary == plan.summary
+
+
+def _when():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class _Text:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
