@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -490,13 +491,21 @@ def _run(args: argparse.Namespace) -> int:
                 f"Saved the plan to {out}; apply it with: custsync sync --plan {out}",
                 file=sys.stderr,
             )
-        if args.output == "json":
+        if args.output == "json" and args.out:
+            _copy_to_stdout(out)  # the same document: copied, not written out again
+        elif args.output == "json":
             write_plan_json(plan, spool.texts("json"), sys.stdout, count=len(spool))
         else:
             stream_text(plan, spool.blocks("text"), sys.stdout)
     if args.detailed_exitcode and plan.has_changes:
         return exitcodes.CHANGES_PRESENT
     return exitcodes.OK
+
+
+def _copy_to_stdout(path: Path) -> None:
+    sys.stdout.flush()
+    with path.open(encoding="utf-8") as saved:
+        shutil.copyfileobj(saved, sys.stdout, 1 << 20)
 
 
 def _counted(items: Iterator[str], progress: Progress) -> Iterator[str]:

@@ -299,7 +299,16 @@ _PAYLOAD_RECORDS: Mapping[str, type] = MappingProxyType({"address": ShopifyAddre
 #: payload key "import" holds a nested Decision (the customer import of an order mapping)
 
 
+#: exact types that are JSON as they are (subclasses, such as str enums, take the long way)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:  # most values: checked first, it is a hot path for large plans
+        return value
+    if kind is tuple or kind is list:
+        return [_jsonable(item) for item in value]
     if isinstance(value, Decision):  # e.g. the customer import nested in an order mapping
         return _decision_to_dict(value)
     if isinstance(value, enum.Enum):

@@ -68,10 +68,13 @@ class DecisionSpool:
         self._group_of.append(self._groups.setdefault(group, len(self._groups)))
         for name, encode in self._encoders.items():
             text = encode(decision)
-            handle = self._files[name]
+            ends = self._ends[name]
+            end = ends[-1] if ends else 0
             if text is not None:
-                handle.write(text.encode("utf-8", "surrogatepass"))
-            self._ends[name].append(handle.tell())
+                data = text.encode("utf-8", "surrogatepass")
+                self._files[name].write(data)
+                end += len(data)
+            ends.append(end)
             self._shown[name].append(text is not None)
 
     def _plan_order(self) -> array[int]:
