@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -354,12 +355,41 @@ class _Bad(Exception):
     """A record-level problem (the message names the field)."""
 
 
+#: fields whose values repeat from record to record (places, names): read as one shared
+#: string per value (``sys.intern``), so a world of a million records costs what its distinct
+#: values cost, not a copy per record (e-mails, phones and keys are not shared)
+_SHARED_TEXT = frozenset(
+    {
+        "name",
+        "name_2",
+        "contact",
+        "address",
+        "address_2",
+        "address1",
+        "address2",
+        "city",
+        "post_code",
+        "zip",
+        "county",
+        "country_code",
+        "province",
+        "province_code",
+        "first_name",
+        "last_name",
+        "company",
+    }
+)
+
+
 def _text(value: Any, name: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _Bad(f"field {name!r}: expected text, got {type(value).__name__} {_show(value)}")
-    return value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else str(value)
+    return sys.intern(text) if name in _SHARED_TEXT else text
+
+
 
 
 _TRUE = {"true", "yes", "y", "1", "on"}
