@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,3 +111,65 @@ def test_runs_of_a_shop_only_in_the_run_log_are_shown(
     missing = str(configured.parent / "missing.yaml")
     assert main(["runs", "-c", missing, "--state", state, "--shop", "nope"]) == exitcodes.USAGE
     assert "--shop nope: no such shop; configured: main\n" in capsys.readouterr().err
+
+
+#: the metavars of the CLI: one word per kind of value
+METAVARS = {
+    "FILE", "DIR", "PATH", "URL", "N", "SHOP", "SECONDS", "TEXT", "CODE", "TIME", "ID",
+    "RUN_ID", "PORT", "TOKEN", "VERSION", "NAME", "CHAR", "SPEC",
+}  # fmt: skip
+#: options that mean different things in different commands (a demo's seed is a number, the
+#: sandbox's a file)
+HOMONYMS = {"--seed"}
+
+
+def _options() -> list[tuple[tuple[str, ...], argparse.Action]]:
+    return [
+        (path, action)
+        for path, parser in SUBCOMMANDS.items()
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction)
+    ]
+
+
+def _name(path: tuple[str, ...], action: argparse.Action) -> str:
+    return f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+
+
+def _stated_default(action: argparse.Action) -> str | None:
+    """The default an option has (as its help should state it), None when it has none."""
+    default = action.default
+    if default is None or default is False or default == [] or action.nargs == 0:
+        return None
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+@pytest.mark.parametrize(
+    ("path", "action"),
+    [pytest.param(path, action, id=_name(path, action)) for path, action in _options()],
+)
+def test_every_option_has_help_a_known_metavar_and_its_default(
+    path: tuple[str, ...], action: argparse.Action
+) -> None:
+    """`sync -o` had no help text, `sync --rules RULES` and `--plan PLAN_FILE` made-up metavars,
+    `demo --seed` and `erp init --number-width` did not say their default."""
+    name = _name(path, action)
+    assert action.help and action.help.strip(), f"{name}: no help text"
+    if action.nargs != 0 and not action.choices:
+        assert action.metavar in METAVARS, f"{name}: metavar {action.metavar!r}"
+    default = _stated_default(action)
+    if default is not None:
+        stated = rf"[(;] ?default: (\./)?{re.escape(default)}(?![\w-])"
+        assert re.search(stated, action.help), f"{name}: {action.help!r} hides its default {default!r}"
+
+
+def test_one_option_one_metavar_across_commands() -> None:
+    seen: dict[str, set[str]] = {}
+    for _path, action in _options():
+        if action.nargs == 0 or action.choices:
+            continue
+        for option in action.option_strings:
+            if option not in HOMONYMS:
+                seen.setdefault(option, set()).add(str(action.metavar))
+    assert {option: metavars for option, metavars in seen.items() if len(metavars) > 1} == {}
+    assert seen["--shop"] == {"SHOP"} and seen["--config"] == {"FILE"}

@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help=f"configuration file to update (default: ./{DEFAULT_CONFIG})",
     )
-    init.add_argument("--shop", metavar="NAME", help="the shop (needed when there are several)")
+    init.add_argument("--shop", metavar="SHOP", help="the shop (needed when there are several)")
     source = init.add_mutually_exclusive_group()
     source.add_argument(
         "--from-store",

@@ -57,16 +57,20 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--dir",
+        metavar="DIR",
         default="custsync-demo",
-        help="where the demo's files go (default: ./custsync-demo)",
+        help="where the demo's files go (default: custsync-demo)",
     )
     parser.add_argument(
         "--customers",
         type=number_type(int, 1),
+        metavar="N",
         default=300,
-        help="ERP customers to generate (default 300)",
+        help="ERP customers to generate (default: 300)",
     )
-    parser.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
+    parser.add_argument(
+        "--seed", metavar="N", type=int, default=7, help="random seed of the demo data (default: 7)"
+    )
     parser.add_argument(
         "--erp",
         choices=("sql", "business-central"),

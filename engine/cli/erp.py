@@ -29,6 +29,7 @@ from ..errors import ConfigError, UsageError
 from ..model import ERP_CUSTOMER_FIELDS, ERP_TEMPLATE_FIELDS, ErpCustomer
 from ..ports import LoadRowProblem
 from ..progress import Progress
+from .options import add_output_option
 
 DEFAULT_CONFIG = "custsync.yaml"
 ENV_URL = "CUSTSYNC_ERP_URL"
@@ -78,9 +79,9 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also add a customer template DEFAULT with typical posting groups",
     )
-    init.add_argument("--number-prefix", metavar="TEXT", help="customer number prefix (C)")
+    init.add_argument("--number-prefix", metavar="TEXT", help="customer number prefix (default: C)")
     init.add_argument(
-        "--number-width", metavar="N", type=int, help="digits of customer numbers (5)"
+        "--number-width", metavar="N", type=int, help="digits of customer numbers (default: 5)"
     )
     init.add_argument("--company-name", metavar="NAME", help="set the company name")
     init.add_argument(
@@ -97,14 +98,16 @@ def register(subparsers: Any) -> None:
         ),
     )
     _common(load)
-    load.add_argument("file", metavar="FILE.csv", help="CSV file (UTF-8, header row)")
-    load.add_argument("--kind", choices=KINDS, default="customers", help="what the file holds")
+    load.add_argument("file", metavar="FILE", help="CSV file (UTF-8, header row)")
+    load.add_argument("--kind", choices=KINDS, default="customers", help="what the file holds (default: customers)")
     load.add_argument(
         "--update",
         action="store_true",
         help="update existing records (only the file's columns); without it they are errors",
     )
-    load.add_argument("--delimiter", default=",", help="field delimiter (default ',')")
+    load.add_argument(
+        "--delimiter", metavar="CHAR", default=",", help="field delimiter (default: ,)"
+    )
     load.set_defaults(handler=_load)
 
     export = commands.add_parser(
@@ -113,7 +116,7 @@ def register(subparsers: Any) -> None:
         description="Write the ERP customers in number order (CSV loads back with `erp load`).",
     )
     _common(export)
-    export.add_argument("-o", "--output", choices=("csv", "jsonl"), default="csv")
+    add_output_option(export, ("csv", "jsonl"))
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument(
         "--changed-since",

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
+from .options import add_output_option
 
 
 def register(subparsers: Any) -> None:
@@ -34,19 +35,34 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "-c", "--config", metavar="FILE", default="custsync.yaml", help="config file"
+        "-c",
+        "--config",
+        metavar="FILE",
+        default="custsync.yaml",
+        help="configuration file (default: ./custsync.yaml)",
     )
-    parser.add_argument("--shop", help="the shop (default: the only/first configured shop)")
+    parser.add_argument(
+        "--shop", metavar="SHOP", help="the shop (default: the first configured shop)"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--order", action="append", help="order id or gid (repeatable)")
+    source.add_argument(
+        "--order", metavar="ID", action="append", help="order id or gid (repeatable)"
+    )
     source.add_argument(
         "--file",
+        metavar="FILE",
         help="orders in a YAML, JSON or JSON Lines file (the orders.yaml format of "
         "docs/plan.md, 'A world kept in files')",
     )
-    parser.add_argument("--rules", action="append", default=[], help="extra rule folder")
+    parser.add_argument(
+        "--rules",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="user rule folder applied over the shipped rules (repeatable; after the config's)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="decide only; write nothing")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_output_option(parser)
     parser.set_defaults(handler=_run)
     group.set_defaults(handler=lambda args: _usage(group))
 

@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--shop",
-        metavar="NAME",
+        metavar="SHOP",
         action="append",
         default=[],
         help="plan only this shop (repeatable; default: every shop)",

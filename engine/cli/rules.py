@@ -34,6 +34,7 @@ from ..rules.diagnostics import render_text as render_diagnostics
 from ..rules.load import YamlSyntaxError, load_yaml
 from ..rules.rulefile import Rule, RuleSet
 from ..rules.vocabulary import DECISIONS
+from .options import add_output_option
 
 DEFAULT_CONFIG = "custsync.yaml"
 
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
             metavar="FILE",
             help=f"config file whose 'rules:' folders apply (default: ./{DEFAULT_CONFIG} if any)",
         )
-        sub.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        add_output_option(sub)
 
     test = commands.add_parser(
         "test",
@@ -87,7 +88,7 @@ def register(subparsers: Any) -> None:
     show = commands.add_parser(
         "show", help="one rule in full", description="Show one effective rule in full."
     )
-    show.add_argument("rule_id", metavar="ID")
+    show.add_argument("rule_id", metavar="ID", help="the rule's id, as `custsync rules list` shows it")
     common(show)
     show.set_defaults(handler=_show)
 

@@ -2,9 +2,9 @@
 
 ::
 
-    custsync runs   [-c CONFIG] [--state URL] [--shop S] [--direction D] [--limit N]
+    custsync runs   [-c CONFIG] [--state URL] [--shop SHOP] [--direction D] [--limit N]
                     [--failures RUN_ID] [-o text|json]
-    custsync status [-c CONFIG] [--state URL] [--shop S] [--max-lag SECONDS]
+    custsync status [-c CONFIG] [--state URL] [--shop SHOP] [--max-lag SECONDS]
                     [--max-failures N] [-o text|json]
 
 Both only read the state database. ``status`` exits 0 when every scheduled job is healthy and
@@ -28,6 +28,7 @@ from ..config import check_shop_names
 from ..errors import ConfigError, UsageError
 from ..ports import RunRecord
 from ..run.schedule import DIRECTIONS, JobHealth, job_health, jobs_from_config, safe_error
+from .options import add_output_option
 from .schedule import add_config_options, load_config, number_type, open_state, state_url_of
 
 FORMAT_VERSION = 1
@@ -45,10 +46,10 @@ def register(subparsers: Any) -> None:
         "records of one run (--failures RUN_ID).",
     )
     add_config_options(runs)
-    runs.add_argument("--shop", metavar="NAME", help="only this shop")
+    runs.add_argument("--shop", metavar="SHOP", help="only this shop")
     runs.add_argument("--direction", choices=(*DIRECTIONS, "order"), help="only this direction")
     runs.add_argument(
-        "--limit", type=_POSITIVE_INT, default=20, metavar="N", help="how many runs (default 20)"
+        "--limit", type=_POSITIVE_INT, default=20, metavar="N", help="how many runs (default: 20)"
     )
     runs.add_argument(
         "--failures",
@@ -56,7 +57,7 @@ def register(subparsers: Any) -> None:
         metavar="RUN_ID",
         help="list the records that failed in this run, with reasons",
     )
-    runs.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_output_option(runs)
     runs.set_defaults(handler=_runs)
 
     status = subparsers.add_parser(
@@ -71,7 +72,7 @@ def register(subparsers: Any) -> None:
         dest="shops",
         action="append",
         default=[],
-        metavar="NAME",
+        metavar="SHOP",
         help="only this shop (repeatable)",
     )
     status.add_argument(
@@ -85,7 +86,7 @@ def register(subparsers: Any) -> None:
         type=_POSITIVE_INT,
         default=3,
         metavar="N",
-        help="unhealthy after N consecutive failed or abandoned runs (default 3)",
+        help="unhealthy after N consecutive failed or abandoned runs (default: 3)",
     )
     status.add_argument(
         "--max-parked",
@@ -94,7 +95,7 @@ def register(subparsers: Any) -> None:
         help="unhealthy when more than N records of a job are parked on the attention list "
         "(default: parked records do not make a job unhealthy)",
     )
-    status.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_output_option(status)
     status.set_defaults(handler=_status)
 
 

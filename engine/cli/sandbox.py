@@ -30,20 +30,20 @@ def register(subparsers: Any) -> None:
         description="Serve a local Shopify Admin GraphQL API double on 127.0.0.1 until stopped "
         "(Ctrl-C or SIGTERM).",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--port", metavar="PORT", type=int, default=DEFAULT_PORT,
+                        help=f"port on 127.0.0.1 (default: {DEFAULT_PORT}; 0 = any free port)")
     parser.add_argument("--seed", metavar="FILE", type=Path,
                         help="JSON or YAML file with customers (and orders, shop) to start with")
     parser.add_argument("--persist", metavar="FILE", type=Path,
                         help="write the store to FILE on stop; read it on start when it exists "
                         "and no --seed is given")
-    parser.add_argument("--token", default=DEFAULT_TOKEN,
-                        help=f"access token the sandbox accepts (default {DEFAULT_TOKEN})")
+    parser.add_argument("--token", metavar="TOKEN", default=DEFAULT_TOKEN,
+                        help=f"access token the sandbox accepts (default: {DEFAULT_TOKEN})")
     parser.add_argument("--plan", choices=PLANS, default="standard",
                         help="rate limits: standard = bucket 2000, 100 points/s; "
-                        "plus = bucket 20000, 1000 points/s")
-    parser.add_argument("--api-version", default="2026-07",
-                        help="API version shown in the printed URL (default 2026-07)")
+                        "plus = bucket 20000, 1000 points/s (default: standard)")
+    parser.add_argument("--api-version", metavar="VERSION", default="2026-07",
+                        help="API version shown in the printed URL (default: 2026-07)")
     parser.add_argument("--faults", metavar="SPEC", action="append", default=[],
                         help="inject faults, as the double's Fault API: KIND[:OPTION=VALUE,...], "
                         "several separated by ';' or repeated; KIND status, throttle, drop or "

@@ -2,7 +2,7 @@
 
 ::
 
-    custsync schedule [-c CONFIG] [--shop NAME]... [--once] [--lease-ttl SECONDS] [--state URL]
+    custsync schedule [-c CONFIG] [--shop SHOP]... [--once] [--lease-ttl SECONDS] [--state URL]
 
 Log lines go to stdout (one per run). The first SIGTERM/SIGINT finishes the current record and
 exits 0; a second one aborts at once (exit 130). ``--once`` runs every due job once and exits
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
         dest="shops",
         action="append",
         default=[],
-        metavar="NAME",
+        metavar="SHOP",
         help="only schedule this shop (repeatable; default: every shop with a schedule)",
     )
     parser.add_argument(
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
         type=number_type(float, 0, inclusive=False),
         default=60.0,
         metavar="SECONDS",
-        help="how long a crashed instance blocks a shop (default 60; renewed every TTL/3)",
+        help="how long a crashed instance blocks a shop (default: 60; renewed every TTL/3)",
     )
     parser.add_argument(
         "--executor",

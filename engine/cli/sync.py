@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
+from .options import add_output_option
 
 log = logging.getLogger("custsync.sync")
 
@@ -38,22 +39,34 @@ def register(subparsers: Any) -> None:
         "--config",
         metavar="FILE",
         default="custsync.yaml",
-        help="config file (custsync.yaml)",
+        help="configuration file (default: ./custsync.yaml)",
     )
-    parser.add_argument("--shop", action="append", default=[], help="only this shop (repeatable)")
     parser.add_argument(
-        "--direction", choices=("import", "export", "both"), default="both", help="default: both"
+        "--shop", metavar="SHOP", action="append", default=[], help="only this shop (repeatable)"
     )
-    parser.add_argument("--rules", action="append", default=[], help="extra rule folder")
+    parser.add_argument(
+        "--direction",
+        choices=("import", "export", "both"),
+        default="both",
+        help="import (Shopify -> ERP), export (ERP -> Shopify) or both (default: both)",
+    )
+    parser.add_argument(
+        "--rules",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="user rule folder applied over the shipped rules (repeatable; after the config's)",
+    )
     parser.add_argument(
         "--plan",
         dest="plan_file",
+        metavar="FILE",
         help="apply exactly this saved plan (JSON); refused when its records changed since",
     )
     parser.add_argument(
         "--full", action="store_true", help="ignore cursors: consider every record once"
     )
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_output_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="print the plan first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(

@@ -17,6 +17,7 @@ from .. import exitcodes
 from ..config import config_file, read_config
 from ..rules.diagnostics import Diagnostic, has_errors, render_json, render_text, summary
 from ..rules.validate import display_path, load_rule_set
+from .options import add_output_option
 
 #: diagnostics shown in text output without -v
 TEXT_LIMIT = 50
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="check only the given rule folders, without the shipped rules",
     )
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_output_option(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help=f"show all (not only {TEXT_LIMIT}) problems"
     )
