@@ -216,9 +216,15 @@ class RunRecord:
     direction: str
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = "running"  # running | succeeded | failed | abandoned | refused
+    #: running | succeeded | partial (some records failed) | failed | abandoned | refused
+    status: str = "running"
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str = ""
+
+
+#: the counts of a sync run (RunRecord.counts, ``sync``'s summary), in the order shown: every
+#: applied record is in exactly one of them
+RUN_COUNTS = ("created", "updated", "linked", "unchanged", "skipped", "failed")
 
 
 @runtime_checkable

@@ -33,7 +33,11 @@ def world(tmp_path: Path) -> Path:
     store = SqlStateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         ok = store.start_run("main", "import", now - timedelta(hours=2))
-        store.finish_run(ok, "succeeded", {"created": 3, "updated": 1, "skipped": 2})
+        store.finish_run(
+            ok,
+            "succeeded",
+            {"created": 3, "updated": 1, "linked": 2, "unchanged": 4, "skipped": 2},
+        )
         bad = store.start_run("main", "import", now - timedelta(minutes=20))
         store.record_outcome(bad, "gid://shopify/Customer/1", "create", "ok")
         store.record_outcome(
@@ -73,11 +77,15 @@ def test_runs_lists_history_newest_first(world: Path, capsys: pytest.CaptureFixt
         "STATUS",
         "CREATED",
         "UPDATED",
+        "LINKED",
+        "UNCHANGED",
         "SKIPPED",
         "FAILED",
         "ERROR",
     ]
     assert [line.split()[0] for line in lines[1:]] == ["3", "2", "1"]
+    # every count of `sync`'s summary, linked and unchanged too
+    assert lines[3].split()[-6:] == ["3", "1", "2", "4", "2", "0"]
     second = lines[2].split()
     assert second[1:3] == ["main", "import"] and "failed" in second
     assert "1 record(s) failed" in lines[2]

@@ -104,7 +104,7 @@ def test_an_unreadable_customer_fails_the_run_and_is_read_again(
     store = open_store(world.state)
     try:
         [run] = store.runs("main")
-        assert run.status == "failed" and run.counts["failed"] == 1
+        assert run.status == "partial" and run.counts["failed"] == 1  # the word sync says
         assert run.counts["created"] + run.counts["failed"] == len(planned["decisions"])
         [failed] = store.failures(run.id)
         assert failed.record == world.bob
@@ -129,6 +129,37 @@ def test_an_unreadable_customer_fails_the_run_and_is_read_again(
         assert store.cursor("main", "import") is not None
     finally:
         store.close()
+
+
+def test_runs_columns_add_up_to_the_sync_summary(
+    world: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runs` showed created/updated/skipped/failed only (no linked, no unchanged) and said
+    "failed" where `sync` said "partial"."""
+    config = str(world.config)
+    _set_updated_at(world.double, world.bob, "next tuesday")  # Bob fails every time
+    summaries = []
+    for full in ([], ["--full"]):  # the second run skips Ann (no updates allowed)
+        code = main(["sync", "-c", config, "--no-progress", "-o", "json", *full])
+        assert code == exitcodes.PARTIAL
+        [summary] = json.loads(capsys.readouterr().out)
+        assert summary["status"] == "partial"
+        summaries.append(summary["counts"])
+
+    assert main(["runs", "-c", config]) == exitcodes.OK
+    header, *rows = capsys.readouterr().out.splitlines()
+    columns = header.split()
+    counted = ["CREATED", "UPDATED", "LINKED", "UNCHANGED", "SKIPPED", "FAILED"]
+    assert columns[columns.index("STATUS") + 1 :][:6] == counted
+    totals = dict.fromkeys(counted, 0)
+    for row in rows:
+        cells = row.split()
+        assert cells[6] in ("partial", "succeeded"), row  # the start time has a blank
+        for offset, name in enumerate(counted):
+            totals[name] += int(cells[7 + offset])
+    expected = {key: sum(s[key] for s in summaries) for key in summaries[0]}
+    assert {name.lower(): n for name, n in totals.items()} == expected
+    assert (totals["CREATED"], totals["SKIPPED"], totals["FAILED"]) == (1, 1, 2)
 
 
 def test_a_customer_the_engine_cannot_evaluate_fails_and_is_decided_again(

@@ -25,6 +25,7 @@ import yaml
 
 from .. import exitcodes
 from ..errors import UsageError
+from ..ports import RUN_COUNTS
 from ..resources import schema_path, shipped_rules_dir
 from .schedule import number_type
 
@@ -223,8 +224,7 @@ def _summary_line(plan: Any) -> str:
 
 
 def _print_result(result: Any, seconds: float) -> None:
-    order = ("created", "updated", "linked", "unchanged", "skipped", "failed")
-    counts = ", ".join(f"{result.counts.get(k, 0)} {k}" for k in order)
+    counts = ", ".join(f"{result.counts.get(k, 0)} {k}" for k in RUN_COUNTS)
     _say(
         f"  {result.status}: {counts}  ({seconds:.1f}s, runs {', '.join(map(str, result.run_ids))})"
     )

@@ -199,7 +199,7 @@ def _map(
             failed = sum(1 for _, o in outcomes if o.status == "failed")
             state.finish_run(
                 run_id,
-                "failed" if failed else "succeeded",
+                "succeeded" if not failed else "partial" if failed < len(outcomes) else "failed",
                 {"mapped": len(outcomes) - failed, "failed": failed},
                 f"{failed} order(s) failed" if failed else "",
             )

@@ -26,7 +26,7 @@ from .. import exitcodes
 from ..clock import SystemClock, as_utc
 from ..config import check_shop_names
 from ..errors import ConfigError, UsageError
-from ..ports import RunRecord
+from ..ports import RUN_COUNTS, RunRecord
 from ..run.schedule import DIRECTIONS, JobHealth, job_health, jobs_from_config, safe_error
 from .options import add_output_option
 from .schedule import add_config_options, load_config, number_type, open_state, state_url_of
@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 _POSITIVE_INT = number_type(int, 1)
 _SECONDS = number_type(float, 0)
 _NON_NEGATIVE_INT = number_type(int, 0)
-_COUNT_COLUMNS = ("created", "updated", "skipped", "failed")
+_COUNT_COLUMNS = RUN_COUNTS  # as `sync` sums them up
 
 
 def register(subparsers: Any) -> None:
@@ -86,7 +86,7 @@ def register(subparsers: Any) -> None:
         type=_POSITIVE_INT,
         default=3,
         metavar="N",
-        help="unhealthy after N consecutive failed or abandoned runs (default: 3)",
+        help="unhealthy after N consecutive partial, failed or abandoned runs (default: 3)",
     )
     status.add_argument(
         "--max-parked",

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
+from ..ports import RUN_COUNTS
 from .options import add_output_option
 
 log = logging.getLogger("custsync.sync")
@@ -276,7 +277,7 @@ def _exit_code(status: str) -> int:
     }.get(status, exitcodes.ERROR)
 
 
-_ORDER = ("created", "updated", "linked", "unchanged", "skipped", "failed")
+_ORDER = RUN_COUNTS
 
 
 def _print_results(results: list[Any], output: str) -> None:

@@ -78,7 +78,7 @@ log = logging.getLogger("custsync.schedule")
 #: directions a shop's schedule can name, in run order when both are due together
 DIRECTIONS: tuple[str, ...] = ("import", "export")
 
-#: run statuses (the run log's vocabulary, plus ``partial`` from the sync job)
+#: run statuses (the run log's vocabulary)
 SUCCEEDED = "succeeded"
 PARTIAL = "partial"  # finished, some records failed; the sync job did not advance the cursor
 FAILED = "failed"
@@ -86,7 +86,7 @@ ABANDONED = "abandoned"  # stopped early on request; the cursor did not advance
 REFUSED = "refused"  # nothing attempted (a stale saved plan): neither success nor failure
 SKIPPED = "skipped"  # not a run: the lease was held elsewhere or the slot was already run
 
-_RUN_LOG_STATUSES = frozenset({SUCCEEDED, FAILED, ABANDONED, REFUSED})
+_RUN_LOG_STATUSES = frozenset({SUCCEEDED, PARTIAL, FAILED, ABANDONED, REFUSED})
 _COUNT_ORDER = ("created", "updated", "linked", "skipped", "failed")
 _EMPTY_COUNTS: Mapping[str, int] = MappingProxyType({})
 
@@ -864,7 +864,7 @@ class Scheduler:
     def _record(self, spec: JobSpec, started: datetime, outcome: RunOutcome) -> RunOutcome:
         """Write a run-log entry for a job that did not write its own."""
         status, error = outcome.status, outcome.error
-        if status not in _RUN_LOG_STATUSES:  # e.g. partial: the run log has no such status
+        if status not in _RUN_LOG_STATUSES:
             error = error or f"run finished with status {status}"
             status = FAILED
         try:

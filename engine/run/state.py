@@ -76,7 +76,7 @@ DEFAULT_URL = "sqlite:///custsync-state.db"
 #: ``refused``: the run applied nothing because its input was refused (a stale saved plan);
 #: not a failure (health ignores it) and its cursor did not move. A plain string in the
 #: ``status`` column: older databases need no migration.
-RUN_STATUSES = ("running", "succeeded", "failed", "abandoned", "refused")
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "abandoned", "refused")
 OUTCOME_STATUSES = ("ok", "failed", "skipped")
 INTENT_STATUSES = ("pending", "done", "failed")
 _SQLITE_BUSY_SECONDS = 30.0
@@ -1144,7 +1144,7 @@ class SqlStateStore:
             ).first()
             return None if row is None else _run(row)
 
-        failed = run_table.c.status.in_(("failed", "abandoned"))
+        failed = run_table.c.status.in_(("partial", "failed", "abandoned"))
         success = latest(run_table.c.status == "succeeded")
         count_query = sa.select(sa.func.count()).select_from(run_table).where(*base, failed)
         if success is not None:

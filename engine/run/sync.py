@@ -380,7 +380,7 @@ def sync_shop(
             state, shop_config, d, run_ids[d], failed_here, went_through[d]
         )
         if status == SUCCEEDED and failed_here:
-            run_status, run_error = "failed", f"{len(failed_here)} record(s) failed"
+            run_status, run_error = PARTIAL, f"{len(failed_here)} record(s) failed"
             finished_status = PARTIAL
             if all(f.decision.record in parked for f in failed_here):
                 # every failure is parked on the attention list: it no longer holds the
