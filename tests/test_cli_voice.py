@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ def _subcommands() -> dict[tuple[str, ...], argparse.ArgumentParser]:
 
 
 SUBCOMMANDS = _subcommands()
+EXAMPLE_WORLD = Path(__file__).resolve().parent.parent / "examples" / "world"
 
 #: each command taking --shop, with the other arguments it needs to get as far as the check
 SHOP_COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
@@ -173,3 +175,32 @@ def test_one_option_one_metavar_across_commands() -> None:
                 seen.setdefault(option, set()).add(str(action.metavar))
     assert {option: metavars for option, metavars in seen.items() if len(metavars) > 1} == {}
     assert seen["--shop"] == {"SHOP"} and seen["--config"] == {"FILE"}
+
+
+def test_files_with_full_contact_data_are_owner_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`erp export --out` wrote 0644 (the umask's) where `plan --out` wrote 0600; the demo's
+    plan.json is checked in test_demo_cli. All go through engine/files.py."""
+    from custsync.connectors.shopify_double.seed import save_store
+    from custsync.connectors.shopify_double.store import Store
+
+    erp = f"sqlite:///{tmp_path / 'erp.db'}"
+    export = tmp_path / "customers.csv"
+    export.write_text("old\n", encoding="utf-8")
+    export.chmod(0o644)
+    saved = tmp_path / "out" / "plan.json"
+    persisted = tmp_path / "store.json"
+    umask = os.umask(0o022)  # the usual umask: new files 0644 unless made private
+    try:
+        assert main(["erp", "init", "--erp", erp]) == exitcodes.OK
+        assert main(["erp", "export", "--erp", erp, "--out", str(export)]) == exitcodes.OK
+        assert main(["plan", "--world", str(EXAMPLE_WORLD), "--out", str(saved)]) == exitcodes.OK
+        save_store(Store(), persisted)
+    finally:
+        os.umask(umask)
+    capsys.readouterr()
+    for path in (export, saved, persisted):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert export.read_text(encoding="utf-8").startswith("no,")  # replaced, not appended to
+    assert [p.name for p in tmp_path.glob(".*")] == []  # no temporary file left behind

@@ -22,6 +22,8 @@ def test_demo_runs_and_its_suggestions_point_at_real_files(
     assert main(["demo", "--dir", str(folder), "--customers", "20", "--seed", "7"]) == 0
     out = capsys.readouterr().out
     assert "== 4. The next sync is incremental" in out
+    # the saved plan holds full contact data: owner-only, like `plan --out` (it was 0644)
+    assert (folder / "plan.json").stat().st_mode & 0o777 == 0o600
 
     config = folder / "custsync.yaml"
     first_line = config.read_text(encoding="utf-8").splitlines()[0]

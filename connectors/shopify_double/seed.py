@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from custsync.engine.errors import ConfigError
+from custsync.engine.files import write_private
 from custsync.engine.rules.load import YamlSyntaxError, load_yaml
 
 from .delivery import ZoneProblem, zones_from_seed
@@ -324,15 +323,7 @@ def save_store(store: Store, path: str | Path) -> None:
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     else:
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, text)
 
 
 def seed_from_models(target: Any, customers: Iterable[ShopifyCustomer]) -> list[str]:

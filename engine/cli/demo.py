@@ -26,6 +26,7 @@ import yaml
 from .. import exitcodes
 from ..errors import UsageError
 from ..ports import RUN_COUNTS
+from ..files import write_private
 from ..resources import schema_path, shipped_rules_dir
 from .schedule import number_type
 
@@ -476,7 +477,7 @@ def _run(args: argparse.Namespace) -> int:
                 erp_reader.close()
                 shopify_reader.close()
             (demo_dir / "plan.txt").write_text(render_text(plan), encoding="utf-8")
-            (demo_dir / "plan.json").write_text(plan_to_json(plan), encoding="utf-8")
+            write_private(demo_dir / "plan.json", plan_to_json(plan))  # full contact data
             _say("A few decisions of each kind (the whole plan is in plan.txt / plan.json):")
             _say()
             _say(_excerpt(plan))

@@ -29,6 +29,7 @@ from ..errors import ConfigError, UsageError
 from ..model import ERP_CUSTOMER_FIELDS, ERP_TEMPLATE_FIELDS, ErpCustomer
 from ..ports import LoadRowProblem
 from ..progress import Progress
+from ..files import private_file
 from .options import add_output_option
 
 DEFAULT_CONFIG = "custsync.yaml"
@@ -475,11 +476,10 @@ def _output(path: str | None) -> Iterator[IO[str]]:
         yield sys.stdout
         return
     try:
-        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        with private_file(path, newline="") as handle:  # full contact data: 0600
+            yield handle
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    with handle:
-        yield handle
 
 
 # --------------------------------------------------------------------------------------------
