@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -204,3 +206,35 @@ def test_files_with_full_contact_data_are_owner_only(
         assert path.stat().st_mode & 0o777 == 0o600, path
     assert export.read_text(encoding="utf-8").startswith("no,")  # replaced, not appended to
     assert [p.name for p in tmp_path.glob(".*")] == []  # no temporary file left behind
+
+
+def test_orders_map_dry_run_on_a_files_world(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "the files connector is read-only": a dry run needs no writer, and decides as
+    `plan --orders` does (links from the world's links file), creating no state database."""
+    world = tmp_path / "world"
+    shutil.copytree(EXAMPLE_WORLD, world)
+    config = tmp_path / "custsync.yaml"
+    shutil.copy(EXAMPLE_WORLD.parent / "custsync.yaml", config)
+    orders = str(world / "orders.yaml")
+
+    code = main(["orders", "map", "-c", str(config), "--file", orders, "--dry-run", "-o", "json"])
+    out, err = capsys.readouterr()
+    assert code == exitcodes.OK, err
+    mapped = {row["order"]: (row["customer"], row["status"]) for row in json.loads(out)["orders"]}
+    assert mapped == {
+        "gid://shopify/Order/7001": ("C00010", "planned"),  # by the link in links.csv
+        "gid://shopify/Order/7002": ("", "planned"),  # a new customer
+        "gid://shopify/Order/7003": ("C00010", "planned"),  # the shop's default customer
+    }
+    assert main(["plan", "-c", str(config), "--orders", orders, "-o", "json"]) == exitcodes.OK
+    planned = json.loads(capsys.readouterr().out)["decisions"]
+    assert {d["record"]: d["payload"].get("sell_to", "") for d in planned} == {
+        order: customer for order, (customer, _) in mapped.items()
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["custsync.yaml", "world"]
+
+    # applying still needs writers: the read-only world says so
+    assert main(["orders", "map", "-c", str(config), "--file", orders]) == exitcodes.ERROR
+    assert "read-only" in capsys.readouterr().err

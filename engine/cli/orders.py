@@ -91,10 +91,7 @@ def order_gid(text: str) -> str:
 def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list[str]]:
     problems: list[str] = []
     if args.file:
-        found = entry_points(group="custsync.shopify_connectors", name="files")
-        if not found:  # pragma: no cover - broken installation
-            raise ConfigError("the files connector is not installed")
-        loaded = next(iter(found)).load().load_orders(args.file)
+        loaded = _files_connector().load_orders(args.file)
         problems = [f"{p.location}: {p.message}" for p in loaded.problems]
         return list(loaded.records), problems
     orders = []
@@ -107,6 +104,26 @@ def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list
     return orders, problems
 
 
+def _files_connector() -> Any:
+    found = entry_points(group="custsync.shopify_connectors", name="files")
+    if not found:  # pragma: no cover - broken installation
+        raise ConfigError("the files connector is not installed")
+    return next(iter(found)).load()
+
+
+def _dry_run_links(config: Any, shop: Any, problems: list[str]) -> list[Any]:
+    """The links a dry run decides with, read as ``plan`` reads them and creating nothing: a
+    files: shop's links file, else the state database's (none before the first run)."""
+    from .plan import _folder_of, _is_files, _read_state
+
+    if _is_files(shop.shopify_url):
+        loaded = _files_connector().load_links(_folder_of(shop.shopify_url))
+        problems.extend(f"{p.location}: link skipped: {p.message}" for p in loaded.problems)
+        return list(loaded.records)
+    links, _cursors = _read_state(config.state_url, [shop.name], [])
+    return links
+
+
 class _Locked(Exception):
     """Another process holds the shop's lease (exit 4, like ``sync``)."""
 
@@ -114,10 +131,10 @@ class _Locked(Exception):
 def _run(args: argparse.Namespace) -> int:
     from ..config import config_file, require_config
     from ..model import Action
-    from ..registry import open_erp_writer
+    from ..registry import open_erp_reader, open_erp_writer
     from ..rules.validate import require_rule_set
     from ..run.state import open_store
-    from ..run.sync import open_shopify_writer_for, shop_context
+    from ..run.sync import open_shopify_reader_for, open_shopify_writer_for, shop_context
 
     for order_id in args.order or ():
         order_gid(order_id)  # every id checked before anything is opened
@@ -126,14 +143,26 @@ def _run(args: argparse.Namespace) -> int:
     rules = require_rule_set([*config.rule_dirs, *map(Path, args.rules)])
     shop = config.select_shops([args.shop])[0] if args.shop else config.shops[0]
     context = shop_context(shop)
+    problems: list[str] = []
     with ExitStack() as opened:
-        # the writers first: a read-only files: world or a missing token is reported
-        # before a state database is created
-        erp = opened.enter_context(closing(open_erp_writer(config.erp_url, **config.erp_options)))
-        shopify = opened.enter_context(closing(open_shopify_writer_for(shop)))
-        state = opened.enter_context(closing(open_store(config.state_url)))
+        state = None
+        if args.dry_run:  # readers only, as `plan`: a files: world will do, nothing is created
+            erp = opened.enter_context(
+                closing(open_erp_reader(config.erp_url, **config.erp_options))
+            )
+            shopify = opened.enter_context(closing(open_shopify_reader_for(shop)))
+            links = _dry_run_links(config, shop, problems)
+        else:
+            # the writers first: a read-only files: world or a missing token is reported
+            # before a state database is created
+            erp = opened.enter_context(
+                closing(open_erp_writer(config.erp_url, **config.erp_options))
+            )
+            shopify = opened.enter_context(closing(open_shopify_writer_for(shop)))
+            state = opened.enter_context(closing(open_store(config.state_url)))
+            links = list(state.links(shop.name))
         try:
-            outcomes, problems = _map(args, rules, shop, context, state, erp, shopify)
+            outcomes = _map(args, rules, shop, context, state, links, erp, shopify, problems)
         except _Locked as exc:
             print(f"custsync: {exc}; try later", file=sys.stderr)
             return exitcodes.LOCKED
@@ -152,10 +181,13 @@ def _map(
     shop: Any,
     context: Any,
     state: Any,
+    links: list[Any],
     erp: Any,
     shopify: Any,
-) -> tuple[list[tuple[Any, Any]], list[str]]:
-    """Decide (and, without --dry-run, apply) the orders; the outcomes and the problems."""
+    problems: list[str],
+) -> list[tuple[Any, Any]]:
+    """Decide (and, without --dry-run, apply through ``state``) the orders; the outcomes
+    (problems are added to ``problems``)."""
     from ..decide.engine import Engine
     from ..decide.world import World
     from ..model import Action, Direction
@@ -164,8 +196,9 @@ def _map(
 
     holder = make_holder_id()
     lease = lease_name(shop.name)
-    orders, problems = _load_orders(args, shopify)
-    world = World(erp.iter_customers(), erp.reference(), (), state.links(shop.name))
+    orders, found = _load_orders(args, shopify)
+    problems.extend(found)
+    world = World(erp.iter_customers(), erp.reference(), (), links)
     for index, order in enumerate(orders):
         customer = order.customer
         if customer is not None and not (customer.email or customer.addresses):
@@ -207,7 +240,7 @@ def _map(
             state.release_lease(lease, holder)
     else:
         outcomes = [(d, None) for d in decisions]
-    return outcomes, problems
+    return outcomes
 
 
 def _customer_of(decision: Any, outcome: Any) -> str:
