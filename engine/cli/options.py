@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..errors import UsageError
+
 
 def add_output_option(
     parser: argparse.ArgumentParser, choices: Sequence[str] = ("text", "json")
@@ -18,3 +20,19 @@ def add_output_option(
         default=choices[0],
         help=f"format on stdout (default: {choices[0]})",
     )
+
+
+_ORDER_GID = "gid://shopify/Order/"
+
+
+def order_gid(text: str) -> str:
+    """``5001`` or ``gid://shopify/Order/5001`` -> the gid; anything else is a usage error
+    (before, Shopify answered "Invalid global id" or "not found" for a customer gid).
+    Used by ``orders map --order`` and ``plan --order``."""
+    value = text.strip()
+    number = value[len(_ORDER_GID) :] if value.startswith(_ORDER_GID) else value
+    if not number.isdigit():
+        raise UsageError(
+            f"--order {text}: not an order id (a number such as 5001, or gid://shopify/Order/5001)"
+        )
+    return f"{_ORDER_GID}{number}"

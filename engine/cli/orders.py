@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
-from ..errors import ConfigError, UsageError
-from .options import add_output_option
+from ..errors import ConfigError
+from .options import add_output_option, order_gid
 
 
 def register(subparsers: Any) -> None:
@@ -70,22 +70,6 @@ def register(subparsers: Any) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return exitcodes.USAGE
-
-
-_ORDER_GID = "gid://shopify/Order/"
-
-
-def order_gid(text: str) -> str:
-    """``5001`` or ``gid://shopify/Order/5001`` -> the gid; anything else is a usage error
-    (before, Shopify answered "Invalid global id" or "not found" for a customer gid).
-    Used by ``orders map --order`` and ``plan --order``."""
-    value = text.strip()
-    number = value[len(_ORDER_GID) :] if value.startswith(_ORDER_GID) else value
-    if not number.isdigit():
-        raise UsageError(
-            f"--order {text}: not an order id (a number such as 5001, or gid://shopify/Order/5001)"
-        )
-    return f"{_ORDER_GID}{number}"
 
 
 def _load_orders(args: argparse.Namespace, reader: Any) -> tuple[list[Any], list[str]]:

@@ -297,7 +297,7 @@ def _orders(
         return {name: list(loaded.records) for name in shopify}
     if not args.order:
         return None
-    from .orders import order_gid
+    from .options import order_gid
 
     found: dict[str, list[ShopifyOrder]] = {}
     for name, reader in shopify.items():
@@ -382,7 +382,7 @@ def make_plan(
     from ..rules.validate import load_rule_set
 
     if args.order:
-        from .orders import order_gid
+        from .options import order_gid
 
         for order_id in args.order:
             order_gid(order_id)  # every id checked before anything is opened
