@@ -68,8 +68,8 @@ def register(subparsers: Any) -> None:
         "--executor",
         choices=("embedded", "celery"),
         default="embedded",
-        help="embedded: run due jobs here, one at a time (default); celery: send them to "
-        "the queue of the config's workers: section (`custsync worker` runs them)",
+        help="embedded: run due jobs here, one at a time; celery: send them to the queue of "
+        "the config's workers: section (`custsync worker` runs them) (default: embedded)",
     )
     parser.set_defaults(handler=_run)
 

@@ -74,8 +74,8 @@ def register(subparsers: Any) -> None:
         "--executor",
         choices=("embedded", "celery"),
         default="embedded",
-        help="embedded: sync here (default); celery: send the job of each --shop to the "
-        "workers' queue (`custsync worker` runs it)",
+        help="embedded: sync here; celery: send the job of each --shop to the workers' queue "
+        "(`custsync worker` runs it) (default: embedded)",
     )
     parser.add_argument(
         "--wait",
@@ -87,7 +87,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=3600.0,
         metavar="SECONDS",
-        help="with --wait: give up waiting after this long (default 3600)",
+        help="with --wait: give up waiting after this long (default: 3600)",
     )
     parser.set_defaults(handler=_run)
 

@@ -37,17 +37,25 @@ def register(subparsers: Any) -> None:
             "`pip install 'custsync[celery]'`, a workers: section and PostgreSQL state."
         ),
     )
-    parser.add_argument("-c", "--config", default="custsync.yaml", metavar="FILE")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default="custsync.yaml",
+        metavar="FILE",
+        help="configuration file (default: ./custsync.yaml)",
+    )
+    cpus = os.cpu_count() or 1
     parser.add_argument(
         "--concurrency",
         type=number_type(int, 1),
-        default=os.cpu_count() or 1,
+        default=cpus,
         metavar="N",
-        help="worker processes (default: the number of CPUs); each runs one job at a time",
+        help=f"worker processes, each running one job at a time (default: {cpus}, the number "
+        "of CPUs)",
     )
     parser.add_argument(
         "--queues",
-        metavar="Q[,Q...]",
+        metavar="QUEUES",
         help="queues to take jobs from (comma-separated; default: every queue of the config)",
     )
     parser.add_argument(
@@ -55,7 +63,7 @@ def register(subparsers: Any) -> None:
         type=number_type(float, 0, inclusive=False),
         default=60.0,
         metavar="SECONDS",
-        help="how long a killed worker blocks its shop (default 60; renewed every TTL/3)",
+        help="how long a killed worker blocks its shop (default: 60; renewed every TTL/3)",
     )
     parser.set_defaults(handler=_run)
 
