@@ -29,19 +29,20 @@ def register(subparsers: Any) -> None:
         description="Serve a local Business Central API v2.0 double and its token endpoint on "
         "127.0.0.1 until stopped (Ctrl-C or SIGTERM).",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--port", metavar="PORT", type=int, default=DEFAULT_PORT,
+                        help=f"port on 127.0.0.1 (default: {DEFAULT_PORT}; 0 = any free port)")
     parser.add_argument("--seed", metavar="FILE", type=Path,
                         help="JSON or YAML file with companies, reference data and customers "
                         "(default: one company, 'CRONUS USA, Inc.', with three customers)")
-    parser.add_argument("--tenant",
+    parser.add_argument("--tenant", metavar="NAME",
                         help="Entra tenant (domain or id) in the URLs "
-                        "(default custsync-sandbox.onmicrosoft.com)")
-    parser.add_argument("--environment", help="environment name (default Sandbox)")
-    parser.add_argument("--client-id",
+                        "(default: custsync-sandbox.onmicrosoft.com)")
+    parser.add_argument("--environment", metavar="NAME",
+                        help="environment name (default: Sandbox)")
+    parser.add_argument("--client-id", metavar="ID",
                         help="client id of the app registration the token endpoint accepts "
                         "(default: the sandbox's, printed at start)")
-    parser.add_argument("--client-secret",
+    parser.add_argument("--client-secret", metavar="TEXT",
                         help="its secret (a sandbox value; default: printed at start)")
     parser.add_argument("--faults", metavar="SPEC", action="append", default=[],
                         help="inject faults as the double's Fault API: KIND[:OPTION=VALUE,...], "
@@ -50,11 +51,11 @@ def register(subparsers: Any) -> None:
                         "set, $batch, token), skip, after_effect (e.g. "
                         "'status:status=503,times=2,target=customers', "
                         "'drop:method=POST,after_effect')")
-    parser.add_argument("--time-scale", type=float, default=1.0,
+    parser.add_argument("--time-scale", metavar="N", type=float, default=1.0,
                         help="run BC's 5-minute request window and queue timeout this many "
-                        "times faster (default 1)")
-    parser.add_argument("--page-size", type=int, default=20000,
-                        help="largest page BC sends before @odata.nextLink (default 20000)")
+                        "times faster (default: 1)")
+    parser.add_argument("--page-size", metavar="N", type=int, default=20000,
+                        help="largest page BC sends before @odata.nextLink (default: 20000)")
     parser.set_defaults(handler=_run)
 
 

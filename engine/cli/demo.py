@@ -77,7 +77,8 @@ def register(subparsers: Any) -> None:
         "--erp",
         choices=("sql", "business-central"),
         default="sql",
-        help="the demo ERP: a SQLite database (default) or the local Business Central double",
+        help="the demo ERP: a SQLite database or the local Business Central double "
+        "(default: sql)",
     )
     parser.add_argument(
         "--serve",
