@@ -120,7 +120,7 @@ def test_runs_of_a_shop_only_in_the_run_log_are_shown(
 #: the metavars of the CLI: one word per kind of value
 METAVARS = {
     "FILE", "DIR", "PATH", "URL", "N", "SHOP", "SECONDS", "TEXT", "CODE", "TIME", "ID",
-    "RUN_ID", "PORT", "TOKEN", "VERSION", "NAME", "CHAR", "SPEC", "QUEUES",
+    "RUN_ID", "PORT", "TOKEN", "VERSION", "NAME", "CHAR", "SPEC", "QUEUES", "HOST",
 }  # fmt: skip
 #: options that mean different things in different commands (a demo's seed is a number, the
 #: sandbox's a file)

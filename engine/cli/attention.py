@@ -20,6 +20,7 @@ from typing import Any
 from .. import exitcodes
 from ..errors import UsageError
 from ..masking import mask_text, terminal_safe
+from .options import add_output_option
 from .schedule import add_config_options, load_config, open_state, state_url_of
 
 FORMAT_VERSION = "1.0"
@@ -44,14 +45,13 @@ def register(subparsers: Any) -> None:
         description="The failing and parked records. Exit codes: 0 ok, 1 error, 64 usage.",
     )
     add_config_options(listing)
-    listing.add_argument("--shop", metavar="NAME", help="only this shop")
+    listing.add_argument("--shop", metavar="SHOP", help="only this shop")
     listing.add_argument("--direction", choices=DIRECTIONS, help="only this direction")
     listing.add_argument(
         "--status", choices=("failing", "parked"), help="only failing (still holding the "
         "cursor) or parked records"
     )
-    listing.add_argument("-o", "--output", choices=("text", "json"), default="text",
-                         help="output format (default: text)")
+    add_output_option(listing)
     listing.set_defaults(handler=_list)
 
     for name, text in (
@@ -62,16 +62,15 @@ def register(subparsers: Any) -> None:
         command = commands.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}."
                                       " Exit codes: 0 ok, 1 error, 64 usage.")
         add_config_options(command)
-        command.add_argument("record", metavar="RECORD",
+        command.add_argument("record", metavar="ID",
                              help="the record: a Shopify customer id (import) or an ERP number "
                              "(export)")
-        command.add_argument("--shop", metavar="NAME", help="the shop (needed when there are "
+        command.add_argument("--shop", metavar="SHOP", help="the shop (needed when there are "
                              "several)")
         command.add_argument("--direction", choices=DIRECTIONS,
                              help="the direction (needed when the record is listed in both)")
         if name == "show":
-            command.add_argument("-o", "--output", choices=("text", "json"), default="text",
-                                 help="output format (default: text)")
+            add_output_option(command)
         command.set_defaults(handler={"show": _show, "retry": _retry, "resolve": _resolve}[name])
 
     unlink = commands.add_parser(
@@ -84,9 +83,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_config_options(unlink)
-    unlink.add_argument("shopify_id", metavar="SHOPIFY_ID",
+    unlink.add_argument("shopify_id", metavar="ID",
                         help="the Shopify customer (gid://shopify/Customer/N or N)")
-    unlink.add_argument("--shop", metavar="NAME", help="the shop (needed when there are several)")
+    unlink.add_argument("--shop", metavar="SHOP", help="the shop (needed when there are several)")
     unlink.set_defaults(handler=_unlink)
 
 

@@ -25,8 +25,8 @@ import yaml
 
 from .. import exitcodes
 from ..errors import UsageError
-from ..ports import RUN_COUNTS
 from ..files import write_private
+from ..ports import RUN_COUNTS
 from ..resources import schema_path, shipped_rules_dir
 from .schedule import number_type
 

@@ -26,10 +26,10 @@ from typing import IO, Any
 
 from .. import exitcodes, registry
 from ..errors import ConfigError, UsageError
+from ..files import private_file
 from ..model import ERP_CUSTOMER_FIELDS, ERP_TEMPLATE_FIELDS, ErpCustomer
 from ..ports import LoadRowProblem
 from ..progress import Progress
-from ..files import private_file
 from .options import add_output_option
 
 DEFAULT_CONFIG = "custsync.yaml"

@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
         help="address to bind (default: 127.0.0.1; others need a login)",
     )
     serve.add_argument(
-        "--port", metavar="N", type=int, default=DEFAULT_PORT,
+        "--port", metavar="PORT", type=int, default=DEFAULT_PORT,
         help=f"port to listen on (default: {DEFAULT_PORT})",
     )
     serve.add_argument(
@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
             "-c", "--config", metavar="FILE",
             help=f"configuration file (default: ./{DEFAULT_CONFIG})",
         )
-        parser.add_argument("--shop", metavar="NAME", help="the shop (needed when there are several)")
+        parser.add_argument("--shop", metavar="SHOP", help="the shop (needed when there are several)")
     add.add_argument("--url", metavar="URL", required=True,
                      help="the public URL Shopify posts to (https://.../webhooks/shopify)")
     add.set_defaults(handler=_register)
