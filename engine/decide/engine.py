@@ -601,6 +601,8 @@ class Engine:
         trail.add(rule)
         if rule.action == "skip":
             return base.skip(rule, facts, trail, **common)
+        if new_link:
+            common["message"] = _ambiguous_email(world, customer, erp)
         if rule.action == "update":
             changes = self._import_changes(facts, trail, erp)
             if changes:
@@ -1225,20 +1227,40 @@ def _shopify_version(customer: ShopifyCustomer | None) -> str | None:
     return customer.updated_at.isoformat()
 
 
+def _ambiguous_email(world: World, customer: ShopifyCustomer, chosen: ErpCustomer) -> str | None:
+    """When the e-mail lookup chose ``chosen`` among several ERP customers with the e-mail
+    ignoring case: which, and the others (masked), instead of choosing silently."""
+    if world.erp_by_email(customer.email) != chosen.no:
+        return None
+    others = [world.erp[no] for no in world.erp_email_namesakes(customer.email)]
+    if not others:
+        return None
+    listed = ", ".join(f"{other.no} {_erp_label(other, other.email.strip())}" for other in others)
+    return (
+        f"ambiguous e-mail: {len(others) + 1} ERP customers have it (ignoring case); chose "
+        f"{chosen.no} {_erp_label(chosen, chosen.email.strip())}, the first in number order, "
+        f"over {listed}"
+    )
+
+
+def _label(name: str, email: str, fallback: str = "") -> str:
+    """``Name <j***@example.com>``; ``<j***@example.com>`` without a name (not with a blank
+    before it); the name alone without an e-mail; ``fallback`` without either."""
+    if email:
+        masked = f"<{mask_contact(email, EMAIL)}>"
+        return f"{name} {masked}" if name else masked
+    return name or fallback
+
+
 def _shopify_label(customer: ShopifyCustomer) -> str:
     first, last = customer.first_name.strip(), customer.last_name.strip()
     name = f"{first} {last}" if first and last else first or last
-    email = customer.email.strip()
-    if email:
-        masked = mask_contact(email, EMAIL)
-        return f"{name} <{masked}>" if name else f"<{masked}>"
-    return name or customer.id
+    return _label(name, customer.email.strip(), customer.id)
 
 
 def _erp_label(customer: ErpCustomer, email: str) -> str:
     """``Name <j***@example.com>`` of an ERP customer (``email``: its first e-mail)."""
-    name = customer.name.strip()[:60]
-    return f"{name} <{mask_contact(email, EMAIL)}>" if email else name
+    return _label(customer.name.strip()[:60], email)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ class World:
         self.erp: dict[str, ErpCustomer] = {c.no: c for c in ordered}
         del ordered
         self._email: dict[str, str] = {}
+        #: folded e-mail -> the ERP customers after the first that have it (rare)
+        self._email_namesakes: dict[str, list[str]] = {}
         self._phone: dict[str, str | list[str]] = {}
         email_index, phone_index = self._email, self._phone
         suffix = phones.SUFFIX_DIGITS
@@ -116,6 +118,8 @@ class World:
                     email = folded
                 if email and email not in email_index:
                     email_index[email] = no
+                elif email:
+                    self._email_namesakes.setdefault(email, []).append(no)
             phone = customer.phone
             if phone:
                 if "x" in phone or "X" in phone or "#" in phone:  # maybe an extension
@@ -231,6 +235,12 @@ class World:
             return None
         value = email.strip().casefold()
         return self._email.get(value) if value else None
+
+    def erp_email_namesakes(self, email: str | None) -> list[str]:
+        """The ERP customers, after the first (:meth:`erp_by_email`), whose e-mail also
+        equals ``email`` ignoring case, in number order."""
+        value = email.strip().casefold() if email else ""
+        return list(self._email_namesakes.get(value, ())) if value else []
 
     def _phone_candidates(self, key: str) -> list[str]:
         return _values(self._phone, key) if key else []
