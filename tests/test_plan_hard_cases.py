@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from custsync.engine.decide.engine import Engine
 from custsync.engine.decide.world import World
-from custsync.engine.model import Action, ErpCustomer, Link
+from custsync.engine.model import Action, ErpCustomer, Link, ShopContext, ShopSettings, TaxArea
 
-from test_decide import REFERENCE, customer, shipped_rules, shop
+from test_decide import REFERENCE, SETUPS, customer, shipped_rules, shop
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,54 @@ def test_no_warning_for_one_match_or_a_link_already_made(engine: Engine) -> None
     )
     decision = engine.decide_import(linked, shop(**IMPORTING), customer())
     assert decision.erp_no == "C1" and not decision.new_link and decision.message is None
+
+
+# ---- a County that finds no tax area row --------------------------------------------------
+
+
+def _export(engine: Engine, county: str, **settings: object) -> object:
+    erp = ErpCustomer(
+        "C9",
+        name="Ann Lee",
+        email="ann@example.com",
+        address="1 Main St",
+        city="Fresno",
+        country_code="US",
+        county=county,
+    )
+    context = ShopContext(
+        "main", ShopSettings(export_customers=True, **settings), SETUPS  # type: ignore[arg-type]
+    )
+    return engine.decide_export(World([erp], REFERENCE), context, erp)
+
+
+def test_an_unmatched_county_says_why_and_what_to_do(engine: Engine) -> None:
+    """County "California" with county_source code showed only export_province/no-province."""
+    assert SETUPS["US"].tax_areas == (TaxArea("California", "CA", "CA"),)
+    by_name = _export(engine, "California")
+    assert by_name.action is Action.CREATE  # type: ignore[attr-defined]
+    assert "address.province_code" not in by_name.change_dict()  # type: ignore[attr-defined]
+    assert [r.id for r in by_name.rules if r.decision == "export_province"] == [  # type: ignore[attr-defined]
+        "county-is-a-name"
+    ]
+    assert by_name.message == (  # type: ignore[attr-defined]
+        "no province: County California is no county code of the US tax areas but the county "
+        "name of row CA; set county_source: name to find rows by name, or set County to CA"
+    )
+    unknown = _export(engine, "Nevada")
+    assert unknown.message.startswith(  # type: ignore[attr-defined]
+        "no province: County Nevada is no county code of the US tax areas; add a row with "
+        "county_code Nevada to the tax_areas of country US"
+    )
+    by_name_setting = _export(engine, "Nevada", county_source="name")
+    assert by_name_setting.message.startswith(  # type: ignore[attr-defined]
+        "no province: County Nevada is no county name of the US tax areas; add a row with "
+        "county Nevada"
+    )
+    found = _export(engine, "CA")
+    assert found.message is None  # type: ignore[attr-defined]
+    assert found.change_dict()["address.province_code"] == "CA"  # type: ignore[attr-defined]
+    assert _export(engine, "").message is None  # type: ignore[attr-defined]
 
 
 # ---- labels ---------------------------------------------------------------------------------

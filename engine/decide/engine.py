@@ -878,9 +878,14 @@ class Engine:
             desired = _desired_shopify(
                 customer, facts, split, company, province_code, province_name
             )
-            return self._export_action(
+            decision = self._export_action(
                 world, shop, customer, facts, action_rule, desired, trail, base
             )
+            if province_rule.params.get("note") and province_rule.action == "no_province":
+                # why the address goes without a province (its decision has no message)
+                note = base.message(_message(province_rule, facts, "note"))
+                decision = dataclasses.replace(decision, message=note)
+            return decision
         except _NoRule as missing:
             return base.no_rule(missing.decision, trail)
 
@@ -1176,9 +1181,10 @@ def _contact_fact(name: str, value: Any) -> str:
     return mask_contact(str(value), kind) if kind is not None else str(value)
 
 
-def _message(rule: Rule, facts: Mapping[str, Any]) -> str:
-    """A rule's message (unmasked by pattern yet: :meth:`_Base.make` does that)."""
-    param = rule.params.get("message")
+def _message(rule: Rule, facts: Mapping[str, Any], name: str = "message") -> str:
+    """A rule's message (or its parameter ``name``), unmasked by pattern yet:
+    :meth:`_Base.make` does that."""
+    param = rule.params.get(name)
     if isinstance(param, Template):
         return render(param.text, facts, message=True) or rule.description
     if isinstance(param, FactRef):

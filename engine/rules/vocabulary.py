@@ -289,7 +289,18 @@ DECISIONS: Mapping[str, DecisionSpec] = MappingProxyType(
                             ParamSpec("name", STRING),
                         ),
                     ),
-                    ActionSpec("no_province", "Send no province."),
+                    ActionSpec(
+                        "no_province",
+                        "Send no province.",
+                        (
+                            ParamSpec(
+                                "note",
+                                STRING,
+                                description="why, shown on the decision (the export still "
+                                "goes ahead); may use {fact.name}",
+                            ),
+                        ),
+                    ),
                     _skip("The customer cannot be exported; say why."),
                 ),
             ),
