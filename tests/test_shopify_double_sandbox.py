@@ -89,8 +89,10 @@ def test_sandbox_reports_a_bad_seed_file_with_its_position(tmp_path: Path) -> No
          "--port", "0", "--seed", str(seed)],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert f"{seed}: /customers/1/email: Email is invalid (and 1 more)" in result.stderr
+    assert f"{seed}: /customers/1/email: Email is invalid (and 2 more)" in result.stderr
     assert "/customers/2/colour: unknown field 'colour'" in result.stderr
+    # without its unknown field, the record is still checked: it has nothing to name it by
+    assert "/customers/2: A name, phone number, or email address must be present" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -230,3 +232,25 @@ def test_sandbox_refuses_a_bad_fault_spec(spec: str, message: str) -> None:
     assert result.returncode == 64
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_seed_check_lists_every_problem_of_a_record() -> None:
+    """An unknown field hid the same record's invalid e-mail (the record was not checked
+    further): every problem is listed, the unknown fields first."""
+    from custsync.connectors.shopify_double.seed import seed_store
+    from custsync.connectors.shopify_double.store import Store
+
+    record = {
+        "email": "not-an-email",
+        "colour": "red",
+        "addresses": [{"city": "Berlin", "planet": "Mars"}],
+    }
+    with pytest.raises(ConfigError) as raised:
+        seed_store(Store(), {"customers": [record]}, "seed.yaml")
+    problems = raised.value.fields["problems"]
+    assert [p.partition(" (known:")[0] for p in problems] == [
+        "/customers/0/colour: unknown field 'colour'",
+        "/customers/0/addresses/0/planet: unknown field 'planet'",
+        "/customers/0/email: Email is invalid",
+    ]
+    assert raised.value.render().startswith("seed.yaml: /customers/0/colour: unknown field")

@@ -98,15 +98,23 @@ class SeedError(ValueError):
         self.message = message
 
 
-def _camel(record: Any, keys: Mapping[str, str], where: str) -> dict[str, Any]:
+def _camel(
+    record: Any, keys: Mapping[str, str], where: str, problems: list[str] | None = None
+) -> dict[str, Any]:
+    """``record`` with camelCase keys. An unknown field is a SeedError, or, given
+    ``problems``, noted there and left out, so the record's other problems are found too."""
     if not isinstance(record, Mapping):
         raise SeedError(where, f"expected a mapping, got {type(record).__name__}")
     allowed = set(keys) | set(keys.values())
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key not in allowed:
-            raise SeedError(f"{where}/{key}", f"unknown field {key!r} (known: "
-                            f"{', '.join(sorted(keys))})")
+            error = SeedError(f"{where}/{key}", f"unknown field {key!r} (known: "
+                              f"{', '.join(sorted(keys))})")
+            if problems is None:
+                raise error
+            problems.append(str(error))
+            continue
         out[keys.get(key, key)] = value
     return out
 
@@ -168,15 +176,19 @@ def _dates(data: dict[str, Any], where: str, warnings: list[str] | None) -> None
 
 
 def customer_record(
-    record: Any, where: str = "", warnings: list[str] | None = None
+    record: Any,
+    where: str = "",
+    warnings: list[str] | None = None,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One customer (snake_case, camelCase or a ShopifyCustomer) as camelCase input."""
+    """One customer (snake_case, camelCase or a ShopifyCustomer) as camelCase input
+    (``problems``: see :func:`_camel`)."""
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
         record = dataclasses.asdict(record)
         record.pop("default_address", None)
         if not record.get("id"):
             record.pop("id", None)
-    data = _camel(record, _CUSTOMER_KEYS, where)
+    data = _camel(record, _CUSTOMER_KEYS, where, problems)
     if "id" in data:
         data["id"] = _seed_id(data["id"], CUSTOMER_GID, where)
     _dates(data, where, warnings)
@@ -188,7 +200,7 @@ def customer_record(
             data.pop(key)
     addresses = []
     for i, item in enumerate(data.get("addresses") or []):
-        address = _camel(item, _ADDRESS_KEYS, f"{where}/addresses/{i}")
+        address = _camel(item, _ADDRESS_KEYS, f"{where}/addresses/{i}", problems)
         if "id" in address:
             address["id"] = _seed_id(address["id"], ADDRESS_GID, f"{where}/addresses/{i}")
         address = {k: v for k, v in address.items() if v not in (None, "")}
@@ -207,8 +219,13 @@ def customers_from_any(records: Iterable[Any], where: str = "") -> list[dict[str
     return [customer_record(r, f"{where}/{i}") for i, r in enumerate(records)]
 
 
-def order_record(record: Any, where: str = "", warnings: list[str] | None = None) -> dict[str, Any]:
-    data = _camel(record, _ORDER_KEYS, where)
+def order_record(
+    record: Any,
+    where: str = "",
+    warnings: list[str] | None = None,
+    problems: list[str] | None = None,
+) -> dict[str, Any]:
+    data = _camel(record, _ORDER_KEYS, where, problems)
     if "id" in data:
         data["id"] = _seed_id(data["id"], ORDER_GID, where)
     if "customerId" in data:
@@ -216,7 +233,7 @@ def order_record(record: Any, where: str = "", warnings: list[str] | None = None
     _dates(data, where, warnings)
     for key in ("billingAddress", "shippingAddress"):
         if data.get(key) is not None:
-            address = _camel(data[key], _ADDRESS_KEYS, f"{where}/{key}")
+            address = _camel(data[key], _ADDRESS_KEYS, f"{where}/{key}", problems)
             address.pop("default", None)
             data[key] = address
     return data
@@ -261,18 +278,22 @@ def seed_store(store: Store, document: Any, source: str = "seed") -> None:
             continue
         for i, item in enumerate(items):
             where = f"/{kind}/{i}"
+            # every problem of the record: its unknown fields are left out (and listed), so
+            # an invalid e-mail beside one is reported too
+            found: list[str] = []
             try:
-                record = convert(item, where, warnings)
+                record = convert(item, where, warnings, found)
                 if kind == "customers":
                     store.load([record])
                 else:
                     store.load([], [record])
             except SeedError as exc:
-                problems.append(str(exc))
+                found.append(str(exc))
             except WriteRejected as exc:
                 for err in exc.errors:
                     field = "/".join(err.field) if err.field else ""
-                    problems.append(f"{where}{'/' + field if field else ''}: {err.message}")
+                    found.append(f"{where}{'/' + field if field else ''}: {err.message}")
+            problems.extend(found)
     for warning in warnings:
         log.warning("%s: %s", source, warning)
     if problems:
