@@ -18,10 +18,12 @@ from .. import exitcodes
 from ..errors import ConfigError, UsageError
 from ..ports import RUN_COUNTS
 from .options import add_output_option
+from .schedule import number_type, state_url_of
 
 log = logging.getLogger("custsync.sync")
 
-LEASE_TTL_SECONDS = 120.0
+#: the shop lease's default TTL, the same as ``custsync schedule``'s
+LEASE_TTL_SECONDS = 60.0
 
 
 def register(subparsers: Any) -> None:
@@ -41,6 +43,12 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         default="custsync.yaml",
         help="configuration file (default: ./custsync.yaml)",
+    )
+    parser.add_argument(
+        "--state",
+        dest="state_url",
+        metavar="URL",
+        help="state database URL (default: the config's state.url)",
     )
     parser.add_argument(
         "--shop", metavar="SHOP", action="append", default=[], help="only this shop (repeatable)"
@@ -88,6 +96,16 @@ def register(subparsers: Any) -> None:
         default=3600.0,
         metavar="SECONDS",
         help="with --wait: give up waiting after this long (default: 3600)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=number_type(float, 0, inclusive=False),
+        default=LEASE_TTL_SECONDS,
+        metavar="SECONDS",
+        help=(
+            "how long a killed sync blocks the shop, renewed every TTL/3 "
+            f"(default: {LEASE_TTL_SECONDS:g}, as schedule)"
+        ),
     )
     parser.set_defaults(handler=_run)
 
@@ -156,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     stop = StopToken()
     results = []
     worst = exitcodes.OK
-    state = open_store(config.state_url)
+    state = open_store(state_url_of(config, args.state_url))
     holder = make_holder_id()
     with _signals(stop):
         try:
@@ -164,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
                 if stop.is_set():
                     break
                 name = lease_name(shop.name)
-                acquired, other = acquire_shop_lease(state, name, holder, LEASE_TTL_SECONDS)
+                acquired, other = acquire_shop_lease(state, name, holder, args.lease_ttl)
                 if not acquired:
                     print(
                         f"custsync: shop {shop.name} is being synced by "
@@ -174,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
                     worst = max(worst, exitcodes.LOCKED)
                     continue
                 heartbeat = LeaseHeartbeat(
-                    state, name, holder, LEASE_TTL_SECONDS, LEASE_TTL_SECONDS / 3, stop
+                    state, name, holder, args.lease_ttl, args.lease_ttl / 3, stop
                 )
                 try:
                     _abandon_stale_runs(state, shop.name)
