@@ -522,6 +522,7 @@ _LINK_COLUMNS = (
     "last_import_at",
     "last_export_at",
     "own_write_shopify_updated_at",
+    "own_write_erp_etag",
 )
 _ORDER_KEYS = ("id", "name", "email", "phone", "customer", "bill_to", "ship_to")
 
@@ -656,6 +657,7 @@ def _link(data: Any) -> Link:
         last_import_at=fields.get("last_import_at", _datetime),
         last_export_at=fields.get("last_export_at", _datetime),
         own_write_shopify_updated_at=fields.get("own_write_shopify_updated_at", _datetime),
+        own_write_erp_etag=fields.get("own_write_erp_etag", _text, None) or None,
     )
     fields.done()
     return link

@@ -290,6 +290,9 @@ class Link:
     last_export_at: datetime | None = None
     #: Shopify updated_at right after our own last write (so our exports do not echo back)
     own_write_shopify_updated_at: datetime | None = None
+    #: the ERP customer's etag right after our own import last *wrote* it (so our imports do
+    #: not echo back as exports; an import that only linked leaves it as it was)
+    own_write_erp_etag: str | None = None
 
 
 # --------------------------------------------------------------------------------------------

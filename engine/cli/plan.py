@@ -437,6 +437,7 @@ def make_plan(
                 warnings=[*warnings, *sources.warnings],
                 now=started,
                 progress=progress,
+                full=bool(getattr(args, "full", False)),
             )
         return build_plan(
             shops=contexts,
@@ -447,6 +448,7 @@ def make_plan(
             directions=_directions(args),
             orders=orders,
             cursors={} if getattr(args, "full", False) else sources.cursors,
+            full=bool(getattr(args, "full", False)),
             engine=engine,
             fingerprints=fingerprints,
             warnings=[*warnings, *sources.warnings],

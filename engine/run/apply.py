@@ -252,6 +252,7 @@ class Applier:
         check = self._check_link(gid, erp_no)
         if check.refused:  # before writing: the ERP customer is not updated for another's link
             return RecordOutcome(decision, FAILED, check.refused, erp_no, gid, permanent=True)
+        written: str | None = None  # the ERP etag our write made (None: nothing written)
         if decision.action is Action.UPDATE:
             # the ERP record as planned (its etag): refuse to overwrite a newer edit
             result = self._erp().update_customer(
@@ -259,7 +260,10 @@ class Applier:
             )
             if not result.ok:
                 return RecordOutcome(decision, FAILED, result.message, erp_no, gid)
-        self._save_link(gid, erp_no, decision, check, last_import_at=self._now())
+            written = result.etag
+        self._save_link(
+            gid, erp_no, decision, check, last_import_at=self._now(), erp_etag=written
+        )
         return RecordOutcome(decision, OK, "", erp_no, gid)
 
     def _import_create(self, decision: Decision, gid: str) -> RecordOutcome:
@@ -270,7 +274,10 @@ class Applier:
             check = self._check_link(gid, existing.no)
             if check.refused:
                 return RecordOutcome(decision, FAILED, check.refused, existing.no, gid, permanent=True)
-            self._save_link(gid, existing.no, decision, check, last_import_at=self._now())
+            self._save_link(
+                gid, existing.no, decision, check, last_import_at=self._now(),
+                erp_etag=existing.etag,
+            )
             return RecordOutcome(
                 decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
             )
@@ -286,7 +293,14 @@ class Applier:
         self.state.complete_intent(
             intent,
             target=result.no,
-            link=self._link(gid, result.no, decision, self._now(), existing=check.current),
+            link=self._link(
+                gid,
+                result.no,
+                decision,
+                self._now(),
+                existing=check.current,
+                erp_etag=result.etag,
+            ),
             replaces=check.replaces,
         )
         return RecordOutcome(decision, OK, "", result.no, gid)
@@ -584,7 +598,12 @@ class Applier:
                 intent.id,
                 target=found.no,
                 link=self._link(
-                    intent.record, found.no, decision, self._now(), existing=self._stored(intent.record)
+                    intent.record,
+                    found.no,
+                    decision,
+                    self._now(),
+                    existing=self._stored(intent.record),
+                    erp_etag=found.etag,
                 ),
             )
             return RecordOutcome(decision, OK, "settled after a crash", found.no, intent.record)
@@ -624,6 +643,7 @@ class Applier:
         existing: Link | None,
         export: bool = False,
         own_write: datetime | None = None,
+        erp_etag: str | None = None,
     ) -> Link:
         """The link to save; ``existing`` is the Shopify customer's stored link (its address
         ids and times are kept when it is to the same ERP customer)."""
@@ -640,6 +660,7 @@ class Applier:
             last_export_at=when if export else (base.last_export_at if base else None),
             own_write_shopify_updated_at=own_write
             or (base.own_write_shopify_updated_at if base else None),
+            own_write_erp_etag=erp_etag or (base.own_write_erp_etag if base else None),
         )
 
     def _save_link(
@@ -652,6 +673,7 @@ class Applier:
         last_import_at: datetime | None = None,
         last_export_at: datetime | None = None,
         own_write: datetime | None = None,
+        erp_etag: str | None = None,
     ) -> None:
         when = last_export_at or last_import_at or self._now()
         link = self._link(
@@ -662,6 +684,7 @@ class Applier:
             existing=check.current,
             export=last_export_at is not None,
             own_write=own_write,
+            erp_etag=erp_etag,
         )
         self.state.save_link(link, replaces=check.replaces)
 

@@ -175,15 +175,12 @@ def read_inputs(
     if want_export:
         by_erp = {link.erp_no: link for link in narrow.links}
         for customer in narrow.changed:
-            link = by_erp.get(customer.no)
             if (
-                link is not None
+                not full
                 and customer.no not in retry_exports
-                and link.last_import_at is not None
-                and customer.modified_at is not None
-                and customer.modified_at <= link.last_import_at
+                and _own_import_echo(customer, by_erp.get(customer.no))
             ):
-                continue  # our own import wrote this change: do not echo it back
+                continue  # its latest version is our own import's write: do not echo it back
             inputs.exports.append(customer)
         _prefetch_counterparts(inputs, shopify, by_erp, first_run=export_since is None)
         if link_source is not None and narrow.partial:
@@ -216,6 +213,19 @@ def _counted(
     for item in items:
         progress.advance()
         yield item
+
+
+def _own_import_echo(customer: ErpCustomer, link: Link | None) -> bool:
+    """Whether the ERP customer's current version is the one our own import wrote (its etag
+    is the one stored on the link after that write). An import that only linked wrote nothing
+    and stored no etag, and any later ERP edit changes the etag: both are exported.
+    ``--full`` plans every record and does not ask."""
+    return (
+        link is not None
+        and link.own_write_erp_etag is not None
+        and bool(customer.etag)
+        and customer.etag == link.own_write_erp_etag
+    )
 
 
 @dataclass(slots=True)
@@ -480,6 +490,7 @@ def build_plan(
     fingerprints: Mapping[str, str] | None = None,
     warnings: Iterable[PlanWarning] = (),
     now: datetime | None = None,
+    full: bool = False,
 ) -> Plan:
     """Decide every record of ``shops`` and return the Plan. Read-only by construction.
 
@@ -490,7 +501,8 @@ def build_plan(
     Shopify customers updated after the import cursor, ERP customers modified after the
     export cursor and not just written by our own import). ``orders``
     maps shop names to orders to map (direction ``order``). ``engine`` defaults to
-    ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config).
+    ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config). ``full`` reads every
+    record and plans it, also one whose latest version is our own import's write.
 
     Every decision is kept; :func:`stream_plan` hands them to a sink instead.
     """
@@ -509,6 +521,7 @@ def build_plan(
         fingerprints=fingerprints,
         warnings=warnings,
         now=now,
+        full=full,
     )
     return dataclasses.replace(
         head, decisions=tuple(sorted(decisions, key=decision_sort_key)), counts=None
@@ -531,6 +544,7 @@ def stream_plan(
     warnings: Iterable[PlanWarning] = (),
     now: datetime | None = None,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> Plan:
     """:func:`build_plan` without keeping the decisions: each goes to ``sink`` as it is made
     (in decide order, not plan order: see :class:`~.planstream.DecisionSpool`). Returns the
@@ -576,6 +590,7 @@ def stream_plan(
             },
             directions=customer_directions,
             progress=progress,
+            full=full,
         )
         if erp_problem_records is None:
             erp_problem_records = {p.record for p in reader_problems(erp) if p.record}

@@ -69,7 +69,8 @@ __all__ = [
     "write_transaction",
 ]
 
-SCHEMA_VERSION = 1
+#: 2: ``state_link.own_write_erp_etag`` (added to a version-1 database on open)
+SCHEMA_VERSION = 2
 #: how long handled webhook ids are remembered against redeliveries
 WEBHOOK_KEEP_DAYS = 7.0
 DEFAULT_URL = "sqlite:///custsync-state.db"
@@ -364,6 +365,7 @@ link_table = sa.Table(
     sa.Column("last_import_at", UtcDateTime),
     sa.Column("last_export_at", UtcDateTime),
     sa.Column("own_write_shopify_updated_at", UtcDateTime),
+    sa.Column("own_write_erp_etag", sa.String(255)),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("shop", "erp_no", name="uq_state_link_erp"),
@@ -518,6 +520,29 @@ attention_table = sa.Table(
     sa.Column("last_run_id", sa.Integer),
     sa.Column("retry", sa.Boolean, nullable=False, server_default=sa.false()),
 )
+
+#: columns added after version 1, added to an older database when it is opened (nullable or
+#: with a server default, so rows written before read unchanged)
+_ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = ((link_table, "own_write_erp_etag"),)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a database made by an older custsync up to this schema (inside the open's
+    write transaction; PostgreSQL's ``IF NOT EXISTS`` lets instances opening it at once race)."""
+    inspector = sa.inspect(conn)
+    for table, name in _ADDED_COLUMNS:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        if name in present:
+            continue
+        column = table.c[name]
+        ddl = f"{column.name} {column.type.compile(dialect=conn.dialect)}"
+        if column.server_default is not None:
+            ddl += f" DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+        if not column.nullable:
+            ddl += " NOT NULL"
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {guard}{ddl}")
+
 
 # --------------------------------------------------------------------------------------------
 # Records returned by the query methods
@@ -696,9 +721,12 @@ class SqlStateStore:
             with write_transaction(self._engine) as conn:
                 lock_schema(conn, "state")
                 metadata.create_all(conn)
+                _add_missing_columns(conn)
                 version = conn.execute(sa.select(schema_table.c.version)).scalar()
                 if version is None:
                     conn.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))
+                elif version < SCHEMA_VERSION:
+                    conn.execute(schema_table.update().values(version=SCHEMA_VERSION))
                 elif version > SCHEMA_VERSION:
                     raise FatalError(
                         f"state database {display_url(self._url)} has schema version {version}; "
@@ -853,6 +881,7 @@ class SqlStateStore:
             "last_import_at": link.last_import_at,
             "last_export_at": link.last_export_at,
             "own_write_shopify_updated_at": link.own_write_shopify_updated_at,
+            "own_write_erp_etag": link.own_write_erp_etag,
         }
         current = conn.execute(
             sa.select(link_table).where(
@@ -1874,6 +1903,7 @@ def _link(row: Any, address_ids: tuple[str, ...]) -> Link:
         last_import_at=row.last_import_at,
         last_export_at=row.last_export_at,
         own_write_shopify_updated_at=row.own_write_shopify_updated_at,
+        own_write_erp_etag=row.own_write_erp_etag,
     )
 
 
