@@ -115,6 +115,8 @@ DEFAULT_LEASE_RETRY_SECONDS = 15.0
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600.0
 #: runs a record may fail in a row before it is parked on the attention list
 DEFAULT_PARK_AFTER = 3
+#: how far a run reads back before its cursor (docs/scheduling.md, "Which run picks up a change")
+DEFAULT_OVERLAP_SECONDS = 300.0
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -172,6 +174,9 @@ class ShopConfig:
     webhook_secret_env: str = ""
     #: the shop's myshopify domain (X-Shopify-Shop-Domain); "" = the host of ``shopify_url``
     shop_domain: str = ""
+    #: a run reads the changes after (cursor - this): writes committed late, stamped before
+    #: the previous run started, and a lagging Shopify search index are not lost
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
 
     def shopify_options(self, *, writer: bool) -> dict[str, Any]:
         """Keyword arguments for the Shopify connector's ``open_reader`` (``writer`` False:
@@ -473,6 +478,7 @@ def config_schema() -> dict[str, Any]:
                         "items": {"$ref": "#/$defs/country"},
                     },
                     "schedule": {"$ref": "#/$defs/schedule"},
+                    "sync": {"$ref": "#/$defs/sync"},
                 },
             },
             "shopify": {
@@ -726,6 +732,25 @@ def config_schema() -> dict[str, Any]:
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "default": DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+                    },
+                },
+            },
+            "sync": {
+                "description": "How `custsync sync` and `schedule` read this shop's changes.",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "overlap_seconds": {
+                        "description": (
+                            "A run reads the changes made after the last successful run's "
+                            "start minus this many seconds: longer than the longest ERP write "
+                            "transaction, the clock difference between the ERP and custsync, "
+                            "and Shopify's search index lag. Records read again are recognised "
+                            "as unchanged."
+                        ),
+                        "type": "number",
+                        "minimum": 0,
+                        "default": DEFAULT_OVERLAP_SECONDS,
                     },
                 },
             },
@@ -1261,6 +1286,9 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
                 ),
                 settings=settings,
                 country_setups=MappingProxyType(setups),
+                overlap_seconds=float(
+                    (shop.get("sync") or {}).get("overlap_seconds", DEFAULT_OVERLAP_SECONDS)
+                ),
                 schedule=ScheduleConfig(
                     import_cron=schedule.get("import") or None,
                     export_cron=schedule.get("export") or None,

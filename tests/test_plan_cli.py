@@ -14,6 +14,7 @@ from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.connectors.shopify_double.seed import order_record, seed_from_models
 from custsync.engine import exitcodes, registry
 from custsync.engine.cli import main
+from custsync.engine.config import DEFAULT_OVERLAP_SECONDS
 from custsync.engine.model import ErpCustomer, Link, ShopifyAddress, ShopifyCustomer
 from custsync.engine.run.plan import plan_from_json
 from custsync.engine.run.state import SqlStateStore
@@ -253,9 +254,11 @@ def test_plan_against_connectors_reads_state_and_writes_nothing(
 
     store = SqlStateStore.open(state_url)
     store.save_link(Link(shop="main", shopify_id=old, erp_no="C00001"))
-    # a cursor in a later second than both updates (customers updated in the cursor's own
-    # second are read again on purpose: Shopify's updated_at has whole seconds)
-    store.advance_cursor("main", "import", datetime.now(UTC) + timedelta(seconds=2))
+    # a cursor in a later second than both updates plus the read overlap (customers updated
+    # in the cursor's own second, or sync.overlap_seconds before it, are read again on purpose)
+    store.advance_cursor(
+        "main", "import", datetime.now(UTC) + timedelta(seconds=2 + DEFAULT_OVERLAP_SECONDS)
+    )
     store.close()
     erp_before, state_before = _digest(tmp_path / "erp.db"), _digest(tmp_path / "state.db")
     shopify_double.reset_log()

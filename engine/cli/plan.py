@@ -130,6 +130,7 @@ class _ShopSource:
     country_setups: dict[str, CountrySetup]
     url: str  # Shopify connector URL
     options: dict[str, Any] = field(default_factory=dict)
+    overlap_seconds: float = 0.0  # sync.overlap_seconds: read from the cursor minus this
 
 
 @dataclass(slots=True)
@@ -166,6 +167,7 @@ def _load_setup(config_path: Path | None) -> _Setup | None:
                 country_setups=dict(shop.country_setups),
                 url=shop.shopify_url,
                 options=shop.shopify_options(writer=False),
+                overlap_seconds=shop.overlap_seconds,
             )
             for shop in config.shops
         ],
@@ -449,6 +451,7 @@ def make_plan(
             orders=orders,
             cursors={} if getattr(args, "full", False) else sources.cursors,
             full=bool(getattr(args, "full", False)),
+            overlaps={shop.name: shop.overlap_seconds for shop in shops},
             engine=engine,
             fingerprints=fingerprints,
             warnings=[*warnings, *sources.warnings],

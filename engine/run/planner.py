@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -102,6 +102,7 @@ def read_inputs(
     link_source: Any = None,
     retry: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
+    overlap_seconds: float = 0.0,
 ) -> SyncInputs:
     """Read the changed records and the counterparts their rules need (read-only).
 
@@ -115,9 +116,14 @@ def read_inputs(
     customers, every ERP customer sharing an e-mail or a phone key with them, and their links,
     so the rules see exactly what a full read would show them. Otherwise everything is read.
     ``progress`` counts the records read (a phase per source).
+
+    Changes are read from ``overlap_seconds`` before each cursor (the shop's
+    ``sync.overlap_seconds``): a change stamped before the previous run started but committed
+    (or indexed by Shopify) after it read is read now. What is read again is decided again and
+    comes out unchanged (no write), or is left out as our own write (echo checks).
     """
-    import_since = None if full else cursors.get(Direction.IMPORT.value)
-    export_since = None if full else cursors.get(Direction.EXPORT.value)
+    import_since = None if full else _read_from(cursors.get(Direction.IMPORT.value), overlap_seconds)
+    export_since = None if full else _read_from(cursors.get(Direction.EXPORT.value), overlap_seconds)
     want_import = Direction.IMPORT in directions
     want_export = Direction.EXPORT in directions
     # a reader reports every bad record it met in its life: keep those met from here on
@@ -213,6 +219,10 @@ def _counted(
     for item in items:
         progress.advance()
         yield item
+
+
+def _read_from(cursor: datetime | None, overlap_seconds: float) -> datetime | None:
+    return None if cursor is None else cursor - timedelta(seconds=max(0.0, overlap_seconds))
 
 
 def _own_import_echo(customer: ErpCustomer, link: Link | None) -> bool:
@@ -425,6 +435,7 @@ def plan_incremental(
     now: datetime | None = None,
     retry: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
+    overlap_seconds: float = 0.0,
 ) -> tuple[Plan, SyncInputs]:
     """Read what changed (and the records to ``retry``) and decide it: the plan ``sync``
     would apply (read-only)."""
@@ -439,6 +450,7 @@ def plan_incremental(
         link_source=link_source,
         retry=retry,
         progress=progress,
+        overlap_seconds=overlap_seconds,
     )
     if progress is not None:
         progress.start(len(inputs.imports) + len(inputs.exports), f"plan {shop.name}")
@@ -491,6 +503,7 @@ def build_plan(
     warnings: Iterable[PlanWarning] = (),
     now: datetime | None = None,
     full: bool = False,
+    overlaps: Mapping[str, float] | None = None,
 ) -> Plan:
     """Decide every record of ``shops`` and return the Plan. Read-only by construction.
 
@@ -503,6 +516,7 @@ def build_plan(
     maps shop names to orders to map (direction ``order``). ``engine`` defaults to
     ``Engine(rules)``; ``fingerprints`` adds digests the caller knows (rules, config). ``full`` reads every
     record and plans it, also one whose latest version is our own import's write.
+    ``overlaps`` maps shop names to their ``sync.overlap_seconds`` (read as ``sync`` reads).
 
     Every decision is kept; :func:`stream_plan` hands them to a sink instead.
     """
@@ -522,6 +536,7 @@ def build_plan(
         warnings=warnings,
         now=now,
         full=full,
+        overlaps=overlaps,
     )
     return dataclasses.replace(
         head, decisions=tuple(sorted(decisions, key=decision_sort_key)), counts=None
@@ -545,6 +560,7 @@ def stream_plan(
     now: datetime | None = None,
     progress: Progress | None = None,
     full: bool = False,
+    overlaps: Mapping[str, float] | None = None,
 ) -> Plan:
     """:func:`build_plan` without keeping the decisions: each goes to ``sink`` as it is made
     (in decide order, not plan order: see :class:`~.planstream.DecisionSpool`). Returns the
@@ -591,6 +607,7 @@ def stream_plan(
             directions=customer_directions,
             progress=progress,
             full=full,
+            overlap_seconds=(overlaps or {}).get(shop.name, 0.0),
         )
         if erp_problem_records is None:
             erp_problem_records = {p.record for p in reader_problems(erp) if p.record}

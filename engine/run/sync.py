@@ -327,6 +327,7 @@ def sync_shop(
                 now=started,
                 retry=retry,
                 progress=bar,
+                overlap_seconds=float(getattr(shop_config, "overlap_seconds", 0.0) or 0.0),
             )
             api_reads = inputs.api_reads
         else:
