@@ -862,6 +862,10 @@ class SqlStateStore:
             self._save_link(conn, link, replaces=replaces)
 
     def _save_link(self, conn: Connection, link: Link, *, replaces: str | None = None) -> None:
+        """One upsert with the refusal rules in its condition, so that processes saving at the
+        same moment never trip over each other's insert (PostgreSQL raised an IntegrityError
+        for the second of two check-then-insert saves): the same link twice is saved twice;
+        a link the other save made first refuses this one (:class:`LinkConflictError`)."""
         now = self._clock()
         other = conn.execute(
             sa.select(link_table.c.shopify_id).where(
@@ -871,48 +875,50 @@ class SqlStateStore:
             )
         ).scalar()
         if other is not None:
-            raise LinkConflictError(
-                f"ERP customer {link.erp_no} is already linked to Shopify customer {other} "
-                f"in shop {link.shop}",
-                record=link.shopify_id,
-                reason_code="erp-customer-linked-elsewhere",
-            )
+            raise _erp_linked_elsewhere(link, other)
         stamps = {
             "last_import_at": link.last_import_at,
             "last_export_at": link.last_export_at,
             "own_write_shopify_updated_at": link.own_write_shopify_updated_at,
             "own_write_erp_etag": link.own_write_erp_etag,
         }
-        current = conn.execute(
-            sa.select(link_table).where(
-                link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id
-            )
-        ).first()
-        if current is None:
-            conn.execute(
-                link_table.insert().values(
-                    shop=link.shop,
-                    shopify_id=link.shopify_id,
-                    erp_no=link.erp_no,
-                    created_at=now,
-                    updated_at=now,
-                    **stamps,
+        insert = _upsert(conn)(link_table).values(
+            shop=link.shop,
+            shopify_id=link.shopify_id,
+            erp_no=link.erp_no,
+            created_at=now,
+            updated_at=now,
+            **stamps,
+        )
+        new = insert.excluded
+        same = link_table.c.erp_no == new.erp_no
+        # a stamp given as None keeps the stored one, unless the link moves (then all reset)
+        kept = {
+            name: sa.case((same, sa.func.coalesce(new[name], link_table.c[name])), else_=new[name])
+            for name in stamps
+        }
+        may_move = same if replaces is None else sa.or_(same, link_table.c.erp_no == replaces)
+        statement = insert.on_conflict_do_update(
+            index_elements=[link_table.c.shop, link_table.c.shopify_id],
+            set_={"erp_no": new.erp_no, "updated_at": new.updated_at, **kept},
+            where=may_move,
+        ).returning(link_table.c.shopify_id)
+        try:
+            saved = conn.execute(statement).first()
+        except IntegrityError:
+            # uq_state_link_erp: another process linked this ERP customer at the same moment
+            raise _erp_linked_elsewhere(link, _linked_shopify_id(conn, link)) from None
+        if saved is None:
+            current = conn.execute(
+                sa.select(link_table.c.erp_no).where(
+                    link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id
                 )
-            )
-        else:
-            moved = current.erp_no != link.erp_no
-            if moved and replaces != current.erp_no:
-                raise LinkConflictError(
-                    f"Shopify customer {link.shopify_id} is already linked to ERP customer "
-                    f"{current.erp_no} in shop {link.shop}; not linked to {link.erp_no}",
-                    record=link.shopify_id,
-                    reason_code="shopify-customer-linked-elsewhere",
-                )
-            values = {name: value for name, value in stamps.items() if value is not None or moved}
-            conn.execute(
-                link_table.update()
-                .where(link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id)
-                .values(erp_no=link.erp_no, updated_at=now, **values)
+            ).scalar()
+            raise LinkConflictError(
+                f"Shopify customer {link.shopify_id} is already linked to ERP customer "
+                f"{current} in shop {link.shop}; not linked to {link.erp_no}",
+                record=link.shopify_id,
+                reason_code="shopify-customer-linked-elsewhere",
             )
         for address_id in link.address_ids:
             self._save_address_link(conn, link.shop, address_id, link.erp_no, link.shopify_id)
@@ -927,12 +933,16 @@ class SqlStateStore:
     def _save_address_link(
         self, conn: Connection, shop: str, address_id: str, erp_no: str, shopify_id: str
     ) -> None:
-        key = (address_link_table.c.shop == shop, address_link_table.c.address_id == address_id)
         values = {"erp_no": erp_no, "shopify_id": shopify_id, "updated_at": self._clock()}
-        if conn.execute(address_link_table.update().where(*key).values(**values)).rowcount == 0:
-            conn.execute(
-                address_link_table.insert().values(shop=shop, address_id=address_id, **values)
+        insert = _upsert(conn)(address_link_table).values(
+            shop=shop, address_id=address_id, **values
+        )
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[address_link_table.c.shop, address_link_table.c.address_id],
+                set_=values,
             )
+        )
 
     def drop_address_link(self, shop: str, address_id: str) -> None:
         with self._write("dropping an address link") as conn:
@@ -1891,6 +1901,39 @@ def _attention(row: Any) -> AttentionRecord:
         target_version=row.target_version, label=row.label,
         first_failed_at=row.first_failed_at, last_failed_at=row.last_failed_at,
         parked_at=row.parked_at, last_run_id=row.last_run_id, retry=bool(row.retry),
+    )
+
+
+def _upsert(conn: Connection) -> Any:
+    """The dialect's ``insert`` with ``on_conflict_do_update`` (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _linked_shopify_id(conn: Connection, link: Link) -> str:
+    """Which Shopify customer holds ``link.erp_no`` (read after a failed statement: on
+    PostgreSQL the transaction is aborted then, so this asks on a fresh connection)."""
+    query = sa.select(link_table.c.shopify_id).where(
+        link_table.c.shop == link.shop, link_table.c.erp_no == link.erp_no
+    )
+    try:
+        with conn.engine.connect() as fresh:
+            return str(fresh.execute(query).scalar() or "another Shopify customer")
+    except DBAPIError:
+        return "another Shopify customer"
+
+
+def _erp_linked_elsewhere(link: Link, other: str) -> LinkConflictError:
+    return LinkConflictError(
+        f"ERP customer {link.erp_no} is already linked to Shopify customer {other} "
+        f"in shop {link.shop}",
+        record=link.shopify_id,
+        reason_code="erp-customer-linked-elsewhere",
     )
 
 
