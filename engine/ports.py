@@ -147,6 +147,9 @@ class ShopifyWriteResult:
     errors: tuple[str, ...] = ()
     #: a key identifying the input in a bulk mutation (the ERP customer no.)
     key: str = ""
+    #: failed because Shopify could not be reached: retries exhausted on connection failures,
+    #: 5xx answers or timeouts (a run stops after a few of these in a row)
+    unreachable: bool = False
 
 
 @runtime_checkable

@@ -223,7 +223,9 @@ def test_failed_records_keep_the_cursor_and_the_next_run_finishes(setup: Any) ->
 
     code = _sync(config, "--direction", "export")
 
-    assert code == exitcodes.PARTIAL
+    # every create answered 5xx: after three records in a row the run stops (Shopify is
+    # unreachable) instead of walking through the rest; failed, retriable, cursor kept
+    assert code == exitcodes.ERROR
     store = open_store(setup.state_url)
     try:
         assert store.cursor("main", "export") is None

@@ -35,8 +35,8 @@ _BULK_MODES = ("auto", "always", "never")
 _TAKEN = "has already been taken"
 
 
-def _failed(*errors: str, key: str = "") -> ShopifyWriteResult:
-    return ShopifyWriteResult(ok=False, errors=tuple(errors), key=key)
+def _failed(*errors: str, key: str = "", unreachable: bool = False) -> ShopifyWriteResult:
+    return ShopifyWriteResult(ok=False, errors=tuple(errors), key=key, unreachable=unreachable)
 
 
 def _same_address(stored: ShopifyAddress, sent: ShopifyAddress) -> bool:
@@ -98,12 +98,13 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
                 if not checked:
                     return _failed(
                         f"outcome unknown ({exc.message}) and the customer could not be "
-                        "looked up; check Shopify before creating it again"
+                        "looked up; check Shopify before creating it again",
+                        unreachable=True,
                     )
                 self.client.sleep(self.client.retry.delay(attempt, self.bulk.rng))
                 continue
             except RetriableError as exc:
-                return _failed(exc.message)
+                return _failed(exc.message, unreachable=True)
             payload = response.data.get("customerCreate") or {}
             errors = user_error_messages(payload.get("userErrors"))
             if errors:
@@ -116,7 +117,8 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
                 return _failed(*errors)
             return self._result(payload.get("customer"))
         return _failed(
-            f"outcome unknown after {self.client.retry.max_attempts} attempts: {unknown}"
+            f"outcome unknown after {self.client.retry.max_attempts} attempts: {unknown}",
+            unreachable=True,
         )
 
     def _find_created(self, data: CustomerInput) -> tuple[ShopifyCustomer | None, bool]:
@@ -166,7 +168,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
                     return _failed(*errors)
                 customer = self.get_customer(customer_id)  # current updatedAt and addresses
         except RetriableError as exc:
-            return _failed(exc.message)
+            return _failed(exc.message, unreachable=True)
         return ShopifyWriteResult(ok=True, customer=customer)
 
     def _idempotent(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:

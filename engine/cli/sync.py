@@ -215,13 +215,27 @@ def _run(args: argparse.Namespace) -> int:
                     state.abandon_running(shop=shop.name, error=stop.reason or "interrupted")
                     raise
                 finally:
-                    state.release_lease(name, holder)
+                    _release(state, name, holder, args.lease_ttl)
                 results.append(result)
                 worst = max(worst, _exit_code(result.status))
         finally:
             state.close()
     _print_results(results, args.output)
     return worst
+
+
+def _release(state: Any, name: str, holder: str, ttl: float) -> None:
+    """Give the lease back; when the state database cannot be written (a full disk), say so
+    without hiding the error that ended the run: the lease expires by itself after ``ttl``."""
+    from ..errors import CustsyncError
+
+    try:
+        state.release_lease(name, holder)
+    except CustsyncError as exc:
+        print(
+            f"custsync: lease {name} not released ({exc.render()}); it expires within {ttl:g}s",
+            file=sys.stderr,
+        )
 
 
 def _check_writers(config: Any, shops: list[Any]) -> None:

@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from ..decide.engine import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
 from ..decide.enrich import first_email
@@ -91,6 +91,9 @@ class RecordOutcome:
     #: the failure will not go away by trying again (the state refused the link: another
     #: record holds it): the record is parked at once on the attention list
     permanent: bool = False
+    #: "Shopify" or "ERP" when it failed because that side could not be reached (retries
+    #: exhausted on connection failures, 5xx answers, timeouts)
+    unreachable: str = ""
 
     @property
     def counted_as(self) -> str:
@@ -152,6 +155,38 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Unreachable(RetriableError):
+    """A writer's call gave up after its retries (the side could not be reached); ``side``
+    names it ("Shopify", "ERP"), so that a run can stop when one side is down."""
+
+    def __init__(self, side: str, cause: RetriableError) -> None:
+        super().__init__(cause.message, retry_after=cause.retry_after)
+        self.side = side
+
+
+class _Side:
+    """A writer whose retriable failures say which side they come from (see Unreachable)."""
+
+    def __init__(self, target: Any, side: str) -> None:
+        self._target = target
+        self._side = side
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except Unreachable:
+                raise
+            except RetriableError as exc:
+                raise Unreachable(self._side, exc) from exc
+
+        return call
+
+
 class Applier:
     """Applies one shop's decisions of one run (not thread-safe; one per run)."""
 
@@ -168,8 +203,10 @@ class Applier:
         self.shop = shop
         self.run_id = run_id
         self.state = state
-        self.erp = erp
-        self.shopify = shopify
+        self.erp: ErpWriter | None = None if erp is None else cast(ErpWriter, _Side(erp, "ERP"))
+        self.shopify: ShopifyWriter | None = (
+            None if shopify is None else cast(ShopifyWriter, _Side(shopify, "Shopify"))
+        )
         self._now = now
 
     # ---- entry points ---------------------------------------------------------------------
@@ -181,7 +218,12 @@ class Applier:
         except FatalError:
             raise
         except RetriableError as exc:
-            outcome = RecordOutcome(decision, FAILED, f"gave up after retries: {exc.render()}")
+            outcome = RecordOutcome(
+                decision,
+                FAILED,
+                f"gave up after retries: {exc.render()}",
+                unreachable=exc.side if isinstance(exc, Unreachable) else "",
+            )
         except RecordError as exc:  # e.g. the state refused a link (LinkConflictError)
             outcome = RecordOutcome(decision, FAILED, exc.render())
         except Exception as exc:  # a failing record never stops the run
@@ -328,7 +370,14 @@ class Applier:
         if decision.action is Action.UPDATE and decision.changes:
             result = self._shopify().update_customer(gid, customer_input(decision))
             if not result.ok:
-                return RecordOutcome(decision, FAILED, "; ".join(result.errors), erp_no, gid)
+                return RecordOutcome(
+                    decision,
+                    FAILED,
+                    "; ".join(result.errors),
+                    erp_no,
+                    gid,
+                    unreachable="Shopify" if result.unreachable else "",
+                )
             updated_at = result.customer.updated_at if result.customer else None
         self._save_link(
             gid, erp_no, decision, check, last_export_at=self._now(), own_write=updated_at
@@ -373,7 +422,14 @@ class Applier:
             if adopted is not None:
                 return adopted
         self.state.fail_intent(intent, message)
-        return RecordOutcome(decision, FAILED, message, erp_no, None)
+        return RecordOutcome(
+            decision,
+            FAILED,
+            message,
+            erp_no,
+            None,
+            unreachable="Shopify" if result.unreachable else "",
+        )
 
     def apply_export_creates(self, decisions: Sequence[Decision]) -> Iterator[RecordOutcome]:
         """Export creates as one batch, one recorded outcome per decision, in batches.

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..decide.engine import Engine
-from ..errors import ConfigError, FatalError, RetriableError, StalePlanError
+from ..errors import ConfigError, CustsyncError, FatalError, RetriableError, StalePlanError
 from ..masking import mask_text
 from ..model import Action, Decision, Direction, ErpCustomer, ShopContext, ShopifyCustomer
 from ..ports import ErpReader, ShopifyReader
@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 SUCCEEDED, PARTIAL, FAILED_RUN, ABANDONED = "succeeded", "partial", "failed", "abandoned"
+#: after this many records in a row failed because one side (Shopify or the ERP) could not be
+#: reached even after the connector's retries (connection failures, 5xx, timeouts), the run
+#: stops: cursor kept, lease released, the scheduler retries it with its backoff
+UNREACHABLE_AFTER = 3
 #: a saved plan refused as stale: nothing applied, no cursor moved, not a failure
 REFUSED = "refused"
 
@@ -258,13 +262,16 @@ def sync_shop(
     progress: bool = True,
     now: Callable[[], datetime] = _now,
     on_planned: Callable[[Plan], None] | None = None,
+    unreachable_after: int = UNREACHABLE_AFTER,
 ) -> SyncResult:
     """Run one shop's sync with the given writers; see the module docstring.
 
     ``plan`` applies a saved plan instead of planning; a stale one is refused (status
     ``refused``, the reason in ``error``, nothing applied, no cursor moved). ``stop`` is an
     Event-like object checked between records: when set, the run ends after the current
-    record as ``abandoned`` and no cursor moves.
+    record as ``abandoned`` and no cursor moves. After ``unreachable_after`` records in a row
+    failed because Shopify (or the ERP) could not be reached, the run stops as ``failed``
+    ("stopped: Shopify unreachable ...", retriable) instead of walking through the rest.
     """
     shop = shop_context(shop_config)
     wanted = directions_for(direction)
@@ -339,6 +346,7 @@ def sync_shop(
             key=_apply_order,
         )
         bar.start(len(ordered), f"sync {shop.name}")
+        unreachable: list[RecordOutcome] = []  # the latest records failed by one side's outage
         try:
             for batch in _apply_batches(ordered, shopify):
                 if stop is not None and stop.is_set():
@@ -358,6 +366,21 @@ def sync_shop(
                     else:
                         went_through[outcome.decision.direction].append(outcome.decision.record)
                     bar.advance()
+                    if not outcome.unreachable or (
+                        unreachable and unreachable[-1].unreachable != outcome.unreachable
+                    ):
+                        unreachable.clear()
+                    if outcome.unreachable:
+                        unreachable.append(outcome)
+                if len(unreachable) >= unreachable_after:
+                    last = unreachable[-1]
+                    status = FAILED_RUN
+                    error = (
+                        f"stopped: {last.unreachable} unreachable: {len(unreachable)} "
+                        f"records in a row failed after retries (last: {last.message}); "
+                        "the cursor stays, the next run carries on"
+                    )
+                    break
         finally:
             bar.close()
     except _Stopped as exc:  # stopped while reading: nothing was applied
@@ -371,10 +394,14 @@ def sync_shop(
     except Exception as exc:  # never leave a run "running": record it as failed, then raise
         bar.close()
         for d in wanted:
-            state.finish_run(run_ids[d], "failed", counts[d], f"{type(exc).__name__}: {exc}")
+            try:
+                state.finish_run(run_ids[d], "failed", counts[d], f"{type(exc).__name__}: {exc}")
+            except Exception:  # the state is failing too: the error that stopped us counts
+                log.warning("run %s could not be finished in the run log", run_ids[d])
         raise
     bar.close()  # a run stopped while reading or planning: the bar goes too
     finished_status = status
+    unrecorded = ""  # why the run log could not be finished (a full disk, the database gone)
     for d in wanted:
         failed_here = [f for f in failures if f.decision.direction is d]
         parked = _note_attention(
@@ -392,14 +419,28 @@ def sync_shop(
                 run_error += f", {len(parked)} of them parked ({ATTENTION_HINT})"
         elif status == SUCCEEDED:
             run_status, run_error = "succeeded", ""
-            state.advance_cursor(shop.name, d.value, cursor_at)
+            try:
+                state.advance_cursor(shop.name, d.value, cursor_at)
+            except CustsyncError as exc:  # the cursor stays: the next run reads it all again
+                run_status, run_error = "failed", f"the cursor could not be moved: {exc.render()}"
+                finished_status, error = FAILED_RUN, error or run_error
         elif status == ABANDONED:
             run_status, run_error = "abandoned", error
         elif status == REFUSED:
             run_status, run_error = "refused", error
         else:
             run_status, run_error = "failed", error
-        state.finish_run(run_ids[d], run_status, counts[d], run_error)
+        try:
+            state.finish_run(run_ids[d], run_status, counts[d], run_error)
+        except CustsyncError as exc:
+            # keep the error that ended the run; the next run that takes the lease marks this
+            # one abandoned
+            unrecorded = unrecorded or exc.render()
+    if unrecorded:
+        if finished_status in (SUCCEEDED, PARTIAL):
+            finished_status = FAILED_RUN
+        note = f"the run log could not be updated: {unrecorded}"
+        error = f"{error}; {note}" if error else note
     total: dict[str, int] = {}
     for bucket in counts.values():
         for key, value in bucket.items():
