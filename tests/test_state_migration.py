@@ -15,6 +15,7 @@ def test_a_version_1_state_database_gets_the_new_columns(db_url: str) -> None:
     engine = make_engine(db_url)
     with engine.begin() as conn:  # as version 1 left it
         conn.exec_driver_sql("ALTER TABLE state_link DROP COLUMN own_write_erp_etag")
+        conn.exec_driver_sql("ALTER TABLE state_lease DROP COLUMN generation")
         conn.exec_driver_sql("UPDATE state_schema SET version = 1")
     engine.dispose()
 
@@ -24,6 +25,8 @@ def test_a_version_1_state_database_gets_the_new_columns(db_url: str) -> None:
         assert old.erp_no == "C00001" and old.own_write_erp_etag is None
         store.save_link(Link("main", "gid://shopify/Customer/1", "C00001", own_write_erp_etag="7"))
         assert store.link_for_erp("main", "C00001").own_write_erp_etag == "7"  # type: ignore[union-attr]
+        assert store.acquire_lease("shop:main", "me", 30)
+        assert store.lease("shop:main").generation == 1  # type: ignore[union-attr]
     finally:
         store.close()
     engine = make_engine(db_url)

@@ -142,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         LeaseHeartbeat,
         StopToken,
         acquire_shop_lease,
+        lease_fence,
         lease_name,
         make_holder_id,
     )
@@ -208,6 +209,7 @@ def _run(args: argparse.Namespace) -> int:
                             full=args.full,
                             progress=not args.no_progress and args.output == "text",
                             on_planned=_plan_printer(args) if args.verbose else None,
+                            fence=lease_fence(state, name, holder),
                         )
                 except KeyboardInterrupt:
                     # a second signal: the run log must not keep this run "running" (we

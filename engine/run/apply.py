@@ -212,7 +212,9 @@ class Applier:
     # ---- entry points ---------------------------------------------------------------------
 
     def apply(self, decision: Decision) -> RecordOutcome:
-        """Apply one decision and record its outcome. Raises only FatalError."""
+        """Apply one decision and record its outcome. Raises only FatalError (among them
+        LeaseLostError: the run's lease is no longer its own, checked before any write)."""
+        self._check_fence()
         try:
             outcome = self._dispatch(decision)
         except FatalError:
@@ -240,6 +242,7 @@ class Applier:
                 if batch.operation:
                     settled.extend(self._settle_bulk(batch))
         for intent in self.state.pending_intents(shop=self.shop):
+            self._check_fence()
             try:
                 settled.append(self._settle(intent))
             except FatalError:
@@ -247,6 +250,13 @@ class Applier:
             except Exception as exc:
                 self.state.fail_intent(intent.id, f"could not settle: {exc}")
         return settled
+
+    def _check_fence(self) -> None:
+        """Before anything is written to the ERP or Shopify: is the run's lease still its own
+        (a fenced state store, see ``SqlStateStore.fenced``)?"""
+        check = getattr(self.state, "check_fence", None)
+        if check is not None:
+            check()
 
     # ---- dispatch --------------------------------------------------------------------------
 

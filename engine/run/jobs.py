@@ -26,7 +26,15 @@ def make_job(config: Any, state: Any) -> Job:
 
     def job(shop: Any, direction: str, stop: StopToken) -> RunOutcome:
         return outcome_of(
-            run_sync(config, shop.name, direction, state=state, stop=stop, rules=rules)
+            run_sync(
+                config,
+                shop.name,
+                direction,
+                state=state,
+                stop=stop,
+                rules=rules,
+                fence=getattr(stop, "fence", None),  # the lease the scheduler took
+            )
         )
 
     return job

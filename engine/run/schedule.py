@@ -64,6 +64,7 @@ __all__ = [
     "job_health",
     "jobs_from_config",
     "last_run_start",
+    "lease_fence",
     "lease_holder",
     "lease_name",
     "make_holder_id",
@@ -106,6 +107,8 @@ class StopToken(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.reason = ""
+        #: the lease the run holds (a state.Fence), for the job to fence its writes with
+        self.fence: Any = None
 
     def stop(self, reason: str) -> None:
         if not self.is_set():
@@ -287,6 +290,25 @@ def acquire_shop_lease(
             return True, None
         other = lease_holder(state, name)
     return False, other
+
+
+def lease_fence(state: object, name: str, holder: str) -> Any:
+    """The fence (:class:`~.state.Fence`) of the lease ``name`` just taken by ``holder``, or
+    None when the store keeps no generations."""
+    from .state import Fence
+
+    reader = getattr(state, "lease", None)
+    if reader is None:
+        return None
+    try:
+        lease = reader(name)
+    except Exception:  # fencing is a safety net: a store that cannot say runs unfenced
+        log.debug("lease(%s) failed", name, exc_info=True)
+        return None
+    generation = getattr(lease, "generation", None)
+    if lease is None or generation is None or getattr(lease, "holder", None) != holder:
+        return None
+    return Fence(name, holder, int(generation))
 
 
 def lease_holder(state: object, name: str) -> str | None:
@@ -677,6 +699,7 @@ class Scheduler:
             )
             return RunReport(spec.shop, spec.direction, slot, SKIPPED, holder=other)
         token = StopToken()
+        token.fence = lease_fence(self._state, name, self.holder)
         with self._lock:
             self._current = token
         if self.stopping:

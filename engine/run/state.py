@@ -53,8 +53,10 @@ from ..ports import RunRecord
 __all__ = [
     "RUN_STATUSES",
     "SCHEMA_VERSION",
+    "Fence",
     "Health",
     "Intent",
+    "LeaseLostError",
     "LinkConflictError",
     "Outcome",
     "PendingBulk",
@@ -69,7 +71,8 @@ __all__ = [
     "write_transaction",
 ]
 
-#: 2: ``state_link.own_write_erp_etag`` (added to a version-1 database on open)
+#: 2: ``state_link.own_write_erp_etag``, ``state_lease.generation`` (added to a version-1
+#: database on open)
 SCHEMA_VERSION = 2
 #: how long handled webhook ids are remembered against redeliveries
 WEBHOOK_KEEP_DAYS = 7.0
@@ -428,6 +431,8 @@ lease_table = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("acquired_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
+    # the fencing token: +1 each time another holder takes the lease
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
 )
 
 intent_table = sa.Table(
@@ -523,7 +528,10 @@ attention_table = sa.Table(
 
 #: columns added after version 1, added to an older database when it is opened (nullable or
 #: with a server default, so rows written before read unchanged)
-_ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = ((link_table, "own_write_erp_etag"),)
+_ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
+    (link_table, "own_write_erp_etag"),
+    (lease_table, "generation"),
+)
 
 
 def _add_missing_columns(conn: Connection) -> None:
@@ -610,6 +618,21 @@ class Lease:
     holder: str
     acquired_at: datetime
     expires_at: datetime
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a run holds: the state writes of a store :meth:`~SqlStateStore.fenced` with
+    it (links, intents, cursors) are refused once the lease is no longer exactly this one."""
+
+    name: str
+    holder: str
+    generation: int
+
+
+class LeaseLostError(FatalError):
+    """The run's lease expired or was taken by another process: it must not write again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,6 +715,7 @@ class SqlStateStore:
         self._url = engine.url
         self._clock = clock
         self._lease_clock = lease_clock
+        self._fence: Fence | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -747,11 +771,16 @@ class SqlStateStore:
         return display_url(self._url)
 
     @contextmanager
-    def _write(self, what: str, keep: tuple[type[DBAPIError], ...] = ()) -> Iterator[Connection]:
+    def _write(
+        self, what: str, keep: tuple[type[DBAPIError], ...] = (), *, fenced: bool = False
+    ) -> Iterator[Connection]:
+        """A write transaction; ``fenced`` writes first check the run's lease in it."""
         with (
             database_errors(what, self._url, keep=keep),
             write_transaction(self._engine) as conn,
         ):
+            if fenced and self._fence is not None:
+                self._verify_fence(conn, self._fence, lock=True)
             yield conn
 
     @contextmanager
@@ -858,7 +887,7 @@ class SqlStateStore:
         customer to another ERP customer. Moving a Shopify customer's link on purpose (its
         ERP customer was deleted) names the ERP customer it moves from as ``replaces``.
         """
-        with self._write("saving a link") as conn:
+        with self._write("saving a link", fenced=True) as conn:
             self._save_link(conn, link, replaces=replaces)
 
     def _save_link(self, conn: Connection, link: Link, *, replaces: str | None = None) -> None:
@@ -985,7 +1014,7 @@ class SqlStateStore:
         Call it only after the run succeeded: a failed run leaves the cursor where it was.
         """
         value = _aware(run_started_at, "run_started_at")
-        with self._write("advancing a cursor") as conn:
+        with self._write("advancing a cursor", fenced=True) as conn:
             key = (cursor_table.c.shop == shop, cursor_table.c.direction == direction)
             current = conn.execute(sa.select(cursor_table.c.value).where(*key)).scalar()
             if current is None:
@@ -1240,7 +1269,16 @@ class SqlStateStore:
                         lease_table.c.name == name,
                         sa.or_(lease_table.c.expires_at <= current, lease_table.c.holder == holder),
                     )
-                    .values(holder=holder, acquired_at=current, expires_at=expires)
+                    .values(
+                        holder=holder,
+                        acquired_at=current,
+                        expires_at=expires,
+                        # a new holder fences the old one out (see fenced())
+                        generation=sa.case(
+                            (lease_table.c.holder == holder, lease_table.c.generation),
+                            else_=lease_table.c.generation + 1,
+                        ),
+                    )
                 ).rowcount
                 if updated:
                     return True
@@ -1251,7 +1289,11 @@ class SqlStateStore:
                     return False
                 conn.execute(
                     lease_table.insert().values(
-                        name=name, holder=holder, acquired_at=current, expires_at=expires
+                        name=name,
+                        holder=holder,
+                        acquired_at=current,
+                        expires_at=expires,
+                        generation=1,
                     )
                 )
                 return True
@@ -1296,7 +1338,50 @@ class SqlStateStore:
             row = conn.execute(sa.select(lease_table).where(lease_table.c.name == name)).first()
         if row is None:
             return None
-        return Lease(row.name, row.holder, row.acquired_at, row.expires_at)
+        return Lease(
+            row.name, row.holder, row.acquired_at, row.expires_at, int(row.generation or 0)
+        )
+
+    # ---- fencing -----------------------------------------------------------------------
+
+    def fenced(self, fence: Fence) -> SqlStateStore:
+        """This store (same database connections) for a run holding ``fence``: every write of
+        links, intents and cursors first checks, in its own transaction, that the lease is
+        still exactly ``fence`` (same holder and generation, not expired), and
+        :meth:`check_fence` lets the run check it before each write to the ERP or Shopify. A
+        run whose lease was lost (paused past its TTL, another process took the shop) thus
+        stops before its next write (:class:`LeaseLostError`)."""
+        clone = SqlStateStore(self._engine, clock=self._clock, lease_clock=self._lease_clock)
+        clone._fence = fence
+        return clone
+
+    def check_fence(self) -> None:
+        """Raise :class:`LeaseLostError` unless the fenced lease is still held (no-op when
+        the store is not fenced)."""
+        if self._fence is None:
+            return
+        with self._read("checking the lease") as conn:
+            self._verify_fence(conn, self._fence)
+
+    def _verify_fence(self, conn: Connection, fence: Fence, *, lock: bool = False) -> None:
+        query = sa.select(lease_table).where(lease_table.c.name == fence.name)
+        if lock and conn.dialect.name == "postgresql":
+            # held until the write commits: nobody takes the lease in between
+            query = query.with_for_update(read=True)
+        row = conn.execute(query).first()
+        now = self._lease_now(conn, None)
+        if row is None:
+            why = "it was released"
+        elif row.holder != fence.holder or int(row.generation or 0) != fence.generation:
+            why = f"{row.holder} holds it now"
+        elif row.expires_at <= now:
+            why = "it expired (the run was paused longer than the lease TTL)"
+        else:
+            return
+        raise LeaseLostError(
+            f"lease {fence.name} lost: {why}; stopped before the next write (the shop is "
+            "synced by whoever holds the lease; nothing more is written by this run)"
+        )
 
     # ---- intent journal (crash-safe apply) ---------------------------------------------
 
@@ -1319,7 +1404,7 @@ class SqlStateStore:
         found -> :meth:`complete_intent` (with its link), not found -> redo it or
         :meth:`fail_intent`. Nothing is ever created twice.
         """
-        with self._write("journaling an intent") as conn:
+        with self._write("journaling an intent", fenced=True) as conn:
             result = conn.execute(
                 intent_table.insert()
                 .values(
@@ -1345,7 +1430,7 @@ class SqlStateStore:
         """Mark an intent done, saving ``link`` in the same transaction (so a crash leaves
         either both or neither). ``target`` is the written record's id (ERP no., gid);
         ``replaces`` as in :meth:`save_link`."""
-        with self._write("completing an intent") as conn:
+        with self._write("completing an intent", fenced=True) as conn:
             if link is not None:
                 self._save_link(conn, link, replaces=replaces)
             conn.execute(

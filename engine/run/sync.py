@@ -568,10 +568,12 @@ def run_sync(
     full: bool = False,
     progress: bool = False,
     on_planned: Callable[[Plan], None] | None = None,
+    fence: Any = None,
 ) -> SyncResult:
     """One run of a configured shop: opens the ERP and Shopify writers named in ``config``
     and calls :func:`sync_shop`. The caller holds the shop lease (``sync`` and ``schedule``
-    both do)."""
+    both do); with its ``fence`` (a :class:`~.state.Fence`) every write of the run checks
+    that the lease is still the caller's, and the run stops before the next write when not."""
     from ..registry import open_erp_writer
     from ..rules.validate import require_rule_set
 
@@ -580,6 +582,8 @@ def run_sync(
         raise ConfigError(f"no shop named {shop_name!r} in the configuration")
     if rules is None:
         rules = require_rule_set(list(config.rule_dirs))
+    if fence is not None and hasattr(state, "fenced"):
+        state = state.fenced(fence)
     erp = open_erp_writer(config.erp_url, **config.erp_options)
     try:
         shopify = open_shopify_writer_for(shop_config)
