@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from custsync.connectors.erp_sql import open_writer
 from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
@@ -42,11 +43,26 @@ def _sync(config: Path) -> int:
     return main(["sync", "-c", str(config), "--no-progress", "--direction", "export"])
 
 
+def _exported_then_changed(config: Path, erp_url: str) -> None:
+    """Every customer exported once, then changed in the ERP: the next export updates them
+    one by one (creates are sent as one batch)."""
+    assert _sync(config) == exitcodes.OK
+    writer = open_writer(erp_url)
+    try:
+        for customer in CUSTOMERS:
+            current = writer.get_customer(customer.no)
+            assert current is not None
+            assert writer.update_customer(customer.no, {"city": "Utrecht"}, current.etag).ok
+    finally:
+        writer.close()
+
+
 def test_a_shopify_outage_mid_run_stops_the_run(
     tmp_path: Path, shopify_double: ShopifyDouble, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config, state_url = _config(tmp_path, shopify_double)
+    _exported_then_changed(config, f"sqlite:///{tmp_path / 'erp.db'}")
     real = sync_module.plan_incremental
 
     def plan_then_go_down(*args: Any, **kwargs: Any) -> Any:
@@ -56,6 +72,12 @@ def test_a_shopify_outage_mid_run_stops_the_run(
         return planned
 
     monkeypatch.setattr(sync_module, "plan_incremental", plan_then_go_down)
+    store = open_store(state_url)
+    try:
+        cursor_before = store.cursor("main", "export")
+    finally:
+        store.close()
+    capsys.readouterr()
     began = time.monotonic()
     code = _sync(config)
     elapsed = time.monotonic() - began
@@ -65,12 +87,12 @@ def test_a_shopify_outage_mid_run_stops_the_run(
     assert "stopped: Shopify unreachable" in out
     store = open_store(state_url)
     try:
-        [run] = store.runs(shop="main")
+        run = store.runs(shop="main")[0]
         assert run.status == "failed" and run.error.startswith("stopped: Shopify unreachable")
         failed = store.failures(run.id)
         # three records in a row, not all ten
         assert len(failed) == sync_module.UNREACHABLE_AFTER < len(CUSTOMERS)
-        assert store.cursor("main", "export") is None  # the cursor stays
+        assert store.cursor("main", "export") == cursor_before  # the cursor stays
         assert store.lease_holder("shop:main") is None  # the lease is released
     finally:
         store.close()
@@ -78,12 +100,13 @@ def test_a_shopify_outage_mid_run_stops_the_run(
 
 
 def test_the_stop_is_retriable_for_the_scheduler(
-    tmp_path: Path, shopify_double: ShopifyDouble, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, shopify_double: ShopifyDouble
 ) -> None:
     from custsync.engine.config import require_config
     from custsync.engine.run.sync import run_sync
 
     config_path, state_url = _config(tmp_path, shopify_double)
+    _exported_then_changed(config_path, f"sqlite:///{tmp_path / 'erp.db'}")
     config = require_config(config_path)
     store = open_store(state_url)
     try:
@@ -94,6 +117,7 @@ def test_the_stop_is_retriable_for_the_scheduler(
         store.close()
     assert result.status == "failed" and result.retriable
     assert result.error.startswith("stopped: Shopify unreachable")
+    assert len(result.failures) == 3
 
 
 def _full_disk(what: str) -> Any:

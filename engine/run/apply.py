@@ -450,6 +450,7 @@ class Applier:
         runs, so a run killed while it runs (or after) reads its result back on resume
         (:meth:`resume_pending`). Results are settled (intents, links, run log) a few hundred
         at a time, in one transaction each."""
+        self._check_fence()
         shopify = self._shopify()
         pending: dict[str, _Create] = {}
         for decision in decisions:
@@ -536,7 +537,14 @@ class Applier:
                     outcomes[create.intent] = adopted
                     continue
             failed.append((create.intent, message))
-            outcomes[create.intent] = RecordOutcome(decision, FAILED, message, erp_no, None)
+            outcomes[create.intent] = RecordOutcome(
+                decision,
+                FAILED,
+                message,
+                erp_no,
+                None,
+                unreachable="Shopify" if result.unreachable else "",
+            )
         refused = self.state.settle_intents(done, failed)
         for intent, reason in refused.items():
             old = outcomes[intent]

@@ -1457,7 +1457,7 @@ class SqlStateStore:
         lines in ``items`` order), the batch id: once the job runs, :meth:`bulk_started`
         stores its id, so that after a crash :meth:`pending_bulks` can read its result back."""
         now = self._clock()
-        with self._write("journaling intents") as conn:
+        with self._write("journaling intents", fenced=True) as conn:
             bulk_id: int | None = None
             if bulk:
                 bulk_id = int(
@@ -1517,7 +1517,7 @@ class SqlStateStore:
         refused: dict[int, str] = {}
         done = list(done)
         failed = list(failed)
-        with self._write("settling intents") as conn:
+        with self._write("settling intents", fenced=True) as conn:
             fresh = self._fresh_links(conn, [link for _, _, link in done if link is not None])
             if fresh:  # new links on both sides: one INSERT for all of them
                 conn.execute(
