@@ -347,6 +347,7 @@ def sync_shop(
         )
         bar.start(len(ordered), f"sync {shop.name}")
         unreachable: list[RecordOutcome] = []  # the latest records failed by one side's outage
+        applied = 0
         try:
             for batch in _apply_batches(ordered, shopify):
                 if stop is not None and stop.is_set():
@@ -372,7 +373,9 @@ def sync_shop(
                         unreachable.clear()
                     if outcome.unreachable:
                         unreachable.append(outcome)
-                if len(unreachable) >= unreachable_after:
+                applied += len(batch)
+                if len(unreachable) >= unreachable_after and applied < len(ordered):
+                    # (after the last record there is nothing left to stop: the run ends)
                     last = unreachable[-1]
                     status = FAILED_RUN
                     error = (
