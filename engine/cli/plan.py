@@ -440,6 +440,7 @@ def make_plan(
                 now=started,
                 progress=progress,
                 full=bool(getattr(args, "full", False)),
+                overlaps={shop.name: shop.overlap_seconds for shop in shops},
             )
         return build_plan(
             shops=contexts,

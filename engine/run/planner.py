@@ -103,6 +103,7 @@ def read_inputs(
     retry: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
     overlap_seconds: float = 0.0,
+    parked: Mapping[str, Mapping[str, datetime]] | None = None,
 ) -> SyncInputs:
     """Read the changed records and the counterparts their rules need (read-only).
 
@@ -142,6 +143,14 @@ def read_inputs(
     )
     retry_imports = list((retry or {}).get(Direction.IMPORT.value, ())) if want_import else []
     retry_exports = list((retry or {}).get(Direction.EXPORT.value, ())) if want_export else []
+    parked_imports = (parked or {}).get(Direction.IMPORT.value, {})
+    if parked_imports and not full:
+        # parked and unchanged since (read again only by the overlap window): still parked
+        imports = [
+            c
+            for c in imports
+            if not _still_parked(c.id, c.updated_at, parked_imports, retry_imports)
+        ]
     if retry_imports:
         have = {customer.id for customer in imports}
         for gid in retry_imports:
@@ -180,7 +189,12 @@ def read_inputs(
     inputs = SyncInputs(world=world, imports=imports)
     if want_export:
         by_erp = {link.erp_no: link for link in narrow.links}
+        parked_exports = (parked or {}).get(Direction.EXPORT.value, {})
         for customer in narrow.changed:
+            if not full and _still_parked(
+                customer.no, customer.modified_at, parked_exports, retry_exports
+            ):
+                continue  # parked on the attention list and unchanged since
             if (
                 not full
                 and customer.no not in retry_exports
@@ -219,6 +233,20 @@ def _counted(
     for item in items:
         progress.advance()
         yield item
+
+
+def _still_parked(
+    record: str,
+    changed_at: datetime | None,
+    parked: Mapping[str, datetime],
+    retry: Sequence[str],
+) -> bool:
+    """A parked record (attention list) not asked to retry and not changed since it was
+    parked: the overlap window reads it again, but it must not be tried again by itself."""
+    parked_at = parked.get(record)
+    if parked_at is None or record in retry or changed_at is None:
+        return False
+    return changed_at <= parked_at
 
 
 def _read_from(cursor: datetime | None, overlap_seconds: float) -> datetime | None:
@@ -436,6 +464,7 @@ def plan_incremental(
     retry: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
     overlap_seconds: float = 0.0,
+    parked: Mapping[str, Mapping[str, datetime]] | None = None,
 ) -> tuple[Plan, SyncInputs]:
     """Read what changed (and the records to ``retry``) and decide it: the plan ``sync``
     would apply (read-only)."""
@@ -451,6 +480,7 @@ def plan_incremental(
         retry=retry,
         progress=progress,
         overlap_seconds=overlap_seconds,
+        parked=parked,
     )
     if progress is not None:
         progress.start(len(inputs.imports) + len(inputs.exports), f"plan {shop.name}")

@@ -321,6 +321,11 @@ def sync_shop(
             cursors = {d.value: state.cursor(shop.name, d.value) for d in wanted}
             retries = getattr(state, "retries", None)
             retry = {d.value: retries(shop.name, d.value) for d in wanted} if retries else None
+            parked_reader = getattr(state, "attention", None)
+            parked_at: dict[str, dict[str, datetime]] = {}
+            for record in parked_reader(shop.name, status="parked") if parked_reader else ():
+                if record.parked_at is not None:
+                    parked_at.setdefault(record.direction, {})[record.record] = record.parked_at
             reads: Any = shopify if stop is None else _StoppableReads(shopify, stop)
             plan, inputs = plan_incremental(
                 shop,
@@ -333,6 +338,7 @@ def sync_shop(
                 full=full,
                 now=started,
                 retry=retry,
+                parked=parked_at,
                 progress=bar,
                 overlap_seconds=float(getattr(shop_config, "overlap_seconds", 0.0) or 0.0),
             )
