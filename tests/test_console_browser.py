@@ -53,6 +53,17 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+def _find(driver: Any, by: str, value: str) -> Any:
+    """The element once the page that has it is there (a click that submits a form returns
+    before the next page has loaded)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 60).until(
+        expected_conditions.presence_of_element_located((by, value))
+    )
+
+
 def _shot(driver: Any, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"console-{name}.png"
     driver.save_screenshot(str(path))
@@ -71,30 +82,31 @@ def test_review_and_approve_a_plan_in_the_browser(
     with ServerThread(create_app(None, world.service)) as server:
         browser.get(f"{server.url}/")
         assert browser.find_element(By.TAG_NAME, "h1").text == "Overview"
-        assert "main" in browser.find_element(By.ID, "jobs").text
+        assert "main" in _find(browser, By.ID, "jobs").text
 
         browser.find_element(By.LINK_TEXT, "Plan review").click()
-        Select(browser.find_element(By.NAME, "direction")).select_by_value("import")
+        Select(_find(browser, By.NAME, "direction")).select_by_value("import")
         browser.find_element(By.CSS_SELECTOR, "#make-plan button").click()
-        summary = browser.find_element(By.ID, "summary").text
+        summary = _find(browser, By.ID, "summary").text
         assert summary.endswith("1 to create, 0 to update, 0 to link, 1 skipped.")
-        decisions = browser.find_element(By.ID, "decisions").text
+        decisions = _find(browser, By.ID, "decisions").text
         assert EMAIL not in decisions and "j***" in decisions
         _shot(browser, tmp_path, "plan")
 
         browser.find_element(By.CSS_SELECTOR, "#approve button").click()
+        outcomes_table = _find(browser, By.ID, "outcomes")
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Run #")
-        outcomes = browser.find_element(By.ID, "outcomes").text
+        outcomes = outcomes_table.text
         assert "create" in outcomes and "rules/import_" in outcomes
         _shot(browser, tmp_path, "run")
 
         browser.find_element(By.LINK_TEXT, "Runs").click()
-        assert "main" in browser.find_element(By.ID, "runs").text
+        assert "main" in _find(browser, By.ID, "runs").text
         browser.find_element(By.LINK_TEXT, "Overview").click()
-        assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect")
+        assert _find(browser, By.CSS_SELECTOR, "figure.chart svg rect")
         _shot(browser, tmp_path, "overview")
         browser.find_element(By.LINK_TEXT, "Rules").click()
-        assert "import_match" in browser.find_element(By.ID, "rules").text
+        assert "import_match" in _find(browser, By.ID, "rules").text
         _shot(browser, tmp_path, "rules")
     assert EMAIL in world.erp_emails()
 
@@ -108,16 +120,16 @@ def test_retry_a_parked_record_in_the_browser(
     with ServerThread(create_app(None, world.service)) as server:
         browser.get(f"{server.url}/")
         browser.find_element(By.LINK_TEXT, "Attention").click()
-        table = browser.find_element(By.ID, "attention").text
+        table = _find(browser, By.ID, "attention").text
         assert gid in table and "parked" in table and EMAIL not in table
         _shot(browser, tmp_path, "attention")
         browser.find_element(By.CSS_SELECTOR, "#attention button[value^='retry']").click()
-        assert "reads it again" in browser.find_element(By.CSS_SELECTOR, "p.notice").text
+        assert "reads it again" in _find(browser, By.CSS_SELECTOR, "p.notice").text
         assert main(["sync", "-c", str(world.config_path), "--direction", "import",
                      "--no-progress"]) in (0, 3)
         browser.get(f"{server.url}/attention")
-        assert "Nothing needs attention." in browser.find_element(By.ID, "attention").text
+        assert "Nothing needs attention." in _find(browser, By.ID, "attention").text
         browser.find_element(By.LINK_TEXT, "Runs").click()
-        browser.find_element(By.CSS_SELECTOR, "#runs tbody a").click()
-        assert gid in browser.find_element(By.ID, "outcomes").text
+        _find(browser, By.CSS_SELECTOR, "#runs tbody a").click()
+        assert gid in _find(browser, By.ID, "outcomes").text
     assert EMAIL in world.erp_emails()
