@@ -423,41 +423,26 @@ def make_plan(
     with _open_sources(setup, shops, world) as sources:
         orders = _orders(args, sources.shopify, sources.warnings)
         engine = engine_factory(rule_set) if engine_factory else None
+        full = bool(getattr(args, "full", False))
+        options: dict[str, Any] = {
+            "shops": contexts,
+            "rules": rule_set,
+            "erp": sources.erp,
+            "shopify": sources.shopify,
+            "links": sources.links,
+            "directions": _directions(args),
+            "orders": orders,
+            "cursors": {} if full else sources.cursors,
+            "full": full,
+            "overlaps": {shop.name: shop.overlap_seconds for shop in shops},
+            "engine": engine,
+            "fingerprints": fingerprints,
+            "warnings": [*warnings, *sources.warnings],
+            "now": started,
+        }
         if sink is not None:
-            return stream_plan(
-                sink,
-                shops=contexts,
-                rules=rule_set,
-                erp=sources.erp,
-                shopify=sources.shopify,
-                links=sources.links,
-                directions=_directions(args),
-                orders=orders,
-                cursors={} if getattr(args, "full", False) else sources.cursors,
-                engine=engine,
-                fingerprints=fingerprints,
-                warnings=[*warnings, *sources.warnings],
-                now=started,
-                progress=progress,
-                full=bool(getattr(args, "full", False)),
-                overlaps={shop.name: shop.overlap_seconds for shop in shops},
-            )
-        return build_plan(
-            shops=contexts,
-            rules=rule_set,
-            erp=sources.erp,
-            shopify=sources.shopify,
-            links=sources.links,
-            directions=_directions(args),
-            orders=orders,
-            cursors={} if getattr(args, "full", False) else sources.cursors,
-            full=bool(getattr(args, "full", False)),
-            overlaps={shop.name: shop.overlap_seconds for shop in shops},
-            engine=engine,
-            fingerprints=fingerprints,
-            warnings=[*warnings, *sources.warnings],
-            now=started,
-        )
+            return stream_plan(sink, progress=progress, **options)
+        return build_plan(**options)
 
 
 def _run(args: argparse.Namespace) -> int:
