@@ -10,7 +10,8 @@ SQLAlchemy URL. The schema is in :mod:`.erp_sql_schema`; ``custsync erp init`` c
   template with a number from the number series (allocated inside the create transaction,
   so concurrent creates never collide), updates only the given fields with an etag check,
   and finds a customer it created before a crash by its idempotency key. Per-record problems
-  (unknown template, text too long, stale etag) come back as ``ErpWriteResult(ok=False)``;
+  (unknown template, text too long, stale etag) come back as ``ErpWriteResult(ok=False)``,
+  with ``refused`` when the record's own values are refused (parked at once);
   only database trouble raises (``RetriableError`` when the database is unreachable or locked,
   ``FatalError`` otherwise).
 
@@ -225,7 +226,15 @@ def _template(row: Any) -> CustomerTemplate:
 
 
 class _Refused(Exception):
-    """A per-record refusal inside a write transaction (rolls it back)."""
+    """A per-record refusal inside a write transaction (rolls it back). ``for_good``: the
+    record's own values are refused (too long, unknown code or field): the same write fails
+    until the record changes (``ErpWriteResult.refused``). Not for a record changed since it
+    was read, nor for the database's setup (number series, template), which a fix outside
+    the record clears."""
+
+    def __init__(self, message: str, *, for_good: bool = True) -> None:
+        super().__init__(message)
+        self.for_good = for_good
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,7 +623,9 @@ class SqlErpWriter(SqlErpReader):
                         )
                     ).first()
                     if template is None:
-                        raise _Refused(f"unknown customer template {template_code!r}")
+                        raise _Refused(
+                            f"unknown customer template {template_code!r}", for_good=False
+                        )
                     defaults = {name: template._mapping[name] for name in ERP_TEMPLATE_FIELDS}
                     values = {**defaults, **values}
                 no = values.pop("no", "") or self._next_number(conn)
@@ -633,7 +644,7 @@ class SqlErpWriter(SqlErpReader):
                 _refresh_keys(conn, [no])
                 return ErpWriteResult(True, no, "created", "1")
         except _Refused as exc:
-            return ErpWriteResult(False, message=str(exc))
+            return ErpWriteResult(False, message=str(exc), refused=exc.for_good)
         except IntegrityError:
             # a concurrent create with the same idempotency key or number won the race
             found = self.find_by_idempotency_key(idempotency_key)
@@ -666,7 +677,8 @@ class SqlErpWriter(SqlErpReader):
                 if expected_etag is not None and expected_etag != str(current):
                     raise _Refused(
                         f"customer {no} was changed in the ERP since it was read "
-                        f"(etag {current}, expected {expected_etag})"
+                        f"(etag {current}, expected {expected_etag})",
+                        for_good=False,
                     )
                 if not values:
                     return ErpWriteResult(True, no, "nothing to change", str(current))
@@ -677,12 +689,12 @@ class SqlErpWriter(SqlErpReader):
                     .returning(table.c.row_version)
                 ).scalar()
                 if new_version is None:  # pragma: no cover - the row is locked by the tx
-                    raise _Refused(f"customer {no} was changed concurrently")
+                    raise _Refused(f"customer {no} was changed concurrently", for_good=False)
                 if {"email", "phone", "post_code"} & set(values):
                     _refresh_keys(conn, [no])
                 return ErpWriteResult(True, no, "updated", str(new_version))
         except _Refused as exc:
-            return ErpWriteResult(False, no, str(exc))
+            return ErpWriteResult(False, no, str(exc), refused=exc.for_good)
 
     def _customer_values(self, conn: Connection, fields: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(fields) - set(schema.CUSTOMER_WRITABLE))
@@ -729,7 +741,8 @@ class SqlErpWriter(SqlErpReader):
             ).first()
             if row is None:
                 raise _Refused(
-                    f"number series {self._series!r} does not exist (run custsync erp init)"
+                    f"number series {self._series!r} does not exist (run custsync erp init)",
+                    for_good=False,
                 )
             candidates = [
                 (n, f"{row.prefix}{n:0{row.width}d}")
@@ -739,7 +752,8 @@ class SqlErpWriter(SqlErpReader):
             free = [(n, no) for n, no in candidates if no not in taken][:need]
             if free and len(free[-1][1]) > schema.FIELD_LENGTHS["no"]:
                 raise _Refused(
-                    f"number series {self._series!r} is exhausted ({free[-1][1]} too long)"
+                    f"number series {self._series!r} is exhausted ({free[-1][1]} too long)",
+                    for_good=False,
                 )
             if len(free) == need and free[-1][0] < row.last_no:
                 conn.execute(  # give back the rest of the window
@@ -749,7 +763,7 @@ class SqlErpWriter(SqlErpReader):
                 )
             found += [no for _, no in free]
             window *= 2
-        raise _Refused(f"number series {self._series!r}: no free number found")
+        raise _Refused(f"number series {self._series!r}: no free number found", for_good=False)
 
     # ---- admin: custsync erp init / load ----------------------------------------------
 

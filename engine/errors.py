@@ -10,6 +10,10 @@
     │   └── StalePlanError             a saved plan's target changed since planning
     ├── RetriableError                 transient (429/5xx/THROTTLED/transport); retry with backoff
     └── RecordError                    this one record failed; report it and carry on
+        └── RecordRefused              the target refuses the record as it is (a value it
+                                       rejects, a duplicate, a link another record holds):
+                                       the same write fails the same way until the record
+                                       changes, so it is parked at once (docs/attention.md)
 
 Errors carry structured fields and never secrets: access tokens are not in any message, and
 e-mail addresses are masked where a message might reach a log.
@@ -25,6 +29,7 @@ __all__ = [
     "DiagnosticsError",
     "FatalError",
     "RecordError",
+    "RecordRefused",
     "RetriableError",
     "StalePlanError",
     "UsageError",
@@ -85,6 +90,17 @@ class RecordError(CustsyncError):
         super().__init__(message, **fields)
         self.record = record
         self.reason_code = reason_code
+
+
+class RecordRefused(RecordError):
+    """The target refused this record for good: Shopify's ``userErrors``, an ERP's validation
+    (a value too long, a code it does not know, a duplicate). Sending it again unchanged gives
+    the same answer, so the run parks it on the attention list at once; it comes back when
+    the record changes or on ``custsync attention retry``. A failure that may go away by
+    itself (5xx, 429, a timeout, a record changed since it was read) is not one of these.
+
+    Writers that return results instead of raising say the same with ``refused=True``
+    (``ErpWriteResult``, ``ShopifyWriteResult``)."""
 
 
 def mask_email(value: str) -> str:

@@ -98,6 +98,10 @@ class ErpWriteResult:
     no: str | None = None
     message: str = ""
     etag: str | None = None
+    #: the ERP refused the record as it is (a validation error): it fails the same way until
+    #: it changes, so it is parked at once (see ``errors.RecordRefused``); False for a failure
+    #: that may go away (a record changed since it was read, a number taken by a race)
+    refused: bool = False
 
 
 @runtime_checkable
@@ -150,6 +154,9 @@ class ShopifyWriteResult:
     #: failed because Shopify could not be reached: retries exhausted on connection failures,
     #: 5xx answers or timeouts (a run stops after a few of these in a row)
     unreachable: bool = False
+    #: Shopify refused the record as it is (``userErrors``: a value it rejects, an e-mail or
+    #: phone already taken): parked at once (see ``errors.RecordRefused``)
+    refused: bool = False
 
 
 @runtime_checkable

@@ -12,8 +12,11 @@
 * **No duplicates after a crash**: see journal.py.
 
 Per-record refusals of BC (400 with its code and message, 404, 409) come back as
-``ErpWriteResult(ok=False)`` naming BC's code, message and correlation id; authentication and
-configuration problems raise ``FatalError``; BC unreachable raises ``RetriableError``.
+``ErpWriteResult(ok=False)`` naming BC's code, message and correlation id; those of the
+record's own values (400 ``BadRequest``/``Application_*``/``Internal_*`` validation, 404: the
+customer is gone, 413) are ``refused``: parked at once. A 409/412 (changed since it was read)
+is not: the next run reads the record again. Authentication and configuration problems raise
+``FatalError``; BC unreachable raises ``RetriableError``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from custsync.engine.errors import RecordError, RetriableError
+from custsync.engine.errors import RecordError, RecordRefused, RetriableError
 from custsync.engine.masking import mask_text
 from custsync.engine.model import CustomerTemplate, ErpCustomer
 from custsync.engine.ports import ErpWriteResult
@@ -58,6 +61,8 @@ _TEMPLATE_API = {
 _TEMPLATE_CARD = CARD_TEMPLATE_FIELDS
 _CHANGED = "changed in Business Central since it was read"
 _TRUE = frozenset({"true", "yes", "y", "1"})
+#: answers that refuse the record as it is (validation, gone, too large): see RecordRefused
+_REFUSED_STATUS = frozenset({400, 404, 413})
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,8 @@ class BcErpWriter(BcErpReader):
             try:
                 prepared[i] = self._prepare(item)
             except RecordError as exc:
-                results[i] = ErpWriteResult(False, message=exc.message)
+                refused = isinstance(exc, RecordRefused)
+                results[i] = ErpWriteResult(False, message=exc.message, refused=refused)
         if prepared:
             keyed = [p for p in prepared.values() if p.item.key]
             self.journal.sent(
@@ -156,7 +162,7 @@ class BcErpWriter(BcErpReader):
             - set(_TEMPLATE_CARD)
         )
         if unknown:
-            raise RecordError(f"unknown customer field(s): {', '.join(unknown)}")
+            raise RecordRefused(f"unknown customer field(s): {', '.join(unknown)}")
         body = api_body({k: v for k, v in fields.items() if k != "no" or v})
         card: dict[str, Any] = {}
         for name, value in fields.items():
@@ -238,7 +244,8 @@ class BcErpWriter(BcErpReader):
             except BcHttpError as exc:
                 if exc.status in (400, 404, 409, 412, 413):
                     self.journal.settle(p.item.key, FAILED)
-                    return ErpWriteResult(False, message=exc.brief)
+                    refused = exc.status in _REFUSED_STATUS
+                    return ErpWriteResult(False, message=exc.brief, refused=refused)
                 raise
             return self._after_create(p, *self._created(response.json()))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -297,7 +304,8 @@ class BcErpWriter(BcErpReader):
                     results[i] = self._after_create(p, *self._created(r.get("body") or {}))
                 else:
                     self.journal.settle(p.item.key, FAILED)
-                    results[i] = ErpWriteResult(False, message=_inner_error(r))
+                    refused = status in _REFUSED_STATUS
+                    results[i] = ErpWriteResult(False, message=_inner_error(r), refused=refused)
             pending = retry
             if not pending:
                 return results
@@ -334,17 +342,17 @@ class BcErpWriter(BcErpReader):
         self, no: str, changes: Mapping[str, Any], expected_etag: str | None = None
     ) -> ErpWriteResult:
         if "no" in changes and changes["no"] != no:
-            return ErpWriteResult(False, no, "the customer number cannot be changed")
+            return ErpWriteResult(False, no, "the customer number cannot be changed", refused=True)
         try:
             body, card = self._split({k: v for k, v in changes.items() if k != "no"})
         except RecordError as exc:
-            return ErpWriteResult(False, no, exc.message)
+            return ErpWriteResult(False, no, exc.message, refused=isinstance(exc, RecordRefused))
         ident = self._ids.get(no)
         if ident is None:
             entity = self._entity_by_number(no)
             if entity is None:
                 return ErpWriteResult(
-                    False, no, f"customer {no} does not exist in Business Central"
+                    False, no, f"customer {no} does not exist in Business Central", refused=True
                 )
             ident = str(entity["id"])
         notes: list[str] = []
@@ -366,7 +374,9 @@ class BcErpWriter(BcErpReader):
                 if exc.status == 409 or exc.code == "Request_EntityChanged":
                     return ErpWriteResult(False, no, f"customer {no} was {_CHANGED} ({exc.brief})")
                 if exc.status in (400, 404, 412):
-                    return ErpWriteResult(False, no, exc.brief)
+                    return ErpWriteResult(
+                        False, no, exc.brief, refused=exc.status in _REFUSED_STATUS
+                    )
                 raise
             if response is None:
                 current = self.get_customer(no)
@@ -388,7 +398,12 @@ class BcErpWriter(BcErpReader):
             try:
                 self._patch_card(no, card)
             except BcHttpError as exc:
-                return ErpWriteResult(False, no, f"{', '.join(sorted(card))}: {exc.brief}")
+                return ErpWriteResult(
+                    False,
+                    no,
+                    f"{', '.join(sorted(card))}: {exc.brief}",
+                    refused=exc.status in _REFUSED_STATUS,
+                )
             etag = self._etag(no)
         message = "; ".join(["updated", *notes]) if body or card else "nothing to change"
         return ErpWriteResult(True, no, message, etag)

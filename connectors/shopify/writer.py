@@ -1,9 +1,14 @@
 """Writing customers (implements ``ShopifyWriter``).
 
 Every Shopify ``userErrors`` entry becomes a per-record failure
-(``ShopifyWriteResult(ok=False, errors=(message, ...))``); so does a record whose request
-kept failing transiently. Only :class:`~custsync.engine.errors.FatalError` (bad token,
-missing scope, invalid document) propagates and stops the run.
+(``ShopifyWriteResult(ok=False, errors=(message, ...))``), marked ``refused``: Shopify
+validated the input and rejected it (an invalid or too long value, an e-mail or phone already
+taken, a customer that no longer exists), so it is parked at once. ``customerCreate`` and
+``customerUpdate`` answer with ``UserError`` (``field`` and ``message``, no ``code`` in the
+Admin schema), and Shopify reports what may go away by itself differently (HTTP 429/5xx,
+``THROTTLED``, a lost answer): such a record fails ``unreachable`` and is tried again by the
+next run. Only :class:`~custsync.engine.errors.FatalError` (bad token, missing scope, invalid
+document) propagates and stops the run.
 
 Create exactly once: when the answer to a ``customerCreate`` is lost (timeout, dropped
 connection, 5xx), the customer is looked up by e-mail, then phone (exact) before anything is
@@ -37,6 +42,11 @@ _TAKEN = "has already been taken"
 
 def _failed(*errors: str, key: str = "", unreachable: bool = False) -> ShopifyWriteResult:
     return ShopifyWriteResult(ok=False, errors=tuple(errors), key=key, unreachable=unreachable)
+
+
+def _refused(*errors: str, key: str = "") -> ShopifyWriteResult:
+    """Shopify's userErrors: it rejects the record as it is (see the module's docstring)."""
+    return ShopifyWriteResult(ok=False, errors=tuple(errors), key=key, refused=True)
 
 
 def _same_address(stored: ShopifyAddress, sent: ShopifyAddress) -> bool:
@@ -114,7 +124,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
                     if found is not None:
                         return ShopifyWriteResult(ok=True, customer=found)
                 log.info("Shopify customerCreate %s refused: %s", label, "; ".join(errors))
-                return _failed(*errors)
+                return _refused(*errors)
             return self._result(payload.get("customer"))
         return _failed(
             f"outcome unknown after {self.client.retry.max_attempts} attempts: {unknown}",
@@ -157,7 +167,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
                 root = payload.get("customerUpdate") or {}
                 errors = user_error_messages(root.get("userErrors"))
                 if errors:
-                    return _failed(*errors)
+                    return _refused(*errors)
                 result = self._result(root.get("customer"))
                 if not result.ok:
                     return result
@@ -165,7 +175,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
             if data.address is not None:
                 errors = self._write_address(customer_id, data.address)
                 if errors:
-                    return _failed(*errors)
+                    return _refused(*errors)
                 customer = self.get_customer(customer_id)  # current updatedAt and addresses
         except RetriableError as exc:
             return _failed(exc.message, unreachable=True)
@@ -330,5 +340,5 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
         root = result.data.get("customerCreate") or {}
         errors = user_error_messages(root.get("userErrors"))
         if errors:
-            return _failed(*errors, key=key)
+            return _refused(*errors, key=key)
         return replace(self._result(root.get("customer")), key=key)

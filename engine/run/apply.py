@@ -39,7 +39,7 @@ from typing import Any, cast
 
 from ..decide.engine import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
 from ..decide.enrich import first_email
-from ..errors import FatalError, RecordError, RetriableError, mask_email
+from ..errors import FatalError, RecordError, RecordRefused, RetriableError, mask_email
 from ..model import Action, Decision, Direction, Link, ShopifyAddress
 from ..ports import CustomerInput, ErpWriter, ShopifyWriter, ShopifyWriteResult
 from .plan import BAD_RECORD
@@ -88,8 +88,9 @@ class RecordOutcome:
     message: str = ""
     erp_no: str | None = None
     shopify_id: str | None = None
-    #: the failure will not go away by trying again (the state refused the link: another
-    #: record holds it): the record is parked at once on the attention list
+    #: the failure will not go away by trying again (the target refused the record as it is:
+    #: a ``RecordRefused``, a write result with ``refused``; the state refused the link because
+    #: another record holds it): the record is parked at once on the attention list
     permanent: bool = False
     #: "Shopify" or "ERP" when it failed because that side could not be reached (retries
     #: exhausted on connection failures, 5xx answers, timeouts)
@@ -227,7 +228,9 @@ class Applier:
                 unreachable=exc.side if isinstance(exc, Unreachable) else "",
             )
         except RecordError as exc:  # e.g. the state refused a link (LinkConflictError)
-            outcome = RecordOutcome(decision, FAILED, exc.render())
+            outcome = RecordOutcome(
+                decision, FAILED, exc.render(), permanent=isinstance(exc, RecordRefused)
+            )
         except Exception as exc:  # a failing record never stops the run
             log.debug("applying %s failed", decision.record, exc_info=True)
             outcome = RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}")
@@ -311,7 +314,9 @@ class Applier:
                 erp_no, decision.change_dict(), expected_etag=decision.target_version
             )
             if not result.ok:
-                return RecordOutcome(decision, FAILED, result.message, erp_no, gid)
+                return RecordOutcome(
+                    decision, FAILED, result.message, erp_no, gid, permanent=result.refused
+                )
             written = result.etag
         self._save_link(
             gid, erp_no, decision, check, last_import_at=self._now(), erp_etag=written
@@ -341,7 +346,14 @@ class Applier:
         result = erp.create_customer(decision.change_dict(), template, key)
         if not result.ok or not result.no:
             self.state.fail_intent(intent, result.message or "create failed")
-            return RecordOutcome(decision, FAILED, result.message or "create failed", None, gid)
+            return RecordOutcome(
+                decision,
+                FAILED,
+                result.message or "create failed",
+                None,
+                gid,
+                permanent=result.refused,
+            )
         self.state.complete_intent(
             intent,
             target=result.no,
@@ -386,6 +398,7 @@ class Applier:
                     "; ".join(result.errors),
                     erp_no,
                     gid,
+                    permanent=result.refused,
                     unreachable="Shopify" if result.unreachable else "",
                 )
             updated_at = result.customer.updated_at if result.customer else None
@@ -438,6 +451,7 @@ class Applier:
             message,
             erp_no,
             None,
+            permanent=result.refused,
             unreachable="Shopify" if result.unreachable else "",
         )
 
@@ -543,12 +557,13 @@ class Applier:
                 message,
                 erp_no,
                 None,
+                permanent=result.refused,
                 unreachable="Shopify" if result.unreachable else "",
             )
         refused = self.state.settle_intents(done, failed)
         for intent, reason in refused.items():
             old = outcomes[intent]
-            outcomes[intent] = replace(old, status=FAILED, message=reason)
+            outcomes[intent] = replace(old, status=FAILED, message=reason, permanent=True)
         for create, _ in chunk:
             outcome = outcomes[create.intent]
             if (
@@ -602,7 +617,9 @@ class Applier:
         if isinstance(nested, Decision) and nested.action is not Action.SKIP:
             outcome = self._apply_import(nested)
             if outcome.status != OK:
-                return RecordOutcome(decision, FAILED, outcome.message)
+                return RecordOutcome(
+                    decision, FAILED, outcome.message, permanent=outcome.permanent
+                )
             return RecordOutcome(decision, OK, "", outcome.erp_no, decision.shopify_id)
         return RecordOutcome(decision, OK, "", decision.erp_no, decision.shopify_id)
 

@@ -46,7 +46,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 
 from ..clock import as_utc
 from ..config import DEFAULT_PARK_AFTER
-from ..errors import ConfigError, FatalError, RecordError, RetriableError
+from ..errors import ConfigError, FatalError, RecordRefused, RetriableError
 from ..model import Link
 from ..ports import RunRecord
 
@@ -686,7 +686,7 @@ class Failure:
     label: str = ""
 
 
-class LinkConflictError(RecordError):
+class LinkConflictError(RecordRefused):
     """The ERP customer is already linked to another Shopify customer of the shop, or the
     Shopify customer to another ERP customer (``reason_code`` says which)."""
 
