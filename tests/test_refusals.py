@@ -11,6 +11,7 @@ or THROTTLED answer leaves its record ``failing`` (tried again by the next run).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,19 @@ from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
-from custsync.engine.model import ErpCustomer, ShopifyAddress, ShopifyCustomer
+from custsync.engine.config import require_config
+from custsync.engine.model import (
+    Action,
+    Decision,
+    Direction,
+    ErpCustomer,
+    FieldChange,
+    ShopifyAddress,
+    ShopifyCustomer,
+)
+from custsync.engine.run.apply import Applier
 from custsync.engine.run.state import open_store
+from custsync.engine.run.sync import open_shopify_writer_for
 
 from bc_world import write_bc_config
 from sync_world import EXPORT_SETTINGS, IMPORT_SETTINGS, make_erp, write_config
@@ -220,3 +232,50 @@ def test_business_central_validation_parks_at_once(
     assert (record["status"], record["failures"], record["permanent"]) == ("parked", 1, True)
     assert record["reason"].startswith("Application_DialogException: The email address")
     assert "yyyy" not in record["reason"]
+
+
+def test_a_phone_shopify_says_is_taken_is_adopted_when_unlinked_else_refused(
+    tmp_path: Path, shopify_double: ShopifyDouble
+) -> None:
+    """A create answered "Phone has already been taken" (the customer an interrupted run
+    created, not yet in the search index the plan used) adopts that customer when it is
+    linked to nobody; linked to another ERP customer, the refusal stands and parks."""
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    make_erp(erp_url)
+    config = write_config(
+        tmp_path, shop_url=shopify_double.url, erp_url=erp_url, state_url=state_url,
+        settings=EXPORT_SETTINGS, token=shopify_double.token,
+    )
+    seed_from_models(shopify_double, [_shop_customer(1, email="", phone="+31612340001")])
+    (existing,) = shopify_double.store.customers()
+
+    def create(no: str) -> Decision:
+        return Decision(
+            direction=Direction.EXPORT, action=Action.CREATE, shop="main", record=no,
+            erp_no=no,
+            changes=(
+                FieldChange("last_name", None, f"Person {no}"),
+                FieldChange("phone", None, "+31612340001"),
+            ),
+        )
+
+    shopify = open_shopify_writer_for(require_config(config).shops[0])
+    store = open_store(state_url)
+    try:
+        run_id = store.start_run("main", "export", datetime.now(UTC))
+        applier = Applier(shop="main", run_id=run_id, state=store, shopify=shopify)
+        (adopted,) = applier.apply_export_creates([create("C00001")])
+        assert (adopted.status, adopted.shopify_id) == ("ok", existing["id"])
+        assert "adopted the existing Shopify customer with phone" in adopted.message
+        assert "+31612340001" not in adopted.message  # masked
+        (refused,) = applier.apply_export_creates([create("C00002")])
+        assert (refused.status, refused.permanent) == ("failed", True)
+        assert "Phone has already been taken" in refused.message
+        assert {link.erp_no: link.shopify_id for link in store.links("main")} == {
+            "C00001": existing["id"]
+        }
+        assert shopify_double.store.count() == 1
+    finally:
+        store.close()
+        shopify.close()

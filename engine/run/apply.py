@@ -10,9 +10,12 @@ be resumed by the same command without duplicates and without lost links:
   the customer; before creating, the ERP is asked for that key, and a customer found there is
   linked instead of created again.
 * Shopify creates are journaled with ``"<shop>:<erp no>"``; a pending intent (the process died
-  after sending) is settled by looking the customer up by e-mail (exact) before anything is
-  re-sent. Shopify's own "Email has already been taken" answer is settled the same way: an
-  unlinked customer with that e-mail is adopted, never duplicated.
+  after sending) is settled by looking the customer up by e-mail, then by phone (exact, E.164)
+  before anything is re-sent. Shopify's own "Email has already been taken" / "Phone has
+  already been taken" answer is settled the same way: an unlinked customer with that e-mail
+  or phone is adopted, never duplicated. A pending create of a customer with neither (a shop
+  whose rules allow that) cannot be looked up: its record is parked on the attention list,
+  saying what to check, rather than sent a second time.
 
 Export creates go as one batch (:meth:`Applier.apply_export_creates`): a Shopify bulk job above
 the writer's threshold, whose intents are journaled together before it is submitted and whose
@@ -39,11 +42,13 @@ from typing import Any, cast
 
 from ..decide.engine import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
 from ..decide.enrich import first_email
+from ..decide.phones import to_e164
 from ..errors import FatalError, RecordError, RecordRefused, RetriableError, mask_email
+from ..masking import mask_phone
 from ..model import Action, Decision, Direction, Link, ShopifyAddress
 from ..ports import CustomerInput, ErpWriter, ShopifyWriter, ShopifyWriteResult
 from .plan import BAD_RECORD
-from .state import Outcome
+from .state import Failure, Outcome
 
 log = logging.getLogger("custsync.apply")
 
@@ -53,6 +58,10 @@ __all__ = ["Applier", "RecordOutcome", "customer_input"]
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 #: create results settled (intents, links, run log) per transaction
 _SETTLE_CHUNK = 500
+
+#: Shopify's userErrors saying another customer has the e-mail / phone sent
+_TAKEN_EMAIL = "Email has already been taken"
+_TAKEN_PHONE = "Phone has already been taken"
 
 #: skips that are no decision: the record could not be read (``bad-record``) or evaluated
 #: (``record-error``, see decide.py); applied as failed records
@@ -154,6 +163,17 @@ def customer_input(decision: Decision) -> CustomerInput:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _e164(customer: Any) -> str | None:
+    """The ERP customer's phone in E.164 as an export sends it: as written when it starts with
+    ``+``, else read in the customer's country (a two-letter code); None when it does not
+    parse (the planner then looks it up as the rules read it)."""
+    phone = (customer.phone or "").strip()
+    if not phone:
+        return None
+    region = (customer.country_code or "").strip().upper()
+    return to_e164(phone, region if len(region) == 2 else None)
 
 
 class Unreachable(RetriableError):
@@ -440,10 +460,9 @@ class Applier:
                     )
             return RecordOutcome(decision, OK, "", erp_no, gid)
         message = "; ".join(result.errors) or "create failed"
-        if "already been taken" in message and data.email:
-            adopted = self._adopt_existing(decision, erp_no, data.email, intent)
-            if adopted is not None:
-                return adopted
+        adopted = self._adopt_existing(decision, erp_no, data, message, intent)
+        if adopted is not None:
+            return adopted
         self.state.fail_intent(intent, message)
         return RecordOutcome(
             decision,
@@ -545,11 +564,10 @@ class Applier:
                 outcomes[create.intent] = RecordOutcome(decision, OK, "", erp_no, gid)
                 continue
             message = "; ".join(result.errors) or "create failed"
-            if "already been taken" in message and create.data.email:
-                adopted = self._adopt_existing(decision, erp_no, create.data.email, create.intent)
-                if adopted is not None:
-                    outcomes[create.intent] = adopted
-                    continue
+            adopted = self._adopt_existing(decision, erp_no, create.data, message, create.intent)
+            if adopted is not None:
+                outcomes[create.intent] = adopted
+                continue
             failed.append((create.intent, message))
             outcomes[create.intent] = RecordOutcome(
                 decision,
@@ -585,11 +603,19 @@ class Applier:
         yield from ordered
 
     def _adopt_existing(
-        self, decision: Decision, erp_no: str, email: str, intent: int
+        self, decision: Decision, erp_no: str, data: CustomerInput, message: str, intent: int
     ) -> RecordOutcome | None:
-        """Shopify says the e-mail exists: adopt that customer when it is linked to nobody
-        (it may be the one an interrupted run created); otherwise leave the failure."""
-        found = self._shopify().find_by_email(email)
+        """Shopify says the e-mail or phone exists ("... has already been taken"): adopt that
+        customer when it is linked to nobody (it may be the one an interrupted run created);
+        otherwise leave the failure."""
+        found = None
+        what = ""
+        if _TAKEN_EMAIL in message and data.email:
+            found = self._shopify().find_by_email(data.email)
+            what = f"e-mail {mask_email(data.email)}"
+        if found is None and _TAKEN_PHONE in message and data.phone:
+            found = self._shopify().find_by_phone(data.phone)
+            what = f"phone {mask_phone(data.phone)}"
         if found is None:
             return None
         other = self.state.link_for_shopify(self.shop, found.id)
@@ -601,11 +627,7 @@ class Applier:
             link=self._link(found.id, erp_no, decision, self._now(), existing=other, export=True),
         )
         return RecordOutcome(
-            decision,
-            OK,
-            f"adopted the existing Shopify customer with e-mail {mask_email(email)}",
-            erp_no,
-            found.id,
+            decision, OK, f"adopted the existing Shopify customer with {what}", erp_no, found.id
         )
 
     # ---- order mapping ---------------------------------------------------------------------
@@ -702,7 +724,12 @@ class Applier:
             erp_no = intent.idempotency_key.split(":", 1)[-1]
             customer = self._erp().get_customer(erp_no) if self.erp is not None else None
             email = first_email(customer.email) if customer is not None else ""
+            phone = _e164(customer) if customer is not None else None
+            if customer is not None and not email and not phone:
+                return self._park_unknown_create(intent, decision)
             created = self._shopify().find_by_email(email) if email else None
+            if created is None and phone:
+                created = self._shopify().find_by_phone(phone)
             if created is None:
                 self.state.fail_intent(intent.id, "not applied before the crash; re-planned")
                 return RecordOutcome(decision, SKIPPED, "not applied before the crash")
@@ -721,6 +748,31 @@ class Applier:
             return RecordOutcome(decision, OK, "settled after a crash", erp_no, created.id)
         self.state.fail_intent(intent.id, f"unknown intent action {intent.action!r}")
         return RecordOutcome(decision, SKIPPED, "unknown intent")
+
+    def _park_unknown_create(self, intent: Any, decision: Decision) -> RecordOutcome:
+        """A Shopify create an interrupted run may have sent, for a customer with neither
+        e-mail nor phone: nothing identifies it in Shopify, and sending it again could create
+        it twice. The record is parked (permanent) for a person to check; the planner leaves
+        a parked, unchanged record alone, so this run does not send it either."""
+        when = intent.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") if intent.created_at else ""
+        reason = (
+            f"a Shopify create of this customer was sent by run {intent.run_id} (at {when}) "
+            "and the run was interrupted before its answer was recorded; the customer has no "
+            "e-mail or phone to look it up by. Look for it in Shopify among the customers "
+            "created then: if it is there, delete it (or give both the same e-mail); then run "
+            f"`custsync attention retry {intent.record}` to create it"
+        )
+        self.state.fail_intent(intent.id, reason)
+        note = getattr(self.state, "note_failures", None)
+        if note is not None:
+            note(
+                self.shop,
+                Direction.EXPORT.value,
+                self.run_id,
+                [Failure(record=intent.record, reason=reason, permanent=True)],
+            )
+        log.warning("shop %s, ERP customer %s: %s", self.shop, intent.record, reason)
+        return RecordOutcome(decision, FAILED, reason, intent.record, permanent=True)
 
     # ---- links and run log -----------------------------------------------------------------
 
