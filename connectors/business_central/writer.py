@@ -465,7 +465,7 @@ class BcErpWriter(BcErpReader):
             return None
         if len(matches) > 1:
             numbers = ", ".join(str(m.get("number")) for m in matches)
-            raise RecordError(
+            raise RecordRefused(  # a person must pick one: parked at once
                 f"a create sent before an interruption matches several Business Central "
                 f"customers ({numbers}): link the right one by hand",
                 record=key,
