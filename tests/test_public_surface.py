@@ -54,6 +54,7 @@ PINNED = {
         "DiagnosticsError",
         "FatalError",
         "RecordError",
+        "RecordRefused",
         "RetriableError",
         "StalePlanError",
         "UsageError",
