@@ -85,8 +85,8 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 BULK_MODES = ("auto", "always", "never")
 #: a read of at least this many customers runs as a bulk operation (bulk_reads: auto)
 DEFAULT_BULK_READ_THRESHOLD = 5000
-#: a run creating at least this many customers sends them as a bulk mutation (bulk_writes:
-#: auto): below it, one by one with DEFAULT_CONCURRENCY in flight is about as fast
+#: a run creating (or updating) at least this many customers sends them by bulk mutation
+#: (bulk_writes: auto): below it, one by one is about as fast
 DEFAULT_BULK_WRITE_THRESHOLD = 250
 DEFAULT_CONCURRENCY = 4
 #: ``shopify:`` option in custsync.yaml -> the Shopify connector's keyword argument
@@ -597,20 +597,26 @@ def config_schema() -> dict[str, Any]:
                     },
                     "bulk_writes": {
                         "description": (
-                            "Send new customers through a bulk mutation: auto (from "
-                            "bulk_write_threshold creates in a run), always, never (one by one)."
+                            "Send new and updated customers by bulk mutation: auto (from "
+                            "bulk_write_threshold creates, or updates, in a run), always, "
+                            "never (one by one)."
                         ),
                         "enum": list(BULK_MODES),
                         "default": "auto",
                     },
                     "bulk_write_threshold": {
-                        "description": "Creates in a run from which they go as a bulk mutation.",
+                        "description": (
+                            "Creates (updates) in a run from which they go by bulk mutation."
+                        ),
                         "type": "integer",
                         "minimum": 1,
                         "default": DEFAULT_BULK_WRITE_THRESHOLD,
                     },
                     "concurrency": {
-                        "description": "Creates in flight when they are sent one by one.",
+                        "description": (
+                            "Creates (and a bulk batch's first addresses) in flight when "
+                            "sent one by one."
+                        ),
                         "type": "integer",
                         "minimum": 1,
                         "maximum": 16,

@@ -213,6 +213,36 @@ class ShopifyWriter(ShopifyReader, Protocol):
         its input lines ``items``, in line order; waits while it still runs."""
         ...
 
+    def bulk_updatable(self, count: int, data: Iterable[CustomerInput]) -> bool:
+        """Whether a batch of ``count`` updates (their inputs ``data``) goes by bulk jobs."""
+        ...
+
+    def bulk_update_customers(
+        self,
+        items: Iterable[tuple[str, str, CustomerInput]],
+        *,
+        on_started: Callable[[str, str], None] | None = None,
+    ) -> Iterator[ShopifyWriteResult]:
+        """Update many customers (key, Shopify id, input); one result per item, keyed. A
+        batch sent by bulk jobs calls ``on_started(part, job id)`` as each job runs: part
+        "address" (the changed addresses, one line per item with an address, in item
+        order), then "customer" (one line per item)."""
+        ...
+
+    def bulk_update_results(
+        self, operation_id: str, keys: Sequence[str]
+    ) -> Iterator[ShopifyWriteResult]:
+        """The results of the "customer" bulk update job ``operation_id`` (started by an
+        earlier process), one per input line (``keys`` in line order); waits while it runs."""
+        ...
+
+    def bulk_address_results(
+        self, operation_id: str, keys: Sequence[str]
+    ) -> Iterator[ShopifyWriteResult]:
+        """As :meth:`bulk_update_results`, for an "address" job; lines without a result
+        are left out."""
+        ...
+
 
 # --------------------------------------------------------------------------------------------
 # State store

@@ -146,6 +146,54 @@ def test_bulk_mutation_end_to_end(shopify_double_factory: Callable[..., ShopifyD
     assert double.store.count() == 3
 
 
+
+UPDATE = ("mutation call($input: CustomerInput!) { customerUpdate(input: $input) "
+          "{ customer { id email lastName updatedAt } userErrors { field message } } }")
+
+
+def test_bulk_customer_update_runs_per_line_with_user_errors_like_shopify(
+    shopify_double_factory: Callable[..., ShopifyDouble]
+) -> None:
+    """Shopify runs any Admin mutation in bulk (since 2026-01, all versions): customerUpdate
+    lines update their customers; a refused line carries its userErrors, the others go on."""
+    double = shopify_double_factory(bulk_seconds=0.05)
+    made = [graphql_post(double, CREATE, {"input": {"email": f"u{i}@example.com"}}).json()[
+        "data"]["customerCreate"]["customer"] for i in range(3)]
+    before = {c["id"]: c["updatedAt"] for c in double.store.customers()}
+    lines = [{"input": {"id": made[0]["id"], "lastName": "Renamed"}},
+             {"input": {"id": made[1]["id"], "email": "u2@example.com"}},  # u2's e-mail
+             {"input": {"id": "gid://shopify/Customer/999999", "lastName": "Nobody"}},
+             {"input": {"id": made[2]["id"], "lastName": "Also"}}]
+    key = stage_and_upload(double, "".join(json.dumps(v) + "\n" for v in lines).encode())
+    started = graphql_post(double, RUN_MUTATION, {"mutation": UPDATE, "path": key}).json()
+    assert started["data"]["bulkOperationRunMutation"]["userErrors"] == []
+    op = started["data"]["bulkOperationRunMutation"]["bulkOperation"]
+    done = poll(double, op["id"])
+    assert (done["status"], done["objectCount"]) == ("COMPLETED", "4")
+    results = [json.loads(line) for line in httpx.get(done["url"]).text.splitlines()]
+    payloads = {r["__lineNumber"]: r["data"]["customerUpdate"] for r in results}
+    assert payloads[0]["customer"]["lastName"] == "Renamed"
+    assert payloads[0]["customer"]["updatedAt"] > before[made[0]["id"]]
+    assert payloads[1] == {"customer": None, "userErrors": [
+        {"field": ["email"], "message": "Email has already been taken"}]}
+    assert payloads[2]["customer"] is None
+    assert payloads[2]["userErrors"][0]["message"] == "Customer does not exist"
+    assert payloads[3]["customer"]["lastName"] == "Also"
+    after = {c["id"]: c for c in double.store.customers()}
+    assert after[made[1]["id"]]["email"] == "u1@example.com"  # the refused line changed nothing
+    assert after[made[1]["id"]]["updatedAt"] == before[made[1]["id"]]
+
+
+def test_bulk_customer_update_is_validated_against_the_schema(
+    shopify_double: ShopifyDouble,
+) -> None:
+    key = stage_and_upload(shopify_double, b'{"input": {"id": "gid://shopify/Customer/1"}}\n')
+    wrong = UPDATE.replace("lastName", "surname")
+    answer = graphql_post(shopify_double, RUN_MUTATION, {"mutation": wrong, "path": key}).json()
+    (error,) = answer["data"]["bulkOperationRunMutation"]["userErrors"]
+    assert error["code"] == "INVALID_MUTATION" and "surname" in error["message"]
+    assert answer["data"]["bulkOperationRunMutation"]["bulkOperation"] is None
+
 def test_bulk_mutation_upload_errors(shopify_double: ShopifyDouble) -> None:
     missing = graphql_post(shopify_double, RUN_MUTATION, {
         "mutation": CREATE, "path": "tmp/1/bulk/nothing/in.jsonl"}).json()

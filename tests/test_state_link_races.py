@@ -89,3 +89,79 @@ def test_a_save_moving_a_shopify_customer_to_another_erp_customer_is_refused(db_
         assert store.link_for_shopify("main", GID).erp_no == "C00002"  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def _intents(store: Any, n: int) -> list[int]:
+    run = store.start_run("main", "export", datetime.now(UTC))
+    _, ids = store.begin_intents(
+        run, [(f"C{i:05d}", "shopify.create", f"main:C{i:05d}") for i in range(1, n + 1)]
+    )
+    return list(ids)
+
+
+def test_settling_a_batch_saves_links_as_one_save_does(db_url: str) -> None:
+    """The batched path (a bulk job's results) keeps the same stamps as save_link: the own
+    write's updatedAt and ERP etag it is given, the stored ones it is not given."""
+    imported = datetime(2026, 12, 1, tzinfo=UTC)
+    written = datetime(2026, 12, 3, tzinfo=UTC)
+    store = open_store(db_url)
+    try:
+        store.save_link(
+            Link("main", GID, "C00001", last_import_at=imported, own_write_erp_etag="E1")
+        )
+        ids = _intents(store, 2)
+        refused = store.settle_intents(
+            done=[
+                (ids[0], GID, Link("main", GID, "C00001", own_write_shopify_updated_at=written)),
+                (ids[1], OTHER_GID, Link(
+                    "main", OTHER_GID, "C00002", own_write_shopify_updated_at=written,
+                    own_write_erp_etag="E2", address_ids=("gid://shopify/MailingAddress/7",),
+                )),
+            ]
+        )
+        assert refused == {}
+        first = store.link_for_shopify("main", GID)
+        second = store.link_for_shopify("main", OTHER_GID)
+        assert first is not None and second is not None
+        assert (first.last_import_at, first.own_write_erp_etag) == (imported, "E1")  # kept
+        assert first.own_write_shopify_updated_at == written
+        assert (second.own_write_erp_etag, second.own_write_shopify_updated_at) == ("E2", written)
+        assert store.link_for_address("main", "gid://shopify/MailingAddress/7") == "C00002"
+        assert not store.pending_intents(shop="main")
+    finally:
+        store.close()
+
+
+def test_a_batch_colliding_with_another_processs_link_fails_that_intent_alone(
+    db_url: str,
+) -> None:
+    """Another process links C00001 and commits while a batch is being settled: that
+    intent fails (the other link stays), the rest of the batch is saved."""
+    store = open_store(db_url)
+    other = make_engine(db_url)
+    third = "gid://shopify/Customer/3"
+    try:
+        ids = _intents(store, 3)
+        now = datetime.now(UTC)
+        with other.connect() as conn:
+            transaction = conn.begin()
+            conn.execute(link_table.insert().values(
+                shop="main", shopify_id=OTHER_GID, erp_no="C00001", created_at=now,
+                updated_at=now))
+            thread, result = _in_background(lambda: store.settle_intents(done=[
+                (ids[0], GID, Link("main", GID, "C00001")),
+                (ids[2], third, Link("main", third, "C00003")),
+            ]))
+            time.sleep(0.5)  # the settle now waits for the other transaction
+            transaction.commit()
+        thread.join(timeout=60)
+        assert "error" not in result, result.get("error")
+        refused = result["value"]
+        assert list(refused) == [ids[0]] and "already linked" in refused[ids[0]]
+        links = {link.erp_no: link.shopify_id for link in store.links("main")}
+        assert links == {"C00001": OTHER_GID, "C00003": third}
+        assert store.intent_for_key("main:C00001").status == "failed"
+        assert store.intent_for_key("main:C00003").status == "done"
+    finally:
+        store.close()
+        other.dispose()

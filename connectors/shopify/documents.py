@@ -325,6 +325,15 @@ BULK_CUSTOMER_CREATE: Final = (
 )
 
 
+#: The mutation a bulk update runs once per JSONL line (``{"input": {"id": ..., ...}}``):
+#: the customer's own fields only (its address goes through the address mutations).
+BULK_CUSTOMER_UPDATE: Final = CUSTOMER_UPDATE
+
+#: The address part of a bulk update, once per JSONL line
+#: (``{"customerId": ..., "addressId": ..., "address": {...}}``), run before
+#: :data:`BULK_CUSTOMER_UPDATE` (whose answer then carries the customer's ``updatedAt``).
+BULK_CUSTOMER_ADDRESS_UPDATE: Final = CUSTOMER_ADDRESS_UPDATE
+
 def bulk_customers_query(search: str | None = None) -> str:
     """The inner query of a bulk customer export; ``search`` is a customers search string.
 
@@ -410,5 +419,7 @@ BULK_INNER_DOCUMENTS: Final = MappingProxyType(
         "bulk customers (full)": bulk_customers_query(None),
         "bulk customers (since)": bulk_customers_query("updated_at:>'2026-01-01T00:00:00Z'"),
         "bulk customerCreate": BULK_CUSTOMER_CREATE,
+        "bulk customerUpdate": BULK_CUSTOMER_UPDATE,
+        "bulk customerAddressUpdate": BULK_CUSTOMER_ADDRESS_UPDATE,
     }
 )

@@ -64,8 +64,9 @@ def _same_address(stored: ShopifyAddress, sent: ShopifyAddress) -> bool:
 
 class ShopifyGraphQLWriter(ShopifyGraphQLReader):
     """A reader that can also write. ``bulk_writes``: ``auto`` runs a bulk mutation for
-    :meth:`bulk_create_customers` batches of at least ``bulk_write_threshold`` customers;
-    smaller batches are created one by one, ``concurrency`` requests in flight."""
+    :meth:`bulk_create_customers` and :meth:`bulk_update_customers` batches of at least
+    ``bulk_write_threshold`` customers; smaller batches are written one by one,
+    ``concurrency`` requests in flight."""
 
     def __init__(
         self,
@@ -342,3 +343,159 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
         if errors:
             return _refused(*errors, key=key)
         return replace(self._result(root.get("customer")), key=key)
+
+    # -- bulk updates ------------------------------------------------------------------------
+
+    def _update_each(
+        self, batch: Sequence[tuple[str, str, CustomerInput]]
+    ) -> Iterator[ShopifyWriteResult]:
+        """One update per customer, ``concurrency`` in flight, sharing one paced bucket."""
+        if self.concurrency == 1 or len(batch) < 2:
+            for key, gid, data in batch:
+                yield replace(self.update_customer(gid, data), key=key)
+            return
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="shopify") as pool:
+            futures = {pool.submit(self.update_customer, gid, data): key for key, gid, data in batch}
+            try:
+                for future in as_completed(futures):
+                    yield replace(future.result(), key=futures[future])
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def bulk_updatable(self, count: int, data: Iterable[CustomerInput]) -> bool:
+        """Whether :meth:`bulk_update_customers` sends these ``count`` updates by bulk jobs:
+        enough of them (:meth:`uses_bulk`), and every address they change is one the customer
+        has (its id known: a new address is created one by one)."""
+        return self.uses_bulk(count) and all(
+            item.address is None or bool(item.address.id) for item in data
+        )
+
+    def bulk_update_customers(
+        self,
+        items: Iterable[tuple[str, str, CustomerInput]],
+        *,
+        on_started: Callable[[str, str], None] | None = None,
+    ) -> Iterator[ShopifyWriteResult]:
+        """Update many customers (key, Shopify id, input); one result per item, keyed (order
+        may differ).
+
+        A batch :meth:`bulk_updatable` goes as two bulk jobs: first the changed addresses
+        (``customerAddressUpdate``, one line per update that changes its address, in item
+        order), then ``customerUpdate`` for every item (its changed fields; only its id when
+        just the address changed), whose answer carries the customer's ``updatedAt`` after
+        both writes. ``on_started(part, job id)`` is called as each job runs (``part``
+        "address" or "customer"; journal it: :meth:`bulk_update_results` and
+        :meth:`bulk_address_results` read a job back after a crash). A line a job has no
+        result for (it failed part way) is sent again on its own: an update with the same
+        values is safe to repeat. An item whose address was refused fails with that message
+        (its fields are written, as one by one). Other batches go one by one
+        (:meth:`update_customer`), ``concurrency`` in flight."""
+        batch = list(items)
+        if not self.bulk_updatable(len(batch), (data for _, _, data in batch)):
+            yield from self._update_each(batch)
+            return
+
+        def started(part: str) -> Callable[[str], None] | None:
+            if on_started is None:
+                return None
+            return lambda operation: on_started(part, operation)
+
+        refused: dict[int, ShopifyWriteResult] = {}
+        moved = [i for i, (_, _, data) in enumerate(batch) if data.address is not None]
+        if moved:
+            log.info("Shopify: updating %d addresses by bulk mutation", len(moved))
+            lines = (_address_line(batch[i][1], batch[i][2]) for i in moved)
+            for line in self.bulk.run_mutation(
+                docs.BULK_CUSTOMER_ADDRESS_UPDATE, lines, started("address")
+            ):
+                key, gid, data = batch[moved[line.line]]
+                if line.missing:
+                    result = self._resend_address(key, gid, data)
+                else:
+                    result = _bulk_address_result(line, key)
+                if not result.ok:
+                    refused[moved[line.line]] = result
+        log.info("Shopify: updating %d customers by bulk mutation", len(batch))
+        lines = (
+            {"input": {**customer_input(data, with_address=False), "id": gid}}
+            for _, gid, data in batch
+        )
+        for line in self.bulk.run_mutation(docs.BULK_CUSTOMER_UPDATE, lines, started("customer")):
+            key, gid, data = batch[line.line]
+            if line.missing:
+                log.info("Shopify: bulk update line %d has no result; sending it alone", line.line)
+                result = self._resend_customer(key, gid, data)
+            else:
+                result = self._bulk_update_result(line, key)
+            yield refused.get(line.line, result)
+
+    def _resend_address(self, key: str, gid: str, data: CustomerInput) -> ShopifyWriteResult:
+        """An address line a bulk job has no result for, sent on its own."""
+        assert data.address is not None
+        try:
+            errors = self._write_address(gid, data.address)
+        except RetriableError as exc:
+            return _failed(exc.message, key=key, unreachable=True)
+        return _failed(*errors, key=key) if errors else ShopifyWriteResult(ok=True, key=key)
+
+    def _resend_customer(self, key: str, gid: str, data: CustomerInput) -> ShopifyWriteResult:
+        """A customer line a bulk job has no result for, sent on its own (its address was
+        written by the address job); with no field to send, the customer is read for its
+        ``updatedAt``."""
+        result = replace(self.update_customer(gid, replace(data, address=None)), key=key)
+        if result.ok and result.customer is None:
+            try:
+                result = replace(result, customer=self.get_customer(gid))
+            except RetriableError as exc:
+                return _failed(exc.message, key=key, unreachable=True)
+        return result
+
+    def bulk_update_results(
+        self, operation_id: str, keys: Sequence[str]
+    ) -> Iterator[ShopifyWriteResult]:
+        """The results of a ``customerUpdate`` bulk job started earlier (by a process that
+        died), one per input line (``keys`` in line order); waits for the job if it still
+        runs. A line without a result fails ("no result"): it may or may not have been
+        applied, and the values to send again are not known here."""
+        for result in self.bulk.mutation_results(operation_id, len(keys)):
+            yield self._bulk_update_result(result, keys[result.line])
+
+    def bulk_address_results(
+        self, operation_id: str, keys: Sequence[str]
+    ) -> Iterator[ShopifyWriteResult]:
+        """As :meth:`bulk_update_results`, for a ``customerAddressUpdate`` job (no customer
+        in the results); a line without a result is left out (whether it was applied is not
+        known)."""
+        for result in self.bulk.mutation_results(operation_id, len(keys)):
+            if not result.missing:
+                yield _bulk_address_result(result, keys[result.line])
+
+    def _bulk_update_result(self, result: LineResult, key: str) -> ShopifyWriteResult:
+        if result.data is None:
+            return _failed(result.error or "no result for this customer", key=key)
+        root = result.data.get("customerUpdate") or {}
+        errors = user_error_messages(root.get("userErrors"))
+        if errors:
+            return _failed(*errors, key=key)
+        return replace(self._result(root.get("customer")), key=key)
+
+
+def _address_line(gid: str, data: CustomerInput) -> dict[str, Any]:
+    """A ``customerAddressUpdate`` line of a bulk update (the address has its id)."""
+    assert data.address is not None
+    return {
+        "customerId": gid,
+        "addressId": data.address.id,
+        "address": address_input(data.address),
+    }
+
+
+def _bulk_address_result(result: LineResult, key: str) -> ShopifyWriteResult:
+    if result.data is None:
+        return _failed(result.error or "no result for this address", key=key)
+    root = result.data.get("customerAddressUpdate") or {}
+    errors = user_error_messages(root.get("userErrors"))
+    if errors:
+        return _failed(*errors, key=key)
+    return ShopifyWriteResult(ok=True, key=key)

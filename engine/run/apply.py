@@ -22,6 +22,15 @@ the writer's threshold, whose intents are journaled together before it is submit
 job id is journaled once it runs; a resumed run reads that job's result back and settles the
 intents by it (lines without a result are looked up first).
 
+Export updates above the threshold go in batches too (:meth:`Applier.apply_export_updates`),
+journaled the same way (action ``shopify.update``, the Shopify customer as the intent's
+target): a bulk ``customerAddressUpdate`` job for the changed addresses, then a bulk
+``customerUpdate`` job for all of them, whose answer carries Shopify's ``updatedAt`` of our
+writes; below the threshold, one update at a time. A resumed run reads a dead run's update
+jobs back and records our own write (that ``updatedAt``) on each link, so the import does not
+take it for a foreign change; an update without a result is not sent again by the resume:
+its record is planned again.
+
 Per-record failures (validation, ``userErrors``, a stale etag, retries exhausted) never stop
 the run; a :class:`~.errors.FatalError` (authentication, schema) does.
 
@@ -86,6 +95,21 @@ class _Create:
     erp_no: str
     data: CustomerInput
     intent: int = 0
+
+
+@dataclass(slots=True)
+class _Update:
+    """One export update of a batch: its decision, the Shopify customer, what is sent, the
+    stored link as checked before sending, its intent once journaled (and that intent's run:
+    a dead run's, when settled on resume)."""
+
+    decision: Decision
+    erp_no: str
+    gid: str
+    data: CustomerInput
+    check: _LinkCheck
+    intent: int = 0
+    run_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +285,10 @@ class Applier:
         """Settle the intents of earlier runs of this shop that died mid-write."""
         settled: list[RecordOutcome] = []
         if self.shopify is not None and hasattr(self.state, "pending_bulks"):
-            for batch in self.state.pending_bulks(self.shop):
+            batches = self.state.pending_bulks(self.shop)
+            # an update's address job first: a refused address fails its record before the
+            # customer job's result would settle it as done
+            for batch in sorted(batches, key=lambda b: (b.kind != "address", b.id)):
                 if batch.operation:
                     settled.extend(self._settle_bulk(batch))
         for intent in self.state.pending_intents(shop=self.shop):
@@ -517,6 +544,161 @@ class Applier:
         )
         yield from self._settle_creates(pending, results)
 
+    def apply_export_updates(self, decisions: Sequence[Decision]) -> Iterator[RecordOutcome]:
+        """Export updates as one batch, one recorded outcome per decision.
+
+        Each link is checked first (a refused one fails at once, nothing sent). The updates
+        are journaled together and sent by bulk jobs when the writer says so
+        (``bulk_writes``, ``bulk_write_threshold``): the changed addresses first
+        (``customerAddressUpdate``), then ``customerUpdate`` for all, whose answer carries
+        the ``updatedAt`` of our writes; else one by one, a few in flight. Updates that give
+        a customer its first address go one by one after them.
+        Results are settled (intents, links with our own write's ``updatedAt``, run log) a
+        few hundred at a time, in one transaction each. Decisions that send nothing (no
+        changes) are applied one at a time as :meth:`apply` does."""
+        self._check_fence()
+        shopify = self._shopify()
+        batched: list[_Update] = []
+        new_address: list[_Update] = []  # a first address: created one by one
+        for decision in decisions:
+            if (
+                decision.direction is not Direction.EXPORT
+                or decision.action is not Action.UPDATE
+                or not decision.changes
+                or not decision.shopify_id
+            ):
+                yield self.apply(decision)
+                continue
+            erp_no = decision.erp_no or decision.record
+            gid = decision.shopify_id
+            try:
+                check = self._check_link(gid, erp_no)
+                data = customer_input(decision)
+            except FatalError:
+                raise
+            except Exception as exc:  # a failing record never stops the run
+                outcome = RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}")
+                self._record(outcome)
+                yield outcome
+                continue
+            if check.refused:  # before writing: another ERP customer's customer is not touched
+                outcome = RecordOutcome(
+                    decision, FAILED, check.refused, erp_no, gid, permanent=True
+                )
+                self._record(outcome)
+                yield outcome
+                continue
+            update = _Update(decision, erp_no, gid, data, check, run_id=self.run_id)
+            known = data.address is None or bool(data.address.id)
+            (batched if known else new_address).append(update)
+        for group in (batched, new_address):
+            if group:
+                yield from self._send_updates(shopify, group)
+
+    def _send_updates(
+        self, shopify: ShopifyWriter, updates: Sequence[_Update]
+    ) -> Iterator[RecordOutcome]:
+        bulk = shopify.bulk_updatable(len(updates), (u.data for u in updates))
+        bulk_id, intents = self.state.begin_intents(
+            self.run_id,
+            [
+                (u.decision.record, "shopify.update", f"{self.shop}:{u.erp_no}", u.gid)
+                for u in updates
+            ],
+            bulk=bulk,
+            kind="customer",
+        )
+        for update, intent in zip(updates, intents, strict=True):
+            update.intent = intent
+        jobs = {"customer": bulk_id}
+        moved = [u.intent for u in updates if u.data.address is not None]
+        if bulk and moved:
+            jobs["address"] = self.state.begin_bulk(self.run_id, moved, kind="address")
+
+        def started(part: str, operation: str) -> None:
+            job = jobs.get(part)
+            if job is not None:
+                self.state.bulk_started(job, operation)
+
+        results = shopify.bulk_update_customers(
+            ((str(u.intent), u.gid, u.data) for u in updates), on_started=started
+        )
+        yield from self._settle_updates({str(u.intent): u for u in updates}, results)
+
+    def _settle_updates(
+        self,
+        updates: Mapping[str, _Update],
+        results: Iterable[ShopifyWriteResult],
+        *,
+        resumed: bool = False,
+    ) -> Iterator[RecordOutcome]:
+        """Settle update results (keyed by intent id) in chunks: intents and links (our own
+        write's ``updatedAt``, the export time) in one transaction, then the run log (a dead
+        run's own, for the intents a resumed run settles)."""
+        chunk: list[tuple[_Update, ShopifyWriteResult]] = []
+        for result in results:
+            update = updates.get(result.key)
+            if update is None:  # pragma: no cover - the writer keys every result
+                log.warning("an update result for an unknown key %r was ignored", result.key)
+                continue
+            chunk.append((update, result))
+            if len(chunk) >= _SETTLE_CHUNK:
+                yield from self._settle_update_chunk(chunk, resumed)
+                chunk = []
+        if chunk:
+            yield from self._settle_update_chunk(chunk, resumed)
+
+    def _settle_update_chunk(
+        self, chunk: Sequence[tuple[_Update, ShopifyWriteResult]], resumed: bool
+    ) -> Iterator[RecordOutcome]:
+        done: list[tuple[int, str, Link | None]] = []
+        failed: list[tuple[int, str]] = []
+        outcomes: dict[int, RecordOutcome] = {}
+        now = self._now()
+        note = "settled after a crash" if resumed else ""
+        for update, result in chunk:
+            decision = update.decision
+            if not result.ok:
+                message = "; ".join(result.errors) or "update failed"
+                failed.append((update.intent, message))
+                outcomes[update.intent] = RecordOutcome(
+                    decision,
+                    FAILED,
+                    message,
+                    update.erp_no,
+                    update.gid,
+                    unreachable="Shopify" if result.unreachable else "",
+                )
+                continue
+            link = self._link(
+                update.gid,
+                update.erp_no,
+                decision,
+                now,
+                existing=update.check.current,
+                export=True,
+                own_write=result.customer.updated_at if result.customer else None,
+            )
+            outcomes[update.intent] = RecordOutcome(decision, OK, note, update.erp_no, update.gid)
+            if update.check.replaces:  # the link moves from a deleted ERP customer (rare)
+                try:
+                    self.state.complete_intent(
+                        update.intent, target=update.gid, link=link, replaces=update.check.replaces
+                    )
+                except RecordError as exc:
+                    self.state.fail_intent(update.intent, exc.render())
+                    outcomes[update.intent] = RecordOutcome(
+                        decision, FAILED, exc.render(), update.erp_no, update.gid, permanent=True
+                    )
+                continue
+            done.append((update.intent, update.gid, link))
+        refused = self.state.settle_intents(done, failed)
+        for intent, reason in refused.items():
+            outcomes[intent] = replace(outcomes[intent], status=FAILED, message=reason, permanent=True)
+        ordered = [outcomes[update.intent] for update, _ in chunk]
+        self._record_all(ordered, run_ids=[update.run_id for update, _ in chunk])
+        yield from ordered
+
     def _settle_creates(
         self,
         creates: Mapping[str, _Create],
@@ -651,6 +833,10 @@ class Applier:
         """Read back the result of a bulk job a dead run started and settle its pending
         intents by it (a line without a result is looked up by e-mail and phone first). When
         the result cannot be read (the job expired), they are left to :meth:`_settle`."""
+        if batch.kind == "customer":
+            return self._settle_bulk_updates(batch)
+        if batch.kind == "address":
+            return self._settle_bulk_addresses(batch)
         creates: dict[str, _Create] = {}
         items: list[tuple[str, CustomerInput]] = []
         for intent in batch.intents:
@@ -694,6 +880,85 @@ class Applier:
             else:
                 settled.append(replace(outcome, status=SKIPPED))
         return settled
+
+    def _settle_bulk_updates(self, batch: Any) -> list[RecordOutcome]:
+        """Settle a dead run's bulk update job by its result: a line Shopify applied gets
+        its link (our own write's ``updatedAt``) and its intent done; a refused one (its
+        ``userErrors``) fails; a line without a result fails too, not sent again: this run
+        plans the record afresh. Outcomes go to the dead run's log. When the result cannot
+        be read (the job expired), the intents are left to :meth:`_settle`."""
+        keys = [str(intent.id) for intent in batch.intents]
+        updates: dict[str, _Update] = {}
+        for intent in batch.intents:
+            if intent.status != "pending":
+                continue
+            erp_no = intent.idempotency_key.split(":", 1)[-1]
+            decision = Decision(
+                direction=Direction.EXPORT,
+                action=Action.UPDATE,
+                shop=self.shop,
+                record=intent.record,
+                erp_no=erp_no,
+                shopify_id=intent.target,
+            )
+            updates[str(intent.id)] = _Update(
+                decision,
+                erp_no,
+                intent.target,
+                CustomerInput(),
+                _LinkCheck(self._stored(intent.target)),
+                intent.id,
+                intent.run_id,
+            )
+        log.info(
+            "reading back bulk job %s of an interrupted run (%d pending updates)",
+            batch.operation,
+            len(updates),
+        )
+        try:
+            results = [
+                r
+                for r in self._shopify().bulk_update_results(batch.operation, keys)
+                if r.key in updates
+            ]
+        except (FatalError, RetriableError) as exc:
+            log.warning(
+                "bulk job %s could not be read back (%s); its updates are planned again",
+                batch.operation,
+                exc.render(),
+            )
+            return []
+        return list(self._settle_updates(updates, results, resumed=True))
+
+    def _settle_bulk_addresses(self, batch: Any) -> list[RecordOutcome]:
+        """The address job of a dead run's bulk update: a line Shopify refused fails its
+        record (in the dead run's log); the others wait for the customer job's result."""
+        keys = [str(intent.id) for intent in batch.intents]
+        pending = {str(i.id): i for i in batch.intents if i.status == "pending"}
+        try:
+            results = list(self._shopify().bulk_address_results(batch.operation, keys))
+        except (FatalError, RetriableError) as exc:
+            log.warning("bulk job %s could not be read back (%s)", batch.operation, exc.render())
+            return []
+        outcomes: list[RecordOutcome] = []
+        for result in results:
+            intent = pending.get(result.key)
+            if intent is None or result.ok:
+                continue
+            message = "; ".join(result.errors) or "address update failed"
+            self.state.fail_intent(intent.id, message)
+            decision = Decision(
+                direction=Direction.EXPORT,
+                action=Action.UPDATE,
+                shop=self.shop,
+                record=intent.record,
+                shopify_id=intent.target,
+            )
+            outcomes.append(RecordOutcome(decision, FAILED, message, intent.record, intent.target))
+        if outcomes:
+            run_ids = [pending[r.key].run_id for r in results if r.key in pending and not r.ok]
+            self._record_all(outcomes, run_ids=run_ids)
+        return outcomes
 
     def _settle(self, intent: Any) -> RecordOutcome:
         decision = Decision(
@@ -746,6 +1011,12 @@ class Applier:
                 ),
             )
             return RecordOutcome(decision, OK, "settled after a crash", erp_no, created.id)
+        if intent.action == "shopify.update":
+            # sent one by one (or its bulk job never ran): whether Shopify applied it is not
+            # known; nothing is sent again here, this run plans the record afresh
+            update = replace(decision, action=Action.UPDATE, shopify_id=intent.target or None)
+            self.state.fail_intent(intent.id, "interrupted by a crash; planned again")
+            return RecordOutcome(update, SKIPPED, "interrupted by a crash; planned again")
         self.state.fail_intent(intent.id, f"unknown intent action {intent.action!r}")
         return RecordOutcome(decision, SKIPPED, "unknown intent")
 
@@ -865,18 +1136,22 @@ class Applier:
             )
         return _LinkCheck(current, replaces=replaces)
 
-    def _record_all(self, outcomes: Sequence[RecordOutcome]) -> None:
-        """The run-log rows of many outcomes, in one transaction."""
+    def _record_all(
+        self, outcomes: Sequence[RecordOutcome], *, run_ids: Sequence[int] | None = None
+    ) -> None:
+        """The run-log rows of many outcomes, in one transaction (in this run, or each in
+        its own of ``run_ids``)."""
+        runs = run_ids if run_ids is not None else [self.run_id] * len(outcomes)
         self.state.record_outcomes(
             Outcome(
-                self.run_id,
+                run_id,
                 o.decision.record,
                 f"{o.decision.direction.value}.{o.decision.action.value}",
                 o.status,
                 o.message or o.decision.reason_code or "",
                 tuple(rule.id for rule in o.decision.rules),
             )
-            for o in outcomes
+            for o, run_id in zip(outcomes, runs, strict=True)
         )
 
     def _record(self, outcome: RecordOutcome) -> None:

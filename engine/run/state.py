@@ -465,6 +465,9 @@ bulk_table = sa.Table(
     ),
     sa.Column("operation", sa.String(255), nullable=False, server_default=""),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    #: what the job writes: "" creates, "customer" updates' own fields (and updatedAt),
+    #: "address" updates' addresses
+    sa.Column("kind", sa.String(20), nullable=False, server_default=""),
 )
 
 bulk_item_table = sa.Table(
@@ -531,6 +534,7 @@ attention_table = sa.Table(
 _ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
     (link_table, "own_write_erp_etag"),
     (lease_table, "generation"),
+    (bulk_table, "kind"),
 )
 
 
@@ -602,7 +606,7 @@ class Intent:
 
 @dataclass(frozen=True, slots=True)
 class PendingBulk:
-    """A bulk job of create intents of which some are still pending (its run died).
+    """A bulk job of create or update intents of which some are still pending (its run died).
     ``intents`` are its input lines in order (pending or not); ``operation`` is the job's id
     at Shopify, "" when the process died before the job ran."""
 
@@ -610,6 +614,7 @@ class PendingBulk:
     run_id: int
     operation: str
     intents: tuple[Intent, ...]
+    kind: str = ""  # "" creates, "customer" or "address" (the two jobs of a bulk update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -891,66 +896,135 @@ class SqlStateStore:
             self._save_link(conn, link, replaces=replaces)
 
     def _save_link(self, conn: Connection, link: Link, *, replaces: str | None = None) -> None:
-        """One upsert with the refusal rules in its condition, so that processes saving at the
+        """:meth:`_save_links` of one link: raises its :class:`LinkConflictError`."""
+        refused = self._save_links(conn, [link], replaces=replaces)
+        if refused:
+            raise refused[0]
+
+    def _save_links(
+        self, conn: Connection, links: Sequence[Link], *, replaces: str | None = None
+    ) -> dict[int, LinkConflictError]:
+        """Save many links of one shop as :meth:`save_link` saves one; returns the refused
+        ones (by index in ``links``), whose stored links stay. Every link, one or ten
+        thousand, goes through this: the single apply path and the batched one (a bulk job's
+        results) keep the same stamps (own-write ``updatedAt`` and ERP etag; ``None`` keeps
+        the stored one) and the same refusals.
+
+        One upsert with the refusal rules in its condition, so that processes saving at the
         same moment never trip over each other's insert (PostgreSQL raised an IntegrityError
         for the second of two check-then-insert saves): the same link twice is saved twice;
-        a link the other save made first refuses this one (:class:`LinkConflictError`)."""
+        a link the other save made first refuses this one (:class:`LinkConflictError`). A
+        Shopify customer whose stored link stays with another ERP customer is read back after
+        the upsert, so a refused row is found without one statement per link."""
+        refused: dict[int, LinkConflictError] = {}
+        if not links:
+            return refused
+        # the same Shopify customer twice: the later save goes after the earlier one (one
+        # upsert statement must not touch a row twice)
+        first: dict[str, int] = {}
+        later: list[int] = []
+        for index, link in enumerate(links):
+            if link.shopify_id in first:
+                later.append(index)
+            else:
+                first[link.shopify_id] = index
+        # an ERP customer linked to another Shopify customer (stored, or earlier in the batch)
+        holders: dict[tuple[str, str], str] = {}
+        for start in range(0, len(links), 400):  # stay below SQL parameter limits
+            part = links[start : start + 400]
+            for shop, gid, no in conn.execute(
+                sa.select(link_table.c.shop, link_table.c.shopify_id, link_table.c.erp_no).where(
+                    link_table.c.shop.in_({link.shop for link in part}),
+                    link_table.c.erp_no.in_({link.erp_no for link in part}),
+                )
+            ):
+                holders[(shop, no)] = gid
         now = self._clock()
-        other = conn.execute(
-            sa.select(link_table.c.shopify_id).where(
-                link_table.c.shop == link.shop,
-                link_table.c.erp_no == link.erp_no,
-                link_table.c.shopify_id != link.shopify_id,
-            )
-        ).scalar()
-        if other is not None:
-            raise _erp_linked_elsewhere(link, other)
-        stamps = {
-            "last_import_at": link.last_import_at,
-            "last_export_at": link.last_export_at,
-            "own_write_shopify_updated_at": link.own_write_shopify_updated_at,
-            "own_write_erp_etag": link.own_write_erp_etag,
-        }
-        insert = _upsert(conn)(link_table).values(
-            shop=link.shop,
-            shopify_id=link.shopify_id,
-            erp_no=link.erp_no,
-            created_at=now,
-            updated_at=now,
-            **stamps,
-        )
+        rows: list[dict[str, Any]] = []
+        sent: list[int] = []
+        for index in first.values():
+            link = links[index]
+            holder = holders.get((link.shop, link.erp_no))
+            if holder is not None and holder != link.shopify_id:
+                refused[index] = _erp_linked_elsewhere(link, holder)
+                continue
+            holders[(link.shop, link.erp_no)] = link.shopify_id
+            rows.append(_link_row(link, now))
+            sent.append(index)
+        if rows:
+            try:
+                with conn.begin_nested():
+                    conn.execute(self._link_upsert(conn, replaces), rows)
+            except IntegrityError:
+                # uq_state_link_erp: another process linked one of these ERP customers at
+                # the same moment: one by one, to refuse that one alone
+                for index, row in zip(sent, rows, strict=True):
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(self._link_upsert(conn, replaces), [row])
+                    except IntegrityError:
+                        link = links[index]
+                        refused[index] = _erp_linked_elsewhere(
+                            link, _linked_shopify_id(conn, link)
+                        )
+            saved = self._stored_erp_nos(conn, [links[i] for i in sent if i not in refused])
+            for index in sent:
+                link = links[index]
+                stored = saved.get((link.shop, link.shopify_id))
+                if index not in refused and stored != link.erp_no:
+                    refused[index] = LinkConflictError(
+                        f"Shopify customer {link.shopify_id} is already linked to ERP customer "
+                        f"{stored} in shop {link.shop}; not linked to {link.erp_no}",
+                        record=link.shopify_id,
+                        reason_code="shopify-customer-linked-elsewhere",
+                    )
+        addresses = [
+            {"shop": link.shop, "address_id": address_id, "erp_no": link.erp_no,
+             "shopify_id": link.shopify_id}
+            for index, link in ((i, links[i]) for i in sent)
+            if index not in refused
+            for address_id in link.address_ids
+        ]
+        if addresses:
+            self._save_address_links(conn, addresses)
+        for index in later:
+            problem = self._save_links(conn, [links[index]], replaces=replaces)
+            if problem:
+                refused[index] = problem[0]
+        return refused
+
+    @staticmethod
+    def _link_upsert(conn: Connection, replaces: str | None) -> Any:
+        """The link upsert (one statement, many rows): a stamp given as None keeps the stored
+        one, unless the link moves (then all reset); it moves only from ``replaces``."""
+        insert = _upsert(conn)(link_table)
         new = insert.excluded
         same = link_table.c.erp_no == new.erp_no
-        # a stamp given as None keeps the stored one, unless the link moves (then all reset)
         kept = {
             name: sa.case((same, sa.func.coalesce(new[name], link_table.c[name])), else_=new[name])
-            for name in stamps
+            for name in _LINK_STAMPS
         }
         may_move = same if replaces is None else sa.or_(same, link_table.c.erp_no == replaces)
-        statement = insert.on_conflict_do_update(
+        return insert.on_conflict_do_update(
             index_elements=[link_table.c.shop, link_table.c.shopify_id],
             set_={"erp_no": new.erp_no, "updated_at": new.updated_at, **kept},
             where=may_move,
-        ).returning(link_table.c.shopify_id)
-        try:
-            saved = conn.execute(statement).first()
-        except IntegrityError:
-            # uq_state_link_erp: another process linked this ERP customer at the same moment
-            raise _erp_linked_elsewhere(link, _linked_shopify_id(conn, link)) from None
-        if saved is None:
-            current = conn.execute(
-                sa.select(link_table.c.erp_no).where(
-                    link_table.c.shop == link.shop, link_table.c.shopify_id == link.shopify_id
+        )
+
+    @staticmethod
+    def _stored_erp_nos(conn: Connection, links: Sequence[Link]) -> dict[tuple[str, str], str]:
+        """(shop, Shopify id) -> the ERP no. stored for it now, for ``links``."""
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(links), 400):
+            part = links[start : start + 400]
+            for shop, gid, no in conn.execute(
+                sa.select(link_table.c.shop, link_table.c.shopify_id, link_table.c.erp_no).where(
+                    link_table.c.shop.in_({link.shop for link in part}),
+                    link_table.c.shopify_id.in_({link.shopify_id for link in part}),
                 )
-            ).scalar()
-            raise LinkConflictError(
-                f"Shopify customer {link.shopify_id} is already linked to ERP customer "
-                f"{current} in shop {link.shop}; not linked to {link.erp_no}",
-                record=link.shopify_id,
-                reason_code="shopify-customer-linked-elsewhere",
-            )
-        for address_id in link.address_ids:
-            self._save_address_link(conn, link.shop, address_id, link.erp_no, link.shopify_id)
+            ):
+                found[(shop, gid)] = no
+        return found
 
     def save_address_link(
         self, shop: str, address_id: str, erp_no: str, shopify_id: str = ""
@@ -962,15 +1036,22 @@ class SqlStateStore:
     def _save_address_link(
         self, conn: Connection, shop: str, address_id: str, erp_no: str, shopify_id: str
     ) -> None:
-        values = {"erp_no": erp_no, "shopify_id": shopify_id, "updated_at": self._clock()}
-        insert = _upsert(conn)(address_link_table).values(
-            shop=shop, address_id=address_id, **values
+        self._save_address_links(
+            conn,
+            [{"shop": shop, "address_id": address_id, "erp_no": erp_no, "shopify_id": shopify_id}],
         )
+
+    def _save_address_links(self, conn: Connection, rows: Sequence[Mapping[str, str]]) -> None:
+        """Upsert address links (``shop``, ``address_id``, ``erp_no``, ``shopify_id``)."""
+        now = self._clock()
+        insert = _upsert(conn)(address_link_table)
+        new = insert.excluded
         conn.execute(
             insert.on_conflict_do_update(
                 index_elements=[address_link_table.c.shop, address_link_table.c.address_id],
-                set_=values,
-            )
+                set_={"erp_no": new.erp_no, "shopify_id": new.shopify_id, "updated_at": now},
+            ),
+            [{**row, "updated_at": now} for row in rows],
         )
 
     def drop_address_link(self, shop: str, address_id: str) -> None:
@@ -1449,10 +1530,17 @@ class SqlStateStore:
             )
 
     def begin_intents(
-        self, run_id: int, items: Sequence[tuple[str, str, str]], *, bulk: bool = False
+        self,
+        run_id: int,
+        items: Sequence[tuple[str, str, str] | tuple[str, str, str, str]],
+        *,
+        bulk: bool = False,
+        kind: str = "",
     ) -> tuple[int | None, list[int]]:
         """Journal a batch of writes sent together *before* sending it: one intent per
-        ``(record, action, idempotency_key)``, in one transaction. Returns the intent ids (in
+        ``(record, action, idempotency_key)``, in one transaction; a fourth item is the
+        record written when it is known before (an update's Shopify customer), stored as the
+        intent's ``target``. Returns the intent ids (in
         ``items`` order) and, with ``bulk`` (the batch goes as one Shopify bulk job, its input
         lines in ``items`` order), the batch id: once the job runs, :meth:`bulk_started`
         stores its id, so that after a crash :meth:`pending_bulks` can read its result back."""
@@ -1463,7 +1551,7 @@ class SqlStateStore:
                 bulk_id = int(
                     conn.execute(
                         bulk_table.insert()
-                        .values(run_id=run_id, operation="", created_at=now)
+                        .values(run_id=run_id, operation="", created_at=now, kind=kind)
                         .returning(bulk_table.c.id)
                     ).scalar_one()
                 )
@@ -1481,9 +1569,11 @@ class SqlStateStore:
                             "action": action,
                             "idempotency_key": key,
                             "status": "pending",
+                            "target": item[3] if len(item) > 3 else "",
                             "created_at": now,
                         }
-                        for record, action, key in items
+                        for item in items
+                        for record, action, key in (item[:3],)
                     ],
                 )
                 ids = [int(row[0]) for row in result]
@@ -1496,6 +1586,28 @@ class SqlStateStore:
                     ],
                 )
             return bulk_id, ids
+
+    def begin_bulk(self, run_id: int, intent_ids: Sequence[int], *, kind: str) -> int:
+        """Journal one more bulk job over intents already journaled (:meth:`begin_intents`),
+        its input lines in ``intent_ids`` order (the address job of a bulk update); returns
+        its id for :meth:`bulk_started`."""
+        with self._write("journaling a bulk job", fenced=True) as conn:
+            bulk_id = int(
+                conn.execute(
+                    bulk_table.insert()
+                    .values(run_id=run_id, operation="", created_at=self._clock(), kind=kind)
+                    .returning(bulk_table.c.id)
+                ).scalar_one()
+            )
+            if intent_ids:
+                conn.execute(
+                    bulk_item_table.insert(),
+                    [
+                        {"bulk_id": bulk_id, "line": line, "intent_id": intent_id}
+                        for line, intent_id in enumerate(intent_ids)
+                    ],
+                )
+            return bulk_id
 
     def bulk_started(self, bulk_id: int, operation: str) -> None:
         """The batch's bulk job runs at Shopify as ``operation`` (its gid)."""
@@ -1518,34 +1630,17 @@ class SqlStateStore:
         done = list(done)
         failed = list(failed)
         with self._write("settling intents", fenced=True) as conn:
-            fresh = self._fresh_links(conn, [link for _, _, link in done if link is not None])
-            if fresh:  # new links on both sides: one INSERT for all of them
-                conn.execute(
-                    link_table.insert(),
-                    [
-                        {
-                            "shop": link.shop,
-                            "shopify_id": link.shopify_id,
-                            "erp_no": link.erp_no,
-                            "last_import_at": link.last_import_at,
-                            "last_export_at": link.last_export_at,
-                            "own_write_shopify_updated_at": link.own_write_shopify_updated_at,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for link in fresh.values()
-                    ],
-                )
-            completed = []
-            for intent_id, target, link in done:
-                if link is not None and id(link) not in fresh:
-                    try:
-                        self._save_link(conn, link)
-                    except LinkConflictError as exc:  # checked before anything is written
-                        refused[intent_id] = exc.render()
-                        failed.append((intent_id, exc.render()))
-                        continue
-                completed.append({"intent": intent_id, "target": target})
+            linked = [(intent_id, link) for intent_id, _, link in done if link is not None]
+            problems = self._save_links(conn, [link for _, link in linked])
+            for index, problem in problems.items():
+                intent_id = linked[index][0]
+                refused[intent_id] = problem.render()
+                failed.append((intent_id, problem.render()))
+            completed = [
+                {"intent": intent_id, "target": target}
+                for intent_id, target, _ in done
+                if intent_id not in refused
+            ]
             if completed:
                 conn.execute(
                     intent_table.update()
@@ -1564,47 +1659,6 @@ class SqlStateStore:
                     ],
                 )
         return refused
-
-    def _fresh_links(self, conn: Connection, links: Sequence[Link]) -> dict[int, Link]:
-        """Of ``links`` (one shop's), those whose Shopify and ERP customers are linked to
-        nobody yet and that carry no address links, by ``id()``: they can be inserted as
-        they are. The others go through :meth:`_save_link` (its checks and merges)."""
-        if not links:
-            return {}
-        shop = links[0].shop
-        taken_gids: set[str] = set()
-        taken_nos: set[str] = set()
-        for start in range(0, len(links), 400):  # stay below SQL parameter limits
-            part = links[start : start + 400]
-            rows = conn.execute(
-                sa.select(link_table.c.shopify_id, link_table.c.erp_no).where(
-                    link_table.c.shop == shop,
-                    sa.or_(
-                        link_table.c.shopify_id.in_([link.shopify_id for link in part]),
-                        link_table.c.erp_no.in_([link.erp_no for link in part]),
-                    ),
-                )
-            )
-            for gid, no in rows:
-                taken_gids.add(gid)
-                taken_nos.add(no)
-        fresh: dict[int, Link] = {}
-        seen_gids: set[str] = set()
-        seen_nos: set[str] = set()
-        for link in links:
-            if (
-                link.shop != shop
-                or link.address_ids
-                or link.shopify_id in taken_gids
-                or link.shopify_id in seen_gids
-                or link.erp_no in taken_nos
-                or link.erp_no in seen_nos
-            ):
-                continue
-            seen_gids.add(link.shopify_id)
-            seen_nos.add(link.erp_no)
-            fresh[id(link)] = link
-        return fresh
 
     def pending_bulks(self, shop: str) -> list[PendingBulk]:
         """The shop's bulk batches with intents still pending (a run died), oldest first."""
@@ -1633,7 +1687,9 @@ class SqlStateStore:
                 None,
             )
             # intents are journaled in line order, so their ids are too
-            found.append(PendingBulk(row.id, row.run_id, row.operation, tuple(intents)))
+            found.append(
+                PendingBulk(row.id, row.run_id, row.operation, tuple(intents), row.kind or "")
+            )
         return found
 
     def pending_intents(
@@ -1998,6 +2054,29 @@ def _upsert(conn: Connection) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+#: a link's times and own-write marks (Link fields and link_table columns of the same name)
+_LINK_STAMPS = (
+    "last_import_at",
+    "last_export_at",
+    "own_write_shopify_updated_at",
+    "own_write_erp_etag",
+)
+
+
+def _link_row(link: Link, now: datetime) -> dict[str, Any]:
+    """A link_table row for :meth:`SqlStateStore._save_links`."""
+    row: dict[str, Any] = {
+        "shop": link.shop,
+        "shopify_id": link.shopify_id,
+        "erp_no": link.erp_no,
+        "created_at": now,
+        "updated_at": now,
+    }
+    for name in _LINK_STAMPS:
+        row[name] = getattr(link, name)
+    return row
 
 
 def _linked_shopify_id(conn: Connection, link: Link) -> str:

@@ -117,11 +117,12 @@ def _apply_order(decision: Decision) -> tuple[int, int]:
     return (2, 0)
 
 
-#: most export creates sent as one bulk job (a job's input file stays far below Shopify's
-#: 100 MB limit, and a crash leaves at most this many creates to read back)
+#: most export creates (or updates) sent as one bulk job (a job's input file stays far below
+#: Shopify's 100 MB limit, and a crash leaves at most this many writes to read back)
 BULK_BATCH = 10_000
 #: export creates sent one by one (a few in flight) per batch: the stop token is checked
-#: between batches
+#: between batches. Export updates below the bulk threshold go one per batch, so that an
+#: outage stops the run after UNREACHABLE_AFTER of them in a row.
 EACH_BATCH = 32
 
 
@@ -129,32 +130,54 @@ def _is_export_create(decision: Decision) -> bool:
     return decision.direction is Direction.EXPORT and decision.action is Action.CREATE
 
 
+def _is_export_update(decision: Decision) -> bool:
+    """An export update that sends something to Shopify (batched: bulk or a few in flight)."""
+    return (
+        decision.direction is Direction.EXPORT
+        and decision.action is Action.UPDATE
+        and bool(decision.changes)
+        and bool(decision.shopify_id)
+    )
+
+
 def _apply_batches(ordered: Sequence[Decision], shopify: Any) -> Iterator[list[Decision]]:
-    """The decisions in apply order, one per batch, except the export creates (last among the
-    exports): those come in batches the writer sends together, as bulk jobs of up to
-    :data:`BULK_BATCH` when it uses bulk for them (``uses_bulk``), else of
-    :data:`EACH_BATCH`."""
+    """The decisions in apply order, one per batch, except the export updates and creates:
+    those come in batches the writer sends together, as bulk jobs of up to
+    :data:`BULK_BATCH` when it uses bulk for them (``uses_bulk``), else creates in batches
+    of :data:`EACH_BATCH` and updates one by one. The export updates go after the other
+    export decisions (each names its own Shopify customer: the order does not matter), the
+    creates last."""
     creates: list[Decision] = []
+    updates: list[Decision] = []
     for decision in ordered:
         if _is_export_create(decision):
             creates.append(decision)
             continue
-        yield from _create_batches(creates, shopify)
-        creates = []
+        if _is_export_update(decision):
+            updates.append(decision)
+            continue
+        if decision.direction is not Direction.EXPORT:
+            yield from _write_batches(updates, shopify, each=1)
+            updates = []
+            yield from _write_batches(creates, shopify)
+            creates = []
         yield [decision]
-    yield from _create_batches(creates, shopify)
+    yield from _write_batches(updates, shopify, each=1)
+    yield from _write_batches(creates, shopify)
 
 
-def _create_batches(creates: list[Decision], shopify: Any) -> Iterator[list[Decision]]:
-    if not creates:
+def _write_batches(
+    writes: list[Decision], shopify: Any, each: int = EACH_BATCH
+) -> Iterator[list[Decision]]:
+    if not writes:
         return
-    if shopify.uses_bulk(len(creates)):
-        batches = -(-len(creates) // BULK_BATCH)
-        size = -(-len(creates) // batches)  # even batches, each still above the threshold
+    if shopify.uses_bulk(len(writes)):
+        batches = -(-len(writes) // BULK_BATCH)
+        size = -(-len(writes) // batches)  # even batches, each still above the threshold
     else:
-        size = EACH_BATCH
-    for start in range(0, len(creates), size):
-        yield creates[start : start + size]
+        size = each
+    for start in range(0, len(writes), size):
+        yield writes[start : start + size]
 
 
 def check_plan_current(
@@ -361,10 +384,12 @@ def sync_shop(
                     error = getattr(stop, "reason", "") or "stop requested"
                     break
                 applier = appliers[batch[0].direction]
-                if len(batch) == 1 and not _is_export_create(batch[0]):
-                    outcomes: Iterable[RecordOutcome] = (applier.apply(batch[0]),)
+                if _is_export_create(batch[0]):
+                    outcomes: Iterable[RecordOutcome] = applier.apply_export_creates(batch)
+                elif _is_export_update(batch[0]):
+                    outcomes = applier.apply_export_updates(batch)
                 else:
-                    outcomes = applier.apply_export_creates(batch)
+                    outcomes = (applier.apply(batch[0]),)
                 for outcome in outcomes:
                     bucket = counts[outcome.decision.direction]
                     bucket[outcome.counted_as] = bucket.get(outcome.counted_as, 0) + 1
