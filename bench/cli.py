@@ -1,6 +1,7 @@
 """Benchmark of the CLI itself: ``custsync`` run as a subprocess, wall time and peak RSS.
 
     python bench/cli.py --scenario sync [--n 10000] [--time-scale 1]
+    python bench/cli.py --scenario sync-updates [--n 10000] [--time-scale 10]
 
 Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict line):
 
@@ -20,6 +21,17 @@ Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict lin
     the one-by-one run, which the bucket limits, takes about 1/S of a real store's time while
     the bulk run, which it does not limit, takes as long: the ratio then understates the
     real one (quick checks only).
+
+``sync-updates``
+    N customers (``--n``) exported by a first sync (not measured), then every ERP customer's
+    contact changed (the Shopify customer's names and its address's: an update of both); the
+    measured ``custsync sync --direction export`` sends N updates, once with the default
+    options (two bulk jobs from ``bulk_write_threshold``: addresses, then customers) and once
+    with ``bulk_writes: never`` (one at a time: customerUpdate, customerAddressUpdate, a
+    read). Same figures and target as ``sync``, the requests counted without the plan's reads
+    of the linked Shopify customers (``CustomerById``, one per changed ERP customer, printed
+    apart); ``--time-scale`` as there (the one-by-one run of 10,000 updates, some 25 points
+    each, takes about 40 minutes at 1).
 
 ``plan-files``, ``plan-sqlite``, ``erp-load`` (issue 11: memory bounded by the batch)
     ``plan-files``: ``bench/evaluate.py``'s world of N records (60 % ERP, 40 % Shopify, the
@@ -108,7 +120,9 @@ def machine() -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _serve_double(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
+def _serve_double(
+    time_scale: float, urls: Any, stop: Any, report: Any, reset: Any = None
+) -> None:
     from custsync.connectors.shopify_double import ShopifyDouble
 
     double = ShopifyDouble(
@@ -119,7 +133,10 @@ def _serve_double(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
     )
     double.start()
     urls.put(double.url)
-    stop.wait()
+    while not stop.wait(0.05):
+        if reset is not None and reset.is_set():  # count from here on
+            double.reset_log()
+            reset.clear()
     requests = double.requests
     report.put(
         {
@@ -128,6 +145,18 @@ def _serve_double(time_scale: float, urls: Any, stop: Any, report: Any) -> None:
             "graphql": sum(1 for r in requests if r.operation_name or r.root_fields),
             "files": sum(1 for r in requests if not (r.operation_name or r.root_fields)),
             "creates": sum(1 for r in requests if "customerCreate" in r.root_fields),
+            "updates": sum(1 for r in requests if "customerUpdate" in r.root_fields),
+            "address_updates": sum(
+                1 for r in requests if "customerAddressUpdate" in r.root_fields
+            ),
+            "bulk_jobs": sum(1 for r in requests if "bulkOperationRunMutation" in r.root_fields),
+            "reads_by_id": sum(1 for r in requests if r.operation_name == "CustomerById"),
+            "renamed": sum(
+                1
+                for c in double.store.customers()
+                if c.get("firstName") == "Ann"
+                and all(a.get("firstName") == "Ann" for a in c.get("addresses") or ())
+            ),
             "throttled": sum(1 for r in requests if r.throttled),
         }
     )
@@ -140,13 +169,20 @@ class _DoubleProcess:
     def __init__(self, time_scale: float) -> None:
         ctx = mp.get_context("spawn")
         self._urls, self._report, self._stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        self._reset = ctx.Event()
         self._process = ctx.Process(
             target=_serve_double,
-            args=(time_scale, self._urls, self._stop, self._report),
+            args=(time_scale, self._urls, self._stop, self._report, self._reset),
             daemon=True,
         )
         self._process.start()
         self.url: str = self._urls.get(timeout=300)
+
+    def reset_log(self) -> None:
+        """Count requests from now on (the report covers what follows)."""
+        self._reset.set()
+        while self._reset.is_set():
+            time.sleep(0.01)
 
     def finish(self) -> dict[str, Any]:
         self._stop.set()
@@ -180,7 +216,9 @@ def _make_erp(path: Path, n: int) -> None:
         erp.close()
 
 
-def _write_config(folder: Path, shop_url: str, shopify_options: str) -> Path:
+def _write_config(
+    folder: Path, shop_url: str, shopify_options: str, settings: str = ""
+) -> Path:
     path = folder / "custsync.yaml"
     path.write_text(
         f"""erp: {{url: "sqlite:///{folder / "erp.db"}"}}
@@ -196,7 +234,7 @@ shops:
       auto_create_unknown_customers: true
       customer_template_code: RETAIL
       export_customers: true
-""",
+{settings}""",
         encoding="utf-8",
     )
     return path
@@ -262,6 +300,92 @@ def scenario_sync(args: argparse.Namespace) -> bool:
     return met
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# sync-updates: N customers' contact changed in the ERP, exported as updates
+# --------------------------------------------------------------------------------------------
+
+_UPDATES = "      can_update_shopify_customers: true\n"
+
+
+def _one_update_sync(
+    template: Path, workdir: Path, label: str, shopify_options: str, time_scale: float, n: int
+) -> dict[str, Any]:
+    """A first export (by bulk, not measured), the contact of every ERP customer changed,
+    then the measured ``sync --direction export`` with ``shopify_options``."""
+    from custsync.connectors.erp_sql import open_writer
+
+    folder = workdir / label
+    folder.mkdir()
+    shutil.copy(template, folder / "erp.db")
+    double = _DoubleProcess(time_scale)
+    try:
+        config = _write_config(folder, double.url, "", _UPDATES)
+        first = run_cli(
+            ["sync", "--config", str(config), "--no-progress", "--direction", "export"],
+            env={TOKEN_ENV: TOKEN},
+        )
+        assert first["returncode"] == 0, first["stderr"][-2000:]
+        erp = open_writer(f"sqlite:///{folder / 'erp.db'}")
+        try:
+            for i in range(1, n + 1):
+                changed = erp.update_customer(f"C{i:07d}", {"contact": f"Ann Renamed{i}"})
+                assert changed.ok, changed.message
+        finally:
+            erp.close()
+        config = _write_config(folder, double.url, shopify_options, _UPDATES)
+        double.reset_log()
+        result = run_cli(
+            ["sync", "--config", str(config), "--no-progress", "--direction", "export"],
+            env={TOKEN_ENV: TOKEN},
+        )
+    finally:
+        server = double.finish()
+    result.update(server)
+    result["requests"] = server["graphql"] + server["files"]
+    return result
+
+
+def scenario_sync_updates(args: argparse.Namespace) -> bool:
+    n, scale = args.n, args.time_scale
+    print(
+        f"sync-updates: {n:,} ERP customers' contact changed (the Shopify customer's and its "
+        f"address's names), exported as updates to the Shopify double (bucket {BUCKET:.0f} "
+        f"points refilled at {RESTORE * scale:.0f}/s: the Standard plan x{scale:g}); machine: "
+        f"{machine()}"
+    )
+    with tempfile.TemporaryDirectory(prefix="custsync-bench-cli-") as tmp:
+        workdir = Path(tmp)
+        _make_erp(workdir / "erp-template.db", n)
+        runs = {}
+        for label, options in (("bulk", ""), ("one-by-one", "      bulk_writes: never\n")):
+            r = _one_update_sync(workdir / "erp-template.db", workdir, label, options, scale, n)
+            runs[label] = r
+            print(
+                f"  {label:>10}: exit {r['returncode']}, {r['renamed']:,} of {r['customers']:,} "
+                f"customers renamed, {r['requests']:,} HTTP requests ({r['graphql']:,} GraphQL, "
+                f"{r['files']} file transfers; {r['reads_by_id']:,} CustomerById reads of the "
+                f"plan, {r['bulk_jobs']} bulk jobs, {r['updates']:,} customerUpdate, "
+                f"{r['address_updates']:,} customerAddressUpdate, {r['throttled']} "
+                f"THROTTLED), {r['seconds']:.1f} s, peak RSS {r['rss_mb']:.0f} MB"
+            )
+            if r["returncode"] != 0:
+                print("    " + (r["stderr"].strip() or r["stdout"].strip())[-2000:])
+    bulk, single = runs["bulk"], runs["one-by-one"]
+    ratio = single["seconds"] / max(bulk["seconds"], 1e-9)
+    print(f"  one-by-one / bulk time: {ratio:.1f}x (measured in this run, time scale {scale:g})")
+    complete = all(r["returncode"] == 0 and r["renamed"] == n for r in runs.values())
+    # the writes are this scenario's subject; the plan's reads are counted apart
+    writes = bulk["requests"] - bulk["reads_by_id"]
+    met = complete and writes <= 50 and ratio >= 10
+    print(
+        f"target: {n:,} updates written in <= 50 HTTP requests ({writes}; the plan read "
+        f"{bulk['reads_by_id']:,} customers by id besides) and <= 1/10 of the one-by-one "
+        f"time ({ratio:.1f}x faster): "
+        + ("met" if met else "NOT met" + ("" if complete else " (a run did not finish cleanly)"))
+    )
+    return met
 
 
 # --------------------------------------------------------------------------------------------
@@ -670,6 +794,7 @@ def _judged(scenario: Callable[[int, int, Path], dict[str, Any]]) -> Callable[[a
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "sync": scenario_sync,
+    "sync-updates": scenario_sync_updates,
     "plan-files": _judged(plan_files),
     "plan-sqlite": _judged(plan_sqlite),
     "erp-load": _judged(erp_load),

@@ -22,7 +22,8 @@ polls. ``--path update`` (not part of ``both``) seeds N customers and renames th
 and last name of the customer and of its address, as a changed ERP contact does), once one by
 one (``customerUpdate`` + ``customerAddressUpdate`` + a read of the customer, ``--concurrency``
 in flight) and once by bulk jobs (an address job, then a ``customerUpdate`` job): requests
-and time of each, and the bulk path's share of the one-by-one time (target <= 0.10). Every path prints the slowest HTTP request the connector saw (while a bulk job runs,
+and time of each, and the bulk path's share of the one-by-one time on a real Standard store
+(the one-by-one bucket time: that path is bound by the bucket; target <= 0.10). Every path prints the slowest HTTP request the connector saw (while a bulk job runs,
 the double answers polls between its slices of work).
 """
 
@@ -399,12 +400,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"requests, {r['points']:.0f} points, THROTTLED seen {r['throttled']}, "
                 f"slowest request {r['slowest']:.2f} s"
             )
-        share = bulk["seconds"] / max(single["seconds"], 1e-9)
+        # one by one is bound by the bucket: its bucket time is what a real store takes; the
+        # bulk jobs are not, their real time is theirs
+        single_real = single["seconds"] * args.time_scale
+        share = bulk["seconds"] / max(single_real, 1e-9)
         fine = all(r["updated"] == r["renamed"] == args.n for r in (single, bulk))
         verdict = "met" if fine and share <= 0.10 else "NOT met"
         print(
-            f"bulk updates take {share:.3f} of the one-by-one time, {bulk['requests']} requests "
-            f"against {single['requests']} (target <= 0.10 of the time): {verdict}"
+            f"bulk updates: {bulk['seconds']:.1f} s against {single_real:.0f} s one by one on a "
+            f"Standard store (its bucket time) = {share:.3f} of it; {bulk['requests']} HTTP "
+            f"requests against {single['requests']} (target <= 0.10 of the time): {verdict}"
         )
         ok = ok and fine and share <= 0.10
     return 0 if ok else 1
