@@ -437,7 +437,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
             errors = self._write_address(gid, data.address)
         except RetriableError as exc:
             return _failed(exc.message, key=key, unreachable=True)
-        return _failed(*errors, key=key) if errors else ShopifyWriteResult(ok=True, key=key)
+        return _refused(*errors, key=key) if errors else ShopifyWriteResult(ok=True, key=key)
 
     def _resend_customer(self, key: str, gid: str, data: CustomerInput) -> ShopifyWriteResult:
         """A customer line a bulk job has no result for, sent on its own (its address was
@@ -477,7 +477,7 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
         root = result.data.get("customerUpdate") or {}
         errors = user_error_messages(root.get("userErrors"))
         if errors:
-            return _failed(*errors, key=key)
+            return _refused(*errors, key=key)
         return replace(self._result(root.get("customer")), key=key)
 
 
@@ -497,5 +497,5 @@ def _bulk_address_result(result: LineResult, key: str) -> ShopifyWriteResult:
     root = result.data.get("customerAddressUpdate") or {}
     errors = user_error_messages(root.get("userErrors"))
     if errors:
-        return _failed(*errors, key=key)
+        return _refused(*errors, key=key)
     return ShopifyWriteResult(ok=True, key=key)

@@ -667,6 +667,7 @@ class Applier:
                     message,
                     update.erp_no,
                     update.gid,
+                    permanent=result.refused,
                     unreachable="Shopify" if result.unreachable else "",
                 )
                 continue
@@ -954,7 +955,12 @@ class Applier:
                 record=intent.record,
                 shopify_id=intent.target,
             )
-            outcomes.append(RecordOutcome(decision, FAILED, message, intent.record, intent.target))
+            outcomes.append(
+                RecordOutcome(
+                    decision, FAILED, message, intent.record, intent.target,
+                    permanent=result.refused,
+                )
+            )
         if outcomes:
             run_ids = [pending[r.key].run_id for r in results if r.key in pending and not r.ok]
             self._record_all(outcomes, run_ids=run_ids)
