@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -238,10 +238,22 @@ def _stamp(entity: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(entity["lastModifiedDateTime"].replace("Z", "+00:00"))
 
 
-def test_filter_on_last_modified(bc: Bc) -> None:
+@pytest.mark.parametrize("step_ms", [0, 1], ids=["real-clock", "1ms-per-change"])
+def test_filter_on_last_modified(bc_double_factory: Callable[..., BcDouble],
+                                 http: httpx.Client, step_ms: int) -> None:
+    # 1ms-per-change: every seeded customer gets its own millisecond, the case that made this
+    # test fail about one run in three when the real clock happened to tick between seeds
+    moments = iter(range(10_000))
+    now = (lambda: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=next(moments))) \
+        if step_ms else None
+    bc = Bc(bc_double_factory(now=now), http)
     bc.double.store.clock.advance(1)
     created = bc.create(displayName="Later")
-    stamp = bc.customers()[2]["lastModifiedDateTime"]
+    # the newest stamp before the create: the series gives C00001, which sorts *first*, so no
+    # position in number order is "the last seeded customer" (picking one by position made
+    # this fail whenever the seeds' stamps fell in different milliseconds)
+    before = [r for r in bc.customers() if r["number"] != created["number"]]
+    stamp = max(before, key=_stamp)["lastModifiedDateTime"]
     later = bc.customers(**{"$filter": f"lastModifiedDateTime gt {stamp}"})
     assert [r["number"] for r in later] == [created["number"]]
     assert all(_stamp(r) > _stamp({"lastModifiedDateTime": stamp}) for r in later)
