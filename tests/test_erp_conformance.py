@@ -18,7 +18,8 @@ import pytest
 from custsync.connectors import erp_sql
 from custsync.connectors.bc_double import BcDouble
 from custsync.connectors.business_central import CreateItem
-from custsync.engine.ports import ErpReader, ErpWriter, ErpWriteResult
+from custsync.engine.decide.phones import suffix_keys
+from custsync.engine.ports import ErpCandidateReader, ErpReader, ErpWriter, ErpWriteResult
 
 from bc_world import open_bc
 
@@ -189,6 +190,42 @@ class TestErpConformance:
         assert backend.writer.find_by_idempotency_key("main:b") is None
         unknown = backend.writer.create_customer({"name": "X"}, "NO-SUCH-TEMPLATE", "main:d")
         assert not unknown.ok and "NO-SUCH-TEMPLATE" in unknown.message
+
+
+class TestErpCandidates:
+    """``ErpCandidateReader``: the customers an incremental run's changes can match are the
+    ones a full read would match (e-mail ignoring case, phone suffix keys, numbers)."""
+
+    def test_candidates_are_what_a_full_read_would_match(self, backend: Backend) -> None:
+        people = [
+            ("Ann Upper", "Ann.Lee@Example.com", "+31 6 1234 5678"),
+            ("Ann Lower", "ann.lee@example.com", ""),
+            ("Pat O'Brien", "pat.o'brien@example.com", "(415)555-0123"),
+            ("Bo Plain", "bo@example.com", "+14155550199"),
+            ("Cy Other", "cy@example.com", "+1 212 555 0100"),
+        ]
+        nos = {
+            name: _create(backend, f"main:{name}", name=name, email=email, phone=phone).no
+            for name, email, phone in people
+        }
+        assert isinstance(backend.writer, ErpCandidateReader)
+        emails = ["ANN.LEE@example.COM", "Pat.O'Brien@Example.com", "nobody@example.com"]
+        keys = sorted(suffix_keys("+1 415 555 0199"))
+        wanted_nos = [nos["Cy Other"]]
+        found = backend.reopen().candidates(emails=emails, phone_keys=keys, nos=wanted_nos)
+        assert found is not None
+        folded = {e.casefold() for e in emails}
+        expected = [
+            c.no
+            for c in backend.writer.iter_customers()
+            if c.email.casefold() in folded
+            or suffix_keys(c.phone) & set(keys)
+            or c.no in wanted_nos
+        ]
+        assert [c.no for c in found] == expected == sorted(
+            nos[n] for n in ("Ann Upper", "Ann Lower", "Pat O'Brien", "Bo Plain", "Cy Other")
+        )
+        assert backend.writer.candidates(emails=["nobody@example.com"]) == []
 
 
 def test_bc_batch_creates_in_few_requests(bc_double: BcDouble, tmp_path: Path) -> None:

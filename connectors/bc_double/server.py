@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -74,6 +74,8 @@ class RequestLog:
     fault: str | None = None
     started: float = 0.0
     seconds: float = 0.0
+    #: the query options as sent (``$filter=...``), for tests of what a client asked
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class BcDouble:
@@ -332,7 +334,7 @@ class BcDouble:
         headers["request-id"] = request_id
         self._record(RequestLog(request.method, request.url.path, target, reply.status, user,
                                 request_id, operations, fault, started,
-                                time.monotonic() - started))
+                                time.monotonic() - started, dict(request.query_params)))
         content_type = headers.pop("Content-Type", None)
         response = Response(reply.body(), reply.status, headers=headers)
         if content_type:

@@ -427,11 +427,12 @@ class BcClient:
     # -- collections -------------------------------------------------------------------------
 
     def iter_collection(
-        self, path: str, params: Mapping[str, str] | None = None
+        self, path: str, params: Mapping[str, str] | None = None, *, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every entity of a collection, following ``@odata.nextLink`` (server-driven paging;
-        ``Prefer: odata.maxpagesize`` asks for pages of ``page_size``)."""
-        headers = {"Prefer": f"odata.maxpagesize={self.settings.page_size}"}
+        ``Prefer: odata.maxpagesize`` asks for pages of ``page_size``, default the setting)."""
+        size = page_size or self.settings.page_size
+        headers = {"Prefer": f"odata.maxpagesize={size}"}
         next_url: str | None = path
         next_params = params
         while next_url:

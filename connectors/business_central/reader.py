@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pycountry
+from custsync.engine.decide.phones import suffix_keys
 from custsync.engine.errors import ConfigError
 from custsync.engine.model import (
     ERP_TEMPLATE_FIELDS,
@@ -44,6 +45,11 @@ __all__ = ["BcErpReader"]
 log = logging.getLogger("custsync.bc")
 
 _OR_CHUNK = 20  # numbers per "No eq .. or No eq .." filter (URL length)
+#: BC's largest page (20,000 entities): the phone index reads two short fields per customer
+_INDEX_PAGE = 20_000
+#: field lengths of table 18 a filter value must fit (BC refuses a longer Code filter value;
+#: a longer Text value cannot be stored, so it cannot match)
+_MAX_EMAIL, _MAX_CODE = 80, 20
 _WHAT = {
     "customer_card": "Name 2, Contact and posting groups (Customer Card, page 21)",
     "countries": "ISO country codes (Countries/Regions page)",
@@ -66,6 +72,12 @@ class BcErpReader:
         }
         self._problems: list[SourceProblem] = []
         self._ids: dict[str, str] = {}  # customer no. -> id
+        # the phone index of candidates(): suffix key -> numbers, number -> its keys, and when
+        # it was last brought up to date (this machine's clock; the overlap covers BC's)
+        self._phone_numbers: dict[str, set[str]] = {}
+        self._phone_keys_of: dict[str, set[str]] = {}
+        self._phones_read_at: datetime | None = None
+        self._email_filter_refused = False
 
     def __enter__(self) -> BcErpReader:
         return self
@@ -352,6 +364,100 @@ class BcErpReader:
 
     def _one(self, entity: dict[str, Any]) -> ErpCustomer:
         return next(self._with_cards([entity], self._codes_for_customers(), ranged=False))
+
+    # ---- candidates (ErpCandidateReader) --------------------------------------------------
+
+    def candidates(
+        self,
+        *,
+        emails: Sequence[str] = (),
+        phone_keys: Sequence[str] = (),
+        post_codes: Sequence[str] = (),
+        nos: Sequence[str] = (),
+    ) -> list[ErpCustomer] | None:
+        """``ErpCandidateReader``: the customers an incremental run's changes can match, in
+        number order; None (the caller reads everything) when BC refuses the e-mail filter.
+
+        * e-mails: ``tolower(email) eq '<lower-case>'``, 20 per request joined by ``or`` (one
+          field, which BC allows). BC compares text case-sensitively; ``tolower`` is how BC
+          turns that off ("the closest AL approximation": a case-insensitive filter), so
+          ``Ann@X.com`` in BC is found for ``ann@x.com`` as a full read would match it.
+        * phone suffix keys: BC's ``phoneNumber`` is free text ("+1 (425) 555-0100"); no
+          filter can match the last six *digits* across separators, and ``endswith`` on the
+          text would silently miss numbers typed with spaces (a missed match is a duplicate
+          customer). So the reader keeps an index of every customer's number and phone: one
+          read of ``number,phoneNumber`` in pages of 20,000 the first time, afterwards only
+          the customers modified since (``lastModifiedDateTime``, with the overlap).
+        * post codes: ``postalCode eq`` (a Code field: BC stores it upper-case).
+        * ``nos`` and the numbers the phone index found: ``number eq``, 20 per request.
+        """
+        entities: dict[str, dict[str, Any]] = {}
+        wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
+        wanted = [e for e in wanted if len(e) <= _MAX_EMAIL]
+        if wanted:
+            if self._email_filter_refused:
+                return None
+            try:
+                self._fetch_any("tolower(email)", wanted, entities)
+            except BcHttpError as exc:
+                if exc.status != 400:
+                    raise
+                self._email_filter_refused = True
+                log.warning(
+                    "Business Central refused the e-mail look-up tolower(email) eq ... (%s): "
+                    "incremental runs read every customer instead",
+                    exc.brief,
+                )
+                return None
+        codes_wanted = sorted({p.strip().upper() for p in post_codes if p and p.strip()})
+        self._fetch_any("postalCode", [p for p in codes_wanted if len(p) <= _MAX_CODE], entities)
+        numbers = {no for no in nos if no and len(no) <= _MAX_CODE}
+        keys = {key for key in phone_keys if key}
+        if keys:
+            self._refresh_phone_index()
+            for key in keys:
+                numbers.update(self._phone_numbers.get(key, ()))
+        self._fetch_any("number", sorted(numbers - set(entities)), entities)
+        ordered = [entities[no] for no in sorted(entities)]
+        return list(self._with_cards(ordered, self._codes_for_customers(), ranged=False))
+
+    def _fetch_any(
+        self, field: str, values: Sequence[str], into: dict[str, dict[str, Any]]
+    ) -> None:
+        """The customers whose ``field`` equals one of ``values`` (``field eq 'a' or field
+        eq 'b'``, at most 20 a request), by number into ``into``."""
+        for i in range(0, len(values), _OR_CHUNK):
+            filter_ = " or ".join(
+                f"{field} eq {odata_string(v)}" for v in values[i : i + _OR_CHUNK]
+            )
+            params = {"$select": CUSTOMER_SELECT, "$filter": filter_}
+            for entity in self.client.iter_collection(self._company_path("customers"), params):
+                into[str(entity.get("number", ""))] = entity
+
+    def _refresh_phone_index(self) -> None:
+        """Bring the phone index up to date: everything the first time, then the customers
+        modified since the last refresh (minus ``modified_overlap_seconds``). A deleted
+        customer's keys stay (its number then finds nothing): harmless."""
+        started = datetime.now(UTC)
+        params = {"$select": "number,phoneNumber"}
+        if self._phones_read_at is not None:
+            since = self._phones_read_at - timedelta(seconds=self.settings.modified_overlap_seconds)
+            params["$filter"] = f"lastModifiedDateTime gt {odata_datetime(since)}"
+        rows = self.client.iter_collection(
+            self._company_path("customers"), params, page_size=_INDEX_PAGE
+        )
+        for row in rows:
+            no = str(row.get("number") or "")
+            if not no:
+                continue
+            for key in self._phone_keys_of.pop(no, set()):
+                self._phone_numbers.get(key, set()).discard(no)
+            keys = suffix_keys(str(row.get("phoneNumber") or ""))
+            if keys:
+                self._phone_keys_of[no] = keys
+                for key in keys:
+                    self._phone_numbers.setdefault(key, set()).add(no)
+        self._phones_read_at = started
 
     def problems(self) -> Sequence[SourceProblem]:
         """Sources that cannot be read (not published) and those not configured: the plan
