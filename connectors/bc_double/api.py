@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 from . import errors
 from .entities import (
     API_SETS,
+    DEFAULT_CUSTOM_APIS,
     DEFAULT_PUBLISHED,
     EntitySet,
     create_customer,
@@ -71,6 +72,8 @@ class Call:
     root: str  #: absolute URL of the API (or ODataV4) root, ending in ``/``
     url: str  #: the absolute request URL as the client sent it
     pages: bool = False  #: an ODataV4 page request
+    #: a custom API request: ``{publisher}/{group}/{version}`` (the path is below it)
+    custom_api: str = ""
 
 
 def _ok(payload: Any, status: int = 200, *, content_type: str = JSON_ODATA,
@@ -103,9 +106,12 @@ class Api:
     """The routes of one environment: API v2.0 and the published pages."""
 
     def __init__(self, store: Store, *, published: Mapping[str, str] | None = None,
+                 custom_apis: Mapping[str, str] | None = None,
                  max_page_size: int = MAX_PAGE_SIZE) -> None:
         self.store = store
         self.published = dict(DEFAULT_PUBLISHED if published is None else published)
+        #: ``publisher/group/version/entitySet`` -> page kind (entities.PAGES)
+        self.custom_apis = dict(DEFAULT_CUSTOM_APIS if custom_apis is None else custom_apis)
         self.max_page_size = max_page_size
 
     # -- dispatch ------------------------------------------------------------------------
@@ -114,6 +120,8 @@ class Api:
         with self.store.locked():
             if call.pages:
                 return self._page(call)
+            if call.custom_api:
+                return self._custom_api(call)
             return self._api(call)
 
     def _api(self, call: Call) -> Reply:
@@ -310,12 +318,43 @@ class Api:
         return _ok({"@odata.context": f"{context}/$entity", **es.render(company, row)},
                    content_type="application/json")
 
+    # -- custom API pages -----------------------------------------------------------------
+
+    def _custom_api(self, call: Call) -> Reply:
+        """``api/{publisher}/{group}/{version}/companies({id})/{entitySet}[('<key>')]``: an
+        API page of an extension (unknown ones answer as BC answers an unknown route)."""
+        match = _API_PATH.match(call.path)
+        if match is None or match["cid"] is None or match["set"] is None:
+            raise errors.no_resource(call.url)
+        page = self.custom_apis.get(f"{call.custom_api}/{match['set']}")
+        if page is None:
+            raise errors.no_resource(call.url)
+        company = self._company(match["cid"])
+        name = match["set"]
+        es = page_set(name, page)
+        context = f"companies({company.id})/{name}"
+        key = match["key"]
+        if key is None:
+            if call.method != "GET":
+                raise errors.method_not_allowed(call.method, name, "Collection")
+            return self._collection(call, company, es, context)
+        row = self._page_row(company, es, key)
+        if call.method == "GET":
+            return _ok({"@odata.context": f"{call.root}$metadata#{context}/$entity",
+                        **es.render(company, row)})
+        if call.method != "PATCH" or page != "customer_card_api":
+            raise errors.method_not_allowed(call.method, name, "Entity")
+        self._check_if_match(call, row)
+        update_card(self.store, company, row, _json_body(call.body), custom=True)
+        return _ok({"@odata.context": f"{call.root}$metadata#{context}/$entity",
+                    **es.render(company, row)}, content_type="application/json")
+
     def _page_row(self, company: Company, es: EntitySet, key: str) -> Row:
         text = key.split("=", 1)[1] if "=" in key else key
         if not (len(text) >= 2 and text[0] == text[-1] == "'"):
             raise errors.query_syntax()
         value = text[1:-1].replace("''", "'")
-        if es.key == "No":  # the Customer Card: by the number index
+        if es.key in ("No", "number"):  # a Customer Card: by the number index
             found = company.by_number(value)
             if found is not None:
                 return found

@@ -117,6 +117,23 @@ CARD = EntityType("Customer", "Customer", (
            name == "No", CUSTOMER_FIELDS[key].caption) for name, key in CARD_FIELDS.items()),
     _p("Last_Date_Modified", "date", ro=True, caption="Last Date Modified"),
 ), ("No",))
+#: a customer's own API page standing in for the Customer Card (route 2 of the docs: BC 30
+#: no longer publishes Microsoft's pages): ``PageType = API``, ``ODataKeyFields = "No."``,
+#: camelCase fields; API page property -> customer row key
+CUSTOM_CARD_FIELDS: dict[str, str] = {
+    "id": "id", "number": "number", "displayName": "displayName", "name2": "name2",
+    "contact": "contact", "genBusPostingGroup": "genBusPostingGroup",
+    "customerPostingGroup": "customerPostingGroup",
+    "vatBusPostingGroup": "vatBusPostingGroup", "taxAreaCode": "taxAreaCode",
+    "languageCode": "languageCode",
+}
+CUSTOM_CARD = EntityType("customerCard", "Customer", (
+    _p("id", "guid", ro=True),
+    *(Prop(name, CUSTOMER_FIELDS[key].kind, CUSTOMER_FIELDS[key].length,
+           name == "number", CUSTOMER_FIELDS[key].caption)
+      for name, key in CUSTOM_CARD_FIELDS.items() if name != "id"),
+    _STAMP,
+), ("number",))
 COUNTRY_PAGE = EntityType("CountriesRegions", "Country/Region", (
     _p("Code", "code", 10, caption="Code"), _p("Name", "text", 50),
     _p("ISO_Code", "code", 2, caption="ISO Code"),
@@ -235,6 +252,14 @@ def render_card(_company: Company, row: Row) -> dict[str, Any]:
     return out
 
 
+def render_custom_card(_company: Company, row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {"@odata.etag": etag(row["id"], row["_version"])}
+    for name, key in CUSTOM_CARD_FIELDS.items():
+        out[name] = row[key]
+    out["lastModifiedDateTime"] = format_timestamp(row["_modified"])
+    return out
+
+
 def render_country_page(_company: Company, row: Row) -> dict[str, Any]:
     return {"@odata.etag": etag(row["id"], row["_version"]), "Code": row["code"],
             "Name": row.get("displayName", ""), "ISO_Code": row.get("isoCode", ""),
@@ -280,7 +305,12 @@ PAGES: dict[str, tuple[EntityType, Callable[[Company], Iterable[Row]],
                           "Code"),
     "customer_templates": (TEMPLATE_PAGE, _ref_rows("customerTemplates"),
                            render_template_page, "Code"),
+    "customer_card_api": (CUSTOM_CARD, lambda c: c.customers.values(),
+                          cached(render_custom_card), "number"),
 }
+#: custom API pages the double serves (``api/{publisher}/{group}/{version}/companies(..)/
+#: {entitySet}``) unless told otherwise: the customer's own Customer Card stand-in
+DEFAULT_CUSTOM_APIS = {"contoso/custsync/v1.0/customerCards": "customer_card_api"}
 #: the service names the pages are published under unless the double is told otherwise
 DEFAULT_PUBLISHED = {"Customer": "customer_card", "CountriesRegions": "countries_regions",
                      "CustomerTemplates": "customer_templates"}
@@ -477,17 +507,20 @@ def update_customer(store: Store, company: Company, row: Row, body: Mapping[str,
     _apply(store, company, row, changes)
 
 
-def update_card(store: Store, company: Company, row: Row, body: Mapping[str, Any]) -> None:
-    """``PATCH Customer('<No.>')`` on the published Customer Card."""
+def update_card(store: Store, company: Company, row: Row, body: Mapping[str, Any], *,
+                custom: bool = False) -> None:
+    """``PATCH Customer('<No.>')`` on the published Customer Card, or (``custom``)
+    ``PATCH customerCards('<No.>')`` on the customer's own API page."""
     changes: dict[str, Any] = {}
+    fields = CUSTOM_CARD_FIELDS if custom else CARD_FIELDS
     for name, value in body.items():
         if name.startswith("@odata."):
             continue
-        if name == "Last_Date_Modified":
-            raise read_only("Last Date Modified")
-        key = CARD_FIELDS.get(name)
+        if name in (("id", "lastModifiedDateTime") if custom else ("Last_Date_Modified",)):
+            raise read_only(name.replace("_", " "))
+        key = fields.get(name)
         if key is None:
-            raise _unknown_body_property(name, "Customer")
+            raise _unknown_body_property(name, "customerCard" if custom else "Customer")
         if key == "number":
             if value != row["number"]:
                 raise read_only("No.")

@@ -7,6 +7,9 @@ Routes (``{tenant}`` and ``{environment}`` as configured):
   ``/v2.0/{environment}/api/v2.0/...`` (tenant from the token): companies, entity sets,
   ``$batch``.
 - ``/v2.0/{tenant}/{environment}/ODataV4/...``: the published pages.
+- ``/v2.0/{tenant}/{environment}/api/{publisher}/{group}/{version}/...``: custom API pages
+  (``custom_apis``; by default ``contoso/custsync/v1.0/customerCards``, a Customer Card
+  stand-in keyed by number).
 
 Every answer carries ``request-id``; errors carry it as their CorrelationId. Requests are
 counted per user (the token's client id) against BC's limits; injected faults apply first.
@@ -99,6 +102,7 @@ class BcDouble:
         limits: Limits | None = None,
         max_page_size: int = MAX_PAGE_SIZE,
         published: Mapping[str, str] | None = None,
+        custom_apis: Mapping[str, str] | None = None,
         token_lifetime: int = 3599,
         latency: float = 0.0,
         now: Any = None,
@@ -108,7 +112,8 @@ class BcDouble:
         self.client_id = client_id
         self.client_secret = client_secret
         self.store = Store(Clock(now))
-        self.api = Api(self.store, published=published, max_page_size=max_page_size)
+        self.api = Api(self.store, published=published, custom_apis=custom_apis,
+                       max_page_size=max_page_size)
         self.tokens = TokenIssuer(tenant, {client_id: client_secret, **(clients or {})},
                                   lifetime=token_lifetime)
         self.limits = limits or Limits()
@@ -131,6 +136,10 @@ class BcDouble:
                   methods=_METHODS),
             Route("/v2.0/{environment}/ODataV4/{rest:path}", self._page_route,
                   methods=_METHODS),
+            Route("/v2.0/{tenant}/{environment}/api/{publisher}/{group}/{version}/{rest:path}",
+                  self._custom_api_route, methods=_METHODS),
+            Route("/v2.0/{environment}/api/{publisher}/{group}/{version}/{rest:path}",
+                  self._custom_api_route, methods=_METHODS),
         ])
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -273,7 +282,12 @@ class BcDouble:
     async def _page_route(self, request: Request) -> Response:
         return await self._odata(request, pages=True)
 
-    async def _odata(self, request: Request, *, pages: bool) -> Response:
+    async def _custom_api_route(self, request: Request) -> Response:
+        p = request.path_params
+        return await self._odata(request, pages=False,
+                                 custom_api=f"{p['publisher']}/{p['group']}/{p['version']}")
+
+    async def _odata(self, request: Request, *, pages: bool, custom_api: str = "") -> Response:
         started = time.monotonic()
         request_id = str(uuid.uuid4())
         rest = request.path_params["rest"]
@@ -301,8 +315,8 @@ class BcDouble:
                     return await self._faulted(fault, request, target, user, request_id,
                                                started, None)
                 body = await request.body()
-                call = self._call(request, rest, body, pages)
-                batch = not pages and rest == "$batch"
+                call = self._call(request, rest, body, pages, custom_api)
+                batch = not pages and not custom_api and rest == "$batch"
                 reply = self._batch(call) if batch else self.api.call(call)
                 if fault is not None:
                     return await self._faulted(fault, request, target, user, request_id,
@@ -315,7 +329,8 @@ class BcDouble:
             reply.headers.setdefault("Cache-Control", "no-cache, no-store")
             return self._respond(request, reply, target, user, request_id, started)
 
-    def _call(self, request: Request, rest: str, body: bytes, pages: bool) -> Call:
+    def _call(self, request: Request, rest: str, body: bytes, pages: bool,
+              custom_api: str = "") -> Call:
         path = request.url.path
         root_path = path[: len(path) - len(rest)] if rest else path.rstrip("/") + "/"
         root = f"{request.url.scheme}://{request.url.netloc}{root_path}"
@@ -325,7 +340,7 @@ class BcDouble:
             raise errors.bad_request(f"The 'Data-Access-Intent: ReadOnly' header is not "
                                      f"allowed on a {request.method} request.")
         return Call(request.method, rest, dict(request.query_params), headers, body, root,
-                    str(request.url), pages)
+                    str(request.url), pages, custom_api)
 
     def _respond(self, request: Request, reply: Reply, target: str, user: str,
                  request_id: str, started: float, *, operations: int = 1,

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from custsync.engine.errors import ConfigError
 
 __all__ = [
+    "API_PAGE_DEFAULTS",
     "BC_ONLINE",
     "DEFAULT_SCOPE",
     "PAGE_DEFAULTS",
@@ -68,6 +69,41 @@ PAGE_DEFAULTS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "payment_method_code": "Payment_Method_Code",
                 "currency_code": "Currency_Code",
                 "language_code": "Language_Code",
+            }
+        ),
+    }
+)
+
+#: the same sources as a customer's own API page (a ``path`` with ``/``): API pages name their
+#: fields in camelCase, so these are the defaults there (``fields`` overrides any of them)
+API_PAGE_DEFAULTS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "customer_card": MappingProxyType(
+            {
+                "no": "number",
+                "name_2": "name2",
+                "contact": "contact",
+                "gen_bus_posting_group": "genBusPostingGroup",
+                "customer_posting_group": "customerPostingGroup",
+                "vat_bus_posting_group": "vatBusPostingGroup",
+                "tax_area_code": "taxAreaCode",
+                "language_code": "languageCode",
+            }
+        ),
+        "countries": MappingProxyType({"code": "code", "iso_code": "isoCode", "name": "name"}),
+        "customer_templates": MappingProxyType(
+            {
+                "code": "code",
+                "description": "description",
+                "gen_bus_posting_group": "genBusPostingGroup",
+                "customer_posting_group": "customerPostingGroup",
+                "vat_bus_posting_group": "vatBusPostingGroup",
+                "tax_area_code": "taxAreaCode",
+                "tax_liable": "taxLiable",
+                "payment_terms_code": "paymentTermsCode",
+                "payment_method_code": "paymentMethodCode",
+                "currency_code": "currencyCode",
+                "language_code": "languageCode",
             }
         ),
     }
@@ -184,7 +220,8 @@ def _pages(raw: Any) -> dict[str, PageSource]:
                 f"Business Central option pages.{name}: expected a web service name or "
                 "{path: ..., fields: {...}}"
             )
-        fields = dict(PAGE_DEFAULTS[name])
+        path = spec["path"].strip("/")
+        fields = dict((API_PAGE_DEFAULTS if "/" in path else PAGE_DEFAULTS)[name])
         extra = spec.get("fields") or {}
         unknown = sorted(set(extra) - set(fields))
         if unknown:
@@ -193,7 +230,7 @@ def _pages(raw: Any) -> dict[str, PageSource]:
                 f"{', '.join(unknown)} (known: {', '.join(fields)})"
             )
         fields.update({k: str(v) for k, v in extra.items()})
-        pages[name] = PageSource(name, spec["path"].strip("/"), MappingProxyType(fields))
+        pages[name] = PageSource(name, path, MappingProxyType(fields))
     return pages
 
 
