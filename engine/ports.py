@@ -25,6 +25,8 @@ from .model import (
 )
 
 __all__ = [
+    "ChecksConnection",
+    "ConnectionFinding",
     "CustomerInput",
     "ErpCandidateReader",
     "ErpFieldLimits",
@@ -88,6 +90,25 @@ class ErpFieldLimits(Protocol):
     missing). The plan notes the reason on every decision that would write one."""
 
     def unwritable_fields(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFinding:
+    """What ``custsync validate`` found when it reached the ERP. ``option`` is where in the
+    ERP's config it belongs: ``url``, or a key of its options section (``company``,
+    ``client_id``, ``pages.customer_card``); ``error`` False is a warning."""
+
+    option: str
+    message: str
+    error: bool = True
+
+
+@runtime_checkable
+class ChecksConnection(Protocol):
+    """Optional reader capability: reach the system with the configured settings (sign-in,
+    environment, company, extra sources) and say what does not work, without raising."""
+
+    def check_connection(self) -> Sequence[ConnectionFinding]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ PINNED = {
         "erp_code",
     ],
     "custsync.engine.ports": [
+        "ChecksConnection",
+        "ConnectionFinding",
         "CustomerInput",
         "ErpCandidateReader",
         "ErpFieldLimits",

@@ -18,7 +18,7 @@ from typing import Any
 
 import pycountry
 from custsync.engine.decide.phones import suffix_keys
-from custsync.engine.errors import ConfigError
+from custsync.engine.errors import ConfigError, FatalError, RetriableError
 from custsync.engine.model import (
     ERP_TEMPLATE_FIELDS,
     CompanyInfo,
@@ -27,7 +27,7 @@ from custsync.engine.model import (
     ErpCustomer,
     ErpReference,
 )
-from custsync.engine.ports import SourceProblem
+from custsync.engine.ports import ConnectionFinding, SourceProblem
 
 from .client import BcClient, BcHttpError
 from .mapping import (
@@ -50,6 +50,14 @@ _INDEX_PAGE = 20_000
 #: field lengths of table 18 a filter value must fit (BC refuses a longer Code filter value;
 #: a longer Text value cannot be stored, so it cannot match)
 _MAX_EMAIL, _MAX_CODE = 80, 20
+#: what custsync does while a source is unavailable (validate's warnings say it)
+_WITHOUT = {
+    "customer_card": "Name 2, Contact, the posting groups and the language are not read or "
+    "written (each create and update that would write them says so)",
+    "countries": "ISO codes are assumed from BC's codes (EL as GR, UK as GB); other codes "
+    "are not mapped and their customers are skipped",
+    "customer_templates": "creates get BC's own defaults and say 'template ... not applied'",
+}
 _WHAT = {
     "customer_card": "Name 2, Contact and posting groups (Customer Card, page 21)",
     "countries": "ISO country codes (Countries/Regions page)",
@@ -177,11 +185,19 @@ class BcErpReader:
             yield {inverse[k]: v for k, v in row.items() if k in inverse}
 
     def _mark_unavailable(self, name: str, source: PageSource, exc: BcHttpError) -> None:
-        reason = (
-            f"{_WHAT[name]}: {source.path!r} cannot be read ({exc.brief}); publish the page "
-            "as a web service or name your own API page in "
-            f"erp.business_central.pages.{name}"
-        )
+        if "/" in source.path:  # route 2: the customer's own API page
+            todo = (
+                "check that the extension with this API page is installed in the environment, "
+                "that the path (api/<publisher>/<group>/<version>/companies({company_id})/"
+                "<entity set>) and field names match it, and that the app may read it"
+            )
+        else:  # route 1: a page published as an OData web service
+            todo = (
+                f"publish the page as a web service named {source.path!r} (page Web Services, "
+                "Published) or name your own API page in "
+                f"erp.business_central.pages.{name}"
+            )
+        reason = f"{_WHAT[name]}: {source.path!r} cannot be read ({exc.brief}); {todo}"
         if name not in self._unavailable:
             log.warning("Business Central: %s", reason)
             self._problems.append(SourceProblem(name, source.path, reason))
@@ -469,17 +485,62 @@ class BcErpReader:
         ]
         return (*configured_away, *self._problems)
 
-    def check(self) -> list[str]:
-        """For ``validate``: reach BC (token, environment, company) and read each configured
-        source once; the list of warnings (sources unavailable). Raises on what stops a run."""
-        self.company  # noqa: B018 - token, environment and company
-        for name in ("countries", "customer_templates"):
-            rows = self._page_rows(name)
-            if rows is not None:
-                next(rows, None)
-        if self.has_source("customer_card"):
-            self._page_rows("customer_card", None)
-        return list(self._unavailable.values())
+    def check_connection(self) -> Sequence[ConnectionFinding]:
+        """``ChecksConnection`` (``custsync validate``): get a token, find the environment and
+        the company, read each configured source once and the reference sets a run reads.
+        Errors (what stops every run) come with the option to check; an unavailable source
+        is a warning naming the page and what custsync does without it. Never raises for
+        what BC answers; secrets are never part of a message."""
+        findings: list[ConnectionFinding] = []
+        try:
+            self.client.token()
+        except (ConfigError, FatalError, RetriableError) as exc:
+            text = str(exc)
+            if isinstance(exc, ConfigError) or "AADSTS7000215" in text or "7000218" in text:
+                option = "client_secret_env"  # no secret, or not the app's secret
+            elif "AADSTS90002" in text or isinstance(exc, RetriableError):
+                option = "tenant"  # no such tenant; or the token endpoint cannot be reached
+            else:
+                option = "client_id"
+            return [ConnectionFinding(option, text)]
+        try:
+            self.company  # noqa: B018 - environment and company
+        except ConfigError as exc:
+            option = "url" if "environment" in str(exc) and "not found" in str(exc) else "company"
+            return [ConnectionFinding(option, str(exc))]
+        except BcHttpError as exc:
+            return [ConnectionFinding("client_id" if exc.status in (401, 403) else "url", str(exc))]
+        except (FatalError, RetriableError) as exc:
+            return [ConnectionFinding("url", str(exc))]
+        for name in _WHAT:
+            if name not in self.settings.pages:
+                continue
+            try:
+                rows = self._page_rows(name, self._probe_filter(name))
+                if rows is not None:
+                    next(rows, None)
+            except BcHttpError as exc:
+                self._mark_unavailable(name, self.settings.pages[name], exc)
+            except (FatalError, RetriableError) as exc:
+                findings.append(ConnectionFinding(f"pages.{name}", str(exc)))
+        for name, reason in self._unavailable.items():
+            if name in self.settings.pages:
+                findings.append(
+                    ConnectionFinding(f"pages.{name}", f"{reason}; {_WITHOUT[name]}", error=False)
+                )
+        for entity_set in ("countriesRegions", "paymentTerms", "paymentMethods", "taxAreas"):
+            try:
+                self.lookup_codes(entity_set)
+            except (FatalError, RetriableError) as exc:
+                findings.append(ConnectionFinding("client_id", str(exc)))
+        return findings
+
+    def _probe_filter(self, name: str) -> str | None:
+        """The Customer Card is read for one number range only (a probe, not the table)."""
+        if name != "customer_card":
+            return None
+        key = self.settings.pages[name].fields["no"]
+        return f"{key} eq {odata_string('')}"
 
 
 #: BC's standard country codes that are not ISO 3166-1 alpha-2 codes

@@ -3,20 +3,35 @@
 Every problem is printed as ``path:line:col: error[code] /pointer: message`` on stderr (or a
 JSON list on stdout with ``-o json``), then one summary line. Exit 0 when there are no errors
 (warnings allowed), 1 with errors, 64 on bad usage (a ``-c`` file that does not exist).
+
+When the config is valid and its ERP connector can check its connection
+(:class:`~custsync.engine.ports.ChecksConnection`: Business Central), validate also reaches it
+with the configured settings (sign-in, environment, company, each configured page) and reports
+what fails at the config line it concerns; ``--offline`` leaves the network alone (CI checks
+of rule files, a machine without the secret).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
 from ..config import config_file, read_config
-from ..rules.diagnostics import Diagnostic, has_errors, render_json, render_text, summary
-from ..rules.validate import display_path, load_rule_set
+from ..rules.diagnostics import (
+    Diagnostic,
+    Severity,
+    at,
+    has_errors,
+    render_json,
+    render_text,
+    summary,
+)
+from ..rules.validate import display_path, load_rule_set, read_document
 from .options import add_output_option
 
 #: diagnostics shown in text output without -v
@@ -52,11 +67,76 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="check only the given rule folders, without the shipped rules",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not contact the ERP (by default a Business Central ERP is reached: sign-in, "
+        "environment, company, each configured page)",
+    )
     add_output_option(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help=f"show all (not only {TEXT_LIMIT}) problems"
     )
     parser.set_defaults(handler=_run)
+
+
+#: where a connection finding's option is in custsync.yaml, most specific first (an option
+#: given in the URL's query, or a tenant taken from the URL, is found at erp.url)
+_SECTION = "/erp/business_central"
+
+
+def _pointers(option: str) -> list[str]:
+    if option == "url":
+        return ["/erp/url"]
+    return [f"{_SECTION}/{option.replace('.', '/')}", "/erp/url"]
+
+
+def _exists(data: Any, pointer: str) -> bool:
+    node = data
+    for part in pointer.strip("/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _check_erp(config_path: Path, config: Any, diagnostics: list[Diagnostic]) -> str:
+    """Reach the ERP when its connector can check its connection; its findings become
+    diagnostics at their config line. Returns what was reached for the summary ("" when the
+    connector has no such check)."""
+    from ..errors import CustsyncError
+    from ..ports import ChecksConnection
+    from ..registry import open_erp_reader
+
+    doc, _ = read_document(config_path)
+    if doc is None:  # pragma: no cover - read_config read it a moment ago
+        return ""
+    try:
+        reader = open_erp_reader(config.erp_url, **config.erp_options)
+    except CustsyncError as exc:
+        diagnostics.append(at(doc, "/erp", "erp-connection", str(exc)))
+        return ""
+    try:
+        findings = reader.check_connection() if isinstance(reader, ChecksConnection) else None
+    finally:
+        reader.close()
+    if findings is None:
+        return ""
+    for finding in findings:
+        candidates = _pointers(finding.option)
+        pointer = next((p for p in candidates if _exists(doc.data, p)), candidates[-1])
+        severity = Severity.ERROR if finding.error else Severity.WARNING
+        diagnostics.append(
+            at(doc, pointer, "erp-connection", _without_secret(finding.message, config), severity)
+        )
+    return "ERP reached" if not any(f.error for f in findings) else "ERP not usable"
+
+
+def _without_secret(message: str, config: Any) -> str:
+    """Belt and braces: the secret the ERP options name by variable never shows."""
+    name = config.erp_options.get("client_secret_env")
+    secret = os.environ.get(str(name)) if name else None
+    return message.replace(secret, "***") if secret and len(secret) >= 4 else message
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -74,6 +154,10 @@ def _run(args: argparse.Namespace) -> int:
         # Missing folders are reported at their line in the config.
         rule_dirs.extend(d for d in report.rule_dirs if d.exists())
         checked.append(f"config {display_path(config_path)}")
+        if report.config is not None and not args.offline:
+            reached = _check_erp(config_path, report.config, diagnostics)
+            if reached:
+                checked.append(reached)
     rule_dirs.extend(Path(folder) for folder in args.rules)
     rule_set, rule_diagnostics = load_rule_set(rule_dirs, include_shipped=not args.no_shipped)
     diagnostics.extend(rule_diagnostics)
