@@ -15,6 +15,7 @@ __all__ = [
     "CARD_TEMPLATE_FIELDS",
     "CUSTOMER_SELECT",
     "PAGE_ONLY_FIELDS",
+    "VAT_GROUPS",
     "api_body",
     "customer_from_api",
     "odata_datetime",
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 BLANK_GUID = "00000000-0000-0000-0000-000000000000"
+#: the key of ``codes`` (customer_from_api) holding the ``taxAreas`` ids that are VAT Bus.
+#: Posting Groups (``taxType`` VAT: a company in a VAT country)
+VAT_GROUPS = "vatBusPostingGroups"
 
 #: custsync field -> ``customers`` API property (the core fields the API has)
 API_FIELDS: Mapping[str, str] = {
@@ -113,6 +117,11 @@ def customer_from_api(
     ):
         ident = _text(entity, prop)
         code = codes.get(entity_set, {}).get(ident, "")
+        if field == "tax_area_code" and ident in codes.get(VAT_GROUPS, {}):
+            # a VAT country: taxAreaId is the VAT Bus. Posting Group; the Tax Area Code (rarely
+            # used there) is only on the Customer Card
+            extra["vat_bus_posting_group"] = code
+            continue
         if code or ident in ("", BLANK_GUID):
             extra[field] = code
     name_2 = contact = ""

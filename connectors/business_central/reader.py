@@ -34,6 +34,7 @@ from .mapping import (
     CARD_TEMPLATE_FIELDS,
     CUSTOMER_SELECT,
     PAGE_ONLY_FIELDS,
+    VAT_GROUPS,
     customer_from_api,
     odata_datetime,
     odata_string,
@@ -208,18 +209,33 @@ class BcErpReader:
     def lookup_codes(self, entity_set: str) -> dict[str, str]:
         """id -> code of ``paymentTerms``, ``paymentMethods``, ``taxAreas``, ``currencies``."""
         if entity_set not in self._codes:
-            self._codes[entity_set] = {
-                str(row.get("id")): str(row.get("code") or "")
-                for row in self.client.iter_collection(
-                    self._company_path(entity_set), {"$select": "id,code"}
+            tax = entity_set == "taxAreas"
+            rows = list(
+                self.client.iter_collection(
+                    self._company_path(entity_set),
+                    {"$select": "id,code,taxType" if tax else "id,code"},
                 )
-            }
+            )
+            self._codes[entity_set] = {str(r.get("id")): str(r.get("code") or "") for r in rows}
+            if tax:
+                self._codes[VAT_GROUPS] = {
+                    str(r.get("id")): str(r.get("code") or "") for r in rows if _is_vat(r)
+                }
         return self._codes[entity_set]
 
     def _codes_for_customers(self) -> dict[str, dict[str, str]]:
-        return {
+        codes = {
             name: self.lookup_codes(name) for name in ("paymentTerms", "paymentMethods", "taxAreas")
         }
+        codes[VAT_GROUPS] = self._vat_groups()
+        return codes
+
+    def _vat_groups(self) -> dict[str, str]:
+        """id -> code of the ``taxAreas`` rows whose ``taxType`` is VAT: in a VAT country BC's
+        ``taxAreaId`` points to the customer's *VAT Bus. Posting Group*, not a tax area
+        (APIV2 uses General Ledger Setup's "use VAT"), so those ids are read as that."""
+        self.lookup_codes("taxAreas")
+        return self._codes[VAT_GROUPS]
 
     def _company_info(self) -> CompanyInfo:
         """The company's name and country (``companyInformation``; ``company_country``
@@ -541,6 +557,11 @@ class BcErpReader:
             return None
         key = self.settings.pages[name].fields["no"]
         return f"{key} eq {odata_string('')}"
+
+
+def _is_vat(row: Mapping[str, Any]) -> bool:
+    """A ``taxAreas`` row that is a VAT Bus. Posting Group (``taxType`` VAT)."""
+    return str(row.get("taxType") or "").strip().upper() == "VAT"
 
 
 #: BC's standard country codes that are not ISO 3166-1 alpha-2 codes
