@@ -85,6 +85,10 @@ def register(subparsers: Any) -> None:
 _SECTION = "/erp/business_central"
 
 
+#: the ERPs validate reaches (their connectors implement ChecksConnection)
+_REACHED_SCHEMES = frozenset({"bc"})
+
+
 def _pointers(option: str) -> list[str]:
     if option == "url":
         return ["/erp/url"]
@@ -108,6 +112,8 @@ def _check_erp(config_path: Path, config: Any, diagnostics: list[Diagnostic]) ->
     from ..ports import ChecksConnection
     from ..registry import open_erp_reader
 
+    if config.erp_url.split(":", 1)[0].split("+", 1)[0].lower() not in _REACHED_SCHEMES:
+        return ""  # a SQL database or files: opening them is what every command checks
     doc, _ = read_document(config_path)
     if doc is None:  # pragma: no cover - read_config read it a moment ago
         return ""
