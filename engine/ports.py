@@ -281,6 +281,8 @@ class RunRecord:
     status: str = "running"
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str = ""
+    #: who ran it: the shop lease's holder, ``hostname:pid:random`` ("" when not recorded)
+    holder: str = ""
 
 
 #: the counts of a sync run (RunRecord.counts, ``sync``'s summary), in the order shown: every
@@ -306,7 +308,9 @@ class StateStore(Protocol):
 
     def advance_cursor(self, shop: str, direction: str, run_started_at: datetime) -> None: ...
 
-    def start_run(self, shop: str, direction: str, started_at: datetime) -> int: ...
+    def start_run(
+        self, shop: str, direction: str, started_at: datetime, holder: str = ""
+    ) -> int: ...
 
     def record_outcome(
         self,

@@ -49,7 +49,7 @@ def world(tmp_path: Path) -> Path:
             ["import_match.by_email"],
         )
         store.finish_run(bad, "failed", {"created": 1, "failed": 1}, "1 record(s) failed")
-        exp = store.start_run("main", "export", now - timedelta(minutes=10))
+        exp = store.start_run("main", "export", now - timedelta(minutes=10), "host-b:77:ef01")
         store.finish_run(exp, "succeeded", {"updated": 4})
         assert store.acquire_lease("shop:main", "host-a:123:abcd", 3600)
     finally:
@@ -75,6 +75,7 @@ def test_runs_lists_history_newest_first(world: Path, capsys: pytest.CaptureFixt
         "(UTC)",
         "DURATION",
         "STATUS",
+        "HOLDER",
         "CREATED",
         "UPDATED",
         "LINKED",
@@ -84,6 +85,8 @@ def test_runs_lists_history_newest_first(world: Path, capsys: pytest.CaptureFixt
         "ERROR",
     ]
     assert [line.split()[0] for line in lines[1:]] == ["3", "2", "1"]
+    # who ran each run: the lease holder (hostname:pid:random), "-" where none was recorded
+    assert [line.split()[7] for line in lines[1:]] == ["host-b:77:ef01", "-", "-"]
     # every count of `sync`'s summary, linked and unchanged too
     assert lines[3].split()[-6:] == ["3", "1", "2", "4", "2", "0"]
     second = lines[2].split()
@@ -103,6 +106,10 @@ def test_runs_filters_and_json(world: Path, capsys: pytest.CaptureFixture[str]) 
         {"created": 1, "failed": 1},
     )
     assert only["started_at"].endswith("Z") and only["duration_seconds"] is not None
+    assert only["holder"] is None
+
+    code, out, _ = run(world, capsys, "runs", "--direction", "export", "-o", "json")
+    assert [r["holder"] for r in json.loads(out)["runs"]] == ["host-b:77:ef01"]
 
     code, out, _ = run(world, capsys, "runs", "--shop", "outlet")
     assert (code, out.strip()) == (exitcodes.OK, "No runs.")

@@ -42,9 +42,11 @@ class MemoryState:
         self.refuse_renewal = False
         self._lock = threading.Lock()
 
-    def start_run(self, shop: str, direction: str, started_at: datetime) -> int:
+    def start_run(
+        self, shop: str, direction: str, started_at: datetime, holder: str = ""
+    ) -> int:
         with self._lock:
-            run = RunRecord(len(self.run_log) + 1, shop, direction, started_at)
+            run = RunRecord(len(self.run_log) + 1, shop, direction, started_at, holder=holder)
             self.run_log.append(run)
             return run.id
 
@@ -63,6 +65,7 @@ class MemoryState:
                 status,
                 dict(counts),
                 error,
+                old.holder,
             )
 
     def runs(self, shop: str | None = None, limit: int = 20) -> list[RunRecord]:

@@ -6,6 +6,8 @@ End to end on a real SQLite ERP and state and the Shopify double over loopback."
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -150,13 +152,15 @@ def test_runs_columns_add_up_to_the_sync_summary(
     header, *rows = capsys.readouterr().out.splitlines()
     columns = header.split()
     counted = ["CREATED", "UPDATED", "LINKED", "UNCHANGED", "SKIPPED", "FAILED"]
-    assert columns[columns.index("STATUS") + 1 :][:6] == counted
+    assert columns[columns.index("STATUS") + 1 :][:7] == ["HOLDER", *counted]
     totals = dict.fromkeys(counted, 0)
     for row in rows:
         cells = row.split()
         assert cells[6] in ("partial", "succeeded"), row  # the start time has a blank
+        # who ran it: this process, as the holder of the shop lease (hostname:pid:random)
+        assert cells[7].startswith(f"{socket.gethostname()}:{os.getpid()}:"), row
         for offset, name in enumerate(counted):
-            totals[name] += int(cells[7 + offset])
+            totals[name] += int(cells[8 + offset])
     expected = {key: sum(s[key] for s in summaries) for key in summaries[0]}
     assert {name.lower(): n for name, n in totals.items()} == expected
     # --full plans every record (issue 10 item 2): Ann's import, and the export of the ERP

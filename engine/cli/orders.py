@@ -210,7 +210,9 @@ def _map(
         if not acquired:
             raise _Locked(f"shop {shop.name} is being synced by {other or 'another process'}")
         try:
-            run_id = state.start_run(shop.name, Direction.ORDER.value, datetime.now(UTC))
+            run_id = state.start_run(
+                shop.name, Direction.ORDER.value, datetime.now(UTC), holder
+            )
             applier = Applier(shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify)
             outcomes = [(d, applier.apply(d)) for d in decisions]
             failed = sum(1 for _, o in outcomes if o.status == "failed")

@@ -133,6 +133,7 @@ def _runs(args: argparse.Namespace) -> int:
         "STARTED (UTC)",
         "DURATION",
         "STATUS",
+        "HOLDER",
         *(c.upper() for c in _COUNT_COLUMNS),
         "ERROR",
     ]
@@ -144,6 +145,7 @@ def _runs(args: argparse.Namespace) -> int:
             _time(r.started_at),
             _duration(r),
             r.status,
+            r.holder or "-",
             *(str(r.counts.get(c, 0)) for c in _COUNT_COLUMNS),
             safe_error(r.error, 80),
         ]
@@ -190,6 +192,7 @@ def _failures(state: Any, run_id: int, output: str) -> int:
     print(
         f"Run {run.id}: {run.shop} {run.direction}, {run.status}, started "
         f"{_time(run.started_at)}, {_duration(run)}"
+        + (f", by {run.holder}" if run.holder else "")
     )
     if run.error:
         print(f"Error: {safe_error(run.error, 2000)}")
@@ -213,6 +216,7 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at),
         "duration_seconds": _seconds(run),
         "status": run.status,
+        "holder": run.holder or None,
         "counts": dict(run.counts),
         "error": safe_error(run.error, 2000),
     }
@@ -348,12 +352,17 @@ def _health_json(h: JobHealth) -> dict[str, Any]:
             "run_id": failure.id,
             "started_at": _iso(failure.started_at),
             "status": failure.status,
+            "holder": failure.holder or None,
             "error": safe_error(failure.error, 2000),
         },
         "consecutive_failures": h.consecutive_failures,
         "running": None
         if h.running is None
-        else {"run_id": h.running.id, "started_at": _iso(h.running.started_at)},
+        else {
+            "run_id": h.running.id,
+            "started_at": _iso(h.running.started_at),
+            "holder": h.running.holder or None,
+        },
         "lease_holder": h.lease_holder,
         "next_run": _iso(h.next_run),
     }

@@ -171,7 +171,9 @@ class RunReport:
 class ScheduleState(Protocol):
     """The part of :class:`~.ports.StateStore` the scheduler uses."""
 
-    def start_run(self, shop: str, direction: str, started_at: datetime) -> int: ...
+    def start_run(
+        self, shop: str, direction: str, started_at: datetime, holder: str = ""
+    ) -> int: ...
 
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, int], error: str = ""
@@ -891,7 +893,7 @@ class Scheduler:
             error = error or f"run finished with status {status}"
             status = FAILED
         try:
-            run_id = self._state.start_run(spec.shop, spec.direction, started)
+            run_id = self._state.start_run(spec.shop, spec.direction, started, self.holder)
             self._state.finish_run(run_id, status, dict(outcome.counts), safe_error(error, 2000))
         except Exception as exc:
             log.warning("run log: could not record %s run: %s", spec.key, safe_error(str(exc)))

@@ -405,6 +405,8 @@ run_table = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
+    # who ran it: the lease holder (hostname:pid:random; a Celery worker's process)
+    sa.Column("holder", sa.String(200)),
     sa.Index("ix_state_run_shop", "shop", "direction", "started_at"),
 )
 
@@ -535,6 +537,7 @@ _ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
     (link_table, "own_write_erp_etag"),
     (lease_table, "generation"),
     (bulk_table, "kind"),
+    (run_table, "holder"),
 )
 
 
@@ -721,6 +724,7 @@ class SqlStateStore:
         self._clock = clock
         self._lease_clock = lease_clock
         self._fence: Fence | None = None
+        self._run_has_holder: bool | None = None  # see _run_columns
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -1120,8 +1124,13 @@ class SqlStateStore:
 
     # ---- run log -----------------------------------------------------------------------
 
-    def start_run(self, shop: str, direction: str, started_at: datetime) -> int:
-        """Record a new run (status ``running``); returns its id."""
+    def start_run(
+        self, shop: str, direction: str, started_at: datetime, holder: str = ""
+    ) -> int:
+        """Record a new run (status ``running``); returns its id. ``holder`` is who runs it
+        (default: the holder of the lease this store is :meth:`fenced` with, if any)."""
+        if not holder and self._fence is not None:
+            holder = self._fence.holder
         with self._write("starting a run") as conn:
             result = conn.execute(
                 run_table.insert()
@@ -1132,6 +1141,7 @@ class SqlStateStore:
                     status="running",
                     counts={},
                     error="",
+                    holder=holder or None,
                 )
                 .returning(run_table.c.id)
             )
@@ -1225,21 +1235,31 @@ class SqlStateStore:
         status: str | None = None,
     ) -> list[RunRecord]:
         """The latest runs, newest first."""
-        query = sa.select(run_table)
-        if shop is not None:
-            query = query.where(run_table.c.shop == shop)
-        if direction is not None:
-            query = query.where(run_table.c.direction == direction)
-        if status is not None:
-            query = query.where(run_table.c.status == status)
-        query = query.order_by(run_table.c.started_at.desc(), run_table.c.id.desc()).limit(limit)
         with self._read("reading runs") as conn:
-            return [_run(row) for row in conn.execute(query)]
+            query = sa.select(*self._run_columns(conn))
+            if shop is not None:
+                query = query.where(run_table.c.shop == shop)
+            if direction is not None:
+                query = query.where(run_table.c.direction == direction)
+            if status is not None:
+                query = query.where(run_table.c.status == status)
+            query = query.order_by(run_table.c.started_at.desc(), run_table.c.id.desc())
+            return [_run(row) for row in conn.execute(query.limit(limit))]
 
     def run(self, run_id: int) -> RunRecord | None:
         with self._read("reading a run") as conn:
-            row = conn.execute(sa.select(run_table).where(run_table.c.id == run_id)).first()
+            row = conn.execute(
+                sa.select(*self._run_columns(conn)).where(run_table.c.id == run_id)
+            ).first()
         return None if row is None else _run(row)
+
+    def _run_columns(self, conn: Connection) -> list[sa.Column[Any]]:
+        """The run log's columns, without ``holder`` in a database an older custsync wrote
+        and nothing has upgraded yet (``runs`` and ``status`` open it read-only)."""
+        if self._run_has_holder is None:
+            present = {c["name"] for c in sa.inspect(conn).get_columns(run_table.name)}
+            self._run_has_holder = "holder" in present
+        return [c for c in run_table.c if self._run_has_holder or c.name != "holder"]
 
     def outcomes(
         self, run_id: int, status: str | None = None, limit: int | None = None
@@ -1286,10 +1306,11 @@ class SqlStateStore:
     def _health(self, conn: Connection, shop: str, direction: str) -> Health:
         base = (run_table.c.shop == shop, run_table.c.direction == direction)
         newest = (run_table.c.started_at.desc(), run_table.c.id.desc())
+        columns = self._run_columns(conn)
 
         def latest(*condition: Any) -> RunRecord | None:
             row = conn.execute(
-                sa.select(run_table).where(*base, *condition).order_by(*newest).limit(1)
+                sa.select(*columns).where(*base, *condition).order_by(*newest).limit(1)
             ).first()
             return None if row is None else _run(row)
 
@@ -1434,6 +1455,7 @@ class SqlStateStore:
         stops before its next write (:class:`LeaseLostError`)."""
         clone = SqlStateStore(self._engine, clock=self._clock, lease_clock=self._lease_clock)
         clone._fence = fence
+        clone._run_has_holder = self._run_has_holder
         return clone
 
     def check_fence(self) -> None:
@@ -2127,6 +2149,7 @@ def _run(row: Any) -> RunRecord:
         status=row.status,
         counts=_counts(counts),
         error=row.error or "",
+        holder=getattr(row, "holder", None) or "",
     )
 
 
