@@ -223,6 +223,8 @@ class WorkersConfig:
     lease_retry_seconds: float = DEFAULT_LEASE_RETRY_SECONDS
     #: Redis only: an unacknowledged task goes back to the queue after this long
     visibility_timeout_seconds: float = DEFAULT_VISIBILITY_TIMEOUT_SECONDS
+    #: Redis only: prefix of every key the queues use (a Redis shared with other users)
+    redis_key_prefix: str = ""
 
     def queue_for(self, shop: str) -> str:
         return self.shop_queues.get(shop, self.queue)
@@ -738,6 +740,15 @@ def config_schema() -> dict[str, Any]:
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "default": DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+                    },
+                    "redis_key_prefix": {
+                        "description": (
+                            "Redis broker: a prefix for every key of custsync's queues, to "
+                            "share a Redis database with other applications."
+                        ),
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9_.:-]*$",
+                        "examples": ["custsync:"],
                     },
                 },
             },
@@ -1326,6 +1337,7 @@ def _build(data: Mapping[str, Any], base_dir: Path, path: Path | None) -> Config
             visibility_timeout_seconds=float(
                 workers.get("visibility_timeout_seconds", DEFAULT_VISIBILITY_TIMEOUT_SECONDS)
             ),
+            redis_key_prefix=str(workers.get("redis_key_prefix", "")),
         ),
         erp_url=_resolve_url(data["erp"]["url"], base_dir),
         erp_options=MappingProxyType(erp_options),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.engine import exitcodes
@@ -30,7 +31,7 @@ from custsync.engine.run.dispatch import DispatchLedger, DispatchRow
 from custsync.engine.run.state import open_store
 from custsync.engine.run.workers import celery_app, config_fingerprint, queue_depths, send_job
 
-from fixtures_brokers import PASSWORD_ENV, free_port
+from fixtures_brokers import PASSWORD_ENV, PrivateRabbit, free_port
 from sync_world import EXPORT_SETTINGS, make_erp, write_config
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -53,8 +54,15 @@ class Fleet:
     and a broker queue; starts ``custsync worker`` processes."""
 
     def __init__(
-        self, folder: Path, double: ShopifyDouble, state_url: str, broker: str, queue: str
+        self,
+        folder: Path,
+        double: ShopifyDouble,
+        state_url: str,
+        broker: str,
+        queue: str,
+        **worker_options: Any,
     ) -> None:
+        self.worker_options = worker_options  # more keys of the workers: section
         self.folder = folder
         self.double = double
         self.state_url = state_url
@@ -84,7 +92,7 @@ class Fleet:
         workers["lease_retry_seconds"] = 0.5
         if "amqp" in self.broker:
             workers["broker_password_env"] = PASSWORD_ENV
-        document["workers"] = workers
+        document["workers"] = {**workers, **self.worker_options}
         for key, value in changes.items():
             document[key] = value
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -188,11 +196,11 @@ class Fleet:
 @pytest.fixture
 def fleet_factory(
     tmp_path: Path, shopify_double: ShopifyDouble, pg_url: str, queue_name: str
-) -> Iterator[Callable[[str], Fleet]]:
+) -> Iterator[Callable[..., Fleet]]:
     made: list[Fleet] = []
 
-    def make(broker: str) -> Fleet:
-        fleet = Fleet(tmp_path, shopify_double, pg_url, broker, queue_name)
+    def make(broker: str, **worker_options: Any) -> Fleet:
+        fleet = Fleet(tmp_path, shopify_double, pg_url, broker, queue_name, **worker_options)
         made.append(fleet)
         return fleet
 
@@ -224,7 +232,7 @@ def _runs(state_url: str) -> list[Any]:
 
 
 def test_sync_executor_celery_runs_the_job_on_a_worker_like_sync(
-    fleet_factory: Callable[[str], Fleet], broker_url: str, capsys: pytest.CaptureFixture[str]
+    fleet_factory: Callable[..., Fleet], broker_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet = fleet_factory(broker_url)
     fleet.customers(5)
@@ -266,8 +274,14 @@ def test_sync_executor_celery_runs_the_job_on_a_worker_like_sync(
     status = json.loads(capsys.readouterr().out)
     consumers = None if broker_url.startswith("redis") else 1  # Redis does not know them
     assert status["queues"] == {fleet.queue: {"messages": 0, "consumers": consumers}}
+    # runs: the worker process ran it (the holder column, in text and JSON)
+    assert run.holder == row.holder
     assert main(["runs", "-c", str(fleet.config_path), "-o", "json"]) == exitcodes.OK
-    assert json.loads(capsys.readouterr().out)["runs"][0]["status"] == "succeeded"
+    [shown] = json.loads(capsys.readouterr().out)["runs"]
+    assert (shown["status"], shown["holder"]) == ("succeeded", row.holder)
+    assert main(["runs", "-c", str(fleet.config_path)]) == exitcodes.OK
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[7] == "HOLDER" and line.split()[7] == row.holder
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +290,7 @@ def test_sync_executor_celery_runs_the_job_on_a_worker_like_sync(
 
 
 def test_two_dispatchers_send_a_due_slot_once_and_the_message_is_durable(
-    fleet_factory: Callable[[str], Fleet], rabbitmq_url: str
+    fleet_factory: Callable[..., Fleet], rabbitmq_url: str
 ) -> None:
     fleet = fleet_factory(rabbitmq_url)
     fleet.customers(1)
@@ -323,13 +337,51 @@ def test_two_dispatchers_send_a_due_slot_once_and_the_message_is_durable(
     assert again.returncode == 0 and " sent " not in again.stdout, again.stdout
 
 
+def test_a_broker_restart_loses_no_due_job(
+    private_rabbitmq: PrivateRabbit, fleet_factory: Callable[..., Fleet]
+) -> None:
+    fleet = fleet_factory(private_rabbitmq.url)
+    fleet.customers(3)
+    document = yaml.safe_load(fleet.config_path.read_text(encoding="utf-8"))
+    document["shops"][0]["schedule"]["export"] = "0 0 1 * *"  # no new slot during the test
+    fleet.config_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    store = open_store(fleet.state_url)  # a run long ago: a slot is due now
+    store.finish_run(
+        store.start_run("main", "export", datetime(2026, 1, 1, tzinfo=UTC)), "succeeded", {}
+    )
+    store.close()
+    command = [CUSTSYNC, "schedule", "-c", str(fleet.config_path), "--executor", "celery", "--once"]
+    sent = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert sent.returncode == 0 and " sent queue=" in sent.stdout, sent.stdout + sent.stderr
+    [row] = fleet.rows()
+    assert row.status == "sent"
+
+    private_rabbitmq.stop()  # the broker goes down with the job in its queue, nobody consuming
+    private_rabbitmq.start()
+
+    app = celery_app(require_config(fleet.config_path))
+    try:  # the queue (durable) and the job (persistent, confirmed) came back with it
+        assert queue_depths(app, [fleet.queue])[fleet.queue] == {"messages": 1, "consumers": 0}
+    finally:
+        app.close()
+    fleet.start_worker()
+    done = fleet.wait_done(row.id)
+    assert done.status == "succeeded" and done.deliveries == 1
+    assert sorted(c["email"] for c in fleet.double.store.customers()) == [
+        f"p{i}@example.com" for i in range(1, 4)
+    ]
+    assert [r.status for r in _runs(fleet.state_url)] == ["succeeded", "succeeded"]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and " sent " not in again.stdout, again.stdout  # sent once
+
+
 # --------------------------------------------------------------------------------------------
 # Guarantees
 # --------------------------------------------------------------------------------------------
 
 
 def test_a_task_for_a_shop_whose_lease_is_held_is_deferred_then_run(
-    fleet_factory: Callable[[str], Fleet], rabbitmq_url: str
+    fleet_factory: Callable[..., Fleet], rabbitmq_url: str
 ) -> None:
     fleet = fleet_factory(rabbitmq_url)
     fleet.customers(2)
@@ -352,7 +404,7 @@ def test_a_task_for_a_shop_whose_lease_is_held_is_deferred_then_run(
 
 
 def test_a_job_delivered_twice_runs_once_and_status_shows_the_worker_as_holder(
-    fleet_factory: Callable[[str], Fleet], rabbitmq_url: str, capsys: pytest.CaptureFixture[str]
+    fleet_factory: Callable[..., Fleet], rabbitmq_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet = fleet_factory(rabbitmq_url)
     fleet.customers(8)
@@ -373,7 +425,9 @@ def test_a_job_delivered_twice_runs_once_and_status_shows_the_worker_as_holder(
     )
     assert main(["status", "-c", str(fleet.config_path), "-o", "json"]) == exitcodes.OK
     [job] = json.loads(capsys.readouterr().out)["jobs"]
-    assert job["lease_holder"] == holder and job["running"] is not None
+    assert job["lease_holder"] == holder and job["running"]["holder"] == holder
+    assert main(["status", "-c", str(fleet.config_path)]) == exitcodes.OK
+    assert holder in capsys.readouterr().out  # the LEASE column
     _wait_for(
         "the second delivery to be deferred",
         lambda: fleet.row(row_id).status == "deferred" or fleet.row(row_id).done,
@@ -385,6 +439,7 @@ def test_a_job_delivered_twice_runs_once_and_status_shows_the_worker_as_holder(
     assert fleet.row(row_id).status == "succeeded" and row.deliveries == 1
     [run] = _runs(fleet.state_url)  # one run, never two at once
     assert run.status == "succeeded" and run.counts.get("created") == 8
+    assert run.holder == holder
     assert fleet.double.store.count() == 8
     fleet.stop()
     log = "".join(fleet.output)
@@ -393,7 +448,7 @@ def test_a_job_delivered_twice_runs_once_and_status_shows_the_worker_as_holder(
 
 
 def test_a_worker_killed_mid_run_leaves_a_run_another_worker_completes(
-    fleet_factory: Callable[[str], Fleet], rabbitmq_url: str
+    fleet_factory: Callable[..., Fleet], rabbitmq_url: str
 ) -> None:
     fleet = fleet_factory(rabbitmq_url)
     n = 24
@@ -419,12 +474,65 @@ def test_a_worker_killed_mid_run_leaves_a_run_another_worker_completes(
     links = _links(fleet.state_url)
     assert sorted(links) == [f"C{i:05d}" for i in range(1, n + 1)]  # no lost link
     assert len(set(links.values())) == n
-    statuses = sorted(r.status for r in _runs(fleet.state_url))
-    assert statuses == ["abandoned", "succeeded"]
+    runs = {r.status: r.holder for r in _runs(fleet.state_url)}
+    assert runs == {"abandoned": holder, "succeeded": row.holder}  # each by its worker
+
+
+def test_redis_redelivers_the_task_of_a_killed_worker_after_the_visibility_timeout(
+    fleet_factory: Callable[..., Fleet], redis_url: str, queue_name: str
+) -> None:
+    # a key prefix of its own: the unacknowledged-task keys are per database, and a worker
+    # restores every task older than its visibility timeout there, other users' too
+    prefix = f"{queue_name}:"
+    visibility = 6.0
+    fleet = fleet_factory(
+        redis_url, visibility_timeout_seconds=visibility, redis_key_prefix=prefix
+    )
+    n = 24
+    fleet.customers(n)
+    fleet.double.inject(Fault("delay", times=10_000, seconds=0.15, operation="customerCreate"))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        first = fleet.start_worker()
+        row_id = fleet.dispatch()
+        _wait_for("the first worker to be half-way", lambda: fleet.double.store.count() >= 5, 60)
+        holder = fleet.row(row_id).holder
+        assert holder is not None
+        os.killpg(first.pid, signal.SIGKILL)  # mid-run: the task is never acknowledged
+        first.communicate(timeout=30)
+        killed_at = time.monotonic()
+        # the task waits, unacknowledged, under the prefix: not back in the queue yet
+        assert client.hlen(f"{prefix}unacked") == 1
+        assert client.llen(f"{prefix}{fleet.queue}") == 0
+        fleet.start_worker()  # already running when the visibility timeout expires
+
+        row = fleet.wait_done(row_id, timeout=120)
+
+        assert row.status == "succeeded" and row.deliveries == 2 and row.holder != holder
+        runs = {r.status: r for r in _runs(fleet.state_url)}
+        assert set(runs) == {"abandoned", "succeeded"}
+        assert runs["abandoned"].holder == holder and runs["succeeded"].holder == row.holder
+        # given back when the visibility timeout (from the workers: section) had passed
+        # since the first delivery, not at once, and soon after (workers look every 1-60 s)
+        redelivered_after = (
+            runs["succeeded"].started_at - runs["abandoned"].started_at
+        ).total_seconds()
+        assert visibility - 1.0 <= redelivered_after <= visibility + 20, redelivered_after
+        assert time.monotonic() - killed_at < visibility + 60
+        emails = [c["email"] for c in fleet.double.store.customers()]
+        assert len(emails) == n and len(set(emails)) == n  # no duplicate customer
+        links = _links(fleet.state_url)
+        assert sorted(links) == [f"C{i:05d}" for i in range(1, n + 1)]  # no lost link
+        assert len(set(links.values())) == n
+        assert client.hlen(f"{prefix}unacked") == 0  # acknowledged at last
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()
 
 
 def test_a_worker_with_other_rules_or_shops_refuses_the_task(
-    fleet_factory: Callable[[str], Fleet], rabbitmq_url: str, tmp_path: Path
+    fleet_factory: Callable[..., Fleet], rabbitmq_url: str, tmp_path: Path
 ) -> None:
     fleet = fleet_factory(rabbitmq_url)
     fleet.customers(1)

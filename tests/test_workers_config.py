@@ -12,7 +12,9 @@ from custsync.engine.config import WorkersConfig, load_config_text
 from custsync.engine.errors import ConfigError
 from custsync.engine.run.workers import (
     broker_url,
+    celery_app,
     config_fingerprint,
+    redis_transport_options,
     require_celery,
     require_shared_state,
     shown_url,
@@ -66,6 +68,14 @@ def test_the_workers_section_is_read_with_defaults() -> None:
             "workers: {broker_url: 'redis://r/0', lease_retry_seconds: 0}",
             "/workers/lease_retry_seconds line 8 schema: must be more than 0",
         ),
+        (
+            "workers: {broker_url: 'redis://r/0', visibility_timeout_seconds: 0}",
+            "/workers/visibility_timeout_seconds line 8 schema: must be more than 0",
+        ),
+        (
+            "workers: {broker_url: 'redis://r/0', redis_key_prefix: 'a b'}",
+            "/workers/redis_key_prefix line 8 schema",
+        ),
     ],
 )
 def test_a_bad_workers_section_is_an_error_naming_what(workers: str, expected: str) -> None:
@@ -112,3 +122,30 @@ def test_without_the_extra_the_commands_say_how_to_install_it(
     monkeypatch.setitem(sys.modules, "celery", None)  # import celery -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'custsync\[celery\]'"):
         require_celery()
+
+
+def test_the_redis_redelivery_settings_come_from_the_workers_section() -> None:
+    config, problems = _load(
+        "workers:\n  broker_url: redis://127.0.0.1:6379/3\n"
+        "  visibility_timeout_seconds: 120\n  redis_key_prefix: 'fleet-a:'\n"
+    )
+    assert problems == []
+    workers = config.workers  # type: ignore[attr-defined]
+    assert (workers.visibility_timeout_seconds, workers.redis_key_prefix) == (120.0, "fleet-a:")
+    # a dead worker's task is back after the timeout: workers look every tenth of it (1-60 s)
+    assert redis_transport_options(workers) == {
+        "visibility_timeout": 120.0,
+        "unacked_restore_interval": 12.0,
+        "unacked_restore_throttle": 1,
+        "global_keyprefix": "fleet-a:",
+    }
+    default = redis_transport_options(replace(workers, visibility_timeout_seconds=3600.0))
+    assert default["unacked_restore_interval"] == 60.0
+    short = redis_transport_options(replace(workers, visibility_timeout_seconds=4.0))
+    assert short["unacked_restore_interval"] == 1.0
+    assert "global_keyprefix" not in redis_transport_options(replace(workers, redis_key_prefix=""))
+    app = celery_app(config)  # what the workers and the dispatcher connect with
+    try:
+        assert app.conf.broker_transport_options == redis_transport_options(workers)
+    finally:
+        app.close()

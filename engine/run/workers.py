@@ -49,6 +49,7 @@ __all__ = [
     "check_broker",
     "config_fingerprint",
     "queue_depths",
+    "redis_transport_options",
     "require_celery",
     "require_shared_state",
     "send_job",
@@ -179,7 +180,7 @@ def celery_app(config: Any, *, config_path: str | None = None) -> Any:
     app = celery.Celery("custsync", set_as_current=False)
     transport_options: dict[str, Any] = {}
     if scheme.startswith("redis"):
-        transport_options["visibility_timeout"] = workers.visibility_timeout_seconds
+        transport_options.update(redis_transport_options(workers))
     else:
         transport_options["confirm_publish"] = True  # a sent job is on the broker's disk
     app.conf.update(
@@ -223,6 +224,22 @@ def celery_app(config: Any, *, config_path: str | None = None) -> Any:
 
         worker_process_init.connect(warm_up, weak=False)
     return app
+
+
+def redis_transport_options(workers: Any) -> dict[str, Any]:
+    """Kombu's Redis options: a task whose worker died (unacknowledged) goes back to its queue
+    ``visibility_timeout_seconds`` after it was delivered. Running workers look for such tasks
+    every tenth of that (1 s to 60 s; kombu's default, about every 100 s, would add more
+    than a minute to a short timeout); ``redis_key_prefix`` prefixes every key."""
+    visibility = float(workers.visibility_timeout_seconds)
+    options: dict[str, Any] = {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": min(60.0, max(1.0, visibility / 10)),
+        "unacked_restore_throttle": 1,  # every sweep looks (kombu: every tenth)
+    }
+    if workers.redis_key_prefix:
+        options["global_keyprefix"] = workers.redis_key_prefix
+    return options
 
 
 def _broker_error(app: Any, exc: Exception) -> RetriableError:
