@@ -78,6 +78,7 @@ PINNED = {
         "open_erp_writer",
         "open_shopify_reader",
         "open_shopify_writer",
+        "preload_connector",
         "scheme_of",
     ],
     "custsync.engine.run.sync": ["SyncResult", "run_sync", "sync_shop"],

@@ -3,20 +3,23 @@ broker URL and password masking, the config fingerprint, the missing-extra messa
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from custsync.engine.config import WorkersConfig, load_config_text
-from custsync.engine.errors import ConfigError
+from custsync.engine.errors import ConfigError, CustsyncError
 from custsync.engine.run.workers import (
     broker_url,
     celery_app,
     config_fingerprint,
+    preload,
     redis_transport_options,
     require_celery,
     require_shared_state,
+    rules_for,
     shown_url,
 )
 
@@ -149,3 +152,47 @@ def test_the_redis_redelivery_settings_come_from_the_workers_section() -> None:
         assert app.conf.broker_transport_options == redis_transport_options(workers)
     finally:
         app.close()
+
+
+def test_a_worker_compiles_its_rules_once_per_config_before_it_forks(tmp_path: Path) -> None:
+    config, _ = load_config_text(BASE, "custsync.yaml", tmp_path)
+    assert config is not None
+    fingerprint = preload(config)  # in the worker's main process, before the pool forks
+    assert fingerprint == config_fingerprint(config)
+    rules = rules_for(config, fingerprint)
+    assert rules_for(config, fingerprint) is rules  # a job reuses it, no compiling again
+    # what a process's first job would import is loaded: the connectors, the HTTP transport
+    (tmp_path / "custsync.yaml").write_text(BASE, encoding="utf-8")
+    probe = (
+        "import sys\n"
+        "from custsync.engine.config import require_config\n"
+        "from custsync.engine.run.workers import preload\n"
+        "wanted = ['custsync.connectors.shopify', 'custsync.connectors.erp_sql', 'httpcore']\n"
+        "before = [m in sys.modules for m in wanted]\n"
+        f"preload(require_config({str(tmp_path / 'custsync.yaml')!r}))\n"
+        "print(before, [m in sys.modules for m in wanted])\n"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert found.stdout.split("] [") == ["[False, False, False", "True, True, True]\n"], (
+        found.stdout + found.stderr
+    )
+    # a config with other rules is another key: it never runs with these compiled rules
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "local.yaml").write_text(
+        "decision: import_match\ndisable: [match-by-phone-digits]\nrules: []\n", encoding="utf-8"
+    )
+    other = replace(config, rule_dirs=(folder,))
+    assert config_fingerprint(other) != fingerprint
+    other_rules = rules_for(other, config_fingerprint(other))
+    assert other_rules is not rules and other_rules != rules
+
+
+def test_a_worker_with_bad_rules_stops_before_it_starts(tmp_path: Path) -> None:
+    config, _ = load_config_text(BASE, "custsync.yaml", tmp_path)
+    assert config is not None
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text("decision: nope\nrules: []\n", encoding="utf-8")
+    with pytest.raises(CustsyncError, match=r"broken\.yaml"):
+        preload(replace(config, rule_dirs=(folder,)))

@@ -26,7 +26,7 @@ import httpx
 from custsync.engine.errors import ConfigError
 
 from .bulk import BulkSettings
-from .client import GraphQLClient, make_endpoint
+from .client import GraphQLClient, make_endpoint, preload
 from .documents import DEFAULT_API_VERSION
 from .pacing import RetryPolicy
 from .reader import ShopifyGraphQLReader
@@ -38,6 +38,7 @@ __all__ = [
     "ShopifyGraphQLWriter",
     "open_reader",
     "open_writer",
+    "preload",
 ]
 
 _READER_OPTIONS = ("page_size", "lookup", "bulk_reads", "bulk_threshold")

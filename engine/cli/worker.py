@@ -77,12 +77,12 @@ def _app(config: Any, config_path: str | None, what: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from ..config import config_file
-    from ..rules.validate import require_rule_set
-    from ..run.workers import check_broker, config_fingerprint
+    from ..run.workers import check_broker, preload
 
     path = str(config_file(args.config).resolve())
     config = load_config(path)
-    require_rule_set(list(config.rule_dirs))  # bad rules stop the worker before it starts
+    # bad rules stop the worker before it starts; the pool processes inherit what is loaded
+    fingerprint = preload(config)
     app = _app(config, path, "custsync worker")
     app.conf.custsync_lease_ttl = args.lease_ttl
     queues = (
@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     print(
         f"custsync worker: broker={app.conf.custsync_shown_broker} queues={','.join(queues)} "
-        f"concurrency={args.concurrency} config={path} fingerprint={config_fingerprint(config)}",
+        f"concurrency={args.concurrency} config={path} fingerprint={fingerprint}",
         flush=True,
     )
     argv = [

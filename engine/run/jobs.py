@@ -10,10 +10,11 @@ from .schedule import Job, RunOutcome, StopToken
 __all__ = ["make_job", "outcome_of"]
 
 
-def make_job(config: Any, state: Any) -> Job:
+def make_job(config: Any, state: Any, *, rules: Any = None) -> Job:
     """The sync job for ``config``.
 
-    Loads the rule set once (invalid rules stop the service before it starts). Each run
+    Loads the rule set once (invalid rules stop the service before it starts), unless the
+    caller has it (``rules``: a worker process gets it from its parent). Each run
     calls :func:`custsync.engine.run.sync.run_sync`, which opens fresh ERP and Shopify writers
     for the shop (a long-running service survives a dropped connection), records the run,
     honours the stop token between records and advances the cursor only on success. The
@@ -22,7 +23,8 @@ def make_job(config: Any, state: Any) -> Job:
     from ..rules.validate import require_rule_set
     from .sync import run_sync
 
-    rules = require_rule_set(list(config.rule_dirs))
+    if rules is None:
+        rules = require_rule_set(list(config.rule_dirs))
 
     def job(shop: Any, direction: str, stop: StopToken) -> RunOutcome:
         return outcome_of(
