@@ -13,8 +13,18 @@ every job is done. Rounds: W = 1 and W = ``--workers`` (``--sweep``: 1, 2, 4, ..
 
 Printed per round: jobs per minute, speed-up over W = 1, broker messages per job (task
 messages: sends and retries; Celery event messages, counted by a real event receiver), and
-the time from a slot's due time to its run's start (p50, p95: queueing when S > W). Verdict:
-speed-up >= 0.8 x W for these API-bound runs (they wait on the rate limit, not on the CPU).
+the time from a slot's due time to its run's start (p50, p95: queueing when S > W); then what
+a job cost: Shopify requests, bucket points (its lowest level, throttled answers), CPU seconds
+of the worker processes and of the Shopify doubles (from /proc), and the machine's CPU use
+(busy cores during the round, other work's share measured just before it, steal, load).
+
+Verdicts: speed-up >= 0.8 x W; every customer created once; the runs are API-bound (W jobs'
+CPU fits in half the cores: they wait on Shopify's answers, not on this machine); the
+machine was quiet (other work kept at most half a core busy): where it was not, the
+speed-ups are not conclusive and the verdict says so. With the default 0.15 s per request
+the runs wait on Shopify's answer time; the Standard bucket (2,000 points, 100 points/s)
+runs dry only when more points are asked per second than it restores, which these
+one-lookup-at-a-time exports do not: the output says which of the two it was.
 
 Needs the servers of the test suite: PostgreSQL (127.0.0.1:5432, db ``test``), RabbitMQ
 (127.0.0.1:5672, guest/guest). The machine has 2 cores, shared with whatever else runs.
@@ -55,7 +65,7 @@ BUCKET, RESTORE = 2000.0, 100.0  # Shopify Standard plan
 # --------------------------------------------------------------------------------------------
 
 
-def _serve(time_scale: float, latency: float, urls: Any, stop: Any) -> None:
+def _serve(time_scale: float, latency: float, urls: Any, stop: Any, stats: Any) -> None:
     from custsync.connectors.shopify_double import Fault, ShopifyDouble
 
     double = ShopifyDouble(
@@ -63,28 +73,128 @@ def _serve(time_scale: float, latency: float, urls: Any, stop: Any) -> None:
     ).start()
     if latency > 0:  # Shopify's answer time over the internet, which loopback does not have
         double.inject(Fault("delay", times=10**9, seconds=latency, target="any"))
+    bucket = double.bucket
+    take = bucket.take
+    lowest = [BUCKET]
+
+    def taking(cost: float) -> bool:
+        """The bucket's lowest level after a request took its points: did the limit bite?"""
+        taken = take(cost)
+        lowest[0] = min(lowest[0], bucket.status().currently_available)
+        return taken
+
+    bucket.take = taking  # type: ignore[method-assign]
     urls.put(double.url)
     stop.wait()
+    requests = double.requests
+    stats.put(
+        {
+            "requests": len(requests),
+            "throttled": sum(1 for r in requests if r.throttled),
+            "points": sum(r.actual_cost or 0 for r in requests),
+            "lowest": lowest[0],
+        }
+    )
     double.stop()
 
 
 class Doubles:
+    """S Shopify doubles, each in a process of its own (its CPU is counted apart)."""
+
     def __init__(self, count: int, time_scale: float, latency: float) -> None:
         ctx = mp.get_context("fork")
         self._stop = ctx.Event()
         urls: Any = ctx.Queue()
+        self._stats: Any = ctx.Queue()
         self._procs = [
-            ctx.Process(target=_serve, args=(time_scale, latency, urls, self._stop), daemon=True)
+            ctx.Process(
+                target=_serve,
+                args=(time_scale, latency, urls, self._stop, self._stats),
+                daemon=True,
+            )
             for _ in range(count)
         ]
         for proc in self._procs:
             proc.start()
         self.urls = [urls.get(timeout=60) for _ in self._procs]
+        self.stats: list[dict[str, float]] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [int(proc.pid or 0) for proc in self._procs]
 
     def close(self) -> None:
         self._stop.set()
+        with contextlib.suppress(Exception):
+            self.stats = [self._stats.get(timeout=30) for _ in self._procs]
         for proc in self._procs:
             proc.join(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting (Linux /proc): what the round's processes and the whole machine used
+# --------------------------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (a process gone counts 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker and its pool processes)."""
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+#: how long the machine's CPU use is measured before a round, to know the other work's share
+BASELINE_SECONDS = 3.0
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """Proportional set size of ``pids`` together, MB (pages shared after the fork count once)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+class MachineCpu:
+    """The machine's CPU use over an interval (/proc/stat): busy cores and steal."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+        self.load_start = os.getloadavg()[0]
+
+    @staticmethod
+    def _read() -> list[int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(x) for x in stat.readline().split()[1:9]]
+
+    def busy_cores(self) -> tuple[float, float]:
+        """Cores busy on average since the start (any process) and the share stolen by the
+        hypervisor."""
+        end = self._read()
+        delta = [b - a for a, b in zip(self._start, end, strict=True)]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = delta
+        total = sum(delta) or 1
+        cores = os.cpu_count() or 1
+        busy = (user + nice + system + irq + softirq) / total * cores
+        return busy, steal / total
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +367,11 @@ def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str,
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the worker did not start (exit {worker.poll()})")
             time.sleep(0.3)
-        time.sleep(2.0)  # its processes are forked and have loaded the rules
+        time.sleep(1.0)  # its processes are forked and have opened the state database
+        # the machine's load from other work, measured while this round's processes are idle
+        idle = MachineCpu()
+        time.sleep(BASELINE_SECONDS)
+        baseline, _ = idle.busy_cores()
         fingerprint = config_fingerprint(config)
         dispatcher = DispatchScheduler(
             jobs_from_config(config),
@@ -267,6 +381,10 @@ def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str,
             queue_for=config.workers.queue_for,  # type: ignore[union-attr]
         )
         with EventCounter(app, queue, worker.pid) as events:
+            worker_pids = _process_tree(worker.pid)
+            cpu_before = _cpu_seconds(worker_pids), _cpu_seconds(doubles.pids)
+            own_before = time.process_time()
+            machine = MachineCpu()
             started = time.monotonic()
             dispatcher.plan(run_never_run=True)  # every shop due now
             reports = dispatcher.run_pending()
@@ -279,6 +397,12 @@ def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str,
                     raise SystemExit(f"round W={workers} timed out: {[r.status for r in rows]}")
                 time.sleep(0.2)
             elapsed = time.monotonic() - started
+            busy, steal = machine.busy_cores()
+            worker_cpu = _cpu_seconds(worker_pids) - cpu_before[0]
+            double_cpu = _cpu_seconds(doubles.pids) - cpu_before[1]
+            own_cpu = time.process_time() - own_before
+            load_end = os.getloadavg()[0]
+            worker_pss = _pss_mb(_process_tree(worker.pid))
         failed = [r for r in rows if r.status != "succeeded"]
         runs = state.runs(limit=10 * args.shops)
         created = sum(int(r.counts.get("created", 0)) for r in runs if r.status == "succeeded")
@@ -292,7 +416,18 @@ def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str,
         )
         task_messages = events.counts.get("task-sent", 0) + events.counts.get("task-retried", 0)
         event_messages = sum(events.counts.values())
-        return {
+        jobs = len(rows)
+        result: dict[str, Any] = {
+            "worker_cpu_per_job": worker_cpu / jobs,
+            "double_cpu_per_job": double_cpu / jobs,
+            # what this benchmark's own processes kept busy, and everything else on the machine
+            # (PostgreSQL and RabbitMQ serving the round, and any other work)
+            "ours_cores": (worker_cpu + double_cpu + own_cpu) / elapsed,
+            "busy_cores": busy,
+            "baseline_cores": baseline,
+            "worker_pss_mb": worker_pss,
+            "steal": steal,
+            "load": (machine.load_start, load_end),
             "workers": workers,
             "elapsed": elapsed,
             "jobs_per_minute": len(rows) / elapsed * 60,
@@ -321,6 +456,13 @@ def run_round(args: argparse.Namespace, workers: int, folder: Path) -> dict[str,
         state.close()
         _drop_schema(args.state, schema)
         doubles.close()
+    # what the Shopify doubles saw: requests, points, throttling, the bucket's lowest level
+    stats = doubles.stats
+    result["requests_per_job"] = sum(d["requests"] for d in stats) / args.shops
+    result["points_per_job"] = sum(d["points"] for d in stats) / args.shops
+    result["throttled"] = sum(int(d["throttled"]) for d in stats)
+    result["lowest_bucket"] = min((d["lowest"] for d in stats), default=float("nan"))
+    return result
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -390,6 +532,7 @@ def main() -> int:
                 f"/{args.shops * args.n}; failed jobs {result['failed']} {result['failures']}",
                 flush=True,
             )
+            _print_costs(result, args)
             if args.verbose:
                 print(f"  events: {result['events']}", flush=True)
     ok = True
@@ -409,7 +552,83 @@ def main() -> int:
         "verdict: every job succeeded, every customer created once: "
         + ("met" if not lost else "NOT met")
     )
+    _print_bounds(results, args)
     return 0 if ok and not lost else 1
+
+
+def _print_costs(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """Where a round's time went: Shopify (requests, points, throttling), CPU, the machine."""
+    cores = os.cpu_count() or 1
+    print(
+        f"  per job: {result['requests_per_job']:.0f} Shopify requests answered after "
+        f"{args.latency:g}s each (lookups one after the other, creates several at a time), "
+        f"{result['points_per_job']:.0f} points of the {BUCKET:g}-point bucket (lowest level "
+        f"{result['lowest_bucket']:.0f}, {result['throttled']} throttled answers); CPU "
+        f"{result['worker_cpu_per_job']:.2f}s in the worker + {result['double_cpu_per_job']:.2f}s "
+        "in the Shopify double",
+        flush=True,
+    )
+    print(
+        f"  machine: {result['busy_cores']:.2f} of {cores} cores busy during the round: "
+        f"{result['ours_cores']:.2f} this benchmark's worker, doubles and dispatcher, "
+        f"{max(0.0, result['busy_cores'] - result['ours_cores']):.2f} the rest (PostgreSQL, "
+        f"RabbitMQ, other work; other work alone before the round: "
+        f"{result['baseline_cores']:.2f}); steal {result['steal']:.0%}; load average "
+        f"{result['load'][0]:.1f} -> {result['load'][1]:.1f}; the worker's memory (PSS) "
+        f"{result['worker_pss_mb']:.0f} MB for {result['workers']} processes and its main "
+        "process",
+        flush=True,
+    )
+
+
+#: other work may keep this many cores busy (measured before each round) for the round's
+#: speed-up to be judged: on a loaded machine every request waits for a core as well
+QUIET_CORES = 0.5
+
+
+def _print_bounds(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Whether the runs were API-bound (they wait on Shopify, not on this machine's CPU), and
+    whether the machine was quiet enough for the speed-up to say anything."""
+    cores = os.cpu_count() or 1
+    one = results[0]
+    cpu = one["worker_cpu_per_job"] + one["double_cpu_per_job"]
+    widest = max(r["workers"] for r in results)
+    need = min(widest, args.shops) * cpu / one["run_p50"]
+    bound = need <= cores / 2
+    print(
+        f"verdict: API-bound runs: a job used {cpu:.2f}s of CPU (worker + Shopify double) in a "
+        f"{one['run_p50']:.1f}s run ({cpu / one['run_p50']:.0%}); {min(widest, args.shops)} at "
+        f"once need {need:.2f} of {cores} cores: {'met' if bound else 'NOT met'} "
+        f"(at most half the cores)"
+    )
+    throttled = sum(int(r["throttled"]) for r in results)
+    lowest = min(r["lowest_bucket"] for r in results)
+    print(
+        f"what the runs waited on: Shopify's answers ({args.latency:g}s each)"
+        + (
+            f" and its rate limit ({throttled} throttled answers, the bucket down to "
+            f"{lowest:.0f} points)"
+            if throttled or lowest < 0.1 * BUCKET
+            else f"; the rate limit did not bite (the bucket's lowest level {lowest:.0f} of "
+            f"{BUCKET:g} points, no throttled answer)"
+        )
+    )
+    noisy = [r for r in results if r["baseline_cores"] > QUIET_CORES or r["steal"] > 0.1]
+    print(
+        f"verdict: machine quiet (other work kept at most {QUIET_CORES:g} core busy before each "
+        "round, steal at most 10%): "
+        + (
+            "met"
+            if not noisy
+            else "NOT met in W="
+            + ", ".join(
+                f"{r['workers']} ({r['baseline_cores']:.2f} cores, steal {r['steal']:.0%}, "
+                f"load {max(r['load']):.1f})"
+                for r in noisy
+            )
+            + ": the speed-ups above are not conclusive; run again on an idle machine"
+        )
+    )
 
 
 if __name__ == "__main__":
