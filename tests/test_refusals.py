@@ -94,6 +94,10 @@ def test_shopify_user_errors_park_at_once_and_a_503_does_not(
     config = write_config(
         tmp_path, shop_url=shopify_double.url, erp_url=erp_url, state_url=state_url,
         settings=EXPORT_SETTINGS, token=shopify_double.token,
+        # one create at a time, in ERP order: the fault below lets the first through
+        # (the refused one) and must hit the second; with creates in flight together
+        # either could come second
+        shopify_options={"concurrency": 1},
     )
     # the good record meets a 503 on every try of this run: transient
     shopify_double.inject(
