@@ -721,27 +721,58 @@ def _graphql_customer(customer: ShopifyCustomer) -> dict[str, Any]:
     }
 
 
-def plan_sqlite(n: int, seed: int, folder: Path) -> dict[str, Any]:
-    from custsync.connectors.shopify_double import ShopifyDouble
-    from custsync.connectors.shopify_double.store import WriteRejected
+def _plan_sqlite_world(
+    n: int, seed: int, folder: Path, cache: Path | None
+) -> tuple[str, Path, Measured | None, int, int]:
+    """The SQLite ERP of ``n`` customers and the double's seed records (JSON Lines of
+    GraphQL customer inputs the double accepted, in seeding order): built in ``folder``, or
+    copied from ``cache`` when it holds them for this n and seed (and saved there when not).
+    Returns (ERP URL, seed file, erp load figures or None when cached, seeded, rejected)."""
+    from custsync.connectors.shopify_double.store import Store, WriteRejected
 
+    kept = cache / f"plan-sqlite-{n}-{seed}" if cache is not None else None
+    erp_db, seeds = folder / "erp.db", folder / "shopify.jsonl"
+    if kept is not None and (kept / "done").is_file():
+        shutil.copy(kept / "erp.db", erp_db)
+        shutil.copy(kept / "shopify.jsonl", seeds)
+        counts = json.loads((kept / "done").read_text())
+        return f"sqlite:///{erp_db}", seeds, None, counts["seeded"], counts["rejected"]
     world = evaluate.generate(max(2, n * 10 // 4 + 4), seed)  # N ERP, N Shopify customers
-    t0 = time.perf_counter()
     url, loaded = _erp_world(folder, world.erp[:n])
+    probe = Store()  # the double's own rules: keep only the customers it accepts
+    seeded = rejected = 0
+    with seeds.open("w", encoding="utf-8") as out:
+        for customer in world.shopify[:n]:
+            record = _graphql_customer(customer)
+            try:
+                probe.load([record])
+            except WriteRejected:
+                rejected += 1
+                continue
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            seeded += 1
+    del world, probe
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copy(erp_db, kept / "erp.db")
+        shutil.copy(seeds, kept / "shopify.jsonl")
+        (kept / "done").write_text(json.dumps({"seeded": seeded, "rejected": rejected}))
+    return url, seeds, loaded, seeded, rejected
+
+
+def plan_sqlite(n: int, seed: int, folder: Path, cache: Path | None = None) -> dict[str, Any]:
+    from custsync.connectors.shopify_double import ShopifyDouble
+
+    t0 = time.perf_counter()
+    url, seeds, loaded, seeded, rejected = _plan_sqlite_world(n, seed, folder, cache)
     double = ShopifyDouble(
         token="shpat_bench",
         bucket_size=1_000_000,
         restore_rate=1_000_000.0,
         max_cost_per_query=1_000_000,
     )
-    seeded = rejected = 0
-    for customer in world.shopify[:n]:
-        try:
-            double.store.load([_graphql_customer(customer)])
-            seeded += 1
-        except WriteRejected:
-            rejected += 1
-    del world
+    with seeds.open(encoding="utf-8") as lines:
+        double.store.load(json.loads(line) for line in lines)
     double.start()
     try:
         config = folder / "custsync.yaml"
@@ -759,10 +790,14 @@ def plan_sqlite(n: int, seed: int, folder: Path) -> dict[str, Any]:
         double.stop()
     judged = n >= 200_000
     met = plan.peak_rss_mb < 1000 if judged else None
+    built = (
+        f"erp load {loaded.seconds:.1f} s, {loaded.peak_rss_mb:.0f} MB"
+        if loaded is not None
+        else f"from the cache {cache}"
+    )
     print(
         f"plan-sqlite: N = {n:,} ERP customers (SQLite), {seeded:,} Shopify customers in the "
-        f"double ({rejected:,} the double refused as duplicates); setup {setup:.1f} s "
-        f"(erp load {loaded.seconds:.1f} s, {loaded.peak_rss_mb:.0f} MB)"
+        f"double ({rejected:,} the double refused as duplicates); setup {setup:.1f} s ({built})"
     )
     print(f"  custsync plan (text): {plan.seconds:.1f} s, peak RSS {plan.peak_rss_mb:.0f} MB")
     print(f"target: plan peak RSS {plan.peak_rss_mb:.0f} MB < 1,000 MB {_verdict(met, '200,000')}")
@@ -775,15 +810,18 @@ def plan_sqlite(n: int, seed: int, folder: Path) -> dict[str, Any]:
     }
 
 
-
-def _judged(scenario: Callable[[int, int, Path], dict[str, Any]]) -> Callable[[argparse.Namespace], bool]:
+def _judged(
+    scenario: Callable[..., dict[str, Any]], *, cached: bool = False
+) -> Callable[[argparse.Namespace], bool]:
     """A scenario(n, seed, folder) -> figures, as a SCENARIOS entry: True unless a judged
-    target is not met; figures added to ``--json FILE`` when given."""
+    target is not met; figures added to ``--json FILE`` when given. A ``cached`` scenario
+    also takes ``cache`` (``--cache DIR`` or None)."""
 
     def run(args: argparse.Namespace) -> bool:
         print(f"machine: {machine()}")
+        extra = {"cache": Path(args.cache) if args.cache else None} if cached else {}
         with tempfile.TemporaryDirectory(prefix="custsync-bench-cli-") as tmp:
-            figures = scenario(args.n, args.seed, Path(tmp))
+            figures = scenario(args.n, args.seed, Path(tmp), **extra)
         if args.json:
             path = Path(args.json)
             known = json.loads(path.read_text()) if path.is_file() else {}
@@ -798,7 +836,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "sync": scenario_sync,
     "sync-updates": scenario_sync_updates,
     "plan-files": _judged(plan_files),
-    "plan-sqlite": _judged(plan_sqlite),
+    "plan-sqlite": _judged(plan_sqlite, cached=True),
     "erp-load": _judged(erp_load),
 }
 
@@ -817,6 +855,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7, help="world generator seed (7)")
     parser.add_argument("--json", metavar="FILE", help="also write the plan scenarios' figures")
+    parser.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="plan-sqlite: keep the built world (ERP database, the double's seed records) in "
+        "DIR per N and seed, and reuse it when there (none: built every run)",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.time_scale <= 0:
         parser.error("--n must be >= 1 and --time-scale > 0")
