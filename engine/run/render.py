@@ -11,6 +11,7 @@ Colours and bold only on a terminal, never when ``NO_COLOR`` is set (https://no-
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -136,8 +137,22 @@ Line = list[Segment]
 
 
 def _relative(path: str, base_dir: Path | None) -> str:
+    """``path`` relative to ``base_dir`` when under it."""
     if base_dir is None or not path:
         return path
+    if base_dir.is_absolute() and os.path.isabs(path):
+        return _relative_absolute(path, base_dir)
+    return _resolved_relative(path, base_dir)
+
+
+@functools.lru_cache(maxsize=256)
+def _relative_absolute(path: str, base_dir: Path) -> str:
+    """:func:`_relative` of absolute paths, remembered: every decision names its rule
+    files, which are few, and resolving a path asks the file system each time."""
+    return _resolved_relative(path, base_dir)
+
+
+def _resolved_relative(path: str, base_dir: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(base_dir.resolve()))
     except ValueError:
