@@ -23,8 +23,10 @@ records with ``modified_at`` strictly after it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +47,7 @@ from custsync.engine.model import (
     ErpReference,
     erp_code,
 )
-from custsync.engine.ports import ErpWriteResult, LoadRowProblem, SourceProblem
+from custsync.engine.ports import ErpWriteResult, LoadRowProblem, ReadProgress, SourceProblem
 from custsync.engine.run.state import (
     database_errors,
     display_url,
@@ -75,6 +77,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _STREAM_BATCH = 500
+#: customers between two progress reports of a read (:meth:`SqlErpReader.watch_reads`)
+_REPORT_EVERY = 1000
 #: customer rows checked and written at a time by ``load`` (inside its one transaction)
 LOAD_BATCH = 5_000
 _MAX_NUMBER_TRIES = 1000
@@ -161,6 +165,27 @@ _SELECT_CUSTOMERS = sa.select(*_READ_COLUMNS)
 assert _READ_FIELDS[0] == "no" and _TEXT_FIELDS[:_N_CORE] == ERP_CUSTOMER_FIELDS
 
 
+#: core fields whose values repeat from customer to customer (names, places): read as one
+#: shared string per value (``sys.intern``), so a plan over a large ERP holds each distinct
+#: value once, not a copy per row; numbers, phones and e-mails are not shared
+_SHARED_CORE = tuple(
+    index
+    for index, name in enumerate(ERP_CUSTOMER_FIELDS)
+    if name
+    in ("name", "name_2", "contact", "address", "address_2", "city", "post_code", "county", "country_code")
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_extra(values: tuple[Any, ...]) -> Mapping[str, Any]:
+    """The template fields of a row as a mapping shared by every customer with the same
+    values (templates give most customers the same few combinations); read-only."""
+    extra: dict[str, Any] = dict(zip(ERP_TEMPLATE_FIELDS, values, strict=True))
+    for name in _FLAG_FIELDS:
+        extra[name] = bool(extra[name])
+    return extra
+
+
 def _customer(values: Sequence[Any]) -> ErpCustomer | None:
     """The customer of a row of :data:`_SELECT_CUSTOMERS`; None when a value has the wrong
     type (SQLite keeps what another program writes: a BLOB in a text column, a text in a flag
@@ -174,10 +199,11 @@ def _customer(values: Sequence[Any]) -> ErpCustomer | None:
         and type(version) is int
     ):
         return None
-    extra: dict[str, Any] = dict(zip(ERP_TEMPLATE_FIELDS, _template_values(values), strict=True))
-    for name in _FLAG_FIELDS:
-        extra[name] = bool(extra[name])
-    return ErpCustomer(*texts[:_N_CORE], extra, values[-2], str(version))
+    core = list(texts[:_N_CORE])
+    for index in _SHARED_CORE:
+        core[index] = sys.intern(core[index])
+    extra = _shared_extra(_template_values(values))
+    return ErpCustomer(*core, extra, values[-2], str(version))
 
 
 def _value_problem(name: str, value: Any) -> str | None:
@@ -249,6 +275,7 @@ class SqlErpReader:
         self._engine = engine
         self._url = engine.url
         self._problems: list[SourceProblem] = []
+        self._watch: Callable[[ReadProgress], None] | None = None
         if check_schema:
             try:
                 self._check_schema()
@@ -269,6 +296,10 @@ class SqlErpReader:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def watch_reads(self, callback: Callable[[ReadProgress], None] | None) -> None:
+        """Tell ``callback`` how reads of customers come along: rows read of how many."""
+        self._watch = callback
 
     @contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
@@ -323,7 +354,21 @@ class SqlErpReader:
                 raise ValueError("changed_since must be timezone-aware (UTC)")
             conditions.append(schema.customer.c.modified_at > changed_since)
         with self._read("reading ERP customers") as conn:
-            yield from self._stream(conn, conditions)
+            watch = self._watch
+            if watch is None:
+                yield from self._stream(conn, conditions)
+                return
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(schema.customer).where(*conditions)
+            ).scalar()
+            done = 0
+            watch(ReadProgress("customers", 0, "rows", total))
+            for customer in self._stream(conn, conditions):
+                done += 1
+                if done % _REPORT_EVERY == 0:
+                    watch(ReadProgress("customers", done, "rows", total))
+                yield customer
+            watch(ReadProgress("customers", done, "rows", total))
 
     def _stream(self, conn: Connection, conditions: Sequence[Any]) -> Iterator[ErpCustomer]:
         """One streaming query while every value converts; a value the driver or a column

@@ -34,7 +34,9 @@ __all__ = [
     "ErpWriteResult",
     "ErpWriter",
     "LoadRowProblem",
+    "ReadProgress",
     "ReportsProblems",
+    "ReportsReadProgress",
     "RunRecord",
     "ShopifyReader",
     "ShopifyWriteResult",
@@ -371,3 +373,31 @@ class ReportsProblems(Protocol):
     """Optional reader capability: the bad records it skipped so far (plan shows them)."""
 
     def problems(self) -> Sequence[SourceProblem]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# How a long read is coming along (shown as progress while the run waits for it)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProgress:
+    """Where a reader is in a long read, told as it goes (a step starts at ``done`` 0).
+
+    ``step`` names what is being read (``customers (pages)``, ``bulk export``, ``bulk result
+    download``); ``done`` counts ``unit`` so far, of ``total`` when known; ``note`` adds a
+    detail (``12 pages``, the bulk job's status)."""
+
+    step: str
+    done: int
+    unit: str = "customers"
+    total: int | None = None
+    note: str = ""
+
+
+@runtime_checkable
+class ReportsReadProgress(Protocol):
+    """Optional reader capability: tells ``callback`` how its reads come along (pages read,
+    a bulk job's object count, rows read), or stops telling with None."""
+
+    def watch_reads(self, callback: Callable[[ReadProgress], None] | None) -> None: ...

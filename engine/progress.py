@@ -43,6 +43,8 @@ class Progress:
         self.label = label
         self.unit = unit
         self.done = 0
+        #: a detail shown after the count (``12 pages``, a bulk job's status)
+        self.note = ""
         self._stream = stream if stream is not None else sys.stderr
         self._started = time.monotonic()
         self._last = self._started
@@ -59,7 +61,7 @@ class Progress:
     def start(self, total: int | None, label: str, *, unit: str | None = None) -> None:
         """Begin a phase (ends the one before)."""
         self._finish_phase()
-        self.total, self.label, self.done = total, label, 0
+        self.total, self.label, self.done, self.note = total, label, 0, ""
         if unit is not None:
             self.unit = unit
         self._started = self._last = time.monotonic()
@@ -90,6 +92,17 @@ class Progress:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, total=total)
 
+    def update(self, done: int, *, note: str | None = None) -> None:
+        """Set the phase's count (a reader tells where it is), and its ``note``."""
+        if note is not None and note != self.note:
+            self.note = note
+            if self._bar is not None and self._task is not None:
+                self._bar.update(self._task, description=self._description())
+        self.advance(done - self.done)
+
+    def _description(self) -> str:
+        return f"{self.label} ({self.note})" if self.note else self.label
+
     def advance(self, count: int = 1) -> None:
         self.done += count
         if not self.enabled:
@@ -102,9 +115,8 @@ class Progress:
             log.info("%s: %s", self.label, self._count())
 
     def _count(self) -> str:
-        if self.total is None:
-            return f"{self.done:,} {self.unit}"
-        return f"{self.done:,}/{self.total:,} {self.unit}"
+        count = f"{self.done:,}" if self.total is None else f"{self.done:,}/{self.total:,}"
+        return f"{count} {self.unit}, {self.note}" if self.note else f"{count} {self.unit}"
 
     def _finish_phase(self) -> None:
         if self._logged and self.enabled:  # a phase long enough to be logged: say it ended

@@ -31,6 +31,7 @@ from urllib.parse import urljoin
 
 import httpx
 from custsync.engine.errors import FatalError, RetriableError
+from custsync.engine.ports import ReadProgress
 
 from . import documents as docs
 from .client import GraphQLClient, OutcomeUnknown
@@ -101,15 +102,31 @@ class BulkRunner:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def run_query(self, query: str) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-        """Run a bulk query; yield each root object with its child lines (reverse order)."""
+    def run_query(
+        self, query: str, *, watch: Callable[[ReadProgress], None] | None = None
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Run a bulk query; yield each root object with its child lines (reverse order).
+
+        ``watch`` is told the job's object count at every status poll (``bulk export``),
+        then the lines of the result file downloaded so far (``bulk result download``)."""
         operation = self._start(docs.BULK_RUN_QUERY, {"query": query}, "QUERY", query)
-        operation = self._wait(operation)
+
+        def polled(job: BulkOperation) -> None:
+            if watch is not None:
+                watch(ReadProgress("bulk export", job.object_count, "objects", note=job.status))
+
+        operation = self._wait(operation, polled)
         if operation.status != "COMPLETED":
             raise self._failure(operation)
         if not operation.url:  # no objects matched
             return
-        with self._download(operation.url) as path:
+        total = operation.object_count or None
+
+        def downloaded(lines: int) -> None:
+            if watch is not None:
+                watch(ReadProgress("bulk result download", lines, "lines", total))
+
+        with _TempDownload(self, self._absolute(operation.url), downloaded) as path:
             yield from _group_reversed(path)
 
     # -- mutations ---------------------------------------------------------------------------
@@ -232,9 +249,14 @@ class BulkRunner:
             return operation
         raise RetriableError(f"Shopify {root}: could not start the bulk operation")
 
-    def _wait(self, operation: BulkOperation) -> BulkOperation:
+    def _wait(
+        self, operation: BulkOperation, polled: Callable[[BulkOperation], None] | None = None
+    ) -> BulkOperation:
+        """Poll until the job ends; ``polled`` sees the job as started and after every poll."""
         delay = self.settings.poll_interval
         waited = 0.0
+        if polled is not None:
+            polled(operation)
         while operation.status not in _TERMINAL:
             if waited >= self.settings.timeout:
                 raise RetriableError(
@@ -258,6 +280,8 @@ class BulkRunner:
             if not isinstance(node, Mapping):
                 raise FatalError(f"bulk operation {operation.id} disappeared")
             operation = BulkOperation.from_node(node)
+            if polled is not None:
+                polled(operation)
             log.debug(
                 "bulk operation %s: %s (%d objects)",
                 operation.id,
@@ -341,12 +365,16 @@ class BulkRunner:
 
 
 class _TempDownload:
-    """Context manager: download a result file to a temporary path, delete it afterwards."""
+    """Context manager: download a result file to a temporary path, delete it afterwards.
+    ``lines`` is told how many lines have come so far, after every chunk."""
 
-    def __init__(self, runner: BulkRunner, url: str) -> None:
+    def __init__(
+        self, runner: BulkRunner, url: str, lines: Callable[[int], None] | None = None
+    ) -> None:
         self._runner = runner
         self._url = url
         self._path: Path | None = None
+        self._lines = lines
 
     def __enter__(self) -> Path:
         fd, name = tempfile.mkstemp(prefix="custsync-bulk-", suffix=".jsonl")
@@ -358,9 +386,13 @@ class _TempDownload:
             try:
                 with client.storage.stream("GET", self._url) as response:
                     if response.status_code == 200:
+                        count = 0
                         with self._path.open("wb") as out:
                             for chunk in response.iter_bytes(1 << 16):
                                 out.write(chunk)
+                                if self._lines is not None:
+                                    count += chunk.count(b"\n")
+                                    self._lines(count)
                         return self._path
                     if response.status_code < 500 and response.status_code != 429:
                         raise FatalError(f"bulk result download: HTTP {response.status_code}")

@@ -8,6 +8,7 @@ lenient where Shopify legitimately sends ``null`` (names, phone, note): ``null``
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,13 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+def _shared(value: Any) -> str:
+    """A text that repeats from customer to customer (names, places, states, tags) as one
+    shared string per value (``sys.intern``): a read of a large store then holds each
+    distinct value once, not a copy per customer. Ids, e-mails and phones are not shared."""
+    return sys.intern(_text(value))
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -57,16 +65,16 @@ def parse_address(node: Mapping[str, Any], default_id: str = "") -> ShopifyAddre
     return ShopifyAddress(
         id=address_id,
         default=bool(address_id) and address_id == default_id,
-        company=_text(node.get("company")),
-        first_name=_text(node.get("firstName")),
-        last_name=_text(node.get("lastName")),
-        address1=_text(node.get("address1")),
-        address2=_text(node.get("address2")),
-        zip=_text(node.get("zip")),
-        city=_text(node.get("city")),
-        country_code=_text(country).upper(),
-        province_code=_text(node.get("provinceCode")),
-        province=_text(node.get("province")),
+        company=_shared(node.get("company")),
+        first_name=_shared(node.get("firstName")),
+        last_name=_shared(node.get("lastName")),
+        address1=_shared(node.get("address1")),
+        address2=_shared(node.get("address2")),
+        zip=_shared(node.get("zip")),
+        city=_shared(node.get("city")),
+        country_code=_shared(_text(country).upper()),
+        province_code=_shared(node.get("provinceCode")),
+        province=_shared(node.get("province")),
         phone=_text(node.get("phone")),
     )
 
@@ -113,12 +121,12 @@ def parse_customer(node: Any, extra_addresses: Iterable[Mapping[str, Any]] = ())
         raise BadRecord(str(exc), customer_id) from exc
     return ShopifyCustomer(
         id=customer_id,
-        first_name=_text(node.get("firstName")),
-        last_name=_text(node.get("lastName")),
+        first_name=_shared(node.get("firstName")),
+        last_name=_shared(node.get("lastName")),
         email=_text(node.get("email")),
         phone=_text(node.get("phone")),
-        state=_text(node.get("state")),
-        tags=tuple(str(tag) for tag in tags),
+        state=_shared(node.get("state")),
+        tags=tuple(sys.intern(str(tag)) for tag in tags),
         note=_text(node.get("note")),
         updated_at=updated_at,
         addresses=addresses,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from custsync.engine.errors import ConfigError, mask_email
 from custsync.engine.model import ShopifyCustomer, ShopifyOrder
-from custsync.engine.ports import SourceProblem
+from custsync.engine.ports import ReadProgress, SourceProblem
 
 from . import documents as docs
 from .bulk import BulkRunner, BulkSettings
@@ -25,6 +25,8 @@ from .mapping import BadRecord, format_datetime, parse_customer, parse_order
 log = logging.getLogger("custsync.shopify")
 
 MAX_PAGE_SIZE = 250
+#: customers between two progress reports while a bulk result is read
+_REPORT_EVERY = 1000
 _LOOKUP_MODES = ("identifier", "search")
 _BULK_MODES = ("auto", "always", "never")
 #: delivery profiles per ``DeliveryZones`` page: with up to 100 zones per location group, one
@@ -77,6 +79,19 @@ class ShopifyGraphQLReader:
         self.bulk_threshold = int(bulk_threshold)
         self.bulk = BulkRunner(client, bulk_settings)
         self._problems: list[SourceProblem] = []
+        self._watch: Callable[[ReadProgress], None] | None = None
+        self._expected: int | None = None  # customers the count before a paged read found
+
+    # -- ReportsReadProgress -----------------------------------------------------------------
+
+    def watch_reads(self, callback: Callable[[ReadProgress], None] | None) -> None:
+        """Tell ``callback`` how reads of all customers come along: pages and customers
+        read, a bulk job's object count, result lines downloaded, customers read from it."""
+        self._watch = callback
+
+    def _tell(self, step: str, done: int, total: int | None = None, note: str = "") -> None:
+        if self._watch is not None:
+            self._watch(ReadProgress(step, done, "customers", total, note))
 
     # -- ReportsProblems ---------------------------------------------------------------------
 
@@ -130,10 +145,12 @@ class ShopifyGraphQLReader:
         return int(node.get("count") or 0)
 
     def _use_bulk(self, search: str | None) -> bool:
+        self._expected = None
         if self.bulk_reads != "auto":
             return self.bulk_reads == "always"
         count = self.count_customers(search, limit=self.bulk_threshold)
         use = count >= self.bulk_threshold
+        self._expected = None if use else count
         log.info(
             "Shopify customers to read: %s%d -> %s",
             ">=" if use else "",
@@ -147,6 +164,7 @@ class ShopifyGraphQLReader:
         after: str | None = None
         seen: set[str] = set()
         page = 0
+        self._tell("customers (pages)", 0, self._expected)
         while True:
             try:
                 response = self.client.execute(
@@ -172,6 +190,9 @@ class ShopifyGraphQLReader:
                     continue  # Shopify's date search is coarse: re-check exactly
                 seen.add(customer.id)
                 yield customer
+            self._tell(
+                "customers (pages)", len(seen), self._expected, f"{page} page{'s' * (page != 1)}"
+            )
             info = connection.get("pageInfo") or {}
             if not info.get("hasNextPage") or not info.get("endCursor"):
                 log.info("Shopify customers: %d read in %d pages", len(seen), page)
@@ -180,7 +201,10 @@ class ShopifyGraphQLReader:
 
     def _iter_bulk(self, search: str | None, since: datetime | None) -> Iterator[ShopifyCustomer]:
         count = 0
-        for root, children in self.bulk.run_query(docs.bulk_customers_query(search)):
+        roots = self.bulk.run_query(docs.bulk_customers_query(search), watch=self._watch)
+        for number, (root, children) in enumerate(roots):
+            if number % _REPORT_EVERY == 0:
+                self._tell("customers (bulk result)", count)
             customer = self._customer(root, "bulk customers export", children)
             if customer is None:
                 continue
@@ -192,6 +216,7 @@ class ShopifyGraphQLReader:
                 continue
             count += 1
             yield customer
+        self._tell("customers (bulk result)", count)
         log.info("Shopify customers: %d read by bulk operation", count)
 
     def get_customer(self, customer_id: str) -> ShopifyCustomer | None:

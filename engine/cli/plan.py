@@ -463,7 +463,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"custsync plan: {_count(exc.diagnostics)}; nothing planned", file=sys.stderr)
             return exitcodes.ERROR
         if args.out:
-            progress.start(len(spool), "write plan")
+            progress.start(len(spool), "write plan", unit="customers")
             out = Path(args.out)
             try:
                 _write_atomically(

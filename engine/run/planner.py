@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..decide.engine import Engine
 from ..decide.enrich import first_email
@@ -35,7 +35,15 @@ from ..model import (
     ShopifyCustomer,
     ShopifyOrder,
 )
-from ..ports import ErpCandidateReader, ErpFieldLimits, ErpReader, ShopifyReader, SourceProblem
+from ..ports import (
+    ErpCandidateReader,
+    ErpFieldLimits,
+    ErpReader,
+    ReadProgress,
+    ReportsReadProgress,
+    ShopifyReader,
+    SourceProblem,
+)
 from ..progress import Progress
 from ..rules.rulefile import RuleSet
 from .plan import (
@@ -58,6 +66,9 @@ __all__ = [
     "read_inputs",
     "stream_plan",
 ]
+
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -130,27 +141,31 @@ def read_inputs(
     # a reader reports every bad record it met in its life: keep those met from here on
     erp_seen, shopify_seen = len(reader_problems(erp)), len(reader_problems(shopify))
     imports = (
-        list(
-            _counted(
-                shopify.iter_customers(updated_since=import_since),
-                progress,
-                f"read shop {shop.name}",
-                "customers",
-            )
+        _read_all(
+            shopify,
+            lambda: shopify.iter_customers(updated_since=import_since),
+            progress,
+            f"read shop {shop.name}",
         )
         if want_import
         else []
     )
     retry_imports = list((retry or {}).get(Direction.IMPORT.value, ())) if want_import else []
     retry_exports = list((retry or {}).get(Direction.EXPORT.value, ())) if want_export else []
+    # the import read every customer of the store: the export's counterparts are all known
+    # (kept apart: the parked ones left out below are not decided, but are counterparts)
+    whole_store = want_import and import_since is None
+    not_decided: list[ShopifyCustomer] = []
     parked_imports = (parked or {}).get(Direction.IMPORT.value, {})
     if parked_imports and not full:
         # parked and unchanged since (read again only by the overlap window): still parked
-        imports = [
-            c
-            for c in imports
-            if not _still_parked(c.id, c.updated_at, parked_imports, retry_imports)
-        ]
+        kept = []
+        for c in imports:
+            if _still_parked(c.id, c.updated_at, parked_imports, retry_imports):
+                not_decided.append(c)
+            else:
+                kept.append(c)
+        imports = kept
     if retry_imports:
         have = {customer.id for customer in imports}
         for gid in retry_imports:
@@ -172,7 +187,7 @@ def read_inputs(
         shop_links = [link for link in links if link.shop == shop.name]
         if link_source is not None and not shop_links:
             shop_links = list(link_source.links(shop.name))
-        erp_customers = list(_counted(erp.iter_customers(), progress, "read ERP", "customers"))
+        erp_customers = _read_all(erp, erp.iter_customers, progress, "read ERP")
         again = set(retry_exports)
         changed = [
             c
@@ -202,7 +217,15 @@ def read_inputs(
             ):
                 continue  # its latest version is our own import's write: do not echo it back
             inputs.exports.append(customer)
-        _prefetch_counterparts(inputs, shopify, by_erp, first_run=export_since is None)
+        _prefetch_counterparts(
+            inputs,
+            shopify,
+            by_erp,
+            first_run=export_since is None,
+            whole_store=not_decided if whole_store else None,
+            progress=progress,
+            label=f"shop {shop.name}",
+        )
         if link_source is not None and narrow.partial:
             # links of the Shopify customers found for the exports (adopt or skip rules)
             extra = link_source.links_for(shop.name, shopify_ids=list(world.shopify))
@@ -220,6 +243,30 @@ def read_inputs(
         *reader_problems(shopify)[shopify_seen:],
     ]
     return inputs
+
+
+def _read_all(
+    reader: object, read: Callable[[], Iterable[T]], progress: Progress | None, label: str
+) -> list[T]:
+    """Every record ``read()`` gives, shown on ``progress``: as the reader tells how it goes
+    (pages, a bulk job's objects, rows of how many: :class:`~..ports.ReportsReadProgress`),
+    each step a phase ``label: step``; a reader that does not tell is counted here."""
+    if progress is None or not isinstance(reader, ReportsReadProgress):
+        return list(_counted(read(), progress, label, "customers"))
+
+    def tell(report: ReadProgress) -> None:
+        phase = f"{label}: {report.step}"
+        if progress.label != phase:
+            progress.start(report.total, phase, unit=report.unit)
+        elif report.total != progress.total:
+            progress.set_total(report.total)
+        progress.update(report.done, note=report.note or None)
+
+    reader.watch_reads(tell)
+    try:
+        return list(read())
+    finally:
+        reader.watch_reads(None)
 
 
 def _counted(
@@ -322,16 +369,32 @@ def _prefetch_counterparts(
     by_erp: Mapping[str, Link],
     *,
     first_run: bool,
+    whole_store: Sequence[ShopifyCustomer] | None = None,
+    progress: Progress | None = None,
+    label: str = "shop",
 ) -> None:
     """The Shopify customers the export rules look at: the linked one, and one with the same
-    e-mail or phone (adopt, skip as duplicate, phone used elsewhere)."""
+    e-mail or phone (adopt, skip as duplicate, phone used elsewhere).
+
+    ``whole_store``: the import of this run read every customer of the store; the World holds
+    them but these (parked, not decided). Then a full read is not made again: the World
+    would get a second copy of every customer, as it was one read ago."""
     world = inputs.world
     if first_run and len(inputs.exports) > FULL_READ_THRESHOLD:
         # first export of a large ERP: one full read beats two searches per customer
-        for existing in shopify.iter_customers():
+        existing_customers = (
+            _read_all(shopify, shopify.iter_customers, progress, f"read {label} (counterparts)")
+            if whole_store is None
+            else whole_store
+        )
+        for existing in existing_customers:
             world.add_shopify(existing)
         return
+    if progress is not None:
+        progress.start(len(inputs.exports), f"look up counterparts in {label}", unit="customers")
     for customer in inputs.exports:
+        if progress is not None:
+            progress.advance()
         link = by_erp.get(customer.no)
         if link is not None and world.shopify_customer(link.shopify_id) is None:
             inputs.api_reads += 1
@@ -483,7 +546,9 @@ def plan_incremental(
         parked=parked,
     )
     if progress is not None:
-        progress.start(len(inputs.imports) + len(inputs.exports), f"plan {shop.name}")
+        progress.start(
+            len(inputs.imports) + len(inputs.exports), f"plan {shop.name}", unit="customers"
+        )
     decisions = []
     for decision in noted_unwritable(
         iter_shop_decisions(engine, shop, inputs, directions), erp
@@ -648,7 +713,7 @@ def stream_plan(
             todo = len(shop_orders)
             todo += len(inputs.imports) if Direction.IMPORT in customer_directions else 0
             todo += len(inputs.exports) if Direction.EXPORT in customer_directions else 0
-            progress.start(todo, f"plan {shop.name}")
+            progress.start(todo, f"plan {shop.name}", unit="customers")
         shop_decisions = iter_shop_decisions(engine, shop, inputs, customer_directions)
         for decision in noted_unwritable(shop_decisions, erp):
             emit(decision, bad_records)

@@ -374,7 +374,7 @@ def sync_shop(
             (d for d in plan.decisions if d.shop == shop.name and d.direction in wanted),
             key=_apply_order,
         )
-        bar.start(len(ordered), f"sync {shop.name}")
+        bar.start(len(ordered), f"sync {shop.name}", unit="customers")
         unreachable: list[RecordOutcome] = []  # the latest records failed by one side's outage
         applied = 0
         try:
