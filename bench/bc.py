@@ -21,14 +21,23 @@ contact data), created with the template US-RETAIL:
   windows that follow the moment the first window's budget was used up, over k x budget,
   which no client can exceed; target >= 0.9), 429 answers seen, and records lost or duplicated (must be 0).
 
-Both paths use no Customer Card source (a card write is one more request per customer, which
-``$batch`` cannot carry: it is another OData service).
+Both paths use no Customer Card source.
+
+* ``cli``: the product path. ``custsync sync --direction import`` runs as a subprocess against
+  the BC double (child process, the same limits) and the Shopify double (child process) holding
+  N new Shopify customers, with the Customer Card, template and country pages published (so
+  Name 2 and Contact are written). Printed: HTTP requests BC answered during the sync (token,
+  reads and writes) per created customer (target <= 0.1), 429s, and records lost and
+  duplicated (BC customers per e-mail; links in custsync's state), both must be 0.
+
+``--path all`` runs the three, ``both`` batch and single.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import threading
@@ -62,6 +71,9 @@ def _serve(budget: int, time_scale: float, urls: Any, stop: Any, report: Any) ->
         {
             "requests": len(requests),
             "throttled": sum(1 for r in requests if r.status == 429),
+            # (monotonic start, status, method, path, operations): the cli path counts the
+            # requests sent while the sync ran
+            "log": [(r.started, r.status, r.method, r.path, r.operations) for r in requests],
             "peak_concurrency": double._limiter.peak_concurrency(double.client_id)
             if double._limiter
             else 0,
@@ -216,23 +228,196 @@ def run_single(n: int, budget: int, time_scale: float, folder: Path, workers: in
     return ok
 
 
+SHOPIFY_TOKEN = "shpat_bench_bc"
+TOKEN_ENV = "CUSTSYNC_BENCH_SHOPIFY_TOKEN"
+
+
+def _serve_shopify(n: int, urls: Any, stop: Any) -> None:
+    from custsync.connectors.shopify_double import ShopifyDouble
+    from custsync.connectors.shopify_double.seed import seed_from_models
+    from custsync.engine.model import ShopifyAddress, ShopifyCustomer
+
+    double = ShopifyDouble(token=SHOPIFY_TOKEN, bucket_size=2000.0, restore_rate=100.0)
+    customers = (
+        ShopifyCustomer(
+            id="",
+            first_name="Bench",
+            last_name=f"Person {i}",
+            email=f"c{i}@example.com",
+            phone=f"+1206555{i % 10000:04d}",
+            addresses=(
+                ShopifyAddress(
+                    default=True,
+                    first_name="Bench",
+                    last_name=f"Person {i}",
+                    company=f"Bench Company {i}",
+                    address1=f"{i} Pike Street",
+                    zip="98101",
+                    city="Seattle",
+                    country_code="US",
+                    province_code="WA",
+                ),
+            ),
+        )
+        for i in range(n)
+    )
+    seed_from_models(double, customers)
+    double.start()
+    urls.put(double.url)
+    stop.wait()
+    double.stop()
+
+
+class _Shopify:
+    def __init__(self, n: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._urls, self._stop = ctx.Queue(), ctx.Event()
+        self._process = ctx.Process(
+            target=_serve_shopify, args=(n, self._urls, self._stop), daemon=True
+        )
+        self._process.start()
+        self.url: str = self._urls.get(timeout=600)
+
+    def finish(self) -> None:
+        self._stop.set()
+        self._process.join(timeout=60)
+
+
+def _cli_config(folder: Path, double: _Double, shop_url: str, budget: int, time_scale: float):
+    import yaml
+
+    document = {
+        "erp": {
+            "url": f"bc+{double.url}",
+            "business_central": {
+                "company": COMPANY,
+                "company_country": "US",
+                "client_id": double.client_id,
+                "client_secret_env": SECRET_ENV,
+                "journal": str(folder / "bc-journal.sqlite"),
+                "pages": {
+                    "customer_card": "Customer",
+                    "countries": "CountriesRegions",
+                    "customer_templates": "CustomerTemplates",
+                },
+                "requests_per_window": budget,
+                "window_seconds": 300.0 / time_scale,
+                "timeout_seconds": 120,
+            },
+        },
+        "state": {"url": f"sqlite:///{folder / 'state.db'}"},
+        "rules": [],
+        "shops": [
+            {
+                "name": "main",
+                "shopify": {"url": shop_url, "access_token_env": TOKEN_ENV},
+                "settings": {
+                    "customer_import": "all_customers",
+                    "auto_create_unknown_customers": True,
+                    "customer_template_code": "US-RETAIL",
+                    "name_source": "company_name",
+                    "name_2_source": "first_and_last_name",
+                },
+            }
+        ],
+    }
+    path = folder / "custsync.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _cli_links(folder: Path) -> int:
+    from custsync.engine.run.state import open_store
+
+    store = open_store(f"sqlite:///{folder / 'state.db'}")
+    try:
+        return sum(1 for _ in store.links("main"))
+    finally:
+        store.close()
+
+
+def run_cli(n: int, budget: int, time_scale: float, folder: Path) -> bool:
+    """``custsync sync`` (a subprocess) imports N new Shopify customers into the BC double."""
+    import subprocess
+
+    folder = folder / "cli"
+    folder.mkdir()
+    double = _Double(budget, time_scale)
+    shop = _Shopify(n)
+    config = _cli_config(folder, double, shop.url, budget, time_scale)
+    env = {**os.environ, SECRET_ENV: double.secret, TOKEN_ENV: SHOPIFY_TOKEN}
+    command = [sys.executable, "-c", "from custsync.engine.cli import run; run()"]
+    started = time.monotonic()
+    done = subprocess.run(
+        [*command, "sync", "--config", str(config), "--no-progress", "--direction", "import"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ended = time.monotonic()
+    seconds = ended - started
+    summary = (done.stdout.strip().splitlines() or [""])[0]
+    links = _cli_links(folder)
+    checker = _writer(double, folder / "check.sqlite", budget, time_scale, None)
+    emails = Counter(c.email for c in checker.iter_customers() if c.email.startswith("c"))
+    checker.close()
+    report = double.finish()
+    shop.finish()
+    created = sum(emails.values())
+    lost = n - len(emails)
+    duplicated = created - len(emails)
+    # the checker's own reads come after the sync (CLOCK_MONOTONIC is the machine's)
+    during = [entry for entry in report["log"] if started <= entry[0] <= ended]
+    sync_requests = len(during)
+    writes = sum(1 for entry in during if entry[2] != "GET")
+    operations = sum(entry[4] for entry in during if entry[3].endswith("$batch"))
+    throttled = sum(1 for entry in during if entry[1] == 429)
+    per = sync_requests / max(created, 1)
+    print(
+        f"cli: custsync sync exit {done.returncode} in {seconds:.1f} s: {summary}\n"
+        f"  {created}/{n} customers in BC, {links} links; {sync_requests} HTTP requests to BC "
+        f"during the sync ({per:.3f} per created customer; {writes} not GET, carrying "
+        f"{operations} $batch operations); 429s {throttled}; "
+        f"lost {lost + max(0, n - links)}, duplicated {duplicated}"
+    )
+    if done.returncode != 0:
+        print(done.stderr[-2000:])
+    ok = per <= 0.1 and lost == 0 and links == n and duplicated == 0 and done.returncode == 0
+    print(
+        f"VERDICT cli requests per created customer {per:.3f} <= 0.1, nothing lost or "
+        f"duplicated: {'MET' if ok else 'NOT MET'}"
+    )
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--time-scale", type=float, default=30.0)
     parser.add_argument("--budget", type=int, default=600, help="requests per 5-minute window")
-    parser.add_argument("--path", choices=("both", "batch", "single"), default="both")
+    parser.add_argument(
+        "--path", choices=("both", "all", "batch", "single", "cli"), default="both"
+    )
     parser.add_argument(
         "--workers", type=int, default=5, help="single path: creates at a time (BC allows 5)"
     )
     args = parser.parse_args(argv)
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-bc-") as tmp:
-        if args.path in ("both", "batch"):
+        print(f"machine: {os.cpu_count()} cores, load average {_load()}")
+        if args.path in ("both", "all", "batch"):
             ok &= run_batch(args.n, args.budget, args.time_scale, Path(tmp))
-        if args.path in ("both", "single"):
+        if args.path in ("both", "all", "single"):
             ok &= run_single(args.n, args.budget, args.time_scale, Path(tmp), args.workers)
+        if args.path in ("all", "cli"):
+            ok &= run_cli(args.n, args.budget, args.time_scale, Path(tmp))
+        print(f"load average at the end {_load()}")
     return 0 if ok else 1
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

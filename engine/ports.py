@@ -28,9 +28,12 @@ __all__ = [
     "ChecksConnection",
     "ConnectionFinding",
     "CustomerInput",
+    "ErpBatchWriter",
     "ErpCandidateReader",
+    "ErpCreate",
     "ErpFieldLimits",
     "ErpReader",
+    "ErpUpdate",
     "ErpWriteResult",
     "ErpWriter",
     "LoadRowProblem",
@@ -144,6 +147,47 @@ class ErpWriter(ErpReader, Protocol):
         ...
 
     def find_by_idempotency_key(self, key: str) -> ErpCustomer | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ErpCreate:
+    """One create of :meth:`ErpBatchWriter.create_customers`: as the arguments of
+    :meth:`ErpWriter.create_customer` (``key`` is the idempotency key)."""
+
+    key: str
+    fields: Mapping[str, Any]
+    template_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErpUpdate:
+    """One update of :meth:`ErpBatchWriter.update_customers`: as the arguments of
+    :meth:`ErpWriter.update_customer`."""
+
+    no: str
+    changes: Mapping[str, Any]
+    expected_etag: str | None = None
+
+
+@runtime_checkable
+class ErpBatchWriter(Protocol):
+    """Optional writer capability: many creates (and updates) sent together (Business
+    Central: JSON ``$batch`` requests of up to 100), so that a large import costs a few
+    requests instead of one or more per customer. A writer without it gets one
+    ``create_customer`` / ``update_customer`` per record."""
+
+    def create_customers(self, items: Iterable[ErpCreate]) -> Iterator[ErpWriteResult]:
+        """One result per item, in order; a per-record refusal is ``ok`` False with the ERP's
+        message and the others go on. Each item's idempotency key is journaled before it is
+        sent, as for ``create_customer``: a create sent before a crash is found again by
+        ``find_by_idempotency_key``. Raises RetriableError (the ERP cannot be reached) or
+        FatalError like ``create_customer``; the results not yet yielded are then unknown."""
+        ...
+
+    def update_customers(self, items: Iterable[ErpUpdate]) -> Iterator[ErpWriteResult]:
+        """One result per item, in order, each as ``update_customer`` would give it (a
+        customer changed since its ``expected_etag`` was read fails alone)."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------

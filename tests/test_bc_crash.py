@@ -49,6 +49,7 @@ def _shop_customers() -> list[ShopifyCustomer]:
                     default=True,
                     first_name="Shop",
                     last_name=f"Person {i}",
+                    company=f"Shop Company {i}",
                     address1=f"{i} Pike Street",
                     zip="98101",
                     city="Seattle",
@@ -121,25 +122,37 @@ def test_killed_sync_with_bc_resumes_without_duplicates_or_lost_links(
     _check_no_duplicates(tmp_path, bc, shopify_double)
 
 
+def _batches(bc: BcDouble, path_part: str) -> list[object]:
+    return [r for r in bc.requests if r.target == "$batch" and path_part in r.path]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "where",
     [
-        # BC answered the POST; the card write that follows hangs: the journal has the number
-        "after-the-answer",
-        # the POST is still in BC's hands: the journal has only what was sent
-        "before-the-answer",
+        # BC ran the $batch of creates; its answer is late and the process dies waiting: the
+        # journal has only what was sent (the look-up finds the customers)
+        "during-the-batch",
+        # the $batch of creates may not have reached BC (its request waits in front of it)
+        "before-bc-ran-the-batch",
+        # BC answered the creates; the $batch of Customer Card writes hangs: the journal has
+        # the numbers, the cards are still due
+        "between-the-batch-and-the-cards",
+        # creates and cards done; the $batch reading the new etags hangs: nothing is linked
+        "before-the-links",
     ],
 )
-def test_kill_between_the_post_and_the_link_is_recognised(
+def test_kill_between_the_batch_and_the_links_is_recognised(
     tmp_path: Path,
     bc_double_factory: Callable[..., BcDouble],
     shopify_double: ShopifyDouble,
     where: str,
 ) -> None:
-    """The process dies after BC got the fourth create and before custsync linked it: the
-    resumed run settles the pending intent through the create journal (by number, or by
-    looking the sent customer up in BC) and links it; no customer is created twice."""
+    """`custsync sync` sends the import creates as one $batch (then one of card writes, one
+    of etag reads) and dies by SIGKILL around it, before custsync linked anything: the resumed
+    run settles the pending intents through the create journal (by number, or by looking the
+    sent customers up in BC), writes the cards still due and links every customer; no customer
+    is created twice."""
     bc = bc_double_factory()
     seed_from_models(shopify_double, _shop_customers())
     config = write_bc_config(
@@ -147,35 +160,53 @@ def test_kill_between_the_post_and_the_link_is_recognised(
         bc,
         shop_url=shopify_double.url,
         token=shopify_double.token,
-        settings={**SETTINGS, "export_customers": False},
-        timeout_seconds=8,  # a POST older than this is finished in BC, or never will be
+        settings={
+            **SETTINGS,
+            "export_customers": False,
+            "name_source": "company_name",
+            "name_2_source": "first_and_last_name",
+        },
+        timeout_seconds=6,  # a POST older than this is finished in BC, or never will be
     )
     env = {**os.environ, TOKEN_ENV: shopify_double.token, SECRET_ENV: bc.client_secret}
     command = _custsync("sync", "--config", str(config), "--no-progress", "--direction", "import")
-    if where == "after-the-answer":
-        bc.inject(Fault("delay", seconds=15, method="PATCH", target="Customer", skip=3))
-    else:
-        bc.inject(Fault("delay", seconds=4, method="POST", target="customers", skip=3))
+    company = next(iter(bc.store.companies.values()))
+    seeded = len(company.customers)
+    hang = {
+        "during-the-batch": Fault("delay", seconds=30, method="POST", target="$batch",
+                                  after_effect=True),
+        "before-bc-ran-the-batch": Fault("delay", seconds=30, method="POST", target="$batch"),
+        "between-the-batch-and-the-cards": Fault("delay", seconds=30, method="POST",
+                                                 target="$batch", skip=1),
+        "before-the-links": Fault("delay", seconds=30, method="POST", target="$batch", skip=2),
+    }[where]
+    bc.inject(hang)
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        posts = [r for r in bc.requests if r.method == "POST" and r.target == "customers"]
-        if len(posts) >= 3:
-            break
-        time.sleep(0.05)
-    time.sleep(1.0)  # the fourth create is in BC's hands
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and hang.fired == 0:
+        time.sleep(0.05)  # the hanging $batch has reached the double
+    assert hang.fired == 1
+    time.sleep(0.5)  # (and, during-the-batch, BC is running it)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     bc.clear_faults()
+    if where == "during-the-batch":
+        assert len(company.customers) == seeded + N_SHOPIFY  # BC created them all
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     try:
-        assert len(list(store.links("main"))) == 3
-        assert len(store.pending_intents(shop="main")) == 1
+        assert not list(store.links("main"))
+        assert len(store.pending_intents(shop="main")) == N_SHOPIFY
     finally:
         store.close()
 
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stdout + final.stderr
     _check_no_duplicates(tmp_path, bc, shopify_double, exported=False)
+    with open_bc(bc, tmp_path, journal=str(tmp_path / "check-journal.sqlite")) as reader:
+        names_2 = {c.email: c.name_2 for c in reader.iter_customers()}
+    # the Customer Card values (Name 2) were written, also those due when the run died
+    assert {names_2[f"shop{i}@example.com"] for i in range(1, 25)} == {
+        f"Shop Person {i}" for i in range(1, 25)
+    }, names_2

@@ -6,15 +6,26 @@ exit, and lose nothing."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from custsync.connectors import business_central as bc
 from custsync.connectors.bc_double import BcDouble, Fault
 from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine.cli import main
-from custsync.engine.model import ShopifyAddress, ShopifyCustomer
+from custsync.engine.model import (
+    Action,
+    Decision,
+    Direction,
+    FieldChange,
+    ShopifyAddress,
+    ShopifyCustomer,
+)
+from custsync.engine.run.apply import Applier
 from custsync.engine.run.state import open_store
 
 from bc_world import open_bc, write_bc_config
@@ -171,10 +182,8 @@ def test_bc_down_mid_run_stops_cleanly_and_the_next_run_finishes(
 ) -> None:
     seed_from_models(shopify_double, [_shopify(i) for i in range(1, 7)])
     config = _config(tmp_path, bc_double, shopify_double)
-    # after two creates BC answers 503 to every customer write
-    bc_double.inject(
-        Fault("status", status=503, method="POST", target="customers", skip=2, times=1000)
-    )
+    # the creates go as one $batch: BC answers 503 to it, every time
+    bc_double.inject(Fault("status", status=503, method="POST", target="$batch", times=1000))
     code = main(["sync", "--config", str(config), "--no-progress", "--direction", "import"])
     assert code != 0
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
@@ -206,3 +215,148 @@ def test_a_create_whose_answer_is_lost_is_not_duplicated(
     assert result.ok and again.ok and again.no == result.no
     names = [c for c in _bc_customers(bc_double, tmp_path) if c == "lost@example.com"]
     assert len(names) == 1
+
+
+def test_sync_sends_the_import_creates_as_batches(
+    tmp_path: Path, bc_double: BcDouble, shopify_double: ShopifyDouble
+) -> None:
+    """30 new Shopify customers: one $batch of creates, one $batch of Customer Card writes
+    (Name 2, the template's posting groups) on the page service, one $batch reading the new
+    etags; no request per customer. Each link keeps the etag BC has after the card write (so
+    that the next export sees its own write)."""
+    seed_from_models(shopify_double, [_shopify(i) for i in range(1, 31)])
+    config = _config(tmp_path, bc_double, shopify_double)
+    bc_double.reset_log()
+    code = main(["sync", "--config", str(config), "--no-progress", "--direction", "import"])
+    assert code == 0
+    writes = [r for r in bc_double.requests if r.method not in ("GET",) and r.target != "token"]
+    assert [(r.method, r.target, r.operations) for r in writes] == [
+        ("POST", "$batch", 30),  # the creates (API v2.0)
+        ("POST", "$batch", 30),  # the card writes (ODataV4)
+        ("POST", "$batch", 30),  # the etag reads (API v2.0)
+    ]
+    assert "/ODataV4/" in writes[1].path and "/api/v2.0/" in writes[2].path
+    # the rest: the token and the reads of the plan, none per customer
+    assert len(bc_double.requests) - len(writes) < 15, [r.path for r in bc_double.requests]
+    customers = _bc_customers(bc_double, tmp_path)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        links = {link.erp_no: link for link in store.links("main")}
+    finally:
+        store.close()
+    for i in range(1, 31):
+        created = customers[f"shop{i}@example.com"]
+        assert created.name_2 == f"Shop Person {i}"
+        assert links[created.no].own_write_erp_etag == created.etag
+
+
+def test_import_updates_go_as_batches_each_with_its_etag(
+    tmp_path: Path, bc_double: BcDouble
+) -> None:
+    """The applier sends import updates of a batching ERP together: one API $batch with a
+    PATCH per customer, each with the etag the plan read as If-Match (a customer whose only
+    change is a card value: a GET of its etag instead), one $batch of card writes, one of
+    etag reads. A customer changed in BC since it was read fails alone with BC's 409; one
+    BC refuses fails alone with BC's code; the others are written and linked with BC's new
+    etag."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    writer = open_bc(bc_double, tmp_path)
+    try:
+        created = list(
+            writer.create_customers(
+                [
+                    bc.CreateItem(f"main:u{i}", {"name": f"U {i}", "email": f"u{i}@example.com"})
+                    for i in range(4)
+                ]
+            )
+        )
+        nos = [r.no or "" for r in created]
+        read = {c.no: c for c in writer.iter_customers()}
+        # another user edits customer 1 after the plan read it
+        assert writer.update_customer(nos[1], {"city": "Tacoma"}, read[nos[1]].etag).ok
+
+        def update(i: int, **changes: Any) -> Decision:
+            gid = f"gid://shopify/Customer/{900 + i}"
+            return Decision(
+                direction=Direction.IMPORT,
+                action=Action.UPDATE,
+                shop="main",
+                record=gid,
+                shopify_id=gid,
+                erp_no=nos[i],
+                changes=tuple(FieldChange(k, None, v) for k, v in changes.items()),
+                new_link=True,
+                target_version=read[nos[i]].etag,
+            )
+
+        decisions = [
+            update(0, city="Spokane", name_2="Two"),
+            update(1, city="Olympia"),
+            update(2, email="x" * 75 + "@example.com"),
+            update(3, contact="Ann"),
+        ]
+        run_id = store.start_run("main", "import", datetime.now(UTC))
+        applier = Applier(shop="main", run_id=run_id, state=store, erp=writer)
+        bc_double.reset_log()
+        outcomes = list(applier.apply_import_updates(decisions))
+        writes = [
+            (r.method, r.target, r.operations) for r in bc_double.requests if r.method != "GET"
+        ]
+        after = {no: writer.get_customer(no) for no in nos}
+        links = {link.erp_no: link for link in store.links("main")}
+    finally:
+        writer.close()
+        store.close()
+    assert writes == [("POST", "$batch", 4), ("POST", "$batch", 2), ("POST", "$batch", 2)]
+    assert [o.status for o in outcomes] == ["ok", "failed", "failed", "ok"]
+    first, fourth = after[nos[0]], after[nos[3]]
+    assert first is not None and (first.city, first.name_2) == ("Spokane", "Two")
+    assert fourth is not None and fourth.contact == "Ann"
+    assert links[nos[0]].own_write_erp_etag == first.etag
+    assert links[nos[3]].own_write_erp_etag == fourth.etag
+    assert "changed in Business Central since it was read" in outcomes[1].message
+    assert "Request_EntityChanged" in outcomes[1].message
+    second = after[nos[1]]
+    assert second is not None and second.city == "Tacoma"  # the other user's edit stays
+    # BC's code and message (the value masked), the batch's request-id as correlation id
+    assert outcomes[2].message.startswith("Application_StringExceededLength: The length")
+    assert "correlation id" in outcomes[2].message and "xxxx" not in outcomes[2].message
+    assert set(links) == {nos[0], nos[3]}
+
+
+def test_a_second_sync_sends_the_import_updates_as_batches(
+    tmp_path: Path,
+    bc_double: BcDouble,
+    shopify_double: ShopifyDouble,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gids = seed_from_models(shopify_double, [_shopify(i) for i in range(1, 7)])
+    config = _config(tmp_path, bc_double, shopify_double)
+    assert main(["sync", "--config", str(config), "--no-progress", "--direction", "import"]) == 0
+    time.sleep(1.1)  # Shopify's updatedAt has whole seconds: after the import's
+    for i, gid in enumerate(gids[:3], start=1):
+        shopify_double.store.update_customer(gid, {"email": f"renamed{i}@example.com"})
+    settings = {**SETTINGS, "shopify_can_update_customers": True}
+    config = write_bc_config(
+        tmp_path, bc_double, shop_url=shopify_double.url, token=shopify_double.token,
+        settings=settings,
+    )
+    bc_double.reset_log()
+    code = main(["sync", "--config", str(config), "--no-progress", "--direction", "import"])
+    assert code == 0
+    assert "3 updated" in capsys.readouterr().out
+    # one $batch of three PATCHes, each with the etag the plan read
+    writes = [(r.method, r.target, r.operations) for r in bc_double.requests if r.method != "GET"]
+    assert writes == [("POST", "token", 1), ("POST", "$batch", 3)]
+    customers = _bc_customers(bc_double, tmp_path)
+    assert {f"renamed{i}@example.com" for i in range(1, 4)} | {
+        f"shop{i}@example.com" for i in range(4, 7)
+    } <= set(customers)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        links = {link.erp_no: link for link in store.links("main")}
+    finally:
+        store.close()
+    for i in range(1, 4):
+        updated = customers[f"renamed{i}@example.com"]
+        assert links[updated.no].own_write_erp_etag == updated.etag

@@ -25,7 +25,7 @@ class Fault:
     ``"token"``, a page's service name); None = any API or page request (not the token).
     skip: let this many matching requests through first.
     after_effect: run the request first, then fail: the write happened, the client does not
-    learn of it.
+    learn of it (a ``delay`` then delays the answer, not the request).
     """
 
     kind: str

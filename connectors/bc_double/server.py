@@ -10,6 +10,8 @@ Routes (``{tenant}`` and ``{environment}`` as configured):
 - ``/v2.0/{tenant}/{environment}/api/{publisher}/{group}/{version}/...``: custom API pages
   (``custom_apis``; by default ``contoso/custsync/v1.0/customerCards``, a Customer Card
   stand-in keyed by number).
+- Each service has its own JSON ``$batch`` (``api/v2.0/$batch``, ``ODataV4/$batch``,
+  ``api/{publisher}/{group}/{version}/$batch``): URLs relative to that service.
 
 Every answer carries ``request-id``; errors carry it as their CorrelationId. Requests are
 counted per user (the token's client id) against BC's limits; injected faults apply first.
@@ -27,6 +29,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -306,7 +309,7 @@ class BcDouble:
                 self._limiter = UserLimiter(self.limits)
             async with self._limiter.admit(user):
                 fault = self.faults.next(request.method, target)
-                if fault is not None and fault.kind == "delay":
+                if fault is not None and fault.kind == "delay" and not fault.after_effect:
                     await asyncio.sleep(fault.seconds)
                     fault = None
                 if self.latency:
@@ -316,8 +319,13 @@ class BcDouble:
                                                started, None)
                 body = await request.body()
                 call = self._call(request, rest, body, pages, custom_api)
-                batch = not pages and not custom_api and rest == "$batch"
+                batch = rest == "$batch"  # API v2.0, ODataV4 (pages), custom APIs alike
                 reply = self._batch(call) if batch else self.api.call(call)
+                if fault is not None and fault.kind == "delay":
+                    # after_effect: the request ran, its answer comes late (a client killed
+                    # meanwhile never learns of it)
+                    await asyncio.sleep(fault.seconds)
+                    fault = None
                 if fault is not None:
                     return await self._faulted(fault, request, target, user, request_id,
                                                started, reply)
@@ -431,12 +439,15 @@ class BcDouble:
             method = str(item.get("method", "GET")).upper()
             headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
             url = item["url"]
-            marker = "/api/v2.0/"
+            marker = "/ODataV4/" if call.pages else (
+                f"/api/{call.custom_api}/" if call.custom_api else "/api/v2.0/")
             if marker in url:
                 url = url.split(marker, 1)[1]
             path, _, query = url.lstrip("/").partition("?")
+            path = unquote(path)  # as the HTTP layer decodes a request's path
             params = dict(_parse_query(query))
-            if not path.startswith("companies") and "company" in headers:
+            if not call.pages and not call.custom_api and not path.startswith("companies") \
+                    and "company" in headers:
                 from .api import company_for_batch
 
                 company_id = company_for_batch(self.store, headers["company"])
@@ -448,7 +459,8 @@ class BcDouble:
             if path == "$batch":
                 raise errors.bad_request("A batch cannot contain another batch.")
             reply = self.api.call(Call(method, path, params, headers, raw, call.root,
-                                       call.root + url.lstrip("/")))
+                                       call.root + url.lstrip("/"), call.pages,
+                                       call.custom_api))
         except BcError as exc:
             exc.correlation = False  # BC leaves the CorrelationId out inside batches
             reply = _error_reply(exc, None)

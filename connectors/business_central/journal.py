@@ -2,12 +2,15 @@
 
 Business Central has no idempotency-key field on customers and assigns the number itself, so
 a customer whose POST went out but whose answer (or whose link in custsync's state) was lost
-cannot be found by its key in BC. Before every POST the connector writes the key, the time and
+cannot be found by its key in BC. Before every POST (or ``$batch`` of POSTs: one transaction
+for the batch) the connector writes the key, the time and
 a fingerprint of what it sends (name, e-mail, phone, post code, city, address) to this small
 SQLite file; after BC's answer it records the number. ``find_by_idempotency_key`` then:
 
 * key never sent -> None, without asking BC (no request per create);
-* number recorded -> that customer (one GET);
+* number recorded -> that customer (one GET); when its Customer Card values were not yet
+  written (``posted``: the run stopped between the create and the card write, which go in
+  separate ``$batch`` requests), they are written first;
 * sent, answer lost -> asks BC for customers modified since shortly before the send with the
   same name and compares the rest of the fingerprint: one match is the customer (recorded),
   none means the POST never took effect (safe to send again), several are refused.
@@ -29,7 +32,9 @@ __all__ = ["CreateJournal", "JournalEntry", "fingerprint"]
 
 _FINGERPRINT_FIELDS = ("name", "email", "phone", "post_code", "city", "address")
 
-SENT, CREATED, FAILED = "sent", "created", "failed"
+#: sent (answer not yet known), posted (BC created it: number known, its Customer Card
+#: values still to write), created (done), failed (BC refused it, or it never arrived)
+SENT, POSTED, CREATED, FAILED = "sent", "posted", "created", "failed"
 
 
 def fingerprint(fields: Mapping[str, Any]) -> dict[str, str]:

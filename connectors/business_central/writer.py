@@ -5,10 +5,17 @@
   into BC's ids); BC takes the number from its number series. Then, when the Customer Card
   source is available, one ``PATCH`` of the card for what only the card has (Name 2, Contact,
   the template's posting groups and language). ``create_customers`` sends many creates in
-  JSON ``$batch`` requests of up to 100.
+  JSON ``$batch`` requests of up to 100 (below).
 * **Update**: ``PATCH customers({id})`` with ``If-Match`` = the etag read; BC answers 409
   ``Request_EntityChanged`` when the customer changed since: that record fails with "changed
   in Business Central since it was read" and the next run reads it again.
+  ``update_customers`` sends many in ``$batch`` requests, each PATCH with its own
+  ``If-Match``.
+* **Batches** (``create_customers``, ``update_customers``): per 100 customers one API
+  ``$batch`` of the POSTs/PATCHes, then one ``$batch`` of Customer Card PATCHes on the
+  card's own service (it is another OData service, and addressed by the number BC gives a
+  new customer, so it cannot depend on the POST inside the first batch) and one API
+  ``$batch`` of GETs for the etags BC has after the card write.
 * **No duplicates after a crash**: see journal.py.
 
 Per-record refusals of BC (400 with its code and message, 404, 409) come back as
@@ -25,15 +32,16 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
+import httpx
 from custsync.engine.errors import RecordError, RecordRefused, RetriableError
 from custsync.engine.masking import mask_text
 from custsync.engine.model import CustomerTemplate, ErpCustomer
-from custsync.engine.ports import ErpWriteResult
+from custsync.engine.ports import ErpCreate, ErpUpdate, ErpWriteResult
 
 from .client import BcClient, BcHttpError, OutcomeUnknown, split_correlation
-from .journal import CREATED, FAILED, CreateJournal
+from .journal import CREATED, FAILED, POSTED, CreateJournal
 from .mapping import (
     API_FIELDS,
     BLANK_GUID,
@@ -60,18 +68,14 @@ _TEMPLATE_API = {
 }
 _TEMPLATE_CARD = CARD_TEMPLATE_FIELDS
 _CHANGED = "changed in Business Central since it was read"
+_CARD_DUE = "Business Central kept refusing the Customer Card write (429/5xx)"
 _TRUE = frozenset({"true", "yes", "y", "1"})
 #: answers that refuse the record as it is (validation, gone, too large): see RecordRefused
 _REFUSED_STATUS = frozenset({400, 404, 413})
 
 
-@dataclass(frozen=True, slots=True)
-class CreateItem:
-    """One create of :meth:`BcErpWriter.create_customers`."""
-
-    key: str
-    fields: Mapping[str, Any]
-    template_code: str | None = None
+#: one create of :meth:`BcErpWriter.create_customers` (the port's record)
+CreateItem: TypeAlias = ErpCreate
 
 
 @dataclass(slots=True)
@@ -80,6 +84,31 @@ class _Prepared:
     body: dict[str, Any]
     card: dict[str, Any]
     notes: list[str]
+
+
+@dataclass(slots=True)
+class _Update:
+    """One update of :meth:`BcErpWriter.update_customers`: the API changes, the card values,
+    the customer's id; ``etag`` once written."""
+
+    item: ErpUpdate
+    no: str
+    ident: str
+    body: dict[str, Any]
+    card: dict[str, Any]
+    notes: list[str]
+    etag: str | None
+
+
+@dataclass(slots=True)
+class _Created:
+    """A customer BC created for a :class:`_Prepared`; ``card_done`` once its Customer Card
+    values are written (or it has none)."""
+
+    p: _Prepared
+    no: str
+    etag: str | None
+    card_done: bool
 
 
 class BcErpWriter(BcErpReader):
@@ -138,9 +167,12 @@ class BcErpWriter(BcErpReader):
             )
             if len(prepared) == 1:
                 ((i, p),) = prepared.items()
-                results[i] = self._post_one(p)
+                posted = {i: self._post_one(p)}
             else:
-                results.update(self._post_batch(prepared))
+                posted = self._post_batch(prepared)
+            created = {i: r for i, r in posted.items() if isinstance(r, _Created)}
+            results.update({i: r for i, r in posted.items() if isinstance(r, ErpWriteResult)})
+            results.update(self._finish_creates(created))
         for i in range(len(items)):
             yield results[i]
 
@@ -226,7 +258,7 @@ class BcErpWriter(BcErpReader):
             )
         return ids[str(value)]
 
-    def _post_one(self, p: _Prepared) -> ErpWriteResult:
+    def _post_one(self, p: _Prepared) -> _Created | ErpWriteResult:
         path = self._company_path("customers")
         for attempt in range(1, self.settings.max_attempts + 1):
             try:
@@ -234,7 +266,7 @@ class BcErpWriter(BcErpReader):
             except OutcomeUnknown as exc:
                 found = self._recover(p.item.key)
                 if found is not None:
-                    return self._after_create(p, found.no, found.etag)
+                    return _Created(p, found.no, found.etag, card_done=True)
                 if attempt >= self.settings.max_attempts:
                     raise RetriableError(
                         f"{exc.message}; gave up after {attempt} attempts"
@@ -247,13 +279,15 @@ class BcErpWriter(BcErpReader):
                     refused = exc.status in _REFUSED_STATUS
                     return ErpWriteResult(False, message=exc.brief, refused=refused)
                 raise
-            return self._after_create(p, *self._created(response.json()))
+            return self._posted(p, response.json())
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post_batch(self, prepared: Mapping[int, _Prepared]) -> dict[int, ErpWriteResult]:
+    def _post_batch(
+        self, prepared: Mapping[int, _Prepared]
+    ) -> dict[int, _Created | ErpWriteResult]:
         """One JSON ``$batch`` (no snapshot isolation: each create stands alone); creates
         the batch answers 429/5xx for are sent again in the next batch."""
-        results: dict[int, ErpWriteResult] = {}
+        results: dict[int, _Created | ErpWriteResult] = {}
         pending = dict(prepared)
         path = self._company_path("customers")
         for attempt in range(1, self.settings.max_attempts + 1):
@@ -273,39 +307,36 @@ class BcErpWriter(BcErpReader):
             except OutcomeUnknown as exc:
                 log.warning("%s; looking the batch's creates up", exc.message)
                 for i, p in list(pending.items()):
-                    found = self._recover(p.item.key)
+                    found = self._recover_one(p)
                     if found is not None:
-                        results[i] = self._after_create(p, found.no, found.etag)
+                        results[i] = found
                         del pending[i]
                 if attempt >= self.settings.max_attempts and pending:
                     raise RetriableError(
                         f"{exc.message}; gave up after {attempt} attempts"
                     ) from exc
                 continue
-            by_id = {str(r.get("id")): r for r in responses if isinstance(r, dict)}
-            ordered = list(pending)
             retry: dict[int, _Prepared] = {}
-            for position, i in enumerate(ordered):
-                r = by_id.get(str(i))
-                if r is None and position < len(responses) and not responses[position].get("id"):
-                    r = responses[position]  # answers without ids: by position
+            for i, r in _by_request(list(pending), responses).items():
                 p = pending[i]
                 status = int(r.get("status", 0)) if r else 0
                 if r is None or status in (408, 429, 502, 503, 504) or status == 0:
                     if status in (408, 502, 504) or r is None:
-                        found = self._recover(p.item.key)
+                        found = self._recover_one(p)
                         if found is not None:
-                            results[i] = self._after_create(p, found.no, found.etag)
+                            results[i] = found
                             continue
                     if status == 429:
                         self.client._count("throttled")
                     retry[i] = p
                 elif status < 300:
-                    results[i] = self._after_create(p, *self._created(r.get("body") or {}))
+                    results[i] = self._posted(p, r.get("body") or {})
                 else:
                     self.journal.settle(p.item.key, FAILED)
                     refused = status in _REFUSED_STATUS
-                    results[i] = ErpWriteResult(False, message=_inner_error(r), refused=refused)
+                    results[i] = ErpWriteResult(
+                        False, message=_inner_error(r, answer), refused=refused
+                    )
             pending = retry
             if not pending:
                 return results
@@ -318,23 +349,166 @@ class BcErpWriter(BcErpReader):
             self.journal.settle(p.item.key, FAILED)
         return results
 
-    def _created(self, entity: Mapping[str, Any]) -> tuple[str, str | None]:
-        """The number and etag of a customer BC just created (its id is remembered)."""
-        self.remember(entity)
-        return str(entity.get("number") or ""), str(entity.get("@odata.etag") or "") or None
+    def _recover_one(self, p: _Prepared) -> _Created | ErpWriteResult | None:
+        """A create of a batch whose answer was lost, looked up (see :meth:`_recover`); a
+        look-up that matches several customers fails that record alone."""
+        try:
+            found = self._recover(p.item.key)
+        except RecordError as exc:
+            return ErpWriteResult(
+                False, message=exc.message, refused=isinstance(exc, RecordRefused)
+            )
+        return None if found is None else _Created(p, found.no, found.etag, card_done=True)
 
-    def _after_create(self, p: _Prepared, no: str, etag: str | None) -> ErpWriteResult:
-        """Record the create, then write what only the card has."""
+    def _posted(self, p: _Prepared, entity: Mapping[str, Any]) -> _Created:
+        """BC created the customer: its number is journaled (the card may still be due)."""
+        self.remember(entity)
+        no = str(entity.get("number") or "")
+        etag = str(entity.get("@odata.etag") or "") or None
         if p.item.key:
-            self.journal.settle(p.item.key, CREATED, no)
-        notes = list(p.notes)
-        if p.card:
+            self.journal.settle(p.item.key, POSTED if p.card else CREATED, no)
+        return _Created(p, no, etag, card_done=not p.card)
+
+    def _finish_creates(self, created: Mapping[int, _Created]) -> dict[int, ErpWriteResult]:
+        """Write what only the card has (one PATCH each for a single create, else one
+        ``$batch`` of card PATCHes and one of GETs for the new etags), then the results."""
+        due = {i: c for i, c in created.items() if not c.card_done}
+        notes: dict[int, str] = {}
+        if len(due) == 1 or (due and self._card_batch_root() is None):
+            for i, c in due.items():
+                try:
+                    self._patch_card(c.no, c.p.card)
+                    c.etag = self._etag(c.no)
+                except BcHttpError as exc:
+                    notes[i] = f"{', '.join(sorted(c.p.card))} not written: {exc.brief}"
+                self._card_settled(c)
+        elif due:
+            refused, still_due = self._patch_cards({i: (c.no, c.p.card) for i, c in due.items()})
+            for i, c in due.items():
+                if i in still_due:
+                    notes[i] = _CARD_DUE
+                    continue
+                if i in refused:
+                    notes[i] = f"{', '.join(sorted(c.p.card))} not written: {refused[i]}"
+                self._card_settled(c)
+            written = [c for i, c in due.items() if i not in notes]
+            etags = self._etags([c.no for c in written])
+            for c in written:
+                c.etag = etags.get(c.no, c.etag)
+        results = {}
+        for i, c in created.items():
+            if notes.get(i) == _CARD_DUE:
+                # the customer exists, its card values are still due: failed, so that the
+                # next run's look-up (journal: posted) writes them and links it
+                results[i] = ErpWriteResult(
+                    False,
+                    c.no,
+                    f"created in Business Central as {c.no}, but "
+                    f"{', '.join(sorted(c.p.card))} could not be written yet ({_CARD_DUE}); "
+                    "the next run writes them and links the customer",
+                )
+                continue
+            extra = [notes[i]] if i in notes else []
+            results[i] = ErpWriteResult(
+                True, c.no, "; ".join(["created", *c.p.notes, *extra]), c.etag
+            )
+        return results
+
+    def _card_settled(self, c: _Created) -> None:
+        if c.p.item.key:
+            self.journal.settle(c.p.item.key, CREATED, c.no)
+
+    def _card_batch_root(self) -> tuple[str, str] | None:
+        """The ``$batch`` URL of the service the Customer Card source is on and the card's
+        URL relative to that service (``ODataV4/$batch``, ``Company('...')/Customer``);
+        None when the source's path names no company segment."""
+        source = self.settings.pages["customer_card"]
+        path = source.url_path(str(self.company.get("name", "")), str(self.company["id"]))
+        parts = path.split("/")
+        for n, part in enumerate(parts):
+            if part.startswith(("Company(", "companies(")) and n > 0:
+                return "/".join(parts[:n]) + "/$batch", "/".join(parts[n:])
+        return None
+
+    def _patch_cards(
+        self, values: Mapping[int, tuple[str, Mapping[str, Any]]]
+    ) -> tuple[dict[int, str], set[int]]:
+        """Customer Card PATCHes (number, card values) as ``$batch`` requests of
+        ``batch_size`` on the card's service (a PATCH with ``If-Match: *`` can be sent again
+        safely). Returns BC's refusals (its code and message) and those still refused with
+        429/5xx after the retries (still due); the others were written."""
+        root = self._card_batch_root()
+        assert root is not None
+        batch_url, card_url = root
+        fields = self.settings.pages["customer_card"].fields
+        refused: dict[int, str] = {}
+        pending = dict(values)
+        size = self.settings.batch_size
+        for attempt in range(1, self.settings.max_attempts + 1):
+            retry: dict[int, tuple[str, Mapping[str, Any]]] = {}
+            keys = list(pending)
+            for start in range(0, len(keys), size):
+                part = keys[start : start + size]
+                requests = [
+                    {
+                        "id": str(i),
+                        "method": "PATCH",
+                        "url": f"{card_url}({odata_string(pending[i][0])})",
+                        "headers": {"Content-Type": "application/json", "If-Match": "*"},
+                        "body": {fields[k]: v for k, v in pending[i][1].items() if k in fields},
+                    }
+                    for i in part
+                ]
+                try:
+                    answer = self.client.request(
+                        "POST", batch_url, json_body={"requests": requests}, write=True
+                    )
+                    responses = answer.json().get("responses", [])
+                except OutcomeUnknown as exc:
+                    log.warning("%s; the card writes are sent again", exc.message)
+                    retry.update({i: pending[i] for i in part})
+                    continue
+                for i, r in _by_request(part, responses).items():
+                    status = int(r.get("status", 0)) if r else 0
+                    if r is None or status in (0, 408, 429, 500, 502, 503, 504):
+                        retry[i] = pending[i]
+                    elif status >= 300:
+                        refused[i] = _inner_error(r, answer)
+            pending = retry
+            if not pending:
+                break
+            self.client._backoff(attempt, None)
+        return refused, set(pending)
+
+    def _etags(self, numbers: list[str]) -> dict[str, str]:
+        """The current etags of customers just written, by number: ``$batch`` GETs of
+        ``batch_size``. A customer missing from the answer keeps the etag it had."""
+        found: dict[str, str] = {}
+        size = self.settings.batch_size
+        with_ids = [no for no in numbers if no in self._ids]
+        for start in range(0, len(with_ids), size):
+            part = with_ids[start : start + size]
+            requests = [
+                {
+                    "id": str(n),
+                    "method": "GET",
+                    "url": self._company_path(f"customers({self._ids[no]})") + "?$select=id,number",
+                }
+                for n, no in enumerate(part)
+            ]
             try:
-                self._patch_card(no, p.card)
-                etag = self._etag(no)
-            except BcHttpError as exc:
-                notes.append(f"{', '.join(sorted(p.card))} not written: {exc.brief}")
-        return ErpWriteResult(True, no, "; ".join(["created", *notes]), etag)
+                answer = self.client.request(
+                    "POST", "$batch", json_body={"requests": requests}, write=False
+                )
+            except (BcHttpError, RetriableError) as exc:
+                log.warning("the etags of %d new customers were not read: %s", len(part), exc)
+                continue
+            responses = answer.json().get("responses", [])
+            for n, r in _by_request(list(range(len(part))), responses).items():
+                body = r.get("body") if r and int(r.get("status", 0)) < 300 else None
+                if isinstance(body, Mapping) and body.get("@odata.etag"):
+                    found[part[n]] = str(body["@odata.etag"])
+        return found
 
     # ---- update ----------------------------------------------------------------------------
 
@@ -408,6 +582,172 @@ class BcErpWriter(BcErpReader):
         message = "; ".join(["updated", *notes]) if body or card else "nothing to change"
         return ErpWriteResult(True, no, message, etag)
 
+    def update_customers(self, items: Iterable[ErpUpdate]) -> Iterator[ErpWriteResult]:
+        """Update many customers, one result per item in order: a single update as
+        :meth:`update_customer`, more in ``$batch`` requests of ``batch_size`` (each PATCH
+        with its own ``If-Match``; a customer whose only changes are card values is checked
+        by a GET of its etag in the same batch), then one ``$batch`` of card PATCHes and one
+        of etag GETs for those with card values."""
+        chunk: list[ErpUpdate] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= self.settings.batch_size:
+                yield from self._update_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._update_chunk(chunk)
+
+    def _update_chunk(self, items: list[ErpUpdate]) -> Iterator[ErpWriteResult]:
+        if len(items) == 1 or (
+            self._card_batch_root() is None and any(self._has_card(item) for item in items)
+        ):
+            for item in items:
+                yield self.update_customer(item.no, item.changes, item.expected_etag)
+            return
+        results: dict[int, ErpWriteResult] = {}
+        pending: dict[int, _Update] = {}
+        for i, item in enumerate(items):
+            prepared = self._prepare_update(item)
+            if isinstance(prepared, ErpWriteResult):
+                results[i] = prepared
+            else:
+                pending[i] = prepared
+        self._send_updates(pending, results)
+        due = {i: u for i, u in pending.items() if i not in results and u.card}
+        if due:
+            refused, still_due = self._patch_cards({i: (u.no, u.card) for i, u in due.items()})
+            for i, u in due.items():
+                fields = ", ".join(sorted(u.card))
+                if i in refused:
+                    results[i] = ErpWriteResult(False, u.no, f"{fields}: {refused[i]}")
+                elif i in still_due:
+                    results[i] = ErpWriteResult(
+                        False, u.no, f"{fields} not written: {_CARD_DUE}; retried next run"
+                    )
+            written = [u for i, u in due.items() if i not in results]
+            etags = self._etags([u.no for u in written])
+            for u in written:
+                u.etag = etags.get(u.no, u.etag)
+        for i, u in pending.items():
+            if i not in results:
+                changed = u.body or u.card
+                message = "; ".join(["updated", *u.notes]) if changed else "nothing to change"
+                results[i] = ErpWriteResult(True, u.no, message, u.etag)
+        for i in range(len(items)):
+            yield results[i]
+
+    @staticmethod
+    def _has_card(item: ErpUpdate) -> bool:
+        return any(k in PAGE_ONLY_FIELDS or k in _TEMPLATE_CARD for k in item.changes)
+
+    def _prepare_update(self, item: ErpUpdate) -> _Update | ErpWriteResult:
+        no, changes = item.no, item.changes
+        if "no" in changes and changes["no"] != no:
+            return ErpWriteResult(False, no, "the customer number cannot be changed", refused=True)
+        try:
+            body, card = self._split({k: v for k, v in changes.items() if k != "no"})
+        except RecordError as exc:
+            return ErpWriteResult(False, no, exc.message, refused=isinstance(exc, RecordRefused))
+        ident = self._ids.get(no)
+        if ident is None:
+            entity = self._entity_by_number(no)
+            if entity is None:
+                return ErpWriteResult(
+                    False, no, f"customer {no} does not exist in Business Central", refused=True
+                )
+            ident = str(entity["id"])
+        notes: list[str] = []
+        if card and not self.has_source("customer_card"):
+            notes.append(
+                f"{', '.join(sorted(card))} not written: "
+                + self.unavailable().get("customer_card", "Customer Card unavailable")
+            )
+            card = {}
+        return _Update(item, no, ident, body, card, notes, item.expected_etag)
+
+    def _send_updates(
+        self, pending: Mapping[int, _Update], results: dict[int, ErpWriteResult]
+    ) -> None:
+        """The API ``$batch`` of an update chunk: a PATCH with ``If-Match`` (the etag read, or
+        ``*``) per customer with API changes, a GET of the etag per customer whose only
+        changes are card values and whose etag was read. 409 fails that record ("changed in
+        Business Central since it was read"); 429/5xx answers are sent again in the next
+        batch; a batch whose answer is lost fails its records (whether a PATCH took effect is
+        read again by the next run, which plans it again or finds nothing to change)."""
+        ops = {
+            i: u
+            for i, u in pending.items()
+            if u.body or (u.card and u.item.expected_etag is not None)
+        }
+        for attempt in range(1, self.settings.max_attempts + 1):
+            if not ops:
+                return
+            requests = []
+            for i, u in ops.items():
+                path = self._company_path(f"customers({u.ident})")
+                if u.body:
+                    requests.append(
+                        {
+                            "id": str(i),
+                            "method": "PATCH",
+                            "url": path,
+                            "headers": {
+                                "Content-Type": "application/json",
+                                "If-Match": u.item.expected_etag or "*",
+                            },
+                            "body": u.body,
+                        }
+                    )
+                else:
+                    requests.append({"id": str(i), "method": "GET", "url": f"{path}?$select=id"})
+            try:
+                answer = self.client.request(
+                    "POST", "$batch", json_body={"requests": requests}, write=True
+                )
+                responses = answer.json().get("responses", [])
+            except OutcomeUnknown as exc:
+                for i, u in ops.items():
+                    results[i] = ErpWriteResult(
+                        False,
+                        u.no,
+                        f"{exc.message}; whether the update of customer {u.no} took effect is "
+                        "read again by the next run",
+                    )
+                return
+            retry: dict[int, _Update] = {}
+            for i, r in _by_request(list(ops), responses).items():
+                u = ops[i]
+                status = int(r.get("status", 0)) if r else 0
+                body = r.get("body") if r else None
+                code = ""
+                if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+                    code = str(body["error"].get("code") or "")
+                if r is None or status in (0, 408, 429, 500, 502, 503, 504):
+                    retry[i] = u
+                elif status == 409 or code == "Request_EntityChanged":
+                    results[i] = ErpWriteResult(
+                        False, u.no, f"customer {u.no} was {_CHANGED} ({_inner_error(r, answer)})"
+                    )
+                elif status >= 300:
+                    results[i] = ErpWriteResult(
+                        False, u.no, _inner_error(r, answer), refused=status in _REFUSED_STATUS
+                    )
+                else:
+                    etag = str(body.get("@odata.etag") or "") if isinstance(body, Mapping) else ""
+                    if u.body:
+                        u.etag = etag or None
+                    elif etag != u.item.expected_etag:
+                        results[i] = ErpWriteResult(False, u.no, f"customer {u.no} was {_CHANGED}")
+            ops = retry
+            if ops:
+                self.client._backoff(attempt, None)
+        for i, u in ops.items():
+            results[i] = ErpWriteResult(
+                False,
+                u.no,
+                "Business Central kept refusing the batch (429/5xx); retried next run",
+            )
+
     # ---- the Customer Card --------------------------------------------------------------
 
     def _patch_card(self, no: str, values: Mapping[str, Any]) -> None:
@@ -440,6 +780,12 @@ class BcErpWriter(BcErpReader):
             return None
         if entry.status == CREATED:
             return self.get_customer(entry.number) if entry.number else None
+        if entry.status == POSTED and entry.number:
+            # created, its card values not yet written (the run stopped between the two)
+            if entry.card and self.has_source("customer_card"):
+                self._patch_card(entry.number, entry.card)
+            self.journal.settle(key, CREATED, entry.number)
+            return self.get_customer(entry.number)
         return self._recover(key)
 
     def _recover(self, key: str) -> ErpCustomer | None:
@@ -478,12 +824,32 @@ class BcErpWriter(BcErpReader):
         return self.get_customer(no) if entry.card else self._one(matches[0])
 
 
-def _inner_error(response: Mapping[str, Any]) -> str:
+def _by_request(ids: list[int], responses: list[Any]) -> dict[int, dict[str, Any] | None]:
+    """The answer of each request of a ``$batch`` by its id (answers without ids: by
+    position, as BC sends them sometimes); None for a request BC did not answer."""
+    by_id = {str(r.get("id")): r for r in responses if isinstance(r, dict) and r.get("id")}
+    found: dict[int, dict[str, Any] | None] = {}
+    for position, i in enumerate(ids):
+        r = by_id.get(str(i))
+        if r is None and position < len(responses):
+            candidate = responses[position]
+            if isinstance(candidate, dict) and not candidate.get("id"):
+                r = candidate
+        found[i] = r
+    return found
+
+
+def _inner_error(response: Mapping[str, Any], batch: httpx.Response | None = None) -> str:
+    """BC's code and message of one failed operation of a ``$batch``, with its correlation
+    id: BC leaves it out of errors inside a batch, so the batch request's own (its
+    ``request-id``) is named instead."""
     body = response.get("body")
     error = body.get("error") if isinstance(body, Mapping) else None
     status = response.get("status")
     if isinstance(error, Mapping):
         message, correlation = split_correlation(mask_text(str(error.get("message") or "")))
+        if not correlation and batch is not None:
+            correlation = batch.headers.get("request-id", "")
         where = f" (correlation id {correlation})" if correlation else ""
         return f"{error.get('code') or f'HTTP{status}'}: {message}{where}"
     return f"HTTP {status} in $batch"

@@ -55,7 +55,16 @@ from ..decide.phones import to_e164
 from ..errors import FatalError, RecordError, RecordRefused, RetriableError, mask_email
 from ..masking import mask_phone
 from ..model import Action, Decision, Direction, Link, ShopifyAddress
-from ..ports import CustomerInput, ErpWriter, ShopifyWriter, ShopifyWriteResult
+from ..ports import (
+    CustomerInput,
+    ErpBatchWriter,
+    ErpCreate,
+    ErpUpdate,
+    ErpWriter,
+    ErpWriteResult,
+    ShopifyWriter,
+    ShopifyWriteResult,
+)
 from .plan import BAD_RECORD
 from .state import Failure, Outcome
 
@@ -110,6 +119,18 @@ class _Update:
     check: _LinkCheck
     intent: int = 0
     run_id: int = 0
+
+
+@dataclass(slots=True)
+class _ImportCreate:
+    """One import create of a batch: its decision, the link check made before sending, its
+    intent once journaled."""
+
+    decision: Decision
+    gid: str
+    key: str
+    check: _LinkCheck
+    intent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +270,10 @@ class Applier:
         self.run_id = run_id
         self.state = state
         self.erp: ErpWriter | None = None if erp is None else cast(ErpWriter, _Side(erp, "ERP"))
+        #: the ERP's batch create (None: one ``create_customer`` per record)
+        self._erp_batch: ErpBatchWriter | None = (
+            cast(ErpBatchWriter, _Side(erp, "ERP")) if isinstance(erp, ErpBatchWriter) else None
+        )
         self.shopify: ShopifyWriter | None = (
             None if shopify is None else cast(ShopifyWriter, _Side(shopify, "Shopify"))
         )
@@ -375,16 +400,7 @@ class Applier:
         key = f"{self.shop}:{gid}"
         existing = erp.find_by_idempotency_key(key)
         if existing is not None:
-            check = self._check_link(gid, existing.no)
-            if check.refused:
-                return RecordOutcome(decision, FAILED, check.refused, existing.no, gid, permanent=True)
-            self._save_link(
-                gid, existing.no, decision, check, last_import_at=self._now(),
-                erp_etag=existing.etag,
-            )
-            return RecordOutcome(
-                decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
-            )
+            return self._link_created_before(decision, gid, existing)
         check = self._check_link(gid, "")
         if check.refused:
             return RecordOutcome(decision, FAILED, check.refused, None, gid, permanent=True)
@@ -415,6 +431,234 @@ class Applier:
             replaces=check.replaces,
         )
         return RecordOutcome(decision, OK, "", result.no, gid)
+
+    def apply_import_creates(self, decisions: Sequence[Decision]) -> Iterator[RecordOutcome]:
+        """Import creates as one batch, one recorded outcome per decision, in order.
+
+        Each record is first looked up by its idempotency key (created by an interrupted
+        run: linked) and its link checked; the intents of the rest are journaled together
+        before anything is sent, then the ERP writer's ``create_customers`` sends them
+        (Business Central: ``$batch`` requests of 100) or, for a writer without it, one
+        ``create_customer`` each. A record the ERP refuses fails alone. When the ERP cannot
+        be reached part-way, the records without a result fail as unreachable and their
+        intents stay pending: the next run settles them (``resume_pending``) by looking their
+        keys up, so that nothing is created twice. Results are settled (intents, links, run
+        log) a few hundred at a time, in one transaction each."""
+        self._check_fence()
+        erp = self._erp()
+        creates: list[_ImportCreate] = []
+        for decision in decisions:
+            gid = decision.shopify_id or decision.record
+            key = f"{self.shop}:{gid}"
+            try:
+                existing = erp.find_by_idempotency_key(key)
+                if existing is not None:
+                    outcome = self._link_created_before(decision, gid, existing)
+                else:
+                    check = self._check_link(gid, "")
+                    if check.refused is None:
+                        creates.append(_ImportCreate(decision, gid, key, check))
+                        continue
+                    outcome = RecordOutcome(
+                        decision, FAILED, check.refused, None, gid, permanent=True
+                    )
+            except FatalError:
+                raise
+            except Exception as exc:  # a failing record never stops the run
+                outcome = self._failure(decision, exc)
+            self._record(outcome)
+            yield outcome
+        if not creates:
+            return
+        _, intents = self.state.begin_intents(
+            self.run_id, [(c.decision.record, "erp.create", c.key) for c in creates]
+        )
+        for create, intent in zip(creates, intents, strict=True):
+            create.intent = intent
+        items = [
+            ErpCreate(
+                c.key, c.decision.change_dict(), c.decision.payload.get("template_code") or None
+            )
+            for c in creates
+        ]
+        if self._erp_batch is not None:
+            results: Iterator[ErpWriteResult] = self._erp_batch.create_customers(items)
+        else:
+            results = (erp.create_customer(i.fields, i.template_code, i.key) for i in items)
+        chunk: list[tuple[_ImportCreate, ErpWriteResult]] = []
+        done = 0
+        try:
+            for create, result in zip(creates, results, strict=False):
+                chunk.append((create, result))
+                if len(chunk) >= _SETTLE_CHUNK:
+                    yield from self._settle_import_chunk(chunk)
+                    done += len(chunk)
+                    chunk = []
+        except FatalError:
+            self._record_all(self._settle_import_list(chunk))
+            raise
+        except Exception as exc:
+            # the ERP gave up part-way: the creates without a result may or may not exist
+            # there; their intents stay pending for the next run's look-up
+            yield from self._settle_import_chunk(chunk)
+            done += len(chunk)
+            chunk = []
+            left = [self._failure(c.decision, exc, gid=c.gid) for c in creates[done:]]
+            self._record_all(left)
+            yield from left
+            return
+        yield from self._settle_import_chunk(chunk)
+        done += len(chunk)
+        if done < len(creates):  # pragma: no cover - a writer answers every item
+            left = [
+                RecordOutcome(c.decision, FAILED, "the ERP writer gave no result", None, c.gid)
+                for c in creates[done:]
+            ]
+            self._record_all(left)
+            yield from left
+
+    def apply_import_updates(self, decisions: Sequence[Decision]) -> Iterator[RecordOutcome]:
+        """Import updates (and links) of an ERP writer that sends them together
+        (``ErpBatchWriter.update_customers``: Business Central ``$batch`` requests, each
+        PATCH with the etag the plan read as ``If-Match``), one recorded outcome per
+        decision, in order. Each link is checked before anything is written and saved after
+        its customer's write; a customer changed in the ERP since it was read fails alone.
+        When the ERP cannot be reached part-way, the records without a result fail as
+        unreachable (the next run reads them again)."""
+        self._check_fence()
+        if self._erp_batch is None:
+            for decision in decisions:
+                yield self.apply(decision)
+            return
+        todo: list[tuple[Decision, str, _LinkCheck]] = []
+        for decision in decisions:
+            gid = decision.shopify_id or decision.record
+            try:
+                if not decision.erp_no:
+                    outcome = RecordOutcome(decision, FAILED, "decision names no ERP customer")
+                else:
+                    check = self._check_link(gid, decision.erp_no)
+                    if check.refused is None:
+                        todo.append((decision, gid, check))
+                        continue
+                    outcome = RecordOutcome(
+                        decision, FAILED, check.refused, decision.erp_no, gid, permanent=True
+                    )
+            except FatalError:
+                raise
+            except Exception as exc:  # a failing record never stops the run
+                outcome = self._failure(decision, exc, gid=gid)
+            self._record(outcome)
+            yield outcome
+        if not todo:
+            return
+        results = self._erp_batch.update_customers(
+            ErpUpdate(d.erp_no or "", d.change_dict(), d.target_version) for d, _, _ in todo
+        )
+        done = 0
+        try:
+            for (decision, gid, check), result in zip(todo, results, strict=False):
+                done += 1
+                erp_no = decision.erp_no or ""
+                if not result.ok:
+                    outcome = RecordOutcome(
+                        decision, FAILED, result.message, erp_no, gid, permanent=result.refused
+                    )
+                else:
+                    try:
+                        self._save_link(
+                            gid,
+                            erp_no,
+                            decision,
+                            check,
+                            last_import_at=self._now(),
+                            erp_etag=result.etag,
+                        )
+                        outcome = RecordOutcome(decision, OK, "", erp_no, gid)
+                    except FatalError:
+                        raise
+                    except Exception as exc:
+                        outcome = self._failure(decision, exc, gid=gid)
+                self._record(outcome)
+                yield outcome
+        except FatalError:
+            raise
+        except Exception as exc:  # the ERP gave up part-way
+            left = [self._failure(d, exc, gid=gid) for d, gid, _ in todo[done:]]
+            self._record_all(left)
+            yield from left
+
+    def _failure(
+        self, decision: Decision, exc: Exception, *, gid: str | None = None
+    ) -> RecordOutcome:
+        """The outcome of a record whose write raised (as :meth:`apply` makes it)."""
+        if isinstance(exc, RetriableError):
+            return RecordOutcome(
+                decision,
+                FAILED,
+                f"gave up after retries: {exc.render()}",
+                None,
+                gid,
+                unreachable=exc.side if isinstance(exc, Unreachable) else "",
+            )
+        if isinstance(exc, RecordError):
+            return RecordOutcome(
+                decision, FAILED, exc.render(), None, gid, permanent=isinstance(exc, RecordRefused)
+            )
+        log.debug("applying %s failed", decision.record, exc_info=True)
+        return RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}", None, gid)
+
+    def _link_created_before(self, decision: Decision, gid: str, existing: Any) -> RecordOutcome:
+        """The ERP customer an interrupted earlier run created for ``gid``: linked."""
+        check = self._check_link(gid, existing.no)
+        if check.refused:
+            return RecordOutcome(decision, FAILED, check.refused, existing.no, gid, permanent=True)
+        self._save_link(
+            gid, existing.no, decision, check, last_import_at=self._now(), erp_etag=existing.etag
+        )
+        return RecordOutcome(
+            decision, OK, "created by an interrupted earlier run; linked", existing.no, gid
+        )
+
+    def _settle_import_chunk(
+        self, chunk: Sequence[tuple[_ImportCreate, ErpWriteResult]]
+    ) -> Iterator[RecordOutcome]:
+        outcomes = self._settle_import_list(chunk)
+        self._record_all(outcomes)
+        yield from outcomes
+
+    def _settle_import_list(
+        self, chunk: Sequence[tuple[_ImportCreate, ErpWriteResult]]
+    ) -> list[RecordOutcome]:
+        """Complete and fail the intents of ``chunk`` with their links, in one transaction
+        (a link that moves from a deleted ERP customer: in its own)."""
+        done: list[tuple[int, str, Link | None]] = []
+        failed: list[tuple[int, str]] = []
+        outcomes: dict[int, RecordOutcome] = {}
+        now = self._now()
+        for create, result in chunk:
+            decision, gid = create.decision, create.gid
+            if not result.ok or not result.no:
+                message = result.message or "create failed"
+                failed.append((create.intent, message))
+                outcomes[create.intent] = RecordOutcome(
+                    decision, FAILED, message, None, gid, permanent=result.refused
+                )
+                continue
+            link = self._link(
+                gid, result.no, decision, now, existing=create.check.current, erp_etag=result.etag
+            )
+            if create.check.replaces:
+                self.state.complete_intent(
+                    create.intent, target=result.no, link=link, replaces=create.check.replaces
+                )
+            else:
+                done.append((create.intent, result.no, link))
+            outcomes[create.intent] = RecordOutcome(decision, OK, "", result.no, gid)
+        refused = self.state.settle_intents(done, failed) if done or failed else {}
+        for intent, reason in refused.items():
+            outcomes[intent] = replace(outcomes[intent], status=FAILED, message=reason)
+        return [outcomes[create.intent] for create, _ in chunk]
 
     # ---- export: ERP -> Shopify ------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from ..decide.engine import Engine
 from ..errors import ConfigError, CustsyncError, FatalError, RetriableError, StalePlanError
 from ..masking import mask_text
 from ..model import Action, Decision, Direction, ErpCustomer, ShopContext, ShopifyCustomer
-from ..ports import ErpReader, ShopifyReader
+from ..ports import ErpBatchWriter, ErpReader, ShopifyReader
 from ..progress import Progress
 from .apply import FAILED, Applier, RecordOutcome
 from .plan import (
@@ -109,9 +109,10 @@ class SyncResult:
 
 
 def _apply_order(decision: Decision) -> tuple[int, int]:
-    """Import first, then export updates, then export creates (behaviour.md §7)."""
+    """Import first (creates last among them, so that they go in batches), then export
+    updates, then export creates (behaviour.md §7)."""
     if decision.direction is Direction.IMPORT:
-        return (0, 0)
+        return (0, {Action.UPDATE: 1, Action.CREATE: 2}.get(decision.action, 0))
     if decision.direction is Direction.EXPORT:
         return (1, 1 if decision.action is Action.CREATE else 0)
     return (2, 0)
@@ -124,6 +125,12 @@ BULK_BATCH = 10_000
 #: between batches. Export updates below the bulk threshold go one per batch, so that an
 #: outage stops the run after UNREACHABLE_AFTER of them in a row.
 EACH_BATCH = 32
+
+
+#: import creates per batch for an ERP writer that sends creates together
+#: (``ErpBatchWriter``: Business Central's ``$batch`` of 100): the stop token is checked
+#: between batches, and a crash leaves at most this many creates to look up
+IMPORT_BATCH = 500
 
 
 def _is_export_create(decision: Decision) -> bool:
@@ -140,15 +147,31 @@ def _is_export_update(decision: Decision) -> bool:
     )
 
 
-def _apply_batches(ordered: Sequence[Decision], shopify: Any) -> Iterator[list[Decision]]:
-    """The decisions in apply order, one per batch, except the export updates and creates:
-    those come in batches the writer sends together, as bulk jobs of up to
-    :data:`BULK_BATCH` when it uses bulk for them (``uses_bulk``), else creates in batches
-    of :data:`EACH_BATCH` and updates one by one. The export updates go after the other
-    export decisions (each names its own Shopify customer: the order does not matter), the
-    creates last."""
+def _is_import_create(decision: Decision) -> bool:
+    return decision.direction is Direction.IMPORT and decision.action is Action.CREATE
+
+
+def _is_import_update(decision: Decision) -> bool:
+    return decision.direction is Direction.IMPORT and decision.action is Action.UPDATE
+
+
+def _apply_batches(
+    ordered: Sequence[Decision], shopify: Any, erp: Any = None
+) -> Iterator[list[Decision]]:
+    """The decisions in apply order, one per batch, except the writes a writer sends
+    together. Export updates and creates: bulk jobs of up to :data:`BULK_BATCH` when the
+    Shopify writer uses bulk for them (``uses_bulk``), else creates in batches of
+    :data:`EACH_BATCH` and updates one by one; the export updates go after the other export
+    decisions (each names its own Shopify customer: the order does not matter), the creates
+    last. Import updates and creates (after the other import decisions, creates last): for
+    an ERP writer that sends them together (``ErpBatchWriter``: Business Central's
+    ``$batch``) in batches of :data:`IMPORT_BATCH`; else creates in batches of
+    :data:`EACH_BATCH` (one ``create_customer`` each) and updates one by one."""
+    batching = isinstance(erp, ErpBatchWriter)
     creates: list[Decision] = []
     updates: list[Decision] = []
+    imports: list[Decision] = []
+    import_updates: list[Decision] = []
     for decision in ordered:
         if _is_export_create(decision):
             creates.append(decision)
@@ -156,14 +179,32 @@ def _apply_batches(ordered: Sequence[Decision], shopify: Any) -> Iterator[list[D
         if _is_export_update(decision):
             updates.append(decision)
             continue
+        if _is_import_create(decision):
+            imports.append(decision)
+            continue
+        if batching and _is_import_update(decision):
+            import_updates.append(decision)
+            continue
+        yield from _import_batches(import_updates, erp)
+        import_updates = []
+        yield from _import_batches(imports, erp)
+        imports = []
         if decision.direction is not Direction.EXPORT:
             yield from _write_batches(updates, shopify, each=1)
             updates = []
             yield from _write_batches(creates, shopify)
             creates = []
         yield [decision]
+    yield from _import_batches(import_updates, erp)
+    yield from _import_batches(imports, erp)
     yield from _write_batches(updates, shopify, each=1)
     yield from _write_batches(creates, shopify)
+
+
+def _import_batches(writes: list[Decision], erp: Any) -> Iterator[list[Decision]]:
+    size = IMPORT_BATCH if isinstance(erp, ErpBatchWriter) else EACH_BATCH
+    for start in range(0, len(writes), size):
+        yield writes[start : start + size]
 
 
 def _write_batches(
@@ -378,14 +419,18 @@ def sync_shop(
         unreachable: list[RecordOutcome] = []  # the latest records failed by one side's outage
         applied = 0
         try:
-            for batch in _apply_batches(ordered, shopify):
+            for batch in _apply_batches(ordered, shopify, erp):
                 if stop is not None and stop.is_set():
                     status = ABANDONED
                     error = getattr(stop, "reason", "") or "stop requested"
                     break
                 applier = appliers[batch[0].direction]
-                if _is_export_create(batch[0]):
-                    outcomes: Iterable[RecordOutcome] = applier.apply_export_creates(batch)
+                if _is_import_create(batch[0]):
+                    outcomes: Iterable[RecordOutcome] = applier.apply_import_creates(batch)
+                elif _is_import_update(batch[0]) and isinstance(erp, ErpBatchWriter):
+                    outcomes = applier.apply_import_updates(batch)
+                elif _is_export_create(batch[0]):
+                    outcomes = applier.apply_export_creates(batch)
                 elif _is_export_update(batch[0]):
                     outcomes = applier.apply_export_updates(batch)
                 else:
