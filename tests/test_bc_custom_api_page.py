@@ -133,8 +133,11 @@ def test_plan_and_sync_through_a_custom_api_page(
     assert created.extra["customer_posting_group"] == "DOMESTIC"  # the template, via the page
     assert seeded is not None and seeded.name_2 == "Sales office" and seeded.contact == "Helen Ray"
     card_requests = [r for r in bc.requests if r.target == "customerCards"]
-    assert {r.method for r in card_requests} == {"GET", "PATCH"}
+    assert {r.method for r in card_requests} == {"GET"}
     assert all("/api/contoso/custsync/v1.0/" in r.path for r in card_requests)
+    # the sync's card writes: one $batch on the API page's own service
+    card_batches = [r for r in bc.requests if r.path.endswith("/custsync/v1.0/$batch")]
+    assert [(r.method, r.operations) for r in card_batches] == [("POST", 3)]
     assert not [r for r in bc.requests if "/ODataV4/" in r.path and r.target == "Customer"]
 
     # the next run with one new Shopify customer looks it up by e-mail (candidates) instead of
