@@ -991,6 +991,9 @@ class FilesShopifyReader:
     def get_customer(self, customer_id: str) -> ShopifyCustomer | None:
         return self._by_id.get(customer_id)
 
+    def get_customers(self, customer_ids: Iterable[str]) -> dict[str, ShopifyCustomer | None]:
+        return {customer_id: self._by_id.get(customer_id) for customer_id in customer_ids}
+
     def find_by_email(self, email: str) -> ShopifyCustomer | None:
         wanted = email.strip().lower()
         if not wanted:

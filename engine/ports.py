@@ -234,6 +234,11 @@ class ShopifyReader(Protocol):
 
     def get_customer(self, customer_id: str) -> ShopifyCustomer | None: ...
 
+    def get_customers(self, customer_ids: Iterable[str]) -> Mapping[str, ShopifyCustomer | None]:
+        """Several customers by id in a few requests: every id asked maps to its customer, or
+        to ``None`` when the shop does not have it (deleted, merged away)."""
+        ...
+
     def find_by_email(self, email: str) -> ShopifyCustomer | None:
         """Exact match ignoring case (Shopify search is tokenised: results are re-checked)."""
         ...

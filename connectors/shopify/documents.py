@@ -100,6 +100,20 @@ CUSTOMER_BY_ID: Final = (
 """
 )
 
+#: Several customers by id in one request (Relay ``nodes``): Shopify takes up to 250 ids and
+#: answers in the order asked, ``null`` for an id it does not have (deleted, merged away).
+CUSTOMERS_BY_IDS: Final = (
+    """query CustomersByIds($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Customer {"""
+    + CUSTOMER_FIELDS
+    + """
+    }
+  }
+}
+"""
+)
+
 #: Exact lookup by e-mail or phone; not subject to the search index's lag.
 CUSTOMER_BY_IDENTIFIER: Final = (
     """query CustomerByIdentifier($identifier: CustomerIdentifierInput!) {
@@ -392,6 +406,7 @@ ALL_DOCUMENTS: Final = MappingProxyType(
     {
         "CustomersPage": CUSTOMERS_PAGE,
         "CustomerById": CUSTOMER_BY_ID,
+        "CustomersByIds": CUSTOMERS_BY_IDS,
         "CustomerByIdentifier": CUSTOMER_BY_IDENTIFIER,
         "CustomersSearch": CUSTOMERS_SEARCH,
         "CustomersCount": CUSTOMERS_COUNT,

@@ -1,7 +1,8 @@
 """Calculated query cost, roughly as Shopify computes it.
 
 Scalars and enums cost 0, objects 1, a connection ``2 + n × (cost of one node)`` where ``n``
-is ``first``/``last`` (requested) or the number of nodes returned (actual); a mutation root
+is ``first``/``last`` (requested) or the number of nodes returned (actual), ``nodes(ids:)``
+``n × (cost of one node)`` with ``n`` the ids asked (requested) or found (actual); a mutation root
 field costs 10 plus the connections and nested objects below its payload's records.
 The numbers come close to the captured ones (e.g. a ``customerCreate`` selecting ids and
 scalars costs 10) without reproducing Shopify's per-field table.
@@ -120,6 +121,9 @@ class CostCalculator:
             return 0  # scalar or enum
         if actual and value is None:
             return 0
+        ids = self._arg(field, "ids")
+        if isinstance(ids, list) and not isinstance(named, GraphQLObjectType):
+            return self._nodes_cost(field, ids, value, actual)
         if _is_connection(type_):
             first = self._arg(field, "first") or self._arg(field, "last") or 0
             node_type = named.fields["nodes"].type if isinstance(named, GraphQLObjectType) \
@@ -154,6 +158,25 @@ class CostCalculator:
                 best = max(best, self._field_cost(child, child_def.type, child_value, actual))
             total += best
         return total
+
+    def _nodes_cost(self, field: FieldNode, ids: list[Any], value: Any, actual: bool) -> int:
+        """``nodes(ids:)``: one node's cost per id asked (requested) or found (actual); a node
+        costs 1 plus what the costliest of its type conditions selects."""
+        per_node = 0
+        for selection in field.selection_set.selections if field.selection_set else ():
+            if not isinstance(selection, InlineFragmentNode) or selection.type_condition is None:
+                continue
+            kind = self.schema.get_type(selection.type_condition.name.value)
+            if not isinstance(kind, GraphQLObjectType):
+                continue
+            cost = 0
+            for child in _fields(selection.selection_set, self.fragments):
+                child_def = kind.fields.get(child.name.value)
+                if child_def is not None:
+                    cost += self._field_cost(child, child_def.type, None, False)
+            per_node = max(per_node, cost)
+        count = sum(1 for item in value if item) if actual and isinstance(value, list) else len(ids)
+        return count * (1 + per_node)
 
     def _node_children_cost(self, connection_field: FieldNode, node_type: Any) -> int:
         named = get_named_type(node_type) if node_type is not None else None

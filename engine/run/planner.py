@@ -168,10 +168,9 @@ def read_inputs(
         imports = kept
     if retry_imports:
         have = {customer.id for customer in imports}
-        for gid in retry_imports:
-            found = shopify.get_customer(gid) if gid not in have else None
-            if found is not None:
-                imports.append(found)
+        missing = [gid for gid in dict.fromkeys(retry_imports) if gid not in have]
+        reread = shopify.get_customers(missing) if missing else {}
+        imports.extend(found for gid in missing if (found := reread.get(gid)) is not None)
 
     narrow: _Narrow | None = None
     if (
@@ -390,17 +389,26 @@ def _prefetch_counterparts(
         for existing in existing_customers:
             world.add_shopify(existing)
         return
+    # the linked customers first, in a few requests (one by one, 10,000 exports were 10,000
+    # requests); the e-mail and phone look-ups below then skip what these already show
+    linked = list(
+        dict.fromkeys(
+            link.shopify_id
+            for customer in inputs.exports
+            if (link := by_erp.get(customer.no)) is not None
+            and world.shopify_customer(link.shopify_id) is None
+        )
+    )
+    if linked:
+        inputs.api_reads += len(linked)
+        for found in shopify.get_customers(linked).values():
+            if found is not None:
+                world.add_shopify(found)
     if progress is not None:
         progress.start(len(inputs.exports), f"look up counterparts in {label}", unit="customers")
     for customer in inputs.exports:
         if progress is not None:
             progress.advance()
-        link = by_erp.get(customer.no)
-        if link is not None and world.shopify_customer(link.shopify_id) is None:
-            inputs.api_reads += 1
-            found = shopify.get_customer(link.shopify_id)
-            if found is not None:
-                world.add_shopify(found)
         email = first_email(customer.email)
         if email and "@" in email and world.shopify_by_email(email) is None:
             inputs.api_reads += 1

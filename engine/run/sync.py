@@ -608,6 +608,10 @@ class _StoppableReads:
         self._check()
         return self._shopify.get_customer(customer_id)
 
+    def get_customers(self, customer_ids: Iterable[str]) -> Mapping[str, ShopifyCustomer | None]:
+        self._check()
+        return self._shopify.get_customers(customer_ids)
+
     def find_by_email(self, email: str) -> ShopifyCustomer | None:
         self._check()
         return self._shopify.find_by_email(email)
