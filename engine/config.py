@@ -568,7 +568,10 @@ def config_schema() -> dict[str, Any]:
                         "default": 30,
                     },
                     "page_size": {
-                        "description": "Customers per page when reading page by page.",
+                        "description": (
+                            "Customers per page when reading page by page, and per request "
+                            "when reading customers by id."
+                        ),
                         "type": "integer",
                         "minimum": 1,
                         "maximum": 250,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+from custsync.connectors.erp_sql import open_writer
 from custsync.connectors.shopify import open_reader
 from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.connectors.shopify_double.server import RequestLog
+from custsync.engine import exitcodes
+from custsync.engine.cli import main
+from custsync.engine.model import ErpCustomer
 
+from sync_world import EXPORT_SETTINGS, make_erp, write_config
 from test_shopify_connector_contract import FAST, TOKEN, seed
 
 MISSING = "gid://shopify/Customer/999999"
@@ -105,3 +113,66 @@ def test_throttled_batches_are_paced_and_retried(
     assert faults == [None, "throttle", "throttle", None, None]
     assert all(r.executed for r in requests if r.fault is None)
     assert reader.client.pacer.slept > 0
+
+
+# --------------------------------------------------------------------------------------------
+# the planner and the stale check of a saved plan read the linked customers in batches
+# --------------------------------------------------------------------------------------------
+
+
+def _people(n: int) -> list[ErpCustomer]:
+    return [
+        ErpCustomer(
+            no=f"C{i:05d}", name=f"Person {i}", email=f"person{i}@example.com", country_code="NL"
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def test_an_update_run_reads_its_linked_customers_in_batches_and_so_does_its_stale_check(
+    tmp_path: Path, shopify_double: ShopifyDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    make_erp(erp_url, _people(7))
+    config = write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=erp_url,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        settings=EXPORT_SETTINGS,
+        token=shopify_double.token,
+        shopify_options={"page_size": 3},  # 3 ids a request: 7 linked customers take 3
+    )
+    sync = ["sync", "-c", str(config), "--no-progress", "--direction", "export"]
+    assert main(sync) == exitcodes.OK
+    assert shopify_double.store.count() == 7
+    erp = open_writer(erp_url)
+    try:
+        for i in range(1, 8):
+            assert erp.update_customer(f"C{i:05d}", {"name": f"Renamed {i}"}).ok
+    finally:
+        erp.close()
+    gone = next(c for c in shopify_double.store.customers() if c["email"] == "person2@example.com")
+    shopify_double.store.delete_customer(gone["id"])
+    shopify_double.reset_log()
+
+    plan_file = tmp_path / "plan.json"
+    main(["plan", "-c", str(config), "--direction", "export", "--out", str(plan_file)])
+    plan_reads = [r.operation_name for r in shopify_double.requests]
+    assert plan_reads.count("CustomersByIds") == 3 and "CustomerById" not in plan_reads
+    decisions = {d["record"]: d for d in json.loads(plan_file.read_text())["decisions"]}
+    assert [decisions[f"C{i:05d}"]["action"] for i in (1, 3, 7)] == ["update"] * 3
+    # read as "not in the shop" (no version), like a read by id of a deleted customer
+    assert decisions["C00002"]["target_version"] is None
+    assert all(decisions[f"C{i:05d}"]["target_version"] for i in (1, 3, 7))
+
+    # one customer changed in Shopify since: the saved plan is stale, read in one batch
+    shopify_double.reset_log()
+    seventh = next(c for c in shopify_double.store.customers() if c["email"] == "person7@example.com")
+    shopify_double.store.update_customer(seventh["id"], {"note": "edited in the admin"})
+    capsys.readouterr()
+    assert main([*sync, "--plan", str(plan_file)]) == exitcodes.ERROR
+    assert "export C00007 (target changed)" in capsys.readouterr().out
+    stale_reads = [r.operation_name for r in shopify_double.requests]
+    assert "CustomersByIds" in stale_reads and "CustomerById" not in stale_reads
+    assert shopify_double.mutation_count() == 0

@@ -23,6 +23,7 @@ A stale saved plan is refused before anything is applied: the run is recorded as
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,6 +126,9 @@ BULK_BATCH = 10_000
 #: between batches. Export updates below the bulk threshold go one per batch, so that an
 #: outage stops the run after UNREACHABLE_AFTER of them in a row.
 EACH_BATCH = 32
+#: decisions of a saved plan checked for staleness together (their Shopify customers read in
+#: one ``get_customers`` call: one request per 250)
+STALE_CHECK_BATCH = 1000
 
 
 #: import creates per batch for an ERP writer that sends creates together
@@ -237,14 +241,20 @@ def check_plan_current(
     after a sync, must not report creates that already happened). ``shop`` and
     ``directions`` limit the check to the decisions about to be applied."""
     stale: list[str] = []
-    for decision in plan.decisions:
-        if not decision.is_change or (shop is not None and decision.shop != shop):
-            continue
-        if directions is not None and decision.direction not in directions:
-            continue
-        why = _stale_reason(decision, erp, shopify, state)
-        if why:
-            stale.append(f"{decision.direction.value} {decision.record} ({why})")
+    checked = (
+        decision
+        for decision in plan.decisions
+        if decision.is_change
+        and (shop is None or decision.shop == shop)
+        and (directions is None or decision.direction in directions)
+    )
+    while chunk := list(itertools.islice(checked, STALE_CHECK_BATCH)):
+        # the Shopify customers of a chunk in a few requests, not one request a decision
+        customers = shopify.get_customers(_shopify_ids_checked(chunk))
+        for decision in chunk:
+            why = _stale_reason(decision, erp, customers.get, state)
+            if why:
+                stale.append(f"{decision.direction.value} {decision.record} ({why})")
     if stale:
         more = f" (and {len(stale) - 5} more)" if len(stale) > 5 else ""
         raise StalePlanError(
@@ -255,10 +265,27 @@ def check_plan_current(
         )
 
 
+def _shopify_ids_checked(decisions: Iterable[Decision]) -> list[str]:
+    """The Shopify customers :func:`_stale_reason` looks at for ``decisions``: an export's
+    target, an import's source."""
+    ids: list[str] = []
+    for decision in decisions:
+        if decision.direction is Direction.EXPORT:
+            if decision.target_version is not None and decision.shopify_id:
+                ids.append(decision.shopify_id)
+        elif decision.direction is Direction.IMPORT and decision.source_version is not None:
+            ids.append(decision.record)
+    return ids
+
+
 def _stale_reason(
-    decision: Decision, erp: ErpReader, shopify: ShopifyReader, state: Any
+    decision: Decision,
+    erp: ErpReader,
+    shopify_customer: Callable[[str], ShopifyCustomer | None],
+    state: Any,
 ) -> str | None:
-    """Why ``decision`` no longer applies, or None when it still does."""
+    """Why ``decision`` no longer applies, or None when it still does (``shopify_customer``:
+    the current Shopify customer by id, as read for :func:`_shopify_ids_checked`)."""
     direction = decision.direction
     if direction not in (Direction.IMPORT, Direction.EXPORT):
         return None
@@ -266,14 +293,14 @@ def _stale_reason(
         if direction is Direction.IMPORT and decision.erp_no:
             current = _erp_version(erp.get_customer(decision.erp_no))
         elif direction is Direction.EXPORT and decision.shopify_id:
-            current = _shopify_version(shopify.get_customer(decision.shopify_id))
+            current = _shopify_version(shopify_customer(decision.shopify_id))
         else:
             current = decision.target_version
         if current != decision.target_version:
             return "target changed"
     if decision.source_version is not None:
         if direction is Direction.IMPORT:
-            source = _shopify_version(shopify.get_customer(decision.record))
+            source = _shopify_version(shopify_customer(decision.record))
         else:
             source = _erp_version(erp.get_customer(decision.record))
         if source != decision.source_version:
