@@ -29,8 +29,8 @@ Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict lin
     options (two bulk jobs from ``bulk_write_threshold``: addresses, then customers) and once
     with ``bulk_writes: never`` (one at a time: customerUpdate, customerAddressUpdate, a
     read). Same figures and target as ``sync``, the requests counted without the plan's reads
-    of the linked Shopify customers (``CustomerById``, one per changed ERP customer, printed
-    apart); ``--time-scale`` as there (the one-by-one run of 10,000 updates, some 25 points
+    of the linked Shopify customers (``CustomersByIds``, 250 ids a request; one by one also
+    ``CustomerById`` after each address write; printed apart); ``--time-scale`` as there (the one-by-one run of 10,000 updates, some 25 points
     each, takes about 40 minutes at 1).
 
 ``plan-files``, ``plan-sqlite``, ``erp-load`` (issue 11: memory bounded by the batch)
