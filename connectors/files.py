@@ -188,14 +188,27 @@ def _yaml_rows(path: Path, list_key: str) -> list[_Row]:
 
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """The file's lines (number, text with its line end), decoded one by one: a large
-    file is never held whole. A byte that is not UTF-8 is a ConfigError naming line and column."""
+    """The file's lines (number, text with its line end ``\\n``), decoded as they are read:
+    a large file is never held whole. A byte that is not UTF-8 is a ConfigError naming line
+    and column."""
+    with path.open(encoding="utf-8-sig", newline="\n") as handle:
+        try:
+            yield from enumerate(handle, start=1)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return
+    _raise_not_utf8(path)
+
+
+def _raise_not_utf8(path: Path) -> None:
+    """The ConfigError of the first byte of ``path`` that is not UTF-8 (its line and column)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                text = raw.decode("utf-8")
+                raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ConfigError(
                     f"{_shown(path)}:{number}:{exc.start + 1}: not UTF-8 "
@@ -203,7 +216,7 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
                     file=str(path),
                     line=number,
                 ) from None
-            yield number, text
+    raise ConfigError(f"{_shown(path)}: not UTF-8; save the file as UTF-8", file=str(path))
 
 
 def _jsonl_rows(path: Path, problems: list[SourceProblem], kind: str) -> Iterator[_Row]:
@@ -527,7 +540,65 @@ _LINK_COLUMNS = (
 _ORDER_KEYS = ("id", "name", "email", "phone", "customer", "bill_to", "ship_to")
 
 
+#: what the fast readers of the common record accept without the per-field checks
+_ERP_COLUMN_SET = frozenset(_ERP_COLUMNS)
+_ERP_CORE_SET = frozenset(ERP_CUSTOMER_FIELDS)
+_ERP_TEXT_FIELDS = tuple(
+    (name, name in _SHARED_TEXT) for name in ERP_CUSTOMER_FIELDS if name != "no"
+)
+_SHOPIFY_KEY_SET = frozenset(_SHOPIFY_KEYS)
+_ADDRESS_KEY_SET = frozenset(_ADDRESS_FIELDS)
+_ADDRESS_TEXT_FIELDS = tuple(
+    (name, name in _SHARED_TEXT) for name in _ADDRESS_FIELDS if name not in ("id", "default")
+)
+_intern = sys.intern
+
+
 def _erp_customer(data: Any) -> ErpCustomer:
+    """An ERP customer row: the common row (known fields, texts) read directly; any other
+    row, and every bad one, through the checks that name each problem (the same record)."""
+    try:
+        customer = _plain_erp_customer(data)
+    except _Bad:  # a bad value: the checked path names it (and any other)
+        customer = None
+    return customer if customer is not None else _checked_erp_customer(data)
+
+
+def _plain_erp_customer(data: Any) -> ErpCustomer | None:
+    """The row as :func:`_checked_erp_customer` reads it when every value is a text (or
+    absent) and nothing is wrong; None for any other row (a world of a million rows spends
+    its reading time here)."""
+    if type(data) is not dict or not data.keys() <= _ERP_COLUMN_SET:
+        return None
+    for value in data.values():
+        if type(value) is not str:
+            return None
+    get = data.get
+    no = get("no", "")
+    if not no or "tax_liable" in data:
+        return None  # a missing key or a flag: the checked path
+    modified_at = _datetime(get("modified_at"), "modified_at")  # _Bad: the checked path
+    values: dict[str, Any] = {}
+    for name, shared in _ERP_TEXT_FIELDS:
+        value = get(name, "")
+        values[name] = _intern(value) if shared else value
+    extra: dict[str, Any] = {}
+    if not data.keys() <= _ERP_CORE_SET:  # template fields, a time or an etag
+        for name in ERP_TEMPLATE_FIELDS:
+            value = get(name)
+            if value:
+                extra[name] = value
+    return ErpCustomer(
+        no=erp_code(no),
+        extra=extra,
+        modified_at=modified_at,
+        etag=get("etag") or None,
+        **values,
+    )
+
+
+
+def _checked_erp_customer(data: Any) -> ErpCustomer:
     fields = _Fields(_check_keys(data, _ERP_COLUMNS, "an ERP customer"))
     core = {name: fields.get(name, _text, "") for name in ERP_CUSTOMER_FIELDS if name != "no"}
     no = erp_code(fields.required("no", _text))
@@ -594,6 +665,84 @@ def _customer_fields(fields: _Fields) -> dict[str, Any]:
 
 
 def _shopify_customer(data: Any) -> ShopifyCustomer:
+    """A Shopify customer record: the common one read directly (see :func:`_erp_customer`)."""
+    try:
+        customer = _plain_shopify_customer(data)
+    except _Bad:
+        customer = None
+    return customer if customer is not None else _checked_shopify_customer(data)
+
+
+def _plain_gid(value: Any, resource: str) -> str | None:
+    """:func:`_gid` of a text or a number that is fine; None for anything else."""
+    kind = type(value)
+    if kind is int:
+        return f"gid://shopify/{resource}/{value}" if value >= 0 else None
+    if kind is not str:
+        return None
+    if value.startswith("gid://shopify/") and value == value.strip():
+        return value
+    text = value.strip()
+    return f"gid://shopify/{resource}/{text}" if text.isdigit() else None
+
+
+def _plain_address(data: Any) -> ShopifyAddress | None:
+    if type(data) is not dict or not data.keys() <= _ADDRESS_KEY_SET:
+        return None
+    get = data.get
+    raw_id = get("id")
+    address_id = "" if raw_id is None else _plain_gid(raw_id, "MailingAddress")
+    default = get("default", False)
+    if address_id is None or type(default) is not bool:
+        return None
+    values: dict[str, Any] = {}
+    for name, shared in _ADDRESS_TEXT_FIELDS:
+        value = get(name, "")
+        if type(value) is not str:
+            return None
+        values[name] = _intern(value) if shared else value
+    return ShopifyAddress(id=address_id, default=default, **values)
+
+
+def _plain_shopify_customer(data: Any) -> ShopifyCustomer | None:
+    """The record as :func:`_checked_shopify_customer` reads it when its values are texts
+    (an id may be a number, ``default`` a boolean) and nothing is wrong; else None."""
+    if type(data) is not dict or not data.keys() <= _SHOPIFY_KEY_SET:
+        return None
+    get = data.get
+    customer_id = _plain_gid(get("id"), "Customer")
+    if not customer_id or "tags" in data:
+        return None  # no id or a list: the checked path
+    updated_at = _datetime(get("updated_at"), "updated_at")  # _Bad: the checked path
+    first_name, last_name = get("first_name", ""), get("last_name", "")
+    email, phone = get("email", ""), get("phone", "")
+    state, note = get("state", ""), get("note", "")
+    for value in (first_name, last_name, email, phone, state, note):
+        if type(value) is not str:
+            return None
+    raw_addresses = get("addresses") or ()
+    if type(raw_addresses) is not list and raw_addresses != ():
+        return None
+    addresses = []
+    for item in raw_addresses:
+        address = _plain_address(item)
+        if address is None:
+            return None
+        addresses.append(address)
+    return ShopifyCustomer(
+        id=customer_id,
+        first_name=_intern(first_name),
+        last_name=_intern(last_name),
+        email=email,
+        phone=phone,
+        state=state,
+        note=note,
+        updated_at=updated_at,
+        addresses=tuple(addresses),
+    )
+
+
+def _checked_shopify_customer(data: Any) -> ShopifyCustomer:
     fields = _Fields(_check_keys(data, _SHOPIFY_KEYS, "a Shopify customer"))
     values = _customer_fields(fields)
     raw_addresses = fields.data.get("addresses") or []

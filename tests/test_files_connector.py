@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -455,3 +456,136 @@ def test_yaml_leading_zero_post_codes_and_code_like_words_stay_text(tmp_path: Pa
     assert (customers["C1"].post_code, customers["C1"].country_code) == ("01067", "DE")
     assert (customers["C2"].post_code, customers["C2"].country_code) == ("0150", "NO")
     assert customers["C2"].county == "ON"
+
+
+# --------------------------------------------------------------------------------------------
+# The direct reading of common records (large worlds) reads what the checks read
+# --------------------------------------------------------------------------------------------
+
+_ERP_ROW: dict[str, Any] = {
+    "no": " c00012 ",
+    "name": "Ann Lee",
+    "address": "1 Main St",
+    "city": "Springfield",
+    "post_code": "12345",
+    "county": "IL",
+    "country_code": "US",
+    "phone": "+1 217 555 0101",
+    "email": "ann@example.com",
+}
+_SHOPIFY_ROW: dict[str, Any] = {
+    "id": 1001,
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "phone": "+12175550101",
+    "note": "vip",
+    "addresses": [
+        {"id": 5001, "default": True, "address1": "1 Main St", "city": "Springfield",
+         "zip": "12345", "country_code": "US", "province_code": "IL"},
+    ],
+}
+
+
+def _erp_variants() -> list[Any]:
+    base = dict(_ERP_ROW)
+    return [
+        base,
+        {"no": "C1"},
+        {**base, "modified_at": "2026-03-01T12:00:00"},
+        {**base, "modified_at": "2026-03-01T12:00:00+02:00", "etag": "W/1"},
+        {**base, "tax_area_code": "US-IL", "currency_code": "", "gen_bus_posting_group": "EU"},
+        {**base, "tax_liable": "yes"},
+        # bad or unusual rows: the checked path decides (and names every problem)
+        {**base, "no": ""},
+        {**base, "no": "   "},
+        {**base, "name": None},
+        {**base, "phone": 4155550101},
+        {**base, "modified_at": "yesterday"},
+        {**base, "emial": "x"},
+        {**base, "name": ["A"]},
+        ["not", "a", "mapping"],
+    ]
+
+
+def _shopify_variants() -> list[Any]:
+    base = dict(_SHOPIFY_ROW)
+    address = base["addresses"][0]
+    return [
+        base,
+        {"id": "1002"},
+        {**base, "id": "gid://shopify/Customer/7"},
+        {**base, "id": " gid://shopify/Customer/7 "},
+        {**base, "id": " 12 "},
+        {**base, "updated_at": "2026-02-01T08:30:00Z", "state": "ENABLED"},
+        {**base, "tags": "a; b"},
+        {**base, "addresses": []},
+        {**base, "addresses": None},
+        {**base, "addresses": [{**address, "default": "yes"}]},
+        {**base, "addresses": [{**address, "id": "gid://shopify/MailingAddress/9"}]},
+        # bad or unusual records
+        {**base, "id": -3},
+        {**base, "id": True},
+        {**base, "id": "abc"},
+        {**base, "id": ""},
+        {**base, "updated_at": 7},
+        {**base, "email": None},
+        {**base, "addresses": "1 Main St"},
+        {**base, "addresses": [{**address, "zip": 12345}]},
+        {**base, "addresses": [{**address, "colour": "red"}]},
+        {**base, "addresses": [{**address, "id": "x"}]},
+    ]
+
+
+def _read(parse: Any, data: Any) -> Any:
+    try:
+        return parse(data)
+    except files._Bad as exc:
+        return f"bad: {exc}"
+
+
+@pytest.mark.parametrize(
+    ("parse", "plain", "checked", "rows"),
+    [
+        (
+            files._erp_customer,
+            files._plain_erp_customer,
+            files._checked_erp_customer,
+            _erp_variants(),
+        ),
+        (
+            files._shopify_customer,
+            files._plain_shopify_customer,
+            files._checked_shopify_customer,
+            _shopify_variants(),
+        ),
+    ],
+)
+def test_common_records_read_directly_equal_the_checked_reading(
+    parse: Any, plain: Any, checked: Any, rows: list[Any]
+) -> None:
+    read_directly = 0
+    for row in rows:
+        got, expected = _read(parse, row), _read(checked, row)
+        assert got == expected, row
+        assert repr(got) == repr(expected), row  # the plan's fingerprints digest the repr
+        read_directly += not isinstance(_read(plain, row), str | type(None))
+    assert read_directly >= 5  # the common rows do take the direct way
+
+
+def test_repeated_place_and_name_texts_are_one_string(tmp_path: Path) -> None:
+    rows = [{**_ERP_ROW, "no": f"C{i}", "email": f"p{i}@example.com"} for i in range(3)]
+    _write(tmp_path, "erp_customers.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    first, second, _ = files.erp.open_reader(str(tmp_path)).iter_customers()
+    assert first.city is second.city and first.name is second.name
+    assert first.email is not second.email
+
+
+def test_jsonl_not_utf8_names_line_and_byte_after_good_lines(tmp_path: Path) -> None:
+    good = "".join(f'{{"no": "C{i}", "name": "Kunde {i}"}}\n' for i in range(3000))
+    _write(tmp_path, "erp_customers.jsonl", ("\ufeff" + good).encode() + b'{"no": "M\xfcller"}\n')
+    with pytest.raises(ConfigError) as error:
+        files.erp.open_reader(str(tmp_path))
+    assert error.value.render().endswith(
+        "erp_customers.jsonl:3001:10: not UTF-8 (byte 0xfc); save the file as UTF-8"
+    )
