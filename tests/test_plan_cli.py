@@ -320,3 +320,43 @@ def test_files_world_copied_elsewhere_plans_the_same(
     original = json.loads(capsys.readouterr().out)
     assert copied["summary"] == original["summary"]
     assert copied["fingerprints"] == original["fingerprints"]
+
+
+def test_a_large_json_plan_is_written_once_and_stdout_gets_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    """Above PRETTY_DECISIONS the decisions are copied into the file from the spool whole and
+    the file is copied to stdout (a regular file here, as in `plan -o json --out F > G`)."""
+    import subprocess
+    import sys
+
+    from custsync.engine.run.plan import PRETTY_DECISIONS
+
+    world = tmp_path / "world"
+    world.mkdir()
+    count = PRETTY_DECISIONS + 20
+    with (world / "erp_customers.jsonl").open("w", encoding="utf-8") as rows:
+        for i in range(count):
+            row = {"no": f"C{i:05d}", "name": f"Kunde {i}", "city": "Köln", "country_code": "DE",
+                   "address": "Domplatz 1", "post_code": "50667", "email": f"k{i}@example.de"}
+            rows.write(json.dumps(row, ensure_ascii=False) + "\n")
+    out_file = tmp_path / "plan.json"
+    stdout_file = tmp_path / "stdout.json"
+    with stdout_file.open("wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-c", "from custsync.engine.cli import run; run()", "plan",
+             "--world", str(world), "--direction", "export", "-o", "json", "--out",
+             str(out_file)],
+            stdout=stdout, stderr=subprocess.PIPE, cwd=tmp_path, check=False, timeout=600,
+        )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    saved = out_file.read_bytes()
+    assert stdout_file.read_bytes() == saved
+    assert out_file.stat().st_mode & 0o777 == 0o600
+    data = json.loads(saved)
+    assert [d["record"] for d in data["decisions"]] == [f"C{i:05d}" for i in range(count)]
+    assert data["summary"]["create"] + data["summary"]["skip"] == count
+    lines = saved.decode("utf-8").splitlines()
+    start = lines.index('  "decisions": [')
+    assert lines[start + 1].startswith('    {"direction": "export"')
+    assert lines[start + count].endswith("}") and lines[start + count + 1] == "  ],"

@@ -3,9 +3,12 @@ like decision_sort_key, and `custsync plan` writes the same documents as the in-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+from pathlib import Path
 
+import pytest
 from custsync.engine.model import Action, Decision, Direction
 from custsync.engine.run.plan import (
     PRETTY_DECISIONS,
@@ -18,7 +21,12 @@ from custsync.engine.run.plan import (
     plan_to_json,
     write_plan_json,
 )
-from custsync.engine.run.planstream import DecisionSpool, encode_block
+from custsync.engine.run.planstream import (
+    JSON_SEPARATORS,
+    DecisionSpool,
+    encode_block,
+    write_plan_document,
+)
 from custsync.engine.run.render import decision_block, render_text, write_text
 
 
@@ -120,6 +128,41 @@ def test_a_large_plan_is_one_document_with_a_decision_per_line() -> None:
     assert json.loads(lines[start + 1].rstrip(","))["record"] == "C1"
     assert len(lines) < count + 60  # one line per decision, not dozens
     assert plan_from_json(text).summary == plan.summary
+
+
+@pytest.mark.parametrize("count", [3, PRETTY_DECISIONS + 5])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_document_written_from_the_spool_is_the_plan_json(
+    tmp_path: Path, count: int, shuffled: bool
+) -> None:
+    """In plan order the large plan's items are copied from the spool whole; out of order
+    (or small and indented) item by item: the same bytes as plan_to_json either way."""
+    decisions = [_decision(i) for i in range(1, count + 1)]
+    decisions[0] = dataclasses.replace(decisions[0], label="Jürgen Öztürk <j***@example.de>")
+    ordered = sorted(decisions, key=decision_sort_key)
+    if shuffled:
+        random.Random(5).shuffle(decisions)
+    else:
+        decisions = ordered
+    plan = Plan(
+        created_at=_when(),
+        shops=("main",),
+        directions=(Direction.EXPORT,),
+        decisions=tuple(ordered),
+    )
+    streamed = dataclasses.replace(plan, decisions=(), counts=plan.summary)
+    with DecisionSpool({"json": decision_to_json}, separators=JSON_SEPARATORS) as spool:
+        for decision in decisions:
+            spool.add(decision)
+        path = tmp_path / "plan.json"
+        with path.open("wb") as out:
+            out.write(b"")  # the document starts where the file is
+            write_plan_document(streamed, spool, out)
+        assert path.read_bytes() == plan_to_json(plan).encode("utf-8")
+        # the texts come back without their separators
+        assert [json.loads(text)["record"] for text in spool.texts("json")][:2] == [
+            d.record for d in ordered[:2]
+        ]
 
 
 def _when():  # type: ignore[no-untyped-def]

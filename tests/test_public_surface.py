@@ -97,7 +97,13 @@ PINNED = {
         "read_inputs",
         "stream_plan",
     ],
-    "custsync.engine.run.planstream": ["DecisionSpool"],
+    "custsync.engine.run.planstream": [
+        "JSON_CHANNEL",
+        "JSON_SEPARATORS",
+        "DecisionSpool",
+        "copy_bytes",
+        "write_plan_document",
+    ],
     "custsync.engine.progress": ["LOG_EVERY_SECONDS", "Progress"],
     "custsync.engine.run.apply": ["Applier", "RecordOutcome", "customer_input"],
 }

@@ -32,7 +32,14 @@ from ..progress import Progress
 from ..resources import locate
 from ..run.plan import Plan, PlanWarning, decision_to_json, file_fingerprint, write_plan_json
 from ..run.planner import build_plan, stream_plan
-from ..run.planstream import DecisionSpool, encode_block
+from ..run.planstream import (
+    JSON_CHANNEL,
+    JSON_SEPARATORS,
+    DecisionSpool,
+    copy_bytes,
+    encode_block,
+    write_plan_document,
+)
 from ..run.render import decision_block, stream_text
 
 DEFAULT_CONFIG = "custsync.yaml"
@@ -356,12 +363,12 @@ def _select_shops(setup: _Setup, wanted: Sequence[str]) -> list[_ShopSource]:
     return [known[name] for name in dict.fromkeys(wanted)]
 
 
-def _write_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """``write`` the file through a temporary one (0600: it holds full contact data)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)
     except BaseException:
@@ -447,14 +454,19 @@ def make_plan(
 
 def _run(args: argparse.Namespace) -> int:
     """Plan, streaming: each decision is rendered into a spool as it is made (text block,
-    JSON item), and the outputs are written from there; memory holds the World, not the plan."""
+    JSON item), and the outputs are written from there; memory holds the World, not the plan.
+    With ``-o json --out FILE`` the document is written once, to the file, and stdout gets
+    a copy of its bytes."""
     channels: dict[str, Callable[[Decision], str | None]] = {}
     base_dir = Path.cwd()
     if args.out or args.output == "json":
-        channels["json"] = decision_to_json
+        channels[JSON_CHANNEL] = decision_to_json
     if args.output == "text":
         channels["text"] = lambda decision: encode_block(decision_block(decision, base_dir))
-    with DecisionSpool(channels) as spool, Progress(enabled=True) as progress:
+    with (
+        DecisionSpool(channels, separators=JSON_SEPARATORS) as spool,
+        Progress(enabled=True) as progress,
+    ):
         try:
             plan = make_plan(args, sink=spool.add, progress=progress)
         except DiagnosticsError as exc:
@@ -466,16 +478,12 @@ def _run(args: argparse.Namespace) -> int:
             progress.start(len(spool), "write plan", unit="customers")
             out = Path(args.out)
             try:
-                _write_atomically(
-                    out,
-                    lambda stream: write_plan_json(
-                        plan, _counted(spool.texts("json"), progress), stream, count=len(spool)
-                    ),
-                )
+                _write_atomically(out, lambda stream: write_plan_document(plan, spool, stream))
             except OSError as exc:
                 raise ConfigError(
                     f"--out {args.out}: cannot write: {exc.strerror or exc}"
                 ) from None
+            progress.advance(len(spool))
         progress.close()
         if args.out:
             print(
@@ -485,7 +493,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.output == "json" and args.out:
             _copy_to_stdout(out)  # the same document: copied, not written out again
         elif args.output == "json":
-            write_plan_json(plan, spool.texts("json"), sys.stdout, count=len(spool))
+            write_plan_json(plan, spool.texts(JSON_CHANNEL), sys.stdout, count=len(spool))
         else:
             stream_text(plan, spool.blocks("text"), sys.stdout)
     if args.detailed_exitcode and plan.has_changes:
@@ -494,15 +502,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _copy_to_stdout(path: Path) -> None:
+    """The saved document's bytes to stdout (in the kernel where stdout is a file)."""
     sys.stdout.flush()
-    with path.open(encoding="utf-8") as saved:
-        shutil.copyfileobj(saved, sys.stdout, 1 << 20)
-
-
-def _counted(items: Iterator[str], progress: Progress) -> Iterator[str]:
-    for item in items:
-        progress.advance()
-        yield item
+    stdout = getattr(sys.stdout, "buffer", None)
+    if stdout is None:  # a text-only stream (tests capture so)
+        with path.open(encoding="utf-8") as saved:
+            shutil.copyfileobj(saved, sys.stdout, 1 << 20)
+        return
+    with path.open("rb") as saved:
+        copy_bytes(saved, 0, path.stat().st_size, stdout)
+    stdout.flush()
 
 
 def _count(diagnostics: Sequence[Any]) -> str:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DIRECTION_ORDER",
     "FORMAT_VERSION",
+    "JSON_ITEM_SEPARATOR",
     "PRETTY_DECISIONS",
     "Plan",
     "PlanSummary",
@@ -55,6 +56,7 @@ __all__ = [
     "decision_to_json",
     "file_fingerprint",
     "plan_from_json",
+    "plan_json_frame",
     "plan_order_key",
     "plan_to_dict",
     "plan_to_json",
@@ -303,12 +305,24 @@ _PAYLOAD_RECORDS: Mapping[str, type] = MappingProxyType({"address": ShopifyAddre
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
+#: field names of the dataclasses met in payloads (``dataclasses.fields`` is slow to ask)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _jsonable(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:  # most values: checked first, it is a hot path for large plans
         return value
     if kind is tuple or kind is list:
-        return [_jsonable(item) for item in value]
+        return [item if type(item) in _PLAIN else _jsonable(item) for item in value]
+    if kind is MappingProxyType or kind is dict:  # payloads
+        return {
+            str(key): item if type(item) in _PLAIN else _jsonable(item)
+            for key, item in value.items()
+        }
+    names = _FIELD_NAMES.get(kind)
+    if names is not None:  # a dataclass seen before (e.g. the address of an export)
+        return {name: _jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Decision):  # e.g. the customer import nested in an order mapping
         return _decision_to_dict(value)
     if isinstance(value, enum.Enum):
@@ -316,7 +330,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        names = tuple(f.name for f in dataclasses.fields(value))
+        _FIELD_NAMES[kind] = names
+        return {name: _jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Mapping):
         return {str(key): _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -328,6 +344,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _decision_to_dict(decision: Decision) -> dict[str, Any]:
+    plain = _PLAIN
     return {
         "direction": decision.direction.value,
         "action": decision.action.value,
@@ -338,7 +355,11 @@ def _decision_to_dict(decision: Decision) -> dict[str, Any]:
         "shopify_id": decision.shopify_id,
         "new_link": decision.new_link,
         "changes": [
-            {"field": change.field, "old": _jsonable(change.old), "new": _jsonable(change.new)}
+            {
+                "field": change.field,
+                "old": change.old if type(change.old) in plain else _jsonable(change.old),
+                "new": change.new if type(change.new) in plain else _jsonable(change.new),
+            }
             for change in decision.changes
         ],
         "reason_code": decision.reason_code,
@@ -402,14 +423,32 @@ PRETTY_DECISIONS = 10_000
 _ITEM_INDENT = "    "
 
 
+#: ``json.dumps(..., ensure_ascii=False)`` made once (dumps builds an encoder per call with
+#: these options); the data is fresh dicts and lists, never circular
+_COMPACT = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
 def decision_to_json(decision: Decision) -> str:
     """One decision as compact JSON (one line: JSON strings hold no raw newline)."""
-    return json.dumps(_decision_to_dict(decision), ensure_ascii=False)
+    return _COMPACT(_decision_to_dict(decision))
 
 
 def _pretty(item: str) -> str:
     text = json.dumps(json.loads(item), indent=2, ensure_ascii=False)
     return _ITEM_INDENT + text.replace("\n", "\n" + _ITEM_INDENT)
+
+
+#: what separates two decisions in a large plan's document (one per line, indented)
+JSON_ITEM_SEPARATOR = ",\n" + _ITEM_INDENT
+
+
+def plan_json_frame(plan: Plan) -> tuple[str, str]:
+    """The plan document before and after the value of its "decisions" list."""
+    marker = f"@decisions-{uuid.uuid4().hex}@"
+    head = _head_dict(plan)
+    head["decisions"] = marker
+    before, after = json.dumps(head, indent=2, ensure_ascii=False).split(json.dumps(marker), 1)
+    return before, after
 
 
 def write_plan_json(plan: Plan, decisions: Iterable[str], stream: IO[str], *, count: int) -> None:
@@ -419,16 +458,17 @@ def write_plan_json(plan: Plan, decisions: Iterable[str], stream: IO[str], *, co
     byte for byte ``json.dumps(plan_to_dict(plan), indent=2)``; a larger plan has one decision
     per line (indenting a million decisions in Python would take longer than deciding them).
     The summary comes from ``plan`` (its ``counts`` when the decisions are not kept)."""
-    marker = f"@decisions-{uuid.uuid4().hex}@"
-    head = _head_dict(plan)
-    head["decisions"] = marker
-    before, after = json.dumps(head, indent=2, ensure_ascii=False).split(json.dumps(marker), 1)
+    before, after = plan_json_frame(plan)
     pretty = count <= PRETTY_DECISIONS
     stream.write(before)
     first = True
     for item in decisions:
-        stream.write("[\n" if first else ",\n")
-        stream.write(_pretty(item) if pretty else _ITEM_INDENT + item)
+        if pretty:
+            stream.write("[\n" if first else ",\n")
+            stream.write(_pretty(item))
+        else:
+            stream.write("[\n" + _ITEM_INDENT if first else JSON_ITEM_SEPARATOR)
+            stream.write(item)
         first = False
     stream.write("[]" if first else "\n  ]")
     stream.write(after)

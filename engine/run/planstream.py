@@ -11,17 +11,34 @@ sequential read when the decisions came in plan order already, as they mostly do
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO
 
 from ..model import Decision, Direction
-from .plan import plan_order_key
+from .plan import (
+    JSON_ITEM_SEPARATOR,
+    PRETTY_DECISIONS,
+    Plan,
+    plan_json_frame,
+    plan_order_key,
+    write_plan_json,
+)
 from .render import Block
 
-__all__ = ["DecisionSpool"]
+__all__ = [
+    "JSON_CHANNEL",
+    "JSON_SEPARATORS",
+    "DecisionSpool",
+    "copy_bytes",
+    "write_plan_document",
+]
 
 #: what a channel makes of a decision: its text in the output, or None to leave it out
 Encoder = Callable[[Decision], str | None]
@@ -31,14 +48,34 @@ Encoder = Callable[[Decision], str | None]
 _KEY = "\x00key"
 
 
+@dataclass(slots=True)
+class _Channel:
+    """What :meth:`DecisionSpool.add` works with per channel and decision."""
+
+    name: str
+    encode: Encoder
+    file: IO[bytes]
+    ends: array[int]  # where each decision's text ends in the file
+    shown: array[int]  # whether the decision is in the channel at all
+    separator: str
+    size: int = 0
+
+
 class DecisionSpool:
     """Decisions rendered per channel (``"json"``, ``"text"``) into temporary files.
 
     The sort keys go to a spool file too: memory holds only the last one while the decisions
     come in plan order; if they do not, the keys are read back and sorted at the end (when
-    the World the decisions were made from has been released)."""
+    the World the decisions were made from has been released).
 
-    def __init__(self, channels: Mapping[str, Encoder]) -> None:
+    A channel given a ``separators`` entry stores each text behind its separator, so that the
+    texts in plan order, joined by it, can be copied out whole (:meth:`write_joined`) when
+    the decisions came in plan order: the JSON items of a large plan are copied into the
+    document by the operating system, not read and written back one by one."""
+
+    def __init__(
+        self, channels: Mapping[str, Encoder], *, separators: Mapping[str, str] | None = None
+    ) -> None:
         self._encoders: dict[str, Encoder] = {_KEY: self._key_of, **channels}
         self._files: dict[str, IO[bytes]] = {
             name: tempfile.TemporaryFile(prefix="custsync-plan-")  # noqa: SIM115 - closed by close()
@@ -47,6 +84,19 @@ class DecisionSpool:
         # per channel: where each decision's text ends, and whether it is shown at all
         self._ends: dict[str, array[int]] = {name: array("q") for name in self._encoders}
         self._shown: dict[str, array[int]] = {name: array("b") for name in self._encoders}
+        self._separators = {name: (separators or {}).get(name, "") for name in self._encoders}
+        self._hidden: set[str] = set()  # channels that left a decision out
+        self._channels = [
+            _Channel(
+                name,
+                self._encoders[name],
+                self._files[name],
+                self._ends[name],
+                self._shown[name],
+                self._separators[name],
+            )
+            for name in self._encoders
+        ]
         self._last_key = ""
         self._groups: dict[tuple[Direction, str], int] = {}
         self._group_of: array[int] = array("H")
@@ -65,17 +115,24 @@ class DecisionSpool:
 
     def add(self, decision: Decision) -> None:
         group = (decision.direction, decision.shop)
-        self._group_of.append(self._groups.setdefault(group, len(self._groups)))
-        for name, encode in self._encoders.items():
-            text = encode(decision)
-            ends = self._ends[name]
-            end = ends[-1] if ends else 0
-            if text is not None:
-                data = text.encode("utf-8", "surrogatepass")
-                self._files[name].write(data)
-                end += len(data)
-            ends.append(end)
-            self._shown[name].append(text is not None)
+        index = self._groups.get(group)
+        if index is None:
+            index = self._groups[group] = len(self._groups)
+        self._group_of.append(index)
+        for channel in self._channels:
+            text = channel.encode(decision)
+            if text is None:
+                channel.ends.append(channel.size)
+                channel.shown.append(False)
+                self._hidden.add(channel.name)
+                continue
+            if channel.separator:
+                text = channel.separator + text
+            data = text.encode("utf-8", "surrogatepass")
+            channel.file.write(data)
+            channel.size += len(data)
+            channel.ends.append(channel.size)
+            channel.shown.append(True)
 
     def _plan_order(self) -> array[int]:
         if self._order is None:
@@ -96,17 +153,45 @@ class DecisionSpool:
             yield groups[self._group_of[index]], text
 
     def _read(self, channel: str, indexes: Iterable[int]) -> Iterator[tuple[int, str]]:
+        """The texts (without their separator) of ``indexes``."""
+        for index, data in self._read_bytes(channel, indexes):
+            yield index, data.decode("utf-8", "surrogatepass")
+
+    def _read_bytes(self, channel: str, indexes: Iterable[int]) -> Iterator[tuple[int, bytes]]:
         handle = self._files[channel]
         handle.flush()
         ends = self._ends[channel]
+        skip = len(self._separators[channel].encode("utf-8"))
         position = -1
         for index in indexes:
             start = ends[index - 1] if index else 0
-            if position != start:
-                handle.seek(start)
-            data = handle.read(ends[index] - start)
+            if position != start + skip:
+                handle.seek(start + skip)
+            data = handle.read(ends[index] - start - skip)
             position = ends[index]
-            yield index, data.decode("utf-8", "surrogatepass")
+            yield index, data
+
+    def write_joined(self, channel: str, out: IO[bytes]) -> int:
+        """Write the channel's texts in plan order joined by its separator (UTF-8) to
+        ``out``; returns how many. When they came in plan order the spool is copied as it
+        is (a range copy in the kernel where the platform has one)."""
+        separator = self._separators[channel].encode("utf-8")
+        order = self._plan_order()
+        handle = self._files[channel]
+        handle.flush()
+        ends = self._ends[channel]
+        if self._in_order and channel not in self._hidden:
+            if ends:
+                copy_bytes(handle, len(separator), ends[-1] - len(separator), out)
+            return len(ends)
+        shown = self._shown[channel]
+        written = 0
+        for _, data in self._read_bytes(channel, (i for i in order if shown[i])):
+            if written:
+                out.write(separator)
+            out.write(data)
+            written += 1
+        return written
 
     def texts(self, channel: str) -> Iterator[str]:
         for _, text in self.entries(channel):
@@ -129,6 +214,60 @@ class DecisionSpool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: the spool channel :func:`write_plan_document` reads, and how to declare it
+JSON_CHANNEL = "json"
+JSON_SEPARATORS = {JSON_CHANNEL: JSON_ITEM_SEPARATOR}
+
+
+def write_plan_document(plan: Plan, spool: DecisionSpool, out: IO[bytes]) -> None:
+    """:func:`~.plan.write_plan_json` of the spool's ``"json"`` channel (made with
+    ``separators=JSON_SEPARATORS``) as UTF-8 to ``out``: the same document, byte for byte.
+    A large plan's decisions, one per line, are copied from the spool whole."""
+    count = len(spool)
+    if count <= PRETTY_DECISIONS:  # indented item by item
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+        write_plan_json(plan, spool.texts(JSON_CHANNEL), text, count=count)
+        text.flush()
+        text.detach()
+        return
+    before, after = plan_json_frame(plan)
+    out.write(f"{before}[{JSON_ITEM_SEPARATOR[1:]}".encode())  # the first one: no comma
+    spool.write_joined(JSON_CHANNEL, out)
+    out.write(f"\n  ]{after}\n".encode())
+
+
+def copy_bytes(source: IO[bytes], offset: int, length: int, out: IO[bytes]) -> None:
+    """Copy ``length`` bytes of ``source`` from ``offset`` to the end of what ``out`` has."""
+    out.flush()
+    try:
+        target = out.fileno()
+        sendfile = os.sendfile
+        out.seek(0, os.SEEK_END)
+    except (AttributeError, OSError, ValueError):  # no file descriptor, no sendfile
+        target = -1
+    if target >= 0:
+        try:
+            while length > 0:
+                sent = sendfile(target, source.fileno(), offset, min(length, 1 << 30))
+                if sent == 0:
+                    break
+                offset += sent
+                length -= sent
+            out.seek(0, os.SEEK_END)  # the buffered object learns where the file ends
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
+                raise
+            out.seek(0, os.SEEK_END)
+    source.seek(offset)
+    while length > 0:
+        chunk = source.read(min(length, 1 << 20))
+        if not chunk:
+            break
+        out.write(chunk)
+        length -= len(chunk)
 
 
 def encode_block(block: Block | None) -> str | None:
