@@ -44,6 +44,10 @@ __all__ = [
 Encoder = Callable[[Decision], str | None]
 
 
+#: runs of the spool at least this long are copied by :func:`copy_bytes` (smaller ones are
+#: read and written: a system call or two per run either way)
+_COPY_RUN_BYTES = 1 << 20
+
 #: the internal channel holding each decision's sort key
 _KEY = "\x00key"
 
@@ -85,7 +89,6 @@ class DecisionSpool:
         self._ends: dict[str, array[int]] = {name: array("q") for name in self._encoders}
         self._shown: dict[str, array[int]] = {name: array("b") for name in self._encoders}
         self._separators = {name: (separators or {}).get(name, "") for name in self._encoders}
-        self._hidden: set[str] = set()  # channels that left a decision out
         self._channels = [
             _Channel(
                 name,
@@ -124,7 +127,6 @@ class DecisionSpool:
             if text is None:
                 channel.ends.append(channel.size)
                 channel.shown.append(False)
-                self._hidden.add(channel.name)
                 continue
             if channel.separator:
                 text = channel.separator + text
@@ -173,25 +175,44 @@ class DecisionSpool:
 
     def write_joined(self, channel: str, out: IO[bytes]) -> int:
         """Write the channel's texts in plan order joined by its separator (UTF-8) to
-        ``out``; returns how many. When they came in plan order the spool is copied as it
-        is (a range copy in the kernel where the platform has one)."""
-        separator = self._separators[channel].encode("utf-8")
+        ``out``; returns how many. Decisions that came in plan order are copied as runs of
+        the spool (a range copy in the kernel where the platform has one): all of them when
+        they all did, e.g. the exports of a plan whose imports came in another order."""
+        separator = len(self._separators[channel].encode("utf-8"))
         order = self._plan_order()
         handle = self._files[channel]
         handle.flush()
         ends = self._ends[channel]
-        if self._in_order and channel not in self._hidden:
-            if ends:
-                copy_bytes(handle, len(separator), ends[-1] - len(separator), out)
-            return len(ends)
         shown = self._shown[channel]
         written = 0
-        for _, data in self._read_bytes(channel, (i for i in order if shown[i])):
-            if written:
-                out.write(separator)
-            out.write(data)
-            written += 1
+        start = end = -1  # the run of consecutive decisions [start, end] not yet written
+        for index in order:
+            if not shown[index]:
+                continue
+            if index == end + 1 and start >= 0:
+                end = index
+                continue
+            if start >= 0:
+                self._write_run(handle, ends, start, end, separator if not written else 0, out)
+                written += end - start + 1
+            start = end = index
+        if start >= 0:
+            self._write_run(handle, ends, start, end, separator if not written else 0, out)
+            written += end - start + 1
         return written
+
+    @staticmethod
+    def _write_run(
+        handle: IO[bytes], ends: array[int], start: int, end: int, skip: int, out: IO[bytes]
+    ) -> None:
+        """The spool's bytes of decisions ``start..end``, the first ``skip`` bytes left out."""
+        offset = (ends[start - 1] if start else 0) + skip
+        length = ends[end] - offset
+        if length >= _COPY_RUN_BYTES:
+            copy_bytes(handle, offset, length, out)
+        else:
+            handle.seek(offset)
+            out.write(handle.read(length))
 
     def texts(self, channel: str) -> Iterator[str]:
         for _, text in self.entries(channel):
