@@ -181,3 +181,42 @@ class _Text:
 
     def getvalue(self) -> str:
         return "".join(self.parts)
+
+
+def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
+    """decision_to_json encodes each rule once and the rest around them: the same text as
+    json.dumps of the whole object, whatever the decision holds."""
+    from custsync.engine.model import FieldChange, FiredRule, ShopifyAddress
+    from custsync.engine.run.plan import _decision_to_dict
+
+    rules = (
+        FiredRule("match-by-email", "rules/import_match.yaml", 19, "import_match"),
+        FiredRule("ü-rule \"quoted\"", "rules/x.yaml", 0),
+    )
+    nested = _decision(7, Direction.IMPORT)
+    decisions = [
+        _decision(1),
+        dataclasses.replace(
+            _decision(2),
+            rules=rules,
+            message="Jürgen's e-mail j@example.de\nsecond line",
+            changes=(
+                FieldChange("name", None, "Jürgen \u2603"),
+                FieldChange("tax_liable", "", True),
+                FieldChange("credit", 1.5, 2),
+                FieldChange("tags", ("a", "b"), ["c"]),
+            ),
+            payload={
+                "address": ShopifyAddress(id="gid://shopify/MailingAddress/1", city="Köln"),
+                "import": nested,
+                "when": _when(),
+                "template_code": "EU",
+            },
+            source_version="2026-01-01T00:00:00Z",
+        ),
+        dataclasses.replace(_decision(3), rules=rules[:1] * 3),
+    ]
+    for decision in decisions:
+        assert decision_to_json(decision) == json.dumps(
+            _decision_to_dict(decision), ensure_ascii=False
+        )

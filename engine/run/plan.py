@@ -343,7 +343,8 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _decision_to_dict(decision: Decision) -> dict[str, Any]:
+def _decision_head(decision: Decision) -> dict[str, Any]:
+    """A decision's JSON object up to its rules (the keys in the document's order)."""
     plain = _PLAIN
     return {
         "direction": decision.direction.value,
@@ -364,14 +365,26 @@ def _decision_to_dict(decision: Decision) -> dict[str, Any]:
         ],
         "reason_code": decision.reason_code,
         "message": mask_text(decision.message) if decision.message else decision.message,
-        "rules": [
-            {"id": rule.id, "decision": rule.decision, "file": rule.file, "line": rule.line}
-            for rule in decision.rules
-        ],
+    }
+
+
+def _decision_tail(decision: Decision) -> dict[str, Any]:
+    """A decision's JSON object after its rules."""
+    return {
         "payload": _jsonable(decision.payload),
         "source_version": decision.source_version,
         "target_version": decision.target_version,
     }
+
+
+def _decision_to_dict(decision: Decision) -> dict[str, Any]:
+    data = _decision_head(decision)
+    data["rules"] = [
+        {"id": rule.id, "decision": rule.decision, "file": rule.file, "line": rule.line}
+        for rule in decision.rules
+    ]
+    data.update(_decision_tail(decision))
+    return data
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -428,9 +441,34 @@ _ITEM_INDENT = "    "
 _COMPACT = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
+#: a fired rule's JSON by (id, decision, file, line): a plan names the same few hundred rules
+#: over and over (about two thirds of a decision's JSON), so each is encoded once
+_RULE_JSON: dict[tuple[str, str, str, int], str] = {}
+
+
+def _rules_json(rules: Sequence[FiredRule]) -> str:
+    cache = _RULE_JSON
+    parts = []
+    for rule in rules:
+        key = (rule.id, rule.decision, rule.file, rule.line)
+        text = cache.get(key)
+        if text is None:
+            if len(cache) > 100_000:  # rules are few; bounded whatever they are
+                cache.clear()
+            text = cache[key] = _COMPACT(
+                {"id": rule.id, "decision": rule.decision, "file": rule.file, "line": rule.line}
+            )
+        parts.append(text)
+    return "[" + ", ".join(parts) + "]"
+
+
 def decision_to_json(decision: Decision) -> str:
-    """One decision as compact JSON (one line: JSON strings hold no raw newline)."""
-    return _COMPACT(_decision_to_dict(decision))
+    """One decision as compact JSON (one line: JSON strings hold no raw newline): the same
+    text as ``json.dumps(_decision_to_dict(decision), ensure_ascii=False)``, its rules
+    encoded once per rule (the parts before and after them encoded as two objects)."""
+    head = _COMPACT(_decision_head(decision))
+    tail = _COMPACT(_decision_tail(decision))
+    return f'{head[:-1]}, "rules": {_rules_json(decision.rules)}, {tail[1:]}'
 
 
 def _pretty(item: str) -> str:
