@@ -648,7 +648,7 @@ def plan_files(n: int, seed: int, folder: Path) -> dict[str, Any]:
     )
     print(
         f"  ratio: {ratio_process:.2f}x evaluate.py's process time, {ratio_planned:.2f}x its "
-        "planned time (custsync also reads the files and writes the plan twice: file + stdout)"
+        "planned time (custsync also reads the files, writes the plan file and copies it to stdout)"
     )
     print(
         f"target: plan -o json --out peak RSS {plan.peak_rss_mb:.0f} MB < 1,500 MB "
