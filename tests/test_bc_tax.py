@@ -59,3 +59,41 @@ def test_vat_company_reads_the_vat_group_from_tax_area_id(
         card = reader.get_customer("C00020")
     assert card is not None
     assert (card.extra["vat_bus_posting_group"], card.extra["tax_area_code"]) == ("EU", "")
+
+
+def test_vat_company_writes_the_vat_group_through_tax_area_id(
+    bc_double_factory: Callable[..., BcDouble], tmp_path: Path
+) -> None:
+    """Writing mirrors reading: in a VAT company the VAT Bus. Posting Group goes to
+    ``taxAreaId`` (so it needs no Customer Card), and a template's blank Tax Area Code does
+    not blank it."""
+    double = bc_double_factory(seed=_vat_world())
+    # the template (EU-RETAIL: VAT group EU, Tax Area Code blank) through the published pages
+    with open_bc(double, tmp_path, company=COMPANY) as writer:
+        templated = writer.create_customer(
+            {"name": "Eva Euro", "email": "eva@example.test"}, "EU-RETAIL", "shop:vat1"
+        )
+    # a VAT group given as a field, with no Customer Card at all
+    with open_bc(double, tmp_path, pages={}, company=COMPANY) as writer:
+        given = writer.create_customer(
+            {"name": "Ed Export", "email": "ed@example.test", "vat_bus_posting_group": "EXPORT"},
+            None,
+            "shop:vat2",
+        )
+        assert templated.ok and given.ok, (templated.message, given.message)
+        assert "not written" not in given.message
+        read = {no: writer.get_customer(no) for no in (templated.no, given.no)}
+    groups = [c.extra.get("vat_bus_posting_group") if c else None for c in read.values()]
+    assert groups == ["EU", "EXPORT"]
+
+
+def test_vat_company_refuses_a_vat_group_it_does_not_have(
+    bc_double_factory: Callable[..., BcDouble], tmp_path: Path
+) -> None:
+    double = bc_double_factory(seed=_vat_world())
+    with open_bc(double, tmp_path, pages={}, company=COMPANY) as writer:
+        result = writer.create_customer(
+            {"name": "Nia None", "vat_bus_posting_group": "NOWHERE"}, None, "shop:vat3"
+        )
+    assert not result.ok
+    assert "NOWHERE" in result.message and "taxAreas" in result.message

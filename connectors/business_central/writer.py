@@ -198,12 +198,23 @@ class BcErpWriter(BcErpReader):
         body = api_body({k: v for k, v in fields.items() if k != "no" or v})
         card: dict[str, Any] = {}
         for name, value in fields.items():
-            if name in _TEMPLATE_API:
-                prop, entity_set = _TEMPLATE_API[name]
+            target = self._api_target(name)
+            if target is not None:
+                prop, entity_set = target
                 body[prop] = self._template_value(name, value, entity_set)
-            elif name in PAGE_ONLY_FIELDS or name in _TEMPLATE_CARD:
+            elif name in PAGE_ONLY_FIELDS or name in _TEMPLATE_CARD or name in _TEMPLATE_API:
                 card[name] = "" if value is None else value
         return body, card
+
+    def _api_target(self, name: str) -> tuple[str, str | None] | None:
+        """The ``customers`` property (and its look-up entity set) that carries template or
+        customer field ``name``; None where only the Customer Card has it. In a VAT company
+        BC's ``taxAreaId`` is the VAT Bus. Posting Group (its ``taxAreas`` are VAT groups, as
+        the reader reads it), so ``vat_bus_posting_group`` goes there and the Tax Area Code
+        to the card; elsewhere ``taxAreaId`` is the tax area."""
+        if name in ("tax_area_code", "vat_bus_posting_group") and self._vat_groups():
+            return ("taxAreaId", "taxAreas") if name == "vat_bus_posting_group" else None
+        return _TEMPLATE_API.get(name)
 
     def _prepare(self, item: CreateItem) -> _Prepared:
         notes: list[str] = []
@@ -213,12 +224,15 @@ class BcErpWriter(BcErpReader):
             template = self._template(item.template_code, notes)
             if template is not None:
                 for name, value in template.fields.items():
-                    if name in _TEMPLATE_API:
-                        prop, entity_set = _TEMPLATE_API[name]
+                    target = self._api_target(name)
+                    if target is not None:
+                        prop, entity_set = target
                         if prop not in body:
                             body[prop] = self._template_value(name, value, entity_set)
                     elif name in _TEMPLATE_CARD:
                         card.setdefault(name, value)
+                    elif name in _TEMPLATE_API and value not in (None, ""):
+                        card.setdefault(name, value)  # a VAT company's Tax Area Code
         if card and not self.has_source("customer_card"):
             notes.append(
                 f"{', '.join(sorted(card))} not written: "
@@ -636,9 +650,9 @@ class BcErpWriter(BcErpReader):
         for i in range(len(items)):
             yield results[i]
 
-    @staticmethod
-    def _has_card(item: ErpUpdate) -> bool:
-        return any(k in PAGE_ONLY_FIELDS or k in _TEMPLATE_CARD for k in item.changes)
+    def _has_card(self, item: ErpUpdate) -> bool:
+        card_fields = (*PAGE_ONLY_FIELDS, *_TEMPLATE_CARD, *_TEMPLATE_API)
+        return any(k in card_fields and self._api_target(k) is None for k in item.changes)
 
     def _prepare_update(self, item: ErpUpdate) -> _Update | ErpWriteResult:
         no, changes = item.no, item.changes
