@@ -44,6 +44,11 @@ Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict lin
     run). Target (judged at N >= 200,000): peak RSS < 1 GB.
     ``erp-load``: ``custsync erp load`` of N customer rows from CSV into a new SQLite ERP.
     Target (judged at N >= 1,000,000): peak RSS < 500 MB.
+    ``sync-plan``: a saved plan of N export creates (a SQLite ERP of N new customers,
+    ``custsync plan --direction export --out``) applied with ``custsync sync --plan`` to the
+    Shopify double (bulk creates), and the same for N/5. Target (judged at N >= 50,000): the
+    saved plan is read streaming, so the peak RSS at N is at most 15 % + 20 MB above the one
+    at N/5 (a plan held in memory grows by kilobytes a decision).
     Their peak RSS is the child's own ``ru_maxrss`` taken by a small launcher process (MB =
     10^6 bytes).
 
@@ -828,6 +833,67 @@ def plan_sqlite(n: int, seed: int, folder: Path, cache: Path | None = None) -> d
     }
 
 
+def _saved_plan_sync(n: int, folder: Path) -> dict[str, Any]:
+    """Plan the export of ``n`` new ERP customers to ``--out``, then apply it with
+    ``sync --plan``; the figures of both commands."""
+    folder.mkdir()
+    _make_erp(folder / "erp.db", n)
+    double = _DoubleProcess(1.0)
+    try:
+        config = _write_config(folder, double.url, "")
+        env = {TOKEN_ENV: TOKEN}
+        plan_file = folder / "plan.json"
+        plan = measure(
+            [CUSTSYNC, "plan", "-c", str(config), "--direction", "export", "--out",
+             str(plan_file)],
+            cwd=folder, env=env,
+        )
+        _check("custsync plan", plan, ok=(0, 2))
+        synced = measure(
+            [CUSTSYNC, "sync", "-c", str(config), "--plan", str(plan_file), "--no-progress"],
+            cwd=folder, env=env,
+        )
+        _check("custsync sync --plan", synced)
+    finally:
+        server = double.finish()
+    return {
+        "n": n,
+        "plan_file_mb": plan_file.stat().st_size / 1e6,
+        "plan_seconds": plan.seconds,
+        "seconds": synced.seconds,
+        "peak_rss_mb": synced.peak_rss_mb,
+        "customers": server["customers"],
+    }
+
+
+def sync_plan(n: int, seed: int, folder: Path) -> dict[str, Any]:
+    """``sync --plan`` of a saved plan of N export creates, and of one a fifth of its size:
+    the saved plan is read streaming, so the peak RSS must not grow with the plan."""
+    del seed  # the customers are generated, not drawn
+    small_n = max(1, n // 5)
+    small = _saved_plan_sync(small_n, folder / "small")
+    large = _saved_plan_sync(n, folder / "large")
+    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+    judged = n >= 50_000
+    # a plan held in memory grows by kilobytes a decision: the 4/5 of N more here would be
+    # hundreds of MB at 50,000; read streaming, the batches are the same size
+    allowed = 0.15 * small["peak_rss_mb"] + 20
+    met = (growth <= allowed and large["customers"] == n) if judged else None
+    for run in (small, large):
+        print(
+            f"sync-plan: N = {run['n']:,} export creates: plan file {run['plan_file_mb']:.1f} MB "
+            f"(planned in {run['plan_seconds']:.1f} s); custsync sync --plan: "
+            f"{run['seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB, "
+            f"{run['customers']:,} customers in the store"
+        )
+    print(
+        f"target: sync --plan peak RSS bounded by the batch, not the plan: "
+        f"{large['peak_rss_mb']:.0f} MB at {n:,} vs {small['peak_rss_mb']:.0f} MB at "
+        f"{small_n:,} (+{growth:.0f} MB <= {allowed:.0f} MB allowed) {_verdict(met, '50,000')}"
+    )
+    return {"small": small, "large": large, "growth_mb": growth, "met": met}
+
+
 def _judged(
     scenario: Callable[..., dict[str, Any]], *, cached: bool = False
 ) -> Callable[[argparse.Namespace], bool]:
@@ -856,6 +922,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "plan-files": _judged(plan_files),
     "plan-sqlite": _judged(plan_sqlite, cached=True),
     "erp-load": _judged(erp_load),
+    "sync-plan": _judged(sync_plan),
 }
 
 

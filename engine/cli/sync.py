@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -137,17 +137,7 @@ def _signals(stop: Any) -> Iterator[None]:
 def _run(args: argparse.Namespace) -> int:
     from ..config import config_file, require_config
     from ..rules.validate import require_rule_set
-    from ..run.plan import plan_from_json
-    from ..run.schedule import (
-        LeaseHeartbeat,
-        StopToken,
-        acquire_shop_lease,
-        lease_fence,
-        lease_name,
-        make_holder_id,
-    )
-    from ..run.state import open_store
-    from ..run.sync import run_sync
+    from ..run.planread import open_saved_plan
 
     config_path = config_file(args.config)
     config = require_config(config_path)
@@ -162,14 +152,30 @@ def _run(args: argparse.Namespace) -> int:
         from .worker import enqueue_sync
 
         return enqueue_sync(args, config)
-    saved = None
-    if args.plan_file:
-        try:
-            saved = plan_from_json(Path(args.plan_file).read_bytes(), args.plan_file)
-        except OSError as exc:
-            raise ConfigError(f"{args.plan_file}: {exc.strerror}") from None
-        _check_saved_plan(saved, args, [s.name for s in config.shops], config_path)
-        shops = [s for s in shops if s.name in saved.shops]
+    with ExitStack() as cleanup:
+        saved = None
+        if args.plan_file:
+            # read streaming: checked whole now, its decisions read again as they are applied
+            saved = cleanup.enter_context(open_saved_plan(args.plan_file))
+            _check_saved_plan(saved, args, [s.name for s in config.shops], config_path)
+            _check_plan_inputs(saved, args.plan_file, config_path, rules)
+            shops = [s for s in shops if s.name in saved.shops]
+        return _sync_shops(args, config, shops, rules, saved)
+
+
+def _sync_shops(
+    args: argparse.Namespace, config: Any, shops: list[Any], rules: Any, saved: Any
+) -> int:
+    from ..run.schedule import (
+        LeaseHeartbeat,
+        StopToken,
+        acquire_shop_lease,
+        lease_fence,
+        lease_name,
+        make_holder_id,
+    )
+    from ..run.state import open_store
+    from ..run.sync import run_sync
 
     _check_writers(config, shops)
     stop = StopToken()
@@ -279,11 +285,41 @@ def _check_saved_plan(
         )
 
 
+def _check_plan_inputs(saved: Any, plan_file: str, config_path: Path, rules: Any) -> None:
+    """A saved plan must have been made from this configuration and these rules (as its
+    fingerprints say): decided under other settings or rules, it would apply what this
+    configuration would not decide."""
+    from ..resources import locate
+    from ..run.plan import file_fingerprint
+
+    current = {
+        "config": file_fingerprint([config_path]),
+        "rules": file_fingerprint(locate(rule_file.path) for rule_file in rules.files),
+    }
+    what = {"config": f"configuration ({config_path})", "rules": "rules"}
+    changed = [
+        what[key]
+        for key in ("config", "rules")
+        if key in saved.fingerprints and saved.fingerprints[key] != current[key]
+    ]
+    if changed:
+        raise ConfigError(
+            f"--plan {plan_file}: the plan was made with another {' and other '.join(changed)} "
+            "than this sync uses (or they changed since); make a new plan with the same "
+            "--config and --rules"
+        )
+
+
 def _plan_printer(args: argparse.Namespace) -> Any:
     def show(plan: Any) -> None:
-        from ..run.render import render_text
+        from ..run.planread import SavedPlan
+        from ..run.render import decision_block, render_text, write_text
 
-        sys.stdout.write(render_text(plan))
+        if isinstance(plan, SavedPlan):  # streamed from its file, block by block
+            blocks = (decision_block(d) for d in plan.decisions())
+            write_text(plan.head, (b for b in blocks if b is not None), sys.stdout)
+        else:
+            sys.stdout.write(render_text(plan))
         sys.stdout.write("\n")
 
     return show

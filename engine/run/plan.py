@@ -52,14 +52,17 @@ __all__ = [
     "PlanSummary",
     "PlanTally",
     "PlanWarning",
+    "decision_from_dict",
     "decision_sort_key",
     "decision_to_json",
     "file_fingerprint",
     "plan_from_json",
     "plan_json_frame",
     "plan_order_key",
+    "plan_time",
     "plan_to_dict",
     "plan_to_json",
+    "plan_validator",
     "validate_plan_data",
     "write_plan_json",
 ]
@@ -519,11 +522,20 @@ def _schema() -> Any:
     return json.loads(schema_path("plan").read_text(encoding="utf-8"))
 
 
-def validate_plan_data(data: Any, source: str = "plan") -> None:
-    """Check plan JSON against ``schemas/plan.schema.json``; ConfigError naming the spot."""
+def plan_validator(definition: str | None = None) -> Any:
+    """A validator of ``schemas/plan.schema.json`` (or of one of its ``$defs``, e.g.
+    ``"decision"``, for a plan read one decision at a time)."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(_schema())
+    schema = _schema()
+    if definition is not None:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    return Draft202012Validator(schema)
+
+
+def validate_plan_data(data: Any, source: str = "plan") -> None:
+    """Check plan JSON against ``schemas/plan.schema.json``; ConfigError naming the spot."""
+    validator = plan_validator()
     errors = sorted(validator.iter_errors(data), key=lambda error: list(error.absolute_path))
     if errors:
         first = errors[0]
@@ -536,7 +548,7 @@ def _payload_value(key: str, value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_payload_value("", item) for item in value)
     if key == "import" and isinstance(value, dict) and "direction" in value:
-        return _decision_from_dict(value)
+        return decision_from_dict(value)
     record_type = _PAYLOAD_RECORDS.get(key)
     if record_type is not None and isinstance(value, dict):
         names = {f.name for f in dataclasses.fields(record_type)}
@@ -556,7 +568,7 @@ def _when(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _decision_from_dict(item: Mapping[str, Any]) -> Decision:
+def decision_from_dict(item: Mapping[str, Any]) -> Decision:
     return Decision(
         direction=Direction(item["direction"]),
         action=Action(item["action"]),
@@ -584,6 +596,17 @@ def _decision_from_dict(item: Mapping[str, Any]) -> Decision:
     )
 
 
+def plan_time(text: str, source: str) -> datetime:
+    """A plan's ``created_at``; a ConfigError when it is no ISO 8601 time."""
+    try:
+        created_at = _when(text)
+    except ValueError:
+        created_at = None
+    if created_at is None:
+        raise ConfigError(f"{source}: /created_at: {text!r} is not an ISO 8601 time")
+    return created_at
+
+
 def plan_from_json(text: str | bytes, source: str = "plan") -> Plan:
     """Read a saved plan (``custsync plan --out``); a ConfigError names what is wrong."""
     try:
@@ -602,19 +625,11 @@ def plan_from_json(text: str | bytes, source: str = "plan") -> Plan:
         )
     validate_plan_data(data, source)
     try:
-        decisions = tuple(_decision_from_dict(item) for item in data["decisions"])
+        decisions = tuple(decision_from_dict(item) for item in data["decisions"])
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{source}: /decisions: {exc}") from None
-    try:
-        created_at = _when(data["created_at"])
-    except ValueError:
-        created_at = None
-    if created_at is None:
-        raise ConfigError(
-            f"{source}: /created_at: {data['created_at']!r} is not an ISO 8601 time"
-        ) from None
     return Plan(
-        created_at=created_at,
+        created_at=plan_time(data["created_at"], source),
         shops=tuple(data["shops"]),
         directions=tuple(Direction(direction) for direction in data["directions"]),
         decisions=decisions,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from .plan import (
     Plan,
 )
 from .planner import plan_incremental
+from .planread import SavedPlan
 from .render import mask_label
 
 log = logging.getLogger("custsync.sync")
@@ -109,16 +111,6 @@ class SyncResult:
         return self.run_ids[0] if len(self.run_ids) == 1 else None
 
 
-def _apply_order(decision: Decision) -> tuple[int, int]:
-    """Import first (creates last among them, so that they go in batches), then export
-    updates, then export creates (behaviour.md §7)."""
-    if decision.direction is Direction.IMPORT:
-        return (0, {Action.UPDATE: 1, Action.CREATE: 2}.get(decision.action, 0))
-    if decision.direction is Direction.EXPORT:
-        return (1, 1 if decision.action is Action.CREATE else 0)
-    return (2, 0)
-
-
 #: most export creates (or updates) sent as one bulk job (a job's input file stays far below
 #: Shopify's 100 MB limit, and a crash leaves at most this many writes to read back)
 BULK_BATCH = 10_000
@@ -159,74 +151,90 @@ def _is_import_update(decision: Decision) -> bool:
     return decision.direction is Direction.IMPORT and decision.action is Action.UPDATE
 
 
-def _apply_batches(
-    ordered: Sequence[Decision], shopify: Any, erp: Any = None
-) -> Iterator[list[Decision]]:
-    """The decisions in apply order, one per batch, except the writes a writer sends
-    together. Export updates and creates: bulk jobs of up to :data:`BULK_BATCH` when the
-    Shopify writer uses bulk for them (``uses_bulk``), else creates in batches of
-    :data:`EACH_BATCH` and updates one by one; the export updates go after the other export
-    decisions (each names its own Shopify customer: the order does not matter), the creates
-    last. Import updates and creates (after the other import decisions, creates last): for
-    an ERP writer that sends them together (``ErpBatchWriter``: Business Central's
-    ``$batch``) in batches of :data:`IMPORT_BATCH`; else creates in batches of
-    :data:`EACH_BATCH` (one ``create_customer`` each) and updates one by one."""
-    batching = isinstance(erp, ErpBatchWriter)
-    creates: list[Decision] = []
-    updates: list[Decision] = []
-    imports: list[Decision] = []
-    import_updates: list[Decision] = []
-    for decision in ordered:
-        if _is_export_create(decision):
-            creates.append(decision)
-            continue
-        if _is_export_update(decision):
-            updates.append(decision)
-            continue
+#: the groups of decisions in apply order (behaviour.md §7): the import decisions applied one
+#: by one, import updates, import creates; the export decisions applied one by one, export
+#: updates, export creates; order mappings
+(_IMPORTS, _IMPORT_UPDATES, _IMPORT_CREATES, _EXPORTS, _UPDATES, _CREATES, _ORDERS) = range(7)
+
+
+def _apply_group(decision: Decision) -> int:
+    if decision.direction is Direction.IMPORT:
         if _is_import_create(decision):
-            imports.append(decision)
-            continue
-        if batching and _is_import_update(decision):
-            import_updates.append(decision)
-            continue
-        yield from _import_batches(import_updates, erp)
-        import_updates = []
-        yield from _import_batches(imports, erp)
-        imports = []
-        if decision.direction is not Direction.EXPORT:
-            yield from _write_batches(updates, shopify, each=1)
-            updates = []
-            yield from _write_batches(creates, shopify)
-            creates = []
-        yield [decision]
-    yield from _import_batches(import_updates, erp)
-    yield from _import_batches(imports, erp)
-    yield from _write_batches(updates, shopify, each=1)
-    yield from _write_batches(creates, shopify)
+            return _IMPORT_CREATES
+        return _IMPORT_UPDATES if _is_import_update(decision) else _IMPORTS
+    if decision.direction is Direction.EXPORT:
+        if _is_export_create(decision):
+            return _CREATES
+        return _UPDATES if _is_export_update(decision) else _EXPORTS
+    return _ORDERS
 
 
-def _import_batches(writes: list[Decision], erp: Any) -> Iterator[list[Decision]]:
-    size = IMPORT_BATCH if isinstance(erp, ErpBatchWriter) else EACH_BATCH
-    for start in range(0, len(writes), size):
-        yield writes[start : start + size]
-
-
-def _write_batches(
-    writes: list[Decision], shopify: Any, each: int = EACH_BATCH
+def _apply_batches(
+    ordered: Iterable[Decision], groups: Mapping[int, int], shopify: Any, erp: Any = None
 ) -> Iterator[list[Decision]]:
-    if not writes:
-        return
-    if shopify.uses_bulk(len(writes)):
-        batches = -(-len(writes) // BULK_BATCH)
-        size = -(-len(writes) // batches)  # even batches, each still above the threshold
-    else:
-        size = each
-    for start in range(0, len(writes), size):
-        yield writes[start : start + size]
+    """The decisions (in apply order, by :func:`_apply_group`; ``groups`` says how many of
+    each) one per batch, except the writes a writer sends together. Export updates and
+    creates: bulk jobs of up to :data:`BULK_BATCH` when the Shopify writer uses bulk for them
+    (``uses_bulk``), else creates in batches of :data:`EACH_BATCH` and updates one by one.
+    Import updates and creates: for an ERP writer that sends them together
+    (``ErpBatchWriter``: Business Central's ``$batch``) in batches of :data:`IMPORT_BATCH`;
+    else creates in batches of :data:`EACH_BATCH` (one ``create_customer`` each) and updates
+    one by one. One batch is held at a time (``ordered`` may be read from a file)."""
+    batching = isinstance(erp, ErpBatchWriter)
+    sizes = {
+        _IMPORT_UPDATES: IMPORT_BATCH if batching else 1,
+        _IMPORT_CREATES: IMPORT_BATCH if batching else EACH_BATCH,
+        _UPDATES: _batch_size(groups.get(_UPDATES, 0), shopify, each=1),
+        _CREATES: _batch_size(groups.get(_CREATES, 0), shopify, each=EACH_BATCH),
+    }
+    batch: list[Decision] = []
+    batch_group = -1
+    for decision in ordered:
+        group = _apply_group(decision)
+        if batch and (group != batch_group or len(batch) == sizes.get(group, 1)):
+            yield batch
+            batch = []
+        batch.append(decision)
+        batch_group = group
+    if batch:
+        yield batch
+
+
+def _batch_size(writes: int, shopify: Any, each: int) -> int:
+    if writes and shopify.uses_bulk(writes):
+        batches = -(-writes // BULK_BATCH)
+        return -(-writes // batches)  # even batches, each still above the threshold
+    return each
+
+
+def _in_apply_order(
+    plan: Plan | SavedPlan, shop: str, wanted: Sequence[Direction]
+) -> tuple[Counter[int], Iterable[Decision]]:
+    """How many decisions of each :func:`_apply_group` ``shop`` applies, and the decisions in
+    apply order: sorted in memory for a plan just made, read from the file group by group for
+    a saved one (memory bounded by a batch, not by the plan)."""
+
+    def mine(decision: Decision) -> bool:
+        return decision.shop == shop and decision.direction in wanted
+
+    if isinstance(plan, SavedPlan):
+        groups = Counter(map(_apply_group, plan.decisions(mine)))
+
+        def group(number: int) -> Iterator[Decision]:
+            return plan.decisions(lambda d: mine(d) and _apply_group(d) == number)
+
+        return groups, itertools.chain.from_iterable(map(group, sorted(groups)))
+    ordered = sorted(filter(mine, plan.decisions), key=_apply_group)
+    return Counter(map(_apply_group, ordered)), ordered
+
+
+def plan_decisions(plan: Plan | SavedPlan) -> Iterable[Decision]:
+    """A plan's decisions: held in memory, or read again from a saved plan's file."""
+    return plan.decisions() if isinstance(plan, SavedPlan) else plan.decisions
 
 
 def check_plan_current(
-    plan: Plan,
+    plan: Plan | SavedPlan,
     erp: ErpReader,
     shopify: ShopifyReader,
     state: Any = None,
@@ -241,9 +249,10 @@ def check_plan_current(
     after a sync, must not report creates that already happened). ``shop`` and
     ``directions`` limit the check to the decisions about to be applied."""
     stale: list[str] = []
+    count = 0
     checked = (
         decision
-        for decision in plan.decisions
+        for decision in plan_decisions(plan)
         if decision.is_change
         and (shop is None or decision.shop == shop)
         and (directions is None or decision.direction in directions)
@@ -254,12 +263,14 @@ def check_plan_current(
         for decision in chunk:
             why = _stale_reason(decision, erp, customers.get, state)
             if why:
-                stale.append(f"{decision.direction.value} {decision.record} ({why})")
+                count += 1
+                if len(stale) < 5:  # the first few are named; the rest only counted
+                    stale.append(f"{decision.direction.value} {decision.record} ({why})")
     if stale:
-        more = f" (and {len(stale) - 5} more)" if len(stale) > 5 else ""
+        more = f" (and {count - 5} more)" if count > 5 else ""
         raise StalePlanError(
             "the plan is stale: its records changed since it was made: "
-            + ", ".join(stale[:5])
+            + ", ".join(stale)
             + more
             + "; make a new plan"
         )
@@ -348,11 +359,11 @@ def sync_shop(
     erp: Any,
     shopify: Any,
     stop: Any = None,
-    plan: Plan | None = None,
+    plan: Plan | SavedPlan | None = None,
     full: bool = False,
     progress: bool = True,
     now: Callable[[], datetime] = _now,
-    on_planned: Callable[[Plan], None] | None = None,
+    on_planned: Callable[[Plan | SavedPlan], None] | None = None,
     unreachable_after: int = UNREACHABLE_AFTER,
 ) -> SyncResult:
     """Run one shop's sync with the given writers; see the module docstring.
@@ -438,15 +449,13 @@ def sync_shop(
             check_plan_current(plan, erp, shopify, state, shop.name, wanted)
         if on_planned is not None:
             on_planned(plan)
-        ordered = sorted(
-            (d for d in plan.decisions if d.shop == shop.name and d.direction in wanted),
-            key=_apply_order,
-        )
-        bar.start(len(ordered), f"sync {shop.name}", unit="customers")
+        groups, ordered = _in_apply_order(plan, shop.name, wanted)
+        planned = sum(groups.values())
+        bar.start(planned, f"sync {shop.name}", unit="customers")
         unreachable: list[RecordOutcome] = []  # the latest records failed by one side's outage
         applied = 0
         try:
-            for batch in _apply_batches(ordered, shopify, erp):
+            for batch in _apply_batches(ordered, groups, shopify, erp):
                 if stop is not None and stop.is_set():
                     status = ABANDONED
                     error = getattr(stop, "reason", "") or "stop requested"
@@ -477,7 +486,7 @@ def sync_shop(
                     if outcome.unreachable:
                         unreachable.append(outcome)
                 applied += len(batch)
-                if len(unreachable) >= unreachable_after and applied < len(ordered):
+                if len(unreachable) >= unreachable_after and applied < planned:
                     # (after the last record there is nothing left to stop: the run ends)
                     last = unreachable[-1]
                     status = FAILED_RUN
@@ -558,7 +567,7 @@ def sync_shop(
         error=error,
         run_ids=tuple(run_ids.values()),
         failures=tuple(failures),
-        plan=plan,
+        plan=plan.head if isinstance(plan, SavedPlan) else plan,
         api_reads=api_reads,
         retriable=retriable,
     )
@@ -674,10 +683,10 @@ def run_sync(
     state: Any,
     stop: Any = None,
     rules: Any = None,
-    plan: Plan | None = None,
+    plan: Plan | SavedPlan | None = None,
     full: bool = False,
     progress: bool = False,
-    on_planned: Callable[[Plan], None] | None = None,
+    on_planned: Callable[[Plan | SavedPlan], None] | None = None,
     fence: Any = None,
 ) -> SyncResult:
     """One run of a configured shop: opens the ERP and Shopify writers named in ``config``
