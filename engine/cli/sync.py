@@ -296,7 +296,7 @@ def _check_plan_inputs(saved: Any, plan_file: str, config_path: Path, rules: Any
         "config": file_fingerprint([config_path]),
         "rules": file_fingerprint(locate(rule_file.path) for rule_file in rules.files),
     }
-    what = {"config": f"configuration ({config_path})", "rules": "rules"}
+    what = {"config": f"another configuration than {config_path}", "rules": "other rules"}
     changed = [
         what[key]
         for key in ("config", "rules")
@@ -304,9 +304,9 @@ def _check_plan_inputs(saved: Any, plan_file: str, config_path: Path, rules: Any
     ]
     if changed:
         raise ConfigError(
-            f"--plan {plan_file}: the plan was made with another {' and other '.join(changed)} "
-            "than this sync uses (or they changed since); make a new plan with the same "
-            "--config and --rules"
+            f"--plan {plan_file}: the plan was made with {' and '.join(changed)} than this "
+            "sync uses (or they changed since); make a new plan with the same --config and "
+            "--rules"
         )
 
 

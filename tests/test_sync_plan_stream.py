@@ -1,0 +1,201 @@
+"""`custsync sync --plan FILE` reads the plan streaming (issue 11, item 2): the whole file is
+checked before anything is applied, a malformed or truncated file is reported with its line
+and column, a plan made from another configuration is refused, and the one-decision-a-line
+layout of large plans applies like the indented one. (Memory: `bench/cli.py --scenario
+sync-plan`.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from custsync.connectors.shopify_double import ShopifyDouble
+from custsync.engine import exitcodes
+from custsync.engine.cli import main
+from custsync.engine.errors import ConfigError
+from custsync.engine.model import ErpCustomer
+from custsync.engine.resources import shipped_rules_dir
+from custsync.engine.run import plan as plan_module
+from custsync.engine.run.planread import open_saved_plan
+from custsync.engine.run.state import open_store
+
+from sync_world import EXPORT_SETTINGS, make_erp, write_config
+
+CUSTOMERS = [
+    ErpCustomer(no=f"C{i:05d}", name=f"Person {i}", email=f"p{i}@example.com", country_code="NL")
+    for i in range(1, 7)
+]
+
+
+@pytest.fixture
+def config(tmp_path: Path, shopify_double: ShopifyDouble) -> Path:
+    make_erp(f"sqlite:///{tmp_path / 'erp.db'}", CUSTOMERS)
+    return write_config(
+        tmp_path,
+        shop_url=shopify_double.url,
+        erp_url=f"sqlite:///{tmp_path / 'erp.db'}",
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        settings=EXPORT_SETTINGS,
+        token=shopify_double.token,
+    )
+
+
+def _plan(config: Path, *, lines: bool = False, monkeypatch: pytest.MonkeyPatch | None = None
+          ) -> Path:
+    """A saved plan of the six creates; ``lines``: in the one-decision-a-line layout that
+    plans of more than 10,000 decisions have."""
+    out = config.parent / "plan.json"
+    if lines:
+        assert monkeypatch is not None
+        monkeypatch.setattr(plan_module, "PRETTY_DECISIONS", 0)
+    code = main(["plan", "-c", str(config), "--direction", "export", "--out", str(out)])
+    assert code == exitcodes.OK
+    return out
+
+
+def _sync(config: Path, plan_file: Path) -> int:
+    return main(["sync", "-c", str(config), "--no-progress", "--plan", str(plan_file)])
+
+
+def _nothing_applied(config: Path, double: ShopifyDouble) -> None:
+    assert double.store.customers() == []
+    state = config.parent / "state.db"
+    if state.exists():
+        store = open_store(f"sqlite:///{state}")
+        try:
+            assert store.runs() == []
+            assert list(store.links("main")) == []
+        finally:
+            store.close()
+
+
+def _line_of(text: str, needle: str, start: int = 0) -> tuple[int, int]:
+    """1-based line and column of ``needle`` in ``text``."""
+    at = text.index(needle, start)
+    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+
+
+def test_a_plan_in_the_one_decision_a_line_layout_applies(
+    config: Path, shopify_double: ShopifyDouble, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    plan_file = _plan(config, lines=True, monkeypatch=monkeypatch)
+    text = plan_file.read_text(encoding="utf-8")
+    items = [line for line in text.splitlines() if line.startswith('    {"direction"')]
+    assert len(items) == 6  # one line per decision
+    capsys.readouterr()
+    assert _sync(config, plan_file) == exitcodes.OK
+    assert "6 created" in capsys.readouterr().out
+    emails = sorted(c["email"] for c in shopify_double.store.customers())
+    assert emails == sorted(c.email for c in CUSTOMERS)
+
+
+def test_a_malformed_decision_late_in_the_file_is_named_and_nothing_is_applied(
+    config: Path, shopify_double: ShopifyDouble, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    plan_file = _plan(config, lines=True, monkeypatch=monkeypatch)
+    text = plan_file.read_text(encoding="utf-8")
+    fifth = text.rfind("\n", 0, text.index('"record": "C00005"')) + 1  # its line
+    bad = text[:fifth] + text[fifth:].replace('"action": "create"', '"action": "crate"', 1)
+    plan_file.write_text(bad, encoding="utf-8")
+    line, column = _line_of(bad, '{"direction"', fifth)
+    capsys.readouterr()
+
+    assert _sync(config, plan_file) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert f"{plan_file}:{line}:{column}: /decisions/4/action: 'crate' is not one of" in err
+    _nothing_applied(config, shopify_double)
+
+
+def test_a_json_syntax_error_is_named_by_line_and_column(
+    config: Path, shopify_double: ShopifyDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan_file = _plan(config)
+    text = plan_file.read_text(encoding="utf-8")
+    spot = text.index('"record": "C00006"')
+    bad = text[:spot] + '"record" "C00006"' + text[spot + len('"record": "C00006"'):]
+    plan_file.write_text(bad, encoding="utf-8")
+    line, column = _line_of(bad, '"C00006"')
+    capsys.readouterr()
+
+    assert _sync(config, plan_file) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    # the decoder names the spot after the member name, where ':' was expected
+    assert f"{plan_file}:{line}:{column}: not valid JSON (Expecting ':' delimiter)" in err
+    _nothing_applied(config, shopify_double)
+
+
+@pytest.mark.parametrize("lines", [False, True])
+def test_a_truncated_plan_file_is_refused_with_where_it_ends(
+    config: Path, shopify_double: ShopifyDouble, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], lines: bool,
+) -> None:
+    plan_file = _plan(config, lines=lines, monkeypatch=monkeypatch)
+    data = plan_file.read_bytes()
+    cut = data.index(b'"record": "C00004"')  # a copy that stopped in the middle
+    plan_file.write_bytes(data[:cut])
+    text = data[:cut].decode()
+    capsys.readouterr()
+
+    assert _sync(config, plan_file) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert "the file ends early (truncated?)" in err
+    start = text.rfind("{")  # the decision the file ends in
+    line, column = _line_of(text, "{", start)
+    assert f"{plan_file}:{line}:{column}:" in err
+    _nothing_applied(config, shopify_double)
+
+
+def test_a_plan_made_with_another_configuration_is_refused(
+    config: Path, shopify_double: ShopifyDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan_file = _plan(config)
+    other = config.parent / "other.yaml"
+    other.write_text(config.read_text(encoding="utf-8") + "# another configuration\n",
+                     encoding="utf-8")
+    capsys.readouterr()
+    code = main(["sync", "-c", str(other), "--no-progress", "--plan", str(plan_file)])
+    assert code == exitcodes.ERROR
+    err = capsys.readouterr().err
+    assert "the plan was made with another configuration" in err and "make a new plan" in err
+    _nothing_applied(config, shopify_double)
+
+    # with other rules (a user folder the plan did not have), too
+    rules = config.parent / "my-rules"
+    rules.mkdir()
+    shipped = shipped_rules_dir() / "export_action.yaml"
+    (rules / shipped.name).write_bytes(shipped.read_bytes())  # the same rules, once more
+    code = main(["sync", "-c", str(config), "--no-progress", "--plan", str(plan_file),
+                 "--rules", str(rules)])
+    assert code == exitcodes.ERROR
+    assert "the plan was made with other rules than this sync uses" in capsys.readouterr().err
+    _nothing_applied(config, shopify_double)
+
+
+def test_a_plan_file_changed_while_it_is_applied_is_noticed(config: Path) -> None:
+    plan_file = _plan(config)
+    with open_saved_plan(plan_file) as saved:
+        assert saved.head.summary.counts["create"] == 6
+        assert [d.record for d in saved.decisions()] == [c.no for c in CUSTOMERS]
+        text = plan_file.read_text(encoding="utf-8")
+        with plan_file.open("r+", encoding="utf-8") as same_file:  # rewritten in place
+            same_file.write(text.replace("Person 3", "Person X"))
+        with pytest.raises(ConfigError, match="the plan file changed while it was being applied"):
+            list(saved.decisions())
+
+
+def test_the_reader_reads_what_plan_from_json_reads(config: Path) -> None:
+    """Any layout of the same document (here jq-like compact JSON on one line) reads the
+    same as the in-memory reader reads it."""
+    plan_file = _plan(config)
+    whole = plan_module.plan_from_json(plan_file.read_bytes())
+    compact = config.parent / "compact.json"
+    compact.write_text(json.dumps(json.loads(plan_file.read_text(encoding="utf-8"))))
+    for path in (plan_file, compact):
+        with open_saved_plan(path) as saved:
+            assert tuple(saved.decisions()) == whole.decisions
+            assert saved.head.summary == whole.summary
+            assert saved.created_at == whole.created_at
+            assert dict(saved.fingerprints) == dict(whole.fingerprints)
