@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from custsync.connectors.erp_sql import open_reader
-from custsync.connectors.shopify_double import ShopifyDouble
+from custsync.connectors.shopify_double import Fault, ShopifyDouble
 from custsync.connectors.shopify_double.seed import order_record
 from custsync.engine import exitcodes
 from custsync.engine.cli import main
@@ -189,3 +193,68 @@ def test_file_help_names_the_page_with_the_orders_format(
     assert "the orders.yaml format of docs/plan.md, 'A world kept in files'" in help_text
     plan_doc = (project_root / "docs" / "plan.md").read_text(encoding="utf-8")
     assert "## A world kept in files" in plan_doc and "| `orders.yaml` /" in plan_doc
+
+
+def _start_orders_map(config: Path, ttl: str) -> subprocess.Popen[bytes]:
+    """``custsync orders map`` of order 5001 in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from custsync.engine.cli import run; run()", "orders", "map",
+         "--config", str(config), "--order", "5001", "--lease-ttl", ttl],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _held_lease(store: Any, process: subprocess.Popen[bytes]) -> Any:
+    """The shop lease once the ``orders map`` process holds it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lease = store.lease("shop:main")
+        if lease is not None and f":{process.pid}:" in lease.holder:
+            return lease
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("orders map never took the shop lease")
+
+
+def test_a_long_orders_map_renews_its_lease_and_a_killed_one_lets_it_expire(
+    world: tuple[Path, str, ShopifyDouble],
+) -> None:
+    """issue 11: `orders map` held a fixed 120 s lease. Now it renews a --lease-ttl lease
+    while it runs, as `sync` does: a mapping that lasts longer than the TTL (the order read
+    answers after 4 s) is not taken over by a second process, and the lease of a killed
+    mapping expires after its TTL."""
+    config, _erp_url, double = world
+    store = open_store(f"sqlite:///{config.parent / 'state.db'}")
+    try:
+        double.inject(Fault(kind="delay", seconds=4.0, operation="order"))
+        mapping = _start_orders_map(config, "1.5")
+        _held_lease(store, mapping)
+        held_at = time.monotonic()
+        taken_after = None  # seconds after the mapping took the lease that another could
+        attempts = 0
+        while mapping.poll() is None and taken_after is None:
+            attempts += 1
+            if store.acquire_lease("shop:main", "other-host:1:abcd", 60):
+                taken_after = time.monotonic() - held_at
+                store.release_lease("shop:main", "other-host:1:abcd")
+            time.sleep(0.1)
+        out, err = mapping.communicate()
+        assert mapping.returncode == exitcodes.OK, err.decode()
+        assert "mapped to sell-to/bill-to" in out.decode()
+        # tried all along the 4 s read (more than twice the TTL); free only once it ended
+        assert attempts >= 20
+        assert taken_after is None or taken_after >= 3.9, taken_after
+
+        # a killed mapping: its lease is not renewed any more and expires after the TTL
+        double.inject(Fault(kind="delay", seconds=8.0, operation="order"))
+        mapping = _start_orders_map(config, "3")
+        _held_lease(store, mapping)
+        mapping.kill()
+        mapping.communicate()
+        killed_at = time.monotonic()
+        assert not store.acquire_lease("shop:main", "other-host:1:abcd", 60)
+        while not store.acquire_lease("shop:main", "other-host:1:abcd", 60):
+            assert time.monotonic() - killed_at < 3 + 2, "the killed holder's lease never expired"
+            time.sleep(0.1)
+    finally:
+        store.close()

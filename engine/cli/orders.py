@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError
+from .lease import ShopBusy, add_lease_ttl_option, shop_lease
 from .options import add_output_option, order_gid
 
 
@@ -62,6 +63,7 @@ def register(subparsers: Any) -> None:
         help="user rule folder applied over the shipped rules (repeatable; after the config's)",
     )
     parser.add_argument("--dry-run", action="store_true", help="decide only; write nothing")
+    add_lease_ttl_option(parser)
     add_output_option(parser)
     parser.set_defaults(handler=_run)
     group.set_defaults(handler=lambda args: _usage(group))
@@ -108,15 +110,12 @@ def _dry_run_links(config: Any, shop: Any, problems: list[str]) -> list[Any]:
     return links
 
 
-class _Locked(Exception):
-    """Another process holds the shop's lease (exit 4, like ``sync``)."""
-
-
 def _run(args: argparse.Namespace) -> int:
     from ..config import config_file, require_config
     from ..model import Action
     from ..registry import open_erp_reader, open_erp_writer
     from ..rules.validate import require_rule_set
+    from ..run.schedule import StopToken, make_holder_id
     from ..run.state import open_store
     from ..run.sync import open_shopify_reader_for, open_shopify_writer_for, shop_context
 
@@ -129,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
     context = shop_context(shop)
     problems: list[str] = []
     with ExitStack() as opened:
-        state = None
+        state = stop = None
+        holder = ""
         if args.dry_run:  # readers only, as `plan`: a files: world will do, nothing is created
             erp = opened.enter_context(
                 closing(open_erp_reader(config.erp_url, **config.erp_options))
@@ -144,12 +144,22 @@ def _run(args: argparse.Namespace) -> int:
             )
             shopify = opened.enter_context(closing(open_shopify_writer_for(shop)))
             state = opened.enter_context(closing(open_store(config.state_url)))
+            # the shop's lease from the links read to the last write, renewed while the
+            # mapping lasts (as sync's): nothing else writes this shop's links meanwhile
+            stop, holder = StopToken(), make_holder_id()
+            try:
+                fence = opened.enter_context(
+                    shop_lease(state, shop.name, holder, args.lease_ttl, stop)
+                )
+            except ShopBusy as busy:
+                print(f"custsync: {busy}; try later", file=sys.stderr)
+                return exitcodes.LOCKED
+            if fence is not None and hasattr(state, "fenced"):
+                state = state.fenced(fence)  # a write after the lease was lost is refused
             links = list(state.links(shop.name))
-        try:
-            outcomes = _map(args, rules, shop, context, state, links, erp, shopify, problems)
-        except _Locked as exc:
-            print(f"custsync: {exc}; try later", file=sys.stderr)
-            return exitcodes.LOCKED
+        outcomes = _map(
+            args, rules, shop, context, state, links, erp, shopify, problems, stop, holder
+        )
     if not outcomes and not problems:
         print(f"custsync: {args.file or 'the orders given'}: no orders to map", file=sys.stderr)
     _print(outcomes, problems, args.output, dry_run=args.dry_run)
@@ -169,17 +179,17 @@ def _map(
     erp: Any,
     shopify: Any,
     problems: list[str],
+    stop: Any = None,
+    holder: str = "",
 ) -> list[tuple[Any, Any]]:
     """Decide (and, without --dry-run, apply through ``state``) the orders; the outcomes
-    (problems are added to ``problems``)."""
+    (problems are added to ``problems``). ``stop`` set (the lease was lost): the orders not
+    applied yet are left for another time."""
     from ..decide.engine import Engine
     from ..decide.world import World
     from ..model import Action, Direction
     from ..run.apply import Applier
-    from ..run.schedule import acquire_shop_lease, lease_name, make_holder_id
 
-    holder = make_holder_id()
-    lease = lease_name(shop.name)
     orders, found = _load_orders(args, shopify)
     problems.extend(found)
     world = World(erp.iter_customers(), erp.reference(), (), links)
@@ -206,24 +216,26 @@ def _map(
     outcomes: list[tuple[Any, Any]] = []
     run_id = None
     if not args.dry_run and any(d.action is not Action.SKIP for d in decisions):
-        acquired, other = acquire_shop_lease(state, lease, holder, 120)
-        if not acquired:
-            raise _Locked(f"shop {shop.name} is being synced by {other or 'another process'}")
-        try:
-            run_id = state.start_run(
-                shop.name, Direction.ORDER.value, datetime.now(UTC), holder
-            )
-            applier = Applier(shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify)
-            outcomes = [(d, applier.apply(d)) for d in decisions]
-            failed = sum(1 for _, o in outcomes if o.status == "failed")
-            state.finish_run(
-                run_id,
-                "succeeded" if not failed else "partial" if failed < len(outcomes) else "failed",
-                {"mapped": len(outcomes) - failed, "failed": failed},
-                f"{failed} order(s) failed" if failed else "",
-            )
-        finally:
-            state.release_lease(lease, holder)
+        run_id = state.start_run(shop.name, Direction.ORDER.value, datetime.now(UTC), holder)
+        applier = Applier(shop=shop.name, run_id=run_id, state=state, erp=erp, shopify=shopify)
+        for decision in decisions:
+            if stop is not None and stop.is_set():
+                problems.append(
+                    f"order {decision.record}: not mapped: {stop.reason}; map it again"
+                )
+                continue
+            outcomes.append((decision, applier.apply(decision)))
+        failed = sum(1 for _, o in outcomes if o.status == "failed")
+        if stop is not None and stop.is_set():
+            status, error = "abandoned", stop.reason
+        elif failed:
+            status = "partial" if failed < len(outcomes) else "failed"
+            error = f"{failed} order(s) failed"
+        else:
+            status, error = "succeeded", ""
+        state.finish_run(
+            run_id, status, {"mapped": len(outcomes) - failed, "failed": failed}, error
+        )
     else:
         outcomes = [(d, None) for d in decisions]
     return outcomes

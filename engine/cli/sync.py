@@ -17,13 +17,11 @@ from typing import Any
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
 from ..ports import RUN_COUNTS
+from .lease import ShopBusy, add_lease_ttl_option, shop_lease
 from .options import add_output_option
-from .schedule import number_type, state_url_of
+from .schedule import state_url_of
 
 log = logging.getLogger("custsync.sync")
-
-#: the shop lease's default TTL, the same as ``custsync schedule``'s
-LEASE_TTL_SECONDS = 60.0
 
 
 def register(subparsers: Any) -> None:
@@ -97,16 +95,7 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="with --wait: give up waiting after this long (default: 3600)",
     )
-    parser.add_argument(
-        "--lease-ttl",
-        type=number_type(float, 0, inclusive=False),
-        default=LEASE_TTL_SECONDS,
-        metavar="SECONDS",
-        help=(
-            "how long a killed sync blocks the shop, renewed every TTL/3 "
-            f"(default: {LEASE_TTL_SECONDS:g}, as schedule)"
-        ),
-    )
+    add_lease_ttl_option(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -166,14 +155,7 @@ def _run(args: argparse.Namespace) -> int:
 def _sync_shops(
     args: argparse.Namespace, config: Any, shops: list[Any], rules: Any, saved: Any
 ) -> int:
-    from ..run.schedule import (
-        LeaseHeartbeat,
-        StopToken,
-        acquire_shop_lease,
-        lease_fence,
-        lease_name,
-        make_holder_id,
-    )
+    from ..run.schedule import StopToken, make_holder_id
     from ..run.state import open_store
     from ..run.sync import run_sync
 
@@ -188,62 +170,40 @@ def _sync_shops(
             for shop in shops:
                 if stop.is_set():
                     break
-                name = lease_name(shop.name)
-                acquired, other = acquire_shop_lease(state, name, holder, args.lease_ttl)
-                if not acquired:
-                    print(
-                        f"custsync: shop {shop.name} is being synced by "
-                        f"{other or 'another process'}; try later",
-                        file=sys.stderr,
-                    )
+                try:
+                    with shop_lease(state, shop.name, holder, args.lease_ttl, stop) as fence:
+                        try:
+                            _abandon_stale_runs(state, shop.name)
+                            result = run_sync(
+                                config,
+                                shop.name,
+                                args.direction,
+                                rules=rules,
+                                state=state,
+                                stop=stop,
+                                plan=saved,
+                                full=args.full,
+                                progress=not args.no_progress and args.output == "text",
+                                on_planned=_plan_printer(args) if args.verbose else None,
+                                fence=fence,
+                            )
+                        except KeyboardInterrupt:
+                            # a second signal: the run log must not keep this run "running"
+                            # (we still hold the lease, so the open runs are ours)
+                            state.abandon_running(
+                                shop=shop.name, error=stop.reason or "interrupted"
+                            )
+                            raise
+                except ShopBusy as busy:
+                    print(f"custsync: {busy}; try later", file=sys.stderr)
                     worst = max(worst, exitcodes.LOCKED)
                     continue
-                heartbeat = LeaseHeartbeat(
-                    state, name, holder, args.lease_ttl, args.lease_ttl / 3, stop
-                )
-                try:
-                    _abandon_stale_runs(state, shop.name)
-                    with heartbeat:
-                        result = run_sync(
-                            config,
-                            shop.name,
-                            args.direction,
-                            rules=rules,
-                            state=state,
-                            stop=stop,
-                            plan=saved,
-                            full=args.full,
-                            progress=not args.no_progress and args.output == "text",
-                            on_planned=_plan_printer(args) if args.verbose else None,
-                            fence=lease_fence(state, name, holder),
-                        )
-                except KeyboardInterrupt:
-                    # a second signal: the run log must not keep this run "running" (we
-                    # still hold the lease, so the open runs are ours)
-                    state.abandon_running(shop=shop.name, error=stop.reason or "interrupted")
-                    raise
-                finally:
-                    _release(state, name, holder, args.lease_ttl)
                 results.append(result)
                 worst = max(worst, _exit_code(result.status))
         finally:
             state.close()
     _print_results(results, args.output)
     return worst
-
-
-def _release(state: Any, name: str, holder: str, ttl: float) -> None:
-    """Give the lease back; when the state database cannot be written (a full disk), say so
-    without hiding the error that ended the run: the lease expires by itself after ``ttl``."""
-    from ..errors import CustsyncError
-
-    try:
-        state.release_lease(name, holder)
-    except CustsyncError as exc:
-        print(
-            f"custsync: lease {name} not released ({exc.render()}); it expires within {ttl:g}s",
-            file=sys.stderr,
-        )
 
 
 def _check_writers(config: Any, shops: list[Any]) -> None:
