@@ -8,14 +8,12 @@ Serves Entra ID's token endpoint and BC's API v2.0 (and the published pages) on
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
+from .doubles import check_port, parse_fault_options, serve_until_stopped
 
 DEFAULT_PORT = 8766
 SECRET_VARIABLE = "BC_CLIENT_SECRET"
@@ -74,8 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         seed_world,
     )
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port}: must be between 0 and 65535")
+    check_port(args.port)
     defaults = {"tenant": DEFAULT_TENANT, "environment": DEFAULT_ENVIRONMENT,
                 "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_SECRET}
     for option, default in defaults.items():
@@ -89,12 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-scale {args.time_scale}: must be positive")
     if not 1 <= args.page_size <= 20000:
         raise UsageError(f"--page-size {args.page_size}: must be between 1 and 20000")
-    faults = []
-    for spec in args.faults:
-        try:
-            faults.extend(parse_faults(spec))
-        except ValueError as exc:
-            raise UsageError(f"--faults {exc}") from None
+    faults = parse_fault_options(args.faults, parse_faults)
     double = BcDouble(tenant=args.tenant, environment=args.environment,
                       client_id=args.client_id, client_secret=args.client_secret,
                       port=args.port, max_page_size=args.page_size,
@@ -108,26 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed {exc}") from exc
     for fault in faults:
         double.inject(fault)
-    try:
-        double.start()
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: "
-                          f"{exc.strerror or exc}") from exc
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _print_banner(double, companies, args)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        double.stop()
+    serve_until_stopped(double, args.port, lambda: _print_banner(double, companies, args))
     print("custsync bc-sandbox: stopped", flush=True)
     return exitcodes.OK
 

@@ -8,15 +8,13 @@ access token it accepts, and runs until SIGINT/SIGTERM; then it stops cleanly an
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
+from .doubles import check_port, parse_fault_options, serve_until_stopped
 
 DEFAULT_PORT = 8765
 DEFAULT_TOKEN = "shpat_sandbox"
@@ -63,8 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         save_store,
     )
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port}: must be between 0 and 65535")
+    check_port(args.port)
     if not args.token.strip():
         raise UsageError("--token must not be empty")
     if args.persist is not None and not args.persist.parent.is_dir():
@@ -74,12 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.persist is not None and args.persist.is_dir():
         raise ConfigError(f"--persist {args.persist}: is a folder, not a file")
-    faults = []
-    for spec in args.faults:
-        try:
-            faults.extend(parse_faults(spec))
-        except ValueError as exc:
-            raise UsageError(f"--faults {exc}") from None
+    faults = parse_fault_options(args.faults, parse_faults)
     size, rate = PLAN_LIMITS[args.plan]
     double = ShopifyDouble(token=args.token, bucket_size=size, restore_rate=rate, port=args.port)
     source = args.seed or (args.persist if args.persist and args.persist.exists() else None)
@@ -87,19 +79,8 @@ def _run(args: argparse.Namespace) -> int:
         load_seed_file(double.store, source)
     for fault in faults:
         double.inject(fault)
-    try:
-        double.start()
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: "
-                          f"{exc.strerror or exc}") from exc
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    def banner() -> None:
         print("custsync sandbox: a local Shopify Admin API double "
               f"({args.plan} plan, {double.store.count()} customers)")
         print(f"url:   {double.graphql_url(args.api_version)}")
@@ -108,12 +89,10 @@ def _run(args: argparse.Namespace) -> int:
         for fault in faults:
             print(f"fault: {describe_fault(fault)}")
         print("Stop with Ctrl-C.", flush=True)
-        while not stop.wait(0.5):
-            pass
+
+    try:
+        serve_until_stopped(double, args.port, banner)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        double.stop()
         double.bulk.finish_all()
     if args.persist is not None:
         try:
