@@ -106,3 +106,17 @@ EXPORT_SETTINGS: Mapping[str, Any] = {
     "export_customers": True,
     "can_update_shopify_customers": True,
 }
+
+
+def export_world(folder: Path, double: Any, customers: Iterable[ErpCustomer]) -> Path:
+    """A SQLite ERP holding ``customers`` and the config of an export to ``double``, with a
+    state database beside it; returns the config file."""
+    make_erp(f"sqlite:///{folder / 'erp.db'}", customers)
+    return write_config(
+        folder,
+        shop_url=double.url,
+        erp_url=f"sqlite:///{folder / 'erp.db'}",
+        state_url=f"sqlite:///{folder / 'state.db'}",
+        settings=EXPORT_SETTINGS,
+        token=double.token,
+    )

@@ -20,7 +20,7 @@ from custsync.engine.run import plan as plan_module
 from custsync.engine.run.planread import open_saved_plan
 from custsync.engine.run.state import open_store
 
-from sync_world import EXPORT_SETTINGS, make_erp, write_config
+from sync_world import export_world
 
 CUSTOMERS = [
     ErpCustomer(no=f"C{i:05d}", name=f"Person {i}", email=f"p{i}@example.com", country_code="NL")
@@ -30,15 +30,7 @@ CUSTOMERS = [
 
 @pytest.fixture
 def config(tmp_path: Path, shopify_double: ShopifyDouble) -> Path:
-    make_erp(f"sqlite:///{tmp_path / 'erp.db'}", CUSTOMERS)
-    return write_config(
-        tmp_path,
-        shop_url=shopify_double.url,
-        erp_url=f"sqlite:///{tmp_path / 'erp.db'}",
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        settings=EXPORT_SETTINGS,
-        token=shopify_double.token,
-    )
+    return export_world(tmp_path, shopify_double, CUSTOMERS)
 
 
 def _plan(config: Path, *, lines: bool = False, monkeypatch: pytest.MonkeyPatch | None = None
@@ -70,6 +62,18 @@ def _nothing_applied(config: Path, double: ShopifyDouble) -> None:
             store.close()
 
 
+def _refused(config: Path, double: ShopifyDouble, plan_file: Path, text: str,
+             capsys: pytest.CaptureFixture[str]) -> str:
+    """Save ``text`` as the plan, apply it: refused with exit 1 and nothing applied; the
+    error on stderr."""
+    plan_file.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert _sync(config, plan_file) == exitcodes.ERROR
+    err = capsys.readouterr().err
+    _nothing_applied(config, double)
+    return err
+
+
 def _line_of(text: str, needle: str, start: int = 0) -> tuple[int, int]:
     """1-based line and column of ``needle`` in ``text``."""
     at = text.index(needle, start)
@@ -99,14 +103,9 @@ def test_a_malformed_decision_late_in_the_file_is_named_and_nothing_is_applied(
     text = plan_file.read_text(encoding="utf-8")
     fifth = text.rfind("\n", 0, text.index('"record": "C00005"')) + 1  # its line
     bad = text[:fifth] + text[fifth:].replace('"action": "create"', '"action": "crate"', 1)
-    plan_file.write_text(bad, encoding="utf-8")
+    err = _refused(config, shopify_double, plan_file, bad, capsys)
     line, column = _line_of(bad, '{"direction"', fifth)
-    capsys.readouterr()
-
-    assert _sync(config, plan_file) == exitcodes.ERROR
-    err = capsys.readouterr().err
     assert f"{plan_file}:{line}:{column}: /decisions/4/action: 'crate' is not one of" in err
-    _nothing_applied(config, shopify_double)
 
 
 def test_a_json_syntax_error_is_named_by_line_and_column(
@@ -116,15 +115,10 @@ def test_a_json_syntax_error_is_named_by_line_and_column(
     text = plan_file.read_text(encoding="utf-8")
     spot = text.index('"record": "C00006"')
     bad = text[:spot] + '"record" "C00006"' + text[spot + len('"record": "C00006"'):]
-    plan_file.write_text(bad, encoding="utf-8")
+    err = _refused(config, shopify_double, plan_file, bad, capsys)
     line, column = _line_of(bad, '"C00006"')
-    capsys.readouterr()
-
-    assert _sync(config, plan_file) == exitcodes.ERROR
-    err = capsys.readouterr().err
     # the decoder names the spot after the member name, where ':' was expected
     assert f"{plan_file}:{line}:{column}: not valid JSON (Expecting ':' delimiter)" in err
-    _nothing_applied(config, shopify_double)
 
 
 @pytest.mark.parametrize("lines", [False, True])
@@ -133,19 +127,12 @@ def test_a_truncated_plan_file_is_refused_with_where_it_ends(
     capsys: pytest.CaptureFixture[str], lines: bool,
 ) -> None:
     plan_file = _plan(config, lines=lines, monkeypatch=monkeypatch)
-    data = plan_file.read_bytes()
-    cut = data.index(b'"record": "C00004"')  # a copy that stopped in the middle
-    plan_file.write_bytes(data[:cut])
-    text = data[:cut].decode()
-    capsys.readouterr()
-
-    assert _sync(config, plan_file) == exitcodes.ERROR
-    err = capsys.readouterr().err
+    data = plan_file.read_text(encoding="utf-8")
+    text = data[: data.index('"record": "C00004"')]  # a copy that stopped in the middle
+    err = _refused(config, shopify_double, plan_file, text, capsys)
     assert "the file ends early (truncated?)" in err
-    start = text.rfind("{")  # the decision the file ends in
-    line, column = _line_of(text, "{", start)
+    line, column = _line_of(text, "{", text.rfind("{"))  # the decision the file ends in
     assert f"{plan_file}:{line}:{column}:" in err
-    _nothing_applied(config, shopify_double)
 
 
 def test_a_plan_made_with_another_configuration_is_refused(

@@ -16,7 +16,7 @@ from custsync.engine.cli import main
 from custsync.engine.model import ErpCustomer
 from custsync.engine.run.state import open_store
 
-from sync_world import EXPORT_SETTINGS, make_erp, write_config
+from sync_world import export_world
 
 ANN = ErpCustomer(no="C00001", name="Ann Lee", email="ann@example.com", country_code="NL")
 BOB = ErpCustomer(no="C00002", name="Bob Ray", email="bob@example.com", country_code="NL")
@@ -24,15 +24,7 @@ BOB = ErpCustomer(no="C00002", name="Bob Ray", email="bob@example.com", country_
 
 @pytest.fixture
 def config(tmp_path: Path, shopify_double: ShopifyDouble) -> Path:
-    make_erp(f"sqlite:///{tmp_path / 'erp.db'}", [ANN, BOB])
-    return write_config(
-        tmp_path,
-        shop_url=shopify_double.url,
-        erp_url=f"sqlite:///{tmp_path / 'erp.db'}",
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        settings=EXPORT_SETTINGS,
-        token=shopify_double.token,
-    )
+    return export_world(tmp_path, shopify_double, [ANN, BOB])
 
 
 def _plan(config: Path, out: Path, *extra: str) -> None:

@@ -243,8 +243,7 @@ class SavedPlan:
         """The decisions in file order (those ``wanted``), read again from the file; a
         ConfigError when the file changed since it was checked."""
         if _identity(self._handle) != self._stat:
-            raise ConfigError(f"{self._source}: the plan file changed while it was being "
-                              "applied; make a new plan", file=self._source)
+            raise self._changed()
         self._handle.seek(0)
         digest = hashlib.sha256()
         tokens = _Tokens(self._handle, self._source, digest)
@@ -253,8 +252,11 @@ class SavedPlan:
             if wanted is None or wanted(decision):
                 yield decision
         if digest.hexdigest() != self._digest:
-            raise ConfigError(f"{self._source}: the plan file changed while it was being "
-                              "applied; make a new plan", file=self._source)
+            raise self._changed()
+
+    def _changed(self) -> ConfigError:
+        return ConfigError(f"{self._source}: the plan file changed while it was being "
+                           "applied; make a new plan", file=self._source)
 
     def close(self) -> None:
         self._handle.close()
