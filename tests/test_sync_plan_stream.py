@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from custsync.connectors.shopify_double import ShopifyDouble
@@ -186,3 +187,46 @@ def test_the_reader_reads_what_plan_from_json_reads(config: Path) -> None:
             assert saved.head.summary == whole.summary
             assert saved.created_at == whole.created_at
             assert dict(saved.fingerprints) == dict(whole.fingerprints)
+
+
+def _mutations(item: dict[str, Any]) -> list[Any]:
+    """``item`` spoilt in every way one member at a time: gone, of each other JSON type,
+    an unknown member beside it; the same one level down in a change and a rule."""
+    odd: list[Any] = [None, True, 0, -1, 1.5, "", "x", [], {}, ["x"], {"x": 1}]
+    spoilt: list[Any] = [[], "x", None]
+    for key in list(item):
+        spoilt.append({k: v for k, v in item.items() if k != key})
+        spoilt += [{**item, key: value} for value in odd]
+    spoilt.append({**item, "unknown": 1})
+    for key, template in (("changes", {"field": "email", "old": None, "new": "a"}),
+                          ("rules", {"id": "r", "decision": "d", "file": "f", "line": 3})):
+        for name in template:
+            spoilt.append({**item, key: [{k: v for k, v in template.items() if k != name}]})
+            spoilt += [{**item, key: [{**template, name: value}]} for value in odd]
+        spoilt.append({**item, key: [{**template, "unknown": 1}]})
+        spoilt += [{**item, key: value} for value in odd]
+    return spoilt
+
+
+def test_the_fast_check_of_a_decision_never_lets_through_what_the_schema_refuses(
+    project_root: Path,
+) -> None:
+    """Checking each decision with jsonschema took a millisecond (minutes for a large plan):
+    a plain check runs first and the schema only to say what is wrong. It must not accept
+    anything the schema refuses, and it must accept what custsync writes."""
+    from custsync.engine.run.planread import _plainly_valid
+
+    validator = plan_module.plan_validator("decision")
+    written = [
+        decision
+        for path in (project_root / "tests" / "golden" / "plan").glob("*.json")
+        for decision in json.loads(path.read_text(encoding="utf-8"))["decisions"]
+    ]
+    assert len(written) > 20 and all(_plainly_valid(decision) for decision in written)
+    checked = 0
+    for decision in written[:5]:
+        for spoilt in _mutations(decision):
+            if _plainly_valid(spoilt):
+                assert validator.is_valid(spoilt), spoilt
+            checked += 1
+    assert checked > 500

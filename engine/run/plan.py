@@ -529,8 +529,23 @@ def plan_validator(definition: str | None = None) -> Any:
 
     schema = _schema()
     if definition is not None:
-        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+        # its references written out: resolving them on every decision is what made checking
+        # a plan of 50,000 decisions take minutes (the definitions are not recursive)
+        schema = _inlined(schema["$defs"][definition], schema["$defs"])
     return Draft202012Validator(schema)
+
+
+def _inlined(node: Any, definitions: Mapping[str, Any]) -> Any:
+    """``node`` with every ``{"$ref": "#/$defs/NAME"}`` replaced by that definition."""
+    if isinstance(node, list):
+        return [_inlined(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = _inlined(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return {key: _inlined(value, definitions) for key, value in node.items()}
 
 
 def validate_plan_data(data: Any, source: str = "plan") -> None:
