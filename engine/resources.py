@@ -40,7 +40,7 @@ def schema_path(name: str) -> Path:
 
 def locate(shown: str | Path) -> Path:
     """The file behind a path as custsync shows it: as given (absolute, or relative to the
-    working folder), else a shipped file shown as ``rules/<file>`` wherever custsync runs."""
+    working folder), else a shipped file as older plans showed it, ``rules/<file>``."""
     path = Path(shown)
     if path.is_absolute() or path.exists():
         return path

@@ -260,3 +260,21 @@ def test_attention_page_retries_resolves_and_refuses_a_stale_form(
         # the form of a record that is no longer listed does nothing and says so
         stale = client.post("/attention", data={**form, "action": "resolve"})
         assert stale.status_code == 400 and "no longer on the attention list" in stale.text
+
+
+def test_rule_locations_on_the_console_open_where_it_runs(
+    world: World, console: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 11: a service runs outside the installation; `rules/import_match.yaml:19` did not
+    open there. The run page and the rules page show the shipped file's real path."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["sync", "-c", str(world.config_path), "--direction", "import",
+                 "--no-progress"]) in (0, 3)
+    run_id = world.state.runs("main")[0].id
+    with _client(console) as client:
+        for page in (client.get(f"/runs/{run_id}").text, client.get("/rules").text):
+            shown = re.findall(r"(/[^\s<>():]+/import_\w+\.yaml):(\d+)", page)
+            assert shown and not re.search(r"[\s>(]rules/import_\w+\.yaml:", page)
+            for file, line in shown:
+                text = Path(file).read_text(encoding="utf-8").splitlines()[int(line) - 1]
+                assert text.strip().startswith("- id: "), (file, line)

@@ -684,16 +684,21 @@ def test_cli_schema_problems_use_validate_words(
     assert "Traceback" not in err
 
 
-def test_cli_shipped_suite_is_shown_as_rules_tests_wherever_it_runs(
+def test_cli_shipped_suite_is_shown_where_it_can_be_opened(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Like `rules list` and plans, and as the docs show it (it printed absolute paths)."""
+    """Like `rules list` and plans (issue 11): from outside the installation, by the real
+    path of the shipped file (``rules/tests/...`` did not open from here)."""
+    from custsync.engine.resources import shipped_rules_dir
+
     monkeypatch.chdir(tmp_path)
     assert main(["rules", "test", "-k", "ignores case"]) == exitcodes.OK
     out = capsys.readouterr().out
-    assert re.search(
-        r"^PASS rules/tests/import_match\.yaml:\d+ e-mail match ignores case$", out, re.M
-    )
+    suite = shipped_rules_dir().resolve() / "tests" / "import_match.yaml"
+    found = re.search(rf"^PASS {re.escape(str(suite))}:(\d+) e-mail match ignores case$", out, re.M)
+    assert found, out
+    line = suite.read_text(encoding="utf-8").splitlines()[int(found.group(1)) - 1]
+    assert "ignores case" in line
 
 
 def test_discover_lists_each_test_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -433,8 +433,8 @@ def test_shipped_rule_tests_folder_is_skipped(
     monkeypatch.setattr(validate, "shipped_rules_dir", lambda: shipped)
     rule_set, diagnostics = load_rule_set([])
     assert diagnostics == [] and rule_set is not None
-    # shipped files are shown as rules/<file> wherever custsync runs
-    assert [f.path for f in rule_set.files] == ["rules/m.yaml"]
+    # shipped files are shown by their real path (outside the working folder)
+    assert [f.path for f in rule_set.files] == [str((shipped / "m.yaml").resolve())]
 
 
 # --- diagnostics ------------------------------------------------------------------------------

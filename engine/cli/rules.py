@@ -144,8 +144,8 @@ def _checked_dirs(raw: Sequence[str]) -> list[Path]:
 
 
 def _display(path: str | Path) -> str:
-    """A path relative to the working folder when it is inside it, a shipped rule file as
-    ``rules/<file>``, else as it is (:func:`custsync.engine.rules.validate.display_path`)."""
+    """A path as custsync shows it so that it can be opened
+    (:func:`custsync.engine.rules.validate.display_path`)."""
     from ..rules.validate import display_path
 
     return display_path(Path(path))

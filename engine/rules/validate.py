@@ -1209,8 +1209,10 @@ def _unreachable(
 
 
 def display_path(path: Path) -> str:
-    """``path`` relative to the working folder when it is inside it; a shipped rule file
-    elsewhere as ``rules/<file>`` (so plans and messages read the same wherever they run)."""
+    """``path`` as custsync shows it, so that a user can open it: relative to the working
+    folder when it is inside it, else as given (a user's rule file) or, for a file custsync
+    ships (its rules and their tests), its real path in the installation. ``custsync rules
+    show ID`` prints one rule whatever the path."""
     if not path.is_absolute():
         return str(path)
     resolved = path.resolve()
@@ -1218,16 +1220,11 @@ def display_path(path: Path) -> str:
         return str(resolved.relative_to(Path.cwd().resolve()))
     except ValueError:
         pass
-    shipped = shipped_rules_dir().resolve()
     try:
-        # only the shipped rules (and their tests): other files of the installation, such
-        # as a checkout's examples/, are shown where they are, so that they can be opened
-        shown = Path(shipped.name) / resolved.relative_to(shipped)
+        resolved.relative_to(shipped_rules_dir().resolve())
     except ValueError:
         return str(path)
-    if shown.exists() and shown.resolve() != resolved:
-        return str(path)  # the working folder has its own rules/<file>: no ambiguity
-    return str(shown)
+    return str(resolved)
 
 
 def read_document(
