@@ -90,8 +90,14 @@ def test_a_plan_in_the_one_decision_a_line_layout_applies(
     items = [line for line in text.splitlines() if line.startswith('    {"direction"')]
     assert len(items) == 6  # one line per decision
     capsys.readouterr()
-    assert _sync(config, plan_file) == exitcodes.OK
-    assert "6 created" in capsys.readouterr().out
+    code = main(["sync", "-c", str(config), "--no-progress", "--plan", str(plan_file), "-v"])
+    assert code == exitcodes.OK
+    out = capsys.readouterr().out
+    assert "6 created" in out
+    # -v prints the saved plan first, read from the file like the decisions it applies
+    assert out.startswith("custsync plan: shop main; export\n")
+    assert all(f"+ shopify customer (new) <- erp {c.no} " in out for c in CUSTOMERS)
+    assert "Plan: 6 to create, 0 to update, 0 to link, 0 skipped." in out
     emails = sorted(c["email"] for c in shopify_double.store.customers())
     assert emails == sorted(c.email for c in CUSTOMERS)
 
