@@ -21,8 +21,7 @@ import codecs
 import hashlib
 import json
 import os
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from types import MappingProxyType
 from typing import IO, Any
 
@@ -205,14 +204,12 @@ class SavedPlan:
     :class:`~.plan.Plan` without decisions, with their counts), its decisions read from the
     file again by :meth:`decisions`. Close it (or use it as a context manager)."""
 
-    def __init__(self, handle: IO[bytes], source: str, head: Plan, digest: str,
-                 counts: Counter[tuple[str, Direction, Action]]) -> None:
+    def __init__(self, handle: IO[bytes], source: str, head: Plan, digest: str) -> None:
         self._handle = handle
         self._source = source
         self.head = head
         self._digest = digest
         self._stat = _identity(handle)
-        self._counts = counts
 
     # what sync_shop asks of a plan
     @property
@@ -230,14 +227,6 @@ class SavedPlan:
     @property
     def fingerprints(self) -> Any:
         return self.head.fingerprints
-
-    def count(self, shop: str, directions: Sequence[Direction],
-              wanted: Callable[[Direction, Action], bool] = lambda d, a: True) -> int:
-        """How many decisions of ``shop`` in ``directions`` (and ``wanted``) the plan has."""
-        return sum(
-            n for (s, d, a), n in self._counts.items()
-            if s == shop and d in directions and wanted(d, a)
-        )
 
     def decisions(self, wanted: Callable[[Decision], bool] | None = None) -> Iterator[Decision]:
         """The decisions in file order (those ``wanted``), read again from the file; a
@@ -295,7 +284,6 @@ def _check(handle: IO[bytes], source: str) -> SavedPlan:
     digest = hashlib.sha256()
     tokens = _Tokens(handle, source, digest)
     tally = PlanTally()
-    counts: Counter[tuple[str, Direction, Action]] = Counter()
 
     head: dict[str, Any] = {}
     for item, where, index in _document(tokens, head):
@@ -314,7 +302,6 @@ def _check(handle: IO[bytes], source: str) -> SavedPlan:
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"{where}: /decisions/{index}: {exc}", file=source) from None
         tally.add(decision)
-        counts[(decision.shop, decision.direction, decision.action)] += 1
 
     _check_version(head, source)
     errors = sorted(validator.iter_errors(head), key=lambda e: list(e.absolute_path))
@@ -337,7 +324,7 @@ def _check(handle: IO[bytes], source: str) -> SavedPlan:
         format_version=head["format_version"],
         counts=tally.summary(),
     )
-    return SavedPlan(handle, source, plan, digest.hexdigest(), counts)
+    return SavedPlan(handle, source, plan, digest.hexdigest())
 
 
 def _check_version(head: dict[str, Any], source: str) -> None:
