@@ -233,13 +233,7 @@ class BcErpWriter(BcErpReader):
                         card.setdefault(name, value)
                     elif name in _TEMPLATE_API and value not in (None, ""):
                         card.setdefault(name, value)  # a VAT company's Tax Area Code
-        if card and not self.has_source("customer_card"):
-            notes.append(
-                f"{', '.join(sorted(card))} not written: "
-                + self.unavailable().get("customer_card", "Customer Card unavailable")
-            )
-            card = {}
-        return _Prepared(item, body, card, notes)
+        return _Prepared(item, body, self._card_or_note(card, notes), notes)
 
     def _template(self, code: str, notes: list[str]) -> CustomerTemplate | None:
         if self._templates is None:
@@ -529,27 +523,10 @@ class BcErpWriter(BcErpReader):
     def update_customer(
         self, no: str, changes: Mapping[str, Any], expected_etag: str | None = None
     ) -> ErpWriteResult:
-        if "no" in changes and changes["no"] != no:
-            return ErpWriteResult(False, no, "the customer number cannot be changed", refused=True)
-        try:
-            body, card = self._split({k: v for k, v in changes.items() if k != "no"})
-        except RecordError as exc:
-            return ErpWriteResult(False, no, exc.message, refused=isinstance(exc, RecordRefused))
-        ident = self._ids.get(no)
-        if ident is None:
-            entity = self._entity_by_number(no)
-            if entity is None:
-                return ErpWriteResult(
-                    False, no, f"customer {no} does not exist in Business Central", refused=True
-                )
-            ident = str(entity["id"])
-        notes: list[str] = []
-        if card and not self.has_source("customer_card"):
-            notes.append(
-                f"{', '.join(sorted(card))} not written: "
-                + self.unavailable().get("customer_card", "Customer Card unavailable")
-            )
-            card = {}
+        prepared = self._prepare_update(ErpUpdate(no, changes, expected_etag))
+        if isinstance(prepared, ErpWriteResult):
+            return prepared
+        ident, body, card, notes = prepared.ident, prepared.body, prepared.card, prepared.notes
         etag = expected_etag
         if body:
             path = self._company_path(f"customers({ident})")
@@ -671,13 +648,19 @@ class BcErpWriter(BcErpReader):
                 )
             ident = str(entity["id"])
         notes: list[str] = []
+        card = self._card_or_note(card, notes)
+        return _Update(item, no, ident, body, card, notes, item.expected_etag)
+
+    def _card_or_note(self, card: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+        """``card`` where the Customer Card can be written; else nothing, and a note saying
+        which values were not written and why."""
         if card and not self.has_source("customer_card"):
             notes.append(
                 f"{', '.join(sorted(card))} not written: "
                 + self.unavailable().get("customer_card", "Customer Card unavailable")
             )
-            card = {}
-        return _Update(item, no, ident, body, card, notes, item.expected_etag)
+            return {}
+        return card
 
     def _send_updates(
         self, pending: Mapping[int, _Update], results: dict[int, ErpWriteResult]
