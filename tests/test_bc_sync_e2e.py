@@ -360,3 +360,36 @@ def test_a_second_sync_sends_the_import_updates_as_batches(
     for i in range(1, 4):
         updated = customers[f"renamed{i}@example.com"]
         assert links[updated.no].own_write_erp_etag == updated.etag
+
+
+def test_a_card_value_bc_refuses_in_a_batched_update_is_a_refusal(
+    tmp_path: Path, bc_double: BcDouble
+) -> None:
+    """A Customer Card write BC refuses (400: Name 2 longer than its 50 characters) inside a
+    batch of updates fails that record as a refusal (parked at once, like the one-at-a-time
+    path), and the others are written."""
+    from custsync.engine.ports import ErpUpdate
+
+    writer = open_bc(bc_double, tmp_path)
+    try:
+        created = list(
+            writer.create_customers(
+                [bc.CreateItem(f"main:r{i}", {"name": f"R {i}"}) for i in range(2)]
+            )
+        )
+        nos = [r.no or "" for r in created]
+        read = {c.no: c for c in writer.iter_customers()}
+        results = list(
+            writer.update_customers(
+                [
+                    ErpUpdate(nos[0], {"name_2": "y" * 60}, read[nos[0]].etag),
+                    ErpUpdate(nos[1], {"name_2": "Branch"}, read[nos[1]].etag),
+                ]
+            )
+        )
+        second = writer.get_customer(nos[1])
+    finally:
+        writer.close()
+    assert [(r.ok, r.refused) for r in results] == [(False, True), (True, False)]
+    assert results[0].message.startswith("name_2: ")
+    assert second is not None and second.name_2 == "Branch"

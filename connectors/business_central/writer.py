@@ -397,7 +397,7 @@ class BcErpWriter(BcErpReader):
                     notes[i] = _CARD_DUE
                     continue
                 if i in refused:
-                    notes[i] = f"{', '.join(sorted(c.p.card))} not written: {refused[i]}"
+                    notes[i] = f"{', '.join(sorted(c.p.card))} not written: {refused[i][0]}"
                 self._card_settled(c)
             written = [c for i, c in due.items() if i not in notes]
             etags = self._etags([c.no for c in written])
@@ -440,16 +440,17 @@ class BcErpWriter(BcErpReader):
 
     def _patch_cards(
         self, values: Mapping[int, tuple[str, Mapping[str, Any]]]
-    ) -> tuple[dict[int, str], set[int]]:
+    ) -> tuple[dict[int, tuple[str, bool]], set[int]]:
         """Customer Card PATCHes (number, card values) as ``$batch`` requests of
         ``batch_size`` on the card's service (a PATCH with ``If-Match: *`` can be sent again
-        safely). Returns BC's refusals (its code and message) and those still refused with
-        429/5xx after the retries (still due); the others were written."""
+        safely). Returns BC's refusals (its code and message, and whether the record is
+        refused as it is: 400/404/413) and those still refused with 429/5xx after the
+        retries (still due); the others were written."""
         root = self._card_batch_root()
         assert root is not None
         batch_url, card_url = root
         fields = self.settings.pages["customer_card"].fields
-        refused: dict[int, str] = {}
+        refused: dict[int, tuple[str, bool]] = {}
         pending = dict(values)
         size = self.settings.batch_size
         for attempt in range(1, self.settings.max_attempts + 1):
@@ -481,7 +482,7 @@ class BcErpWriter(BcErpReader):
                     if r is None or status in (0, 408, 429, 500, 502, 503, 504):
                         retry[i] = pending[i]
                     elif status >= 300:
-                        refused[i] = _inner_error(r, answer)
+                        refused[i] = (_inner_error(r, answer), status in _REFUSED_STATUS)
             pending = retry
             if not pending:
                 break
@@ -610,7 +611,10 @@ class BcErpWriter(BcErpReader):
             for i, u in due.items():
                 fields = ", ".join(sorted(u.card))
                 if i in refused:
-                    results[i] = ErpWriteResult(False, u.no, f"{fields}: {refused[i]}")
+                    message, is_refused = refused[i]
+                    results[i] = ErpWriteResult(
+                        False, u.no, f"{fields}: {message}", refused=is_refused
+                    )
                 elif i in still_due:
                     results[i] = ErpWriteResult(
                         False, u.no, f"{fields} not written: {_CARD_DUE}; retried next run"
