@@ -106,10 +106,15 @@ def test_killed_sync_with_bc_resumes_without_duplicates_or_lost_links(
     tmp_path: Path, bc_double_factory: Callable[..., BcDouble], shopify_double: ShopifyDouble
 ) -> None:
     rng = random.Random(20261207)
-    bc = bc_double_factory(latency=0.04)  # every BC request takes a while: kills land mid-work
+    # every BC request takes a while and the creates go 3 to a $batch (each batch: the
+    # creates, the card writes, the etag reads): a sync takes several seconds on any machine,
+    # so kills land mid-work (with batches of 100 the whole import was three requests and an
+    # idle machine finished it before the first kill)
+    bc = bc_double_factory(latency=0.15)
     seed_from_models(shopify_double, _shop_customers())
     config = write_bc_config(
-        tmp_path, bc, shop_url=shopify_double.url, token=shopify_double.token, settings=SETTINGS
+        tmp_path, bc, shop_url=shopify_double.url, token=shopify_double.token, settings=SETTINGS,
+        batch_size=3,
     )
     env = {**os.environ, TOKEN_ENV: shopify_double.token, SECRET_ENV: bc.client_secret}
     command = _custsync("sync", "--config", str(config), "--no-progress")
