@@ -8,6 +8,9 @@ The browser tests in test_console_browser.py drive the same app in headless Chro
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,3 +281,37 @@ def test_rule_locations_on_the_console_open_where_it_runs(
             for file, line in shown:
                 text = Path(file).read_text(encoding="utf-8").splitlines()[int(line) - 1]
                 assert text.strip().startswith("- id: "), (file, line)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_cleanly_on_sigterm_and_on_ctrl_c_started_in_the_background(
+    world: World, signum: int
+) -> None:
+    """`custsync serve` ends with exit 0 on a service manager's SIGTERM and on Ctrl-C's
+    SIGINT, also when started in the background by a shell without job control, which
+    hands it SIGINT ignored (Python then never raises KeyboardInterrupt)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from custsync.engine.cli import run; run()",
+         "serve", "-c", str(world.config_path), "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stderr is not None
+        line = ""
+        for line in process.stderr:
+            if "console at" in line:
+                break
+        url = re.search(r"console at (\S+)/ ;", line)
+        assert url, line
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            assert client.get(url.group(1) + "/").status_code == 200
+        process.send_signal(signum)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert process.returncode == 0

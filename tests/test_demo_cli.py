@@ -60,6 +60,10 @@ def test_served_double_can_be_used_from_another_shell(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # as when started in the background by a shell without job control (CI): SIGINT
+        # inherited ignored, so Python would never raise KeyboardInterrupt; Ctrl-C's
+        # signal must stop it all the same
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     told: list[str] = []
     try:
@@ -88,7 +92,12 @@ def test_served_double_can_be_used_from_another_shell(
             assert "succeeded" in client.get(url + "runs").text
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # leave no demo behind for the next tests
+            process.communicate()
+            raise
     assert process.returncode == 0
 
 

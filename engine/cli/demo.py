@@ -556,6 +556,7 @@ def _serve(config_path: Path, shopify_url: str, exports: list[str]) -> None:
     from ..console.app import ServerThread, create_app
     from ..console.service import ConsoleService
     from ..run.state import open_store
+    from .stopping import wait_for_stop_signal
 
     config = require_config(config_path)
     state = open_store(config.state_url)
@@ -575,11 +576,7 @@ def _serve(config_path: Path, shopify_url: str, exports: list[str]) -> None:
             _say(line)
         _say(f"  custsync plan --config {config_path}")
         _say("Ctrl-C to stop.")
-        try:
-            while not console.wait(timeout=3600):
-                pass
-        except KeyboardInterrupt:
-            pass
+        wait_for_stop_signal()
     finally:
         console.stop()
         state.close()

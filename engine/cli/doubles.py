@@ -1,15 +1,14 @@
 """What ``custsync sandbox`` and ``custsync bc-sandbox`` share: checking the port, reading
-``--faults``, and serving a double on 127.0.0.1 until SIGINT/SIGTERM."""
+``--faults``, and serving a double on 127.0.0.1 until SIGINT/SIGTERM (as ``custsync demo
+--serve`` serves until then)."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable, Iterable
-from types import FrameType
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, UsageError
+from .stopping import wait_for_stop_signal
 
 Fault = TypeVar("Fault")
 
@@ -38,17 +37,9 @@ def serve_until_stopped(double: Any, port: int, banner: Callable[[], None]) -> N
         double.start()
     except OSError as exc:
         raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         banner()
-        while not stop.wait(0.5):
-            pass
+        wait_for_stop_signal()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         double.stop()
+

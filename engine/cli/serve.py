@@ -111,6 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ..console.service import ConsoleService
     from ..run.state import open_store
     from ..run.webhooks import WebhookReceiver, shops_from_config
+    from .stopping import wait_for_stop_signal
 
     if args.hash_password:
         import getpass
@@ -148,10 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
           f"for {', '.join(s.name for s in shops) or 'no shop (no webhook_secret_env set)'}; "
           "Ctrl-C stops", file=sys.stderr)
     try:
-        while not server.wait(timeout=1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_for_stop_signal()  # SIGINT or SIGTERM (systemd's stop): shut down cleanly
     finally:
         server.stop()
         state.close()
