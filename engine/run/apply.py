@@ -47,7 +47,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ..decide.engine import SHOPIFY_ADDRESS_FIELDS, SHOPIFY_CUSTOMER_FIELDS
 from ..decide.enrich import first_email
@@ -76,6 +76,26 @@ __all__ = ["Applier", "RecordOutcome", "customer_input"]
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 #: create results settled (intents, links, run log) per transaction
 _SETTLE_CHUNK = 500
+_Item = TypeVar("_Item")
+
+
+def _keyed_chunks(
+    items: Mapping[str, _Item], results: Iterable[ShopifyWriteResult], what: str
+) -> Iterator[list[tuple[_Item, ShopifyWriteResult]]]:
+    """Each Shopify write result paired with its item (by the result's key), in chunks of
+    ``_SETTLE_CHUNK`` to settle one transaction at a time."""
+    chunk: list[tuple[_Item, ShopifyWriteResult]] = []
+    for result in results:
+        item = items.get(result.key)
+        if item is None:  # pragma: no cover - the writer keys every result
+            log.warning("%s result for an unknown key %r was ignored", what, result.key)
+            continue
+        chunk.append((item, result))
+        if len(chunk) >= _SETTLE_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 #: Shopify's userErrors saying another customer has the e-mail / phone sent
 _TAKEN_EMAIL = "Email has already been taken"
@@ -879,17 +899,7 @@ class Applier:
         """Settle update results (keyed by intent id) in chunks: intents and links (our own
         write's ``updatedAt``, the export time) in one transaction, then the run log (a dead
         run's own, for the intents a resumed run settles)."""
-        chunk: list[tuple[_Update, ShopifyWriteResult]] = []
-        for result in results:
-            update = updates.get(result.key)
-            if update is None:  # pragma: no cover - the writer keys every result
-                log.warning("an update result for an unknown key %r was ignored", result.key)
-                continue
-            chunk.append((update, result))
-            if len(chunk) >= _SETTLE_CHUNK:
-                yield from self._settle_update_chunk(chunk, resumed)
-                chunk = []
-        if chunk:
+        for chunk in _keyed_chunks(updates, results, "an update"):
             yield from self._settle_update_chunk(chunk, resumed)
 
     def _settle_update_chunk(
@@ -954,17 +964,7 @@ class Applier:
         """Settle create results (keyed by ERP no.) in chunks: intents and links in one
         transaction, then the invites and the run log (not for intents of a dead run:
         ``resumed``; their records are planned again by this run when not created)."""
-        chunk: list[tuple[_Create, ShopifyWriteResult]] = []
-        for result in results:
-            create = creates.get(result.key)
-            if create is None:  # pragma: no cover - the writer keys every result
-                log.warning("a create result for an unknown key %r was ignored", result.key)
-                continue
-            chunk.append((create, result))
-            if len(chunk) >= _SETTLE_CHUNK:
-                yield from self._settle_chunk(chunk, resumed)
-                chunk = []
-        if chunk:
+        for chunk in _keyed_chunks(creates, results, "a create"):
             yield from self._settle_chunk(chunk, resumed)
 
     def _settle_chunk(
