@@ -39,6 +39,8 @@ def _world(tmp_path: Path, double: ShopifyDouble, customers: list[ErpCustomer]) 
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         settings=EXPORT_SETTINGS,
         token=double.token,
+        # one create at a time, so that the kill lands between the third create and its link
+        shopify_options={"concurrency": 1},
     )
     # this shop exports customers without an e-mail
     rules = tmp_path / "house-rules"
@@ -101,10 +103,6 @@ def test_a_phone_only_create_killed_before_its_link_is_settled_by_phone(
     )
     env = {**os.environ, TOKEN_ENV: shopify_double.token}
     command = _custsync("sync", "--config", str(config), "--no-progress", "--direction", "export")
-    # one at a time, so that the kill lands between the third create and its link
-    document = yaml.safe_load(config.read_text())
-    document["shops"][0]["shopify"]["concurrency"] = 1
-    config.write_text(yaml.safe_dump(document))
 
     _kill_while_the_third_create_is_answered(command, env, shopify_double)
     links, pending, _ = _state(tmp_path)
@@ -134,9 +132,6 @@ def test_a_create_with_nothing_to_look_up_by_is_parked_not_sent_twice(
     )
     env = {**os.environ, TOKEN_ENV: shopify_double.token}
     command = _custsync("sync", "--config", str(config), "--no-progress", "--direction", "export")
-    document = yaml.safe_load(config.read_text())
-    document["shops"][0]["shopify"]["concurrency"] = 1
-    config.write_text(yaml.safe_dump(document))
 
     _kill_while_the_third_create_is_answered(command, env, shopify_double)
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
