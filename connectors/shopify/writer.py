@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from custsync.engine.errors import RetriableError, mask_email
@@ -274,12 +275,20 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
 
     def _create_each(self, batch: list[tuple[str, CustomerInput]]) -> Iterator[ShopifyWriteResult]:
         """One create per customer, ``concurrency`` in flight, sharing one paced bucket."""
-        if self.concurrency == 1 or len(batch) < 2:
-            for key, data in batch:
-                yield replace(self.create_customer(data), key=key)
+        return self._each([(key, partial(self.create_customer, data)) for key, data in batch])
+
+    def _each(
+        self, calls: Sequence[tuple[str, Callable[[], ShopifyWriteResult]]]
+    ) -> Iterator[ShopifyWriteResult]:
+        """Each call's result with its key: ``concurrency`` calls in flight (in order when
+        one at a time), sharing one paced bucket; calls not yet started are cancelled when
+        the caller stops reading."""
+        if self.concurrency == 1 or len(calls) < 2:
+            for key, call in calls:
+                yield replace(call(), key=key)
             return
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="shopify") as pool:
-            futures = {pool.submit(self.create_customer, data): key for key, data in batch}
+            futures = {pool.submit(call): key for key, call in calls}
             try:
                 for future in as_completed(futures):
                     yield replace(future.result(), key=futures[future])
@@ -350,18 +359,9 @@ class ShopifyGraphQLWriter(ShopifyGraphQLReader):
         self, batch: Sequence[tuple[str, str, CustomerInput]]
     ) -> Iterator[ShopifyWriteResult]:
         """One update per customer, ``concurrency`` in flight, sharing one paced bucket."""
-        if self.concurrency == 1 or len(batch) < 2:
-            for key, gid, data in batch:
-                yield replace(self.update_customer(gid, data), key=key)
-            return
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="shopify") as pool:
-            futures = {pool.submit(self.update_customer, gid, data): key for key, gid, data in batch}
-            try:
-                for future in as_completed(futures):
-                    yield replace(future.result(), key=futures[future])
-            finally:
-                for future in futures:
-                    future.cancel()
+        return self._each(
+            [(key, partial(self.update_customer, gid, data)) for key, gid, data in batch]
+        )
 
     def bulk_updatable(self, count: int, data: Iterable[CustomerInput]) -> bool:
         """Whether :meth:`bulk_update_customers` sends these ``count`` updates by bulk jobs:
