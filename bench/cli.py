@@ -2,6 +2,7 @@
 
     python bench/cli.py --scenario sync [--n 10000] [--time-scale 1]
     python bench/cli.py --scenario sync-updates [--n 10000] [--time-scale 10]
+    python bench/cli.py --scenario sync-few-updates [--n 200] [--latency 0.15]
 
 Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict line):
 
@@ -32,6 +33,13 @@ Scenarios (``--scenario``; each prints its figures and a ``target:`` verdict lin
     of the linked Shopify customers (``CustomersByIds``, 250 ids a request; one by one also
     ``CustomerById`` after each address write; printed apart); ``--time-scale`` as there (the one-by-one run of 10,000 updates, some 25 points
     each, takes about 40 minutes at 1).
+
+``sync-few-updates``
+    N updates below ``bulk_write_threshold`` (``--n`` when below 250, else 200), exported as
+    single mutations: once with the default ``concurrency`` (4 in flight) and once with
+    ``concurrency: 1``, the double answering each request after ``--latency`` seconds (0.15,
+    Shopify over the internet; loopback has none). Printed: both times and their ratio; no
+    target is named (issue 11 asks for single mutations with concurrency below the threshold).
 
 ``plan-files``, ``plan-sqlite``, ``erp-load`` (issue 11: memory bounded by the batch)
     ``plan-files``: ``bench/evaluate.py``'s world of N records (60 % ERP, 40 % Shopify, the
@@ -126,9 +134,9 @@ def machine() -> str:
 
 
 def _serve_double(
-    time_scale: float, urls: Any, stop: Any, report: Any, reset: Any = None
+    time_scale: float, urls: Any, stop: Any, report: Any, reset: Any = None, latency: float = 0.0
 ) -> None:
-    from custsync.connectors.shopify_double import ShopifyDouble
+    from custsync.connectors.shopify_double import Fault, ShopifyDouble
 
     double = ShopifyDouble(
         token=TOKEN,
@@ -136,6 +144,8 @@ def _serve_double(
         restore_rate=RESTORE * time_scale,
         bulk_seconds=0.05,
     )
+    if latency > 0:  # Shopify's answer time over the internet, which loopback does not have
+        double.inject(Fault("delay", times=10**9, seconds=latency, target="any"))
     double.start()
     urls.put(double.url)
     while not stop.wait(0.05):
@@ -172,13 +182,13 @@ def _serve_double(
 class _DoubleProcess:
     """The Shopify double in a child process (its CPU does not slow the CLI's)."""
 
-    def __init__(self, time_scale: float) -> None:
+    def __init__(self, time_scale: float, latency: float = 0.0) -> None:
         ctx = mp.get_context("spawn")
         self._urls, self._report, self._stop = ctx.Queue(), ctx.Queue(), ctx.Event()
         self._reset = ctx.Event()
         self._process = ctx.Process(
             target=_serve_double,
-            args=(time_scale, self._urls, self._stop, self._report, self._reset),
+            args=(time_scale, self._urls, self._stop, self._report, self._reset, latency),
             daemon=True,
         )
         self._process.start()
@@ -316,16 +326,22 @@ _UPDATES = "      can_update_shopify_customers: true\n"
 
 
 def _one_update_sync(
-    template: Path, workdir: Path, label: str, shopify_options: str, time_scale: float, n: int
+    template: Path,
+    workdir: Path,
+    label: str,
+    shopify_options: str,
+    time_scale: float,
+    n: int,
+    latency: float = 0.0,
 ) -> dict[str, Any]:
-    """A first export (by bulk, not measured), the contact of every ERP customer changed,
-    then the measured ``sync --direction export`` with ``shopify_options``."""
+    """A first export (not measured), the contact of every ERP customer changed, then the
+    measured ``sync --direction export`` with ``shopify_options``."""
     from custsync.connectors.erp_sql import open_writer
 
     folder = workdir / label
     folder.mkdir()
     shutil.copy(template, folder / "erp.db")
-    double = _DoubleProcess(time_scale)
+    double = _DoubleProcess(time_scale, latency)
     try:
         config = _write_config(folder, double.url, "", _UPDATES)
         first = run_cli(
@@ -396,6 +412,42 @@ def scenario_sync_updates(args: argparse.Namespace) -> bool:
         + ("met" if met else "NOT met" + ("" if complete else " (a run did not finish cleanly)"))
     )
     return met
+
+
+def scenario_sync_few_updates(args: argparse.Namespace) -> bool:
+    """Updates below ``bulk_write_threshold`` (250): single mutations, ``concurrency`` (4) in
+    flight, against the same run with ``concurrency: 1`` (one after another), the double
+    answering each request after ``--latency`` seconds as Shopify does over the internet."""
+    n = args.n if args.n < 250 else 200
+    scale, latency = args.time_scale, args.latency
+    print(
+        f"sync-few-updates: {n:,} ERP customers' contact changed (below the bulk threshold of "
+        f"250), exported as single updates to the Shopify double answering after {latency:g} "
+        f"s (Standard plan x{scale:g}); machine: {machine()}"
+    )
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="custsync-bench-cli-") as tmp:
+        workdir = Path(tmp)
+        _make_erp(workdir / "erp-template.db", n)
+        for label, options in (("concurrent", ""), ("one at a time", "      concurrency: 1\n")):
+            r = _one_update_sync(
+                workdir / "erp-template.db", workdir, label.replace(" ", "-"), options, scale, n,
+                latency,
+            )
+            runs[label] = r
+            print(
+                f"  {label:>13}: exit {r['returncode']}, {r['renamed']:,} of {n:,} renamed, "
+                f"{r['updates']:,} customerUpdate, {r['address_updates']:,} "
+                f"customerAddressUpdate, {r['bulk_jobs']} bulk jobs, {r['throttled']} "
+                f"THROTTLED, {r['seconds']:.1f} s"
+            )
+    complete = all(r["returncode"] == 0 and r["renamed"] == n for r in runs.values())
+    ratio = runs["one at a time"]["seconds"] / max(runs["concurrent"]["seconds"], 1e-9)
+    print(
+        f"  one at a time / concurrent time: {ratio:.1f}x (measured in this run); no target "
+        "is named: figures only" + ("" if complete else " (a run did not finish cleanly)")
+    )
+    return complete
 
 
 # --------------------------------------------------------------------------------------------
@@ -919,6 +971,7 @@ def _judged(
 SCENARIOS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "sync": scenario_sync,
     "sync-updates": scenario_sync_updates,
+    "sync-few-updates": scenario_sync_few_updates,
     "plan-files": _judged(plan_files),
     "plan-sqlite": _judged(plan_sqlite, cached=True),
     "erp-load": _judged(erp_load),
@@ -937,6 +990,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="the double's bucket refills this many times faster than the Standard plan (1)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.15,
+        metavar="SECONDS",
+        help="sync-few-updates: the double answers each request after this long (0.15)",
     )
     parser.add_argument("--seed", type=int, default=7, help="world generator seed (7)")
     parser.add_argument("--json", metavar="FILE", help="also write the plan scenarios' figures")

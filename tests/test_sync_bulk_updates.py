@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,42 @@ def test_the_threshold_chooses_a_bulk_update_job_or_single_updates(
     shopify_double.reset_log()
     assert main(["sync", "--config", str(config), *EXPORT]) == 0
     assert not any(r.is_mutation for r in shopify_double.requests)
+
+
+def test_below_the_threshold_updates_are_sent_a_few_at_a_time(
+    tmp_path: Path, shopify_double: ShopifyDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """25 updates below the threshold go as single mutations, ``concurrency`` (here 3) in
+    flight at once, not one after another; each is still settled with its own write."""
+    from custsync.connectors.shopify.writer import ShopifyGraphQLWriter as ShopifyWriter
+
+    config, erp_url, state_url = _exported(
+        tmp_path, shopify_double, 30, bulk_write_threshold=100, concurrency=3
+    )
+    _rename(erp_url, range(1, 26))
+    lock = threading.Lock()
+    running, peak = [0], [0]
+    real = ShopifyWriter.update_customer
+
+    def counted(self: ShopifyWriter, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough for the others to start
+            return real(self, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(ShopifyWriter, "update_customer", counted)
+    assert main(["sync", "--config", str(config), *EXPORT]) == 0
+    assert peak[0] == 3
+    assert _update_jobs(shopify_double) == []
+    assert _roots(shopify_double, "customerUpdate") == 25
+    names = _last_names(shopify_double)
+    assert all(names[f"erp{i}@example.com"] == f"Renamed{i}" for i in range(1, 26))
+    _assert_links_carry_our_writes(shopify_double, state_url)
 
 
 def _intents(state_url: str) -> list[tuple[str, str]]:

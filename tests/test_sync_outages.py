@@ -98,6 +98,21 @@ def test_a_shopify_outage_mid_run_stops_the_run(
         store.close()
     assert elapsed < 60
 
+    # Shopify is back: the next run updates every customer, those whose answers the stopped
+    # run did not record (in flight when it stopped) included, and leaves nothing pending
+    monkeypatch.setattr(sync_module, "plan_incremental", real)
+    shopify_double.clear_faults()
+    assert _sync(config) == exitcodes.OK
+    cities = {
+        c["email"]: c["addresses"][0]["city"] for c in shopify_double.store.customers()
+    }
+    assert cities == {c.email: "Utrecht" for c in CUSTOMERS}
+    store = open_store(state_url)
+    try:
+        assert not store.pending_intents(shop="main")
+    finally:
+        store.close()
+
 
 def test_the_stop_is_retriable_for_the_scheduler(
     tmp_path: Path, shopify_double: ShopifyDouble

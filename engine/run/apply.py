@@ -26,10 +26,10 @@ Export updates above the threshold go in batches too (:meth:`Applier.apply_expor
 journaled the same way (action ``shopify.update``, the Shopify customer as the intent's
 target): a bulk ``customerAddressUpdate`` job for the changed addresses, then a bulk
 ``customerUpdate`` job for all of them, whose answer carries Shopify's ``updatedAt`` of our
-writes; below the threshold, one update at a time. A resumed run reads a dead run's update
-jobs back and records our own write (that ``updatedAt``) on each link, so the import does not
-take it for a foreign change; an update without a result is not sent again by the resume:
-its record is planned again.
+writes; below the threshold, one update per customer, a few in flight. A resumed run reads a
+dead run's update jobs back and records our own write (that ``updatedAt``) on each link, so
+the import does not take it for a foreign change; an update without a result is not sent
+again by the resume: its record is planned again.
 
 Per-record failures (validation, ``userErrors``, a stale etag, retries exhausted) never stop
 the run; a :class:`~.errors.FatalError` (authentication, schema) does.
@@ -83,7 +83,9 @@ def _keyed_chunks(
     items: Mapping[str, _Item], results: Iterable[ShopifyWriteResult], what: str
 ) -> Iterator[list[tuple[_Item, ShopifyWriteResult]]]:
     """Each Shopify write result paired with its item (by the result's key), in chunks of
-    ``_SETTLE_CHUNK`` to settle one transaction at a time."""
+    ``_SETTLE_CHUNK`` to settle one transaction at a time. A result that failed because
+    Shopify could not be reached ends its chunk: the run sees an outage as it happens (and
+    stops after a few in a row), not after a whole batch was tried."""
     chunk: list[tuple[_Item, ShopifyWriteResult]] = []
     for result in results:
         item = items.get(result.key)
@@ -91,7 +93,7 @@ def _keyed_chunks(
             log.warning("%s result for an unknown key %r was ignored", what, result.key)
             continue
         chunk.append((item, result))
-        if len(chunk) >= _SETTLE_CHUNK:
+        if len(chunk) >= _SETTLE_CHUNK or result.unreachable:
             yield chunk
             chunk = []
     if chunk:

@@ -114,9 +114,10 @@ class SyncResult:
 #: most export creates (or updates) sent as one bulk job (a job's input file stays far below
 #: Shopify's 100 MB limit, and a crash leaves at most this many writes to read back)
 BULK_BATCH = 10_000
-#: export creates sent one by one (a few in flight) per batch: the stop token is checked
-#: between batches. Export updates below the bulk threshold go one per batch, so that an
-#: outage stops the run after UNREACHABLE_AFTER of them in a row.
+#: export creates and updates sent one by one (a few in flight) per batch: the stop token is
+#: checked between batches. An outage stops a batch of updates after UNREACHABLE_AFTER of
+#: them in a row (a batch of creates is finished first: a create whose send is not known
+#: would be looked up, or parked, by the next run).
 EACH_BATCH = 32
 #: decisions of a saved plan checked for staleness together (their Shopify customers read in
 #: one ``get_customers`` call: one request per 250)
@@ -175,7 +176,8 @@ def _apply_batches(
     """The decisions (in apply order, by :func:`_apply_group`; ``groups`` says how many of
     each) one per batch, except the writes a writer sends together. Export updates and
     creates: bulk jobs of up to :data:`BULK_BATCH` when the Shopify writer uses bulk for them
-    (``uses_bulk``), else creates in batches of :data:`EACH_BATCH` and updates one by one.
+    (``uses_bulk``), else in batches of :data:`EACH_BATCH` (sent one by one, a few in
+    flight).
     Import updates and creates: for an ERP writer that sends them together
     (``ErpBatchWriter``: Business Central's ``$batch``) in batches of :data:`IMPORT_BATCH`;
     else creates in batches of :data:`EACH_BATCH` (one ``create_customer`` each) and updates
@@ -184,7 +186,7 @@ def _apply_batches(
     sizes = {
         _IMPORT_UPDATES: IMPORT_BATCH if batching else 1,
         _IMPORT_CREATES: IMPORT_BATCH if batching else EACH_BATCH,
-        _UPDATES: _batch_size(groups.get(_UPDATES, 0), shopify, each=1),
+        _UPDATES: _batch_size(groups.get(_UPDATES, 0), shopify, each=EACH_BATCH),
         _CREATES: _batch_size(groups.get(_CREATES, 0), shopify, each=EACH_BATCH),
     }
     batch: list[Decision] = []
@@ -494,7 +496,9 @@ def sync_shop(
                     outcomes = applier.apply_export_updates(batch)
                 else:
                     outcomes = (applier.apply(batch[0]),)
+                seen = 0
                 for outcome in outcomes:
+                    seen += 1
                     bucket = counts[outcome.decision.direction]
                     bucket[outcome.counted_as] = bucket.get(outcome.counted_as, 0) + 1
                     if outcome.status == FAILED:
@@ -508,7 +512,19 @@ def sync_shop(
                         unreachable.clear()
                     if outcome.unreachable:
                         unreachable.append(outcome)
-                applied += len(batch)
+                    if (
+                        len(unreachable) >= unreachable_after
+                        and seen < len(batch)
+                        and _is_export_update(batch[0])
+                    ):
+                        # updates sent a few at a time: stop mid-batch; the ones not sent are
+                        # not started, and those whose answers are not recorded stay journaled
+                        # as pending: the next run plans them again (nothing is lost)
+                        close = getattr(outcomes, "close", None)
+                        if close is not None:
+                            close()
+                        break
+                applied += seen
                 if len(unreachable) >= unreachable_after and applied < planned:
                     # (after the last record there is nothing left to stop: the run ends)
                     last = unreachable[-1]
