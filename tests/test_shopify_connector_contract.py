@@ -335,7 +335,7 @@ def _inject_export_faults(double: ShopifyDouble) -> None:
         Fault(kind="status", status=502, operation=create, after_effect=True, skip=80),
         Fault(kind="throttle", skip=100, times=3),
         Fault(kind="status", status=429, retry_after=0.05, skip=130),
-        Fault(kind="delay", seconds=1.2, operation=create, after_effect=True, skip=160),
+        Fault(kind="delay", seconds=3.5, operation=create, after_effect=True, skip=160),
         Fault(kind="status", status=500, skip=200, times=2),
         Fault(kind="drop", skip=240),  # whatever comes (a lookup or a create)
         Fault(kind="throttle", operation=create, skip=300, times=4),
@@ -355,8 +355,9 @@ def test_export_one_by_one_under_faults_creates_each_customer_exactly_once(
     double = shopify_double_factory(bucket_size=2000, restore_rate=100.0, time_scale=50.0)
     double.store.load([{"email": "export7@example.com", "firstName": "Already"}], [])
     _inject_export_faults(double)
+    # the slow answer (3.5 s) times out; an ordinary one on a loaded machine does not
     writer = open_writer(
-        double.url, token=TOKEN, timeout=1.0, time_scale=50.0, bulk_writes="never", **FAST
+        double.url, token=TOKEN, timeout=2.5, time_scale=50.0, bulk_writes="never", **FAST
     )
     items = [(f"C{i:04d}", export_input(i)) for i in range(2000)]
     items[13] = (
