@@ -261,7 +261,7 @@ def check_plan_current(
     )
     while chunk := list(itertools.islice(checked, STALE_CHECK_BATCH)):
         # the customers of a chunk in a few requests, not one request a decision
-        customers = shopify.get_customers(_shopify_ids_checked(chunk))
+        customers = shopify.get_customers(_records_checked(chunk, Direction.EXPORT))
         erp_customer = _erp_customers_checked(erp, chunk)
         for decision in chunk:
             why = _stale_reason(decision, erp_customer, customers.get, state)
@@ -279,15 +279,20 @@ def check_plan_current(
         )
 
 
-def _shopify_ids_checked(decisions: Iterable[Decision]) -> list[str]:
-    """The Shopify customers :func:`_stale_reason` looks at for ``decisions``: an export's
-    target, an import's source."""
+def _records_checked(decisions: Iterable[Decision], side: Direction) -> list[str]:
+    """The records :func:`_stale_reason` reads on one side for ``decisions`` (``side``: the
+    direction whose target that side is, EXPORT for Shopify, IMPORT for the ERP): each
+    change's target there when its version was read, and its source there."""
     ids: list[str] = []
     for decision in decisions:
-        if decision.direction is Direction.EXPORT:
-            if decision.target_version is not None and decision.shopify_id:
-                ids.append(decision.shopify_id)
-        elif decision.direction is Direction.IMPORT and decision.source_version is not None:
+        if decision.direction is side:
+            target = decision.shopify_id if side is Direction.EXPORT else decision.erp_no
+            if decision.target_version is not None and target:
+                ids.append(target)
+        elif (
+            decision.direction in (Direction.IMPORT, Direction.EXPORT)
+            and decision.source_version is not None
+        ):
             ids.append(decision.record)
     return ids
 
@@ -299,13 +304,7 @@ def _erp_customers_checked(
     target, an export's source): together where the ERP reads customers by number in a few
     requests (``ErpCandidateReader`` with ``nos``: Business Central 20 a request, where a
     read each would spend its request budget on the check), else one by one."""
-    nos: list[str] = []
-    for decision in decisions:
-        if decision.direction is Direction.IMPORT:
-            if decision.target_version is not None and decision.erp_no:
-                nos.append(decision.erp_no)
-        elif decision.direction is Direction.EXPORT and decision.source_version is not None:
-            nos.append(decision.record)
+    nos = _records_checked(decisions, Direction.IMPORT)
     if nos and isinstance(erp, ErpCandidateReader):
         found = erp.candidates(nos=nos)
         if found is not None:
@@ -321,7 +320,7 @@ def _stale_reason(
 ) -> str | None:
     """Why ``decision`` no longer applies, or None when it still does (``erp_customer`` and
     ``shopify_customer``: the current customers by number and by id, as read for
-    :func:`_erp_customers_checked` and :func:`_shopify_ids_checked`)."""
+    :func:`_erp_customers_checked` and :func:`_records_checked`)."""
     direction = decision.direction
     if direction not in (Direction.IMPORT, Direction.EXPORT):
         return None
