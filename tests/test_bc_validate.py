@@ -177,3 +177,32 @@ def test_name_2_without_the_customer_card_is_a_located_warning(
     (warning,) = [d for d in diagnostics if "Name 2" in d["message"]]
     assert warning["severity"] == "warning" and warning["line"] > 0
     assert "pages.customer_card" in warning["message"]
+
+
+def test_a_template_bc_does_not_have_is_an_error_at_its_line(
+    tmp_path: Path, bc_double: BcDouble, capsys: Any
+) -> None:
+    """A customer template code the config names (the shop's, a country's) that is not in
+    BC's Customer Templ. would fail every create made with it: validate says so at its line
+    and names the templates BC has; a code BC has is fine."""
+    config = write_bc_config(
+        tmp_path,
+        bc_double,
+        shop_url="http://127.0.0.1:9",
+        token="shpat_x",
+        settings={**SETTINGS, "customer_template_code": "US-RETAIL"},
+        countries=[
+            {"iso_code": "US", "customer_template_code": "US-RETAIL"},
+            {"iso_code": "CA", "customer_template_code": "CA-RETAIL"},
+        ],
+    )
+    code = main(["validate", "--config", str(config), "-o", "json"])
+    found = [d for d in json.loads(capsys.readouterr().out) if d["code"] == "unknown-template"]
+    assert code == 1
+    (finding,) = found
+    assert finding["pointer"] == "/shops/0/countries/1/customer_template_code"
+    assert "CA-RETAIL" in _line_of(config, finding["line"])
+    assert "'CA-RETAIL' is not one of the ERP's (EU-RETAIL, US-RETAIL" in finding["message"]
+    # offline, BC is not asked: nothing to say about templates
+    assert main(["validate", "--config", str(config), "--offline", "-o", "json"]) == 0
+    assert not [d for d in json.loads(capsys.readouterr().out) if d["code"] == "unknown-template"]

@@ -225,3 +225,29 @@ def test_rules_list_shows_no_self_override_for_a_folder_listed_twice(
     rules = [rule for decision in listed["decisions"] for rule in decision["rules"]]
     [rule] = [r for r in rules if r["id"] == "process-all"]
     assert (rule["file"], rule["overrides"]) == ("mine/r.yaml", [])
+
+
+def test_a_template_the_sql_erp_does_not_have_is_an_error_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same check on a SQL ERP, which validate opens (its templates table); before
+    ``erp init`` made the database there is nothing to check and nothing is said."""
+    from sync_world import make_erp, write_config
+
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    config = write_config(
+        tmp_path,
+        shop_url="http://127.0.0.1:9",
+        erp_url=erp_url,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        settings={"customer_template_code": "RETIAL"},
+    )
+    assert main(["validate", "--config", str(config), "-o", "json"]) == exitcodes.OK
+    assert json.loads(capsys.readouterr().out) == []
+    make_erp(erp_url)
+    assert main(["validate", "--config", str(config), "-o", "json"]) == exitcodes.ERROR
+    (finding,) = json.loads(capsys.readouterr().out)
+    assert finding["code"] == "unknown-template"
+    assert finding["pointer"] == "/shops/0/settings/customer_template_code"
+    assert "'RETIAL' is not one of the ERP's (" in finding["message"]
+    assert "RETAIL" in finding["message"].split("(", 1)[1]

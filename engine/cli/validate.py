@@ -7,8 +7,9 @@ JSON list on stdout with ``-o json``), then one summary line. Exit 0 when there 
 When the config is valid and its ERP connector can check its connection
 (:class:`~custsync.engine.ports.ChecksConnection`: Business Central), validate also reaches it
 with the configured settings (sign-in, environment, company, each configured page) and reports
-what fails at the config line it concerns; ``--offline`` leaves the network alone (CI checks
-of rule files, a machine without the secret).
+what fails at the config line it concerns. Where the ERP answers (any connector), the customer
+templates the config names must be among the ERP's. ``--offline`` leaves the ERP alone (CI
+checks of rule files, a machine without the secret).
 """
 
 from __future__ import annotations
@@ -105,37 +106,77 @@ def _exists(data: Any, pointer: str) -> bool:
 
 
 def _check_erp(config_path: Path, config: Any, diagnostics: list[Diagnostic]) -> str:
-    """Reach the ERP when its connector can check its connection; its findings become
-    diagnostics at their config line. Returns what was reached for the summary ("" when the
-    connector has no such check)."""
+    """Reach the ERP: a connector that can check its connection (Business Central) reports
+    its findings at their config line; then, where the ERP answers, the customer templates
+    the config names are looked up among the ERP's (:func:`_check_templates`). A SQL
+    database or files are only opened (every command does that): when that fails, nothing
+    is said here. Returns what was reached for the summary ("" when nothing was)."""
     from ..errors import CustsyncError
     from ..ports import ChecksConnection
     from ..registry import open_erp_reader
 
-    if config.erp_url.split(":", 1)[0].split("+", 1)[0].lower() not in _REACHED_SCHEMES:
-        return ""  # a SQL database or files: opening them is what every command checks
+    reached = config.erp_url.split(":", 1)[0].split("+", 1)[0].lower() in _REACHED_SCHEMES
     doc, _ = read_document(config_path)
     if doc is None:  # pragma: no cover - read_config read it a moment ago
         return ""
     try:
         reader = open_erp_reader(config.erp_url, **config.erp_options)
     except CustsyncError as exc:
-        diagnostics.append(at(doc, "/erp", "erp-connection", str(exc)))
+        if reached:
+            diagnostics.append(at(doc, "/erp", "erp-connection", str(exc)))
         return ""
     try:
-        findings = reader.check_connection() if isinstance(reader, ChecksConnection) else None
+        findings = (
+            reader.check_connection() if reached and isinstance(reader, ChecksConnection) else ()
+        )
+        for finding in findings:
+            candidates = _pointers(finding.option)
+            pointer = next((p for p in candidates if _exists(doc.data, p)), candidates[-1])
+            severity = Severity.ERROR if finding.error else Severity.WARNING
+            diagnostics.append(
+                at(doc, pointer, "erp-connection", _without_secret(finding.message, config), severity)
+            )
+        if any(f.error for f in findings):
+            return "ERP not usable"
+        try:
+            templates = {t.code for t in reader.reference().templates}
+        except CustsyncError as exc:
+            if reached:
+                diagnostics.append(at(doc, "/erp", "erp-connection", str(exc)))
+                return "ERP not usable"
+            return ""
     finally:
         reader.close()
-    if findings is None:
-        return ""
-    for finding in findings:
-        candidates = _pointers(finding.option)
-        pointer = next((p for p in candidates if _exists(doc.data, p)), candidates[-1])
-        severity = Severity.ERROR if finding.error else Severity.WARNING
-        diagnostics.append(
-            at(doc, pointer, "erp-connection", _without_secret(finding.message, config), severity)
-        )
-    return "ERP reached" if not any(f.error for f in findings) else "ERP not usable"
+    _check_templates(doc, templates, diagnostics)
+    return "ERP reached"
+
+
+def _check_templates(doc: Any, templates: set[str], diagnostics: list[Diagnostic]) -> None:
+    """Each customer template the config names (a shop's ``customer_template_code`` and its
+    countries') that the ERP does not have is an error at its line: every create that uses
+    it would fail. An ERP that lists no templates (Business Central without its Customer
+    Templ. page) is not checked."""
+    if not templates:
+        return
+    known = ", ".join(sorted(templates)[:12]) + (", ..." if len(templates) > 12 else "")
+    for i, shop in enumerate(doc.data.get("shops") or ()):
+        if not isinstance(shop, dict):
+            continue
+        named = [("settings", shop.get("settings"))] + [
+            (f"countries/{j}", country) for j, country in enumerate(shop.get("countries") or ())
+        ]
+        for where, node in named:
+            code = node.get("customer_template_code") if isinstance(node, dict) else None
+            if code and code not in templates:
+                diagnostics.append(
+                    at(
+                        doc,
+                        f"/shops/{i}/{where}/customer_template_code",
+                        "unknown-template",
+                        f"customer template {code!r} is not one of the ERP's ({known}): "
+                        "every customer created with it would fail",
+                    )
+                )
 
 
 def _without_secret(message: str, config: Any) -> str:
