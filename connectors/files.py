@@ -32,6 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 
+from custsync.engine.collector import collector_paused
 from custsync.engine.errors import ConfigError
 from custsync.engine.model import (
     ERP_CUSTOMER_FIELDS,
@@ -905,7 +906,8 @@ def _load(
 ) -> LoadResult[T]:
     problems: list[SourceProblem] = []
     rows = _rows(path, kind, columns, required, problems, record_kind)
-    records = _parse_all(rows, parse, record_kind, key, raw_key, problems)
+    with collector_paused():  # records hold no cycles: no rescanning them as they come
+        records = _parse_all(rows, parse, record_kind, key, raw_key, problems)
     return LoadResult(tuple(records), tuple(problems))
 
 
@@ -1218,11 +1220,13 @@ class FilesShopifyReader:
 
 
 def _open_erp_reader(url: str, **options: Any) -> FilesErpReader:
-    return FilesErpReader(_world_dir(url, options.get("base_dir")))
+    with collector_paused():  # the records and their indexes: no cycles
+        return FilesErpReader(_world_dir(url, options.get("base_dir")))
 
 
 def _open_shopify_reader(url: str, **options: Any) -> FilesShopifyReader:
-    return FilesShopifyReader(_world_dir(url, options.get("base_dir")))
+    with collector_paused():
+        return FilesShopifyReader(_world_dir(url, options.get("base_dir")))
 
 
 def _refuse_writer(url: str, **options: Any) -> Any:

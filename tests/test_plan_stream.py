@@ -215,6 +215,29 @@ def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
             source_version="2026-01-01T00:00:00Z",
         ),
         dataclasses.replace(_decision(3), rules=rules[:1] * 3),
+        dataclasses.replace(  # the kinds of value written without the encoder, and others
+            _decision(4, Direction.IMPORT),
+            record="gid://shopify/Customer/4",
+            erp_no=None,
+            shopify_id="gid://shopify/Customer/4",
+            new_link=True,
+            label='Zoë "Q" \\ \t\x01 \ud800 <z***@example.com>',
+            message="",
+            changes=(
+                FieldChange("email", None, "z@example.com"),
+                FieldChange("credit_limit", 10**20, -3),
+                FieldChange("blocked", False, None),
+                FieldChange("ratio", float("inf"), 0.1),
+                FieldChange("when", None, _when()),
+            ),
+            payload={
+                "address": {"city": "Zürich", "lines": ("a", None, 2, True), "nested": {}},
+                7: "a key that is not a string",
+                "empty": [],
+                "flag": False,
+            },
+            target_version="etag-1",
+        ),
     ]
     for decision in decisions:
         assert decision_to_json(decision) == json.dumps(

@@ -18,7 +18,7 @@ import os
 import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 from ..model import Decision, Direction
@@ -48,6 +48,10 @@ Encoder = Callable[[Decision], str | None]
 #: read and written: a system call or two per run either way)
 _COPY_RUN_BYTES = 1 << 20
 
+#: a channel's texts are written to its file this many bytes at a time (a decision's JSON is
+#: kilobytes; the file's own buffer stays small, for reading single decisions back)
+_WRITE_BYTES = 1 << 20
+
 #: the internal channel holding each decision's sort key
 _KEY = "\x00key"
 
@@ -63,6 +67,13 @@ class _Channel:
     shown: array[int]  # whether the decision is in the channel at all
     separator: str
     size: int = 0
+    pending: list[bytes] = field(default_factory=list)  # not yet written to the file
+    pending_size: int = 0
+
+    def write_pending(self) -> None:
+        self.file.write(b"".join(self.pending))
+        self.pending.clear()
+        self.pending_size = 0
 
 
 class DecisionSpool:
@@ -131,7 +142,10 @@ class DecisionSpool:
             if channel.separator:
                 text = channel.separator + text
             data = text.encode("utf-8", "surrogatepass")
-            channel.file.write(data)
+            channel.pending.append(data)
+            channel.pending_size += len(data)
+            if channel.pending_size >= _WRITE_BYTES:
+                channel.write_pending()
             channel.size += len(data)
             channel.ends.append(channel.size)
             channel.shown.append(True)
@@ -159,9 +173,17 @@ class DecisionSpool:
         for index, data in self._read_bytes(channel, indexes):
             yield index, data.decode("utf-8", "surrogatepass")
 
-    def _read_bytes(self, channel: str, indexes: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    def _written(self, channel: str) -> IO[bytes]:
+        """The channel's file, everything added so far in it."""
+        for spooled in self._channels:
+            if spooled.name == channel and spooled.pending:
+                spooled.write_pending()
         handle = self._files[channel]
         handle.flush()
+        return handle
+
+    def _read_bytes(self, channel: str, indexes: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+        handle = self._written(channel)
         ends = self._ends[channel]
         skip = len(self._separators[channel].encode("utf-8"))
         position = -1
@@ -180,8 +202,7 @@ class DecisionSpool:
         they all did, e.g. the exports of a plan whose imports came in another order."""
         separator = len(self._separators[channel].encode("utf-8"))
         order = self._plan_order()
-        handle = self._files[channel]
-        handle.flush()
+        handle = self._written(channel)
         ends = self._ends[channel]
         shown = self._shown[channel]
         written = 0
