@@ -7,6 +7,7 @@ import dataclasses
 import json
 import random
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from custsync.engine.model import Action, Decision, Direction
@@ -16,11 +17,13 @@ from custsync.engine.run.plan import (
     decision_sort_key,
     decision_to_json,
     plan_from_json,
+    plan_json_frame,
     plan_order_key,
     plan_to_dict,
     plan_to_json,
     write_plan_json,
 )
+from custsync.engine.run.planpipe import SpoolProcess
 from custsync.engine.run.planstream import (
     JSON_SEPARATORS,
     DecisionSpool,
@@ -183,19 +186,15 @@ class _Text:
         return "".join(self.parts)
 
 
-def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
-    """decision_to_json encodes each rule once and the rest around them: the same text as
-    json.dumps of the whole object, whatever the decision holds."""
+def _odd_decisions() -> list[Decision]:
+    """Decisions holding every kind of value a plan's JSON is written from."""
     from custsync.engine.model import FieldChange, FiredRule, ShopifyAddress
-    from custsync.engine.run.plan import _decision_to_dict
 
     rules = (
         FiredRule("match-by-email", "rules/import_match.yaml", 19, "import_match"),
-        FiredRule("ü-rule \"quoted\"", "rules/x.yaml", 0),
+        FiredRule('ü-rule "quoted"', "rules/x.yaml", 0),
     )
-    nested = _decision(7, Direction.IMPORT)
-    decisions = [
-        _decision(1),
+    return [
         dataclasses.replace(
             _decision(2),
             rules=rules,
@@ -208,20 +207,20 @@ def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
             ),
             payload={
                 "address": ShopifyAddress(id="gid://shopify/MailingAddress/1", city="Köln"),
-                "import": nested,
+                "import": _decision(7, Direction.IMPORT),
                 "when": _when(),
                 "template_code": "EU",
             },
             source_version="2026-01-01T00:00:00Z",
         ),
         dataclasses.replace(_decision(3), rules=rules[:1] * 3),
-        dataclasses.replace(  # the kinds of value written without the encoder, and others
+        dataclasses.replace(
             _decision(4, Direction.IMPORT),
             record="gid://shopify/Customer/4",
             erp_no=None,
             shopify_id="gid://shopify/Customer/4",
             new_link=True,
-            label='Zoë "Q" \\ \t\x01 \ud800 <z***@example.com>',
+            label='Zoë "Q" \\ \t\x01 <z***@example.com>',
             message="",
             changes=(
                 FieldChange("email", None, "z@example.com"),
@@ -230,14 +229,73 @@ def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
                 FieldChange("ratio", float("inf"), 0.1),
                 FieldChange("when", None, _when()),
             ),
-            payload={
-                "address": {"city": "Zürich", "lines": ("a", None, 2, True), "nested": {}},
-                7: "a key that is not a string",
-                "empty": [],
-                "flag": False,
-            },
+            payload=MappingProxyType(
+                {
+                    "address": MappingProxyType({"city": "Zürich", "lines": ("a", None, 2)}),
+                    7: "a key that is not a string",
+                    "empty": [],
+                    "flag": False,
+                }
+            ),
             target_version="etag-1",
         ),
+    ]
+
+
+@pytest.mark.parametrize("count", [3, PRETTY_DECISIONS + 3])
+def test_the_second_process_writes_the_same_document(tmp_path: Path, count: int) -> None:
+    """`plan -o json --out`'s SpoolProcess (decisions handed to a second process, rendered and
+    spooled there) writes the bytes of the in-process spool, whatever the decisions hold
+    (values marshal cannot carry are rendered by the deciding process), small and large."""
+    decisions = [*_odd_decisions(), *(_decision(i) for i in range(10, count + 7))][:count]
+    random.Random(3).shuffle(decisions)
+    plan = Plan(
+        created_at=_when(),
+        shops=("main",),
+        directions=(Direction.IMPORT, Direction.EXPORT),
+        decisions=tuple(sorted(decisions, key=decision_sort_key)),
+    )
+    streamed = dataclasses.replace(plan, decisions=(), counts=plan.summary)
+    with DecisionSpool({"json": decision_to_json}, separators=JSON_SEPARATORS) as spool:
+        for decision in decisions:
+            spool.add(decision)
+        expected = tmp_path / "expected.json"
+        with expected.open("wb") as out:
+            write_plan_document(streamed, spool, out)
+    with SpoolProcess() as process:
+        for decision in decisions:
+            process.add(decision)
+        assert len(process) == count
+        written = tmp_path / "written.json"
+        with written.open("wb") as out:
+            process.write_document(plan_json_frame(streamed), out)
+    assert written.read_bytes() == expected.read_bytes()
+    assert json.loads(written.read_text(encoding="utf-8", errors="surrogatepass"))[
+        "summary"
+    ] == json.loads(plan_to_json(plan))["summary"]
+
+
+def test_the_second_process_failing_fails_the_plan(tmp_path: Path) -> None:
+    """A second process that cannot write the document is an error of the plan, not a
+    short file."""
+    with SpoolProcess() as process:
+        process.add(_decision(1))
+        process._process.kill()
+        process._process.join()
+        with (tmp_path / "x.json").open("wb") as out, pytest.raises((RuntimeError, OSError)):
+            process.write_document(("{", "}"), out)
+
+
+def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
+    """decision_to_json writes each decision field by field, its rules encoded once: the
+    same text as json.dumps of the whole object, whatever the decision holds."""
+    from custsync.engine.run.plan import _decision_to_dict
+
+    odd = _odd_decisions()
+    decisions = [
+        _decision(1),
+        *odd,
+        dataclasses.replace(odd[-1], label="a lone surrogate \ud800"),
     ]
     for decision in decisions:
         assert decision_to_json(decision) == json.dumps(

@@ -102,8 +102,10 @@ PINNED = {
         "JSON_SEPARATORS",
         "DecisionSpool",
         "copy_bytes",
+        "write_json_document",
         "write_plan_document",
     ],
+    "custsync.engine.run.planpipe": ["SpoolProcess"],
     "custsync.engine.progress": ["LOG_EVERY_SECONDS", "Progress"],
     "custsync.engine.run.apply": ["Applier", "RecordOutcome", "customer_input"],
 }

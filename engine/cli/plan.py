@@ -30,8 +30,16 @@ from ..errors import ConfigError, DiagnosticsError, UsageError
 from ..model import CountrySetup, Decision, Direction, Link, ShopifyOrder, ShopSettings
 from ..progress import Progress
 from ..resources import locate
-from ..run.plan import Plan, PlanWarning, decision_to_json, file_fingerprint, write_plan_json
+from ..run.plan import (
+    Plan,
+    PlanWarning,
+    decision_to_json,
+    file_fingerprint,
+    plan_json_frame,
+    write_plan_json,
+)
 from ..run.planner import build_plan, stream_plan
+from ..run.planpipe import SpoolProcess
 from ..run.planstream import (
     JSON_CHANNEL,
     JSON_SEPARATORS,
@@ -463,10 +471,14 @@ def _run(args: argparse.Namespace) -> int:
         channels[JSON_CHANNEL] = decision_to_json
     if args.output == "text":
         channels["text"] = lambda decision: encode_block(decision_block(decision, base_dir))
-    with (
-        DecisionSpool(channels, separators=JSON_SEPARATORS) as spool,
-        Progress(enabled=True) as progress,
-    ):
+    # `-o json --out FILE`: the JSON is made by a second process (started before anything is
+    # read), the document written by it to the file
+    spool: DecisionSpool | SpoolProcess = (
+        SpoolProcess()
+        if args.out and args.output == "json"
+        else DecisionSpool(channels, separators=JSON_SEPARATORS)
+    )
+    with spool, Progress(enabled=True) as progress:
         try:
             plan = make_plan(args, sink=spool.add, progress=progress)
         except DiagnosticsError as exc:
@@ -478,7 +490,7 @@ def _run(args: argparse.Namespace) -> int:
             progress.start(len(spool), "write plan", unit="customers")
             out = Path(args.out)
             try:
-                _write_atomically(out, lambda stream: write_plan_document(plan, spool, stream))
+                _write_atomically(out, lambda stream: _write_document(plan, spool, stream))
             except OSError as exc:
                 raise ConfigError(
                     f"--out {args.out}: cannot write: {exc.strerror or exc}"
@@ -492,13 +504,20 @@ def _run(args: argparse.Namespace) -> int:
             )
         if args.output == "json" and args.out:
             _copy_to_stdout(out)  # the same document: copied, not written out again
-        elif args.output == "json":
+        elif isinstance(spool, DecisionSpool) and args.output == "json":
             write_plan_json(plan, spool.texts(JSON_CHANNEL), sys.stdout, count=len(spool))
-        else:
+        elif isinstance(spool, DecisionSpool):
             stream_text(plan, spool.blocks("text"), sys.stdout)
     if args.detailed_exitcode and plan.has_changes:
         return exitcodes.CHANGES_PRESENT
     return exitcodes.OK
+
+
+def _write_document(plan: Plan, spool: DecisionSpool | SpoolProcess, out: IO[bytes]) -> None:
+    if isinstance(spool, SpoolProcess):
+        spool.write_document(plan_json_frame(plan), out)
+    else:
+        write_plan_document(plan, spool, out)
 
 
 def _copy_to_stdout(path: Path) -> None:

@@ -582,14 +582,26 @@ def plan_json_frame(plan: Plan) -> tuple[str, str]:
     return before, after
 
 
-def write_plan_json(plan: Plan, decisions: Iterable[str], stream: IO[str], *, count: int) -> None:
+def write_plan_json(
+    plan: Plan | None,
+    decisions: Iterable[str],
+    stream: IO[str],
+    *,
+    count: int,
+    frame: tuple[str, str] | None = None,
+) -> None:
     """Write the plan document to ``stream`` with ``decisions`` (from :func:`decision_to_json`,
     in plan order, ``count`` of them) streamed into its "decisions" list: one valid JSON
     document that is never held in memory. Up to :data:`PRETTY_DECISIONS` decisions it is
     byte for byte ``json.dumps(plan_to_dict(plan), indent=2)``; a larger plan has one decision
     per line (indenting a million decisions in Python would take longer than deciding them).
-    The summary comes from ``plan`` (its ``counts`` when the decisions are not kept)."""
-    before, after = plan_json_frame(plan)
+    The summary comes from ``plan`` (its ``counts`` when the decisions are not kept), or the
+    text around the decisions is given (``frame``, :func:`plan_json_frame` of the plan)."""
+    if frame is None:
+        if plan is None:
+            raise ValueError("write_plan_json needs the plan or its frame")
+        frame = plan_json_frame(plan)
+    before, after = frame
     pretty = count <= PRETTY_DECISIONS
     stream.write(before)
     first = True

@@ -37,6 +37,7 @@ __all__ = [
     "JSON_SEPARATORS",
     "DecisionSpool",
     "copy_bytes",
+    "write_json_document",
     "write_plan_document",
 ]
 
@@ -127,14 +128,20 @@ class DecisionSpool:
         self._last_key = key
         return key
 
-    def add(self, decision: Decision) -> None:
+    def add(self, decision: Decision, texts: Mapping[str, str | None] | None = None) -> None:
+        """Spool ``decision``; ``texts`` gives channels' texts made already (the rest are
+        encoded here)."""
         group = (decision.direction, decision.shop)
         index = self._groups.get(group)
         if index is None:
             index = self._groups[group] = len(self._groups)
         self._group_of.append(index)
         for channel in self._channels:
-            text = channel.encode(decision)
+            text = (
+                texts[channel.name]
+                if texts is not None and channel.name in texts
+                else channel.encode(decision)
+            )
             if text is None:
                 channel.ends.append(channel.size)
                 channel.shown.append(False)
@@ -267,14 +274,20 @@ def write_plan_document(plan: Plan, spool: DecisionSpool, out: IO[bytes]) -> Non
     """:func:`~.plan.write_plan_json` of the spool's ``"json"`` channel (made with
     ``separators=JSON_SEPARATORS``) as UTF-8 to ``out``: the same document, byte for byte.
     A large plan's decisions, one per line, are copied from the spool whole."""
+    write_json_document(plan_json_frame(plan), spool, out)
+
+
+def write_json_document(frame: tuple[str, str], spool: DecisionSpool, out: IO[bytes]) -> None:
+    """:func:`write_plan_document` of the plan whose :func:`~.plan.plan_json_frame` is
+    ``frame``."""
     count = len(spool)
     if count <= PRETTY_DECISIONS:  # indented item by item
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")
-        write_plan_json(plan, spool.texts(JSON_CHANNEL), text, count=count)
+        write_plan_json(None, spool.texts(JSON_CHANNEL), text, count=count, frame=frame)
         text.flush()
         text.detach()
         return
-    before, after = plan_json_frame(plan)
+    before, after = frame
     out.write(f"{before}[{JSON_ITEM_SEPARATOR[1:]}".encode())  # the first one: no comma
     spool.write_joined(JSON_CHANNEL, out)
     out.write(f"\n  ]{after}\n".encode())
