@@ -64,7 +64,9 @@ class _Wire:
     def wired(self, decision: Decision) -> tuple[Any, ...]:
         """The decision's fields (payload mappings as dicts, rules by number)."""
         payload = decision.payload
-        if type(payload) is MappingProxyType:
+        if not payload and type(payload) is MappingProxyType:
+            payload = {}
+        elif type(payload) is MappingProxyType:
             payload = {
                 key: dict(value) if type(value) is MappingProxyType else value
                 for key, value in payload.items()
