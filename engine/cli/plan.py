@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import exitcodes, registry
+from ..collector import kept_out_of_collection
 from ..config import check_shop_names
 from ..errors import ConfigError, DiagnosticsError, UsageError
 from ..model import CountrySetup, Decision, Direction, Link, ShopifyOrder, ShopSettings
@@ -435,7 +436,8 @@ def make_plan(
     # the plan's time is when reading starts: `sync --plan` moves the cursors no further, so
     # a change made while (or after) the sources are read is left for the next run
     started = datetime.now(UTC)
-    with _open_sources(setup, shops, world) as sources:
+    # the sources' records and the World live to the end: only young collections meanwhile
+    with kept_out_of_collection(), _open_sources(setup, shops, world) as sources:
         orders = _orders(args, sources.shopify, sources.warnings)
         engine = engine_factory(rule_set) if engine_factory else None
         full = bool(getattr(args, "full", False))

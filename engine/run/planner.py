@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from ..collector import kept_out_of_collection
 from ..decide.engine import Engine
 from ..decide.enrich import first_email
 from ..decide.phones import suffix_keys
@@ -475,32 +474,18 @@ def iter_shop_decisions(
     state is, instead of taking the link over when applied. So is one whose e-mail a
     lower-numbered ERP customer's export creates in Shopify in this run.
     """
-    exports = (
-        sorted(inputs.exports, key=lambda customer: customer.no)
-        if Direction.EXPORT in directions
-        else []
-    )  # sorted here, not when the first export is decided (see :func:`stream_plan`)
-    return _decided(engine, shop, inputs, Direction.IMPORT in directions, exports)
-
-
-def _decided(
-    engine: Engine,
-    shop: ShopContext,
-    inputs: SyncInputs,
-    imports: bool,
-    exports: list[ErpCustomer],
-) -> Iterator[Decision]:
     world = inputs.world
     try:
-        if imports:
+        if Direction.IMPORT in directions:
             for shopify_customer in inputs.imports:
                 decision = engine.decide_import(world, shop, shopify_customer)
                 _note_link(world, decision)
                 yield decision
-        for erp_customer in exports:
-            decision = engine.decide_export(world, shop, erp_customer)
-            _note_link(world, decision)
-            yield decision
+        if Direction.EXPORT in directions:
+            for erp_customer in sorted(inputs.exports, key=lambda customer: customer.no):
+                decision = engine.decide_export(world, shop, erp_customer)
+                _note_link(world, decision)
+                yield decision
     finally:
         world.forget_noted_links()
 
@@ -738,11 +723,8 @@ def stream_plan(
             todo += len(inputs.exports) if Direction.EXPORT in customer_directions else 0
             progress.start(todo, f"plan {shop.name}", unit="customers")
         shop_decisions = iter_shop_decisions(engine, shop, inputs, customer_directions)
-        # the World, the readers' records and the sorted exports live through the decisions:
-        # a full collection rescanning them would cost seconds a million records
-        with kept_out_of_collection():
-            for decision in noted_unwritable(shop_decisions, erp):
-                emit(decision, bad_records)
+        for decision in noted_unwritable(shop_decisions, erp):
+            emit(decision, bad_records)
         for order in shop_orders:
             missing: list[str] = []
             resolved = _resolve_order(order, reader, missing)

@@ -29,8 +29,8 @@ from .planstream import JSON_CHANNEL, JSON_SEPARATORS, DecisionSpool, write_json
 
 __all__ = ["SpoolProcess"]
 
-#: decisions handed over at a time (a batch is some hundreds of kilobytes)
-_BATCH = 256
+#: decisions handed over at a time (a batch of tens of kilobytes: fewer caches disturbed)
+_BATCH = 32
 
 #: the end of the decisions (a batch is never empty)
 _END = b""
