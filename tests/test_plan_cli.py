@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +69,28 @@ def test_detailed_exitcode_reports_changes(capsys: Capture) -> None:
     )
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1].startswith("Plan: ")
+
+
+@pytest.mark.usefixtures("in_root")
+def test_json_out_without_fork_writes_the_same_file(
+    tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o json --out` writes through a second process where the platform can fork, and
+    through the in-process spool where it cannot: the same document."""
+    from custsync.engine.run.planpipe import SpoolProcess
+
+    forked, in_process = tmp_path / "forked.json", tmp_path / "in-process.json"
+    assert _plan("--config", str(EXAMPLE_CONFIG), "-o", "json", "--out", str(forked)) == 0
+    monkeypatch.setattr(SpoolProcess, "available", staticmethod(lambda: False))
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("no second process where the platform cannot fork")
+
+    monkeypatch.setattr(SpoolProcess, "__init__", refuse)
+    assert _plan("--config", str(EXAMPLE_CONFIG), "-o", "json", "--out", str(in_process)) == 0
+    capsys.readouterr()
+    created = re.compile(rb'"created_at": "[^"]*"')
+    assert created.sub(b"", forked.read_bytes()) == created.sub(b"", in_process.read_bytes())
 
 
 @pytest.mark.usefixtures("in_root")

@@ -477,7 +477,7 @@ def _run(args: argparse.Namespace) -> int:
     # read), the document written by it to the file
     spool: DecisionSpool | SpoolProcess = (
         SpoolProcess()
-        if args.out and args.output == "json"
+        if args.out and args.output == "json" and SpoolProcess.available()
         else DecisionSpool(channels, separators=JSON_SEPARATORS)
     )
     with spool, Progress(enabled=True) as progress:

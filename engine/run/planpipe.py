@@ -180,6 +180,11 @@ class SpoolProcess:
     """A sink for decisions whose JSON a second process renders and spools
     (:meth:`add`), then writes as the plan document (:meth:`write_document`)."""
 
+    @staticmethod
+    def available() -> bool:
+        """Whether this platform can fork (the second process must not read the sources)."""
+        return "fork" in multiprocessing.get_all_start_methods()
+
     def __init__(self) -> None:
         context = multiprocessing.get_context("fork")
         self._connection, theirs = context.Pipe(duplex=True)
