@@ -174,18 +174,29 @@ def _joined_after(text: str, end: int) -> bool:
     return after in ".-" and end + 1 < len(text) and text[end + 1].isalnum()
 
 
-#: control characters (C0, DEL, C1: line breaks, ESC starting a terminal escape sequence) and
-#: bidirectional formatting characters (U+202E shows the rest of the line reversed)
+#: control characters (C0, DEL, C1: line breaks, ESC starting a terminal escape sequence),
+#: bidirectional formatting characters (U+202E shows the rest of the line reversed) and lone
+#: UTF-16 surrogates (a "\\ud800" escape in a JSON or YAML source: no UTF-8 output can carry one)
 _UNSAFE = {
     code: f"\\u{code:04x}"
     for code in (
         *range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F,
-        *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+        *range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xD800, 0xE000),
     )
 }
 
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
+
 
 def terminal_safe(text: str) -> str:
-    """``text`` with control and bidi formatting characters escaped (``\\u202e``): data from
-    a store or an ERP must not move the cursor, recolour the terminal or reverse a line."""
+    """``text`` with control and bidi formatting characters and lone surrogates escaped
+    (``\\u202e``): data from a store or an ERP must not move the cursor, recolour the
+    terminal, reverse a line or stop the output (UTF-8 cannot encode a lone surrogate)."""
     return text.translate(_UNSAFE) if not text.isprintable() else text
+
+
+def json_surrogates_escaped(text: str) -> str:
+    """JSON text (``ensure_ascii=False``) with each lone surrogate written as its ``\\udxxx``
+    escape: still the same JSON value, and now encodable as UTF-8. Surrogates only occur
+    inside JSON strings (the rest of a document is ASCII), where the escape is valid."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -383,3 +383,57 @@ def test_a_large_json_plan_is_written_once_and_stdout_gets_the_same_bytes(
     start = lines.index('  "decisions": [')
     assert lines[start + 1].startswith('    {"direction": "export"')
     assert lines[start + count].endswith("}") and lines[start + count + 1] == "  ],"
+
+
+def _world_with_a_lone_surrogate(tmp_path: Path, count: int) -> Path:
+    """A files world of ``count`` ERP customers, the first named with a lone UTF-16 surrogate
+    (``"\\ud800"`` in its JSON line: valid JSON, but no UTF-8 output can carry it as it is)."""
+    world = tmp_path / "world"
+    world.mkdir()
+    with (world / "erp_customers.jsonl").open("w", encoding="utf-8") as rows:
+        for i in range(count):
+            name = "Kunde \\ud800 0" if i == 0 else f"Kunde {i}"
+            rows.write(
+                f'{{"no": "C{i:05d}", "name": "{name}", "city": "Bonn", "country_code": "DE", '
+                f'"address": "Markt 1", "post_code": "53111", "email": "k{i}@example.de"}}\n'
+            )
+    return world
+
+
+def test_a_lone_surrogate_in_a_source_is_escaped_in_every_plan_output(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    """The text plan shows it escaped (like a control character), the JSON plan carries it as
+    its JSON escape, which reads back as the same value; before, the output stopped with a
+    UnicodeEncodeError."""
+    world = _world_with_a_lone_surrogate(tmp_path, 3)
+    assert _plan("--world", str(world), "--direction", "export") in (0, 2)
+    text = capsys.readouterr().out
+    assert "Kunde \\ud800 0" in text
+    assert _plan("--world", str(world), "--direction", "export", "-o", "json") in (0, 2)
+    raw = capsys.readouterr().out
+    raw.encode("utf-8")  # encodable as it is
+    (first,) = [d for d in json.loads(raw)["decisions"] if d["record"] == "C00000"]
+    assert "\ud800" in first["label"]
+
+
+def test_a_lone_surrogate_in_a_large_plan_file_is_escaped_too(tmp_path: Path) -> None:
+    """The one-decision-a-line layout (decisions spooled, the file written by a second
+    process) escapes it the same way: the file is UTF-8 and reads back as the same value."""
+    import subprocess
+    import sys
+
+    from custsync.engine.run.plan import PRETTY_DECISIONS
+
+    world = _world_with_a_lone_surrogate(tmp_path, PRETTY_DECISIONS + 5)
+    out_file = tmp_path / "plan.json"
+    done = subprocess.run(
+        [sys.executable, "-c", "from custsync.engine.cli import run; run()", "plan",
+         "--world", str(world), "--direction", "export", "-o", "json", "--out", str(out_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, check=False,
+        timeout=600,
+    )
+    assert done.returncode in (0, 2), done.stderr.decode()[-2000:]
+    saved = out_file.read_bytes().decode("utf-8")  # strict: no surrogate written through
+    (first,) = [d for d in json.loads(saved)["decisions"] if d["record"] == "C00000"]
+    assert "\ud800" in first["label"]

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..masking import mask_text
+from ..masking import json_surrogates_escaped, mask_text
 from ..model import (
     Action,
     Decision,
@@ -445,7 +445,7 @@ def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
             plan, (decision_to_json(d) for d in plan.decisions), out, count=len(plan.decisions)
         )
         return out.getvalue()
-    return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False) + "\n"
+    return _encodable(json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False)) + "\n"
 
 
 #: plans with more decisions than this are written one decision per line (compact JSON);
@@ -565,8 +565,18 @@ def decision_to_json(decision: Decision) -> str:
 
 
 def _pretty(item: str) -> str:
-    text = json.dumps(json.loads(item), indent=2, ensure_ascii=False)
+    text = _encodable(json.dumps(json.loads(item), indent=2, ensure_ascii=False))
     return _ITEM_INDENT + text.replace("\n", "\n" + _ITEM_INDENT)
+
+
+def _encodable(text: str) -> str:
+    """JSON ``text`` as it is, or with its lone surrogates escaped when it has any (a
+    ``"\\ud800"`` escape in a JSON or YAML source): UTF-8 cannot carry them as they are."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json_surrogates_escaped(text)
+    return text
 
 
 #: what separates two decisions in a large plan's document (one per line, indented)
@@ -578,7 +588,8 @@ def plan_json_frame(plan: Plan) -> tuple[str, str]:
     marker = f"@decisions-{uuid.uuid4().hex}@"
     head = _head_dict(plan)
     head["decisions"] = marker
-    before, after = json.dumps(head, indent=2, ensure_ascii=False).split(json.dumps(marker), 1)
+    text = _encodable(json.dumps(head, indent=2, ensure_ascii=False))
+    before, after = text.split(json.dumps(marker), 1)
     return before, after
 
 
@@ -611,7 +622,10 @@ def write_plan_json(
             stream.write(_pretty(item))
         else:
             stream.write("[\n" + _ITEM_INDENT if first else JSON_ITEM_SEPARATOR)
-            stream.write(item)
+            try:
+                stream.write(item)
+            except UnicodeEncodeError:  # nothing written: the stream encodes the whole item
+                stream.write(json_surrogates_escaped(item))
         first = False
     stream.write("[]" if first else "\n  ]")
     stream.write(after)

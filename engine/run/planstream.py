@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
+from ..masking import json_surrogates_escaped
 from ..model import Decision, Direction
 from .plan import (
     JSON_ITEM_SEPARATOR,
@@ -148,7 +149,10 @@ class DecisionSpool:
                 continue
             if channel.separator:
                 text = channel.separator + text
-            data = text.encode("utf-8", "surrogatepass")
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate read from a JSON or YAML source
+                data = json_surrogates_escaped(text).encode("utf-8")
             channel.pending.append(data)
             channel.pending_size += len(data)
             if channel.pending_size >= _WRITE_BYTES:
