@@ -17,7 +17,7 @@ from custsync.engine.model import (
     ShopifyCustomer,
     ShopifyOrder,
 )
-from custsync.engine.run.planner import build_plan
+from custsync.engine.run.planner import build_plan, stream_plan
 
 from plan_helpers import FIXED_TIME, ROOT
 
@@ -105,3 +105,26 @@ def test_fingerprints_follow_the_data(tmp_path: Path) -> None:
     assert after.fingerprints["shopify:main"] != before.fingerprints["shopify:main"]
     assert after.fingerprints["erp"] == before.fingerprints["erp"]
     assert after.fingerprints["links:main"] == before.fingerprints["links:main"]
+
+
+def test_a_streamed_plan_says_when_the_deciding_is_over() -> None:
+    """``decided`` is called once, after the last shop's records are decided and before the
+    skips of bad records (what `plan -o json --out`'s second process settles its spool on)."""
+    sunk: list[Decision] = []
+    calls: list[int] = []
+    shopify = files.shopify.open_reader(str(EXAMPLE))
+    stream_plan(
+        sunk.append,
+        shops=[ShopContext("a"), ShopContext("b")],
+        rules=None,
+        erp=files.erp.open_reader(str(EXAMPLE)),
+        shopify={"a": shopify, "b": shopify},
+        links=files.load_links(EXAMPLE).records,
+        engine=_Engine(),
+        now=FIXED_TIME,
+        decided=lambda: calls.append(len(sunk)),
+    )
+    assert len(calls) == 1
+    before, after = sunk[: calls[0]], sunk[calls[0] :]
+    assert {d.shop for d in before} == {"a", "b"} and before[-1].shop == "b"
+    assert after and all(d.reason_code == "bad-record" for d in after)

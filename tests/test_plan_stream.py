@@ -168,6 +168,50 @@ def test_the_document_written_from_the_spool_is_the_plan_json(
         ]
 
 
+@pytest.mark.parametrize("count", [40, PRETTY_DECISIONS + 5])
+def test_a_settled_spool_gives_the_same_outputs(tmp_path: Path, count: int) -> None:
+    """settle() puts the decisions spooled so far in plan order in the files themselves; the
+    ones added after it (before and after the settled ones in plan order, some not shown in
+    a channel) still come out in plan order: the same texts, blocks and document."""
+    decisions = [_decision(i) for i in range(1, count + 1)] + [
+        _decision(i, Direction.IMPORT) for i in (50, 7, 300, 12)
+    ]
+    random.Random(9).shuffle(decisions)
+    later = [_decision(count + 9), _decision(0), _decision(5, Direction.IMPORT)]
+    channels = {"json": decision_to_json, "text": lambda d: encode_block(decision_block(d))}
+
+    def outputs(settle_after: int | None) -> tuple[list[str], list[object], bytes]:
+        with DecisionSpool(channels, separators=JSON_SEPARATORS) as spool:
+            for index, decision in enumerate([*decisions, *later]):
+                if index == settle_after:
+                    spool.settle()
+                    spool.settle()  # in order now: nothing to do
+                    assert [json.loads(t)["record"] for t in spool.texts("json")] == [
+                        d.record for d in sorted(decisions[:index], key=decision_sort_key)
+                    ]
+                spool.add(decision)
+            plan = Plan(
+                created_at=_when(),
+                shops=("main",),
+                directions=(Direction.IMPORT, Direction.EXPORT),
+                decisions=(),
+                counts=Plan(
+                    created_at=_when(), shops=("main",), directions=(), decisions=tuple(decisions)
+                ).summary,
+            )
+            path = tmp_path / "plan.json"
+            with path.open("wb") as out:
+                write_plan_document(plan, spool, out)
+            return list(spool.texts("json")), list(spool.blocks("text")), path.read_bytes()
+
+    unsettled = outputs(None)
+    assert [json.loads(text)["record"] for text in unsettled[0]] == [
+        d.record for d in sorted([*decisions, *later], key=decision_sort_key)
+    ]
+    assert outputs(len(decisions)) == unsettled
+    assert outputs(0) == unsettled  # an empty spool: nothing to settle
+
+
 def _when():  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
@@ -242,11 +286,16 @@ def _odd_decisions() -> list[Decision]:
     ]
 
 
+@pytest.mark.parametrize("decided_at", [None, 2, -1])
 @pytest.mark.parametrize("count", [3, PRETTY_DECISIONS + 3])
-def test_the_second_process_writes_the_same_document(tmp_path: Path, count: int) -> None:
+def test_the_second_process_writes_the_same_document(
+    tmp_path: Path, count: int, decided_at: int | None
+) -> None:
     """`plan -o json --out`'s SpoolProcess (decisions handed to a second process, rendered and
     spooled there) writes the bytes of the in-process spool, whatever the decisions hold
-    (values marshal cannot carry are rendered by the deciding process), small and large."""
+    (values marshal cannot carry are rendered by the deciding process), small and large;
+    told the deciding is over (it settles its spool) before the last decisions or after
+    them all."""
     decisions = [*_odd_decisions(), *(_decision(i) for i in range(10, count + 7))][:count]
     random.Random(3).shuffle(decisions)
     plan = Plan(
@@ -263,8 +312,12 @@ def test_the_second_process_writes_the_same_document(tmp_path: Path, count: int)
         with expected.open("wb") as out:
             write_plan_document(streamed, spool, out)
     with SpoolProcess() as process:
-        for decision in decisions:
+        for index, decision in enumerate(decisions):
+            if index == decided_at:
+                process.decided()
             process.add(decision)
+        if decided_at == -1:
+            process.decided()
         assert len(process) == count
         written = tmp_path / "written.json"
         with written.open("wb") as out:

@@ -391,11 +391,13 @@ def make_plan(
     engine_factory: Callable[[Any], Any] | None = None,
     sink: Callable[[Decision], None] | None = None,
     progress: Progress | None = None,
+    decided: Callable[[], None] | None = None,
 ) -> Plan:
     """Build the plan the command line asks for (used by ``plan``; reusable by ``sync``).
 
     With a ``sink`` the decisions go there as they are made and the plan returned keeps only
-    their counts (:func:`~custsync.engine.run.planner.stream_plan`)."""
+    their counts (:func:`~custsync.engine.run.planner.stream_plan`, which calls ``decided``
+    when the deciding is over)."""
     from ..model import ShopContext
     from ..rules.validate import load_rule_set
 
@@ -458,7 +460,7 @@ def make_plan(
             "now": started,
         }
         if sink is not None:
-            return stream_plan(sink, progress=progress, **options)
+            return stream_plan(sink, progress=progress, decided=decided, **options)
         return build_plan(**options)
 
 
@@ -482,7 +484,12 @@ def _run(args: argparse.Namespace) -> int:
     )
     with spool, Progress(enabled=True) as progress:
         try:
-            plan = make_plan(args, sink=spool.add, progress=progress)
+            plan = make_plan(
+                args,
+                sink=spool.add,
+                progress=progress,
+                decided=spool.decided if isinstance(spool, SpoolProcess) else None,
+            )
         except DiagnosticsError as exc:
             progress.close()
             _print_diagnostics(exc.diagnostics)

@@ -517,7 +517,7 @@ def _note_link(world: World, decision: Decision) -> None:
     else:
         return
     if gid and erp_no:
-        world.note_link(Link(shop=decision.shop, shopify_id=gid, erp_no=erp_no))
+        world.note_link(Link(decision.shop, gid, erp_no))  # positional: 0.6 us less a link
 
 
 def plan_incremental(
@@ -664,12 +664,15 @@ def stream_plan(
     progress: Progress | None = None,
     full: bool = False,
     overlaps: Mapping[str, float] | None = None,
+    decided: Callable[[], None] | None = None,
 ) -> Plan:
     """:func:`build_plan` without keeping the decisions: each goes to ``sink`` as it is made
     (in decide order, not plan order: see :class:`~.planstream.DecisionSpool`). Returns the
     plan without decisions, with their summary counts (``Plan.counts``). Memory holds the
     World of one shop and the keys of the few bad records, not the decisions.
-    ``progress`` is told about every record decided (its total set per shop)."""
+    ``progress`` is told about every record decided (its total set per shop); ``decided``
+    is called once the last shop's records and orders are decided, before its digests (only
+    the decisions of bad records may follow)."""
     if engine is None:
         from ..decide.engine import Engine
 
@@ -741,6 +744,8 @@ def stream_plan(
             if resolved.customer is not None and resolved.customer.id:
                 world.add_shopify(resolved.customer)
             emit(engine.decide_order(world, shop, resolved), bad_records)
+        if decided is not None and shop is shops[-1]:
+            decided()
         digests.setdefault("erp", _digest(world.erp.values()))
         digests.setdefault("erp_reference", _digest([world.reference]))
         digests[f"shopify:{shop.name}"] = _digest(

@@ -35,6 +35,10 @@ _BATCH = 32
 #: the end of the decisions (a batch is never empty)
 _END = b""
 
+#: the deciding is over (what may still come: the few decisions of bad records); not what
+#: ``marshal`` makes of a batch
+_DECIDED = b"\x00decided"
+
 
 #: fired rules the processes number instead of handing them over (an engine fires the same
 #: few hundred rule objects); any further ones go as their fields
@@ -157,6 +161,9 @@ def _serve(connection: Connection) -> None:
         with DecisionSpool({JSON_CHANNEL: decision_to_json}, separators=JSON_SEPARATORS) as spool:
             unwire = _Unwire()
             while (data := connection.recv_bytes()) != _END:
+                if data == _DECIDED:  # the other process computes the digests meanwhile
+                    spool.settle()
+                    continue
                 for item in unwire.batch(data):
                     if len(item) == 4:  # rendered by the deciding process
                         direction, shop, record, text = item
@@ -210,6 +217,12 @@ class SpoolProcess:
         if self._batch:
             self._connection.send_bytes(self._wire.encoded(self._batch))
             self._batch.clear()
+
+    def decided(self) -> None:
+        """The decisions are (nearly) all made: the second process puts those it has in plan
+        order while this one computes the plan's digests (:meth:`DecisionSpool.settle`)."""
+        self._send()
+        self._connection.send_bytes(_DECIDED)
 
     def write_document(self, frame: tuple[str, str], out: IO[bytes]) -> None:
         """The plan document (the text before and after its decisions, ``frame``) written to

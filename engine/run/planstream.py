@@ -162,13 +162,50 @@ class DecisionSpool:
             channel.shown.append(True)
 
     def _plan_order(self) -> array[int]:
-        if self._order is None:
+        if self._order is None or len(self._order) != len(self):  # none, or decisions added
             if self._in_order:
                 self._order = array("q", range(len(self)))
             else:
-                keys = [key for _, key in self._read(_KEY, range(len(self)))]
-                self._order = array("q", sorted(range(len(keys)), key=keys.__getitem__))
+                self._order = self._sorted(self._keys())
         return self._order
+
+    def _keys(self) -> list[str]:
+        return [key for _, key in self._read(_KEY, range(len(self)))]
+
+    @staticmethod
+    def _sorted(keys: list[str]) -> array[int]:
+        return array("q", sorted(range(len(keys)), key=keys.__getitem__))
+
+    def settle(self) -> None:
+        """Put what was added so far in plan order in the spool files themselves (a copy of
+        each channel, runs copied whole), so that writing the outputs later is a sequential
+        copy. For a process with time to spare before it writes (while the plan's digests are
+        computed elsewhere, :class:`~.planpipe.SpoolProcess`); decisions may still be added
+        after it (out of order ones are sorted at the end, as ever)."""
+        if self._in_order:
+            return
+        keys = self._keys()
+        order = self._sorted(keys)
+        self._last_key = keys[order[-1]]
+        for channel in self._channels:
+            if channel.pending:
+                channel.write_pending()
+            settled = tempfile.TemporaryFile(prefix="custsync-plan-")  # noqa: SIM115 - closed by close()
+            try:
+                if channel.name == _KEY:  # known already: written, not copied
+                    ends = _write_in_order(keys, order, settled)
+                else:
+                    ends = _copy_in_order(channel.file, channel.ends, order, settled)
+            except BaseException:
+                settled.close()
+                raise
+            channel.file.close()
+            channel.file = self._files[channel.name] = settled
+            channel.ends[:] = ends
+            channel.shown[:] = array("b", (channel.shown[index] for index in order))
+        self._group_of[:] = array("H", (self._group_of[index] for index in order))
+        self._order = None
+        self._in_order = True
 
     def entries(self, channel: str) -> Iterator[tuple[tuple[Direction, str], str]]:
         """The channel's texts in plan order, with their (direction, shop)."""
@@ -295,6 +332,54 @@ def write_json_document(frame: tuple[str, str], spool: DecisionSpool, out: IO[by
     out.write(f"{before}[{JSON_ITEM_SEPARATOR[1:]}".encode())  # the first one: no comma
     spool.write_joined(JSON_CHANNEL, out)
     out.write(f"\n  ]{after}\n".encode())
+
+
+def _write_in_order(texts: list[str], order: Iterable[int], out: IO[bytes]) -> array[int]:
+    """``texts`` written to ``out`` in ``order``; returns where each ends there."""
+    settled = array("q")
+    size = 0
+    for index in order:
+        data = texts[index].encode("utf-8", "surrogatepass")
+        out.write(data)
+        size += len(data)
+        settled.append(size)
+    out.flush()
+    return settled
+
+
+def _copy_in_order(
+    source: IO[bytes], ends: array[int], order: Iterable[int], out: IO[bytes]
+) -> array[int]:
+    """The texts of a spool file (each ending at ``ends``) copied to ``out`` in ``order``;
+    returns where each ends there. Consecutive texts are copied as one run."""
+    source.flush()
+    settled = array("q")
+    size = 0
+    start = end = -1  # the run of consecutive texts [start, end] not yet copied
+
+    def copy_run() -> None:
+        offset = ends[start - 1] if start else 0
+        length = ends[end] - offset
+        if length >= _COPY_RUN_BYTES:
+            copy_bytes(source, offset, length, out)
+        elif length:
+            source.seek(offset)
+            out.write(source.read(length))
+
+    for index in order:
+        text_start = ends[index - 1] if index else 0
+        size += ends[index] - text_start
+        settled.append(size)
+        if index == end + 1 and start >= 0:
+            end = index
+            continue
+        if start >= 0:
+            copy_run()
+        start = end = index
+    if start >= 0:
+        copy_run()
+    out.flush()
+    return settled
 
 
 def copy_bytes(source: IO[bytes], offset: int, length: int, out: IO[bytes]) -> None:
