@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 import pytest
 from custsync.engine.model import Action, Decision, Direction
+from custsync.engine.run import planstream
 from custsync.engine.run.plan import (
     PRETTY_DECISIONS,
     Plan,
@@ -168,11 +169,18 @@ def test_the_document_written_from_the_spool_is_the_plan_json(
         ]
 
 
+@pytest.mark.parametrize("small_runs", [False, True])
 @pytest.mark.parametrize("count", [40, PRETTY_DECISIONS + 5])
-def test_a_settled_spool_gives_the_same_outputs(tmp_path: Path, count: int) -> None:
+def test_a_settled_spool_gives_the_same_outputs(
+    tmp_path: Path, count: int, small_runs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """settle() puts the decisions spooled so far in plan order in the files themselves; the
     ones added after it (before and after the settled ones in plan order, some not shown in
-    a channel) still come out in plan order: the same texts, blocks and document."""
+    a channel) still come out in plan order: the same texts, blocks and document (also with
+    runs long enough to be copied by the kernel, and texts written a few at a time)."""
+    if small_runs:
+        monkeypatch.setattr(planstream, "_COPY_RUN_BYTES", 700)
+        monkeypatch.setattr(planstream, "_WRITE_BYTES", 500)
     decisions = [_decision(i) for i in range(1, count + 1)] + [
         _decision(i, Direction.IMPORT) for i in (50, 7, 300, 12)
     ]
