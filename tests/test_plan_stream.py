@@ -169,18 +169,21 @@ def test_the_document_written_from_the_spool_is_the_plan_json(
         ]
 
 
-@pytest.mark.parametrize("small_runs", [False, True])
+@pytest.mark.parametrize("variant", ["as-is", "small runs", "no pread"])
 @pytest.mark.parametrize("count", [40, PRETTY_DECISIONS + 5])
 def test_a_settled_spool_gives_the_same_outputs(
-    tmp_path: Path, count: int, small_runs: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, count: int, variant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """settle() puts the decisions spooled so far in plan order in the files themselves; the
     ones added after it (before and after the settled ones in plan order, some not shown in
     a channel) still come out in plan order: the same texts, blocks and document (also with
-    runs long enough to be copied by the kernel, and texts written a few at a time)."""
-    if small_runs:
+    runs long enough to be copied by the kernel, texts written a few at a time, and where
+    the platform has no ``os.pread``)."""
+    if variant == "small runs":
         monkeypatch.setattr(planstream, "_COPY_RUN_BYTES", 700)
         monkeypatch.setattr(planstream, "_WRITE_BYTES", 500)
+    elif variant == "no pread":
+        monkeypatch.delattr(planstream.os, "pread")
     decisions = [_decision(i) for i in range(1, count + 1)] + [
         _decision(i, Direction.IMPORT) for i in (50, 7, 300, 12)
     ]

@@ -173,7 +173,9 @@ class DecisionSpool:
     def _keys(self) -> list[str]:
         """Every decision's sort key (read at once: a few dozen bytes a decision)."""
         ends = self._ends[_KEY]
-        data = os.pread(self._written(_KEY).fileno(), ends[-1], 0) if ends else b""
+        handle = self._written(_KEY)
+        handle.seek(0)
+        data = handle.read(ends[-1]) if ends else b""
         return [
             data[start:end].decode("utf-8", "surrogatepass")
             for start, end in itertools.pairwise(itertools.chain((0,), ends))
@@ -355,7 +357,7 @@ def _copy_in_order(
     """The texts of a spool file (each ending at ``ends``) copied to ``out`` in ``order``;
     returns where each ends there. Consecutive texts are copied as one run."""
     source.flush()
-    descriptor = source.fileno()
+    read_at = _reader_at(source)
     settled = array("q")
     size = 0
     start = end = -1  # the run of consecutive texts [start, end] not yet copied
@@ -374,8 +376,8 @@ def _copy_in_order(
         if length >= _COPY_RUN_BYTES:
             write_pending()
             copy_bytes(source, offset, length, out)
-        elif length:  # one system call, no seek; written a megabyte at a time
-            pending.append(os.pread(descriptor, length, offset))
+        elif length:  # written a megabyte at a time
+            pending.append(read_at(offset, length))
             pending_size[0] += length
             if pending_size[0] >= _WRITE_BYTES:
                 write_pending()
@@ -395,6 +397,20 @@ def _copy_in_order(
     write_pending()
     out.flush()
     return settled
+
+
+def _reader_at(source: IO[bytes]) -> Callable[[int, int], bytes]:
+    """Reading ``length`` bytes of ``source`` at ``offset``: one system call where the
+    platform has ``pread`` (no seek, no buffer filled)."""
+    if hasattr(os, "pread"):
+        descriptor = source.fileno()
+        return lambda offset, length: os.pread(descriptor, length, offset)
+
+    def read_at(offset: int, length: int) -> bytes:
+        source.seek(offset)
+        return source.read(length)
+
+    return read_at
 
 
 def copy_bytes(source: IO[bytes], offset: int, length: int, out: IO[bytes]) -> None:
