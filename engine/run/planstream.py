@@ -263,18 +263,7 @@ class DecisionSpool:
         ends = self._ends[channel]
         shown = self._shown[channel]
         written = 0
-        start = end = -1  # the run of consecutive decisions [start, end] not yet written
-        for index in order:
-            if not shown[index]:
-                continue
-            if index == end + 1 and start >= 0:
-                end = index
-                continue
-            if start >= 0:
-                self._write_run(handle, ends, start, end, separator if not written else 0, out)
-                written += end - start + 1
-            start = end = index
-        if start >= 0:
+        for start, end in _runs(index for index in order if shown[index]):
             self._write_run(handle, ends, start, end, separator if not written else 0, out)
             written += end - start + 1
         return written
@@ -352,51 +341,52 @@ def _write_in_order(texts: list[str], order: Iterable[int], out: IO[bytes]) -> a
 
 
 def _copy_in_order(
-    source: IO[bytes], ends: array[int], order: Iterable[int], out: IO[bytes]
+    source: IO[bytes], ends: array[int], order: array[int], out: IO[bytes]
 ) -> array[int]:
     """The texts of a spool file (each ending at ``ends``) copied to ``out`` in ``order``;
     returns where each ends there. Consecutive texts are copied as one run."""
     source.flush()
     read_at = _reader_at(source)
-    settled = array("q")
-    size = 0
-    start = end = -1  # the run of consecutive texts [start, end] not yet copied
-
-    pending: list[bytes] = []
-    pending_size = [0]
+    settled = array(
+        "q", itertools.accumulate(ends[index] - (ends[index - 1] if index else 0) for index in order)
+    )
+    pending: list[bytes] = []  # short runs, written a megabyte at a time
+    pending_size = 0
 
     def write_pending() -> None:
+        nonlocal pending_size
         out.write(b"".join(pending))
         pending.clear()
-        pending_size[0] = 0
+        pending_size = 0
 
-    def copy_run() -> None:
+    for start, end in _runs(order):
         offset = ends[start - 1] if start else 0
         length = ends[end] - offset
         if length >= _COPY_RUN_BYTES:
             write_pending()
             copy_bytes(source, offset, length, out)
-        elif length:  # written a megabyte at a time
+        elif length:
             pending.append(read_at(offset, length))
-            pending_size[0] += length
-            if pending_size[0] >= _WRITE_BYTES:
+            pending_size += length
+            if pending_size >= _WRITE_BYTES:
                 write_pending()
+    write_pending()
+    out.flush()
+    return settled
 
-    for index in order:
-        text_start = ends[index - 1] if index else 0
-        size += ends[index] - text_start
-        settled.append(size)
+
+def _runs(indexes: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive indexes as runs: (first, last) of each."""
+    start = end = -1
+    for index in indexes:
         if index == end + 1 and start >= 0:
             end = index
             continue
         if start >= 0:
-            copy_run()
+            yield start, end
         start = end = index
     if start >= 0:
-        copy_run()
-    write_pending()
-    out.flush()
-    return settled
+        yield start, end
 
 
 def _reader_at(source: IO[bytes]) -> Callable[[int, int], bytes]:
