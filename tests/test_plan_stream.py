@@ -365,3 +365,31 @@ def test_a_decision_s_json_is_json_dumps_of_its_object() -> None:
         assert decision_to_json(decision) == json.dumps(
             _decision_to_dict(decision), ensure_ascii=False
         )
+
+
+def test_a_record_with_a_lone_surrogate_keeps_its_place_and_its_value(tmp_path: Path) -> None:
+    """A record id holding a lone surrogate (a "\\ud800" escape in a files world) sorts by its
+    own value in the spool, as in a plan held in memory (its sort key is kept as it is), and
+    the document escapes it: valid UTF-8 that reads back as the same record."""
+    records = ["C\ud800", "C]", "C\ue000", "C1", "B"]
+    decisions = [
+        Decision(direction=Direction.EXPORT, action=Action.SKIP, shop="main", record=record)
+        for record in records
+    ]
+    ordered = sorted(decisions, key=decision_sort_key)
+    plan = Plan(
+        created_at=_when(),
+        shops=("main",),
+        directions=(Direction.EXPORT,),
+        decisions=tuple(ordered),
+    )
+    streamed = dataclasses.replace(plan, decisions=(), counts=plan.summary)
+    with DecisionSpool({"json": decision_to_json}, separators=JSON_SEPARATORS) as spool:
+        for decision in decisions:
+            spool.add(decision)
+        path = tmp_path / "plan.json"
+        with path.open("wb") as out:
+            write_plan_document(streamed, spool, out)
+    document = json.loads(path.read_bytes().decode("utf-8"))
+    assert [d["record"] for d in document["decisions"]] == [d.record for d in ordered]
+    assert path.read_bytes() == plan_to_json(plan).encode("utf-8")

@@ -153,7 +153,13 @@ class DecisionSpool:
             try:
                 data = text.encode("utf-8")
             except UnicodeEncodeError:  # a lone surrogate read from a JSON or YAML source
-                data = json_surrogates_escaped(text).encode("utf-8")
+                # the sort keys are read back as they were (they order, never show); what
+                # is shown gets its JSON escape (valid UTF-8, read back as the same value)
+                data = (
+                    text.encode("utf-8", "surrogatepass")
+                    if channel.name == _KEY
+                    else json_surrogates_escaped(text).encode("utf-8")
+                )
             channel.pending.append(data)
             channel.pending_size += len(data)
             if channel.pending_size >= _WRITE_BYTES:
