@@ -148,25 +148,32 @@ def test_the_document_written_from_the_spool_is_the_plan_json(
         random.Random(5).shuffle(decisions)
     else:
         decisions = ordered
+    path = tmp_path / "plan.json"
+    plan, first_two = _spooled_document(decisions, path)
+    assert path.read_bytes() == plan_to_json(plan).encode("utf-8")
+    # the texts come back without their separators
+    assert first_two == [d.record for d in ordered[:2]]
+
+
+def _spooled_document(added: list[Decision], path: Path) -> tuple[Plan, list[str]]:
+    """The plan of ``added`` (sorted into plan order) and, from a spool they were added to in
+    the order given, its document written to ``path``; also the records of the spool's first
+    two texts."""
     plan = Plan(
         created_at=_when(),
         shops=("main",),
         directions=(Direction.EXPORT,),
-        decisions=tuple(ordered),
+        decisions=tuple(sorted(added, key=decision_sort_key)),
     )
     streamed = dataclasses.replace(plan, decisions=(), counts=plan.summary)
     with DecisionSpool({"json": decision_to_json}, separators=JSON_SEPARATORS) as spool:
-        for decision in decisions:
+        for decision in added:
             spool.add(decision)
-        path = tmp_path / "plan.json"
         with path.open("wb") as out:
             out.write(b"")  # the document starts where the file is
             write_plan_document(streamed, spool, out)
-        assert path.read_bytes() == plan_to_json(plan).encode("utf-8")
-        # the texts come back without their separators
-        assert [json.loads(text)["record"] for text in spool.texts("json")][:2] == [
-            d.record for d in ordered[:2]
-        ]
+        first_two = [json.loads(text)["record"] for text in spool.texts("json")][:2]
+    return plan, first_two
 
 
 @pytest.mark.parametrize("variant", ["as-is", "small runs", "no pread"])
@@ -376,20 +383,9 @@ def test_a_record_with_a_lone_surrogate_keeps_its_place_and_its_value(tmp_path: 
         Decision(direction=Direction.EXPORT, action=Action.SKIP, shop="main", record=record)
         for record in records
     ]
-    ordered = sorted(decisions, key=decision_sort_key)
-    plan = Plan(
-        created_at=_when(),
-        shops=("main",),
-        directions=(Direction.EXPORT,),
-        decisions=tuple(ordered),
-    )
-    streamed = dataclasses.replace(plan, decisions=(), counts=plan.summary)
-    with DecisionSpool({"json": decision_to_json}, separators=JSON_SEPARATORS) as spool:
-        for decision in decisions:
-            spool.add(decision)
-        path = tmp_path / "plan.json"
-        with path.open("wb") as out:
-            write_plan_document(streamed, spool, out)
+    path = tmp_path / "plan.json"
+    plan, _ = _spooled_document(decisions, path)
     document = json.loads(path.read_bytes().decode("utf-8"))
-    assert [d["record"] for d in document["decisions"]] == [d.record for d in ordered]
+    assert [d["record"] for d in document["decisions"]] == [d.record for d in plan.decisions]
+    assert [d.record for d in plan.decisions] == ["B", "C1", "C]", "C\ud800", "C\ue000"]
     assert path.read_bytes() == plan_to_json(plan).encode("utf-8")
