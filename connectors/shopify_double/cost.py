@@ -169,12 +169,7 @@ class CostCalculator:
             kind = self.schema.get_type(selection.type_condition.name.value)
             if not isinstance(kind, GraphQLObjectType):
                 continue
-            cost = 0
-            for child in _fields(selection.selection_set, self.fragments):
-                child_def = kind.fields.get(child.name.value)
-                if child_def is not None:
-                    cost += self._field_cost(child, child_def.type, None, False)
-            per_node = max(per_node, cost)
+            per_node = max(per_node, self._requested_children_cost(selection.selection_set, kind))
         count = sum(1 for item in value if item) if actual and isinstance(value, list) else len(ids)
         return count * (1 + per_node)
 
@@ -193,13 +188,19 @@ class CostCalculator:
                 continue
             if node_field is None:
                 continue
-            cost = 0
-            for child in _fields(node_field.selection_set, self.fragments):
-                child_def = named.fields.get(child.name.value)
-                if child_def is not None:
-                    cost += self._field_cost(child, child_def.type, None, False)
-            best = max(best, cost)
+            best = max(best, self._requested_children_cost(node_field.selection_set, named))
         return best
+
+    def _requested_children_cost(
+        self, selection_set: SelectionSetNode | None, kind: GraphQLObjectType
+    ) -> int:
+        """The requested cost of what ``selection_set`` selects on one object of ``kind``."""
+        cost = 0
+        for child in _fields(selection_set, self.fragments):
+            child_def = kind.fields.get(child.name.value)
+            if child_def is not None:
+                cost += self._field_cost(child, child_def.type, None, False)
+        return cost
 
 
 def _pick(data: Any, field: FieldNode) -> Any:
