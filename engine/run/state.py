@@ -1212,11 +1212,12 @@ class SqlStateStore:
         when a previous process died); returns their ids. Their pending intents stay pending
         for the next run to finish."""
         with self._write("abandoning runs") as conn:
-            query = sa.select(run_table.c.id).where(run_table.c.status == "running")
-            if shop is not None:
-                query = query.where(run_table.c.shop == shop)
-            if direction is not None:
-                query = query.where(run_table.c.direction == direction)
+            query = _where_given(
+                sa.select(run_table.c.id).where(run_table.c.status == "running"),
+                run_table,
+                shop=shop,
+                direction=direction,
+            )
             ids = [int(i) for i in conn.execute(query).scalars()]
             if ids:
                 conn.execute(
@@ -1236,13 +1237,13 @@ class SqlStateStore:
     ) -> list[RunRecord]:
         """The latest runs, newest first."""
         with self._read("reading runs") as conn:
-            query = sa.select(*self._run_columns(conn))
-            if shop is not None:
-                query = query.where(run_table.c.shop == shop)
-            if direction is not None:
-                query = query.where(run_table.c.direction == direction)
-            if status is not None:
-                query = query.where(run_table.c.status == status)
+            query = _where_given(
+                sa.select(*self._run_columns(conn)),
+                run_table,
+                shop=shop,
+                direction=direction,
+                status=status,
+            )
             query = query.order_by(run_table.c.started_at.desc(), run_table.c.id.desc())
             return [_run(row) for row in conn.execute(query.limit(limit))]
 
@@ -1726,15 +1727,14 @@ class SqlStateStore:
         return found[-1] if found else None
 
     def _intents(self, condition: Any, shop: str | None, direction: str | None) -> list[Intent]:
-        query = (
+        query = _where_given(
             sa.select(intent_table, run_table.c.shop, run_table.c.direction)
             .join(run_table, run_table.c.id == intent_table.c.run_id)
-            .where(condition)
+            .where(condition),
+            run_table,
+            shop=shop,
+            direction=direction,
         )
-        if shop is not None:
-            query = query.where(run_table.c.shop == shop)
-        if direction is not None:
-            query = query.where(run_table.c.direction == direction)
         with self._read("reading intents") as conn:
             return [
                 Intent(
@@ -1826,15 +1826,15 @@ class SqlStateStore:
     def attention(
         self, shop: str | None = None, *, direction: str | None = None, status: str | None = None
     ) -> list[AttentionRecord]:
-        query = sa.select(attention_table).order_by(
-            attention_table.c.shop, attention_table.c.direction, attention_table.c.record
+        query = _where_given(
+            sa.select(attention_table).order_by(
+                attention_table.c.shop, attention_table.c.direction, attention_table.c.record
+            ),
+            attention_table,
+            shop=shop,
+            direction=direction,
+            status=status,
         )
-        if shop is not None:
-            query = query.where(attention_table.c.shop == shop)
-        if direction is not None:
-            query = query.where(attention_table.c.direction == direction)
-        if status is not None:
-            query = query.where(attention_table.c.status == status)
         with self._read("reading the attention list") as conn:
             return [_attention(row) for row in conn.execute(query)]
 
@@ -2134,6 +2134,15 @@ def _link(row: Any, address_ids: tuple[str, ...]) -> Link:
         own_write_shopify_updated_at=row.own_write_shopify_updated_at,
         own_write_erp_etag=row.own_write_erp_etag,
     )
+
+
+def _where_given(query: Any, table: sa.Table, **equal: str | None) -> Any:
+    """``query`` kept to the rows of ``table`` whose columns equal the values given (a None
+    value: any)."""
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(table.c[column] == value)
+    return query
 
 
 def _run(row: Any) -> RunRecord:
