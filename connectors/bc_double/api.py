@@ -309,14 +309,8 @@ class Api:
                 "#", 1)[1]
             return reply
         row = self._page_row(company, es, key)
-        if call.method == "GET":
-            return _ok({"@odata.context": f"{context}/$entity", **es.render(company, row)})
-        if call.method != "PATCH" or page != "customer_card":
-            raise errors.method_not_allowed(call.method, service, "Entity")
-        self._check_if_match(call, row)
-        update_card(self.store, company, row, _json_body(call.body))
-        return _ok({"@odata.context": f"{context}/$entity", **es.render(company, row)},
-                   content_type="application/json")
+        return self._page_entity(call, company, es, row, f"{context}/$entity", service,
+                                 writable=page == "customer_card", custom=False)
 
     # -- custom API pages -----------------------------------------------------------------
 
@@ -339,15 +333,22 @@ class Api:
                 raise errors.method_not_allowed(call.method, name, "Collection")
             return self._collection(call, company, es, context)
         row = self._page_row(company, es, key)
+        return self._page_entity(call, company, es, row,
+                                 f"{call.root}$metadata#{context}/$entity", name,
+                                 writable=page == "customer_card_api", custom=True)
+
+    def _page_entity(self, call: Call, company: Company, es: EntitySet, row: Row,
+                     entity_context: str, name: str, *, writable: bool, custom: bool) -> Reply:
+        """One row of a published or custom API page: GET it, or PATCH it where the page is
+        the Customer Card's (``If-Match`` checked, the card's fields written)."""
         if call.method == "GET":
-            return _ok({"@odata.context": f"{call.root}$metadata#{context}/$entity",
-                        **es.render(company, row)})
-        if call.method != "PATCH" or page != "customer_card_api":
+            return _ok({"@odata.context": entity_context, **es.render(company, row)})
+        if call.method != "PATCH" or not writable:
             raise errors.method_not_allowed(call.method, name, "Entity")
         self._check_if_match(call, row)
-        update_card(self.store, company, row, _json_body(call.body), custom=True)
-        return _ok({"@odata.context": f"{call.root}$metadata#{context}/$entity",
-                    **es.render(company, row)}, content_type="application/json")
+        update_card(self.store, company, row, _json_body(call.body), custom=custom)
+        return _ok({"@odata.context": entity_context, **es.render(company, row)},
+                   content_type="application/json")
 
     def _page_row(self, company: Company, es: EntitySet, key: str) -> Row:
         text = key.split("=", 1)[1] if "=" in key else key
