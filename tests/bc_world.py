@@ -10,6 +10,7 @@ from typing import Any
 
 from custsync.connectors import business_central as bc
 from custsync.connectors.bc_double import BcDouble
+from custsync.engine.model import ShopifyAddress, ShopifyCustomer
 
 from sync_world import write_config
 
@@ -68,3 +69,39 @@ def write_bc_config(
         countries=countries,
         erp_options=bc_options(double, tmp_path, **options),
     )
+
+
+#: shop settings of an import into BC: every Shopify customer, unknown ones created with the
+#: double's US-RETAIL template, the name from the company, Name 2 from first and last name
+IMPORT_SETTINGS: dict[str, Any] = {
+    "customer_import": "all_customers",
+    "auto_create_unknown_customers": True,
+    "customer_template_code": "US-RETAIL",
+    "name_source": "company_name",
+    "name_2_source": "first_and_last_name",
+}
+
+
+def shopify_customer(i: int, **fields: Any) -> ShopifyCustomer:
+    """New Shopify customer ``i`` (shop<i>@example.com, a default US address in Seattle),
+    with ``fields`` replaced."""
+    address = ShopifyAddress(
+        default=True,
+        first_name="Shop",
+        last_name=f"Person {i}",
+        company=f"Shop Company {i}",
+        address1=f"{i} Main Street",
+        zip="98101",
+        city="Seattle",
+        country_code="US",
+        province_code="WA",
+    )
+    values: dict[str, Any] = {
+        "id": "",
+        "first_name": "Shop",
+        "last_name": f"Person {i}",
+        "email": f"shop{i}@example.com",
+        "addresses": (address,),
+    }
+    values.update(fields)
+    return ShopifyCustomer(**values)

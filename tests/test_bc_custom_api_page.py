@@ -16,9 +16,8 @@ from custsync.connectors.bc_double import BcDouble
 from custsync.connectors.shopify_double import ShopifyDouble
 from custsync.connectors.shopify_double.seed import seed_from_models
 from custsync.engine.cli import main
-from custsync.engine.model import ShopifyAddress, ShopifyCustomer
 
-from bc_world import open_bc, write_bc_config
+from bc_world import IMPORT_SETTINGS, open_bc, shopify_customer, write_bc_config
 from fixtures_bc import bc_company, bc_token
 
 CUSTOM_CARD = "api/contoso/custsync/v1.0/companies({company_id})/customerCards"
@@ -29,34 +28,6 @@ PAGES = {
     "countries": "CountriesRegions",
     "customer_templates": "CustomerTemplates",
 }
-SETTINGS: dict[str, Any] = {
-    "customer_import": "all_customers",
-    "auto_create_unknown_customers": True,
-    "customer_template_code": "US-RETAIL",
-    "name_source": "company_name",
-    "name_2_source": "first_and_last_name",
-}
-
-
-def _shopify(i: int) -> ShopifyCustomer:
-    address = ShopifyAddress(
-        default=True,
-        first_name="Shop",
-        last_name=f"Person {i}",
-        company=f"Shop Company {i}",
-        address1=f"{i} Main Street",
-        zip="98101",
-        city="Seattle",
-        country_code="US",
-        province_code="WA",
-    )
-    return ShopifyCustomer(
-        id="",
-        first_name="Shop",
-        last_name=f"Person {i}",
-        email=f"shop{i}@example.com",
-        addresses=(address,),
-    )
 
 
 def test_the_double_serves_a_custom_api_page(bc_double: BcDouble) -> None:
@@ -105,13 +76,13 @@ def test_plan_and_sync_through_a_custom_api_page(
     capsys: Any,
 ) -> None:
     bc = bc_double_factory(published=PUBLISHED)
-    seed_from_models(shopify_double, [_shopify(i) for i in range(1, 4)])
+    seed_from_models(shopify_double, [shopify_customer(i) for i in range(1, 4)])
     config = write_bc_config(
         tmp_path,
         bc,
         shop_url=shopify_double.url,
         token=shopify_double.token,
-        settings=SETTINGS,
+        settings=IMPORT_SETTINGS,
         pages=PAGES,
     )
 
@@ -142,7 +113,7 @@ def test_plan_and_sync_through_a_custom_api_page(
 
     # the next run with one new Shopify customer looks it up by e-mail (candidates) instead of
     # reading every BC customer, and creates only that one
-    seed_from_models(shopify_double, [_shopify(4)])
+    seed_from_models(shopify_double, [shopify_customer(4)])
     since = len(bc.requests)
     assert main(["sync", "--config", str(config), "--no-progress", "--direction", "import"]) == 0
     reads = [r.params for r in bc.requests[since:] if r.target == "customers" and r.method == "GET"]

@@ -22,49 +22,16 @@ from custsync.engine.model import (
     Decision,
     Direction,
     FieldChange,
-    ShopifyAddress,
-    ShopifyCustomer,
 )
 from custsync.engine.run.apply import Applier
 from custsync.engine.run.state import open_store
 
-from bc_world import open_bc, write_bc_config
-
-SETTINGS: dict[str, Any] = {
-    "customer_import": "all_customers",
-    "auto_create_unknown_customers": True,
-    "customer_template_code": "US-RETAIL",
-    "name_source": "company_name",
-    "name_2_source": "first_and_last_name",
-}
-
-
-def _shopify(i: int, **fields: Any) -> ShopifyCustomer:
-    address = ShopifyAddress(
-        default=True,
-        first_name="Shop",
-        last_name=f"Person {i}",
-        company=f"Shop Company {i}",
-        address1=f"{i} Main Street",
-        zip="98101",
-        city="Seattle",
-        country_code="US",
-        province_code="WA",
-    )
-    values: dict[str, Any] = {
-        "id": "",
-        "first_name": "Shop",
-        "last_name": f"Person {i}",
-        "email": f"shop{i}@example.com",
-        "addresses": (address,),
-    }
-    values.update(fields)
-    return ShopifyCustomer(**values)
+from bc_world import IMPORT_SETTINGS, open_bc, shopify_customer, write_bc_config
 
 
 def _config(tmp_path: Path, bc: BcDouble, shop: ShopifyDouble, **options: Any) -> Path:
     return write_bc_config(
-        tmp_path, bc, shop_url=shop.url, token=shop.token, settings=SETTINGS, **options
+        tmp_path, bc, shop_url=shop.url, token=shop.token, settings=IMPORT_SETTINGS, **options
     )
 
 
@@ -76,7 +43,7 @@ def _bc_customers(bc: BcDouble, tmp_path: Path) -> dict[str, Any]:
 def test_plan_then_sync_imports_into_bc_with_template_and_name_2(
     tmp_path: Path, bc_double: BcDouble, shopify_double: ShopifyDouble, capsys: Any
 ) -> None:
-    seed_from_models(shopify_double, [_shopify(i) for i in range(1, 6)])
+    seed_from_models(shopify_double, [shopify_customer(i) for i in range(1, 6)])
     config = _config(tmp_path, bc_double, shopify_double)
 
     assert main(["plan", "--config", str(config), "--direction", "import", "-o", "json"]) == 0
@@ -114,7 +81,7 @@ def test_plan_then_sync_imports_into_bc_with_template_and_name_2(
 def test_without_the_customer_card_the_plan_says_name_2_is_not_written(
     tmp_path: Path, bc_double: BcDouble, shopify_double: ShopifyDouble, capsys: Any
 ) -> None:
-    seed_from_models(shopify_double, [_shopify(1)])
+    seed_from_models(shopify_double, [shopify_customer(1)])
     pages = {"countries": "CountriesRegions", "customer_templates": "CustomerTemplates"}
     config = _config(tmp_path, bc_double, shopify_double, pages=pages)
 
@@ -158,7 +125,7 @@ def test_a_record_bc_refuses_fails_alone(
 ) -> None:
     # BC refuses an e-mail address longer than its 80 characters; the others go in
     long_email = "x" * 75 + "@example.com"
-    seed_from_models(shopify_double, [_shopify(1), _shopify(2, email=long_email), _shopify(3)])
+    seed_from_models(shopify_double, [shopify_customer(1), shopify_customer(2, email=long_email), shopify_customer(3)])
     config = _config(tmp_path, bc_double, shopify_double)
     code = main(["sync", "--config", str(config), "--no-progress", "--direction", "import"])
     assert code != 0  # a failed record is a non-zero exit
@@ -180,7 +147,7 @@ def test_a_record_bc_refuses_fails_alone(
 def test_bc_down_mid_run_stops_cleanly_and_the_next_run_finishes(
     tmp_path: Path, bc_double: BcDouble, shopify_double: ShopifyDouble
 ) -> None:
-    seed_from_models(shopify_double, [_shopify(i) for i in range(1, 7)])
+    seed_from_models(shopify_double, [shopify_customer(i) for i in range(1, 7)])
     config = _config(tmp_path, bc_double, shopify_double)
     # the creates go as one $batch: BC answers 503 to it, every time
     bc_double.inject(Fault("status", status=503, method="POST", target="$batch", times=1000))
@@ -224,7 +191,7 @@ def test_sync_sends_the_import_creates_as_batches(
     (Name 2, the template's posting groups) on the page service, one $batch reading the new
     etags; no request per customer. Each link keeps the etag BC has after the card write (so
     that the next export sees its own write)."""
-    seed_from_models(shopify_double, [_shopify(i) for i in range(1, 31)])
+    seed_from_models(shopify_double, [shopify_customer(i) for i in range(1, 31)])
     config = _config(tmp_path, bc_double, shopify_double)
     bc_double.reset_log()
     code = main(["sync", "--config", str(config), "--no-progress", "--direction", "import"])
@@ -330,13 +297,13 @@ def test_a_second_sync_sends_the_import_updates_as_batches(
     shopify_double: ShopifyDouble,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    gids = seed_from_models(shopify_double, [_shopify(i) for i in range(1, 7)])
+    gids = seed_from_models(shopify_double, [shopify_customer(i) for i in range(1, 7)])
     config = _config(tmp_path, bc_double, shopify_double)
     assert main(["sync", "--config", str(config), "--no-progress", "--direction", "import"]) == 0
     time.sleep(1.1)  # Shopify's updatedAt has whole seconds: after the import's
     for i, gid in enumerate(gids[:3], start=1):
         shopify_double.store.update_customer(gid, {"email": f"renamed{i}@example.com"})
-    settings = {**SETTINGS, "shopify_can_update_customers": True}
+    settings = {**IMPORT_SETTINGS, "shopify_can_update_customers": True}
     config = write_bc_config(
         tmp_path, bc_double, shop_url=shopify_double.url, token=shopify_double.token,
         settings=settings,
@@ -405,7 +372,7 @@ def test_a_saved_plan_is_checked_against_bc_in_a_few_reads_not_one_a_customer(
     in BC: 45 of them are read 20 a request (``number eq .. or ..``), not one GET each (which
     would spend BC's request budget on the check), and a customer changed in BC since the plan
     is still found and named."""
-    gids = seed_from_models(shopify_double, [_shopify(i) for i in range(1, 46)])
+    gids = seed_from_models(shopify_double, [shopify_customer(i) for i in range(1, 46)])
     config = _config(tmp_path, bc_double, shopify_double)
     assert main(["sync", "--config", str(config), "--no-progress", "--direction", "import"]) == 0
     time.sleep(1.1)  # Shopify's updatedAt has whole seconds: after the import's
@@ -413,7 +380,7 @@ def test_a_saved_plan_is_checked_against_bc_in_a_few_reads_not_one_a_customer(
         shopify_double.store.update_customer(gid, {"email": f"renamed{i}@example.com"})
     config = write_bc_config(
         tmp_path, bc_double, shop_url=shopify_double.url, token=shopify_double.token,
-        settings={**SETTINGS, "shopify_can_update_customers": True},
+        settings={**IMPORT_SETTINGS, "shopify_can_update_customers": True},
     )
     plan_file = tmp_path / "plan.json"
     plan = ["plan", "--config", str(config), "--direction", "import", "--out", str(plan_file)]
