@@ -35,6 +35,15 @@ def _config(tmp_path: Path, bc: BcDouble, shop: ShopifyDouble, **options: Any) -
     )
 
 
+def _links(tmp_path: Path) -> dict[str, Any]:
+    """The shop's links in custsync's state, by ERP customer number."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        return {link.erp_no: link for link in store.links("main")}
+    finally:
+        store.close()
+
+
 def _bc_customers(bc: BcDouble, tmp_path: Path) -> dict[str, Any]:
     with open_bc(bc, tmp_path, journal=str(tmp_path / "reader-journal.sqlite")) as reader:
         return {c.email: c for c in reader.iter_customers()}
@@ -206,11 +215,7 @@ def test_sync_sends_the_import_creates_as_batches(
     # the rest: the token and the reads of the plan, none per customer
     assert len(bc_double.requests) - len(writes) < 15, [r.path for r in bc_double.requests]
     customers = _bc_customers(bc_double, tmp_path)
-    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    try:
-        links = {link.erp_no: link for link in store.links("main")}
-    finally:
-        store.close()
+    links = _links(tmp_path)
     for i in range(1, 31):
         created = customers[f"shop{i}@example.com"]
         assert created.name_2 == f"Shop Person {i}"
@@ -319,11 +324,7 @@ def test_a_second_sync_sends_the_import_updates_as_batches(
     assert {f"renamed{i}@example.com" for i in range(1, 4)} | {
         f"shop{i}@example.com" for i in range(4, 7)
     } <= set(customers)
-    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    try:
-        links = {link.erp_no: link for link in store.links("main")}
-    finally:
-        store.close()
+    links = _links(tmp_path)
     for i in range(1, 4):
         updated = customers[f"renamed{i}@example.com"]
         assert links[updated.no].own_write_erp_etag == updated.etag
