@@ -311,20 +311,8 @@ class Applier:
             outcome = self._dispatch(decision)
         except FatalError:
             raise
-        except RetriableError as exc:
-            outcome = RecordOutcome(
-                decision,
-                FAILED,
-                f"gave up after retries: {exc.render()}",
-                unreachable=exc.side if isinstance(exc, Unreachable) else "",
-            )
-        except RecordError as exc:  # e.g. the state refused a link (LinkConflictError)
-            outcome = RecordOutcome(
-                decision, FAILED, exc.render(), permanent=isinstance(exc, RecordRefused)
-            )
         except Exception as exc:  # a failing record never stops the run
-            log.debug("applying %s failed", decision.record, exc_info=True)
-            outcome = RecordOutcome(decision, FAILED, f"{type(exc).__name__}: {exc}")
+            outcome = self._failure(decision, exc)
         self._record(outcome)
         return outcome
 
@@ -613,7 +601,9 @@ class Applier:
     def _failure(
         self, decision: Decision, exc: Exception, *, gid: str | None = None
     ) -> RecordOutcome:
-        """The outcome of a record whose write raised (as :meth:`apply` makes it)."""
+        """The outcome of a record whose write raised: given up after retries (``unreachable``
+        when a side could not be reached), refused (``RecordError``, e.g. the state refused a
+        link; ``permanent`` for a ``RecordRefused``) or failed otherwise."""
         if isinstance(exc, RetriableError):
             return RecordOutcome(
                 decision,
