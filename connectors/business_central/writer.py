@@ -28,11 +28,12 @@ is not: the next run reads the record again. Authentication and configuration pr
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
 from custsync.engine.errors import RecordError, RecordRefused, RetriableError
@@ -57,6 +58,7 @@ from .reader import BcErpReader
 __all__ = ["BcErpWriter", "CreateItem"]
 
 log = logging.getLogger("custsync.bc")
+_T = TypeVar("_T")
 
 #: template field -> (customers property, lookup entity set or None)
 _TEMPLATE_API = {
@@ -136,13 +138,7 @@ class BcErpWriter(BcErpReader):
     def create_customers(self, items: Iterable[CreateItem]) -> Iterator[ErpWriteResult]:
         """Create many customers, one result per item in order: single POSTs for one,
         ``$batch`` requests of ``batch_size`` for more."""
-        chunk: list[CreateItem] = []
-        for item in items:
-            chunk.append(item)
-            if len(chunk) >= self.settings.batch_size:
-                yield from self._create_chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in _batches(items, self.settings.batch_size):
             yield from self._create_chunk(chunk)
 
     def _create_chunk(self, items: list[CreateItem]) -> Iterator[ErpWriteResult]:
@@ -580,13 +576,7 @@ class BcErpWriter(BcErpReader):
         with its own ``If-Match``; a customer whose only changes are card values is checked
         by a GET of its etag in the same batch), then one ``$batch`` of card PATCHes and one
         of etag GETs for those with card values."""
-        chunk: list[ErpUpdate] = []
-        for item in items:
-            chunk.append(item)
-            if len(chunk) >= self.settings.batch_size:
-                yield from self._update_chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in _batches(items, self.settings.batch_size):
             yield from self._update_chunk(chunk)
 
     def _update_chunk(self, items: list[ErpUpdate]) -> Iterator[ErpWriteResult]:
@@ -823,6 +813,13 @@ class BcErpWriter(BcErpReader):
             self._patch_card(no, entry.card)  # the crash may have come before it
         self.journal.settle(key, CREATED, no)
         return self.get_customer(no) if entry.card else self._one(matches[0])
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _by_request(ids: list[int], responses: list[Any]) -> dict[int, dict[str, Any] | None]:
