@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import exitcodes
 from ..errors import ConfigError
-from .lease import ShopBusy, add_lease_ttl_option, shop_lease
+from ..run.schedule import ShopBusy, shop_lease
+from .lease import add_lease_ttl_option
 from .options import add_output_option, order_gid
 
 

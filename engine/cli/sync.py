@@ -17,7 +17,8 @@ from typing import Any
 from .. import exitcodes
 from ..errors import ConfigError, UsageError
 from ..ports import RUN_COUNTS
-from .lease import ShopBusy, add_lease_ttl_option, shop_lease
+from ..run.schedule import ShopBusy, shop_lease
+from .lease import add_lease_ttl_option
 from .options import add_output_option
 from .schedule import state_url_of
 

@@ -28,8 +28,6 @@ from ..run.plan import Plan, plan_from_json, plan_to_json
 
 __all__ = ["ConsoleService", "JobRow", "OutcomeRow", "RuleRow"]
 
-#: the shop lease of an approval (renewed every third of it, as the scheduler's default)
-LEASE_TTL_SECONDS = 60.0
 #: plan ids are random tokens of this form (they name files: nothing else is accepted)
 _PLAN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -317,11 +315,11 @@ class ConsoleService:
         """Apply exactly the saved plan (``sync --plan``): under the shop's lease, refused as
         stale when a record changed since it was made. Returns the SyncResult."""
         from ..run.schedule import (
-            LeaseHeartbeat,
+            LEASE_TTL_SECONDS,
+            ShopBusy,
             StopToken,
-            acquire_shop_lease,
-            lease_name,
             make_holder_id,
+            shop_lease,
         )
         from ..run.sync import run_sync
 
@@ -331,20 +329,15 @@ class ConsoleService:
         shop = self._shop(saved.shops[0])
         directions = [d for d in saved.directions if d is not Direction.ORDER]
         direction = "both" if len(directions) > 1 else directions[0].value
-        holder = make_holder_id()
-        name = lease_name(shop.name)
-        ttl = LEASE_TTL_SECONDS
-        taken, other = acquire_shop_lease(self.state, name, holder, ttl)
-        if not taken:
-            raise ConfigError(f"shop {shop.name} is being synced by {other or 'another process'}; "
-                              "try again in a moment")
         stop = StopToken()
         try:
-            with LeaseHeartbeat(self.state, name, holder, ttl, ttl / 3, stop):
+            with shop_lease(
+                self.state, shop.name, make_holder_id(), LEASE_TTL_SECONDS, stop
+            ) as fence:
                 return run_sync(self.config, shop.name, direction, state=self.state,
-                                rules=self.rules(), plan=saved, stop=stop)
-        finally:
-            self.state.release_lease(name, holder)
+                                rules=self.rules(), plan=saved, stop=stop, fence=fence)
+        except ShopBusy as busy:
+            raise ConfigError(f"{busy}; try again in a moment") from None
 
     def _plan_path(self, plan_id: str) -> Path:
         if not plan_id or len(plan_id) > 32 or not set(plan_id) <= _PLAN_ID_CHARS:

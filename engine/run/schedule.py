@@ -28,7 +28,8 @@ import random
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -45,6 +46,7 @@ from ..ports import RunRecord
 
 __all__ = [
     "DIRECTIONS",
+    "LEASE_TTL_SECONDS",
     "HealthRow",
     "HealthSource",
     "Job",
@@ -55,6 +57,7 @@ __all__ = [
     "RunReport",
     "ScheduleState",
     "Scheduler",
+    "ShopBusy",
     "SlotLedger",
     "StopToken",
     "acquire_shop_lease",
@@ -71,6 +74,7 @@ __all__ = [
     "next_slot",
     "parse_cron",
     "safe_error",
+    "shop_lease",
     "stamp",
 ]
 
@@ -468,6 +472,44 @@ class LeaseHeartbeat:
                 return
 
 
+#: how long a killed holder's lease blocks its shop (the default of ``schedule``, ``sync``,
+#: ``orders map`` and the console's approvals)
+LEASE_TTL_SECONDS = 60.0
+
+
+class ShopBusy(Exception):
+    """Another process holds the shop's lease."""
+
+    def __init__(self, shop: str, holder: str | None) -> None:
+        super().__init__(f"shop {shop} is being synced by {holder or 'another process'}")
+        self.shop = shop
+        self.holder = holder
+
+
+@contextmanager
+def shop_lease(
+    state: Any, shop: str, holder: str, ttl: float, stop: StopToken
+) -> Iterator[Any]:
+    """Hold ``shop``'s lease for the ``with`` block, renewed every ``ttl / 3`` seconds; yields
+    its fence (None when the store keeps none). ShopBusy when another process holds it; when
+    a renewal is refused (the lease was lost), ``stop`` is set so that no write follows. The
+    lease is given back at the end; when the state database cannot be written (a full disk)
+    that is logged without hiding the error that ended the run: it expires after ``ttl``."""
+    name = lease_name(shop)
+    acquired, other = acquire_shop_lease(state, name, holder, ttl)
+    if not acquired:
+        raise ShopBusy(shop, other)
+    try:
+        with LeaseHeartbeat(state, name, holder, ttl, ttl / 3, stop):
+            yield lease_fence(state, name, holder)
+    finally:
+        try:
+            state.release_lease(name, holder)
+        except CustsyncError as exc:
+            log.warning("lease %s not released (%s); it expires within %gs", name,
+                        exc.render(), ttl)
+
+
 # --------------------------------------------------------------------------------------------
 # The scheduler
 # --------------------------------------------------------------------------------------------
@@ -490,7 +532,7 @@ class Scheduler:
         *,
         clock: Clock | None = None,
         holder: str | None = None,
-        lease_ttl: float = 60.0,
+        lease_ttl: float = LEASE_TTL_SECONDS,
         heartbeat_interval: float | None = None,
         rng: random.Random | None = None,
         max_backoff: float = 3600.0,
