@@ -7,6 +7,7 @@ TTL (at once for a dead process of this machine, see
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..run.schedule import LEASE_TTL_SECONDS
 from .schedule import number_type
@@ -23,3 +24,8 @@ def add_lease_ttl_option(parser: argparse.ArgumentParser) -> None:
             f"(default: {LEASE_TTL_SECONDS:g}, as schedule)"
         ),
     )
+
+
+def unreleased_lease(message: str) -> None:
+    """Say on stderr that the shop lease could not be given back (see ``shop_lease``)."""
+    print(f"custsync: {message}", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any
 from .. import exitcodes
 from ..errors import ConfigError
 from ..run.schedule import ShopBusy, shop_lease
-from .lease import add_lease_ttl_option
+from .lease import add_lease_ttl_option, unreleased_lease
 from .options import add_output_option, order_gid
 
 
@@ -150,7 +150,9 @@ def _run(args: argparse.Namespace) -> int:
             stop, holder = StopToken(), make_holder_id()
             try:
                 fence = opened.enter_context(
-                    shop_lease(state, shop.name, holder, args.lease_ttl, stop)
+                    shop_lease(
+                        state, shop.name, holder, args.lease_ttl, stop, unreleased_lease
+                    )
                 )
             except ShopBusy as busy:
                 print(f"custsync: {busy}; try later", file=sys.stderr)

@@ -18,7 +18,7 @@ from .. import exitcodes
 from ..errors import ConfigError, UsageError
 from ..ports import RUN_COUNTS
 from ..run.schedule import ShopBusy, shop_lease
-from .lease import add_lease_ttl_option
+from .lease import add_lease_ttl_option, unreleased_lease
 from .options import add_output_option
 from .schedule import state_url_of
 
@@ -172,7 +172,9 @@ def _sync_shops(
                 if stop.is_set():
                     break
                 try:
-                    with shop_lease(state, shop.name, holder, args.lease_ttl, stop) as fence:
+                    with shop_lease(
+                        state, shop.name, holder, args.lease_ttl, stop, unreleased_lease
+                    ) as fence:
                         try:
                             _abandon_stale_runs(state, shop.name)
                             result = run_sync(

@@ -488,13 +488,19 @@ class ShopBusy(Exception):
 
 @contextmanager
 def shop_lease(
-    state: Any, shop: str, holder: str, ttl: float, stop: StopToken
+    state: Any,
+    shop: str,
+    holder: str,
+    ttl: float,
+    stop: StopToken,
+    on_unreleased: Callable[[str], None] | None = None,
 ) -> Iterator[Any]:
     """Hold ``shop``'s lease for the ``with`` block, renewed every ``ttl / 3`` seconds; yields
     its fence (None when the store keeps none). ShopBusy when another process holds it; when
     a renewal is refused (the lease was lost), ``stop`` is set so that no write follows. The
     lease is given back at the end; when the state database cannot be written (a full disk)
-    that is logged without hiding the error that ended the run: it expires after ``ttl``."""
+    that is said (``on_unreleased``, else the log) without hiding the error that ended the
+    run: the lease expires after ``ttl``."""
     name = lease_name(shop)
     acquired, other = acquire_shop_lease(state, name, holder, ttl)
     if not acquired:
@@ -506,8 +512,8 @@ def shop_lease(
         try:
             state.release_lease(name, holder)
         except CustsyncError as exc:
-            log.warning("lease %s not released (%s); it expires within %gs", name,
-                        exc.render(), ttl)
+            message = f"lease {name} not released ({exc.render()}); it expires within {ttl:g}s"
+            (on_unreleased or log.warning)(message)
 
 
 # --------------------------------------------------------------------------------------------
